@@ -1,0 +1,101 @@
+# tng: build, test and sanitizer targets.
+#
+# Layout the rules rely on (so new files need no Makefile edits):
+#   host/*.c             library code, linked into every program and test
+#   host/tng_*.c         one program each, built at the top level as ./tng_*
+#   host/cpu/ops_cpu.c   the CPU backend, compiled twice: float32 (the engine) and
+#                        float64 (the reference that finite-difference tests use)
+#   tests/test_*.c       one test binary each; `make test` runs them all
+#   tests/fuzz/fuzz_*.c  libFuzzer targets (clang), built by `make fuzz`
+#   cuda/*.cu kernels/*.cu  the CUDA backend, built by `make cuda` (compile and link only here)
+
+CC ?= gcc
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+BUILD ?= build
+OPT ?= -O3 -march=native
+WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -fopenmp -Ihost -I/usr/include/cjson
+CFLAGS += $(CFLAGS_BASE) $(EXTRA_CFLAGS)
+LDLIBS := -lopenblas -lutf8proc -lcjson -lturbojpeg -lz -lpthread -lm
+LDFLAGS += -fopenmp $(EXTRA_LDFLAGS)
+
+LIB_SRCS := $(filter-out host/tng_%.c,$(wildcard host/*.c))
+LIB_OBJS := $(patsubst host/%.c,$(BUILD)/host/%.o,$(LIB_SRCS)) \
+            $(BUILD)/host/cpu/ops_cpu_f32.o $(BUILD)/host/cpu/ops_cpu_f64.o
+PROG_SRCS := $(wildcard host/tng_*.c)
+PROGS := $(patsubst host/%.c,%,$(PROG_SRCS))
+TEST_SRCS := $(wildcard tests/test_*.c)
+TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+VOCAB := data/cache/bpe_simple_vocab_16e6.txt.gz
+
+.PHONY: all test asan cuda fuzz fuzzers clean vocab fixtures parity-vitb32 bench
+all: $(PROGS)
+
+$(BUILD)/host/%.o: host/%.c $(wildcard host/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/host/cpu/ops_cpu_f32.o: host/cpu/ops_cpu.c $(wildcard host/*.h host/cpu/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DTNG_REAL_DOUBLE=0 -c $< -o $@
+$(BUILD)/host/cpu/ops_cpu_f64.o: host/cpu/ops_cpu.c $(wildcard host/*.h host/cpu/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DTNG_REAL_DOUBLE=1 -c $< -o $@
+$(BUILD)/libtng.a: $(LIB_OBJS)
+	ar rcs $@ $^
+
+# Programs land at the top level in the default build, inside $(BUILD) otherwise.
+ifeq ($(BUILD),build)
+PROG_DIR := .
+else
+PROG_DIR := $(BUILD)
+endif
+$(PROGS): %: $(PROG_DIR)/%
+	@true
+$(PROG_DIR)/tng_%: host/tng_%.c $(BUILD)/libtng.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(BUILD)/libtng.a $(LDFLAGS) $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/%.c tests/harness.h $(BUILD)/libtng.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libtng.a $(LDFLAGS) $(LDLIBS) -o $@
+
+vocab: $(VOCAB)
+$(VOCAB):
+	bash data/get_vocab.sh
+
+test: $(TESTS) $(addprefix $(PROG_DIR)/,$(PROGS)) $(VOCAB)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} tests/run_all.sh $(TESTS)
+
+# The same tests under AddressSanitizer + UndefinedBehaviorSanitizer, in their own tree.
+asan:
+	$(MAKE) test BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer" \
+	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	    EXTRA_LDFLAGS="-fsanitize=address,undefined"
+
+# libFuzzer targets: clang with ASan+UBSan, in their own tree.
+# Run one with: build-fuzz/fuzz/fuzz_NAME -max_total_time=600 [corpus dir]
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+fuzz:
+	$(MAKE) fuzzers BUILD=build-fuzz CC=clang OPT="-O1 -fno-omit-frame-pointer" \
+	    EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" \
+	    EXTRA_LDFLAGS="-fsanitize=fuzzer,address,undefined"
+fuzzers: $(FUZZERS)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/libtng.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libtng.a $(LDFLAGS) $(LDLIBS) -o $@
+
+# CUDA: compiled and linked here and in CI; run only where a GPU exists.
+NVCC ?= /usr/local/cuda/bin/nvcc
+CUDA_SRCS := $(wildcard cuda/*.cu kernels/*.cu tests/gpu/*.cu)
+cuda:
+ifeq ($(strip $(CUDA_SRCS)),)
+	@echo "make cuda: no CUDA sources yet (cuda/ and kernels/ are placeholders)"
+else
+	$(MAKE) -f cuda/cuda.mk NVCC=$(NVCC)
+endif
+
+clean:
+	rm -rf build build-asan build-fuzz $(PROGS)
