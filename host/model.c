@@ -1,0 +1,649 @@
+/*
+ * model.c: CLIP's forward and backward passes, written once against the Backend op table.
+ *
+ * Reading order: the parameter layout (one walk over the model defines every tensor's name,
+ * shape and place), the activation arena, the transformer encoder shared by both towers,
+ * the vision and text stems and heads, the loss, then the public entry points.
+ *
+ * Two choices a reader must know:
+ * - The text batch is cut to max(EOT position)+1 tokens before the text tower. The causal
+ *   mask means no position after a row's EOT can change that row's pooled output, so the
+ *   result is identical to running all context_length tokens, and 2-5x cheaper.
+ * - A frozen tower keeps no activations for backward: every layer reuses one layer's
+ *   buffers, and its residual stream ping-pongs between two.
+ */
+#include "model.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "common.h"
+#include "rng.h"
+
+/* ----------------------------------------------------------------------------
+ * Parameter layout: one walk defines names, shapes, order, tower and decay */
+
+typedef struct {
+    ParamLayout *layout; /* filled when building the layout, else NULL */
+    float *base;         /* when viewing a buffer, else NULL */
+    size_t offset;
+} LayoutWalk;
+
+static float *walk_tensor(LayoutWalk *walk, Tower tower, int decay, int ndim, const int *shape,
+                          const char *fmt, ...) TNG_PRINTF(6, 7);
+
+static float *walk_tensor(LayoutWalk *walk, Tower tower, int decay, int ndim, const int *shape,
+                          const char *fmt, ...) {
+    size_t numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= (size_t)shape[d];
+    if (walk->layout) {
+        ParamLayout *L = walk->layout;
+        L->params = reallocCheck(L->params, sizeof(ParamInfo) * (size_t)(L->count + 1));
+        ParamInfo *p = &L->params[L->count++];
+        memset(p, 0, sizeof *p);
+        va_list args;
+        va_start(args, fmt);
+        vsnprintf(p->name, sizeof p->name, fmt, args);
+        va_end(args);
+        p->ndim = ndim;
+        for (int d = 0; d < ndim; d++) p->shape[d] = shape[d];
+        p->offset = walk->offset;
+        p->numel = numel;
+        p->tower = tower;
+        p->decay = decay;
+    }
+    float *ptr = walk->base ? walk->base + walk->offset : NULL;
+    walk->offset += numel;
+    return ptr;
+}
+
+#define SHAPE(...) (sizeof((int[]){__VA_ARGS__}) / sizeof(int)), (int[]){__VA_ARGS__}
+#define SCALAR 0, NULL
+
+static void walk_block(LayoutWalk *walk, Tower tower, const char *prefix, int layer,
+                       const TowerConfig *tc, BlockWeights *bw) {
+    int C = tc->width, M = tc->mlp_width;
+    const char *fmt_attn = "%s.encoder.layers.%d.self_attn.%s_proj.%s";
+    bw->qkv_w = walk_tensor(walk, tower, 1, SHAPE(C, C), fmt_attn, prefix, layer, "q", "weight");
+    walk_tensor(walk, tower, 1, SHAPE(C, C), fmt_attn, prefix, layer, "k", "weight");
+    walk_tensor(walk, tower, 1, SHAPE(C, C), fmt_attn, prefix, layer, "v", "weight");
+    bw->qkv_b = walk_tensor(walk, tower, 0, SHAPE(C), fmt_attn, prefix, layer, "q", "bias");
+    walk_tensor(walk, tower, 0, SHAPE(C), fmt_attn, prefix, layer, "k", "bias");
+    walk_tensor(walk, tower, 0, SHAPE(C), fmt_attn, prefix, layer, "v", "bias");
+    bw->attn_out_w = walk_tensor(walk, tower, 1, SHAPE(C, C), fmt_attn, prefix, layer, "out", "weight");
+    bw->attn_out_b = walk_tensor(walk, tower, 0, SHAPE(C), fmt_attn, prefix, layer, "out", "bias");
+    const char *fmt = "%s.encoder.layers.%d.%s";
+    bw->ln1_w = walk_tensor(walk, tower, 0, SHAPE(C), fmt, prefix, layer, "layer_norm1.weight");
+    bw->ln1_b = walk_tensor(walk, tower, 0, SHAPE(C), fmt, prefix, layer, "layer_norm1.bias");
+    bw->fc1_w = walk_tensor(walk, tower, 1, SHAPE(M, C), fmt, prefix, layer, "mlp.fc1.weight");
+    bw->fc1_b = walk_tensor(walk, tower, 0, SHAPE(M), fmt, prefix, layer, "mlp.fc1.bias");
+    bw->fc2_w = walk_tensor(walk, tower, 1, SHAPE(C, M), fmt, prefix, layer, "mlp.fc2.weight");
+    bw->fc2_b = walk_tensor(walk, tower, 0, SHAPE(C), fmt, prefix, layer, "mlp.fc2.bias");
+    bw->ln2_w = walk_tensor(walk, tower, 0, SHAPE(C), fmt, prefix, layer, "layer_norm2.weight");
+    bw->ln2_b = walk_tensor(walk, tower, 0, SHAPE(C), fmt, prefix, layer, "layer_norm2.bias");
+}
+
+/* The whole model in HF CLIPModel order. view may be NULL when only building the layout. */
+static void walk_model(const ClipConfig *cfg, LayoutWalk *walk, ClipWeights *view) {
+    ClipWeights unused;
+    ClipWeights *w = view ? view : &unused;
+    memset(w, 0, sizeof *w);
+    const TowerConfig *tt = &cfg->text, *vt = &cfg->vision;
+    int Ct = tt->width, Cv = vt->width, P = cfg->patch_size;
+    TowerWeights *text = &w->text, *vis = &w->vision;
+    text->blocks = callocCheck((size_t)tt->layers, sizeof(BlockWeights));
+    vis->blocks = callocCheck((size_t)vt->layers, sizeof(BlockWeights));
+
+    text->embed = walk_tensor(walk, TOWER_TEXT, 0, SHAPE(cfg->vocab_size, Ct), "%s",
+                              "text_model.embeddings.token_embedding.weight");
+    text->pos = walk_tensor(walk, TOWER_TEXT, 0, SHAPE(cfg->context_length, Ct), "%s",
+                            "text_model.embeddings.position_embedding.weight");
+    for (int l = 0; l < tt->layers; l++)
+        walk_block(walk, TOWER_TEXT, "text_model", l, tt, &text->blocks[l]);
+    text->ln_out_w = walk_tensor(walk, TOWER_TEXT, 0, SHAPE(Ct), "%s",
+                                 "text_model.final_layer_norm.weight");
+    text->ln_out_b = walk_tensor(walk, TOWER_TEXT, 0, SHAPE(Ct), "%s",
+                                 "text_model.final_layer_norm.bias");
+
+    vis->class_emb = walk_tensor(walk, TOWER_VISION, 0, SHAPE(Cv), "%s",
+                                 "vision_model.embeddings.class_embedding");
+    vis->embed = walk_tensor(walk, TOWER_VISION, 1, SHAPE(Cv, 3, P, P), "%s",
+                             "vision_model.embeddings.patch_embedding.weight");
+    vis->pos = walk_tensor(walk, TOWER_VISION, 0, SHAPE(clip_vision_tokens(cfg), Cv), "%s",
+                           "vision_model.embeddings.position_embedding.weight");
+    vis->ln_pre_w = walk_tensor(walk, TOWER_VISION, 0, SHAPE(Cv), "%s",
+                                "vision_model.pre_layrnorm.weight");
+    vis->ln_pre_b = walk_tensor(walk, TOWER_VISION, 0, SHAPE(Cv), "%s",
+                                "vision_model.pre_layrnorm.bias");
+    for (int l = 0; l < vt->layers; l++)
+        walk_block(walk, TOWER_VISION, "vision_model", l, vt, &vis->blocks[l]);
+    vis->ln_out_w = walk_tensor(walk, TOWER_VISION, 0, SHAPE(Cv), "%s",
+                                "vision_model.post_layernorm.weight");
+    vis->ln_out_b = walk_tensor(walk, TOWER_VISION, 0, SHAPE(Cv), "%s",
+                                "vision_model.post_layernorm.bias");
+    vis->proj = walk_tensor(walk, TOWER_VISION, 1, SHAPE(cfg->embed_dim, Cv), "%s",
+                            "visual_projection.weight");
+    text->proj = walk_tensor(walk, TOWER_TEXT, 1, SHAPE(cfg->embed_dim, Ct), "%s",
+                             "text_projection.weight");
+    w->logit_scale = walk_tensor(walk, TOWER_SHARED, 0, SCALAR, "%s", "logit_scale");
+    if (!view) clip_weights_free(&unused);
+}
+
+void param_layout_build(const ClipConfig *cfg, ParamLayout *layout) {
+    memset(layout, 0, sizeof *layout);
+    LayoutWalk walk = {.layout = layout};
+    walk_model(cfg, &walk, NULL);
+    layout->total = walk.offset;
+}
+
+void param_layout_free(ParamLayout *layout) {
+    free(layout->params);
+    memset(layout, 0, sizeof *layout);
+}
+
+const ParamInfo *param_layout_find(const ParamLayout *layout, const char *name) {
+    for (int i = 0; i < layout->count; i++)
+        if (strcmp(layout->params[i].name, name) == 0) return &layout->params[i];
+    return NULL;
+}
+
+void clip_weights_view(const ClipConfig *cfg, float *base, ClipWeights *view) {
+    LayoutWalk walk = {.base = base};
+    walk_model(cfg, &walk, view);
+}
+
+void clip_weights_free(ClipWeights *view) {
+    free(view->text.blocks);
+    free(view->vision.blocks);
+    view->text.blocks = view->vision.blocks = NULL;
+}
+
+/* ----------------------------------------------------------------------------
+ * Activation arena: one allocation per tower, carved by a two-pass walk (count, then
+ * assign) so the sizes are written in exactly one place. */
+
+typedef struct {
+    float *base; /* NULL on the counting pass */
+    size_t used;
+} ArenaWalk;
+
+static float *arena_take(ArenaWalk *arena, size_t nfloats) {
+    float *ptr = arena->base ? arena->base + arena->used : NULL;
+    /* keep every buffer 64-byte aligned */
+    arena->used += (nfloats + 15) & ~(size_t)15;
+    return ptr;
+}
+
+static void tower_acts_walk(TowerActs *a, ArenaWalk *arena, const ClipConfig *cfg,
+                            const TowerConfig *tc, int is_vision) {
+    size_t R = (size_t)a->max_rows, T = (size_t)a->max_tokens, C = (size_t)tc->width;
+    size_t M = (size_t)tc->mlp_width, NH = (size_t)tc->heads, D = (size_t)cfg->embed_dim;
+    size_t RT = R * T;
+    int L = tc->layers, keep = a->keep_for_backward;
+    if (is_vision) {
+        size_t NP = (size_t)clip_num_patches(cfg), P = (size_t)cfg->patch_size;
+        a->images = arena_take(arena, R * 3 * (size_t)cfg->image_size * cfg->image_size);
+        a->patches = arena_take(arena, R * NP * 3 * P * P);
+        a->patch_out = arena_take(arena, R * NP * C);
+        a->embed = arena_take(arena, RT * C);
+        a->ln_pre_mean = arena_take(arena, RT);
+        a->ln_pre_rstd = arena_take(arena, RT);
+    }
+    int n_streams = keep ? L + 1 : 2;
+    float *streams[n_streams];
+    for (int s = 0; s < n_streams; s++) streams[s] = arena_take(arena, RT * C);
+    for (int l = 0; l <= L; l++) a->x[l] = streams[keep ? l : l % 2];
+    int n_block_sets = keep ? L : 1;
+    for (int l = 0; l < n_block_sets; l++) {
+        BlockActs *b = &a->blocks[l];
+        b->ln1 = arena_take(arena, RT * C);
+        b->ln1_mean = arena_take(arena, RT);
+        b->ln1_rstd = arena_take(arena, RT);
+        b->qkv = arena_take(arena, RT * 3 * C);
+        b->att = arena_take(arena, R * NH * T * T);
+        b->atty = arena_take(arena, RT * C);
+        b->x_mid = arena_take(arena, RT * C);
+        b->ln2 = arena_take(arena, RT * C);
+        b->ln2_mean = arena_take(arena, RT);
+        b->ln2_rstd = arena_take(arena, RT);
+        b->fc1 = arena_take(arena, RT * M);
+        b->act = arena_take(arena, RT * M);
+    }
+    for (int l = n_block_sets; l < L; l++) a->blocks[l] = a->blocks[0];
+    a->branch_out = arena_take(arena, RT * C);
+    a->pooled = arena_take(arena, R * C);
+    a->ln_out = arena_take(arena, R * C);
+    a->ln_out_mean = arena_take(arena, R);
+    a->ln_out_rstd = arena_take(arena, R);
+    a->proj_out = arena_take(arena, R * D);
+    a->features = arena_take(arena, R * D);
+    a->feature_norm = arena_take(arena, R);
+    a->d_features = arena_take(arena, R * D); /* also the loss's gradient for a frozen tower */
+    if (keep) {
+        a->d_x = arena_take(arena, RT * C);
+        a->d_ln = arena_take(arena, RT * C);
+        a->d_qkv = arena_take(arena, RT * 3 * C);
+        a->d_att = arena_take(arena, R * NH * T * T);
+        a->d_atty = arena_take(arena, RT * C);
+        a->d_fc1 = arena_take(arena, RT * M);
+        a->d_act = arena_take(arena, RT * M);
+        a->d_embed = arena_take(arena, RT * C);
+        a->d_pooled = arena_take(arena, R * C);
+        a->d_ln_out = arena_take(arena, R * C);
+        a->d_proj_out = arena_take(arena, R * D);
+    }
+}
+
+static void tower_acts_free(const Backend *be, TowerActs *a) {
+    if (a->arena) be->release(a->arena);
+    if (a->ids) be->release(a->ids);
+    if (a->pool_rows) be->release(a->pool_rows);
+    free(a->x);
+    free(a->blocks);
+    memset(a, 0, sizeof *a);
+}
+
+static void tower_acts_create(const Backend *be, TowerActs *a, const ClipConfig *cfg,
+                              const TowerConfig *tc, int is_vision, int rows, int keep) {
+    tower_acts_free(be, a);
+    a->max_rows = rows;
+    a->max_tokens = is_vision ? clip_vision_tokens(cfg) : cfg->context_length;
+    a->keep_for_backward = keep;
+    a->x = callocCheck((size_t)tc->layers + 1, sizeof(float *));
+    a->blocks = callocCheck((size_t)tc->layers, sizeof(BlockActs));
+    ArenaWalk count = {0};
+    tower_acts_walk(a, &count, cfg, tc, is_vision);
+    a->arena = be->alloc(count.used * sizeof(float));
+    ArenaWalk assign = {.base = a->arena};
+    tower_acts_walk(a, &assign, cfg, tc, is_vision);
+    if (!is_vision) {
+        a->ids = be->alloc(sizeof(int) * (size_t)rows * (size_t)a->max_tokens);
+        a->pool_rows = be->alloc(sizeof(int) * (size_t)rows);
+    }
+}
+
+/* ----------------------------------------------------------------------------
+ * The transformer encoder and pooled head, shared by both towers */
+
+static void encoder_forward(const Backend *be, const TowerWeights *w, const TowerConfig *tc,
+                            TowerActs *a, int B, int T, int causal) {
+    int C = tc->width, M = tc->mlp_width, N = B * T;
+    for (int l = 0; l < tc->layers; l++) {
+        const BlockWeights *bw = &w->blocks[l];
+        BlockActs *ba = &a->blocks[l];
+        be->layernorm_forward(ba->ln1, ba->ln1_mean, ba->ln1_rstd, a->x[l], bw->ln1_w, bw->ln1_b,
+                              N, C);
+        be->matmul_forward(ba->qkv, ba->ln1, bw->qkv_w, bw->qkv_b, N, C, 3 * C);
+        be->attention_forward(ba->atty, ba->att, ba->qkv, B, T, C, tc->heads, causal);
+        be->matmul_forward(a->branch_out, ba->atty, bw->attn_out_w, bw->attn_out_b, N, C, C);
+        be->residual_forward(ba->x_mid, a->x[l], a->branch_out, (size_t)N * C);
+        be->layernorm_forward(ba->ln2, ba->ln2_mean, ba->ln2_rstd, ba->x_mid, bw->ln2_w,
+                              bw->ln2_b, N, C);
+        be->matmul_forward(ba->fc1, ba->ln2, bw->fc1_w, bw->fc1_b, N, C, M);
+        be->activation_forward(ba->act, ba->fc1, (size_t)N * M, tc->act);
+        be->matmul_forward(a->branch_out, ba->act, bw->fc2_w, bw->fc2_b, N, M, C);
+        be->residual_forward(a->x[l + 1], ba->x_mid, a->branch_out, (size_t)N * C);
+    }
+}
+
+/* Backward through every block. On entry a->d_x holds dloss/d(x[L]); on exit, dloss/d(x[0]).
+ * Each LayerNorm backward adds its branch's gradient into d_x, which already carries the
+ * residual path's, so the residual adds need no code of their own. */
+static void encoder_backward(const Backend *be, const TowerWeights *w, TowerWeights *g,
+                             const TowerConfig *tc, TowerActs *a, int B, int T, int causal) {
+    int C = tc->width, M = tc->mlp_width, NH = tc->heads, N = B * T;
+    size_t NC = (size_t)N * C, NM = (size_t)N * M;
+    for (int l = tc->layers - 1; l >= 0; l--) {
+        const BlockWeights *bw = &w->blocks[l];
+        BlockWeights *bg = &g->blocks[l];
+        BlockActs *ba = &a->blocks[l];
+        /* MLP branch */
+        be->zero(a->d_act, NM * sizeof(float));
+        be->matmul_backward(a->d_act, bg->fc2_w, bg->fc2_b, a->d_x, ba->act, bw->fc2_w, N, M, C);
+        be->zero(a->d_fc1, NM * sizeof(float));
+        be->activation_backward(a->d_fc1, ba->fc1, a->d_act, NM, tc->act);
+        be->zero(a->d_ln, NC * sizeof(float));
+        be->matmul_backward(a->d_ln, bg->fc1_w, bg->fc1_b, a->d_fc1, ba->ln2, bw->fc1_w, N, C, M);
+        be->layernorm_backward(a->d_x, bg->ln2_w, bg->ln2_b, a->d_ln, ba->x_mid, bw->ln2_w,
+                               ba->ln2_mean, ba->ln2_rstd, N, C);
+        /* attention branch */
+        be->zero(a->d_atty, NC * sizeof(float));
+        be->matmul_backward(a->d_atty, bg->attn_out_w, bg->attn_out_b, a->d_x, ba->atty,
+                            bw->attn_out_w, N, C, C);
+        be->zero(a->d_qkv, 3 * NC * sizeof(float));
+        be->attention_backward(a->d_qkv, a->d_att, a->d_atty, ba->qkv, ba->att, B, T, C, NH,
+                               causal);
+        be->zero(a->d_ln, NC * sizeof(float));
+        be->matmul_backward(a->d_ln, bg->qkv_w, bg->qkv_b, a->d_qkv, ba->ln1, bw->qkv_w, N, C,
+                            3 * C);
+        be->layernorm_backward(a->d_x, bg->ln1_w, bg->ln1_b, a->d_ln, a->x[l], bw->ln1_w,
+                               ba->ln1_mean, ba->ln1_rstd, N, C);
+    }
+}
+
+/* Pool one row per sequence, ln_post/ln_final, project, L2-normalise. rows NULL: token 0. */
+static void head_forward(const Backend *be, const TowerWeights *w, const TowerConfig *tc,
+                         TowerActs *a, const int *rows, int B, int T, int D) {
+    int C = tc->width;
+    be->gather_rows(a->pooled, a->x[tc->layers], rows, B, T, C);
+    be->layernorm_forward(a->ln_out, a->ln_out_mean, a->ln_out_rstd, a->pooled, w->ln_out_w,
+                          w->ln_out_b, B, C);
+    be->matmul_forward(a->proj_out, a->ln_out, w->proj, NULL, B, C, D);
+    be->l2norm_forward(a->features, a->feature_norm, a->proj_out, B, D);
+}
+
+/* From a->d_features back to a->d_x (zeroed here, then holding dloss/d(x[L])). */
+static void head_backward(const Backend *be, const TowerWeights *w, TowerWeights *g,
+                          const TowerConfig *tc, TowerActs *a, const int *rows, int B, int T,
+                          int D) {
+    int C = tc->width;
+    be->zero(a->d_proj_out, sizeof(float) * (size_t)B * D);
+    be->l2norm_backward(a->d_proj_out, a->d_features, a->features, a->feature_norm, B, D);
+    be->zero(a->d_ln_out, sizeof(float) * (size_t)B * C);
+    be->matmul_backward(a->d_ln_out, g->proj, NULL, a->d_proj_out, a->ln_out, w->proj, B, C, D);
+    be->zero(a->d_pooled, sizeof(float) * (size_t)B * C);
+    be->layernorm_backward(a->d_pooled, g->ln_out_w, g->ln_out_b, a->d_ln_out, a->pooled,
+                           w->ln_out_w, a->ln_out_mean, a->ln_out_rstd, B, C);
+    be->zero(a->d_x, sizeof(float) * (size_t)B * T * C);
+    be->scatter_rows(a->d_x, a->d_pooled, rows, B, T, C);
+}
+
+/* ----------------------------------------------------------------------------
+ * The two towers */
+
+static void vision_forward(Clip *m, const float *images_host, int B) {
+    const Backend *be = m->be;
+    const ClipConfig *cfg = &m->cfg;
+    const TowerConfig *tc = &cfg->vision;
+    TowerActs *a = &m->vision_acts;
+    int R = cfg->image_size, P = cfg->patch_size, NP = clip_num_patches(cfg), T = NP + 1;
+    int C = tc->width;
+    be->to_device(a->images, images_host, sizeof(float) * (size_t)B * 3 * R * R);
+    be->im2col_patches(a->patches, a->images, B, R, R, P);
+    be->matmul_forward(a->patch_out, a->patches, m->w.vision.embed, NULL, B * NP, 3 * P * P, C);
+    be->vision_embed_forward(a->embed, a->patch_out, m->w.vision.class_emb, m->w.vision.pos, B,
+                             NP, C);
+    be->layernorm_forward(a->x[0], a->ln_pre_mean, a->ln_pre_rstd, a->embed, m->w.vision.ln_pre_w,
+                          m->w.vision.ln_pre_b, B * T, C);
+    encoder_forward(be, &m->w.vision, tc, a, B, T, 0);
+    head_forward(be, &m->w.vision, tc, a, NULL, B, T, cfg->embed_dim);
+}
+
+static void vision_backward(Clip *m, int B) {
+    const Backend *be = m->be;
+    const ClipConfig *cfg = &m->cfg;
+    const TowerConfig *tc = &cfg->vision;
+    TowerActs *a = &m->vision_acts;
+    int P = cfg->patch_size, NP = clip_num_patches(cfg), T = NP + 1, C = tc->width;
+    head_backward(be, &m->w.vision, &m->g.vision, tc, a, NULL, B, T, cfg->embed_dim);
+    encoder_backward(be, &m->w.vision, &m->g.vision, tc, a, B, T, 0);
+    be->zero(a->d_embed, sizeof(float) * (size_t)B * T * C);
+    be->layernorm_backward(a->d_embed, m->g.vision.ln_pre_w, m->g.vision.ln_pre_b, a->d_x,
+                           a->embed, m->w.vision.ln_pre_w, a->ln_pre_mean, a->ln_pre_rstd, B * T,
+                           C);
+    /* d_patch_out reuses d_ln, which is free now and at least B*T*C long */
+    float *d_patch_out = a->d_ln;
+    be->zero(d_patch_out, sizeof(float) * (size_t)B * NP * C);
+    be->vision_embed_backward(d_patch_out, m->g.vision.class_emb, m->g.vision.pos, a->d_embed, B,
+                              NP, C);
+    be->matmul_backward(NULL, m->g.vision.embed, NULL, d_patch_out, a->patches, m->w.vision.embed,
+                        B * NP, 3 * P * P, C);
+}
+
+int clip_eot_position(const ClipConfig *cfg, const int *row) {
+    int eot = clip_eot_token(cfg);
+    for (int t = 0; t < cfg->context_length; t++)
+        if (row[t] == eot) return t;
+    return cfg->context_length - 1;
+}
+
+/* Uploads a text batch cut to its longest EOT and returns that length T. */
+static int text_upload(Clip *m, const int *tokens, int B) {
+    const ClipConfig *cfg = &m->cfg;
+    int ctx = cfg->context_length, T = 1;
+    int *eot = mallocCheck(sizeof(int) * (size_t)B);
+    for (int b = 0; b < B; b++) {
+        eot[b] = clip_eot_position(cfg, tokens + (size_t)b * ctx);
+        if (eot[b] + 1 > T) T = eot[b] + 1;
+        for (int t = 0; t < ctx; t++) {
+            int id = tokens[(size_t)b * ctx + t];
+            if (id < 0 || id >= cfg->vocab_size)
+                die("text %d position %d: token id %d outside the vocabulary [0, %d)", b, t, id,
+                    cfg->vocab_size);
+        }
+    }
+    if (m->train.full_context) T = ctx;
+    int *ids = mallocCheck(sizeof(int) * (size_t)B * T);
+    for (int b = 0; b < B; b++) memcpy(ids + (size_t)b * T, tokens + (size_t)b * ctx, sizeof(int) * T);
+    m->be->to_device(m->text_acts.ids, ids, sizeof(int) * (size_t)B * T);
+    m->be->to_device(m->text_acts.pool_rows, eot, sizeof(int) * (size_t)B);
+    free(ids);
+    free(eot);
+    return T;
+}
+
+static void text_forward(Clip *m, const int *tokens_host, int B) {
+    const Backend *be = m->be;
+    const ClipConfig *cfg = &m->cfg;
+    TowerActs *a = &m->text_acts;
+    int T = text_upload(m, tokens_host, B);
+    m->text_tokens = T;
+    be->token_embed_forward(a->x[0], a->ids, m->w.text.embed, m->w.text.pos, B, T,
+                            cfg->text.width);
+    encoder_forward(be, &m->w.text, &cfg->text, a, B, T, 1);
+    head_forward(be, &m->w.text, &cfg->text, a, a->pool_rows, B, T, cfg->embed_dim);
+}
+
+static void text_backward(Clip *m, int B) {
+    const Backend *be = m->be;
+    const ClipConfig *cfg = &m->cfg;
+    TowerActs *a = &m->text_acts;
+    int T = m->text_tokens;
+    head_backward(be, &m->w.text, &m->g.text, &cfg->text, a, a->pool_rows, B, T, cfg->embed_dim);
+    encoder_backward(be, &m->w.text, &m->g.text, &cfg->text, a, B, T, 1);
+    be->token_embed_backward(m->g.text.embed, m->g.text.pos, a->d_x, a->ids, B, T,
+                             cfg->text.width);
+}
+
+/* ----------------------------------------------------------------------------
+ * Public entry points */
+
+Clip *clip_create(const ClipConfig *cfg, const Backend *be) {
+    char err[256];
+    if (clip_config_validate(cfg, err, sizeof err) != 0) die("invalid model config: %s", err);
+    Clip *m = callocCheck(1, sizeof(Clip));
+    m->cfg = *cfg;
+    m->be = be;
+    param_layout_build(cfg, &m->layout);
+    m->params = be->alloc(sizeof(float) * m->layout.total);
+    clip_weights_view(cfg, m->params, &m->w);
+    m->train.train_text = 1;
+    m->train.train_vision = 1;
+    return m;
+}
+
+void clip_free(Clip *m) {
+    if (!m) return;
+    const Backend *be = m->be;
+    tower_acts_free(be, &m->vision_acts);
+    tower_acts_free(be, &m->text_acts);
+    clip_weights_free(&m->w);
+    clip_weights_free(&m->g);
+    void *buffers[] = {m->params, m->grads, m->adam_m, m->adam_v, m->cos,
+                       m->stats,  m->txt2img, m->i2t_target};
+    for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++)
+        if (buffers[i]) be->release(buffers[i]);
+    param_layout_free(&m->layout);
+    free(m);
+}
+
+void clip_set_params(Clip *m, const float *host) {
+    m->be->to_device(m->params, host, sizeof(float) * m->layout.total);
+}
+
+void clip_get_params(const Clip *m, float *host) {
+    m->be->to_host(host, m->params, sizeof(float) * m->layout.total);
+}
+
+/* open_clip's initialisation: normal draws with the standard deviations of ENGINE.md §1;
+ * LayerNorm weights 1, biases 0, logit_scale ln(1/0.07). */
+void clip_init_random(Clip *m, uint64_t seed) {
+    const ClipConfig *cfg = &m->cfg;
+    float *host = callocCheck(m->layout.total, sizeof(float));
+    Rng rng;
+    rng_seed(&rng, seed);
+    for (int i = 0; i < m->layout.count; i++) {
+        const ParamInfo *p = &m->layout.params[i];
+        const TowerConfig *tc = p->tower == TOWER_VISION ? &cfg->vision : &cfg->text;
+        double width = tc->width, layers = tc->layers, std = 0;
+        const char *n = p->name;
+        float *dst = host + p->offset;
+        if (strstr(n, "layer_norm") || strstr(n, "layrnorm") || strstr(n, "layernorm")) {
+            if (strstr(n, ".weight"))
+                for (size_t k = 0; k < p->numel; k++) dst[k] = 1.0f;
+            continue;
+        }
+        if (p->ndim == 0) { /* logit_scale */
+            dst[0] = cfg->logit_scale_init;
+            continue;
+        }
+        if (strstr(n, ".bias")) continue;
+        if (strstr(n, "token_embedding")) std = 0.02;
+        else if (strstr(n, "position_embedding")) std = p->tower == TOWER_TEXT ? 0.01 : pow(width, -0.5);
+        else if (strstr(n, "class_embedding")) std = pow(width, -0.5);
+        else if (strstr(n, "patch_embedding")) std = pow(3.0 * cfg->patch_size * cfg->patch_size, -0.5);
+        else if (strstr(n, "out_proj") || strstr(n, "fc2")) std = pow(width, -0.5) * pow(2 * layers, -0.5);
+        else if (strstr(n, "fc1")) std = pow(2 * width, -0.5);
+        else std = pow(width, -0.5); /* q/k/v and the two projections */
+        for (size_t k = 0; k < p->numel; k++) dst[k] = (float)(std * rng_normal(&rng));
+    }
+    clip_set_params(m, host);
+    free(host);
+}
+
+void clip_prepare(Clip *m, const ClipTrainConfig *train, int max_images, int max_texts) {
+    const Backend *be = m->be;
+    m->train = *train;
+    m->max_images = max_images;
+    m->max_texts = max_texts;
+    tower_acts_create(be, &m->vision_acts, &m->cfg, &m->cfg.vision, 1, max_images,
+                      train->train_vision);
+    tower_acts_create(be, &m->text_acts, &m->cfg, &m->cfg.text, 0, max_texts, train->train_text);
+    void **loss_buffers[] = {(void **)&m->cos, (void **)&m->stats, (void **)&m->txt2img,
+                             (void **)&m->i2t_target};
+    for (size_t i = 0; i < sizeof loss_buffers / sizeof *loss_buffers; i++)
+        if (*loss_buffers[i]) be->release(*loss_buffers[i]);
+    m->cos = be->alloc(sizeof(float) * (size_t)max_images * max_texts);
+    m->stats = be->alloc(sizeof(float) * INFONCE_NSTATS);
+    m->txt2img = be->alloc(sizeof(int) * (size_t)max_texts);
+    m->i2t_target = be->alloc(sizeof(int) * (size_t)max_images);
+    int training = train->train_vision || train->train_text || train->temperature <= 0;
+    if (training && !m->grads) {
+        size_t bytes = sizeof(float) * m->layout.total;
+        m->grads = be->alloc(bytes);
+        m->adam_m = be->alloc(bytes);
+        m->adam_v = be->alloc(bytes);
+        clip_weights_view(&m->cfg, m->grads, &m->g);
+    }
+}
+
+static void check_batch(const Clip *m, const ClipBatch *batch) {
+    int Ni = batch->n_images, Nt = batch->n_texts;
+    if (Ni < 1 || Nt < 1) die("a batch needs at least one image and one text (got %d, %d)", Ni, Nt);
+    if (Ni > m->max_images || Nt > m->max_texts)
+        die("batch of %d images x %d texts exceeds the prepared %d x %d", Ni, Nt, m->max_images,
+            m->max_texts);
+    if (!batch->images == !batch->image_features)
+        die("a batch gives either images or precomputed image features, not %s",
+            batch->images ? "both" : "neither");
+    if (batch->image_features && m->train.train_vision)
+        die("precomputed image features need a frozen vision tower");
+    int *positives = callocCheck((size_t)Ni, sizeof(int));
+    for (int t = 0; t < Nt; t++) {
+        if (batch->txt2img[t] < 0 || batch->txt2img[t] >= Ni)
+            die("text %d names image %d, outside [0, %d)", t, batch->txt2img[t], Ni);
+        positives[batch->txt2img[t]]++;
+    }
+    for (int i = 0; i < Ni; i++) {
+        int target = batch->i2t_target[i];
+        if (target < -1 || target >= Nt)
+            die("image %d: image-to-text target %d outside [-1, %d)", i, target, Nt);
+        if (target == -1 && positives[i] == 0)
+            die("image %d has no positive text, so its mean target is undefined", i);
+    }
+    free(positives);
+}
+
+float clip_forward(Clip *m, const ClipBatch *batch, float stats[INFONCE_NSTATS]) {
+    const Backend *be = m->be;
+    check_batch(m, batch);
+    int Ni = batch->n_images, Nt = batch->n_texts, D = m->cfg.embed_dim;
+    m->n_images = Ni;
+    m->n_texts = Nt;
+    m->images_from_features = batch->image_features != NULL;
+    if (batch->images) vision_forward(m, batch->images, Ni);
+    else be->to_device(m->vision_acts.features, batch->image_features, sizeof(float) * (size_t)Ni * D);
+    text_forward(m, batch->tokens, Nt);
+
+    if (m->train.temperature > 0) {
+        m->scale = 1.0f / m->train.temperature;
+    } else {
+        float logit_scale;
+        be->to_host(&logit_scale, m->w.logit_scale, sizeof(float));
+        m->scale = expf(logit_scale);
+    }
+    /* cos[i,t] = image_i . text_t, as a linear layer whose weight is the text features */
+    be->matmul_forward(m->cos, m->vision_acts.features, m->text_acts.features, NULL, Ni, D, Nt);
+    be->to_device(m->txt2img, batch->txt2img, sizeof(int) * (size_t)Nt);
+    be->to_device(m->i2t_target, batch->i2t_target, sizeof(int) * (size_t)Ni);
+    /* dcos is computed in place: cos is not needed after the loss */
+    be->infonce_forward_backward(m->cos, m->stats, m->cos, m->txt2img, m->i2t_target, m->scale,
+                                 Ni, Nt);
+    float host_stats[INFONCE_NSTATS];
+    be->to_host(host_stats, m->stats, sizeof host_stats);
+    if (stats) memcpy(stats, host_stats, sizeof host_stats);
+    return host_stats[INFONCE_LOSS];
+}
+
+void clip_backward(Clip *m) {
+    const Backend *be = m->be;
+    if (!m->grads) die("clip_backward: the model was prepared with nothing to train");
+    int Ni = m->n_images, Nt = m->n_texts, D = m->cfg.embed_dim;
+    int train_vision = m->train.train_vision && !m->images_from_features;
+    TowerActs *va = &m->vision_acts, *ta = &m->text_acts;
+    /* through cos = img @ txt^T (m->cos now holds dcos) */
+    be->zero(va->d_features, sizeof(float) * (size_t)Ni * D);
+    be->zero(ta->d_features, sizeof(float) * (size_t)Nt * D);
+    be->matmul_backward(train_vision ? va->d_features : NULL,
+                        m->train.train_text ? ta->d_features : NULL, NULL, m->cos, va->features,
+                        ta->features, Ni, D, Nt);
+    if (m->train.temperature <= 0) { /* learned: dloss/dlogit_scale = dloss/dscale * scale */
+        float dscale, grad;
+        be->to_host(&dscale, m->stats + INFONCE_DSCALE, sizeof(float));
+        be->to_host(&grad, m->g.logit_scale, sizeof(float));
+        grad += dscale * m->scale;
+        be->to_device(m->g.logit_scale, &grad, sizeof(float));
+    }
+    if (m->train.train_text) text_backward(m, Nt);
+    if (train_vision) vision_backward(m, Ni);
+}
+
+/* Inference in chunks of the prepared batch size. */
+void clip_encode_images(Clip *m, const float *images, int n, float *out) {
+    int R = m->cfg.image_size, D = m->cfg.embed_dim;
+    for (int start = 0; start < n; start += m->max_images) {
+        int B = n - start < m->max_images ? n - start : m->max_images;
+        vision_forward(m, images + (size_t)start * 3 * R * R, B);
+        m->be->to_host(out + (size_t)start * D, m->vision_acts.features, sizeof(float) * (size_t)B * D);
+    }
+}
+
+void clip_encode_texts(Clip *m, const int *tokens, int n, float *out) {
+    int ctx = m->cfg.context_length, D = m->cfg.embed_dim;
+    for (int start = 0; start < n; start += m->max_texts) {
+        int B = n - start < m->max_texts ? n - start : m->max_texts;
+        text_forward(m, tokens + (size_t)start * ctx, B);
+        m->be->to_host(out + (size_t)start * D, m->text_acts.features, sizeof(float) * (size_t)B * D);
+    }
+}
