@@ -20,7 +20,14 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -fopenmp -Ihost -I/usr/include/cjson
 CFLAGS += $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 LDLIBS := -lopenblas -lutf8proc -lcjson -lturbojpeg -lz -lpthread -lm
-LDFLAGS += -fopenmp $(EXTRA_LDFLAGS)
+# Prefer Debian's OpenMP build of OpenBLAS: BLAS then shares our OpenMP thread pool. With
+# the default pthread build, its idle workers spin while our OpenMP loops run (and the
+# other way round), and on a 2-core machine the two pools steal each other's cores.
+OPENBLAS_OMP_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
+ifneq ($(wildcard $(OPENBLAS_OMP_DIR)/libopenblas.so),)
+BLAS_LDFLAGS := -L$(OPENBLAS_OMP_DIR) -Wl,-rpath,$(OPENBLAS_OMP_DIR)
+endif
+LDFLAGS += -fopenmp $(BLAS_LDFLAGS) $(EXTRA_LDFLAGS)
 
 LIB_SRCS := $(filter-out host/tng_%.c,$(wildcard host/*.c))
 LIB_OBJS := $(patsubst host/%.c,$(BUILD)/host/%.o,$(LIB_SRCS)) \

@@ -10,7 +10,7 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends \
         build-essential clang libclang-rt-14-dev libomp-dev \
-        libopenblas-dev libutf8proc-dev libcjson-dev libturbojpeg0-dev zlib1g-dev \
+        libopenblas-dev libopenblas-openmp-dev libutf8proc-dev libcjson-dev libturbojpeg0-dev zlib1g-dev \
         openmpi-bin libopenmpi-dev wordnet-base gnuplot-nox \
         python3 python3-pip unzip ca-certificates >/dev/null
 else

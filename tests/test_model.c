@@ -3,8 +3,8 @@
  *
  * The parity test (test_parity.c) proves the numbers equal transformers'. These tests
  * prove the engine's own promises: cutting the text batch to max(EOT)+1 changes nothing,
- * a frozen tower is really frozen, accumulation and cached image features are exact, and
- * the same seed gives the same bits.
+ * a frozen tower is really frozen, cached image features are exact, accumulation averages,
+ * and the same seed gives the same bits.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -58,6 +58,12 @@ static TestBatch make_batch(const ClipConfig *c, int Ni, int Nt, uint64_t seed) 
     return b;
 }
 
+static double max_abs(const float *x, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
+    return m;
+}
+
 static ClipBatch as_clip_batch(const TestBatch *b) {
     return (ClipBatch){.n_images = b->Ni, .images = b->images, .n_texts = b->Nt,
                        .tokens = b->tokens, .txt2img = b->txt2img, .i2t_target = b->i2t_target};
@@ -100,11 +106,15 @@ static void test_text_cut_equals_full_context(void) {
           cut_stats[0], full_stats[0]);
     clip_backward(cut_model);
     clip_backward(full_model);
-    /* every parameter gradient; the positional rows past the cut must get exactly 0 */
+    /* Every parameter gradient. BLAS blocks the two runs' GEMMs differently, so sums are
+     * reordered: the tolerance is float32 rounding relative to the tensor's largest entry,
+     * plus a floor for k_proj.bias, whose gradient is analytically zero (a shift shared by
+     * all keys leaves the softmax unchanged) and holds only rounding noise. */
     for (int i = 0; i < cut_model->layout.count; i++) {
         const ParamInfo *p = &cut_model->layout.params[i];
         harness_allclose(p->name, cut_model->grads + p->offset, full_model->grads + p->offset,
-                         p->numel, 1e-6, 1e-4);
+                         p->numel, 1e-7 + 1e-5 * max_abs(full_model->grads + p->offset, p->numel),
+                         1e-4);
     }
     clip_free(cut_model);
     clip_free(full_model);
@@ -206,8 +216,9 @@ static void test_cached_image_features(void) {
     free_batch(&b);
 }
 
-/* Two micro-batches accumulated with accum_steps=2 equal one batch: with the same batch
- * twice, g+g = 2g and 2g*0.5 = g are exact in float, so the weights match bit for bit. */
+/* Two micro-batches accumulate into twice one batch's gradients, and accum_steps=2 averages
+ * them back: the clipped norm the optimizer reports is the single batch's. (Not bit-exact:
+ * BLAS adds a GEMM's partial sums onto a non-zero gradient in a different order.) */
 static void test_accumulation(void) {
     ClipConfig c = small_config();
     TestBatch b = make_batch(&c, 4, 4, 17);
@@ -216,18 +227,26 @@ static void test_accumulation(void) {
     Clip *once = make_model(&c, &TRAIN_ALL, 4, 4), *twice = make_model(&c, &TRAIN_ALL, 4, 4);
     clip_forward(once, &cb, NULL);
     clip_backward(once);
-    float norm_once = clip_optimizer_step(once, &oc, 1);
     for (int k = 0; k < 2; k++) {
         clip_forward(twice, &cb, NULL);
         clip_backward(twice);
     }
+    size_t n = once->layout.total;
+    float *doubled = mallocCheck(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) doubled[i] = 2 * once->grads[i];
+    for (int i = 0; i < once->layout.count; i++) {
+        const ParamInfo *p = &once->layout.params[i];
+        harness_allclose(p->name, twice->grads + p->offset, doubled + p->offset, p->numel,
+                         1e-5 * max_abs(doubled + p->offset, p->numel), 1e-5);
+    }
+    float norm_once = clip_optimizer_step(once, &oc, 1);
     float norm_twice = clip_optimizer_step(twice, &oc, 2);
-    CHECK(norm_once == norm_twice, "grad norm %.9g vs %.9g", norm_once, norm_twice);
-    float *p1 = mallocCheck(sizeof(float) * once->layout.total), *p2 = mallocCheck(sizeof(float) * once->layout.total);
-    clip_get_params(once, p1);
-    clip_get_params(twice, p2);
-    CHECK(memcmp(p1, p2, sizeof(float) * once->layout.total) == 0, "weights differ");
-    free(p1), free(p2);
+    CHECK(fabsf(norm_once - norm_twice) <= 1e-5f * norm_once, "grad norm %.9g vs %.9g", norm_once,
+          norm_twice);
+    int zeroed = 1;
+    for (size_t i = 0; i < n; i++) zeroed &= twice->grads[i] == 0;
+    CHECK(zeroed, "the optimizer step leaves the gradients zeroed");
+    free(doubled);
     clip_free(once);
     clip_free(twice);
     free_batch(&b);

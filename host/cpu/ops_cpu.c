@@ -121,91 +121,65 @@ void OP(layernorm_backward)(real *dinp, real *dweight, real *dbias, const real *
 
 /* ----------------------------------------------------------------------------
  * Attention. qkv[b,t] holds q (C values), then k, then v; head h uses the slice
- * [h*hs, (h+1)*hs) of each. att[b,h,t,t2] is the softmax; masked entries are 0. */
+ * [h*hs, (h+1)*hs) of each, so one head's q, k or v is a [T, hs] matrix with row stride 3C
+ * that BLAS reads in place. att[b,h] is the [T, T] softmax; masked entries are 0. Each
+ * (b, h) is independent, so OpenMP splits them; the GEMMs inside run on one thread. */
 
 void OP(attention_forward)(real *out, real *att, const real *qkv, int B, int T, int C, int NH,
                            int causal) {
-    int hs = C / NH;
-    double scale = 1.0 / sqrt((double)hs);
-    size_t row = (size_t)3 * C;
+    int hs = C / NH, row = 3 * C;
+    real scale = (real)(1.0 / sqrt((double)hs));
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
-            const real *base = qkv + (size_t)b * T * row;
+            const real *q = qkv + (size_t)b * T * row + h * hs, *k = q + C, *v = q + 2 * C;
+            real *a = att + ((size_t)b * NH + h) * T * T;
+            /* scores = scale * q @ k^T, then a row softmax over the visible keys */
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, row, k, row, 0, a, T);
             for (int t = 0; t < T; t++) {
-                const real *q = base + t * row + h * hs;
-                real *a = att + (((size_t)b * NH + h) * T + t) * T;
-                int t_end = causal ? t + 1 : T;
-                double maxv = -INFINITY;
-                for (int t2 = 0; t2 < t_end; t2++) {
-                    const real *k = base + t2 * row + C + h * hs;
-                    double dot = 0;
-                    for (int i = 0; i < hs; i++) dot += (double)q[i] * k[i];
-                    a[t2] = (real)(dot * scale);
-                    if (a[t2] > maxv) maxv = a[t2];
-                }
-                double sum = 0;
-                for (int t2 = 0; t2 < t_end; t2++) {
-                    double e = exp(a[t2] - maxv);
-                    a[t2] = (real)e;
-                    sum += e;
-                }
-                for (int t2 = 0; t2 < t_end; t2++) a[t2] = (real)(a[t2] / sum);
-                for (int t2 = t_end; t2 < T; t2++) a[t2] = 0;
-                real *o = out + ((size_t)b * T + t) * C + h * hs;
-                for (int i = 0; i < hs; i++) {
-                    double acc = 0;
-                    for (int t2 = 0; t2 < t_end; t2++)
-                        acc += (double)a[t2] * base[t2 * row + 2 * C + h * hs + i];
-                    o[i] = (real)acc;
-                }
+                real *r = a + (size_t)t * T;
+                int visible = causal ? t + 1 : T;
+                double maxv = -INFINITY, sum = 0;
+                for (int t2 = 0; t2 < visible; t2++) maxv = fmax(maxv, r[t2]);
+                for (int t2 = 0; t2 < visible; t2++) sum += (r[t2] = (real)exp(r[t2] - maxv));
+                for (int t2 = 0; t2 < visible; t2++) r[t2] = (real)(r[t2] / sum);
+                for (int t2 = visible; t2 < T; t2++) r[t2] = 0;
             }
+            /* out_h = att @ v */
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1, a, T, v, row, 0,
+                 out + (size_t)b * T * C + h * hs, C);
         }
     }
 }
 
 void OP(attention_backward)(real *dqkv, real *datt, const real *dout, const real *qkv,
                             const real *att, int B, int T, int C, int NH, int causal) {
-    int hs = C / NH;
-    double scale = 1.0 / sqrt((double)hs);
-    size_t row = (size_t)3 * C;
-    /* each (b, h) owns a disjoint slice of dqkv, so the loop parallelises without races */
+    int hs = C / NH, row = 3 * C;
+    real scale = (real)(1.0 / sqrt((double)hs));
+    /* each (b, h) owns a disjoint slice of dqkv and datt, so the loop has no races */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
-            const real *base = qkv + (size_t)b * T * row;
-            real *dbase = dqkv + (size_t)b * T * row;
+            size_t base = (size_t)b * T * row + h * hs;
+            const real *q = qkv + base, *k = q + C, *v = q + 2 * C;
+            real *dq = dqkv + base, *dk = dq + C, *dv = dq + 2 * C;
+            const real *a = att + ((size_t)b * NH + h) * T * T;
+            real *da = datt + ((size_t)b * NH + h) * T * T;
+            const real *dy = dout + (size_t)b * T * C + h * hs;
+            /* through out = att @ v */
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1, dy, C, v, row, 0, da, T);
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1, a, T, dy, C, 1, dv, row);
+            /* through the softmax: dscore = att * (datt - sum(att * datt)); masked stay 0 */
             for (int t = 0; t < T; t++) {
-                const real *a = att + (((size_t)b * NH + h) * T + t) * T;
-                real *da = datt + (((size_t)b * NH + h) * T + t) * T;
-                const real *dy = dout + ((size_t)b * T + t) * C + h * hs;
-                int t_end = causal ? t + 1 : T;
-                /* through out = att @ v */
+                const real *ar = a + (size_t)t * T;
+                real *dr = da + (size_t)t * T;
                 double weighted = 0;
-                for (int t2 = 0; t2 < t_end; t2++) {
-                    const real *v = base + t2 * row + 2 * C + h * hs;
-                    real *dv = dbase + t2 * row + 2 * C + h * hs;
-                    double dot = 0;
-                    for (int i = 0; i < hs; i++) {
-                        dot += (double)dy[i] * v[i];
-                        dv[i] += a[t2] * dy[i];
-                    }
-                    da[t2] = (real)dot;
-                    weighted += (double)a[t2] * dot;
-                }
-                /* through the softmax, then the scaled dot products */
-                const real *q = base + t * row + h * hs;
-                real *dq = dbase + t * row + h * hs;
-                for (int t2 = 0; t2 < t_end; t2++) {
-                    double dpre = (double)a[t2] * (da[t2] - weighted) * scale;
-                    const real *k = base + t2 * row + C + h * hs;
-                    real *dk = dbase + t2 * row + C + h * hs;
-                    for (int i = 0; i < hs; i++) {
-                        dq[i] += (real)(dpre * k[i]);
-                        dk[i] += (real)(dpre * q[i]);
-                    }
-                }
+                for (int t2 = 0; t2 < T; t2++) weighted += (double)ar[t2] * dr[t2];
+                for (int t2 = 0; t2 < T; t2++) dr[t2] = (real)(ar[t2] * (dr[t2] - weighted));
             }
+            /* through scores = scale * q @ k^T */
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, da, T, k, row, 1, dq, row);
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, da, T, q, row, 1, dk, row);
         }
     }
 }
