@@ -16,4 +16,4 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
 else
     echo "setup: not root or no apt-get; install the packages listed in data/setup.sh yourself" >&2
 fi
-make vocab
+make vocab lexicon

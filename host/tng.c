@@ -1,0 +1,548 @@
+/*
+ * tng.c: the TNG negation generator: nearest neighbours, absent objects, templates, length
+ * fitting and tokenization of one batch (the behaviour is specified in tng.h).
+ *
+ * Key design choice: every random draw for image i comes from its own stream seeded by
+ * (seed, batch_index, i), and the per-image work reads only batch-wide data computed first
+ * (similarities, each caption's noun set), so the result cannot depend on thread timing.
+ * Texts are built in a scratch buffer and measured with tokenizer_encode_raw; the same ids
+ * become the token row, so a text that fits is encoded exactly once.
+ */
+#include "tng.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h" // defines: die, mallocCheck, reallocCheck
+#include "rng.h"    // defines: Rng, rng_seed, rng_below, splitmix64
+
+// ---------------------------------------------------------------------------------------------
+// Templates (written for this project). Placeholders: {x} the object; {c} the caption with its
+// first letter lower-cased; {C} the same with it upper-cased; {n} the caption without its
+// leading article ("a dog on a sofa" -> "dog on a sofa"). Every hybrid template holds {x} and
+// one caption placeholder; every full template holds one caption placeholder and no {x}.
+
+static const char *const HYBRID_TEMPLATES[] = {
+    // the negation follows the caption
+    "{c}, with no {x} in sight.",
+    "{c}; no {x} can be seen.",
+    "{c}, and there is no {x} anywhere.",
+    "{c}, but no {x} is present.",
+    "{c}, with no {x} around.",
+    "{c}. There is no {x} in the scene.",
+    "{c}, and not a single {x}.",
+    "{c}, minus any {x}.",
+    "{c}; the scene has no {x}.",
+    "{c}, while no {x} appears.",
+    "{c}, and no {x} is visible.",
+    "{c}, with no sign of any {x}.",
+    "{c}. No {x} is shown.",
+    "{c}, lacking any {x}.",
+    "{c}; you will not find any {x} here.",
+    "{c}, and the picture contains no {x}.",
+    "{c}, with no {x} to be found.",
+    "{c}, though no {x} is there.",
+    "{c}. Missing from the photo: any {x}.",
+    "{c}, free of any {x}.",
+    "{c}; not one {x} is in view.",
+    "{c}, with no {x} nearby.",
+    "{c}, and no {x} shows up anywhere.",
+    "{c}. The image holds no {x}.",
+    "{c}, entirely without any {x}.",
+    // the negation comes first
+    "No {x} anywhere; {c}.",
+    "There is no {x}, only {c}.",
+    "No {x} is visible, just {c}.",
+    "With no {x} in the frame, {c}.",
+    "Not a single {x} here: {c}.",
+    "No {x} appears in this scene of {c}.",
+    "Without any {x} around, {c}.",
+    "No {x} is pictured; {c}.",
+    "The photo shows no {x}, but {c}.",
+    "There is no {x} to be seen. {C}.",
+    "Absent any {x}, {c}.",
+    "No {x} here. Instead, {c}.",
+    "Free of any {x}: {c}.",
+    "Although no {x} is present, {c}.",
+    "Not one {x} in view; {c}.",
+    "No {x} is in the picture, which shows {c}.",
+    "Lacking any {x}, the scene shows {c}.",
+    "There is no {x} in this picture; {c}.",
+};
+
+static const char *const FULL_TEMPLATES[] = {
+    "There is no {n} in this image.",
+    "This picture does not show {c}.",
+    "No {n} can be seen here.",
+    "Nothing here resembles {c}.",
+    "The scene does not contain {c}.",
+    "You will not find {c} in this photo.",
+    "This is not a photo of {c}.",
+    "There is no sign of {c}.",
+    "Not pictured: {c}.",
+    "The image lacks {c}.",
+    "This photo has nothing to do with {c}.",
+    "What is shown here is not {c}.",
+    "No {n} appears in this picture.",
+    "{C} is absent from this image.",
+    "Missing from this scene: {c}.",
+    "The photo contains no {n}.",
+    "Do not expect {c} here.",
+};
+_Static_assert(sizeof(HYBRID_TEMPLATES) / sizeof(HYBRID_TEMPLATES[0]) == TNG_N_HYBRID_TEMPLATES,
+               "TNG_N_HYBRID_TEMPLATES must count HYBRID_TEMPLATES");
+_Static_assert(sizeof(FULL_TEMPLATES) / sizeof(FULL_TEMPLATES[0]) == TNG_N_FULL_TEMPLATES,
+               "TNG_N_FULL_TEMPLATES must count FULL_TEMPLATES");
+
+// ---------------------------------------------------------------------------------------------
+// Caption text helpers
+
+typedef struct {
+    const char *text;
+    size_t len;
+} Span;
+
+static int is_trailing_punct(char c) { return strchr(".!?,;:", c) != NULL && c != '\0'; }
+
+/* The caption without surrounding whitespace and without trailing sentence punctuation, so a
+ * template can add its own. */
+static Span trim_caption(const char *s, size_t len) {
+    while (len > 0 && isspace((unsigned char)*s)) s++, len--;
+    while (len > 0 && (isspace((unsigned char)s[len - 1]) || is_trailing_punct(s[len - 1]))) len--;
+    return (Span){s, len};
+}
+
+static int count_words(Span s) {
+    int n = 0;
+    for (size_t i = 0; i < s.len; i++)
+        n += !isspace((unsigned char)s.text[i]) && (i == 0 || isspace((unsigned char)s.text[i - 1]));
+    return n;
+}
+
+/* The first k whitespace-separated words of s, trimmed again ("a dog, a cat" k=2 -> "a dog"). */
+static Span first_words(Span s, int k) {
+    size_t end = 0;
+    for (int w = 0; w < k; w++) {
+        while (end < s.len && isspace((unsigned char)s.text[end])) end++;
+        while (end < s.len && !isspace((unsigned char)s.text[end])) end++;
+    }
+    return trim_caption(s.text, end);
+}
+
+/* s without a leading determiner that a "no ..." template would duplicate. */
+static Span strip_article(Span s) {
+    static const char *const articles[] = {"a", "an", "the", "any"};
+    for (size_t a = 0; a < sizeof(articles) / sizeof(articles[0]); a++) {
+        size_t n = strlen(articles[a]);
+        if (s.len > n + 1 && strncasecmp(s.text, articles[a], n) == 0 &&
+            isspace((unsigned char)s.text[n]))
+            return trim_caption(s.text + n, s.len - n);
+    }
+    return s;
+}
+
+/* Appends src to dst at *at, with its first letter lower-cased ('c', 'n'), upper-cased ('C').
+ * A first letter followed by another capital ("TV", "USA") is an acronym and keeps its case. */
+static void emit_cased(char *dst, size_t *at, Span src, char mode) {
+    if (src.len == 0) return;
+    memcpy(dst + *at, src.text, src.len);
+    char *first = dst + *at;
+    int acronym = src.len > 1 && isupper((unsigned char)src.text[1]);
+    if (mode == 'C') *first = (char)toupper((unsigned char)*first);
+    else if (!acronym) *first = (char)tolower((unsigned char)*first);
+    *at += src.len;
+}
+
+/* Renders a template into dst (capacity >= strlen(tmpl) + 2*(subject.len + strlen(object)) + 1)
+ * and upper-cases the first letter of the result. Returns the length. */
+static size_t render_template(char *dst, const char *tmpl, Span subject, const char *object) {
+    size_t at = 0;
+    for (const char *p = tmpl; *p; p++) {
+        if (p[0] == '{' && p[1] && p[2] == '}') {
+            char mode = p[1];
+            if (mode == 'x') emit_cased(dst, &at, (Span){object, strlen(object)}, 'x');
+            else emit_cased(dst, &at, mode == 'n' ? strip_article(subject) : subject, mode);
+            p += 2;
+        } else {
+            dst[at++] = *p;
+        }
+    }
+    dst[at] = '\0';
+    if (at > 0) dst[0] = (char)toupper((unsigned char)dst[0]);
+    return at;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The generator
+
+struct TngGenerator {
+    TngConfig cfg;
+    const Lexicon *lex;
+    const Tokenizer *tok;
+    // scratch, grown on demand
+    int capacity_images;
+    float *sim;          /* [B, B] cosine similarities */
+    int *order;          /* [B, B-1] the other images, most similar first */
+    int *noun_start;     /* [B+1] caption i's nouns are nouns[noun_start[i] .. noun_start[i+1]) */
+    int *nouns;          /* lemma ids, each once per caption, in order of appearance */
+    int capacity_nouns;
+    int *candidates;
+    size_t *text_offset; /* [n_texts] offsets into the arena until the arena stops moving */
+    int capacity_texts;
+    char *render;        /* one text being built */
+    size_t capacity_render;
+    char *object_subject; /* "any <object>", the subject when there is no caption to negate */
+    int *ids;            /* [context] ids of the text being measured */
+};
+
+void tng_config_default(TngConfig *cfg) {
+    *cfg = (TngConfig){.negations_per_image = 2, .context = 77, .seed = 1234, .released = 0,
+                       .i2t_mean = 0};
+}
+
+TngGenerator *tng_generator_create(const TngConfig *cfg, const Lexicon *lex, const Tokenizer *tok) {
+    if (cfg->negations_per_image < 1)
+        die("tng: negations_per_image must be >= 1, found %d", cfg->negations_per_image);
+    if (cfg->context < 16)
+        die("tng: context must be >= 16 tokens to hold a negation, found %d", cfg->context);
+    TngGenerator *gen = callocCheck(1, sizeof(TngGenerator));
+    gen->cfg = *cfg;
+    gen->lex = lex;
+    gen->tok = tok;
+    gen->ids = mallocCheck((size_t)cfg->context * sizeof(int));
+    gen->object_subject = mallocCheck(128);
+    return gen;
+}
+
+void tng_generator_free(TngGenerator *gen) {
+    if (!gen) return;
+    free(gen->sim);
+    free(gen->order);
+    free(gen->noun_start);
+    free(gen->nouns);
+    free(gen->candidates);
+    free(gen->text_offset);
+    free(gen->render);
+    free(gen->object_subject);
+    free(gen->ids);
+    free(gen);
+}
+
+void tng_texts_free(TngTexts *t) {
+    free(t->tokens);
+    free(t->txt2img);
+    free(t->i2t_target);
+    free(t->texts);
+    free(t->kind);
+    free(t->source_image);
+    free(t->object_lemma);
+    free(t->object_from);
+    free(t->text_arena);
+    memset(t, 0, sizeof(*t));
+}
+
+#define GROW(ptr, count) ((ptr) = reallocCheck((ptr), (size_t)(count) * sizeof(*(ptr))))
+
+static void ensure_capacity(TngGenerator *gen, TngTexts *out, int n_images, int n_texts,
+                            int n_nouns) {
+    if (n_images > gen->capacity_images) {
+        GROW(gen->sim, (size_t)n_images * n_images);
+        GROW(gen->order, (size_t)n_images * n_images);
+        GROW(gen->noun_start, n_images + 1);
+        gen->capacity_images = n_images;
+    }
+    if (n_nouns > gen->capacity_nouns) {
+        GROW(gen->nouns, n_nouns);
+        GROW(gen->candidates, n_nouns);
+        gen->capacity_nouns = n_nouns;
+    }
+    if (n_texts > gen->capacity_texts) {
+        GROW(gen->text_offset, n_texts);
+        gen->capacity_texts = n_texts;
+    }
+    int context = gen->cfg.context;
+    if (n_texts > out->capacity_texts || context != out->context) {
+        GROW(out->tokens, (size_t)n_texts * context);
+        GROW(out->txt2img, n_texts);
+        GROW(out->texts, n_texts);
+        GROW(out->kind, n_texts);
+        GROW(out->source_image, n_texts);
+        out->capacity_texts = n_texts;
+    }
+    if (n_images > out->capacity_images) {
+        GROW(out->i2t_target, n_images);
+        GROW(out->object_lemma, n_images);
+        GROW(out->object_from, n_images);
+        out->capacity_images = n_images;
+    }
+}
+
+typedef struct {
+    float sim;
+    int image;
+} Neighbour;
+
+static int by_similarity_desc(const void *a, const void *b) {
+    const Neighbour *x = a, *y = b;
+    if (x->sim != y->sim) return x->sim > y->sim ? -1 : 1;
+    return x->image - y->image; // ties: lower index first, so the order is total
+}
+
+/* Fills sim[i*n+j] (j > i, mirrored) with the dot products of the unit embeddings: the cosine
+ * similarities. The simd reduction lets the compiler vectorise the dot product in a fixed
+ * order (deterministic, unlike a threaded BLAS call); it is most of the generator's time. */
+static void cosine_similarities(const float *emb, int n, int dim, float *sim) {
+    for (int i = 0; i < n; i++) {
+        const float *a = emb + (size_t)i * dim;
+        for (int j = i + 1; j < n; j++) {
+            const float *b = emb + (size_t)j * dim;
+            float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (int d = 0; d < dim; d++) dot += a[d] * b[d];
+            sim[(size_t)i * n + j] = sim[(size_t)j * n + i] = dot;
+        }
+    }
+}
+
+/* order[i] = the other images by decreasing cosine similarity. */
+static void rank_neighbours(TngGenerator *gen, const float *emb, int n, int dim) {
+    cosine_similarities(emb, n, dim, gen->sim);
+    Neighbour *row = mallocCheck((size_t)(n > 1 ? n - 1 : 1) * sizeof(Neighbour));
+    for (int i = 0; i < n; i++) {
+        int k = 0;
+        for (int j = 0; j < n; j++)
+            if (j != i) row[k++] = (Neighbour){gen->sim[(size_t)i * n + j], j};
+        qsort(row, (size_t)k, sizeof(Neighbour), by_similarity_desc);
+        for (int r = 0; r < k; r++) gen->order[(size_t)i * (n - 1) + r] = row[r].image;
+    }
+    free(row);
+}
+
+/* Collects the lexicon nouns of one caption into out (each lemma once), returns the count.
+ * Words are maximal runs of letters, lower-cased; a word with non-ASCII bytes is no lexicon
+ * word but stays whole, so "café" never yields "caf". */
+static int caption_nouns(const Lexicon *lex, const char *s, int *out) {
+    enum { MAX_WORD = 64 };
+    char word[MAX_WORD];
+    int n = 0;
+    for (size_t i = 0; s[i];) {
+        unsigned char c = (unsigned char)s[i];
+        if (!isalpha(c) && c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len = 0;
+        int ascii = 1;
+        for (; s[i] && (isalpha((unsigned char)s[i]) || (unsigned char)s[i] >= 0x80); i++, len++) {
+            if ((unsigned char)s[i] >= 0x80) ascii = 0;
+            else if (len < MAX_WORD) word[len] = (char)tolower((unsigned char)s[i]);
+        }
+        if (!ascii || len >= MAX_WORD) continue;
+        int lemma = lexicon_lookup(lex, word, len);
+        if (lemma < 0) continue;
+        int seen = 0;
+        for (int k = 0; k < n && !seen; k++) seen = out[k] == lemma;
+        if (!seen) out[n++] = lemma;
+    }
+    return n;
+}
+
+static int caption_has(const TngGenerator *gen, int image, int lemma) {
+    for (int k = gen->noun_start[image]; k < gen->noun_start[image + 1]; k++)
+        if (gen->nouns[k] == lemma) return 1;
+    return 0;
+}
+
+/* The one object of image i: a noun of the nearest neighbour with one that caption_i lacks,
+ * else a common lexicon noun caption_i lacks. *from = that neighbour, or -1. */
+static int choose_object(TngGenerator *gen, int i, int n_images, Rng *rng, int *from) {
+    for (int r = 0; r < n_images - 1; r++) {
+        int j = gen->order[(size_t)i * (n_images - 1) + r];
+        int n_candidates = 0;
+        for (int k = gen->noun_start[j]; k < gen->noun_start[j + 1]; k++)
+            if (!caption_has(gen, i, gen->nouns[k])) gen->candidates[n_candidates++] = gen->nouns[k];
+        if (n_candidates > 0) {
+            *from = j;
+            return gen->candidates[rng_below(rng, (uint64_t)n_candidates)];
+        }
+    }
+    // Scan the common nouns cyclically from a random start: one draw, and it always ends.
+    const Lexicon *lex = gen->lex;
+    int start = (int)rng_below(rng, (uint64_t)lex->n_common);
+    for (int k = 0; k < lex->n_common; k++) {
+        int lemma = lex->common[(start + k) % lex->n_common];
+        if (!caption_has(gen, i, lemma)) {
+            *from = -1;
+            return lemma;
+        }
+    }
+    die("tng: caption %d contains every common lexicon noun; no absent object exists", i);
+}
+
+/* The image whose caption full negation number `f` of image i negates, or -1 when no other
+ * image has a non-empty caption. Default: the f-th least similar image; released: the f-th
+ * image of the cycle B-1-i, B-i, ... that skips i. Empty captions are passed over. */
+static int full_negation_source(const TngGenerator *gen, const Span *captions, int i, int f,
+                                int n_images) {
+    int n_others = n_images - 1;
+    for (int step = 0; step < n_others; step++) {
+        int p = (f + step) % n_others, k;
+        if (gen->cfg.released) {
+            // walk p+1 images along the cycle from B-1-i, not counting i itself
+            k = n_images - 1 - i;
+            if (k == i) k = (k + 1) % n_images;
+            for (int q = 0; q < p; q++) {
+                k = (k + 1) % n_images;
+                if (k == i) k = (k + 1) % n_images;
+            }
+        } else {
+            k = gen->order[(size_t)i * n_others + (n_others - 1 - p)];
+        }
+        if (captions[k].len > 0) return k;
+    }
+    return -1;
+}
+
+/* Writes SOT, ids, EOT and zero padding into a token row. */
+static void store_row(int *row, const int *ids, int n_ids, int context) {
+    row[0] = TOKEN_SOT;
+    memcpy(row + 1, ids, (size_t)n_ids * sizeof(int));
+    row[n_ids + 1] = TOKEN_EOT;
+    memset(row + n_ids + 2, 0, (size_t)(context - n_ids - 2) * sizeof(int));
+}
+
+static size_t arena_append(TngTexts *out, size_t *used, const char *text, size_t len) {
+    if (*used + len + 1 > out->arena_capacity) {
+        out->arena_capacity = 2 * (*used + len + 1);
+        out->text_arena = reallocCheck(out->text_arena, out->arena_capacity);
+    }
+    size_t at = *used;
+    memcpy(out->text_arena + at, text, len);
+    out->text_arena[at + len] = '\0';
+    *used += len + 1;
+    return at;
+}
+
+/* Renders tmpl with the subject cut to its first `words` words; returns the raw token count. */
+static int render_and_measure(TngGenerator *gen, const char *tmpl, Span subject, int words,
+                              const char *object, size_t *len) {
+    *len = render_template(gen->render, tmpl, first_words(subject, words), object);
+    return tokenizer_encode_raw(gen->tok, gen->render, gen->ids, gen->cfg.context - 2);
+}
+
+/* Builds text t from a template. When it would pass the context, trailing words of the
+ * subject (the caption part) go, never the template's negation. */
+static void make_text(TngGenerator *gen, TngTexts *out, size_t *arena_used, int t,
+                      const char *tmpl, Span subject, const char *object) {
+    size_t need = strlen(tmpl) + 2 * (subject.len + strlen(object)) + 1;
+    if (need > gen->capacity_render) {
+        gen->capacity_render = 2 * need;
+        gen->render = reallocCheck(gen->render, gen->capacity_render);
+    }
+    int budget = gen->cfg.context - 2, words = count_words(subject);
+    size_t len;
+    int n = render_and_measure(gen, tmpl, subject, words, object, &len);
+    if (n > budget) {
+        // the most words that fit: fits(lo) holds, fits(hi) fails (token counts grow with words)
+        int lo = 0, hi = words;
+        while (hi - lo > 1) {
+            int mid = lo + (hi - lo) / 2;
+            size_t unused;
+            if (render_and_measure(gen, tmpl, subject, mid, object, &unused) <= budget) lo = mid;
+            else hi = mid;
+        }
+        n = render_and_measure(gen, tmpl, subject, lo, object, &len);
+        if (n > budget)
+            die("tng: template \"%s\" with object \"%s\" needs %d tokens, more than the context %d",
+                tmpl, object, n + 2, gen->cfg.context);
+    }
+    store_row(out->tokens + (size_t)t * gen->cfg.context, gen->ids, n, gen->cfg.context);
+    gen->text_offset[t] = arena_append(out, arena_used, gen->render, len);
+}
+
+static void seed_image_stream(Rng *rng, uint64_t seed, int64_t batch_index, int image) {
+    uint64_t state = seed;
+    state = splitmix64(&state) ^ (uint64_t)batch_index;
+    state = splitmix64(&state) ^ (uint64_t)image;
+    rng_seed(rng, splitmix64(&state));
+}
+
+void tng_make_texts(TngGenerator *gen, const char *const *captions, const float *image_emb,
+                    int n_images, int dim, int64_t batch_index, TngTexts *out) {
+    if (n_images < 1) die("tng_make_texts: expected at least one image, found %d", n_images);
+    const TngConfig *cfg = &gen->cfg;
+    int n_neg = cfg->negations_per_image, n_texts = (n_neg + 1) * n_images;
+    int context = cfg->context;
+    int max_nouns = 0;
+    for (int i = 0; i < n_images; i++) max_nouns += (int)(strlen(captions[i]) / 2 + 1);
+    ensure_capacity(gen, out, n_images, n_texts, max_nouns);
+    out->n_images = n_images;
+    out->n_texts = n_texts;
+    out->context = context;
+    out->batch_index = batch_index;
+
+    rank_neighbours(gen, image_emb, n_images, dim);
+    gen->noun_start[0] = 0;
+    for (int i = 0; i < n_images; i++)
+        gen->noun_start[i + 1] =
+            gen->noun_start[i] + caption_nouns(gen->lex, captions[i], gen->nouns + gen->noun_start[i]);
+    Span *trimmed = mallocCheck((size_t)n_images * sizeof(Span));
+    for (int i = 0; i < n_images; i++) trimmed[i] = trim_caption(captions[i], strlen(captions[i]));
+
+    size_t arena_used = 0;
+    for (int i = 0; i < n_images; i++) {
+        Rng rng;
+        seed_image_stream(&rng, cfg->seed, batch_index, i);
+        int from;
+        int object = choose_object(gen, i, n_images, &rng, &from);
+        const char *object_word = gen->lex->lemma[object];
+        out->object_lemma[i] = object;
+        out->object_from[i] = from;
+        snprintf(gen->object_subject, 128, "any %.100s", object_word);
+        Span object_subject = {gen->object_subject, strlen(gen->object_subject)};
+
+        // the original caption, cut like open_clip cuts any text
+        int *row = out->tokens + (size_t)i * context;
+        int n = tokenizer_encode(gen->tok, captions[i], row, context);
+        memset(row + n, 0, (size_t)(context - n) * sizeof(int));
+        gen->text_offset[i] = arena_append(out, &arena_used, captions[i], strlen(captions[i]));
+        out->txt2img[i] = i;
+        out->kind[i] = TNG_ORIGINAL;
+        out->source_image[i] = i;
+
+        int hybrid_start = (int)rng_below(&rng, TNG_N_HYBRID_TEMPLATES);
+        int full_start = (int)rng_below(&rng, TNG_N_FULL_TEMPLATES);
+        int n_hybrids = 0, n_fulls = 0;
+        for (int m = 0; m < n_neg; m++) {
+            int t = (m + 1) * n_images + i;
+            int source = m % 2 == 1 ? full_negation_source(gen, trimmed, i, n_fulls, n_images) : i;
+            if (m % 2 == 0 || source < 0) {
+                // hybrid (also the stand-in for a full negation when no other caption exists);
+                // an image without a caption gets a plain object negation from a full template
+                if (trimmed[i].len > 0) {
+                    const char *tmpl = HYBRID_TEMPLATES[(hybrid_start + n_hybrids) % TNG_N_HYBRID_TEMPLATES];
+                    make_text(gen, out, &arena_used, t, tmpl, trimmed[i], object_word);
+                } else {
+                    const char *tmpl = FULL_TEMPLATES[(full_start + n_hybrids) % TNG_N_FULL_TEMPLATES];
+                    make_text(gen, out, &arena_used, t, tmpl, object_subject, "");
+                }
+                n_hybrids++;
+                out->kind[t] = TNG_HYBRID;
+                out->source_image[t] = i;
+            } else {
+                const char *tmpl = FULL_TEMPLATES[(full_start + n_fulls) % TNG_N_FULL_TEMPLATES];
+                make_text(gen, out, &arena_used, t, tmpl, trimmed[source], "");
+                n_fulls++;
+                out->kind[t] = TNG_FULL;
+                out->source_image[t] = source;
+            }
+            out->txt2img[t] = i;
+        }
+        out->i2t_target[i] = cfg->released ? (int)rng_below(&rng, (uint64_t)n_texts)
+                             : cfg->i2t_mean ? -1
+                                             : i;
+    }
+    for (int t = 0; t < n_texts; t++) out->texts[t] = out->text_arena + gen->text_offset[t];
+    free(trimmed);
+}

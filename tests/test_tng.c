@@ -1,0 +1,542 @@
+/*
+ * test_tng.c: the TNG negation generator (host/tng.c, host/producer.c) and its WordNet lexicon.
+ *
+ * Needs data/cache/lexicon.tsv (make lexicon) and the BPE vocabulary (make vocab). Captions are
+ * drawn at random from COCO-like phrase lists and embeddings are random unit vectors, except
+ * where a test needs a known neighbour order; then it builds the embeddings from angles.
+ * Properties are checked against independent recomputation in this file (whole-word scans of
+ * the caption strings, similarity ranks from the embeddings), never against the generator's
+ * own bookkeeping alone.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "lexicon.h"   // defines: lexicon_load, lexicon_lookup
+#include "rng.h"       // defines: Rng, rng_seed, rng_below, rng_normal
+#include "tng.h"       // defines: tng_make_texts, tng_producer_*, TngTexts
+#include "tokenizer.h" // defines: tokenizer_load, tokenizer_encode, tokenizer_encode_raw
+
+static Lexicon *lex;
+static Tokenizer *tok;
+
+// ---------------------------------------------------------------------------------------------
+// Inputs
+
+static const char *const SUBJECTS[] = {"A man", "Two women", "A small dog", "A cat", "A boy",
+                                       "The girl", "A giraffe", "Three horses", "A bird",
+                                       "An elderly person"};
+static const char *const ACTIONS[] = {"riding", "sitting on", "standing next to", "holding",
+                                      "eating", "looking at", "walking past", "lying under"};
+static const char *const THINGS[] = {"a horse", "a wooden bench", "the table", "a pizza",
+                                     "a skateboard", "an umbrella", "a red sofa", "some trees",
+                                     "a car", "two boats", "a bicycle", "a clock", "the mice"};
+static const char *const PLACES[] = {"in a park.", "on a busy street", "near the water.",
+                                     "in a kitchen", "on the beach.", "", "at night"};
+#define PICK(rng, list) list[rng_below(rng, sizeof(list) / sizeof(list[0]))]
+
+typedef struct {
+    int n, dim;
+    char **captions;
+    float *emb;
+} Batch;
+
+static void batch_random(Batch *b, int n, int dim, uint64_t seed) {
+    Rng rng;
+    rng_seed(&rng, seed);
+    b->n = n;
+    b->dim = dim;
+    b->captions = malloc((size_t)n * sizeof(char *));
+    b->emb = malloc((size_t)n * dim * sizeof(float));
+    for (int i = 0; i < n; i++) {
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s %s %s %s", PICK(&rng, SUBJECTS), PICK(&rng, ACTIONS),
+                 PICK(&rng, THINGS), PICK(&rng, PLACES));
+        b->captions[i] = strdup(buf);
+        double norm = 0;
+        for (int d = 0; d < dim; d++) {
+            b->emb[(size_t)i * dim + d] = (float)rng_normal(&rng);
+            norm += b->emb[(size_t)i * dim + d] * b->emb[(size_t)i * dim + d];
+        }
+        for (int d = 0; d < dim; d++) b->emb[(size_t)i * dim + d] /= (float)sqrt(norm);
+    }
+}
+
+/* A batch with given captions whose image i sits at angle angles[i] on a circle in 2-D, so
+ * cosine similarity falls with angular distance and the neighbour order is known. */
+static void batch_fixed(Batch *b, int n, const char *const *captions, const double *angles) {
+    b->n = n;
+    b->dim = 2;
+    b->captions = malloc((size_t)n * sizeof(char *));
+    b->emb = malloc((size_t)n * 2 * sizeof(float));
+    for (int i = 0; i < n; i++) {
+        b->captions[i] = strdup(captions[i]);
+        b->emb[2 * i] = (float)cos(angles[i]);
+        b->emb[2 * i + 1] = (float)sin(angles[i]);
+    }
+}
+
+static void batch_free(Batch *b) {
+    for (int i = 0; i < b->n; i++) free(b->captions[i]);
+    free(b->captions);
+    free(b->emb);
+}
+
+static void generate(const TngConfig *cfg, const Batch *b, int64_t batch_index, TngTexts *out) {
+    TngGenerator *gen = tng_generator_create(cfg, lex, tok);
+    tng_make_texts(gen, (const char *const *)b->captions, b->emb, b->n, b->dim, batch_index, out);
+    tng_generator_free(gen);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Independent checks
+
+/* Does `text` hold a whole word (letters only, case-folded) that the lexicon folds to lemma? */
+static int text_mentions(const char *text, int lemma) {
+    char word[64];
+    for (const char *p = text; *p;) {
+        if (!isalpha((unsigned char)*p)) {
+            p++;
+            continue;
+        }
+        size_t len = 0;
+        for (; isalpha((unsigned char)*p); p++)
+            if (len < sizeof word) word[len++] = (char)tolower((unsigned char)*p);
+        if (len < sizeof word && lexicon_lookup(lex, word, len) == lemma) return 1;
+    }
+    return 0;
+}
+
+static int has_any_lexicon_noun_missing_from(const char *text, const char *other) {
+    char word[64];
+    for (const char *p = text; *p;) {
+        if (!isalpha((unsigned char)*p)) {
+            p++;
+            continue;
+        }
+        size_t len = 0;
+        for (; isalpha((unsigned char)*p); p++)
+            if (len < sizeof word) word[len++] = (char)tolower((unsigned char)*p);
+        int lemma = len < sizeof word ? lexicon_lookup(lex, word, len) : -1;
+        if (lemma >= 0 && !text_mentions(other, lemma)) return 1;
+    }
+    return 0;
+}
+
+static float similarity(const Batch *b, int i, int j) {
+    float s = 0;
+    for (int d = 0; d < b->dim; d++) s += b->emb[(size_t)i * b->dim + d] * b->emb[(size_t)j * b->dim + d];
+    return s;
+}
+
+/* Every row must be SOT, the raw ids of its string (uncut), EOT, zeros; except that an original
+ * caption may be cut the open_clip way. Returns the number of bad rows. */
+static int bad_rows(const TngTexts *t) {
+    int bad = 0, ctx = t->context;
+    int *want = malloc((size_t)ctx * sizeof(int));
+    for (int k = 0; k < t->n_texts; k++) {
+        const int *row = t->tokens + (size_t)k * ctx;
+        int n = tokenizer_encode(tok, t->texts[k], want, ctx);
+        int raw = tokenizer_encode_raw(tok, t->texts[k], want, 0); // only the count
+        int ok = memcmp(row, want, (size_t)n * sizeof(int)) == 0;
+        for (int c = n; c < ctx; c++) ok &= row[c] == 0;
+        if (t->kind[k] != TNG_ORIGINAL) ok &= raw + 2 <= ctx; // generated texts are never cut
+        if (!ok) {
+            fprintf(stderr, "  bad row %d: \"%s\"\n", k, t->texts[k]);
+            bad++;
+        }
+    }
+    free(want);
+    return bad;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+static void test_lexicon_sanity(void) {
+    const char *required[] = {"ball", "star", "heart", "moon", "cross", "ring", "key", "leaf",
+                              "house", "tree", "cup", "car", "fish", "bird", "flower", "hat",
+                              "boat", "dog", "cat", "sofa", "chair", "umbrella", "man", "horse"};
+    for (size_t k = 0; k < sizeof required / sizeof required[0]; k++)
+        CHECK(lexicon_lookup(lex, required[k], strlen(required[k])) >= 0, "%s missing", required[k]);
+    const char *not_nouns[] = {"riding", "light", "white", "back", "the", "with", "does", "felt"};
+    for (size_t k = 0; k < sizeof not_nouns / sizeof not_nouns[0]; k++)
+        CHECK(lexicon_lookup(lex, not_nouns[k], strlen(not_nouns[k])) < 0, "%s taken as a noun",
+              not_nouns[k]);
+    struct { const char *form, *lemma; } folds[] = {
+        {"dogs", "dog"}, {"men", "man"}, {"mice", "mouse"}, {"women", "woman"},
+        {"leaves", "leaf"}, {"boxes", "box"}, {"children", "child"}, {"rings", "ring"}};
+    for (size_t k = 0; k < sizeof folds / sizeof folds[0]; k++) {
+        int got = lexicon_lookup(lex, folds[k].form, strlen(folds[k].form));
+        int want = lexicon_lookup(lex, folds[k].lemma, strlen(folds[k].lemma));
+        CHECK(want >= 0 && got == want, "%s folds to %s, want %s", folds[k].form,
+              got >= 0 ? lex->lemma[got] : "(none)", folds[k].lemma);
+    }
+    // the lookup compares whole words: a prefix or an extension of a form is no match
+    CHECK(lexicon_lookup(lex, "dogsled", 3) == lexicon_lookup(lex, "dog", 3), "length ignored");
+    CHECK(lexicon_lookup(lex, "do", 2) < 0 && lexicon_lookup(lex, "dogz", 4) < 0, "partial match");
+}
+
+static void test_multiword_caption_nouns(void) {
+    // "a man riding a horse": the objects are man and horse, never riding
+    const char *caps[] = {"a man riding a horse", "a woman"};
+    double angles[] = {0.0, 0.1};
+    Batch b;
+    batch_fixed(&b, 2, caps, angles);
+    TngConfig cfg;
+    tng_config_default(&cfg);
+    TngTexts t = {0};
+    int seen_man = 0, seen_horse = 0;
+    for (uint64_t seed = 0; seed < 40; seed++) {
+        cfg.seed = seed;
+        generate(&cfg, &b, 0, &t);
+        const char *obj = lex->lemma[t.object_lemma[1]];
+        CHECK(t.object_from[1] == 0, "image 1's object must come from image 0, got %d",
+              t.object_from[1]);
+        CHECK(strcmp(obj, "man") == 0 || strcmp(obj, "horse") == 0, "object %s", obj);
+        seen_man |= strcmp(obj, "man") == 0;
+        seen_horse |= strcmp(obj, "horse") == 0;
+    }
+    CHECK(seen_man && seen_horse, "the seeded choice never varied (man %d horse %d)", seen_man,
+          seen_horse);
+    tng_texts_free(&t);
+    batch_free(&b);
+}
+
+static void test_object_absent_and_from_nearest(void) {
+    int sizes[] = {2, 3, 5, 16, 33};
+    TngConfig cfg;
+    tng_config_default(&cfg);
+    TngTexts t = {0};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        Batch b;
+        batch_random(&b, sizes[s], 24, 100 + s);
+        generate(&cfg, &b, (int64_t)s, &t);
+        for (int i = 0; i < b.n; i++) {
+            int obj = t.object_lemma[i], from = t.object_from[i];
+            CHECK(!text_mentions(b.captions[i], obj), "B=%d image %d: object %s is in \"%s\"", b.n,
+                  i, lex->lemma[obj], b.captions[i]);
+            // the nearest image that has a noun caption_i lacks is where the object comes from
+            int want_from = -1;
+            float best = -INFINITY;
+            for (int j = 0; j < b.n; j++)
+                if (j != i && has_any_lexicon_noun_missing_from(b.captions[j], b.captions[i]) &&
+                    similarity(&b, i, j) > best)
+                    best = similarity(&b, i, j), want_from = j;
+            CHECK(from == want_from, "B=%d image %d: object from %d, want %d", b.n, i, from,
+                  want_from);
+            if (from >= 0)
+                CHECK(text_mentions(b.captions[from], obj), "object %s not in caption %d",
+                      lex->lemma[obj], from);
+            const char *hybrid = t.texts[b.n + i];
+            CHECK(text_mentions(hybrid, obj) && strstr(hybrid, lex->lemma[obj]) != NULL,
+                  "hybrid \"%s\" lacks its object %s", hybrid, lex->lemma[obj]);
+        }
+        CHECK(bad_rows(&t) == 0, "B=%d: rows differ from their strings", b.n);
+        batch_free(&b);
+    }
+    tng_texts_free(&t);
+}
+
+static void test_own_caption_never_negated(void) {
+    TngTexts t = {0};
+    for (int released = 0; released <= 1; released++) {
+        for (int n = 1; n <= 7; n++) {
+            for (int m = 1; m <= 4; m++) {
+                TngConfig cfg;
+                tng_config_default(&cfg);
+                cfg.released = released;
+                cfg.negations_per_image = m;
+                Batch b;
+                batch_random(&b, n, 8, 7 * n + m);
+                generate(&cfg, &b, 3, &t);
+                CHECK(t.n_texts == (m + 1) * n, "n_texts %d", t.n_texts);
+                for (int k = 0; k < t.n_texts; k++) {
+                    int i = k % n, slot = k / n;
+                    CHECK(t.txt2img[k] == i, "txt2img[%d] = %d", k, t.txt2img[k]);
+                    TngTextKind want = slot == 0 ? TNG_ORIGINAL
+                                       : slot % 2 == 1 || n == 1 ? TNG_HYBRID
+                                                                 : TNG_FULL;
+                    CHECK(t.kind[k] == want, "B=%d M=%d text %d kind %d, want %d", n, m, k,
+                          t.kind[k], want);
+                    if (t.kind[k] != TNG_FULL) continue;
+                    int src = t.source_image[k];
+                    CHECK(src != i && src >= 0 && src < n, "B=%d text %d negates image %d's own "
+                          "caption (source %d)", n, k, i, src);
+                    if (slot == 2 && !released) { // the first full negation: the least similar
+                        for (int j = 0; j < n; j++)
+                            CHECK(j == i || similarity(&b, i, src) <= similarity(&b, i, j),
+                                  "image %d: negated %d, but %d is less similar", i, src, j);
+                    }
+                    if (slot == 2 && released) {
+                        int want_src = n - 1 - i == i ? (i + 1) % n : n - 1 - i;
+                        CHECK(src == want_src, "released: image %d negates %d, want %d", i, src,
+                              want_src);
+                    }
+                }
+                for (int i = 0; i < n; i++) {
+                    if (released)
+                        CHECK(t.i2t_target[i] >= 0 && t.i2t_target[i] < t.n_texts, "i2t %d",
+                              t.i2t_target[i]);
+                    else
+                        CHECK(t.i2t_target[i] == i, "i2t_target[%d] = %d", i, t.i2t_target[i]);
+                }
+                CHECK(bad_rows(&t) == 0, "B=%d M=%d", n, m);
+                batch_free(&b);
+            }
+        }
+    }
+    TngConfig cfg;
+    tng_config_default(&cfg);
+    cfg.i2t_mean = 1;
+    Batch b;
+    batch_random(&b, 3, 8, 5);
+    generate(&cfg, &b, 0, &t);
+    for (int i = 0; i < 3; i++) CHECK(t.i2t_target[i] == -1, "mean target %d", t.i2t_target[i]);
+    batch_free(&b);
+    tng_texts_free(&t);
+}
+
+static void test_fallbacks(void) {
+    TngConfig cfg;
+    tng_config_default(&cfg);
+    TngTexts t = {0};
+    // image 0's nearest neighbour (1) adds no noun; the next one (2) adds "cat"
+    {
+        const char *caps[] = {"A dog on a sofa.", "two dogs on sofas", "a cat and a dog"};
+        double angles[] = {0.0, 0.2, 0.9};
+        Batch b;
+        batch_fixed(&b, 3, caps, angles);
+        generate(&cfg, &b, 0, &t);
+        CHECK(t.object_from[0] == 2, "object from %d, want the next neighbour 2", t.object_from[0]);
+        CHECK(strcmp(lex->lemma[t.object_lemma[0]], "cat") == 0, "object %s, want cat",
+              lex->lemma[t.object_lemma[0]]);
+        batch_free(&b);
+    }
+    // no caption holds a noun the others lack: a random common lexicon noun, still absent
+    {
+        const char *caps[] = {"a dog on a sofa", "dogs near a sofa", "The sofa, the dog.",
+                              "a running sleeping"};
+        double angles[] = {0.0, 0.3, 0.6, 2.0};
+        Batch b;
+        batch_fixed(&b, 4, caps, angles);
+        for (uint64_t seed = 0; seed < 20; seed++) {
+            cfg.seed = seed;
+            generate(&cfg, &b, 0, &t);
+            for (int i = 0; i < 3; i++) {
+                CHECK(t.object_from[i] == -1, "image %d: object from %d, want the lexicon", i,
+                      t.object_from[i]);
+                CHECK(!text_mentions(b.captions[i], t.object_lemma[i]), "object %s in \"%s\"",
+                      lex->lemma[t.object_lemma[i]], b.captions[i]);
+                CHECK(lex->noun_tags[t.object_lemma[i]] >= LEXICON_COMMON_MIN_TAGS,
+                      "fallback %s is not a common noun", lex->lemma[t.object_lemma[i]]);
+            }
+            // image 3 has no nouns at all: every neighbour's noun is absent from it
+            CHECK(t.object_from[3] == 2, "noun-less caption: object from %d", t.object_from[3]);
+        }
+        batch_free(&b);
+    }
+    tng_texts_free(&t);
+}
+
+static void test_empty_and_nounless_captions(void) {
+    const char *caps[] = {"", "   ", "running quickly!", "a dog", "..."};
+    double angles[] = {0.0, 0.5, 1.0, 1.5, 2.0};
+    Batch b;
+    batch_fixed(&b, 5, caps, angles);
+    TngConfig cfg;
+    tng_config_default(&cfg);
+    cfg.negations_per_image = 4;
+    TngTexts t = {0};
+    generate(&cfg, &b, 9, &t);
+    for (int k = 0; k < t.n_texts; k++) {
+        if (t.kind[k] == TNG_ORIGINAL) continue;
+        CHECK(strlen(t.texts[k]) > 5, "text %d too short: \"%s\"", k, t.texts[k]);
+        if (t.kind[k] == TNG_FULL)
+            CHECK(t.source_image[k] == 2 || t.source_image[k] == 3, "text %d negates empty "
+                  "caption %d", k, t.source_image[k]);
+        else
+            CHECK(text_mentions(t.texts[k], t.object_lemma[k % 5]), "hybrid \"%s\" lacks %s",
+                  t.texts[k], lex->lemma[t.object_lemma[k % 5]]);
+    }
+    CHECK(t.object_from[0] == 3 || t.object_from[0] == -1, "object of the empty caption from %d",
+          t.object_from[0]);
+    CHECK(bad_rows(&t) == 0, "rows");
+    batch_free(&b);
+    tng_texts_free(&t);
+}
+
+static void test_negation_survives_truncation(void) {
+    // two 200-word captions: every generated text must keep its negation and end in EOT
+    char *longcap[2];
+    const char *words[] = {"a", "large", "brown", "dog", "sits", "beside", "the", "old",
+                           "wooden", "fence", "while"};
+    for (int c = 0; c < 2; c++) {
+        longcap[c] = malloc(200 * 16);
+        longcap[c][0] = '\0';
+        for (int w = 0; w < 200; w++) {
+            strcat(longcap[c], w ? " " : "");
+            strcat(longcap[c], words[(w + 3 * c) % 11]);
+        }
+    }
+    const char *caps[] = {longcap[0], longcap[1], "a cat on a sofa with a hat"};
+    double angles[] = {0.0, 0.2, 3.0};
+    Batch b;
+    batch_fixed(&b, 3, caps, angles);
+    TngTexts t = {0};
+    for (uint64_t seed = 0; seed < 30; seed++) { // many seeds: appended and prepended templates
+        TngConfig cfg;
+        tng_config_default(&cfg);
+        cfg.seed = seed;
+        generate(&cfg, &b, 0, &t);
+        for (int k = 0; k < t.n_texts; k++) {
+            const int *row = t.tokens + (size_t)k * t.context;
+            int eot = -1;
+            for (int c = 0; c < t.context && eot < 0; c++)
+                if (row[c] == TOKEN_EOT) eot = c;
+            CHECK(row[0] == TOKEN_SOT && eot > 0, "text %d: no SOT/EOT", k);
+            if (t.kind[k] == TNG_ORIGINAL) continue;
+            // the object's (or the negated caption's first content word's) tokens are in the row
+            int i = k % 3;
+            const char *clause = t.kind[k] == TNG_HYBRID ? lex->lemma[t.object_lemma[i]] : NULL;
+            if (clause) {
+                int ids[8];
+                int n = tokenizer_encode_raw(tok, clause, ids, 8);
+                int found = 0;
+                for (int c = 1; c + n <= eot && !found; c++)
+                    found = memcmp(row + c, ids, (size_t)n * sizeof(int)) == 0;
+                CHECK(found, "seed %llu text %d \"%s\": object %s lost", (unsigned long long)seed,
+                      k, t.texts[k], clause);
+            }
+            // every template carries a negation word; it must survive
+            int negated = strstr(t.texts[k], "no ") || strstr(t.texts[k], "No ") ||
+                          strstr(t.texts[k], "not ") || strstr(t.texts[k], "Not ") ||
+                          strstr(t.texts[k], "without") || strstr(t.texts[k], "Without") ||
+                          strstr(t.texts[k], "lack") || strstr(t.texts[k], "Lack") ||
+                          strstr(t.texts[k], "absent") || strstr(t.texts[k], "Absent") ||
+                          strstr(t.texts[k], "Missing") || strstr(t.texts[k], "free of") ||
+                          strstr(t.texts[k], "Free of") || strstr(t.texts[k], "minus") ||
+                          strstr(t.texts[k], "othing ");
+            CHECK(negated, "text %d lost its negation: \"%s\"", k, t.texts[k]);
+            int long_subject = t.kind[k] == TNG_HYBRID ? i < 2 : t.source_image[k] < 2;
+            if (long_subject)
+                CHECK(eot > 40, "text %d was cut too hard (EOT at %d): \"%s\"", k, eot, t.texts[k]);
+        }
+        CHECK(bad_rows(&t) == 0, "seed %llu", (unsigned long long)seed);
+    }
+    tng_texts_free(&t);
+    batch_free(&b);
+    free(longcap[0]);
+    free(longcap[1]);
+}
+
+static int texts_equal(const TngTexts *a, const TngTexts *b) {
+    if (a->n_texts != b->n_texts || a->context != b->context) return 0;
+    if (memcmp(a->tokens, b->tokens, (size_t)a->n_texts * a->context * sizeof(int))) return 0;
+    if (memcmp(a->txt2img, b->txt2img, (size_t)a->n_texts * sizeof(int))) return 0;
+    if (memcmp(a->i2t_target, b->i2t_target, (size_t)a->n_images * sizeof(int))) return 0;
+    for (int k = 0; k < a->n_texts; k++)
+        if (strcmp(a->texts[k], b->texts[k])) return 0;
+    return 1;
+}
+
+typedef struct {
+    Batch *batches;
+    int n_batches, next;
+} ListSource;
+
+static int list_source(void *ctx, TngInput *in) {
+    ListSource *s = ctx;
+    if (s->next == s->n_batches) return 0;
+    Batch *b = &s->batches[s->next];
+    *in = (TngInput){b->n, b->dim, (const char *const *)b->captions, b->emb, 1000 + s->next};
+    s->next++;
+    return 1;
+}
+
+static void test_deterministic_direct_and_threaded(void) {
+    enum { N_BATCHES = 6 };
+    Batch batches[N_BATCHES];
+    for (int k = 0; k < N_BATCHES; k++) batch_random(&batches[k], 5 + 4 * k, 16, 500 + k);
+    TngConfig cfg;
+    tng_config_default(&cfg);
+    TngTexts direct[N_BATCHES] = {{0}}, again = {0};
+    for (int k = 0; k < N_BATCHES; k++) generate(&cfg, &batches[k], 1000 + k, &direct[k]);
+
+    // the same batch again, into a poisoned buffer of the right size: every byte rewritten
+    generate(&cfg, &batches[2], 1002, &again);
+    memset(again.tokens, 0x7f, (size_t)again.n_texts * again.context * sizeof(int));
+    memset(again.text_arena, '#', again.arena_capacity);
+    memset(again.txt2img, 0x7f, (size_t)again.n_texts * sizeof(int));
+    generate(&cfg, &batches[2], 1002, &again);
+    CHECK(texts_equal(&direct[2], &again), "a second run differs");
+    // a batch index or seed change changes the random choices
+    generate(&cfg, &batches[2], 1003, &again);
+    CHECK(!texts_equal(&direct[2], &again), "batch index ignored");
+
+    for (int depth = 1; depth <= 3; depth += 2) {
+        ListSource src = {batches, N_BATCHES, 0};
+        TngProducer *p = tng_producer_start(&cfg, lex, tok, list_source, &src, depth);
+        int k = 0;
+        for (const TngTexts *t; (t = tng_producer_pop(p)) != NULL; k++) {
+            CHECK(k < N_BATCHES && t->batch_index == 1000 + k, "batch %d index %lld", k,
+                  (long long)t->batch_index);
+            if (k < N_BATCHES) CHECK(texts_equal(t, &direct[k]), "threaded batch %d differs", k);
+            tng_producer_release(p, t);
+        }
+        CHECK(k == N_BATCHES, "popped %d batches, want %d", k, N_BATCHES);
+        CHECK(tng_producer_pop(p) == NULL, "pop after the end");
+        tng_producer_stop(p);
+    }
+    for (int k = 0; k < N_BATCHES; k++) {
+        tng_texts_free(&direct[k]);
+        batch_free(&batches[k]);
+    }
+    tng_texts_free(&again);
+}
+
+static int endless_source(void *ctx, TngInput *in) {
+    Batch *b = ctx;
+    static int64_t counter; // only this thread calls it
+    *in = (TngInput){b->n, b->dim, (const char *const *)b->captions, b->emb, counter++};
+    return 1;
+}
+
+static void test_producer_early_stop(void) {
+    // consumer stops while the producer is blocked on a full queue, or mid-flight, or before
+    // anything was popped; ASan (make asan) reports any leak, the test any deadlock (a hang)
+    Batch b;
+    batch_random(&b, 12, 8, 77);
+    TngConfig cfg;
+    tng_config_default(&cfg);
+    for (int popped = 0; popped <= 3; popped++) {
+        TngProducer *p = tng_producer_start(&cfg, lex, tok, endless_source, &b, 2);
+        for (int k = 0; k < popped; k++) {
+            const TngTexts *t = tng_producer_pop(p);
+            CHECK(t && t->n_texts == 36, "pop %d", k);
+            if (k % 2 == 0) tng_producer_release(p, t); // odd pops are stopped while held
+        }
+        tng_producer_stop(p);
+    }
+    batch_free(&b);
+}
+
+int main(void) {
+    lex = lexicon_load(NULL);
+    tok = tokenizer_load(NULL);
+    RUN_TEST(test_lexicon_sanity);
+    RUN_TEST(test_multiword_caption_nouns);
+    RUN_TEST(test_object_absent_and_from_nearest);
+    RUN_TEST(test_own_caption_never_negated);
+    RUN_TEST(test_fallbacks);
+    RUN_TEST(test_empty_and_nounless_captions);
+    RUN_TEST(test_negation_survives_truncation);
+    RUN_TEST(test_deterministic_direct_and_threaded);
+    RUN_TEST(test_producer_early_stop);
+    tokenizer_free(tok);
+    lexicon_free(lex);
+    return test_summary();
+}
