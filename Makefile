@@ -38,7 +38,7 @@ TEST_SRCS := $(wildcard tests/test_*.c)
 TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 VOCAB := data/cache/bpe_simple_vocab_16e6.txt.gz
 
-.PHONY: all test asan cuda fuzz fuzzers clean vocab lexicon fixtures parity-vitb32 bench
+.PHONY: all test asan cuda fuzz fuzzers clean vocab lexicon fixtures parity-vitb32 bench demo plot
 all: $(PROGS)
 
 $(BUILD)/host/%.o: host/%.c $(wildcard host/*.h)
@@ -88,6 +88,14 @@ $(LEXICON): data/build_lexicon.py
 
 test: $(TESTS) $(addprefix $(PROG_DIR)/,$(PROGS)) $(VOCAB) $(LEXICON)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} tests/run_all.sh $(TESTS)
+
+# The main job on the embedded default: the synthetic world, pre-train, plain vs TNG, eval.
+demo: all $(VOCAB) $(LEXICON)
+	bash data/run_demo.sh
+
+# Curves of a training run: make plot RUN=runs/demo/tng
+plot:
+	bash data/plot_run.sh $(RUN)
 
 # The same tests under AddressSanitizer + UndefinedBehaviorSanitizer, in their own tree.
 asan:

@@ -35,19 +35,24 @@ static int tensor_trains(const Clip *m, const ParamInfo *p) {
     }
 }
 
-float clip_optimizer_step(Clip *m, const OptimConfig *oc, int accum_steps) {
+float clip_gradient_norm(const Clip *m, int accum_steps) {
     const Backend *be = m->be;
     const ParamLayout *L = &m->layout;
-    double grad_scale = 1.0 / (accum_steps > 0 ? accum_steps : 1);
     double sumsq = 0;
     for (int i = 0; i < L->count; i++)
         if (tensor_trains(m, &L->params[i]))
             sumsq += be->sum_squares(m->grads + L->params[i].offset, L->params[i].numel);
-    double norm = sqrt(sumsq) * grad_scale;
+    return (float)(sqrt(sumsq) / (accum_steps > 0 ? accum_steps : 1));
+}
+
+void clip_optimizer_apply(Clip *m, const OptimConfig *oc, int accum_steps, float grad_norm) {
+    const Backend *be = m->be;
+    const ParamLayout *L = &m->layout;
+    double grad_scale = 1.0 / (accum_steps > 0 ? accum_steps : 1);
     /* torch's clip_grad_norm_: coefficient max_norm / (norm + 1e-6), capped at 1 */
     double clip = 1.0;
     if (oc->grad_clip > 0) {
-        clip = oc->grad_clip / (norm + 1e-6);
+        clip = oc->grad_clip / ((double)grad_norm + 1e-6);
         if (clip > 1.0) clip = 1.0;
     }
     m->step++;
@@ -73,5 +78,10 @@ float clip_optimizer_step(Clip *m, const OptimConfig *oc, int accum_steps) {
         logit_scale = logit_scale < 0 ? 0 : logit_scale > max_scale ? max_scale : logit_scale;
         be->to_device(m->w.logit_scale, &logit_scale, sizeof(float));
     }
-    return (float)norm;
+}
+
+float clip_optimizer_step(Clip *m, const OptimConfig *oc, int accum_steps) {
+    float norm = clip_gradient_norm(m, accum_steps);
+    clip_optimizer_apply(m, oc, accum_steps, norm);
+    return norm;
 }

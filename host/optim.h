@@ -30,9 +30,16 @@ OptimConfig optim_defaults(void);
  * cosine decay to 0 at total_steps. */
 float optim_lr_at(const OptimConfig *oc, uint64_t step);
 
+/* The global norm of the trainable tensors' gradients, averaged over accum_steps
+ * micro-batches (NaN or Inf when a gradient is not finite). */
+float clip_gradient_norm(const Clip *m, int accum_steps);
+
 /* One AdamW step over the trainable tensors using the gradients accumulated over
- * `accum_steps` micro-batches (averaged), then zeroes all gradients. Returns the global
- * gradient norm before clipping. */
+ * `accum_steps` micro-batches (averaged) and their norm from clip_gradient_norm, then
+ * zeroes all gradients. */
+void clip_optimizer_apply(Clip *m, const OptimConfig *oc, int accum_steps, float grad_norm);
+
+/* clip_gradient_norm then clip_optimizer_apply. Returns the norm before clipping. */
 float clip_optimizer_step(Clip *m, const OptimConfig *oc, int accum_steps);
 
 #endif

@@ -1,0 +1,654 @@
+/*
+ * tng_train: fine-tune (or pre-train) CLIP, the TNG-CLIP way or plainly.
+ *
+ * A caption travels one road: loader -> TNG generator thread -> tokenizer -> text tower ->
+ * InfoNCE -> AdamW. With --tng on, every image gets M negation texts besides its caption,
+ * built on the producer thread from the batch's image embeddings (tng.h). The training loop
+ * keeps one batch of look-ahead: while step k runs, the producer builds the texts of batch
+ * k+1, so the step never waits for generation.
+ *
+ * Image embeddings for TNG: with the vision tower frozen they never change, so they are
+ * computed once per image (embed_cache.h) and the vision tower is not run in training at
+ * all. When the vision tower trains, the look-ahead batch is embedded with the weights of
+ * the step before it: the latest forward pass available, one step stale.
+ *
+ * A run directory holds metrics.jsonl (one JSON line per step and per validation), the
+ * checkpoints (train_state.h) and the image-embedding cache. SIGINT/SIGTERM write a
+ * checkpoint and exit; a second signal exits at once. --resume continues bit-exactly.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"         // defines: CliOption, cli_getopt_table, cli_usage, cli_long, cli_double
+#include "common.h"      // defines: die, mallocCheck, now_seconds
+#include "embed_cache.h" // defines: embed_cache_image_features
+#include "encoder.h"     // defines: Encoder, encoder_attach
+#include "evaluate.h"    // defines: evaluate_mcq
+#include "loader.h"      // defines: Loader, loader_open, loader_next, loader_position
+#include "model.h"       // defines: Clip, clip_create, clip_forward, clip_backward
+#include "optim.h"       // defines: OptimConfig, clip_gradient_norm, clip_optimizer_apply
+#include "rng.h"         // defines: splitmix64
+#include "tng.h"         // defines: TngConfig, tng_producer_start, tng_producer_pop
+#include "train_state.h" // defines: train_state_save, train_state_load, train_state_latest
+
+/* ----------------------------------------------------------------------------
+ * Options */
+
+static const CliOption OPTIONS[] = {
+    {"config", "NAME", "train from scratch with a preset: tiny or vit-b-32 (default tiny)"},
+    {"init", "DIR", "start from an HF CLIP directory, a tng checkpoint or a tng run"},
+    {"data", "PATH", "training data: CSV/COCO/Karpathy file or tng_prep shard folder (default data/cache/synth/train.csv)"},
+    {"format", "NAME", "dataset format: auto, csv, coco, karpathy (default auto)"},
+    {"image-root", "DIR", "re-root the image paths of --data and --val-mcq"},
+    {"captions", "MODE", "one (a caption per image per epoch) or all (every pair) (default one)"},
+    {"fast-decode", NULL, "DCT-scaled JPEG decoding: faster, not bit-exact (training only)"},
+    {"tng", "on|off", "generate negation texts each batch (default on)"},
+    {"neg-per-image", "M", "negation texts per image (default 2: one hybrid, one full)"},
+    {"tng-compat", "MODE", "ours (default) or released: the authors' code's pairing and targets"},
+    {"i2t-target", "MODE", "own, mean or released-random (default own; released-random with --tng-compat released)"},
+    {"temperature", "T", "fixed:VALUE (e.g. fixed:0.07) or learned (default fixed:0.07)"},
+    {"freeze", "TOWER", "vision, text or none (default vision)"},
+    {"lr", "X", "peak learning rate (default 5e-6)"},
+    {"wd", "X", "AdamW weight decay (default 0.01)"},
+    {"beta1", "X", "AdamW beta1 (default 0.9)"},
+    {"beta2", "X", "AdamW beta2 (default 0.98)"},
+    {"eps", "X", "AdamW epsilon (default 1e-6)"},
+    {"batch", "N", "images per micro-batch (default 128)"},
+    {"accum", "N", "micro-batches per optimizer step (default 1)"},
+    {"epochs", "N", "epochs to train when --steps is not given (default 1)"},
+    {"steps", "N", "optimizer steps to train (overrides --epochs)"},
+    {"warmup", "N", "linear warmup steps (default 0)"},
+    {"schedule", "NAME", "constant or cosine (default constant)"},
+    {"grad-clip", "X", "global gradient-norm clip, 0 = off (default 0)"},
+    {"seed", "N", "seed of the initialisation, the data order and TNG (default 0)"},
+    {"out", "DIR", "run directory (default runs/latest)"},
+    {"checkpoint-every", "N", "also checkpoint every N steps, 0 = only at the end (default 0)"},
+    {"resume", NULL, "continue the run in --out from its latest checkpoint"},
+    {"val-mcq", "CSV", "validation MCQ file (NegBench format), scored every --eval-every steps"},
+    {"eval-every", "N", "validation interval in steps, 0 = only at the end (default 0)"},
+    {"log-every", "N", "log line interval when not on a terminal (default 10)"},
+    {"threads", "N", "image decoding threads (default 1)"},
+    {"max-nonfinite", "K", "abort after K non-finite steps in a row (default 5)"},
+    {"help", NULL, "show this help"},
+};
+enum { OPT_CONFIG, OPT_INIT, OPT_DATA, OPT_FORMAT, OPT_IMAGE_ROOT, OPT_CAPTIONS, OPT_FAST_DECODE,
+       OPT_TNG, OPT_NEG_PER_IMAGE, OPT_TNG_COMPAT, OPT_I2T_TARGET, OPT_TEMPERATURE, OPT_FREEZE,
+       OPT_LR, OPT_WD, OPT_BETA1, OPT_BETA2, OPT_EPS, OPT_BATCH, OPT_ACCUM, OPT_EPOCHS, OPT_STEPS,
+       OPT_WARMUP, OPT_SCHEDULE, OPT_GRAD_CLIP, OPT_SEED, OPT_OUT, OPT_CHECKPOINT_EVERY,
+       OPT_RESUME, OPT_VAL_MCQ, OPT_EVAL_EVERY, OPT_LOG_EVERY, OPT_THREADS, OPT_MAX_NONFINITE,
+       OPT_HELP, N_OPTIONS };
+
+typedef enum { I2T_OWN, I2T_MEAN, I2T_RELEASED_RANDOM } I2tTarget;
+static const char *const I2T_NAMES[] = {"own", "mean", "released-random"};
+
+typedef struct {
+    const char *config, *init, *data, *format, *image_root, *out, *val_mcq;
+    int captions_all, fast_decode, tng, neg_per_image, released, i2t_given;
+    I2tTarget i2t;
+    float temperature; /* 0 = learned */
+    int train_vision, train_text;
+    OptimConfig optim;
+    int batch, accum, epochs;
+    long steps;
+    uint64_t seed;
+    long checkpoint_every, eval_every, log_every;
+    int resume, threads, max_nonfinite;
+} TrainArgs;
+
+static void usage(FILE *out) {
+    cli_usage(out, "tng_train", "[options]",
+              "Fine-tunes CLIP with TNG negation texts (or plainly with --tng off) on the CPU.",
+              OPTIONS, N_OPTIONS);
+}
+
+static void bad_option(const char *fmt, const char *value) {
+    fprintf(stderr, "tng: ");
+    fprintf(stderr, fmt, value);
+    fprintf(stderr, " (see --help)\n");
+    exit(2);
+}
+
+static int parse_choice(const char *option, const char *value, const char *const *names, int n) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(value, names[i]) == 0) return i;
+    fprintf(stderr, "tng: --%s does not accept '%s'; choose one of:", option, value);
+    for (int i = 0; i < n; i++) fprintf(stderr, " %s", names[i]);
+    fprintf(stderr, "\n");
+    exit(2);
+}
+
+static void parse_args(int argc, char **argv, TrainArgs *a) {
+    *a = (TrainArgs){.config = NULL, .data = "data/cache/synth/train.csv", .format = "auto",
+                     .out = "runs/latest", .tng = 1, .neg_per_image = 2, .i2t = I2T_OWN,
+                     .temperature = 0.07f, .train_vision = 0, .train_text = 1, .batch = 128,
+                     .accum = 1, .epochs = 1, .steps = 0, .log_every = 10, .threads = 1,
+                     .max_nonfinite = 5};
+    a->optim = optim_defaults();
+    a->optim.lr = 5e-6f;
+    a->optim.weight_decay = 0.01f;
+    static const char *const on_off[] = {"off", "on"}, *const compat[] = {"ours", "released"};
+    static const char *const freeze[] = {"vision", "text", "none"};
+    static const char *const schedules[] = {"constant", "cosine"}, *const captions[] = {"one", "all"};
+    struct option *table = cli_getopt_table(OPTIONS, N_OPTIONS);
+    for (int opt; (opt = getopt_long(argc, argv, "", table, NULL)) != -1;) {
+        const char *name = opt >= CLI_OPTION_BASE ? OPTIONS[opt - CLI_OPTION_BASE].name : "";
+        switch (opt - CLI_OPTION_BASE) {
+        case OPT_CONFIG: a->config = optarg; break;
+        case OPT_INIT: a->init = optarg; break;
+        case OPT_DATA: a->data = optarg; break;
+        case OPT_FORMAT: a->format = optarg; break;
+        case OPT_IMAGE_ROOT: a->image_root = optarg; break;
+        case OPT_CAPTIONS: a->captions_all = parse_choice(name, optarg, captions, 2); break;
+        case OPT_FAST_DECODE: a->fast_decode = 1; break;
+        case OPT_TNG: a->tng = parse_choice(name, optarg, on_off, 2); break;
+        case OPT_NEG_PER_IMAGE: a->neg_per_image = (int)cli_long(name, optarg, 1, 16); break;
+        case OPT_TNG_COMPAT: a->released = parse_choice(name, optarg, compat, 2); break;
+        case OPT_I2T_TARGET:
+            a->i2t = (I2tTarget)parse_choice(name, optarg, I2T_NAMES, 3);
+            a->i2t_given = 1;
+            break;
+        case OPT_TEMPERATURE:
+            if (strcmp(optarg, "learned") == 0) a->temperature = 0;
+            else if (strncmp(optarg, "fixed:", 6) == 0)
+                a->temperature = (float)cli_double(name, optarg + 6, 1e-4, 100);
+            else bad_option("--temperature expects fixed:VALUE or learned, got '%s'", optarg);
+            break;
+        case OPT_FREEZE: {
+            int f = parse_choice(name, optarg, freeze, 3);
+            a->train_vision = f != 0;
+            a->train_text = f != 1;
+            break;
+        }
+        case OPT_LR: a->optim.lr = (float)cli_double(name, optarg, 0, 10); break;
+        case OPT_WD: a->optim.weight_decay = (float)cli_double(name, optarg, 0, 10); break;
+        case OPT_BETA1: a->optim.beta1 = (float)cli_double(name, optarg, 0, 0.999999); break;
+        case OPT_BETA2: a->optim.beta2 = (float)cli_double(name, optarg, 0, 0.999999); break;
+        case OPT_EPS: a->optim.eps = (float)cli_double(name, optarg, 1e-12, 1); break;
+        case OPT_BATCH: a->batch = (int)cli_long(name, optarg, 1, 65536); break;
+        case OPT_ACCUM: a->accum = (int)cli_long(name, optarg, 1, 1024); break;
+        case OPT_EPOCHS: a->epochs = (int)cli_long(name, optarg, 1, 100000); break;
+        case OPT_STEPS: a->steps = cli_long(name, optarg, 1, 1L << 40); break;
+        case OPT_WARMUP: a->optim.warmup_steps = cli_long(name, optarg, 0, 1L << 40); break;
+        case OPT_SCHEDULE: a->optim.schedule = (Schedule)parse_choice(name, optarg, schedules, 2); break;
+        case OPT_GRAD_CLIP: a->optim.grad_clip = (float)cli_double(name, optarg, 0, 1e9); break;
+        case OPT_SEED: a->seed = (uint64_t)cli_long(name, optarg, 0, 1L << 62); break;
+        case OPT_OUT: a->out = optarg; break;
+        case OPT_CHECKPOINT_EVERY: a->checkpoint_every = cli_long(name, optarg, 0, 1L << 40); break;
+        case OPT_RESUME: a->resume = 1; break;
+        case OPT_VAL_MCQ: a->val_mcq = optarg; break;
+        case OPT_EVAL_EVERY: a->eval_every = cli_long(name, optarg, 0, 1L << 40); break;
+        case OPT_LOG_EVERY: a->log_every = cli_long(name, optarg, 1, 1L << 40); break;
+        case OPT_THREADS: a->threads = (int)cli_long(name, optarg, 1, 256); break;
+        case OPT_MAX_NONFINITE: a->max_nonfinite = (int)cli_long(name, optarg, 1, 1000000); break;
+        case OPT_HELP: usage(stdout); exit(0);
+        default: usage(stderr); exit(2);
+        }
+    }
+    free(table);
+    if (optind < argc) bad_option("unexpected argument '%s'", argv[optind]);
+    if (a->config && a->init) bad_option("give --config or --init, not both (%s)", "--config with --init");
+    if (!a->config && !a->init) a->config = "tiny";
+    if (!a->train_vision && !a->train_text && a->temperature > 0)
+        bad_option("%s: nothing would train", "--freeze with a fixed temperature");
+    if (a->released && !a->i2t_given) a->i2t = I2T_RELEASED_RANDOM;
+    if (!a->tng && a->released) bad_option("%s needs --tng on", "--tng-compat released");
+}
+
+static void print_settings(const TrainArgs *a, FILE *out) {
+    fprintf(out, "tng_train settings:\n");
+    fprintf(out, "  model      %s %s\n", a->init ? "init" : "config", a->init ? a->init : a->config);
+    fprintf(out, "  data       %s (format %s, captions %s%s)\n", a->data, a->format,
+            a->captions_all ? "all" : "one", a->fast_decode ? ", fast decode" : "");
+    fprintf(out, "  tng        %s, M=%d, compat %s, i2t target %s\n", a->tng ? "on" : "off",
+            a->neg_per_image, a->released ? "released" : "ours", I2T_NAMES[a->i2t]);
+    if (a->temperature > 0) fprintf(out, "  temperature fixed %g\n", a->temperature);
+    else fprintf(out, "  temperature learned\n");
+    fprintf(out, "  train      vision %s, text %s\n", a->train_vision ? "yes" : "frozen",
+            a->train_text ? "yes" : "frozen");
+    fprintf(out, "  optimizer  AdamW lr %g wd %g betas (%g, %g) eps %g, %s schedule, warmup %ld, clip %g\n",
+            a->optim.lr, a->optim.weight_decay, a->optim.beta1, a->optim.beta2, a->optim.eps,
+            a->optim.schedule == SCHEDULE_COSINE ? "cosine" : "constant", a->optim.warmup_steps,
+            a->optim.grad_clip);
+    fprintf(out, "  batch      %d x accum %d, %s %ld\n", a->batch, a->accum, a->steps ? "steps" : "epochs",
+            a->steps ? a->steps : (long)a->epochs);
+    fprintf(out, "  run        out %s, seed %" PRIu64 ", checkpoint every %ld, eval every %ld%s\n", a->out,
+            a->seed, a->checkpoint_every, a->eval_every, a->resume ? ", resuming" : "");
+}
+
+/* ----------------------------------------------------------------------------
+ * Signals: the first asks for a checkpoint and a clean exit, the second exits at once */
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+    if (stop_requested) _exit(128 + sig);
+    stop_requested = 1;
+}
+
+static void install_signal_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* ----------------------------------------------------------------------------
+ * The look-ahead batch: what step k needs of loader batch k after the loader has moved on */
+
+typedef struct {
+    int n;
+    LoaderPosition start; /* where this batch starts: the resume point if it is next */
+    uint64_t epoch;
+    int64_t index;        /* global micro-batch number: seeds TNG and released targets */
+    const char **captions; /* borrowed from the dataset items, which outlive the loader */
+    float *features;      /* [n, D] image embeddings (frozen tower or look-ahead) */
+    float *images;        /* [n, 3, R, R] when the vision tower trains, else NULL */
+} Pending;
+
+/* The producer's input queue: the training loop pushes look-ahead batches, the producer's
+ * source callback pops them. Closing it ends the producer. */
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    Pending *slots[4];
+    int head, count, closed;
+    int dim;
+} InputQueue;
+
+static void queue_push(InputQueue *q, Pending *p) {
+    pthread_mutex_lock(&q->lock);
+    while (q->count == 4) pthread_cond_wait(&q->changed, &q->lock);
+    q->slots[(q->head + q->count++) % 4] = p;
+    pthread_cond_broadcast(&q->changed);
+    pthread_mutex_unlock(&q->lock);
+}
+
+static void queue_close(InputQueue *q) {
+    pthread_mutex_lock(&q->lock);
+    q->closed = 1;
+    pthread_cond_broadcast(&q->changed);
+    pthread_mutex_unlock(&q->lock);
+}
+
+/* TngSourceFn, on the producer thread. */
+static int queue_source(void *ctx, TngInput *in) {
+    InputQueue *q = ctx;
+    pthread_mutex_lock(&q->lock);
+    while (q->count == 0 && !q->closed) pthread_cond_wait(&q->changed, &q->lock);
+    if (q->count == 0) {
+        pthread_mutex_unlock(&q->lock);
+        return 0;
+    }
+    Pending *p = q->slots[q->head];
+    q->head = (q->head + 1) % 4;
+    q->count--;
+    pthread_cond_broadcast(&q->changed);
+    pthread_mutex_unlock(&q->lock);
+    *in = (TngInput){.n_images = p->n, .dim = q->dim, .captions = p->captions,
+                     .image_emb = p->features, .batch_index = p->index};
+    return 1;
+}
+
+/* ----------------------------------------------------------------------------
+ * The run */
+
+typedef struct {
+    TrainArgs args;
+    Clip *model;
+    Dataset dataset;
+    Loader *loader;
+    float *cached_features; /* [items, D] when the vision tower is frozen */
+    Pending pending[3];     /* ring: the batch being trained and the look-ahead */
+    int64_t next_index;     /* micro-batches fetched so far */
+    TngProducer *producer;
+    Tokenizer *tokenizer;
+    Lexicon *lexicon;
+    InputQueue queue;
+    int *plain_tokens, *plain_txt2img, *plain_target; /* --tng off */
+    FILE *metrics;
+    Encoder val_encoder;
+    int ring_next;
+} Run;
+
+static void pending_fill(Run *r, Pending *p) {
+    Clip *m = r->model;
+    int D = m->cfg.embed_dim, R = m->cfg.image_size;
+    p->start = loader_position(r->loader);
+    const LoaderBatch *b = loader_next(r->loader);
+    p->n = b->size;
+    p->epoch = b->epoch;
+    p->index = r->next_index++;
+    for (int i = 0; i < b->size; i++) p->captions[i] = b->captions[i];
+    size_t image_floats = (size_t)3 * R * R;
+    if (r->cached_features) {
+        for (int i = 0; i < b->size; i++)
+            memcpy(p->features + (size_t)i * D, r->cached_features + (size_t)b->item_index[i] * D,
+                   sizeof(float) * D);
+    } else {
+        memcpy(p->images, b->images, sizeof(float) * image_floats * b->size);
+        if (r->args.tng) clip_encode_images(m, p->images, b->size, p->features);
+    }
+}
+
+/* Runs one micro-batch forward and backward; returns its loss (NaN skips the backward). */
+static float micro_step(Run *r, Pending *p, float stats[INFONCE_NSTATS], double *tng_wait) {
+    Clip *m = r->model;
+    const TrainArgs *a = &r->args;
+    ClipBatch batch = {.n_images = p->n};
+    if (r->cached_features) batch.image_features = p->features;
+    else batch.images = p->images;
+    const TngTexts *texts = NULL;
+    if (a->tng) {
+        double t0 = now_seconds();
+        texts = tng_producer_pop(r->producer);
+        *tng_wait += now_seconds() - t0;
+        if (!texts || texts->batch_index != p->index) die("TNG producer out of step");
+        batch.n_texts = texts->n_texts;
+        batch.tokens = texts->tokens;
+        batch.txt2img = texts->txt2img;
+    } else {
+        int ctx = m->cfg.context_length;
+        memset(r->plain_tokens, 0, sizeof(int) * (size_t)p->n * ctx);
+        for (int i = 0; i < p->n; i++) {
+            tokenizer_encode(r->tokenizer, p->captions[i], r->plain_tokens + (size_t)i * ctx, ctx);
+            r->plain_txt2img[i] = i;
+        }
+        batch.n_texts = p->n;
+        batch.tokens = r->plain_tokens;
+        batch.txt2img = r->plain_txt2img;
+    }
+    /* The image->text target. Text i is image i's caption in both layouts; released-random
+     * draws from all texts, seeded by the batch so a resumed run draws the same. */
+    int *targets = r->plain_target;
+    uint64_t state = a->seed ^ (0x5851f42d4c957f2dULL * (uint64_t)(p->index + 1));
+    for (int i = 0; i < p->n; i++) {
+        if (a->i2t == I2T_OWN) targets[i] = i;
+        else if (a->i2t == I2T_MEAN) targets[i] = -1;
+        else targets[i] = (int)(splitmix64(&state) % (uint64_t)batch.n_texts);
+    }
+    batch.i2t_target = targets;
+    float loss = clip_forward(m, &batch, stats);
+    if (texts) tng_producer_release(r->producer, texts);
+    if (!isfinite(loss)) return loss;
+    clip_backward(m);
+    return loss;
+}
+
+static void save_checkpoint(Run *r, const Pending *next) {
+    char epoch[32], index[32], path[4096], err[1024];
+    snprintf(epoch, sizeof epoch, "%" PRIu64, next->start.epoch);
+    snprintf(index, sizeof index, "%" PRIu64, next->start.index);
+    const char *keys[] = {"loader_epoch", "loader_index"}, *values[] = {epoch, index};
+    if (train_state_save(r->args.out, r->model, keys, values, 2, 2, path, sizeof path, err,
+                         sizeof err) != 0)
+        die("checkpoint failed: %s", err);
+    fprintf(stderr, "\ncheckpoint: %s\n", path);
+}
+
+static void validate(Run *r, long step) {
+    McqResult res;
+    evaluate_mcq(&r->val_encoder, r->args.val_mcq, r->args.image_root, 0, &res);
+    fprintf(stderr, "\nvalidation at step %ld: MCQ %.1f%% (positive %.1f, negative %.1f, hybrid %.1f)\n",
+            step, 100 * res.accuracy, 100 * res.accuracy_by_type[MCQ_POSITIVE],
+            100 * res.accuracy_by_type[MCQ_NEGATIVE], 100 * res.accuracy_by_type[MCQ_HYBRID]);
+    fprintf(r->metrics,
+            "{\"step\": %ld, \"val_mcq\": %.6f, \"val_positive\": %.6f, \"val_negative\": %.6f, "
+            "\"val_hybrid\": %.6f}\n",
+            step, res.accuracy, res.accuracy_by_type[MCQ_POSITIVE],
+            res.accuracy_by_type[MCQ_NEGATIVE], res.accuracy_by_type[MCQ_HYBRID]);
+    fflush(r->metrics);
+}
+
+static void format_eta(double seconds, char *out, size_t len) {
+    long s = (long)(seconds + 0.5);
+    if (s >= 3600) snprintf(out, len, "%ldh%02ldm", s / 3600, s / 60 % 60);
+    else snprintf(out, len, "%ldm%02lds", s / 60, s % 60);
+}
+
+static void open_run(Run *r) {
+    TrainArgs *a = &r->args;
+    char err[1024];
+    if (mkdir(a->out, 0755) != 0 && errno != EEXIST) die("%s: cannot create the run directory: %s", a->out, strerror(errno));
+    /* the model */
+    char resume_from[4096] = "";
+    if (a->resume && train_state_latest(a->out, resume_from, sizeof resume_from, err, sizeof err) != 0) {
+        fprintf(stderr, "tng: --resume: %s\n", err);
+        exit(2);
+    }
+    if (!a->resume) {
+        char probe[4096];
+        if (train_state_latest(a->out, probe, sizeof probe, err, sizeof err) == 0) {
+            fprintf(stderr, "tng: %s already holds a run (%s); use --resume or another --out\n", a->out, probe);
+            exit(2);
+        }
+    }
+    ClipConfig cfg;
+    float *params = NULL;
+    if (a->init) {
+        Encoder probe_enc; /* reuse the encoder's loader: HF dir, checkpoint or run dir */
+        if (encoder_open(&probe_enc, a->init, 1, err, sizeof err) != 0) die("--init: %s", err);
+        cfg = probe_enc.model->cfg;
+        params = mallocCheck(sizeof(float) * probe_enc.model->layout.total);
+        clip_get_params(probe_enc.model, params);
+        encoder_close(&probe_enc);
+    } else if (clip_config_preset(a->config, &cfg) != 0) {
+        fprintf(stderr, "tng: unknown --config '%s' (tiny or vit-b-32)\n", a->config);
+        exit(2);
+    }
+    r->model = clip_create(&cfg, backend_cpu());
+    if (params) clip_set_params(r->model, params), free(params);
+    else clip_init_random(r->model, a->seed);
+    int n_texts = a->batch * (a->tng ? a->neg_per_image + 1 : 1);
+    ClipTrainConfig train = {.temperature = a->temperature, .train_vision = a->train_vision,
+                             .train_text = a->train_text};
+    clip_prepare(r->model, &train, a->batch, n_texts);
+    CheckpointMeta meta = {0};
+    LoaderPosition start = {0};
+    if (a->resume) {
+        if (train_state_load(resume_from, r->model, &meta, err, sizeof err) != 0) {
+            fprintf(stderr, "tng: --resume: %s\n", err);
+            exit(2);
+        }
+        const char *e = checkpoint_meta_get(&meta, "loader_epoch"), *i = checkpoint_meta_get(&meta, "loader_index");
+        if (!e || !i) die("%s: checkpoint lacks the data position", resume_from);
+        start.epoch = strtoull(e, NULL, 10);
+        start.index = strtoull(i, NULL, 10);
+        checkpoint_meta_free(&meta);
+        fprintf(stderr, "resuming from %s at step %" PRIu64 "\n", resume_from, r->model->step);
+    }
+    /* the data */
+    DatasetOptions dopt = {.image_root = a->image_root};
+    if (dataset_format_parse(a->format, &dopt.format) != 0) {
+        fprintf(stderr, "tng: unknown --format '%s'\n", a->format);
+        exit(2);
+    }
+    struct stat st;
+    if (stat(a->data, &st) != 0)
+        die("%s: no training data here (%s); for the synthetic world run ./tng_synth --out data/cache/synth",
+            a->data, strerror(errno));
+    int is_shards = S_ISDIR(st.st_mode);
+    if (!is_shards) {
+        if (dataset_load(a->data, &dopt, &r->dataset, err, sizeof err) != 0) die("%s", err);
+        if (r->dataset.count == 0) die("%s: the dataset is empty", a->data);
+    }
+    LoaderOptions lopt = {.shard_dir = is_shards ? a->data : NULL,
+                          .dataset = is_shards ? NULL : &r->dataset,
+                          .image_size = cfg.image_size,
+                          .mode = a->fast_decode ? IMAGE_FAST : IMAGE_EXACT,
+                          .batch_size = a->batch,
+                          .threads = a->threads,
+                          .seed = a->seed,
+                          .shuffle = 1,
+                          .rank = 0,
+                          .world = 1,
+                          .captions = a->captions_all ? LOADER_ALL_PAIRS : LOADER_ONE_CAPTION,
+                          .drop_last = 1,
+                          .start = start};
+    r->loader = loader_open(&lopt, err, sizeof err);
+    if (!r->loader) die("%s", err);
+    if (loader_batches_per_epoch(r->loader) < 1)
+        die("%s: fewer samples than one batch of %d", a->data, a->batch);
+    if (!a->train_vision) { /* frozen tower: every image once, cached across runs */
+        char cache[4096];
+        snprintf(cache, sizeof cache, "%s/image_embeddings.cache", a->out);
+        int n = 0;
+        EmbedCacheStats stats;
+        fprintf(stderr, "image embeddings (frozen vision tower)...\n");
+        if (embed_cache_image_features(r->model, &lopt, cache, &r->cached_features, &n, &stats, err, sizeof err) != 0)
+            die("%s", err);
+        fprintf(stderr, "image embeddings: %d images, %s\n", n, stats.reused ? "reused from the cache" : "computed");
+    }
+    if (a->val_mcq && access(a->val_mcq, R_OK) != 0) die("%s: cannot read the validation file", a->val_mcq);
+    /* text side */
+    r->tokenizer = tokenizer_load(NULL);
+    int D = cfg.embed_dim, R = cfg.image_size;
+    for (int k = 0; k < 3; k++) {
+        r->pending[k].captions = mallocCheck(sizeof(char *) * (size_t)a->batch);
+        r->pending[k].features = mallocCheck(sizeof(float) * (size_t)a->batch * D);
+        r->pending[k].images = r->cached_features ? NULL : mallocCheck(sizeof(float) * (size_t)a->batch * 3 * R * R);
+    }
+    r->plain_tokens = mallocCheck(sizeof(int) * (size_t)a->batch * cfg.context_length);
+    r->plain_txt2img = mallocCheck(sizeof(int) * (size_t)a->batch);
+    r->plain_target = mallocCheck(sizeof(int) * (size_t)a->batch);
+    r->next_index = (int64_t)r->model->step * a->accum;
+    if (a->tng) {
+        r->lexicon = lexicon_load(NULL);
+        TngConfig tc;
+        tng_config_default(&tc);
+        tc.negations_per_image = a->neg_per_image;
+        tc.context = cfg.context_length;
+        tc.seed = a->seed;
+        tc.released = a->released;
+        pthread_mutex_init(&r->queue.lock, NULL);
+        pthread_cond_init(&r->queue.changed, NULL);
+        r->queue.dim = D;
+        r->producer = tng_producer_start(&tc, r->lexicon, r->tokenizer, queue_source, &r->queue, 2);
+    }
+    char metrics_path[4096];
+    snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", a->out);
+    r->metrics = fopenCheck(metrics_path, a->resume ? "a" : "w");
+    if (a->val_mcq) encoder_attach(&r->val_encoder, r->model);
+}
+
+static void close_run(Run *r) {
+    if (r->producer) {
+        queue_close(&r->queue);
+        tng_producer_stop(r->producer);
+        pthread_mutex_destroy(&r->queue.lock);
+        pthread_cond_destroy(&r->queue.changed);
+    }
+    if (r->args.val_mcq) encoder_close(&r->val_encoder);
+    if (r->lexicon) lexicon_free(r->lexicon);
+    tokenizer_free(r->tokenizer);
+    for (int k = 0; k < 3; k++) {
+        free(r->pending[k].captions);
+        free(r->pending[k].features);
+        free(r->pending[k].images);
+    }
+    free(r->plain_tokens), free(r->plain_txt2img), free(r->plain_target);
+    free(r->cached_features);
+    loader_close(r->loader);
+    dataset_free(&r->dataset);
+    fclose(r->metrics);
+    clip_free(r->model);
+}
+
+/* The next look-ahead batch: filled, and handed to the producer when TNG is on. */
+static Pending *fetch_next(Run *r) {
+    Pending *p = &r->pending[r->ring_next];
+    r->ring_next = (r->ring_next + 1) % 3;
+    pending_fill(r, p);
+    if (r->args.tng) queue_push(&r->queue, p);
+    return p;
+}
+
+int main(int argc, char **argv) {
+    Run run;
+    memset(&run, 0, sizeof run);
+    TrainArgs *a = &run.args;
+    parse_args(argc, argv, a);
+    print_settings(a, stderr);
+    open_run(&run);
+    Clip *m = run.model;
+    long per_epoch = loader_batches_per_epoch(run.loader) / a->accum;
+    if (per_epoch < 1) die("%s: fewer batches per epoch than --accum %d", a->data, a->accum);
+    long total = a->steps ? a->steps : per_epoch * a->epochs;
+    a->optim.total_steps = total;
+    install_signal_handlers();
+    int tty = isatty(STDERR_FILENO);
+
+    /* the loop keeps two fetched batches ahead: the producer may be building the second */
+    Pending *queue_ahead[2] = {fetch_next(&run), fetch_next(&run)};
+    int nonfinite_run = 0;
+    double started = now_seconds(), tng_wait_total = 0;
+    long first_step = (long)m->step;
+    for (long step = first_step; step < total && !stop_requested; step++) {
+        double t0 = now_seconds(), tng_wait = 0, loss_sum = 0;
+        float stats[INFONCE_NSTATS], t2i = 0, i2t = 0;
+        int pairs = 0, finite = 1;
+        for (int micro = 0; micro < a->accum; micro++) {
+            Pending *p = queue_ahead[0];
+            float loss = micro_step(&run, p, stats, &tng_wait);
+            finite &= isfinite(loss);
+            loss_sum += loss;
+            t2i += stats[INFONCE_T2I] / a->accum;
+            i2t += stats[INFONCE_I2T] / a->accum;
+            pairs += p->n;
+            queue_ahead[0] = queue_ahead[1];
+            queue_ahead[1] = fetch_next(&run);
+        }
+        float grad_norm = finite ? clip_gradient_norm(m, a->accum) : NAN;
+        float lr = optim_lr_at(&a->optim, m->step);
+        if (!finite || !isfinite(grad_norm)) {
+            m->be->zero(m->grads, sizeof(float) * m->layout.total);
+            fprintf(stderr, "\nstep %ld: non-finite %s, step skipped\n", step + 1, finite ? "gradient" : "loss");
+            if (++nonfinite_run >= a->max_nonfinite)
+                die("%d non-finite steps in a row: stopping; the last checkpoint in %s is intact "
+                    "(try a lower --lr)", nonfinite_run, a->out);
+            m->step++; /* the step is spent, so the schedule and data stay aligned */
+            continue;
+        }
+        nonfinite_run = 0;
+        clip_optimizer_apply(m, &a->optim, a->accum, grad_norm);
+        double seconds = now_seconds() - t0;
+        tng_wait_total += tng_wait;
+        double loss = loss_sum / a->accum;
+        fprintf(run.metrics,
+                "{\"step\": %ld, \"epoch\": %" PRIu64 ", \"loss\": %.6f, \"loss_t2i\": %.6f, "
+                "\"loss_i2t\": %.6f, \"lr\": %.4g, \"grad_norm\": %.6f, \"pairs_per_s\": %.2f, "
+                "\"step_s\": %.4f, \"tng_wait_s\": %.6f}\n",
+                step + 1, queue_ahead[0]->epoch, loss, t2i, i2t, lr, grad_norm, pairs / seconds,
+                seconds, tng_wait);
+        double elapsed = now_seconds() - started, eta = elapsed / (step + 1 - first_step) * (total - step - 1);
+        char eta_text[32];
+        format_eta(eta, eta_text, sizeof eta_text);
+        if (tty || (step + 1) % a->log_every == 0 || step + 1 == total) {
+            fprintf(stderr, "%sstep %ld/%ld | epoch %" PRIu64 " | loss %.4f | lr %.3g | %.0f img/s | ETA %s%s",
+                    tty ? "\r" : "", step + 1, total, queue_ahead[0]->epoch, loss, lr, pairs / seconds,
+                    eta_text, tty ? "   " : "\n");
+            fflush(stderr);
+        }
+        if (a->checkpoint_every && (step + 1) % a->checkpoint_every == 0 && step + 1 < total)
+            save_checkpoint(&run, queue_ahead[0]);
+        if (a->val_mcq && a->eval_every && (step + 1) % a->eval_every == 0) validate(&run, step + 1);
+    }
+    fflush(run.metrics);
+    if (stop_requested) fprintf(stderr, "\ninterrupted: saving a checkpoint\n");
+    save_checkpoint(&run, queue_ahead[0]);
+    if (a->val_mcq && !stop_requested) validate(&run, (long)m->step);
+    double elapsed = now_seconds() - started;
+    fprintf(stderr, "trained %ld steps in %.1f s; waited %.3f s for TNG texts (%.3f%% of the time); %ld unreadable images skipped\n",
+            (long)m->step - first_step, elapsed, tng_wait_total,
+            elapsed > 0 ? 100 * tng_wait_total / elapsed : 0.0, loader_bad_items(run.loader));
+    close_run(&run);
+    return stop_requested ? 130 : 0;
+}
