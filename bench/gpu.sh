@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# gpu.sh: the one device script of the CUDA backend. On a machine with a GPU (an H200 is
+# what it is sized for: about 8 minutes) it
+#   1. builds with -gencode arch=compute_90,code=sm_90 (`make cuda`), unless the binaries
+#      were built elsewhere and carried here (the device image may lack cjson/turbojpeg
+#      headers; see bench/RESULTS.md "CUDA backend" for the carry recipe);
+#   2. runs the GPU tests: test_kernels (every kernel vs the CPU op) and test_train_step;
+#   3. runs test_kernels under compute-sanitizer memcheck and racecheck (quick shapes);
+#   4. benchmarks: bench_kernels (our kernels, ceilings measured in the same run) and
+#      bench_torch_kernels.py (PyTorch's kernels at the same shapes);
+#   5. prints a summary table last.
+# Every step's log goes under $OUT (or build/gpu-logs when OUT is unset). A failing step is
+# reported in the summary and the script goes on, so one run yields everything it can.
+#
+# Usage (from the repository root): bash bench/gpu.sh
+set -u -o pipefail
+OUT=${OUT:-build/gpu-logs}
+BUILD=${BUILD:-build}
+BIN=$BUILD/cuda
+mkdir -p "$OUT"
+declare -a STATUS=()
+
+# step NAME TIMEOUT_SECONDS COMMAND...: runs one step, logs to $OUT/NAME.log, records its fate
+step() {
+    local name=$1 limit=$2
+    shift 2
+    local t0=$SECONDS
+    echo "== $name: $*"
+    timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+    local rc=$?
+    local verdict=ok
+    [ $rc -eq 124 ] && verdict="TIMEOUT after ${limit}s"
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] && verdict="FAILED (exit $rc)"
+    STATUS+=("$(printf '%-22s %-22s %4ds' "$name" "$verdict" $((SECONDS - t0)))")
+    tail -n 3 "$OUT/$name.log"
+    return $rc
+}
+
+{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1
+  /usr/local/cuda/bin/nvcc --version 2>&1 | tail -n 2; } >"$OUT/env.log"
+cat "$OUT/env.log"
+
+# Carried libraries (make -f cuda/cuda.mk devpack) come first on the library path.
+[ -d "$BIN/lib" ] && export LD_LIBRARY_PATH="$PWD/$BIN/lib:${LD_LIBRARY_PATH:-}"
+
+if [ -x "$BIN/test_kernels" ] && [ -x "$BIN/test_train_step" ] && [ -x "$BIN/bench_kernels" ] \
+    && [ "${GPU_REBUILD:-0}" != 1 ]; then
+    echo "== build: using the carried binaries in $BIN"
+    STATUS+=("$(printf '%-22s %-22s' build 'carried binaries')")
+else
+    step build 300 make cuda BUILD="$BUILD" -j"$(nproc)"
+fi
+
+# Time limits: the steps' sum (540 s) plus a carried build fits a 10-minute device call.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-8} # the CPU oracle's threads
+export PYTHONUNBUFFERED=1
+step test_kernels 100 "$BIN/test_kernels"
+step test_train_step 60 "$BIN/test_train_step"
+if command -v compute-sanitizer >/dev/null; then
+    step memcheck 80 compute-sanitizer --tool memcheck --error-exitcode 1 "$BIN/test_kernels" quick
+    step racecheck 100 compute-sanitizer --tool racecheck --racecheck-report hazard \
+        --error-exitcode 1 "$BIN/test_kernels" quick
+else
+    STATUS+=("$(printf '%-22s %-22s' sanitizer 'compute-sanitizer not found')")
+fi
+step bench_kernels 100 "$BIN/bench_kernels"
+step bench_torch 100 python3 bench/bench_torch_kernels.py
+
+# ---- summary: step fates, then every benchmarked kernel with PyTorch's best beside it ----
+echo
+echo "================================ summary ================================"
+printf '%s\n' "${STATUS[@]}"
+for t in test_kernels test_train_step; do
+    [ -f "$OUT/$t.log" ] && grep -h -E "^  FAIL|^RESULT" "$OUT/$t.log" | sed "s/^/$t: /" | head -n 20
+done
+for s in memcheck racecheck; do
+    [ -f "$OUT/$s.log" ] && grep -h -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/$s.log" | sed "s/^/$s: /"
+done
+python3 - "$OUT/bench_kernels.log" "$OUT/bench_torch.log" <<'PY'
+import sys
+
+def fields(line):
+    return dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
+
+ours, torch_best, ceilings = [], {}, []
+try:
+    for line in open(sys.argv[1]):
+        if line.startswith("RESULT "):
+            ours.append(fields(line))
+        elif line.startswith("CEILING "):
+            ceilings.append(line.split(None, 1)[1].strip())
+except OSError:
+    pass
+try:
+    for line in open(sys.argv[2]):
+        if line.startswith("TORCH "):
+            f = fields(line)
+            key = (f["kernel"], f["shape"])
+            if key not in torch_best or float(f["ms"]) < float(torch_best[key]["ms"]):
+                torch_best[key] = f
+        elif line.startswith("TORCH_CEILING "):
+            ceilings.append("torch " + line.split(None, 1)[1].strip())
+except OSError:
+    pass
+for c in ceilings:
+    print("ceiling:", c)
+head = f"{'kernel':24} {'shape':26} {'tng ms':>9} {'GB/s':>8} {'TFLOP/s':>8} {'%ceil':>6} {'torch ms':>9} {'torch impl':>10} {'speedup':>8}"
+print(head)
+print("-" * len(head))
+for f in ours:
+    t = torch_best.get((f["kernel"], f["shape"]))
+    tms = f"{float(t['ms']):9.4f}" if t else f"{'-':>9}"
+    impl = t["impl"] if t else "-"
+    speed = f"{float(t['ms']) / float(f['ms']):7.2f}x" if t else f"{'-':>8}"
+    print(f"{f['kernel']:24} {f['shape']:26} {float(f['ms']):9.4f} {float(f['GBps']):8.1f} "
+          f"{float(f['TFLOPs']):8.2f} {float(f['pct']):6.1f} {tms} {impl:>10} {speed}")
+if not ours:
+    print("(no benchmark results: see bench_kernels.log)")
+PY

@@ -1,0 +1,165 @@
+/*
+ * infonce.cuh: the fused InfoNCE loss on the rectangular similarity matrix cos [Ni, Nt]
+ * (logits = scale * cos), its gradient dcos and the dloss/dscale statistic.
+ *
+ * The definition is the CPU op's (host/cpu/ops_cpu.c, infonce_forward_backward): text t's
+ * cross-entropy over the images (its positive is txt2img[t]) averaged over texts, plus image
+ * i's cross-entropy over the texts (target i2t_target[i], or the uniform mixture of its own
+ * texts when -1) averaged over images, halved.
+ *
+ * Four kernels, none with atomics:
+ *   rows:    block per image row: online max/sum-exp over the texts, the target logit
+ *            and the count of the image's positives;
+ *   columns: block per 32 texts, 8 row groups walking the images with coalesced 128-byte
+ *            row segments, merged in a fixed order;
+ *   grads:   block per image row: every element's dlogit from its own logit and the two
+ *            log-sum-exps (so writing dcos over cos in place is safe), and the row's share
+ *            of dscale = sum dlogit * cos;
+ *   finish:  one block sums the per-row and per-column terms into stats[].
+ * Per-row and per-column scratch (6 floats a row/column) comes from the backend's scratch.
+ */
+#ifndef TNG_KERNELS_INFONCE_CUH
+#define TNG_KERNELS_INFONCE_CUH
+
+#include "common.cuh"
+extern "C" {
+#include "backend.h" /* defines: INFONCE_LOSS, INFONCE_T2I, INFONCE_I2T, INFONCE_DSCALE */
+}
+#include "cuda/cuda_common.h"
+
+/* Merges a running (max, sum of exp(x - max)) pair with another. */
+__device__ __forceinline__ void lse_merge(float &m, float &s, float m2, float s2) {
+    if (m2 == -INFINITY)
+        return;
+    if (m == -INFINITY) {
+        m = m2;
+        s = s2;
+        return;
+    }
+    float mx = fmaxf(m, m2);
+    s = s * expf(m - mx) + s2 * expf(m2 - mx);
+    m = mx;
+}
+
+static __global__ void __launch_bounds__(INFONCE_THREADS)
+    infonce_rows_kernel(float *row_lse, float *row_loss, float *row_pos, const float *cos,
+                        const int *txt2img, const int *i2t_target, float scale, int Nt) {
+    __shared__ float shared[PLAN_WARP];
+    int i = blockIdx.x;
+    const float *r = cos + (size_t)i * Nt;
+    float m = -INFINITY, s = 0.0f, own_sum = 0.0f, own_count = 0.0f;
+    for (int t = threadIdx.x; t < Nt; t += blockDim.x) {
+        float x = scale * r[t];
+        lse_merge(m, s, x, 1.0f);
+        if (txt2img[t] == i) {
+            own_sum += x;
+            own_count += 1.0f;
+        }
+    }
+    float block_m = block_max(m, shared);
+    float lse = block_m + logf(block_sum(m == -INFINITY ? 0.0f : s * expf(m - block_m), shared));
+    own_sum = block_sum(own_sum, shared);
+    own_count = block_sum(own_count, shared);
+    if (threadIdx.x == 0) {
+        int target = i2t_target[i];
+        /* uniform soft target over the image's own texts (count >= 1: the model checks) */
+        float target_logit = target >= 0 ? scale * r[target] : own_sum / own_count;
+        row_lse[i] = lse;
+        row_loss[i] = lse - target_logit;
+        row_pos[i] = own_count;
+    }
+}
+
+static __global__ void __launch_bounds__(INFONCE_THREADS)
+    infonce_columns_kernel(float *col_lse, float *col_loss, const float *cos, const int *txt2img,
+                           float scale, int Ni, int Nt) {
+    __shared__ float group_m[INFONCE_COL_GROUPS][INFONCE_COL_TILE];
+    __shared__ float group_s[INFONCE_COL_GROUPS][INFONCE_COL_TILE];
+    int lane = threadIdx.x % INFONCE_COL_TILE, group = threadIdx.x / INFONCE_COL_TILE;
+    int t = blockIdx.x * INFONCE_COL_TILE + lane;
+    float m = -INFINITY, s = 0.0f;
+    if (t < Nt)
+        for (int i = group; i < Ni; i += INFONCE_COL_GROUPS)
+            lse_merge(m, s, scale * cos[(size_t)i * Nt + t], 1.0f);
+    group_m[group][lane] = m;
+    group_s[group][lane] = s;
+    __syncthreads();
+    if (group == 0 && t < Nt) {
+        for (int g = 1; g < INFONCE_COL_GROUPS; g++)
+            lse_merge(m, s, group_m[g][lane], group_s[g][lane]);
+        float lse = m + logf(s);
+        col_lse[t] = lse;
+        col_loss[t] = lse - scale * cos[(size_t)txt2img[t] * Nt + t];
+    }
+}
+
+/* dlogit = 0.5 [(softmax_col - onehot)/Nt + (softmax_row - target)/Ni]; dcos = dlogit scale.
+ * cos and dcos may be the same buffer: each element is read, then written, by one thread. */
+static __global__ void __launch_bounds__(INFONCE_THREADS)
+    infonce_grads_kernel(float *dcos, float *row_dscale, const float *cos, const float *row_lse,
+                         const float *row_pos, const float *col_lse, const int *txt2img,
+                         const int *i2t_target, float scale, int Ni, int Nt) {
+    __shared__ float shared[PLAN_WARP];
+    int i = blockIdx.x, target = i2t_target[i];
+    float lse = row_lse[i], inv_pos = 1.0f / row_pos[i];
+    float dscale = 0.0f;
+    for (int t = threadIdx.x; t < Nt; t += blockDim.x) {
+        size_t at = (size_t)i * Nt + t;
+        float c = cos[at], logit = scale * c;
+        int own = txt2img[t] == i;
+        float target_row = target >= 0 ? (float)(target == t) : own * inv_pos;
+        float dlogit = 0.5f * ((expf(logit - col_lse[t]) - (float)own) / Nt +
+                               (expf(logit - lse) - target_row) / Ni);
+        dcos[at] = dlogit * scale;
+        dscale += dlogit * c;
+    }
+    dscale = block_sum(dscale, shared);
+    if (threadIdx.x == 0)
+        row_dscale[i] = dscale;
+}
+
+static __global__ void __launch_bounds__(INFONCE_THREADS)
+    infonce_finish_kernel(float *stats, const float *row_loss, const float *row_dscale,
+                          const float *col_loss, int Ni, int Nt) {
+    __shared__ double shared[PLAN_WARP];
+    double t2i = 0, i2t = 0, dscale = 0;
+    for (int t = threadIdx.x; t < Nt; t += blockDim.x)
+        t2i += col_loss[t];
+    for (int i = threadIdx.x; i < Ni; i += blockDim.x) {
+        i2t += row_loss[i];
+        dscale += row_dscale[i];
+    }
+    t2i = block_sum(t2i, shared) / Nt;
+    i2t = block_sum(i2t, shared) / Ni;
+    dscale = block_sum(dscale, shared);
+    if (threadIdx.x == 0) {
+        stats[INFONCE_LOSS] = (float)(0.5 * (t2i + i2t));
+        stats[INFONCE_T2I] = (float)t2i;
+        stats[INFONCE_I2T] = (float)i2t;
+        stats[INFONCE_DSCALE] = (float)dscale;
+    }
+}
+
+static inline void infonce_forward_backward(float *dcos, float *stats, const float *cos,
+                                            const int *txt2img, const int *i2t_target, float scale,
+                                            int Ni, int Nt, cudaStream_t stream) {
+    InfoncePlan plan = infonce_plan(Ni, Nt);
+    shapeCheck(plan.ok, "infonce over %d images x %d texts", Ni, Nt);
+    float *row_lse = (float *)tng_cuda_scratch(sizeof(float) * plan.scratch_floats);
+    float *row_loss = row_lse + Ni, *row_dscale = row_loss + Ni, *row_pos = row_dscale + Ni;
+    float *col_lse = row_pos + Ni, *col_loss = col_lse + Nt;
+    infonce_rows_kernel<<<(unsigned)plan.row_blocks, plan.threads, 0, stream>>>(
+        row_lse, row_loss, row_pos, cos, txt2img, i2t_target, scale, Nt);
+    kernelCheck();
+    infonce_columns_kernel<<<(unsigned)plan.col_blocks, plan.threads, 0, stream>>>(
+        col_lse, col_loss, cos, txt2img, scale, Ni, Nt);
+    kernelCheck();
+    infonce_grads_kernel<<<(unsigned)plan.row_blocks, plan.threads, 0, stream>>>(
+        dcos, row_dscale, cos, row_lse, row_pos, col_lse, txt2img, i2t_target, scale, Ni, Nt);
+    kernelCheck();
+    infonce_finish_kernel<<<1, plan.threads, 0, stream>>>(stats, row_loss, row_dscale, col_loss, Ni,
+                                                          Nt);
+    kernelCheck();
+}
+
+#endif

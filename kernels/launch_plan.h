@@ -1,0 +1,242 @@
+/*
+ * launch_plan.h: the launch shapes of the CUDA kernels, as plain C.
+ *
+ * Every choice of block size, tile size, grid size and shared-memory bytes lives here, in
+ * functions with no CUDA in them, so that the CPU test suite (tests/test_cuda_plan.c) can
+ * check them on a machine without a GPU, and the .cu files launch exactly what was tested.
+ * A plan with ok == 0 means "this shape is not supported"; the caller reports it.
+ *
+ * Sizes are in elements unless a name says bytes. Everything is computed in size_t or
+ * checked against INT limits, because B*T*C products overflow int at CLIP batch sizes.
+ */
+#ifndef TNG_LAUNCH_PLAN_H
+#define TNG_LAUNCH_PLAN_H
+
+#include <stddef.h>
+
+/* The opt-in shared memory one block may use on an H100/H200 (sm_90): 227 KB. */
+#define PLAN_SMEM_LIMIT_SM90 ((size_t)227 * 1024)
+/* Without the opt-in attribute, a block may use at most 48 KB. */
+#define PLAN_SMEM_DEFAULT ((size_t)48 * 1024)
+/* The grid's y and z dimensions are limited to 65535. */
+#define PLAN_GRID_YZ_MAX 65535
+#define PLAN_WARP 32
+
+static inline size_t plan_ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+
+/* ----------------------------------------------------------------------------
+ * Row-wise kernels (LayerNorm, L2 norm): one warp per row, several rows per block.
+ * LayerNorm keeps its row in registers, each lane holding `per_lane` values strided by 32:
+ * the kernel is instantiated for a few register budgets and the plan picks the smallest
+ * that holds C. */
+
+#define LN_ROWS_PER_BLOCK 8
+#define LN_MAX_WIDTH 2048
+
+typedef struct {
+    int ok;
+    int threads;   /* LN_ROWS_PER_BLOCK warps */
+    int per_lane;  /* 8, 16, 32 or 64 values of the row per lane (register budget) */
+    size_t blocks; /* ceil(N / LN_ROWS_PER_BLOCK) */
+} RowPlan;
+
+static inline RowPlan layernorm_plan(size_t N, int C) {
+    RowPlan p = {0, LN_ROWS_PER_BLOCK * PLAN_WARP, 0, 0};
+    if (C < 1 || C > LN_MAX_WIDTH || N < 1)
+        return p;
+    int need = (int)plan_ceil_div((size_t)C, PLAN_WARP);
+    p.per_lane = need <= 8 ? 8 : need <= 16 ? 16 : need <= 32 ? 32 : 64;
+    p.blocks = plan_ceil_div(N, LN_ROWS_PER_BLOCK);
+    p.ok = 1;
+    return p;
+}
+
+/* ----------------------------------------------------------------------------
+ * Column reductions (bias, LayerNorm weight/bias and position gradients): a deterministic
+ * two-stage sum. Stage 1: block (column tile, row chunk) sums its rows of 32 columns into
+ * partial[chunk][col]; its 32x8 threads each take every 8th row, then combine in a fixed
+ * order. Stage 2: one thread per column adds the chunks in order. The chunk count depends on
+ * N only, never on timing, so the bits are the same on every run. */
+
+#define COLSUM_TILE_COLS 32
+#define COLSUM_ROW_GROUPS 8
+#define COLSUM_ROWS_PER_CHUNK 256
+
+typedef struct {
+    int threads;          /* COLSUM_TILE_COLS x COLSUM_ROW_GROUPS */
+    size_t col_tiles;     /* grid x of stage 1 */
+    size_t row_chunks;    /* grid y of stage 1; also the partial rows */
+    size_t partial_elems; /* scratch floats for stage 1's output: row_chunks * C */
+    int ok;
+} ColsumPlan;
+
+static inline ColsumPlan colsum_plan(size_t N, size_t C) {
+    ColsumPlan p;
+    p.threads = COLSUM_TILE_COLS * COLSUM_ROW_GROUPS;
+    p.col_tiles = plan_ceil_div(C, COLSUM_TILE_COLS);
+    p.row_chunks = N ? plan_ceil_div(N, COLSUM_ROWS_PER_CHUNK) : 1;
+    p.partial_elems = p.row_chunks * C;
+    p.ok = C >= 1 && p.row_chunks <= PLAN_GRID_YZ_MAX;
+    return p;
+}
+
+/* ----------------------------------------------------------------------------
+ * Fused attention, one block per (query tile, head, batch row).
+ *
+ * Shared memory of the forward kernel and of the backward's query-side kernel:
+ *   Q (or dO) tile   q_tile x hs
+ *   score rows       q_tile x T        (the whole softmax row stays on chip)
+ *   K or V chunk     kv_chunk x (hs+1) (the +1 pad puts consecutive keys in different banks)
+ * When kv_chunk >= T all of K, then all of V, sit on chip at once ("resident"); otherwise
+ * they stream through in chunks ("tiled"). The plan tries the largest query tile and a
+ * resident K/V first, then smaller K/V chunks, then smaller query tiles. */
+
+#define ATT_THREADS 256
+#define ATT_MAX_Q_TILE 32
+#define ATT_MIN_KV_CHUNK 16
+#define ATT_MAX_HEAD_DIM 128
+/* Each thread accumulates ceil(q_tile*hs / ATT_THREADS) outputs in registers. */
+#define ATT_MAX_ACC ((ATT_MAX_Q_TILE * ATT_MAX_HEAD_DIM) / ATT_THREADS)
+
+typedef struct {
+    int ok;
+    int q_tile, kv_chunk;
+    int resident; /* 1: kv_chunk >= T, K and V are each loaded once */
+    size_t smem_bytes;
+    size_t grid_x; /* query tiles: ceil(T / q_tile); grid y = NH, z = B */
+} AttentionPlan;
+
+static inline size_t attention_smem_bytes(int T, int hs, int q_tile, int kv_chunk) {
+    return sizeof(float) * ((size_t)q_tile * hs + (size_t)q_tile * T + (size_t)kv_chunk * (hs + 1));
+}
+
+static inline AttentionPlan attention_plan(int B, int T, int NH, int hs, size_t smem_limit) {
+    AttentionPlan p = {0, 0, 0, 0, 0, 0};
+    if (B < 1 || T < 1 || NH < 1 || hs < 1 || hs > ATT_MAX_HEAD_DIM)
+        return p;
+    if (B > PLAN_GRID_YZ_MAX || NH > PLAN_GRID_YZ_MAX)
+        return p;
+    int first_tile = T < ATT_MAX_Q_TILE ? T : ATT_MAX_Q_TILE;
+    for (int q_tile = first_tile; q_tile >= 1; q_tile /= 2) {
+        for (int kv_chunk = T;; kv_chunk /= 2) {
+            size_t bytes = attention_smem_bytes(T, hs, q_tile, kv_chunk);
+            if (bytes <= smem_limit) {
+                p.ok = 1;
+                p.q_tile = q_tile;
+                p.kv_chunk = kv_chunk;
+                p.resident = kv_chunk >= T;
+                p.smem_bytes = bytes;
+                p.grid_x = plan_ceil_div((size_t)T, (size_t)q_tile);
+                return p;
+            }
+            if (kv_chunk <= ATT_MIN_KV_CHUNK)
+                break;
+        }
+    }
+    return p;
+}
+
+/* The backward's key-side kernel: one block per (key tile, head, batch row) owns dK and dV
+ * of its keys (so no two blocks write the same gradient: no atomics), and streams the query
+ * rows in chunks: Q and dO chunks (i_chunk x hs each), dS and P chunks (i_chunk x k_tile). */
+
+#define ATT_K_TILE 32
+#define ATT_I_CHUNK 32
+
+typedef struct {
+    int ok;
+    int k_tile, i_chunk;
+    size_t smem_bytes;
+    size_t grid_x; /* ceil(T / k_tile) */
+} AttentionKeyPlan;
+
+static inline AttentionKeyPlan attention_key_plan(int B, int T, int NH, int hs) {
+    AttentionKeyPlan p = {0, ATT_K_TILE, ATT_I_CHUNK, 0, 0};
+    if (B < 1 || T < 1 || NH < 1 || hs < 1 || hs > ATT_MAX_HEAD_DIM)
+        return p;
+    if (B > PLAN_GRID_YZ_MAX || NH > PLAN_GRID_YZ_MAX)
+        return p;
+    p.smem_bytes =
+        sizeof(float) * ((size_t)2 * ATT_I_CHUNK * (hs + 1) + (size_t)2 * ATT_I_CHUNK * ATT_K_TILE);
+    p.grid_x = plan_ceil_div((size_t)T, ATT_K_TILE);
+    p.ok = p.smem_bytes <= PLAN_SMEM_DEFAULT;
+    return p;
+}
+
+/* ----------------------------------------------------------------------------
+ * InfoNCE on cos [Ni, Nt]:
+ *   rows:    one block of INFONCE_THREADS per image row (online max/sum over Nt);
+ *   columns: one block per INFONCE_COL_TILE columns, INFONCE_COL_GROUPS row groups of
+ *            threads, combined in a fixed order;
+ *   grads:   one block per image row (writes dcos and the row's dscale partial);
+ *   final:   one block sums the per-row and per-column terms in a fixed order. */
+
+#define INFONCE_THREADS 256
+#define INFONCE_COL_TILE 32
+#define INFONCE_COL_GROUPS 8
+
+typedef struct {
+    int ok;
+    int threads;
+    size_t row_blocks;     /* Ni */
+    size_t col_blocks;     /* ceil(Nt / INFONCE_COL_TILE) */
+    size_t scratch_floats; /* row lse, loss, dscale, positives (4*Ni) + col lse, loss (2*Nt) */
+} InfoncePlan;
+
+static inline InfoncePlan infonce_plan(int Ni, int Nt) {
+    InfoncePlan p = {0, INFONCE_THREADS, 0, 0, 0};
+    if (Ni < 1 || Nt < 1)
+        return p;
+    p.row_blocks = (size_t)Ni;
+    p.col_blocks = plan_ceil_div((size_t)Nt, INFONCE_COL_TILE);
+    p.scratch_floats = (size_t)4 * Ni + (size_t)2 * Nt;
+    p.ok = 1;
+    return p;
+}
+
+/* ----------------------------------------------------------------------------
+ * Elementwise kernels: a grid-stride loop over n elements with a capped grid, so any n up
+ * to SIZE_MAX works and the grid never exceeds what 132 SMs can keep busy many times over. */
+
+#define ELEM_THREADS 256
+#define ELEM_MAX_BLOCKS ((size_t)132 * 32)
+
+static inline size_t elementwise_blocks(size_t n) {
+    size_t blocks = plan_ceil_div(n, ELEM_THREADS);
+    if (blocks < 1)
+        blocks = 1;
+    return blocks < ELEM_MAX_BLOCKS ? blocks : ELEM_MAX_BLOCKS;
+}
+
+/* sum_squares: a fixed number of partial sums that depends on n alone (each block sums a
+ * grid-stride share in double), then one block adds the partials in a fixed tree. */
+#define SUMSQ_THREADS 256
+#define SUMSQ_MAX_BLOCKS 1024
+
+static inline size_t sum_squares_blocks(size_t n) {
+    size_t blocks = plan_ceil_div(n, (size_t)SUMSQ_THREADS * 8);
+    if (blocks < 1)
+        blocks = 1;
+    return blocks < SUMSQ_MAX_BLOCKS ? blocks : SUMSQ_MAX_BLOCKS;
+}
+
+/* Token-embedding backward: thread (vocabulary slice, channel) walks every token in order
+ * and adds those whose id falls in its slice, so repeated ids add up in token order, as on
+ * the CPU (bit-identical, and no atomics). Slices multiply the parallelism past C threads. */
+#define TOKEMB_THREADS 128
+#define TOKEMB_VOCAB_SLICES 128
+#define TOKEMB_ID_CHUNK 1024
+
+typedef struct {
+    int threads;
+    size_t channel_blocks; /* ceil(C / TOKEMB_THREADS): grid x */
+    int vocab_slices;      /* grid y */
+} TokenEmbedPlan;
+
+static inline TokenEmbedPlan token_embed_plan(int C) {
+    TokenEmbedPlan p = {TOKEMB_THREADS, plan_ceil_div((size_t)(C > 0 ? C : 1), TOKEMB_THREADS),
+                        TOKEMB_VOCAB_SLICES};
+    return p;
+}
+
+#endif

@@ -1,0 +1,158 @@
+/*
+ * layernorm.cuh: LayerNorm over the last dimension, forward and backward.
+ *
+ * One warp owns one row and keeps it in registers (PER_LANE values per lane, strided by 32
+ * so that each load instruction is a coalesced 128-byte line): the row is read from memory
+ * once, and the mean and the variance are two passes over registers. The variance is the
+ * mean of squared deviations (not E[x^2]-E[x]^2), in fp32, which matches the CPU's double
+ * statistics to ~1e-6. Any width up to LN_MAX_WIDTH and any row count work: every column
+ * and row index is guarded, nothing assumes N or C is a multiple of anything.
+ *
+ * Templated on the activation type io_t (float, or __nv_bfloat16 for a bf16 backend);
+ * weight, bias, the saved mean/rstd and the parameter gradients stay fp32.
+ *
+ * Gradients, as everywhere in the backend, accumulate: dinp += and dweight/dbias +=.
+ * dweight/dbias are column sums over rows, done by the deterministic two-stage reduction of
+ * reduce.cuh rather than atomics.
+ */
+#ifndef TNG_KERNELS_LAYERNORM_CUH
+#define TNG_KERNELS_LAYERNORM_CUH
+
+#include "common.cuh"
+#include "reduce.cuh"
+extern "C" {
+#include "config.h" /* defines: CLIP_LN_EPS */
+}
+
+template <typename io_t, int PER_LANE>
+__global__ void layernorm_forward_kernel(io_t *out, float *mean, float *rstd, const io_t *inp,
+                                         const float *weight, const float *bias, int N, int C) {
+    int lane = threadIdx.x % PLAN_WARP, warp = threadIdx.x / PLAN_WARP;
+    size_t row = (size_t)blockIdx.x * LN_ROWS_PER_BLOCK + warp;
+    if (row >= (size_t)N)
+        return; /* whole warps leave together; no block barrier below */
+    const io_t *x = inp + row * C;
+    float v[PER_LANE];
+    float sum = 0.0f;
+#pragma unroll
+    for (int k = 0; k < PER_LANE; k++) {
+        int c = lane + k * PLAN_WARP;
+        v[k] = c < C ? load_f32(x[c]) : 0.0f;
+        sum += v[k];
+    }
+    float mu = warp_sum(sum) / C;
+    float sq = 0.0f;
+#pragma unroll
+    for (int k = 0; k < PER_LANE; k++) {
+        int c = lane + k * PLAN_WARP;
+        float d = c < C ? v[k] - mu : 0.0f;
+        sq += d * d;
+    }
+    float rs = 1.0f / sqrtf(warp_sum(sq) / C + CLIP_LN_EPS);
+    io_t *y = out + row * C;
+#pragma unroll
+    for (int k = 0; k < PER_LANE; k++) {
+        int c = lane + k * PLAN_WARP;
+        if (c < C)
+            y[c] = store_as<io_t>((v[k] - mu) * rs * weight[c] + bias[c]);
+    }
+    if (lane == 0) {
+        mean[row] = mu;
+        rstd[row] = rs;
+    }
+}
+
+/* dinp += (dnorm - mean(dnorm) - norm * mean(dnorm * norm)) * rstd, dnorm = dout * weight */
+template <typename io_t, int PER_LANE>
+__global__ void layernorm_backward_input_kernel(io_t *dinp, const io_t *dout, const io_t *inp,
+                                                const float *weight, const float *mean,
+                                                const float *rstd, int N, int C) {
+    int lane = threadIdx.x % PLAN_WARP, warp = threadIdx.x / PLAN_WARP;
+    size_t row = (size_t)blockIdx.x * LN_ROWS_PER_BLOCK + warp;
+    if (row >= (size_t)N)
+        return;
+    const io_t *x = inp + row * C, *dy = dout + row * C;
+    float mu = mean[row], rs = rstd[row];
+    float norm[PER_LANE], dnorm[PER_LANE];
+    float dnorm_sum = 0.0f, dnorm_norm_sum = 0.0f;
+#pragma unroll
+    for (int k = 0; k < PER_LANE; k++) {
+        int c = lane + k * PLAN_WARP;
+        norm[k] = c < C ? (load_f32(x[c]) - mu) * rs : 0.0f;
+        dnorm[k] = c < C ? load_f32(dy[c]) * weight[c] : 0.0f;
+        dnorm_sum += dnorm[k];
+        dnorm_norm_sum += dnorm[k] * norm[k];
+    }
+    float dnorm_mean = warp_sum(dnorm_sum) / C;
+    float dnorm_norm_mean = warp_sum(dnorm_norm_sum) / C;
+    io_t *dx = dinp + row * C;
+#pragma unroll
+    for (int k = 0; k < PER_LANE; k++) {
+        int c = lane + k * PLAN_WARP;
+        if (c < C) {
+            float g = (dnorm[k] - dnorm_mean - norm[k] * dnorm_norm_mean) * rs;
+            dx[c] = store_as<io_t>(load_f32(dx[c]) + g);
+        }
+    }
+}
+
+/* One element's contribution to (dweight, dbias): (dout * norm, dout). */
+template <typename io_t> struct LayerNormParamGrads {
+    const io_t *dout, *inp;
+    const float *mean, *rstd;
+    size_t C;
+    __device__ void operator()(size_t row, size_t col, float *out) const {
+        float dy = load_f32(dout[row * C + col]);
+        out[0] = dy * (load_f32(inp[row * C + col]) - mean[row]) * rstd[row];
+        out[1] = dy;
+    }
+};
+
+/* The kernels are instantiated for each register budget; this picks the one the plan chose. */
+#define LN_DISPATCH_PER_LANE(per_lane, KERNEL, io_t, grid, block, stream, ...)                     \
+    do {                                                                                           \
+        switch (per_lane) {                                                                        \
+        case 8:                                                                                    \
+            KERNEL<io_t, 8><<<grid, block, 0, stream>>>(__VA_ARGS__);                              \
+            break;                                                                                 \
+        case 16:                                                                                   \
+            KERNEL<io_t, 16><<<grid, block, 0, stream>>>(__VA_ARGS__);                             \
+            break;                                                                                 \
+        case 32:                                                                                   \
+            KERNEL<io_t, 32><<<grid, block, 0, stream>>>(__VA_ARGS__);                             \
+            break;                                                                                 \
+        default:                                                                                   \
+            KERNEL<io_t, 64><<<grid, block, 0, stream>>>(__VA_ARGS__);                             \
+            break;                                                                                 \
+        }                                                                                          \
+        kernelCheck();                                                                             \
+    } while (0)
+
+template <typename io_t>
+void layernorm_forward(io_t *out, float *mean, float *rstd, const io_t *inp, const float *weight,
+                       const float *bias, int N, int C, cudaStream_t stream) {
+    if (N == 0)
+        return;
+    RowPlan plan = layernorm_plan((size_t)N, C);
+    shapeCheck(plan.ok, "layernorm over %d rows of width %d (width 1..%d)", N, C, LN_MAX_WIDTH);
+    LN_DISPATCH_PER_LANE(plan.per_lane, layernorm_forward_kernel, io_t, (unsigned)plan.blocks,
+                         plan.threads, stream, out, mean, rstd, inp, weight, bias, N, C);
+}
+
+template <typename io_t>
+void layernorm_backward(io_t *dinp, float *dweight, float *dbias, const io_t *dout, const io_t *inp,
+                        const float *weight, const float *mean, const float *rstd, int N, int C,
+                        cudaStream_t stream) {
+    if (N == 0)
+        return;
+    RowPlan plan = layernorm_plan((size_t)N, C);
+    shapeCheck(plan.ok, "layernorm over %d rows of width %d (width 1..%d)", N, C, LN_MAX_WIDTH);
+    if (dinp)
+        LN_DISPATCH_PER_LANE(plan.per_lane, layernorm_backward_input_kernel, io_t,
+                             (unsigned)plan.blocks, plan.threads, stream, dinp, dout, inp, weight,
+                             mean, rstd, N, C);
+    LayerNormParamGrads<io_t> f = {dout, inp, mean, rstd, (size_t)C};
+    colsum_accumulate<2>(dweight, dbias, f, (size_t)N, (size_t)C, stream);
+}
+
+#endif

@@ -1,0 +1,172 @@
+/*
+ * gpu_test_util.h: paired host/device buffers for testing CUDA ops against the CPU oracle.
+ *
+ * A Pair holds the same n floats twice: `host` for the CPU backend's op and `dev` for the
+ * CUDA backend's. Inputs are random (never zeros); outputs that an op overwrites start as
+ * NaN on both sides (poisoned), so an element the kernel forgets to write fails the
+ * comparison; gradients that an op accumulates into start as the same random values on both
+ * sides, so a kernel that overwrites instead of adding fails too.
+ */
+#ifndef TNG_GPU_TEST_UTIL_H
+#define TNG_GPU_TEST_UTIL_H
+
+#include <cuda_bf16.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cuda/backend_cuda.h" /* defines: backend_cuda (and, through it, backend_cpu) */
+#include "cuda/cuda_common.h"
+#include "harness.h"
+extern "C" {
+#include "common.h" /* defines: mallocCheck */
+#include "rng.h"
+}
+
+static Rng gpu_test_rng;
+
+typedef struct {
+    float *host, *dev;
+    size_t n;
+} Pair;
+
+typedef struct {
+    int *host, *dev;
+    size_t n;
+} IntPair;
+
+static inline Pair pair_alloc(size_t n) {
+    Pair p;
+    p.n = n;
+    p.host = (float *)mallocCheck(sizeof(float) * (n ? n : 1));
+    p.dev = (float *)backend_cuda()->alloc(sizeof(float) * (n ? n : 1));
+    return p;
+}
+
+static inline void pair_upload(Pair p) {
+    backend_cuda()->to_device(p.dev, p.host, sizeof(float) * p.n);
+}
+
+/* Random N(0, scale^2) values, the same on both sides. */
+static inline Pair pair_random(size_t n, double scale) {
+    Pair p = pair_alloc(n);
+    for (size_t i = 0; i < n; i++)
+        p.host[i] = (float)(scale * rng_normal(&gpu_test_rng));
+    pair_upload(p);
+    return p;
+}
+
+/* Random values with |x| >= 0.5 (for divisors and norms). */
+static inline Pair pair_random_away_from_zero(size_t n) {
+    Pair p = pair_alloc(n);
+    for (size_t i = 0; i < n; i++) {
+        double u = 0.5 + rng_uniform(&gpu_test_rng);
+        p.host[i] = (float)(rng_below(&gpu_test_rng, 2) ? u : -u);
+    }
+    pair_upload(p);
+    return p;
+}
+
+/* NaN on both sides: for outputs the op must overwrite. */
+static inline Pair pair_poisoned(size_t n) {
+    Pair p = pair_alloc(n);
+    for (size_t i = 0; i < n; i++)
+        p.host[i] = NAN;
+    pair_upload(p);
+    return p;
+}
+
+static inline void pair_free(Pair p) {
+    free(p.host);
+    backend_cuda()->release(p.dev);
+}
+
+static inline float *pair_download(Pair p) {
+    float *got = (float *)mallocCheck(sizeof(float) * (p.n ? p.n : 1));
+    backend_cuda()->to_host(got, p.dev, sizeof(float) * p.n);
+    return got;
+}
+
+/* The device result against the CPU result: |gpu - cpu| <= atol + rtol |cpu|. */
+static inline int pair_check(const char *what, Pair p, double atol, double rtol) {
+    float *got = pair_download(p);
+    int ok = harness_allclose(what, got, p.host, p.n, atol, rtol);
+    free(got);
+    return ok;
+}
+
+/* The device result must equal the CPU result bit for bit. */
+static inline int pair_check_exact(const char *what, Pair p) {
+    float *got = pair_download(p);
+    size_t bad = 0, first = 0;
+    for (size_t i = 0; i < p.n; i++)
+        if (memcmp(&got[i], &p.host[i], sizeof(float)) != 0 && bad++ == 0)
+            first = i;
+    CHECK(bad == 0, "%s: %zu of %zu elements differ in their bits; first [%zu] got %.9g want %.9g",
+          what, bad, p.n, first, (double)got[first], (double)p.host[first]);
+    free(got);
+    return bad == 0;
+}
+
+static inline IntPair int_pair(const int *values, size_t n) {
+    IntPair p;
+    p.n = n;
+    p.host = (int *)mallocCheck(sizeof(int) * (n ? n : 1));
+    memcpy(p.host, values, sizeof(int) * n);
+    p.dev = (int *)backend_cuda()->alloc(sizeof(int) * (n ? n : 1));
+    backend_cuda()->to_device(p.dev, p.host, sizeof(int) * n);
+    return p;
+}
+
+static inline void int_pair_free(IntPair p) {
+    free(p.host);
+    backend_cuda()->release(p.dev);
+}
+
+/* Largest |x| over n host floats: the scale an absolute tolerance is stated against. */
+static inline double max_abs(const float *x, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs((double)x[i]));
+    return m;
+}
+
+/* ---- bf16 helpers: host-side round trips for the bf16 kernel instantiations ---- */
+
+static inline float bf16_round(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
+
+static inline __nv_bfloat16 *bf16_upload(const float *host, size_t n) {
+    __nv_bfloat16 *tmp = (__nv_bfloat16 *)mallocCheck(sizeof(__nv_bfloat16) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = __float2bfloat16_rn(host[i]);
+    __nv_bfloat16 *dev = NULL;
+    cudaCheck(cudaMalloc(&dev, sizeof(__nv_bfloat16) * (n ? n : 1)));
+    cudaCheck(cudaMemcpy(dev, tmp, sizeof(__nv_bfloat16) * n, cudaMemcpyHostToDevice));
+    free(tmp);
+    return dev;
+}
+
+/* A device bf16 buffer filled with NaN. */
+static inline __nv_bfloat16 *bf16_poisoned(size_t n) {
+    float *nan_host = (float *)mallocCheck(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++)
+        nan_host[i] = NAN;
+    __nv_bfloat16 *dev = bf16_upload(nan_host, n);
+    free(nan_host);
+    return dev;
+}
+
+static inline float *bf16_download(const __nv_bfloat16 *dev, size_t n) {
+    __nv_bfloat16 *tmp = (__nv_bfloat16 *)mallocCheck(sizeof(__nv_bfloat16) * (n ? n : 1));
+    cudaCheck(cudaMemcpy(tmp, dev, sizeof(__nv_bfloat16) * n, cudaMemcpyDeviceToHost));
+    float *out = (float *)mallocCheck(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++)
+        out[i] = __bfloat162float(tmp[i]);
+    free(tmp);
+    return out;
+}
+
+/* bf16 tolerance of the task: |gpu - cpu| <= atol + 2^-7 |cpu| */
+#define BF16_RTOL (1.0 / 128.0)
+
+#endif

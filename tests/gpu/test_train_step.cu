@@ -1,0 +1,186 @@
+/*
+ * test_train_step.cu: whole training steps, the same model and batch through backend_cpu()
+ * and backend_cuda(): the loss and its terms, the features, every parameter gradient and
+ * the parameters after AdamW steps must agree.
+ *
+ * Tolerance (fp32 parity mode): 1e-4 relative. Per tensor, |gpu - cpu| <= 1e-4 * max|cpu|
+ * + 1e-4 * |cpu| (a gradient element near zero is judged against its tensor's scale, since
+ * float summation order alone moves it by ulps of the larger terms). The loss: 1e-4
+ * relative. Both models start from the same host initialisation (clip_init_random draws on
+ * the host, then uploads), so nothing but the backends differs.
+ *
+ * Two models: a small two-layer one with 3 texts per image, a learned temperature and
+ * gradient clipping over two steps; and a one-layer model with ViT-B/32's real widths and
+ * sequence lengths (T = 50 vision, 77 text), the shapes the kernels are tuned for.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "gpu_test_util.h"
+extern "C" {
+#include "model.h"
+#include "optim.h"
+}
+
+#define STEP_TOL 1e-4
+
+typedef struct {
+    int Ni, Nt;
+    float *images;
+    int *tokens, *txt2img, *i2t_target;
+} StepBatch;
+
+/* per_image texts per image; texts end in EOT at random lengths; every third image takes
+ * the mean over its texts as target, the others one of their texts. */
+static StepBatch make_batch(const ClipConfig *c, int Ni, int per_image, uint64_t seed) {
+    Rng rng;
+    rng_seed(&rng, seed);
+    StepBatch b;
+    b.Ni = Ni;
+    b.Nt = Ni * per_image;
+    size_t npix = (size_t)Ni * 3 * c->image_size * c->image_size;
+    b.images = (float *)mallocCheck(sizeof(float) * npix);
+    for (size_t i = 0; i < npix; i++)
+        b.images[i] = (float)rng_normal(&rng);
+    b.tokens = (int *)callocCheck((size_t)b.Nt * c->context_length, sizeof(int));
+    b.txt2img = (int *)mallocCheck(sizeof(int) * b.Nt);
+    b.i2t_target = (int *)mallocCheck(sizeof(int) * Ni);
+    for (int t = 0; t < b.Nt; t++) {
+        int *row = b.tokens + (size_t)t * c->context_length;
+        int eot = 2 + (int)rng_below(&rng, (uint64_t)c->context_length - 3);
+        row[0] = c->vocab_size - 2;
+        for (int k = 1; k < eot; k++)
+            row[k] = 1 + (int)rng_below(&rng, (uint64_t)c->vocab_size - 3);
+        row[eot] = clip_eot_token(c);
+        b.txt2img[t] = t / per_image;
+    }
+    for (int i = 0; i < Ni; i++)
+        b.i2t_target[i] = i % 3 == 0 ? -1 : i * per_image + i % per_image;
+    return b;
+}
+
+static void free_batch(StepBatch *b) {
+    free(b->images), free(b->tokens), free(b->txt2img), free(b->i2t_target);
+}
+
+static float *download(const Backend *be, const float *src, size_t n) {
+    float *host = (float *)mallocCheck(sizeof(float) * n);
+    be->to_host(host, src, sizeof(float) * n);
+    return host;
+}
+
+static void compare_tensors(const char *what, const float *got, const float *want, size_t n) {
+    harness_allclose(what, got, want, n, STEP_TOL * max_abs(want, n), STEP_TOL);
+}
+
+/* Every named tensor of the layout, CPU buffer against CUDA buffer. */
+static void compare_by_param(const char *what, const Clip *m, const float *got, const float *want) {
+    char name[PARAM_NAME_MAX + 32];
+    for (int i = 0; i < m->layout.count; i++) {
+        const ParamInfo *p = &m->layout.params[i];
+        snprintf(name, sizeof name, "%s %s", what, p->name);
+        compare_tensors(name, got + p->offset, want + p->offset, p->numel);
+    }
+}
+
+static void run_steps(const ClipConfig *cfg, const ClipTrainConfig *train, int Ni, int per_image,
+                      int steps, float grad_clip) {
+    StepBatch b = make_batch(cfg, Ni, per_image, 77);
+    ClipBatch cb = {};
+    cb.n_images = b.Ni;
+    cb.images = b.images;
+    cb.n_texts = b.Nt;
+    cb.tokens = b.tokens;
+    cb.txt2img = b.txt2img;
+    cb.i2t_target = b.i2t_target;
+    OptimConfig oc = optim_defaults();
+    oc.lr = 1e-3f;
+    /* Adam's first step is lr * g / (|g| + eps): with the default eps 1e-6 it is lr * sign(g),
+     * so a gradient within float noise of 0 could move its parameter by +lr on one backend
+     * and -lr on the other. eps 1e-3 keeps the step a smooth function of g. */
+    oc.eps = 1e-3f;
+    oc.grad_clip = grad_clip;
+    Clip *model[2] = {clip_create(cfg, backend_cpu()), clip_create(cfg, backend_cuda())};
+    for (int k = 0; k < 2; k++) {
+        clip_init_random(model[k], 1234);
+        clip_prepare(model[k], train, b.Ni, b.Nt);
+    }
+    size_t total = model[0]->layout.total, D = (size_t)cfg->embed_dim;
+    for (int s = 0; s < steps; s++) {
+        float stats[2][INFONCE_NSTATS];
+        for (int k = 0; k < 2; k++)
+            clip_forward(model[k], &cb, stats[k]);
+        for (int j = 0; j < INFONCE_NSTATS; j++)
+            CHECK(fabs(stats[1][j] - stats[0][j]) <= STEP_TOL * fabs(stats[0][j]) + 1e-7,
+                  "step %d stat %d: cuda %.9g cpu %.9g", s, j, stats[1][j], stats[0][j]);
+        float *feat[2][2];
+        for (int k = 0; k < 2; k++) {
+            feat[k][0] = download(model[k]->be, model[k]->vision_acts.features, (size_t)b.Ni * D);
+            feat[k][1] = download(model[k]->be, model[k]->text_acts.features, (size_t)b.Nt * D);
+        }
+        compare_tensors("image features", feat[1][0], feat[0][0], (size_t)b.Ni * D);
+        compare_tensors("text features", feat[1][1], feat[0][1], (size_t)b.Nt * D);
+        for (int k = 0; k < 2; k++)
+            free(feat[k][0]), free(feat[k][1]);
+
+        for (int k = 0; k < 2; k++)
+            clip_backward(model[k]);
+        float *grads[2];
+        for (int k = 0; k < 2; k++)
+            grads[k] = download(model[k]->be, model[k]->grads, total);
+        compare_by_param("grad", model[0], grads[1], grads[0]);
+        free(grads[0]), free(grads[1]);
+
+        float norms[2];
+        for (int k = 0; k < 2; k++)
+            norms[k] = clip_optimizer_step(model[k], &oc, 1);
+        CHECK(fabs(norms[1] - norms[0]) <= STEP_TOL * norms[0], "step %d grad norm %.9g vs %.9g", s,
+              norms[1], norms[0]);
+        float *params[2];
+        for (int k = 0; k < 2; k++) {
+            params[k] = (float *)mallocCheck(sizeof(float) * total);
+            clip_get_params(model[k], params[k]);
+        }
+        compare_by_param("param", model[0], params[1], params[0]);
+        free(params[0]), free(params[1]);
+    }
+    clip_free(model[0]);
+    clip_free(model[1]);
+    free_batch(&b);
+}
+
+static void test_small_model_two_steps(void) {
+    ClipConfig c = {};
+    c.vision = (TowerConfig){64, 2, 2, 256, ACT_QUICK_GELU};
+    c.image_size = 32;
+    c.patch_size = 8;
+    c.text = (TowerConfig){64, 2, 2, 256, ACT_GELU};
+    c.vocab_size = 100;
+    c.context_length = 16;
+    c.embed_dim = 32;
+    c.logit_scale_init = logf(1 / 0.07f);
+    ClipTrainConfig train = {};
+    train.temperature = 0; /* learned: the logit_scale gradient is checked too */
+    train.train_vision = 1;
+    train.train_text = 1;
+    run_steps(&c, &train, 6, 3, 2, 1.0f);
+}
+
+static void test_vitb32_widths_one_layer(void) {
+    ClipConfig c;
+    CHECK(clip_config_preset("vit-b-32", &c) == 0, "preset");
+    c.vision.layers = 1;
+    c.text.layers = 1;
+    ClipTrainConfig train = {};
+    train.temperature = 0.07f; /* TNG's fixed temperature */
+    train.train_vision = 1;
+    train.train_text = 1;
+    train.full_context = 1; /* all 77 text positions */
+    run_steps(&c, &train, 2, 3, 1, 0.0f);
+}
+
+int main(void) {
+    RUN_TEST(test_small_model_two_steps);
+    RUN_TEST(test_vitb32_widths_one_layer);
+    return test_summary();
+}
