@@ -22,11 +22,32 @@
 typedef double real;
 #define OP(name) name##_f64
 #define GEMM cblas_dgemm
+#define EXP exp
+#define ERF erf
+#define SQRT sqrt
 #else
 typedef float real;
 #define OP(name) name##_f32
 #define GEMM cblas_sgemm
+#define EXP expf
+#define ERF erff
+#define SQRT sqrtf
 #endif
+
+/* Sums over rows, deterministic and cache-friendly: the N rows are cut into fixed chunks of
+ * ROW_CHUNK, each chunk sums its rows in order into its own partial row (contiguous reads),
+ * then the partials are added in chunk order. Neither step depends on the thread count. */
+#define ROW_CHUNK 64
+static int row_chunks(int N) { return (N + ROW_CHUNK - 1) / ROW_CHUNK; }
+
+/* out[c] += sum over chunks of partial[k*C + c], in chunk order. */
+static void add_partials(real *out, const double *partial, int chunks, int C) {
+    for (int c = 0; c < C; c++) {
+        double sum = 0;
+        for (int k = 0; k < chunks; k++) sum += partial[(size_t)k * C + c];
+        out[c] += (real)sum;
+    }
+}
 
 /* ----------------------------------------------------------------------------
  * Linear layers: out = inp @ weight^T + bias */
@@ -51,12 +72,17 @@ void OP(matmul_backward)(real *dinp, real *dweight, real *dbias, const real *dou
         GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1, dout, OC, inp, IC, 1, dweight,
              IC);
     if (dbias) {
+        int chunks = row_chunks(N);
+        double *partial = callocCheck((size_t)chunks * OC, sizeof(double));
 #pragma omp parallel for schedule(static)
-        for (int o = 0; o < OC; o++) {
-            double sum = 0;
-            for (int n = 0; n < N; n++) sum += dout[(size_t)n * OC + o];
-            dbias[o] += (real)sum;
+        for (int k = 0; k < chunks; k++) {
+            double *acc = partial + (size_t)k * OC;
+            int end = (k + 1) * ROW_CHUNK < N ? (k + 1) * ROW_CHUNK : N;
+            for (int n = k * ROW_CHUNK; n < end; n++)
+                for (int o = 0; o < OC; o++) acc[o] += dout[(size_t)n * OC + o];
         }
+        add_partials(dbias, partial, chunks, OC);
+        free(partial);
     }
 }
 
@@ -105,18 +131,26 @@ void OP(layernorm_backward)(real *dinp, real *dweight, real *dbias, const real *
             }
         }
     }
-    /* parameter gradients: one thread per column, rows summed in order (deterministic) */
+    /* parameter gradients: chunked sums over rows (see ROW_CHUNK) */
+    int chunks = row_chunks(N);
+    double *partial_w = callocCheck((size_t)chunks * C * 2, sizeof(double));
+    double *partial_b = partial_w + (size_t)chunks * C;
 #pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        double dw = 0, db = 0;
-        for (int n = 0; n < N; n++) {
-            double dy = dout[(size_t)n * C + c];
-            dw += dy * (inp[(size_t)n * C + c] - mean[n]) * rstd[n];
-            db += dy;
+    for (int k = 0; k < chunks; k++) {
+        double *acc_w = partial_w + (size_t)k * C, *acc_b = partial_b + (size_t)k * C;
+        int end = (k + 1) * ROW_CHUNK < N ? (k + 1) * ROW_CHUNK : N;
+        for (int n = k * ROW_CHUNK; n < end; n++) {
+            const real *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+            double mu = mean[n], rs = rstd[n];
+            for (int c = 0; c < C; c++) {
+                acc_w[c] += (double)dy[c] * (x[c] - mu) * rs;
+                acc_b[c] += dy[c];
+            }
         }
-        if (dweight) dweight[c] += (real)dw;
-        if (dbias) dbias[c] += (real)db;
     }
+    if (dweight) add_partials(dweight, partial_w, chunks, C);
+    if (dbias) add_partials(dbias, partial_b, chunks, C);
+    free(partial_w);
 }
 
 /* ----------------------------------------------------------------------------
@@ -141,7 +175,7 @@ void OP(attention_forward)(real *out, real *att, const real *qkv, int B, int T, 
                 int visible = causal ? t + 1 : T;
                 double maxv = -INFINITY, sum = 0;
                 for (int t2 = 0; t2 < visible; t2++) maxv = fmax(maxv, r[t2]);
-                for (int t2 = 0; t2 < visible; t2++) sum += (r[t2] = (real)exp(r[t2] - maxv));
+                for (int t2 = 0; t2 < visible; t2++) sum += (r[t2] = EXP(r[t2] - (real)maxv));
                 for (int t2 = 0; t2 < visible; t2++) r[t2] = (real)(r[t2] / sum);
                 for (int t2 = visible; t2 < T; t2++) r[t2] = 0;
             }
@@ -192,9 +226,9 @@ void OP(attention_backward)(real *dqkv, real *datt, const real *dout, const real
 void OP(activation_forward)(real *out, const real *inp, size_t n, ActKind act) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
-        double x = inp[i];
-        out[i] = (real)(act == ACT_GELU ? 0.5 * x * (1.0 + erf(x * M_SQRT1_2))
-                                        : x / (1.0 + exp(-QUICK_GELU_ALPHA * x)));
+        real x = inp[i];
+        out[i] = act == ACT_GELU ? (real)0.5 * x * (1 + ERF(x * (real)M_SQRT1_2))
+                                 : x / (1 + EXP((real)-QUICK_GELU_ALPHA * x));
     }
 }
 
@@ -202,14 +236,15 @@ void OP(activation_backward)(real *dinp, const real *inp, const real *dout, size
                              ActKind act) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
-        double x = inp[i], grad;
+        real x = inp[i], grad;
         if (act == ACT_GELU) {
-            grad = 0.5 * (1.0 + erf(x * M_SQRT1_2)) + x * exp(-0.5 * x * x) * (0.5 * M_2_SQRTPI * M_SQRT1_2);
+            grad = (real)0.5 * (1 + ERF(x * (real)M_SQRT1_2)) +
+                   x * EXP((real)-0.5 * x * x) * (real)(0.5 * M_2_SQRTPI * M_SQRT1_2);
         } else {
-            double s = 1.0 / (1.0 + exp(-QUICK_GELU_ALPHA * x));
-            grad = s + QUICK_GELU_ALPHA * x * s * (1.0 - s);
+            real sig = 1 / (1 + EXP((real)-QUICK_GELU_ALPHA * x));
+            grad = sig + (real)QUICK_GELU_ALPHA * x * sig * (1 - sig);
         }
-        dinp[i] += (real)(grad * dout[i]);
+        dinp[i] += grad * dout[i];
     }
 }
 
@@ -431,17 +466,17 @@ void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, cons
 
 void OP(adamw_update)(real *param, const real *grad, real *m, real *v, size_t n,
                       const AdamWStep *hp) {
-    double step_size = (double)hp->lr / hp->bias_correction1;
-    double bc2_sqrt = sqrt(hp->bias_correction2);
+    real step_size = (real)((double)hp->lr / hp->bias_correction1);
+    real inv_bc2_sqrt = (real)(1.0 / sqrt(hp->bias_correction2));
     real decay = (real)(1.0 - (double)hp->lr * hp->weight_decay);
-#pragma omp parallel for schedule(static)
+    real beta1 = hp->beta1, beta2 = hp->beta2, eps = hp->eps, scale = hp->grad_scale;
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
-        real g = grad[i] * hp->grad_scale;
-        m[i] = hp->beta1 * m[i] + (1 - hp->beta1) * g;
-        v[i] = hp->beta2 * v[i] + (1 - hp->beta2) * g * g;
-        real p = param[i] * decay;
-        real denom = (real)(sqrt(v[i]) / bc2_sqrt) + hp->eps;
-        param[i] = p - (real)(step_size * (m[i] / denom));
+        real g = grad[i] * scale;
+        m[i] = beta1 * m[i] + (1 - beta1) * g;
+        v[i] = beta2 * v[i] + (1 - beta2) * g * g;
+        real denom = SQRT(v[i]) * inv_bc2_sqrt + eps;
+        param[i] = param[i] * decay - step_size * (m[i] / denom);
     }
 }
 
