@@ -391,60 +391,76 @@ void OP(l2norm_backward)(real *dinp, const real *dout, const real *out, const re
 }
 
 /* ----------------------------------------------------------------------------
- * InfoNCE on a rectangular similarity matrix (see backend.h for the definition).
- * Two passes: the row and column log-sum-exps first, then every gradient element from its
- * own logit and those statistics, which is what makes computing dcos in place safe. */
+ * InfoNCE on a block of the similarity matrix (see backend.h for the definition).
+ * Two passes: the row and column log-sum-exps of the selected terms first, then every
+ * gradient element from its own logit and those statistics, which is what makes computing
+ * dcos in place safe. A term that is off contributes exactly 0 everywhere, so the whole-matrix
+ * call does the same arithmetic as a loss with no notion of blocks. */
 
 void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, const int *txt2img,
-                                  const int *i2t_target, float scale, int Ni, int Nt) {
-    double *row_lse = mallocCheck(sizeof(double) * ((size_t)Ni * 3 + (size_t)Nt * 2));
+                                  const int *i2t_target, float scale, int Ni, int Nt,
+                                  const InfonceTerms *terms) {
+    const int rows_on = terms->image_to_text, cols_on = terms->text_to_image;
+    const int first = terms->first_image;
+    double *row_lse = callocCheck((size_t)Ni * 3 + (size_t)Nt * 2, sizeof(double));
     double *row_loss = row_lse + Ni, *row_dscale = row_loss + Ni;
     double *col_lse = row_dscale + Ni, *col_loss = col_lse + Nt;
     int *positives = callocCheck((size_t)Ni, sizeof(int));
-    for (int t = 0; t < Nt; t++) positives[txt2img[t]]++;
-
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < Ni; i++) {
-        const real *r = cos + (size_t)i * Nt;
-        double maxv = -INFINITY, sum = 0;
-        for (int t = 0; t < Nt; t++) maxv = fmax(maxv, (double)scale * r[t]);
-        for (int t = 0; t < Nt; t++) sum += exp((double)scale * r[t] - maxv);
-        row_lse[i] = maxv + log(sum);
-        double target_logit = 0;
-        if (i2t_target[i] >= 0) {
-            target_logit = (double)scale * r[i2t_target[i]];
-        } else { /* uniform soft target over the image's own texts */
-            for (int t = 0; t < Nt; t++)
-                if (txt2img[t] == i) target_logit += (double)scale * r[t];
-            target_logit /= positives[i];
-        }
-        row_loss[i] = row_lse[i] - target_logit;
-    }
-#pragma omp parallel for schedule(static)
     for (int t = 0; t < Nt; t++) {
-        double maxv = -INFINITY, sum = 0;
-        for (int i = 0; i < Ni; i++) maxv = fmax(maxv, (double)scale * cos[(size_t)i * Nt + t]);
-        for (int i = 0; i < Ni; i++) sum += exp((double)scale * cos[(size_t)i * Nt + t] - maxv);
-        col_lse[t] = maxv + log(sum);
-        col_loss[t] = col_lse[t] - (double)scale * cos[(size_t)txt2img[t] * Nt + t];
+        int row = txt2img[t] - first; /* the block may hold only some images' rows */
+        if (row >= 0 && row < Ni) positives[row]++;
+    }
+
+    if (rows_on) {
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < Ni; i++) {
+            const real *r = cos + (size_t)i * Nt;
+            double maxv = -INFINITY, sum = 0;
+            for (int t = 0; t < Nt; t++) maxv = fmax(maxv, (double)scale * r[t]);
+            for (int t = 0; t < Nt; t++) sum += exp((double)scale * r[t] - maxv);
+            row_lse[i] = maxv + log(sum);
+            double target_logit = 0;
+            if (i2t_target[i] >= 0) {
+                target_logit = (double)scale * r[i2t_target[i]];
+            } else { /* uniform soft target over the image's own texts */
+                for (int t = 0; t < Nt; t++)
+                    if (txt2img[t] == first + i) target_logit += (double)scale * r[t];
+                target_logit /= positives[i];
+            }
+            row_loss[i] = row_lse[i] - target_logit;
+        }
+    }
+    if (cols_on) {
+#pragma omp parallel for schedule(static)
+        for (int t = 0; t < Nt; t++) {
+            double maxv = -INFINITY, sum = 0;
+            for (int i = 0; i < Ni; i++) maxv = fmax(maxv, (double)scale * cos[(size_t)i * Nt + t]);
+            for (int i = 0; i < Ni; i++) sum += exp((double)scale * cos[(size_t)i * Nt + t] - maxv);
+            col_lse[t] = maxv + log(sum);
+            col_loss[t] = col_lse[t] - (double)scale * cos[(size_t)(txt2img[t] - first) * Nt + t];
+        }
     }
     double t2i = 0, i2t = 0;
     for (int t = 0; t < Nt; t++) t2i += col_loss[t];
     for (int i = 0; i < Ni; i++) i2t += row_loss[i];
-    t2i /= Nt;
-    i2t /= Ni;
+    t2i /= terms->n_texts;
+    i2t /= terms->n_images;
 
-    /* dloss/dlogit = 0.5 * [(softmax_col - onehot)/Nt + (softmax_row - target)/Ni] */
+    /* dloss/dlogit = 0.5 * [(softmax_col - onehot)/n_texts + (softmax_row - target)/n_images] */
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < Ni; i++) {
         double dscale = 0;
         for (int t = 0; t < Nt; t++) {
             size_t at = (size_t)i * Nt + t;
             double c = cos[at], logit = (double)scale * c;
-            double target_row = i2t_target[i] >= 0 ? (i2t_target[i] == t)
-                                                   : (txt2img[t] == i) / (double)positives[i];
-            double dlogit = 0.5 * ((exp(logit - col_lse[t]) - (txt2img[t] == i)) / Nt +
-                                   (exp(logit - row_lse[i]) - target_row) / Ni);
+            int own = txt2img[t] == first + i;
+            double col_term = 0, row_term = 0;
+            if (cols_on) col_term = (exp(logit - col_lse[t]) - own) / terms->n_texts;
+            if (rows_on) {
+                double target_row = i2t_target[i] >= 0 ? (i2t_target[i] == t) : own / (double)positives[i];
+                row_term = (exp(logit - row_lse[i]) - target_row) / terms->n_images;
+            }
+            double dlogit = 0.5 * (col_term + row_term);
             dcos[at] = (real)(dlogit * scale);
             dscale += dlogit * c;
         }
@@ -470,7 +486,7 @@ void OP(adamw_update)(real *param, const real *grad, real *m, real *v, size_t n,
     real inv_bc2_sqrt = (real)(1.0 / sqrt(hp->bias_correction2));
     real decay = (real)(1.0 - (double)hp->lr * hp->weight_decay);
     real beta1 = hp->beta1, beta2 = hp->beta2, eps = hp->eps, scale = hp->grad_scale;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         real g = grad[i] * scale;
         m[i] = beta1 * m[i] + (1 - beta1) * g;
