@@ -23,6 +23,27 @@ void die(const char *fmt, ...) {
     exit(1);
 }
 
+int set_error(char *err, size_t err_len, const char *fmt, ...) {
+    if (!err || err_len == 0) return -1;
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(err, err_len, fmt, args);
+    va_end(args);
+    return -1;
+}
+
+int set_error_in(char *err, size_t err_len, const char *source, const char *fmt, ...) {
+    if (!err || err_len == 0) return -1;
+    int used = snprintf(err, err_len, "%s: ", source);
+    if (used >= 0 && (size_t)used < err_len) {
+        va_list args;
+        va_start(args, fmt);
+        vsnprintf(err + used, err_len - (size_t)used, fmt, args);
+        va_end(args);
+    }
+    return -1;
+}
+
 void *malloc_check(size_t size, const char *file, int line) {
     void *ptr = malloc(size ? size : 1);
     if (!ptr) die("out of memory allocating %zu bytes at %s:%d", size, file, line);

@@ -38,6 +38,13 @@ void fclose_check(FILE *stream, const char *file, int line);
     fwrite_check(ptr, size, count, stream, __FILE__, __LINE__)
 #define fcloseCheck(stream) fclose_check(stream, __FILE__, __LINE__)
 
+/* Formats a message into err (err_len bytes; NULL allowed) and returns -1, so that library
+ * code that reports errors instead of exiting can write `return set_error(err, len, ...)`.
+ * set_error_in prefixes the message with "<source>: " (a file name). */
+int set_error(char *err, size_t err_len, const char *fmt, ...) TNG_PRINTF(3, 4);
+int set_error_in(char *err, size_t err_len, const char *source, const char *fmt, ...)
+    TNG_PRINTF(4, 5);
+
 /* Reads a whole file into a NUL-terminated buffer. Returns NULL (errno set) on failure. */
 char *read_file(const char *path, size_t *out_size);
 

@@ -90,15 +90,6 @@ static void strmap_free(StrMap *m) {
     memset(m, 0, sizeof *m);
 }
 
-static int fail(char *err, size_t err_len, const char *fmt, ...) TNG_PRINTF(3, 4);
-static int fail(char *err, size_t err_len, const char *fmt, ...) {
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(err, err_len, fmt, args);
-    va_end(args);
-    return -1;
-}
-
 /* ----------------------------------------------------------------------------
  * Building items */
 
@@ -261,7 +252,7 @@ static cJSON *parse_json(const char *text, size_t len, const char *source, char 
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {
         size_t at = end && end >= text ? (size_t)(end - text) : 0;
-        fail(err, err_len, "%s:%d: not valid JSON (parsing stopped at byte %zu)", source,
+        set_error(err, err_len, "%s:%d: not valid JSON (parsing stopped at byte %zu)", source,
              line_of(text, len, at), at);
     }
     return root;
@@ -304,7 +295,7 @@ static int coco_add_objects(Dataset *ds, StrMap *by_id, const char *text, size_t
     const cJSON *categories = json_array(root, "categories");
     const cJSON *annotations = json_array(root, "annotations");
     if (!categories || !annotations) {
-        fail(err, err_len, "%s: expected an instances file with arrays \"categories\" and "
+        set_error(err, err_len, "%s: expected an instances file with arrays \"categories\" and "
              "\"annotations\"", source);
         goto done;
     }
@@ -314,7 +305,7 @@ static int coco_add_objects(Dataset *ds, StrMap *by_id, const char *text, size_t
         char id[64];
         const char *name = json_string(cat, "name");
         if (!json_id(cat, "id", id, sizeof id) || !name) {
-            fail(err, err_len, "%s: categories[%d]: expected an integer \"id\" and a string "
+            set_error(err, err_len, "%s: categories[%d]: expected an integer \"id\" and a string "
                  "\"name\"", source, index);
             goto done;
         }
@@ -326,13 +317,13 @@ static int coco_add_objects(Dataset *ds, StrMap *by_id, const char *text, size_t
         char image_id[64], category_id[64];
         if (!json_id(ann, "image_id", image_id, sizeof image_id) ||
             !json_id(ann, "category_id", category_id, sizeof category_id)) {
-            fail(err, err_len, "%s: annotations[%d]: expected integer \"image_id\" and "
+            set_error(err, err_len, "%s: annotations[%d]: expected integer \"image_id\" and "
                  "\"category_id\"", source, index);
             goto done;
         }
         int cat_index = strmap_get(&category_at, category_id);
         if (cat_index < 0) {
-            fail(err, err_len, "%s: annotations[%d]: category_id %s is not in \"categories\"",
+            set_error(err, err_len, "%s: annotations[%d]: category_id %s is not in \"categories\"",
                  source, index, category_id);
             goto done;
         }
@@ -356,7 +347,7 @@ static int parse_coco(const cJSON *root, const char *source, const PathRules *ru
     const cJSON *images = json_array(root, "images");
     const cJSON *annotations = json_array(root, "annotations");
     if (!images || !annotations)
-        return fail(err, err_len, "%s: expected COCO captions with arrays \"images\" and "
+        return set_error(err, err_len, "%s: expected COCO captions with arrays \"images\" and "
                     "\"annotations\"", source);
     /* file names by image id first; items are made when a caption arrives, so an image
      * without captions never becomes an item */
@@ -368,7 +359,7 @@ static int parse_coco(const cJSON *root, const char *source, const PathRules *ru
         char id[64];
         const char *file_name = json_string(img, "file_name");
         if (!json_id(img, "id", id, sizeof id) || !file_name || !*file_name) {
-            fail(err, err_len, "%s: images[%d]: expected an integer \"id\" and a string "
+            set_error(err, err_len, "%s: images[%d]: expected an integer \"id\" and a string "
                  "\"file_name\"", source, index);
             goto done;
         }
@@ -381,13 +372,13 @@ static int parse_coco(const cJSON *root, const char *source, const PathRules *ru
         char id[64];
         const char *caption = json_string(ann, "caption");
         if (!json_id(ann, "image_id", id, sizeof id) || !caption) {
-            fail(err, err_len, "%s: annotations[%d]: expected an integer \"image_id\" and a "
+            set_error(err, err_len, "%s: annotations[%d]: expected an integer \"image_id\" and a "
                  "string \"caption\"", source, index);
             goto done;
         }
         int file = strmap_get(&file_of, id);
         if (file < 0) {
-            fail(err, err_len, "%s: annotations[%d]: image_id %s is not in \"images\"", source,
+            set_error(err, err_len, "%s: annotations[%d]: image_id %s is not in \"images\"", source,
                  index, id);
             goto done;
         }
@@ -420,7 +411,7 @@ static int split_selected(const char *list, const char *split) {
 static int parse_karpathy(const cJSON *root, const char *source, const PathRules *rules,
                           const char *splits, Dataset *ds, char *err, size_t err_len) {
     const cJSON *images = json_array(root, "images");
-    if (!images) return fail(err, err_len, "%s: expected a Karpathy split with an array \"images\"", source);
+    if (!images) return set_error(err, err_len, "%s: expected a Karpathy split with an array \"images\"", source);
     int index = 0;
     const cJSON *img;
     cJSON_ArrayForEach(img, images) {
@@ -430,7 +421,7 @@ static int parse_karpathy(const cJSON *root, const char *source, const PathRules
         const cJSON *sentences = json_array(img, "sentences");
         if (!name || !*name || !split || !sentences ||
             !(json_id(img, "cocoid", id, sizeof id) || json_id(img, "imgid", id, sizeof id)))
-            return fail(err, err_len, "%s: images[%d]: expected \"filename\", \"split\", "
+            return set_error(err, err_len, "%s: images[%d]: expected \"filename\", \"split\", "
                         "\"sentences\" and an integer \"cocoid\" or \"imgid\"", source, index);
         index++;
         if (splits && !split_selected(splits, split)) continue;
@@ -446,7 +437,7 @@ static int parse_karpathy(const cJSON *root, const char *source, const PathRules
         cJSON_ArrayForEach(sentence, sentences) {
             const char *raw = json_string(sentence, "raw");
             if (!raw)
-                return fail(err, err_len, "%s: images[%d] (%s): each sentence needs a string "
+                return set_error(err, err_len, "%s: images[%d] (%s): each sentence needs a string "
                             "\"raw\"", source, index - 1, name);
             dataset_item_add_caption(item, raw);
         }
@@ -508,7 +499,7 @@ static int csv_columns(DatasetFormat format, char **names, int n, int has_header
     const char *missing = NULL;
     if (format == DATASET_CSV) {
         if (!has_header) {
-            if (n < 2) return fail(err, err_len, "%s:1: expected at least 2 fields "
+            if (n < 2) return set_error(err, err_len, "%s:1: expected at least 2 fields "
                                    "(filepath,caption[,objects]), found %d", source, n);
             cols->path = 0;
             cols->caption = 1;
@@ -555,7 +546,7 @@ static int csv_columns(DatasetFormat format, char **names, int n, int has_header
         else if (cols->negated < 0) missing = "negated_caption";
     }
     if (missing)
-        return fail(err, err_len, "%s:1: the header has no %s column (format %s)", source,
+        return set_error(err, err_len, "%s:1: the header has no %s column (format %s)", source,
                     missing, dataset_format_name(format));
     return 0;
 }
@@ -565,7 +556,7 @@ static int csv_row(DatasetFormat format, const CsvColumns *cols, char **f, const
                    int line, const PathRules *rules, Dataset *ds, StrMap *by_path, char *err,
                    size_t err_len) {
     const char *written = f[cols->path];
-    if (!*written) return fail(err, err_len, "%s:%d: empty image path", source, line);
+    if (!*written) return set_error(err, err_len, "%s:%d: empty image path", source, line);
     if (format == DATASET_CSV) {
         DatasetItem *item = item_for(ds, by_path, rules, written, written);
         dataset_item_add_caption(item, f[cols->caption]);
@@ -579,7 +570,7 @@ static int csv_row(DatasetFormat format, const CsvColumns *cols, char **f, const
         char *end;
         long answer = strtol(f[cols->answer], &end, 10);
         if (!*f[cols->answer] || *end || answer < 0 || answer >= cols->n_captions)
-            return fail(err, err_len, "%s:%d: correct_answer must be an integer in [0, %d], "
+            return set_error(err, err_len, "%s:%d: correct_answer must be an integer in [0, %d], "
                         "found '%.40s'", source, line, cols->n_captions - 1, f[cols->answer]);
         item->answer = (int)answer;
         for (int k = 0; k < cols->n_captions; k++) dataset_item_add_caption(item, f[cols->captions[k]]);
@@ -588,11 +579,11 @@ static int csv_row(DatasetFormat format, const CsvColumns *cols, char **f, const
         char **captions, msg[200];
         int n;
         if (python_list_parse(f[cols->captions[0]], &captions, &n, msg, sizeof msg) != 0)
-            return fail(err, err_len, "%s:%d: captions: expected a Python list of strings: %s",
+            return set_error(err, err_len, "%s:%d: captions: expected a Python list of strings: %s",
                         source, line, msg);
         for (int k = 0; k < n; k++) dataset_item_add_caption(item, captions[k]);
         csv_free_strings(captions, n);
-        if (n == 0) return fail(err, err_len, "%s:%d: captions: the list is empty", source, line);
+        if (n == 0) return set_error(err, err_len, "%s:%d: captions: the list is empty", source, line);
     } else {
         dataset_item_add_caption(item, f[cols->caption]);
         dataset_item_add_caption(item, f[cols->negated]);
@@ -612,7 +603,7 @@ static int parse_csv(const char *text, size_t len, const char *source, DatasetFo
     int rc = -1;
     int fields = csv_next_row(&reader, err, err_len);
     if (fields <= 0) {
-        if (fields == 0) fail(err, err_len, "%s: empty file (expected a header or data rows)", source);
+        if (fields == 0) set_error(err, err_len, "%s: empty file (expected a header or data rows)", source);
         goto done;
     }
     int has_header = column_index(reader.fields, fields, path_columns) >= 0;
@@ -627,7 +618,7 @@ static int parse_csv(const char *text, size_t len, const char *source, DatasetFo
         goto done;
     while ((fields = csv_next_row(&reader, err, err_len)) > 0) {
         if (fields != expected) {
-            fail(err, err_len, "%s:%d: expected %d fields (as in line 1), found %d", source,
+            set_error(err, err_len, "%s:%d: expected %d fields (as in line 1), found %d", source,
                  reader.row_line, expected, fields);
             goto done;
         }
@@ -682,7 +673,7 @@ int dataset_parse(const char *text, size_t len, const char *source, const char *
     }
     free(rules.base_dir);
     if (rc == 0 && ds->count == 0)
-        rc = fail(err, err_len, "%s: the dataset is empty (expected at least one image with a "
+        rc = set_error(err, err_len, "%s: the dataset is empty (expected at least one image with a "
                   "caption%s)", source, opt->splits ? " in the selected splits" : "");
     if (rc != 0) dataset_free(ds);
     return rc;
@@ -693,13 +684,13 @@ int dataset_load(const char *path, const DatasetOptions *opt, Dataset *ds, char 
     memset(ds, 0, sizeof *ds);
     size_t len, instances_len = 0;
     char *text = read_file(path, &len);
-    if (!text) return fail(err, err_len, "%s: cannot read: %s", path, strerror(errno));
+    if (!text) return set_error(err, err_len, "%s: cannot read: %s", path, strerror(errno));
     char *instances = NULL;
     if (opt && opt->instances) {
         instances = read_file(opt->instances, &instances_len);
         if (!instances) {
             free(text);
-            return fail(err, err_len, "%s: cannot read: %s", opt->instances, strerror(errno));
+            return set_error(err, err_len, "%s: cannot read: %s", opt->instances, strerror(errno));
         }
     }
     int rc = dataset_parse(text, len, path, instances, instances_len, opt, ds, err, err_len);

@@ -22,15 +22,6 @@
 #define CACHE_MAGIC "TNGEMBC1"
 #define CACHE_HEADER 32
 
-static int fail(char *err, size_t err_len, const char *fmt, ...) TNG_PRINTF(3, 4);
-static int fail(char *err, size_t err_len, const char *fmt, ...) {
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(err, err_len, fmt, args);
-    va_end(args);
-    return -1;
-}
-
 uint64_t embed_cache_key(const Clip *m, ImageMode mode) {
     float *params = mallocCheck(sizeof(float) * m->layout.total);
     clip_get_params(m, params);
@@ -95,7 +86,7 @@ static int write_cache(const char *path, uint64_t key, const uint64_t *ids, int 
     memcpy(data + size - 4, &c, 4);
     int rc = write_file_atomic(path, data, size);
     free(data);
-    return rc == 0 ? 0 : fail(err, err_len, "%s: cannot write the embedding cache: %s", path,
+    return rc == 0 ? 0 : set_error(err, err_len, "%s: cannot write the embedding cache: %s", path,
                               strerror(errno));
 }
 
@@ -132,7 +123,7 @@ int embed_cache_image_features(Clip *m, const LoaderOptions *source, const char 
     memset(stats, 0, sizeof *stats);
     *features = NULL;
     *n = 0;
-    if (m->max_images < 1) return fail(err, err_len, "embed cache: call clip_prepare first");
+    if (m->max_images < 1) return set_error(err, err_len, "embed cache: call clip_prepare first");
     /* the items' ids, without decoding anything */
     Dataset shard_meta = {0};
     const Dataset *items = source->dataset;
@@ -145,7 +136,7 @@ int embed_cache_image_features(Clip *m, const LoaderOptions *source, const char 
         free(shards);
         items = &shard_meta;
     }
-    if (!items) return fail(err, err_len, "embed cache: the source has no dataset or shards");
+    if (!items) return set_error(err, err_len, "embed cache: the source has no dataset or shards");
     int count = items->count, D = m->cfg.embed_dim;
     uint64_t *ids = mallocCheck(sizeof(uint64_t) * (size_t)count);
     for (int i = 0; i < count; i++) ids[i] = hash64_str(items->items[i].source_id, 0);

@@ -57,15 +57,6 @@ struct Loader {
     LoaderBatch batch;
 };
 
-static int fail(char *err, size_t err_len, const char *fmt, ...) TNG_PRINTF(3, 4);
-static int fail(char *err, size_t err_len, const char *fmt, ...) {
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(err, err_len, fmt, args);
-    va_end(args);
-    return -1;
-}
-
 /* ----------------------------------------------------------------------------
  * Sampling: pure functions of the options and the position */
 
@@ -174,18 +165,18 @@ static void *worker_main(void *arg) {
 static int open_items(Loader *L, char *err, size_t err_len) {
     const LoaderOptions *o = &L->opt;
     if ((o->shard_dir != NULL) == (o->dataset != NULL))
-        return fail(err, err_len, "loader: give exactly one of a shard folder and a dataset");
+        return set_error(err, err_len, "loader: give exactly one of a shard folder and a dataset");
     if (o->dataset) {
-        if (o->image_size < 1) return fail(err, err_len, "loader: a raw dataset needs image_size");
+        if (o->image_size < 1) return set_error(err, err_len, "loader: a raw dataset needs image_size");
         L->items = o->dataset;
         L->R = o->image_size;
-        return o->dataset->count > 0 ? 0 : fail(err, err_len, "loader: the dataset is empty");
+        return o->dataset->count > 0 ? 0 : set_error(err, err_len, "loader: the dataset is empty");
     }
     int R;
     if (shard_dir_open(o->shard_dir, &L->shards, &L->n_shards, &L->shard_meta, &R, err, err_len) != 0)
         return -1;
     if (o->image_size && o->image_size != R)
-        return fail(err, err_len, "loader: %s holds %dx%d images, the model wants %d", o->shard_dir,
+        return set_error(err, err_len, "loader: %s holds %dx%d images, the model wants %d", o->shard_dir,
                     R, R, o->image_size);
     L->R = R;
     L->items = &L->shard_meta;
@@ -202,12 +193,12 @@ Loader *loader_open(const LoaderOptions *opt, char *err, size_t err_len) {
     LoaderOptions *o = &L->opt;
     if (o->prefetch_batches <= 0) o->prefetch_batches = 2;
     if (o->batch_size < 1 || o->threads < 1 || o->world < 1 || o->rank < 0 || o->rank >= o->world) {
-        fail(err, err_len, "loader: bad options (batch %d, threads %d, rank %d of %d)",
+        set_error(err, err_len, "loader: bad options (batch %d, threads %d, rank %d of %d)",
              o->batch_size, o->threads, o->rank, o->world);
         goto fail;
     }
     if (o->start.index % (uint64_t)o->batch_size != 0) {
-        fail(err, err_len, "loader: start index %llu is not a multiple of the batch size %d",
+        set_error(err, err_len, "loader: start index %llu is not a multiple of the batch size %d",
              (unsigned long long)o->start.index, o->batch_size);
         goto fail;
     }
@@ -229,12 +220,12 @@ Loader *loader_open(const LoaderOptions *opt, char *err, size_t err_len) {
     long W = o->world, B = o->batch_size;
     L->per_rank = o->drop_last ? L->n_samples / W / B * B : (L->n_samples - o->rank + W - 1) / W;
     if (L->per_rank < 1) {
-        fail(err, err_len, "loader: %ld samples give rank %d of %d no %s", L->n_samples, o->rank,
+        set_error(err, err_len, "loader: %ld samples give rank %d of %d no %s", L->n_samples, o->rank,
              o->world, o->drop_last ? "full batch" : "sample");
         goto fail;
     }
     if (o->start.index >= (uint64_t)L->per_rank) {
-        fail(err, err_len, "loader: start index %llu is past the epoch's %ld samples",
+        set_error(err, err_len, "loader: start index %llu is past the epoch's %ld samples",
              (unsigned long long)o->start.index, L->per_rank);
         goto fail;
     }

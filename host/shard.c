@@ -20,15 +20,6 @@
 
 #include "common.h" // defines: mallocCheck, reallocCheck, fwriteCheck, now_seconds, write_file_atomic
 
-static int fail(char *err, size_t err_len, const char *fmt, ...) TNG_PRINTF(3, 4);
-static int fail(char *err, size_t err_len, const char *fmt, ...) {
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(err, err_len, fmt, args);
-    va_end(args);
-    return -1;
-}
-
 static uint32_t crc(const void *data, size_t size) {
     /* zlib's crc32 takes a uInt length: feed huge buffers in pieces */
     uLong c = crc32(0L, Z_NULL, 0);
@@ -77,7 +68,7 @@ static int entry_at(const ShardFile *sf, uint64_t i, Entry *e, char *err, size_t
     uint64_t off = entry_offset(sf, i), end = sf->header.index_offset;
     int is_record = i < sf->header.n_records;
     if (off < SHARD_HEADER_SIZE || off > end || end - off < 16)
-        return fail(err, err_len, "%s: entry %llu: offset %llu outside the records area", sf->source,
+        return set_error(err, err_len, "%s: entry %llu: offset %llu outside the records area", sf->source,
                     (unsigned long long)i, (unsigned long long)off);
     const uint8_t *p = sf->data + off;
     uint64_t body = rd32(p);
@@ -86,7 +77,7 @@ static int entry_at(const ShardFile *sf, uint64_t i, Entry *e, char *err, size_t
     e->meta_size = rd32(p + 12);
     uint64_t pixels = is_record ? pixel_bytes(sf) : 0;
     if (body != 12 + (uint64_t)e->meta_size + pixels || body > end - off - 4)
-        return fail(err, err_len, "%s: entry %llu: sizes do not add up (body %llu, meta %u, "
+        return set_error(err, err_len, "%s: entry %llu: sizes do not add up (body %llu, meta %u, "
                     "pixels %llu, %llu bytes left)", sf->source, (unsigned long long)i,
                     (unsigned long long)body, e->meta_size, (unsigned long long)pixels,
                     (unsigned long long)(end - off - 4));
@@ -103,14 +94,14 @@ int shard_parse(ShardFile *sf, const uint8_t *data, size_t size, const char *sou
     sf->source = strdupCheck(source);
     ShardHeader *h = &sf->header;
     if (size < SHARD_HEADER_SIZE + 4)
-        return fail(err, err_len, "%s: %zu bytes, too short for a shard", source, size);
+        return set_error(err, err_len, "%s: %zu bytes, too short for a shard", source, size);
     if (memcmp(data, SHARD_MAGIC, 8) != 0)
-        return fail(err, err_len, "%s: not a tng shard (magic '%s' missing)", source, SHARD_MAGIC);
+        return set_error(err, err_len, "%s: not a tng shard (magic '%s' missing)", source, SHARD_MAGIC);
     if (rd32(data + 60) != crc(data, 60))
-        return fail(err, err_len, "%s: header CRC mismatch (corrupt header)", source);
+        return set_error(err, err_len, "%s: header CRC mismatch (corrupt header)", source);
     uint32_t version = rd32(data + 8);
     if (version != SHARD_VERSION)
-        return fail(err, err_len, "%s: shard version %u, this build reads %d", source, version,
+        return set_error(err, err_len, "%s: shard version %u, this build reads %d", source, version,
                     SHARD_VERSION);
     h->image_size = rd32(data + 12);
     h->n_records = rd32(data + 16);
@@ -121,20 +112,20 @@ int shard_parse(ShardFile *sf, const uint8_t *data, size_t size, const char *sou
     h->fingerprint = rd64(data + 48);
     h->flags = rd32(data + 56);
     if (h->image_size < 1 || h->image_size > SHARD_MAX_IMAGE_SIZE)
-        return fail(err, err_len, "%s: image size %u outside 1..%d", source, h->image_size,
+        return set_error(err, err_len, "%s: image size %u outside 1..%d", source, h->image_size,
                     SHARD_MAX_IMAGE_SIZE);
     uint64_t entries = (uint64_t)h->n_records + h->n_skipped;
     if (entries != h->n_items)
-        return fail(err, err_len, "%s: %u records + %u skipped != %llu items", source,
+        return set_error(err, err_len, "%s: %u records + %u skipped != %llu items", source,
                     h->n_records, h->n_skipped, (unsigned long long)h->n_items);
     if (h->index_offset < SHARD_HEADER_SIZE || h->index_offset > size ||
         size - h->index_offset != 8 * entries + 4)
-        return fail(err, err_len, "%s: index at %llu for %llu entries does not end the %zu-byte "
+        return set_error(err, err_len, "%s: index at %llu for %llu entries does not end the %zu-byte "
                     "file (truncated?)", source, (unsigned long long)h->index_offset,
                     (unsigned long long)entries, size);
     sf->index = data + h->index_offset;
     if (rd32(sf->index + 8 * entries) != crc(sf->index, 8 * entries))
-        return fail(err, err_len, "%s: index CRC mismatch", source);
+        return set_error(err, err_len, "%s: index CRC mismatch", source);
     for (uint64_t i = 0; i < entries; i++) {
         Entry e;
         if (entry_at(sf, i, &e, err, err_len) != 0) return -1;
@@ -145,15 +136,15 @@ int shard_parse(ShardFile *sf, const uint8_t *data, size_t size, const char *sou
 int shard_open(ShardFile *sf, const char *path, char *err, size_t err_len) {
     memset(sf, 0, sizeof *sf);
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return fail(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0) return set_error(err, err_len, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || st.st_size < 1) {
         close(fd);
-        return fail(err, err_len, "%s: empty or unreadable shard", path);
+        return set_error(err, err_len, "%s: empty or unreadable shard", path);
     }
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (map == MAP_FAILED) return fail(err, err_len, "%s: mmap failed: %s", path, strerror(errno));
+    if (map == MAP_FAILED) return set_error(err, err_len, "%s: mmap failed: %s", path, strerror(errno));
     int rc = shard_parse(sf, map, (size_t)st.st_size, path, err, err_len);
     sf->mapped = 1;
     if (rc != 0) shard_close(sf);
@@ -216,7 +207,7 @@ static int meta_lists(MetaCursor *c, DatasetItem *item) {
 static int entry_checked(const ShardFile *sf, uint64_t i, Entry *e, char *err, size_t err_len) {
     if (entry_at(sf, i, e, err, err_len) != 0) return -1;
     if (crc(e->meta, e->meta_size) != e->meta_crc)
-        return fail(err, err_len, "%s: entry %llu: metadata CRC mismatch", sf->source,
+        return set_error(err, err_len, "%s: entry %llu: metadata CRC mismatch", sf->source,
                     (unsigned long long)i);
     return 0;
 }
@@ -224,7 +215,7 @@ static int entry_checked(const ShardFile *sf, uint64_t i, Entry *e, char *err, s
 int shard_read_meta(const ShardFile *sf, int i, Dataset *meta, uint64_t *item_index, char *err,
                     size_t err_len) {
     if (i < 0 || (uint32_t)i >= sf->header.n_records)
-        return fail(err, err_len, "%s: record %d of %u", sf->source, i, sf->header.n_records);
+        return set_error(err, err_len, "%s: record %d of %u", sf->source, i, sf->header.n_records);
     Entry e;
     if (entry_checked(sf, (uint64_t)i, &e, err, err_len) != 0) return -1;
     MetaCursor c = {e.meta, e.meta + e.meta_size};
@@ -243,17 +234,17 @@ int shard_read_meta(const ShardFile *sf, int i, Dataset *meta, uint64_t *item_in
     meta_lists(&c, item);
     return 0;
 bad:
-    return fail(err, err_len, "%s: record %d: malformed metadata", sf->source, i);
+    return set_error(err, err_len, "%s: record %d: malformed metadata", sf->source, i);
 }
 
 int shard_read_pixels(const ShardFile *sf, int i, const uint8_t **pixels, char *err,
                       size_t err_len) {
     if (i < 0 || (uint32_t)i >= sf->header.n_records)
-        return fail(err, err_len, "%s: record %d of %u", sf->source, i, sf->header.n_records);
+        return set_error(err, err_len, "%s: record %d of %u", sf->source, i, sf->header.n_records);
     Entry e;
     if (entry_at(sf, (uint64_t)i, &e, err, err_len) != 0) return -1;
     if (crc(e.pixels, pixel_bytes(sf)) != e.pixel_crc)
-        return fail(err, err_len, "%s: record %d: pixel CRC mismatch", sf->source, i);
+        return set_error(err, err_len, "%s: record %d: pixel CRC mismatch", sf->source, i);
     *pixels = e.pixels;
     return 0;
 }
@@ -261,7 +252,7 @@ int shard_read_pixels(const ShardFile *sf, int i, const uint8_t **pixels, char *
 int shard_read_skipped(const ShardFile *sf, int i, uint64_t *item_index, char **path,
                        char **reason, char *err, size_t err_len) {
     if (i < 0 || (uint32_t)i >= sf->header.n_skipped)
-        return fail(err, err_len, "%s: skip entry %d of %u", sf->source, i, sf->header.n_skipped);
+        return set_error(err, err_len, "%s: skip entry %d of %u", sf->source, i, sf->header.n_skipped);
     Entry e;
     if (entry_checked(sf, (uint64_t)sf->header.n_records + (uint64_t)i, &e, err, err_len) != 0)
         return -1;
@@ -276,7 +267,7 @@ int shard_read_skipped(const ShardFile *sf, int i, uint64_t *item_index, char **
     *reason = copy_str(r, r_len);
     return 0;
 bad:
-    return fail(err, err_len, "%s: skip entry %d: malformed", sf->source, i);
+    return set_error(err, err_len, "%s: skip entry %d: malformed", sf->source, i);
 }
 
 int shard_verify(const ShardFile *sf, char *err, size_t err_len) {
@@ -285,7 +276,7 @@ int shard_verify(const ShardFile *sf, char *err, size_t err_len) {
         Entry e;
         if (entry_checked(sf, i, &e, err, err_len) != 0) return -1;
         if (e.pixels && crc(e.pixels, pixel_bytes(sf)) != e.pixel_crc)
-            return fail(err, err_len, "%s: record %llu: pixel CRC mismatch", sf->source,
+            return set_error(err, err_len, "%s: record %llu: pixel CRC mismatch", sf->source,
                         (unsigned long long)i);
     }
     return 0;
@@ -432,7 +423,7 @@ static int make_dirs(const char *path, char *err, size_t err_len) {
         char saved = *p;
         *p = 0;
         if (mkdir(copy, 0755) != 0 && errno != EEXIST) {
-            fail(err, err_len, "cannot create folder %s: %s", copy, strerror(errno));
+            set_error(err, err_len, "cannot create folder %s: %s", copy, strerror(errno));
             free(copy);
             return -1;
         }
@@ -605,16 +596,16 @@ int shard_prep(const Dataset *ds, const ShardPrepOptions *opt, ShardPrepStats *s
     memset(stats, 0, sizeof *stats);
     if (opt->image_size < 1 || opt->image_size > SHARD_MAX_IMAGE_SIZE || opt->shard_items < 1 ||
         opt->threads < 1)
-        return fail(err, err_len, "shard_prep: bad options (image size %d, %d items per shard, "
+        return set_error(err, err_len, "shard_prep: bad options (image size %d, %d items per shard, "
                     "%d threads)", opt->image_size, opt->shard_items, opt->threads);
-    if (ds->count < 1) return fail(err, err_len, "shard_prep: the dataset is empty");
+    if (ds->count < 1) return set_error(err, err_len, "shard_prep: the dataset is empty");
     if (make_dirs(opt->out_dir, err, err_len) != 0) return -1;
     size_t plen = strlen(opt->out_dir) + 64;
     char *path = mallocCheck(plen);
     /* no manifest while shards change: a folder is only loadable once it is complete */
     snprintf(path, plen, "%s/%s", opt->out_dir, SHARD_MANIFEST);
     if (unlink(path) != 0 && errno != ENOENT) {
-        fail(err, err_len, "cannot remove %s: %s", path, strerror(errno));
+        set_error(err, err_len, "cannot remove %s: %s", path, strerror(errno));
         free(path);
         return -1;
     }
@@ -645,10 +636,10 @@ int shard_prep(const Dataset *ds, const ShardPrepOptions *opt, ShardPrepStats *s
     int rc = 0;
     snprintf(path, plen, "%s/%s", opt->out_dir, SHARD_SKIPPED);
     if (write_file_atomic(path, skipped.text ? skipped.text : "", skipped.len) != 0)
-        rc = fail(err, err_len, "cannot write %s: %s", path, strerror(errno));
+        rc = set_error(err, err_len, "cannot write %s: %s", path, strerror(errno));
     snprintf(path, plen, "%s/%s", opt->out_dir, SHARD_MANIFEST);
     if (rc == 0 && write_file_atomic(path, manifest.text, manifest.len) != 0)
-        rc = fail(err, err_len, "cannot write %s: %s", path, strerror(errno));
+        rc = set_error(err, err_len, "cannot write %s: %s", path, strerror(errno));
     free(skipped.text);
     free(manifest.text);
     free(path);
@@ -668,7 +659,7 @@ int shard_dir_open(const char *dir, ShardFile **shards, int *n_shards, Dataset *
     snprintf(path, plen, "%s/%s", dir, SHARD_MANIFEST);
     char *manifest = read_file(path, NULL);
     if (!manifest) {
-        fail(err, err_len, "%s: cannot read (%s): not a finished tng_prep folder", path,
+        set_error(err, err_len, "%s: cannot read (%s): not a finished tng_prep folder", path,
              strerror(errno));
         free(path);
         return -1;
@@ -680,21 +671,21 @@ int shard_dir_open(const char *dir, ShardFile **shards, int *n_shards, Dataset *
         line_no++;
         char *tab = strchr(line, '\t');
         if (!tab) {
-            fail(err, err_len, "%s:%d: expected 'key<TAB>value'", path, line_no);
+            set_error(err, err_len, "%s:%d: expected 'key<TAB>value'", path, line_no);
             goto done;
         }
         *tab = 0;
         const char *key = line, *value = tab + 1;
         if (strcmp(key, "tng-shards") == 0) {
             if (strcmp(value, "1") != 0) {
-                fail(err, err_len, "%s:%d: manifest version %s, expected 1", path, line_no, value);
+                set_error(err, err_len, "%s:%d: manifest version %s, expected 1", path, line_no, value);
                 goto done;
             }
         } else if (strcmp(key, "image_size") == 0) {
             *image_size = atoi(value);
         } else if (strcmp(key, "shard") == 0) {
             if (strchr(value, '/') || strlen(value) > 200) {
-                fail(err, err_len, "%s:%d: bad shard name", path, line_no);
+                set_error(err, err_len, "%s:%d: bad shard name", path, line_no);
                 goto done;
             }
             if (*n_shards == cap) {
@@ -709,7 +700,7 @@ int shard_dir_open(const char *dir, ShardFile **shards, int *n_shards, Dataset *
             if (opened != 0) goto done;
             (*n_shards)++;
             if (sf->header.image_size != (uint32_t)*image_size) {
-                fail(err, err_len, "%s: image size %u, the manifest says %d", sf->source,
+                set_error(err, err_len, "%s: image size %u, the manifest says %d", sf->source,
                      sf->header.image_size, *image_size);
                 goto done;
             }
@@ -720,7 +711,7 @@ int shard_dir_open(const char *dir, ShardFile **shards, int *n_shards, Dataset *
         }
     }
     if (*n_shards == 0 || meta->count == 0) {
-        fail(err, err_len, "%s: no shards or no records (an empty dataset)", path);
+        set_error(err, err_len, "%s: no shards or no records (an empty dataset)", path);
         goto done;
     }
     rc = 0;
