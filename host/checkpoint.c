@@ -26,20 +26,6 @@
 /* HF CLIPConfig's default, used when config.json omits logit_scale_init_value. */
 #define HF_LOGIT_SCALE_INIT 2.6592f
 
-/* Writes "<source>: <message>" into err and returns -1. */
-TNG_PRINTF(4, 5)
-static int fail(char *err, size_t err_len, const char *source, const char *fmt, ...) {
-    if (!err || err_len == 0) return -1;
-    int used = snprintf(err, err_len, "%s: ", source);
-    if (used >= 0 && (size_t)used < err_len) {
-        va_list args;
-        va_start(args, fmt);
-        vsnprintf(err + used, err_len - (size_t)used, fmt, args);
-        va_end(args);
-    }
-    return -1;
-}
-
 static char *path_join(const char *dir, const char *file) {
     size_t len = strlen(dir) + strlen(file) + 2;
     char *path = mallocCheck(len);
@@ -69,30 +55,37 @@ typedef struct {
     size_t err_len;
 } ConfigScope;
 
+/* The dotted name of a field, e.g. "text_config.hidden_size", in a caller's buffer. */
+static const char *field_path(const ConfigScope *s, const char *key, char *buf, size_t len) {
+    snprintf(buf, len, "%s%s%s", s->obj_name ? s->obj_name : "", s->obj_name ? "." : "", key);
+    return buf;
+}
+
 static const cJSON *field(const ConfigScope *s, const char *key, int required, int *rc) {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(s->obj, key);
+    char path[96];
     if (!item && required)
-        *rc = fail(s->err, s->err_len, s->source, "%s%s%s is missing", s->obj_name ? s->obj_name : "",
-                   s->obj_name ? "." : "", key);
+        *rc = set_error_in(s->err, s->err_len, s->source, "%s is missing",
+                   field_path(s, key, path, sizeof path));
     return item;
 }
 
 static int type_error(const ConfigScope *s, const char *key, const char *want, const cJSON *item) {
-    return fail(s->err, s->err_len, s->source, "%s%s%s must be %s, found %s",
-                s->obj_name ? s->obj_name : "", s->obj_name ? "." : "", key, want,
-                json_type_name(item));
+    char path[96];
+    return set_error_in(s->err, s->err_len, s->source, "%s must be %s, found %s",
+                field_path(s, key, path, sizeof path), want, json_type_name(item));
 }
 
 static int positive_int(const ConfigScope *s, const char *key, int *out) {
     int rc = 0;
     const cJSON *item = field(s, key, 1, &rc);
     if (rc) return rc;
-    double d = cJSON_IsNumber(item) ? item->valuedouble : 0.0;
-    if (!cJSON_IsNumber(item) || d != floor(d) || d < 1.0 || d > 1e9)
-        return cJSON_IsNumber(item)
-                   ? fail(s->err, s->err_len, s->source, "%s%s%s must be a positive integer, found %g",
-                          s->obj_name ? s->obj_name : "", s->obj_name ? "." : "", key, d)
-                   : type_error(s, key, "a positive integer", item);
+    if (!cJSON_IsNumber(item)) return type_error(s, key, "a positive integer", item);
+    double d = item->valuedouble;
+    char path[96];
+    if (d != floor(d) || d < 1.0 || d > 1e9)
+        return set_error_in(s->err, s->err_len, s->source, "%s must be a positive integer, found %g",
+                    field_path(s, key, path, sizeof path), d);
     *out = (int)d;
     return 0;
 }
@@ -103,7 +96,7 @@ static int activation(const ConfigScope *s, ActKind *out) {
     if (rc) return rc;
     if (!cJSON_IsString(item)) return type_error(s, "hidden_act", "a string", item);
     if (act_kind_parse(item->valuestring, out) != 0)
-        return fail(s->err, s->err_len, s->source,
+        return set_error_in(s->err, s->err_len, s->source,
                     "%s.hidden_act is \"%.40s\", expected \"quick_gelu\" or \"gelu\"", s->obj_name,
                     item->valuestring);
     return 0;
@@ -121,13 +114,14 @@ static int optional_number(const ConfigScope *s, const char *key, double *out) {
 
 static int tower_config(const ConfigScope *s, TowerConfig *t) {
     double eps = CLIP_LN_EPS;
-    if (positive_int(s, "hidden_size", &t->width) || positive_int(s, "intermediate_size", &t->mlp_width) ||
+    if (positive_int(s, "hidden_size", &t->width) ||
+        positive_int(s, "intermediate_size", &t->mlp_width) ||
         positive_int(s, "num_hidden_layers", &t->layers) ||
         positive_int(s, "num_attention_heads", &t->heads) || activation(s, &t->act) ||
         optional_number(s, "layer_norm_eps", &eps))
         return -1;
     if (fabs(eps - CLIP_LN_EPS) > 1e-9)
-        return fail(s->err, s->err_len, s->source,
+        return set_error_in(s->err, s->err_len, s->source,
                     "%s.layer_norm_eps is %g, but this engine's LayerNorm uses 1e-05", s->obj_name,
                     eps);
     return 0;
@@ -147,11 +141,11 @@ static int sub_config(const ConfigScope *top, const char *key, ConfigScope *sub)
 static int parse_config_object(const ConfigScope *top, ClipConfig *cfg) {
     int rc = 0;
     const cJSON *model_type = field(top, "model_type", 0, &rc);
-    if (model_type && (!cJSON_IsString(model_type) || strcmp(model_type->valuestring, "clip") != 0))
-        return fail(top->err, top->err_len, top->source, "model_type must be \"clip\", found %s%s%.40s%s",
-                    json_type_name(model_type), cJSON_IsString(model_type) ? " \"" : "",
-                    cJSON_IsString(model_type) ? model_type->valuestring : "",
-                    cJSON_IsString(model_type) ? "\"" : "");
+    if (model_type && !cJSON_IsString(model_type))
+        return type_error(top, "model_type", "a string", model_type);
+    if (model_type && strcmp(model_type->valuestring, "clip") != 0)
+        return set_error_in(top->err, top->err_len, top->source,
+                    "model_type is \"%.40s\", expected \"clip\"", model_type->valuestring);
     ConfigScope text, vision;
     double logit_scale = HF_LOGIT_SCALE_INIT, eos = -1.0, channels = 3.0;
     if (sub_config(top, "text_config", &text) || sub_config(top, "vision_config", &vision) ||
@@ -167,20 +161,21 @@ static int parse_config_object(const ConfigScope *top, ClipConfig *cfg) {
     /* HF pools the text at the first eos_token_id (or, when it is 2, at the argmax id); we
      * pool at the first vocab_size-1, which is the same row only in these two cases. */
     if (eos >= 0.0 && eos != 2.0 && eos != (double)(cfg->vocab_size - 1))
-        return fail(top->err, top->err_len, top->source,
+        return set_error_in(top->err, top->err_len, top->source,
                     "text_config.eos_token_id is %g, expected %d (vocab_size - 1) so that HF pools "
-                    "the same token as this engine", eos, cfg->vocab_size - 1);
+                    "the same token as this engine",
+                    eos, cfg->vocab_size - 1);
     if (channels != 3.0)
-        return fail(top->err, top->err_len, top->source, "vision_config.num_channels is %g, expected 3",
-                    channels);
+        return set_error_in(top->err, top->err_len, top->source,
+                    "vision_config.num_channels is %g, expected 3", channels);
     if (!(fabs(logit_scale) <= 100.0))
-        return fail(top->err, top->err_len, top->source,
+        return set_error_in(top->err, top->err_len, top->source,
                     "logit_scale_init_value is %g, expected a log scale within [-100, 100]",
                     logit_scale);
     cfg->logit_scale_init = (float)logit_scale;
     char why[256];
     if (clip_config_validate(cfg, why, sizeof why) != 0)
-        return fail(top->err, top->err_len, top->source, "%s", why);
+        return set_error_in(top->err, top->err_len, top->source, "%s", why);
     return 0;
 }
 
@@ -191,13 +186,13 @@ int checkpoint_parse_config(const char *json, size_t len, const char *source, Cl
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &parse_end, 0);
     if (!root) {
         size_t at = parse_end && parse_end >= json ? (size_t)(parse_end - json) : 0;
-        return fail(err, err_len, source, "not valid JSON (error near byte %zu of %zu)", at, len);
+        return set_error_in(err, err_len, source, "not valid JSON (error near byte %zu of %zu)", at, len);
     }
     ClipConfig parsed;
     memset(&parsed, 0, sizeof parsed);
     ConfigScope top = {root, NULL, source, err, err_len};
     int rc = cJSON_IsObject(root) ? parse_config_object(&top, &parsed)
-                                  : fail(err, err_len, source, "the top level is %s, not an object",
+                                  : set_error_in(err, err_len, source, "the top level is %s, not an object",
                                          json_type_name(root));
     cJSON_Delete(root);
     if (rc == 0) *cfg = parsed;
@@ -275,7 +270,7 @@ int checkpoint_read_config(const char *dir, ClipConfig *cfg, char *err, size_t e
     size_t size = 0;
     char *text = read_file(path, &size);
     int rc = text ? checkpoint_parse_config(text, size, path, cfg, err, err_len)
-                  : fail(err, err_len, path, "cannot read: %s", strerror(errno));
+                  : set_error_in(err, err_len, path, "cannot read: %s", strerror(errno));
     free(text);
     free(path);
     return rc;
@@ -290,7 +285,7 @@ int checkpoint_detect_naming(const SafeTensors *st, WeightNaming *naming, char *
              st_find(st, "text_model.embeddings.token_embedding.weight");
     int openai = st_find(st, "visual.conv1.weight") || st_find(st, "token_embedding.weight");
     if (hf == openai)
-        return fail(err, err_len, st->source,
+        return set_error_in(err, err_len, st->source,
                     hf ? "holds both HF CLIPModel and OpenAI names"
                        : "holds neither HF CLIPModel names (vision_model.embeddings.patch_"
                          "embedding.weight) nor OpenAI/open_clip names (visual.conv1.weight)");
@@ -330,10 +325,14 @@ static const struct {
     const char *hf, *openai;
     int part;
 } openai_block_names[] = {
-    {"layer_norm1.", "ln_1.", -1},        {"layer_norm2.", "ln_2.", -1},
-    {"self_attn.q_proj.", "attn.in_proj_", 0}, {"self_attn.k_proj.", "attn.in_proj_", 1},
-    {"self_attn.v_proj.", "attn.in_proj_", 2}, {"self_attn.out_proj.", "attn.out_proj.", -1},
-    {"mlp.fc1.", "mlp.c_fc.", -1},        {"mlp.fc2.", "mlp.c_proj.", -1},
+    {"layer_norm1.", "ln_1.", -1},
+    {"layer_norm2.", "ln_2.", -1},
+    {"self_attn.q_proj.", "attn.in_proj_", 0},
+    {"self_attn.k_proj.", "attn.in_proj_", 1},
+    {"self_attn.v_proj.", "attn.in_proj_", 2},
+    {"self_attn.out_proj.", "attn.out_proj.", -1},
+    {"mlp.fc1.", "mlp.c_fc.", -1},
+    {"mlp.fc2.", "mlp.c_proj.", -1},
 };
 
 static int starts_with(const char *s, const char *prefix) {
@@ -359,8 +358,9 @@ static int openai_name(const char *hf, char *out, size_t out_len, int *part, int
         if (!dot) return -1;
         for (size_t j = 0; j < sizeof openai_block_names / sizeof openai_block_names[0]; j++) {
             if (!starts_with(dot + 1, openai_block_names[j].hf)) continue;
-            snprintf(out, out_len, "%s%.*s%s%s", openai_names[i].openai, (int)(dot + 1 - rest), rest,
-                     openai_block_names[j].openai, dot + 1 + strlen(openai_block_names[j].hf));
+            snprintf(out, out_len, "%s%.*s%s%s", openai_names[i].openai, (int)(dot + 1 - rest),
+                     rest, openai_block_names[j].openai,
+                     dot + 1 + strlen(openai_block_names[j].hf));
             *part = openai_block_names[j].part;
             return 0;
         }
@@ -398,8 +398,8 @@ static int resolve_sources(const SafeTensors *st, const ParamLayout *layout, Wei
         if (naming == WEIGHTS_HF) {
             snprintf(name, sizeof name, "%s", p->name);
         } else if (openai_name(p->name, name, sizeof name, &s->part, &s->transpose) != 0) {
-            rc = fail(err, err_len, st->source, "no OpenAI name is known for parameter %s",
-                      p->name);
+            rc =
+                set_error_in(err, err_len, st->source, "no OpenAI name is known for parameter %s", p->name);
             break;
         }
         if (s->transpose) { /* the file holds [in, out] */
@@ -411,24 +411,24 @@ static int resolve_sources(const SafeTensors *st, const ParamLayout *layout, Wei
         char want_str[160], got_str[160];
         st_format_shape(want_str, sizeof want_str, want, p->ndim);
         if (!s->tensor) {
-            rc = fail(err, err_len, st->source, "tensor %s is missing (%s implies shape %s)", name,
+            rc = set_error_in(err, err_len, st->source, "tensor %s is missing (%s implies shape %s)", name,
                       cfg_source, want_str);
             break;
         }
         const StTensor *t = s->tensor;
         st_format_shape(got_str, sizeof got_str, t->shape, t->ndim);
         if (t->ndim != p->ndim || memcmp(t->shape, want, (size_t)p->ndim * sizeof want[0]) != 0)
-            rc = fail(err, err_len, st->source, "tensor %s has shape %s, %s implies %s", name,
+            rc = set_error_in(err, err_len, st->source, "tensor %s has shape %s, %s implies %s", name,
                       got_str, cfg_source, want_str);
         else if (!is_float_dtype(t->dtype))
-            rc = fail(err, err_len, st->source,
+            rc = set_error_in(err, err_len, st->source,
                       "tensor %s has dtype %s, expected F32, F16, BF16 or F64", name,
                       st_dtype_name(t->dtype));
         used[t - st->tensors] = 1;
     }
     for (int i = 0; i < st->count && rc == 0; i++)
         if (!used[i] && !skippable(st->tensors[i].name, naming))
-            rc = fail(err, err_len, st->source,
+            rc = set_error_in(err, err_len, st->source,
                       "unexpected tensor %s: %s describes no such parameter", st->tensors[i].name,
                       cfg_source);
     free(used);
@@ -454,14 +454,15 @@ static int copy_sources(const SafeTensors *st, const ParamLayout *layout, const 
             if (rc) return rc;
         } else {
             size_t first = s->part >= 0 ? (size_t)s->part * p->numel : 0;
-            if (st_read_f32_range(st, s->tensor, first, p->numel, dst, err, err_len) != 0) return -1;
+            if (st_read_f32_range(st, s->tensor, first, p->numel, dst, err, err_len) != 0)
+                return -1;
         }
     }
     return 0;
 }
 
-int checkpoint_load_weights_st(const SafeTensors *st, const ClipConfig *cfg,
-                               const char *cfg_source, float *params, char *err, size_t err_len) {
+int checkpoint_load_weights_st(const SafeTensors *st, const ClipConfig *cfg, const char *cfg_source,
+                               float *params, char *err, size_t err_len) {
     WeightNaming naming;
     if (checkpoint_detect_naming(st, &naming, err, err_len) != 0) return -1;
     ParamLayout layout;
@@ -489,7 +490,7 @@ static const StTensor *need_tensor(const SafeTensors *st, const char *name, int 
                                    char *err, size_t err_len) {
     const StTensor *t = st_find(st, name);
     if (!t) {
-        *rc = fail(err, err_len, st->source, "tensor %s is missing (needed to infer the config)",
+        *rc = set_error_in(err, err_len, st->source, "tensor %s is missing (needed to infer the config)",
                    name);
         return NULL;
     }
@@ -498,8 +499,8 @@ static const StTensor *need_tensor(const SafeTensors *st, const char *name, int 
     int fits = t->ndim == ndim;
     for (int d = 0; d < t->ndim && fits; d++) fits = t->shape[d] <= 1000000000;
     if (!fits) {
-        *rc = fail(err, err_len, st->source, "tensor %s has shape %s, expected %d dimensions",
-                   name, shape, ndim);
+        *rc = set_error_in(err, err_len, st->source, "tensor %s has shape %s, expected %d dimensions", name,
+                   shape, ndim);
         return NULL;
     }
     return t;
@@ -518,22 +519,30 @@ static int count_blocks(const SafeTensors *st, const char *prefix) {
 static int heads_for(const SafeTensors *st, const char *tower, int width, int *heads, char *err,
                      size_t err_len) {
     if (width % 64 != 0)
-        return fail(err, err_len, st->source,
+        return set_error_in(err, err_len, st->source,
                     "%s width %d is not a multiple of 64, so heads cannot be inferred (give the "
-                    "config)", tower, width);
+                    "config)",
+                    tower, width);
     *heads = width / 64;
     return 0;
 }
 
-int checkpoint_infer_openai_config(const SafeTensors *st, ActKind act, ClipConfig *cfg,
-                                   char *err, size_t err_len) {
+int checkpoint_infer_openai_config(const SafeTensors *st, ActKind act, ClipConfig *cfg, char *err,
+                                   size_t err_len) {
     int rc = 0;
     const StTensor *conv = need_tensor(st, "visual.conv1.weight", 4, &rc, err, err_len);
-    const StTensor *vpos = rc ? NULL : need_tensor(st, "visual.positional_embedding", 2, &rc, err, err_len);
-    const StTensor *vfc = rc ? NULL : need_tensor(st, "visual.transformer.resblocks.0.mlp.c_fc.weight", 2, &rc, err, err_len);
-    const StTensor *tok = rc ? NULL : need_tensor(st, "token_embedding.weight", 2, &rc, err, err_len);
-    const StTensor *tpos = rc ? NULL : need_tensor(st, "positional_embedding", 2, &rc, err, err_len);
-    const StTensor *tfc = rc ? NULL : need_tensor(st, "transformer.resblocks.0.mlp.c_fc.weight", 2, &rc, err, err_len);
+    const StTensor *vpos =
+        rc ? NULL : need_tensor(st, "visual.positional_embedding", 2, &rc, err, err_len);
+    const StTensor *vfc = rc ? NULL
+                             : need_tensor(st, "visual.transformer.resblocks.0.mlp.c_fc.weight", 2,
+                                           &rc, err, err_len);
+    const StTensor *tok =
+        rc ? NULL : need_tensor(st, "token_embedding.weight", 2, &rc, err, err_len);
+    const StTensor *tpos =
+        rc ? NULL : need_tensor(st, "positional_embedding", 2, &rc, err, err_len);
+    const StTensor *tfc =
+        rc ? NULL
+           : need_tensor(st, "transformer.resblocks.0.mlp.c_fc.weight", 2, &rc, err, err_len);
     const StTensor *tproj = rc ? NULL : need_tensor(st, "text_projection", 2, &rc, err, err_len);
     if (rc) return rc;
     ClipConfig c;
@@ -541,11 +550,13 @@ int checkpoint_infer_openai_config(const SafeTensors *st, ActKind act, ClipConfi
     c.vision = (TowerConfig){(int)conv->shape[0], count_blocks(st, "visual.transformer.resblocks."),
                              0, (int)vfc->shape[0], act};
     c.patch_size = (int)conv->shape[2];
-    int64_t patches = vpos->shape[0] - 1, grid = patches > 0 ? (int64_t)lround(sqrt((double)patches)) : 0;
+    int64_t patches = vpos->shape[0] - 1,
+            grid = patches > 0 ? (int64_t)lround(sqrt((double)patches)) : 0;
     if (grid < 1 || grid * grid != patches || grid * c.patch_size > 1000000000)
-        return fail(err, err_len, st->source,
+        return set_error_in(err, err_len, st->source,
                     "visual.positional_embedding has %lld rows, expected a square grid of "
-                    "patches plus one", (long long)vpos->shape[0]);
+                    "patches plus one",
+                    (long long)vpos->shape[0]);
     c.image_size = (int)grid * c.patch_size;
     c.text = (TowerConfig){(int)tok->shape[1], count_blocks(st, "transformer.resblocks."), 0,
                            (int)tfc->shape[0], act};
@@ -558,7 +569,7 @@ int checkpoint_infer_openai_config(const SafeTensors *st, ActKind act, ClipConfi
         return -1;
     char why[256];
     if (clip_config_validate(&c, why, sizeof why) != 0)
-        return fail(err, err_len, st->source, "inferred config is invalid: %s", why);
+        return set_error_in(err, err_len, st->source, "inferred config is invalid: %s", why);
     *cfg = c;
     return 0;
 }
@@ -590,7 +601,7 @@ int checkpoint_load_hf(const char *dir, ClipConfig *cfg, float **params, size_t 
 
 /* mkdir -p */
 static int make_dirs(const char *dir, char *err, size_t err_len) {
-    if (!dir[0]) return fail(err, err_len, "checkpoint", "the directory name is empty");
+    if (!dir[0]) return set_error_in(err, err_len, "checkpoint", "the directory name is empty");
     char *path = strdupCheck(dir);
     int rc = 0;
     for (char *p = path + 1; rc == 0; p++) {
@@ -598,8 +609,9 @@ static int make_dirs(const char *dir, char *err, size_t err_len) {
         if (*p != '/' && !at_end) continue;
         *p = '\0';
         struct stat info;
-        if (mkdir(path, 0755) != 0 && (errno != EEXIST || stat(path, &info) != 0 || !S_ISDIR(info.st_mode)))
-            rc = fail(err, err_len, path, "cannot create directory: %s",
+        if (mkdir(path, 0755) != 0 &&
+            (errno != EEXIST || stat(path, &info) != 0 || !S_ISDIR(info.st_mode)))
+            rc = set_error_in(err, err_len, path, "cannot create directory: %s",
                       errno == EEXIST ? "a file has that name" : strerror(errno));
         if (at_end) break;
         *p = '/';
@@ -618,7 +630,7 @@ static int retire_stale_config(const char *dir, const char *config_path, const c
     free(old);
     if (!old || same) return 0;
     if (unlink(config_path) != 0)
-        return fail(err, err_len, config_path, "cannot remove the old config: %s", strerror(errno));
+        return set_error_in(err, err_len, config_path, "cannot remove the old config: %s", strerror(errno));
     /* make the removal durable before new weights replace the old ones */
     int dir_fd = open(dir, O_RDONLY);
     if (dir_fd >= 0) {
@@ -632,7 +644,7 @@ int checkpoint_save_hf(const char *dir, const ClipConfig *cfg, const float *para
                        size_t err_len) {
     char why[256];
     if (clip_config_validate(cfg, why, sizeof why) != 0)
-        return fail(err, err_len, dir, "refusing to save an invalid config: %s", why);
+        return set_error_in(err, err_len, dir, "refusing to save an invalid config: %s", why);
     if (make_dirs(dir, err, err_len) != 0) return -1;
     ParamLayout layout;
     param_layout_build(cfg, &layout);
@@ -654,7 +666,7 @@ int checkpoint_save_hf(const char *dir, const ClipConfig *cfg, const float *para
     if (rc == 0)
         rc = st_write(weights_path, tensors, layout.count, &meta_key, &meta_value, 1, err, err_len);
     if (rc == 0 && write_file_atomic(config_path, json, strlen(json)) != 0)
-        rc = fail(err, err_len, config_path, "cannot write: %s", strerror(errno));
+        rc = set_error_in(err, err_len, config_path, "cannot write: %s", strerror(errno));
     free(config_path);
     free(weights_path);
     free(json);
@@ -678,8 +690,8 @@ int checkpoint_is_complete(const char *dir) {
 static const char *const moment_names[2] = {"adam_m", "adam_v"};
 
 int checkpoint_save_state(const char *dir, const float *m, const float *v, size_t n,
-                          const char *const *keys, const char *const *values, int n_meta,
-                          char *err, size_t err_len) {
+                          const char *const *keys, const char *const *values, int n_meta, char *err,
+                          size_t err_len) {
     if (make_dirs(dir, err, err_len) != 0) return -1;
     const float *moments[2] = {m, v};
     StWriteTensor tensors[2];
@@ -702,13 +714,14 @@ int checkpoint_load_state(const char *dir, float *m, float *v, size_t n, Checkpo
     for (int i = 0; i < 2 && rc == 0; i++) {
         found[i] = st_find(&st, moment_names[i]);
         if (!found[i]) {
-            rc = fail(err, err_len, st.source, "tensor %s is missing", moment_names[i]);
-        } else if (found[i]->ndim != 1 || found[i]->numel != n || !is_float_dtype(found[i]->dtype)) {
+            rc = set_error_in(err, err_len, st.source, "tensor %s is missing", moment_names[i]);
+        } else if (found[i]->ndim != 1 || found[i]->numel != n ||
+                   !is_float_dtype(found[i]->dtype)) {
             char shape[160];
             st_format_shape(shape, sizeof shape, found[i]->shape, found[i]->ndim);
-            rc = fail(err, err_len, st.source,
-                      "tensor %s is %s %s, the model implies a float vector [%zu]",
-                      moment_names[i], st_dtype_name(found[i]->dtype), shape, n);
+            rc = set_error_in(err, err_len, st.source,
+                      "tensor %s is %s %s, the model implies a float vector [%zu]", moment_names[i],
+                      st_dtype_name(found[i]->dtype), shape, n);
         }
     }
     if (rc == 0) rc = st_read_f32(&st, found[0], m, err, err_len);

@@ -57,8 +57,8 @@ int checkpoint_detect_naming(const SafeTensors *st, WeightNaming *naming, char *
  * tensor the layout lacks is an error. cfg_source says where cfg came from, for messages
  * ("config.json implies [128]"). OpenAI's attn.in_proj_{weight,bias} are split into
  * q/k/v and visual.proj / text_projection are transposed to HF's [out, in]. */
-int checkpoint_load_weights_st(const SafeTensors *st, const ClipConfig *cfg,
-                               const char *cfg_source, float *params, char *err, size_t err_len);
+int checkpoint_load_weights_st(const SafeTensors *st, const ClipConfig *cfg, const char *cfg_source,
+                               float *params, char *err, size_t err_len);
 /* The same from a file. */
 int checkpoint_load_weights(const char *path, const ClipConfig *cfg, const char *cfg_source,
                             float *params, char *err, size_t err_len);
@@ -67,8 +67,8 @@ int checkpoint_load_weights(const char *path, const ClipConfig *cfg, const char 
  * rule OpenAI's build_model uses; no shape records heads) and logit_scale_init ln(1/0.07).
  * The activation cannot be seen in weights, so the caller names it (quick_gelu for OpenAI
  * weights, gelu for open_clip models without -quickgelu). */
-int checkpoint_infer_openai_config(const SafeTensors *st, ActKind act, ClipConfig *cfg,
-                                   char *err, size_t err_len);
+int checkpoint_infer_openai_config(const SafeTensors *st, ActKind act, ClipConfig *cfg, char *err,
+                                   size_t err_len);
 
 /* Loads DIR/config.json and DIR/model.safetensors. On success *params is a malloc'd array
  * of *n_params floats in param_layout order (free it); on failure it is NULL. */
@@ -95,8 +95,8 @@ typedef struct {
 /* Writes the AdamW moments (n floats each, tensors adam_m and adam_v) and the caller's
  * metadata (step, RNG state, schedule, ... as strings) atomically. Creates DIR if missing. */
 int checkpoint_save_state(const char *dir, const float *m, const float *v, size_t n,
-                          const char *const *keys, const char *const *values, int n_meta,
-                          char *err, size_t err_len);
+                          const char *const *keys, const char *const *values, int n_meta, char *err,
+                          size_t err_len);
 /* Reads the moments into m and v, which must hold n floats each (the file must say n).
  * meta (may be NULL) receives every metadata pair; free it with checkpoint_meta_free. */
 int checkpoint_load_state(const char *dir, float *m, float *v, size_t n, CheckpointMeta *meta,

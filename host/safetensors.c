@@ -34,12 +34,11 @@ static const struct {
     const char *name;
     size_t size;
 } dtype_table[ST_NUM_DTYPES] = {
-    [ST_BOOL] = {"BOOL", 1}, [ST_U8] = {"U8", 1},     [ST_I8] = {"I8", 1},
-    [ST_F8_E5M2] = {"F8_E5M2", 1}, [ST_F8_E4M3] = {"F8_E4M3", 1},
-    [ST_I16] = {"I16", 2},   [ST_U16] = {"U16", 2},   [ST_F16] = {"F16", 2},
-    [ST_BF16] = {"BF16", 2}, [ST_I32] = {"I32", 4},   [ST_U32] = {"U32", 4},
-    [ST_F32] = {"F32", 4},   [ST_F64] = {"F64", 8},   [ST_I64] = {"I64", 8},
-    [ST_U64] = {"U64", 8},
+    [ST_BOOL] = {"BOOL", 1},       [ST_U8] = {"U8", 1},           [ST_I8] = {"I8", 1},
+    [ST_F8_E5M2] = {"F8_E5M2", 1}, [ST_F8_E4M3] = {"F8_E4M3", 1}, [ST_I16] = {"I16", 2},
+    [ST_U16] = {"U16", 2},         [ST_F16] = {"F16", 2},         [ST_BF16] = {"BF16", 2},
+    [ST_I32] = {"I32", 4},         [ST_U32] = {"U32", 4},         [ST_F32] = {"F32", 4},
+    [ST_F64] = {"F64", 8},         [ST_I64] = {"I64", 8},         [ST_U64] = {"U64", 8},
 };
 
 const char *st_dtype_name(StDtype dtype) {
@@ -64,23 +63,9 @@ void st_format_shape(char *buf, size_t len, const int64_t *shape, int ndim) {
     size_t used = 0;
     used += (size_t)snprintf(buf, len, "[");
     for (int i = 0; i < ndim && used < len; i++)
-        used += (size_t)snprintf(buf + used, len - used, "%s%lld", i ? ", " : "",
-                                 (long long)shape[i]);
+        used +=
+            (size_t)snprintf(buf + used, len - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
     if (used < len) snprintf(buf + used, len - used, "]");
-}
-
-/* Writes "<source>: <message>" into err and returns -1, so callers can `return fail(...)`. */
-TNG_PRINTF(4, 5)
-static int fail(char *err, size_t err_len, const char *source, const char *fmt, ...) {
-    if (!err || err_len == 0) return -1;
-    int used = snprintf(err, err_len, "%s: ", source);
-    if (used >= 0 && (size_t)used < err_len) {
-        va_list args;
-        va_start(args, fmt);
-        vsnprintf(err + used, err_len - (size_t)used, fmt, args);
-        va_end(args);
-    }
-    return -1;
 }
 
 /* Product of the dims times the element size, or -1 if it overflows size_t. */
@@ -124,21 +109,22 @@ static int json_uint(const cJSON *item, uint64_t *out) {
 }
 
 static int parse_metadata(SafeTensors *st, const cJSON *meta, char *err, size_t err_len) {
-    if (!cJSON_IsObject(meta)) return fail(err, err_len, st->source, "__metadata__ is not an object");
+    if (!cJSON_IsObject(meta))
+        return set_error_in(err, err_len, st->source, "__metadata__ is not an object");
     int n = cJSON_GetArraySize(meta);
     st->meta_keys = callocCheck((size_t)n, sizeof(char *));
     st->meta_values = callocCheck((size_t)n, sizeof(char *));
     const cJSON *item;
     cJSON_ArrayForEach(item, meta) {
         if (!cJSON_IsString(item))
-            return fail(err, err_len, st->source, "__metadata__ value of \"%s\" is not a string",
+            return set_error_in(err, err_len, st->source, "__metadata__ value of \"%s\" is not a string",
                         item->string);
         st->meta_keys[st->meta_count] = strdupCheck(item->string);
         st->meta_values[st->meta_count] = strdupCheck(item->valuestring);
         st->meta_count++;
     }
     const char *dup = find_duplicate((const char *const *)st->meta_keys, st->meta_count);
-    if (dup) return fail(err, err_len, st->source, "__metadata__ key \"%s\" appears twice", dup);
+    if (dup) return set_error_in(err, err_len, st->source, "__metadata__ key \"%s\" appears twice", dup);
     return 0;
 }
 
@@ -146,23 +132,23 @@ static int parse_tensor(SafeTensors *st, const cJSON *entry, StTensor *t, char *
                         size_t err_len) {
     const char *src = st->source, *name = entry->string;
     t->name = strdupCheck(name);
-    if (!name[0]) return fail(err, err_len, src, "a tensor has an empty name");
+    if (!name[0]) return set_error_in(err, err_len, src, "a tensor has an empty name");
     if (!cJSON_IsObject(entry))
-        return fail(err, err_len, src, "tensor %s: header entry is not an object", name);
+        return set_error_in(err, err_len, src, "tensor %s: header entry is not an object", name);
 
     const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(entry, "dtype");
     if (!cJSON_IsString(dtype))
-        return fail(err, err_len, src, "tensor %s: \"dtype\" is missing or not a string", name);
+        return set_error_in(err, err_len, src, "tensor %s: \"dtype\" is missing or not a string", name);
     if (st_dtype_parse(dtype->valuestring, &t->dtype) != 0)
-        return fail(err, err_len, src, "tensor %s has unknown dtype \"%.32s\"", name,
+        return set_error_in(err, err_len, src, "tensor %s has unknown dtype \"%.32s\"", name,
                     dtype->valuestring);
 
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(entry, "shape");
     if (!cJSON_IsArray(shape))
-        return fail(err, err_len, src, "tensor %s: \"shape\" is missing or not an array", name);
+        return set_error_in(err, err_len, src, "tensor %s: \"shape\" is missing or not an array", name);
     int ndim = cJSON_GetArraySize(shape);
     if (ndim > ST_MAX_DIMS)
-        return fail(err, err_len, src, "tensor %s has %d dimensions, more than the %d supported",
+        return set_error_in(err, err_len, src, "tensor %s has %d dimensions, more than the %d supported",
                     name, ndim, ST_MAX_DIMS);
     t->ndim = 0;
     const cJSON *dim;
@@ -170,36 +156,37 @@ static int parse_tensor(SafeTensors *st, const cJSON *entry, StTensor *t, char *
         uint64_t d;
         if (json_uint(dim, &d) != 0)
             return cJSON_IsNumber(dim)
-                       ? fail(err, err_len, src,
+                       ? set_error_in(err, err_len, src,
                               "tensor %s: shape entry %d is %g, expected a non-negative integer",
                               name, t->ndim, dim->valuedouble)
-                       : fail(err, err_len, src,
+                       : set_error_in(err, err_len, src,
                               "tensor %s: shape entry %d is not a number, expected a "
-                              "non-negative integer", name, t->ndim);
+                              "non-negative integer",
+                              name, t->ndim);
         t->shape[t->ndim++] = (int64_t)d;
     }
     char shape_str[160];
     st_format_shape(shape_str, sizeof shape_str, t->shape, t->ndim);
     size_t bytes;
     if (shape_bytes(t->shape, t->ndim, st_dtype_size(t->dtype), &t->numel, &bytes) != 0)
-        return fail(err, err_len, src, "tensor %s: shape %s overflows", name, shape_str);
+        return set_error_in(err, err_len, src, "tensor %s: shape %s overflows", name, shape_str);
 
     const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(entry, "data_offsets");
     uint64_t begin, end;
     if (!cJSON_IsArray(offsets) || cJSON_GetArraySize(offsets) != 2 ||
         json_uint(cJSON_GetArrayItem(offsets, 0), &begin) != 0 ||
         json_uint(cJSON_GetArrayItem(offsets, 1), &end) != 0)
-        return fail(err, err_len, src,
+        return set_error_in(err, err_len, src,
                     "tensor %s: \"data_offsets\" must be two non-negative integers", name);
     if (begin > end)
-        return fail(err, err_len, src, "tensor %s: data_offsets [%llu, %llu) end before they begin",
+        return set_error_in(err, err_len, src, "tensor %s: data_offsets [%llu, %llu) end before they begin",
                     name, (unsigned long long)begin, (unsigned long long)end);
     if (end > st->data_size)
-        return fail(err, err_len, src,
+        return set_error_in(err, err_len, src,
                     "tensor %s: data_offsets [%llu, %llu) run past the %zu bytes of data", name,
                     (unsigned long long)begin, (unsigned long long)end, st->data_size);
     if (end - begin != bytes)
-        return fail(err, err_len, src,
+        return set_error_in(err, err_len, src,
                     "tensor %s: data_offsets [%llu, %llu) hold %llu bytes, but %s %s needs %zu",
                     name, (unsigned long long)begin, (unsigned long long)end,
                     (unsigned long long)(end - begin), st_dtype_name(t->dtype), shape_str, bytes);
@@ -225,17 +212,17 @@ static int check_tiling(SafeTensors *st, char *err, size_t err_len) {
     for (int i = 0; i < st->count && rc == 0; i++) {
         const StTensor *t = order[i];
         if (t->begin < pos)
-            rc = fail(err, err_len, st->source,
+            rc = set_error_in(err, err_len, st->source,
                       "tensor %s: data_offsets [%zu, %zu) overlap tensor %s, which ends at %zu",
                       t->name, t->begin, t->end, order[i - 1]->name, pos);
         else if (t->begin > pos)
-            rc = fail(err, err_len, st->source,
+            rc = set_error_in(err, err_len, st->source,
                       "gap in the data: bytes [%zu, %zu) belong to no tensor (next is %s)", pos,
                       t->begin, t->name);
         pos = t->end;
     }
     if (rc == 0 && pos != st->data_size)
-        rc = fail(err, err_len, st->source,
+        rc = set_error_in(err, err_len, st->source,
                   "tensors end at byte %zu of the data, but the file holds %zu bytes of data", pos,
                   st->data_size);
     free(order);
@@ -246,16 +233,17 @@ static int parse_header(SafeTensors *st, const uint8_t *bytes, size_t size, char
                         size_t err_len) {
     const char *src = st->source;
     if (size < 8)
-        return fail(err, err_len, src,
+        return set_error_in(err, err_len, src,
                     "truncated header: the file has %zu bytes, fewer than the 8 of the header "
-                    "length", size);
+                    "length",
+                    size);
     uint64_t n = 0;
     for (int i = 0; i < 8; i++) n |= (uint64_t)bytes[i] << (8 * i);
     if (n > ST_MAX_HEADER_BYTES)
-        return fail(err, err_len, src, "header length %llu exceeds the limit of %llu bytes",
+        return set_error_in(err, err_len, src, "header length %llu exceeds the limit of %llu bytes",
                     (unsigned long long)n, ST_MAX_HEADER_BYTES);
     if (n > size - 8)
-        return fail(err, err_len, src,
+        return set_error_in(err, err_len, src,
                     "header length %llu exceeds the %zu bytes that follow it (truncated file?)",
                     (unsigned long long)n, size - 8);
     const char *header = (const char *)bytes + 8;
@@ -266,23 +254,23 @@ static int parse_header(SafeTensors *st, const uint8_t *bytes, size_t size, char
     cJSON *root = cJSON_ParseWithLengthOpts(header, (size_t)n, &parse_end, 0);
     if (!root) {
         size_t at = parse_end && parse_end >= header ? (size_t)(parse_end - header) : 0;
-        return fail(err, err_len, src, "header is not valid JSON (error near byte %zu of %llu)",
-                    at, (unsigned long long)n);
+        return set_error_in(err, err_len, src, "header is not valid JSON (error near byte %zu of %llu)", at,
+                    (unsigned long long)n);
     }
     int rc = 0;
     for (const char *p = parse_end; p < header + n && rc == 0; p++)
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
-            rc = fail(err, err_len, src, "header has stray bytes after its JSON (at byte %zu)",
+            rc = set_error_in(err, err_len, src, "header has stray bytes after its JSON (at byte %zu)",
                       (size_t)(p - header));
     if (rc == 0 && !cJSON_IsObject(root))
-        rc = fail(err, err_len, src, "header is JSON but not an object");
+        rc = set_error_in(err, err_len, src, "header is JSON but not an object");
     if (rc == 0) {
         st->tensors = callocCheck((size_t)cJSON_GetArraySize(root), sizeof(StTensor));
         int seen_metadata = 0;
         const cJSON *entry;
         cJSON_ArrayForEach(entry, root) {
             if (strcmp(entry->string, "__metadata__") == 0) {
-                rc = seen_metadata++ ? fail(err, err_len, src, "__metadata__ appears twice")
+                rc = seen_metadata++ ? set_error_in(err, err_len, src, "__metadata__ appears twice")
                                      : parse_metadata(st, entry, err, err_len);
             } else {
                 rc = parse_tensor(st, entry, &st->tensors[st->count++], err, err_len);
@@ -296,7 +284,7 @@ static int parse_header(SafeTensors *st, const uint8_t *bytes, size_t size, char
     const char **names = mallocCheck((size_t)(st->count ? st->count : 1) * sizeof *names);
     for (int i = 0; i < st->count; i++) names[i] = st->tensors[i].name;
     const char *dup = find_duplicate(names, st->count);
-    if (dup) rc = fail(err, err_len, src, "tensor %s appears twice in the header", dup);
+    if (dup) rc = set_error_in(err, err_len, src, "tensor %s appears twice in the header", dup);
     free(names);
     return rc ? rc : check_tiling(st, err, err_len);
 }
@@ -315,11 +303,11 @@ int st_parse(SafeTensors *st, const void *buf, size_t size, const char *source, 
 int st_open(SafeTensors *st, const char *path, char *err, size_t err_len) {
     memset(st, 0, sizeof *st);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(err, err_len, path, "cannot open: %s", strerror(errno));
+    if (fd < 0) return set_error_in(err, err_len, path, "cannot open: %s", strerror(errno));
     struct stat info;
     if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
         close(fd);
-        return fail(err, err_len, path, "not a regular file");
+        return set_error_in(err, err_len, path, "not a regular file");
     }
     size_t size = (size_t)info.st_size;
     /* mmap cannot map 0 bytes; such a file is rejected by the parser as truncated. A file
@@ -327,7 +315,7 @@ int st_open(SafeTensors *st, const char *path, char *err, size_t err_len) {
     void *map = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
     int map_errno = errno;
     close(fd);
-    if (map == MAP_FAILED) return fail(err, err_len, path, "cannot map: %s", strerror(map_errno));
+    if (map == MAP_FAILED) return set_error_in(err, err_len, path, "cannot map: %s", strerror(map_errno));
     if (st_parse(st, map ? map : "", size, path, err, err_len) != 0) {
         if (map) munmap(map, size);
         return -1;
@@ -392,15 +380,13 @@ static float bf16_to_f32(uint16_t h) {
 int st_read_f32_range(const SafeTensors *st, const StTensor *t, size_t first, size_t count,
                       float *out, char *err, size_t err_len) {
     if (first > t->numel || count > t->numel - first)
-        return fail(err, err_len, st->source,
+        return set_error_in(err, err_len, st->source,
                     "tensor %s: elements [%zu, %zu) requested, but it has %zu", t->name, first,
                     first + count, t->numel);
     size_t elem = st_dtype_size(t->dtype);
     const uint8_t *src = st->data + t->begin + first * elem;
     switch (t->dtype) {
-    case ST_F32:
-        memcpy(out, src, count * sizeof(float));
-        return 0;
+    case ST_F32: memcpy(out, src, count * sizeof(float)); return 0;
     case ST_F16:
     case ST_BF16:
         for (size_t i = 0; i < count; i++) {
@@ -417,7 +403,7 @@ int st_read_f32_range(const SafeTensors *st, const StTensor *t, size_t first, si
         }
         return 0;
     default:
-        return fail(err, err_len, st->source,
+        return set_error_in(err, err_len, st->source,
                     "tensor %s has dtype %s, expected a float dtype (F32, F16, BF16 or F64)",
                     t->name, st_dtype_name(t->dtype));
     }
@@ -427,15 +413,21 @@ int st_read_f32(const SafeTensors *st, const StTensor *t, float *out, char *err,
     return st_read_f32_range(st, t, 0, t->numel, out, err, err_len);
 }
 
-int st_read_i32(const SafeTensors *st, const StTensor *t, int32_t *out, char *err,
-                size_t err_len) {
+int st_read_i32(const SafeTensors *st, const StTensor *t, int32_t *out, char *err, size_t err_len) {
     size_t elem = st_dtype_size(t->dtype);
     int is_signed;
     switch (t->dtype) {
-    case ST_I8: case ST_I16: case ST_I32: case ST_I64: is_signed = 1; break;
-    case ST_BOOL: case ST_U8: case ST_U16: case ST_U32: case ST_U64: is_signed = 0; break;
+    case ST_I8:
+    case ST_I16:
+    case ST_I32:
+    case ST_I64: is_signed = 1; break;
+    case ST_BOOL:
+    case ST_U8:
+    case ST_U16:
+    case ST_U32:
+    case ST_U64: is_signed = 0; break;
     default:
-        return fail(err, err_len, st->source, "tensor %s has dtype %s, expected an integer dtype",
+        return set_error_in(err, err_len, st->source, "tensor %s has dtype %s, expected an integer dtype",
                     t->name, st_dtype_name(t->dtype));
     }
     const uint8_t *src = st->data + t->begin;
@@ -445,8 +437,8 @@ int st_read_i32(const SafeTensors *st, const StTensor *t, int32_t *out, char *er
         int shift = (int)(64 - 8 * elem);
         int64_t value = is_signed && shift ? (int64_t)(raw << shift) >> shift : (int64_t)raw;
         if ((!is_signed && raw > INT32_MAX) || value < INT32_MIN || value > INT32_MAX)
-            return fail(err, err_len, st->source,
-                        "tensor %s: element %zu does not fit in int32", t->name, i);
+            return set_error_in(err, err_len, st->source, "tensor %s: element %zu does not fit in int32",
+                        t->name, i);
         out[i] = (int32_t)value;
     }
     return 0;
@@ -464,20 +456,20 @@ static int serialize(const char *source, const StWriteTensor *tensors, int count
     char *json = NULL;
     int rc = 0;
     if (!root) {
-        rc = fail(err, err_len, source, "out of memory building the header");
+        rc = set_error_in(err, err_len, source, "out of memory building the header");
         goto done;
     }
     if (meta_count > 0) {
         const char *dup = find_duplicate(meta_keys, meta_count);
         if (dup) {
-            rc = fail(err, err_len, source, "metadata key \"%s\" given twice", dup);
+            rc = set_error_in(err, err_len, source, "metadata key \"%s\" given twice", dup);
             goto done;
         }
         cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
         for (int i = 0; i < meta_count && meta; i++)
             if (!cJSON_AddStringToObject(meta, meta_keys[i], meta_values[i])) meta = NULL;
         if (!meta) {
-            rc = fail(err, err_len, source, "out of memory building the header");
+            rc = set_error_in(err, err_len, source, "out of memory building the header");
             goto done;
         }
     }
@@ -487,14 +479,14 @@ static int serialize(const char *source, const StWriteTensor *tensors, int count
         names[i] = t->name ? t->name : "";
         size_t numel;
         if (!t->name || !t->name[0] || strcmp(t->name, "__metadata__") == 0) {
-            rc = fail(err, err_len, source, "tensor %d has an empty or reserved name \"%s\"", i,
+            rc = set_error_in(err, err_len, source, "tensor %d has an empty or reserved name \"%s\"", i,
                       names[i]);
             goto done;
         }
         if ((unsigned)t->dtype >= ST_NUM_DTYPES || t->ndim < 0 || t->ndim > ST_MAX_DIMS ||
             shape_bytes(t->shape, t->ndim, st_dtype_size(t->dtype), &numel, &sizes[i]) != 0 ||
             offset + sizes[i] > (size_t)ST_MAX_JSON_INT) {
-            rc = fail(err, err_len, source, "tensor %s has a bad dtype or shape", t->name);
+            rc = set_error_in(err, err_len, source, "tensor %s has a bad dtype or shape", t->name);
             goto done;
         }
         cJSON *entry = cJSON_AddObjectToObject(root, t->name);
@@ -506,19 +498,19 @@ static int serialize(const char *source, const StWriteTensor *tensors, int count
         ok = ok && cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)offset)) &&
              cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)(offset + sizes[i])));
         if (!ok) {
-            rc = fail(err, err_len, source, "out of memory building the header");
+            rc = set_error_in(err, err_len, source, "out of memory building the header");
             goto done;
         }
         offset += sizes[i];
     }
     const char *dup = find_duplicate(names, count);
     if (dup) {
-        rc = fail(err, err_len, source, "tensor %s given twice", dup);
+        rc = set_error_in(err, err_len, source, "tensor %s given twice", dup);
         goto done;
     }
     json = cJSON_PrintUnformatted(root);
     if (!json) {
-        rc = fail(err, err_len, source, "out of memory printing the header");
+        rc = set_error_in(err, err_len, source, "out of memory printing the header");
         goto done;
     }
     /* pad with spaces so the data region starts 8-byte aligned, as the Python writer does */
@@ -546,8 +538,8 @@ done:
 int st_serialize(const StWriteTensor *tensors, int count, const char *const *meta_keys,
                  const char *const *meta_values, int meta_count, void **out, size_t *out_size,
                  char *err, size_t err_len) {
-    return serialize("<memory>", tensors, count, meta_keys, meta_values, meta_count, out,
-                     out_size, err, err_len);
+    return serialize("<memory>", tensors, count, meta_keys, meta_values, meta_count, out, out_size,
+                     err, err_len);
 }
 
 int st_write(const char *path, const StWriteTensor *tensors, int count,
@@ -560,7 +552,7 @@ int st_write(const char *path, const StWriteTensor *tensors, int count,
         return -1;
     int rc = 0;
     if (write_file_atomic(path, buf, size) != 0)
-        rc = fail(err, err_len, path, "cannot write: %s", strerror(errno));
+        rc = set_error_in(err, err_len, path, "cannot write: %s", strerror(errno));
     free(buf);
     return rc;
 }

@@ -25,8 +25,22 @@
 #define ST_MAX_DIMS 8
 
 typedef enum {
-    ST_BOOL, ST_U8, ST_I8, ST_F8_E5M2, ST_F8_E4M3, ST_I16, ST_U16, ST_F16, ST_BF16,
-    ST_I32, ST_U32, ST_F32, ST_F64, ST_I64, ST_U64, ST_NUM_DTYPES
+    ST_BOOL,
+    ST_U8,
+    ST_I8,
+    ST_F8_E5M2,
+    ST_F8_E4M3,
+    ST_I16,
+    ST_U16,
+    ST_F16,
+    ST_BF16,
+    ST_I32,
+    ST_U32,
+    ST_F32,
+    ST_F64,
+    ST_I64,
+    ST_U64,
+    ST_NUM_DTYPES
 } StDtype;
 
 typedef struct {
@@ -42,7 +56,7 @@ typedef struct {
     char *source;        /* file name (or "<memory>") that prefixes every message */
     const uint8_t *data; /* the data region: 8 + N bytes into the file */
     size_t data_size;
-    StTensor *tensors;   /* in header order */
+    StTensor *tensors; /* in header order */
     int count;
     char **meta_keys, **meta_values; /* the optional __metadata__ */
     int meta_count;
@@ -71,8 +85,7 @@ int st_read_f32_range(const SafeTensors *st, const StTensor *t, size_t first, si
 int st_read_f32(const SafeTensors *st, const StTensor *t, float *out, char *err, size_t err_len);
 /* An integer tensor (I8, U8, I16, U16, I32, U32, I64, U64) as int32; values outside the
  * int32 range are an error. For token ids and labels saved by PyTorch as int64. */
-int st_read_i32(const SafeTensors *st, const StTensor *t, int32_t *out, char *err,
-                size_t err_len);
+int st_read_i32(const SafeTensors *st, const StTensor *t, int32_t *out, char *err, size_t err_len);
 
 const char *st_dtype_name(StDtype dtype);
 size_t st_dtype_size(StDtype dtype);

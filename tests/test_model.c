@@ -15,19 +15,7 @@
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
-
-static ClipConfig small_config(void) {
-    ClipConfig c = {0};
-    c.vision = (TowerConfig){32, 2, 2, 64, ACT_QUICK_GELU};
-    c.image_size = 16;
-    c.patch_size = 4;
-    c.text = (TowerConfig){32, 2, 4, 96, ACT_GELU};
-    c.vocab_size = 64;
-    c.context_length = 12;
-    c.embed_dim = 16;
-    c.logit_scale_init = logf(1 / 0.07f);
-    return c;
-}
+#include "small_model.h"
 
 typedef struct {
     int Ni, Nt;

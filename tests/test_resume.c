@@ -15,20 +15,8 @@
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
+#include "small_model.h"
 #include "train_state.h"
-
-static ClipConfig small_config(void) {
-    ClipConfig c = {0};
-    c.vision = (TowerConfig){32, 2, 2, 64, ACT_QUICK_GELU};
-    c.image_size = 16;
-    c.patch_size = 4;
-    c.text = (TowerConfig){32, 2, 4, 96, ACT_GELU};
-    c.vocab_size = 64;
-    c.context_length = 12;
-    c.embed_dim = 16;
-    c.logit_scale_init = logf(1 / 0.07f);
-    return c;
-}
 
 enum { NI = 4, NT = 8, STEPS_BEFORE = 3, STEPS_AFTER = 2 };
 static float images[NI * 3 * 16 * 16];
