@@ -28,6 +28,17 @@ ifneq ($(wildcard $(OPENBLAS_OMP_DIR)/libopenblas.so),)
 BLAS_LDFLAGS := -L$(OPENBLAS_OMP_DIR) -Wl,-rpath,$(OPENBLAS_OMP_DIR)
 endif
 LDFLAGS += -fopenmp $(BLAS_LDFLAGS) $(EXTRA_LDFLAGS)
+# MPI for data-parallel training (host/dist.c), found through Open MPI's compiler wrapper.
+# Without mpicc, dist.c builds a one-process world and `mpirun -np N` is refused.
+MPICC ?= mpicc
+MPI_LDLIBS := $(shell $(MPICC) --showme:link 2>/dev/null)
+ifneq ($(strip $(MPI_LDLIBS)),)
+MPI_CFLAGS := -DTNG_HAVE_MPI $(shell $(MPICC) --showme:compile 2>/dev/null)
+MPI_NOTE := MPI: yes, flags from $(shell command -v $(MPICC)) --showme
+LDLIBS += $(MPI_LDLIBS)
+else
+MPI_NOTE := MPI: no ($(MPICC) not found): one-process build, mpirun is refused
+endif
 
 LIB_SRCS := $(filter-out host/tng_%.c,$(wildcard host/*.c))
 LIB_OBJS := $(patsubst host/%.c,$(BUILD)/host/%.o,$(LIB_SRCS)) \
@@ -39,11 +50,15 @@ TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 VOCAB := data/cache/bpe_simple_vocab_16e6.txt.gz
 
 .PHONY: all test asan cuda fuzz fuzzers clean vocab lexicon fixtures parity-vitb32 bench demo plot
-all: $(PROGS)
+all: # the first rule is the default goal; its prerequisites are added below
 
 $(BUILD)/host/%.o: host/%.c $(wildcard host/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/host/dist.o: host/dist.c $(wildcard host/*.h)
+	@mkdir -p $(dir $@)
+	@echo "$(MPI_NOTE)"
+	$(CC) $(CFLAGS) $(MPI_CFLAGS) -c $< -o $@
 $(BUILD)/host/cpu/ops_cpu_f32.o: host/cpu/ops_cpu.c $(wildcard host/*.h host/cpu/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DTNG_REAL_DOUBLE=0 -c $< -o $@
@@ -54,18 +69,20 @@ $(BUILD)/libtng.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 # Programs land at the top level in the default build, inside $(BUILD) otherwise.
+LINK_PROGRAM = @mkdir -p $(dir $@) && echo "link $@" && \
+    $(CC) $(CFLAGS) $< $(BUILD)/libtng.a $(LDFLAGS) $(LDLIBS) -o $@
 ifeq ($(BUILD),build)
-PROG_DIR := .
+PROG_PATHS := $(PROGS)
+$(PROGS): %: host/%.c $(BUILD)/libtng.a
+	$(LINK_PROGRAM)
 else
-PROG_DIR := $(BUILD)
+PROG_PATHS := $(addprefix $(BUILD)/,$(PROGS))
+$(PROG_PATHS): $(BUILD)/%: host/%.c $(BUILD)/libtng.a
+	$(LINK_PROGRAM)
 endif
-$(PROGS): %: $(PROG_DIR)/%
-	@true
-$(PROG_DIR)/tng_%: host/tng_%.c $(BUILD)/libtng.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< $(BUILD)/libtng.a $(LDFLAGS) $(LDLIBS) -o $@
+all: $(PROG_PATHS)
 
-$(BUILD)/tests/%: tests/%.c tests/harness.h $(BUILD)/libtng.a
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libtng.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libtng.a $(LDFLAGS) $(LDLIBS) -o $@
 
@@ -86,7 +103,7 @@ lexicon: $(LEXICON)
 $(LEXICON): data/build_lexicon.py
 	python3 data/build_lexicon.py --out $@
 
-test: $(TESTS) $(addprefix $(PROG_DIR)/,$(PROGS)) $(VOCAB) $(LEXICON)
+test: $(TESTS) $(PROG_PATHS) $(VOCAB) $(LEXICON)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} tests/run_all.sh $(TESTS)
 
 # The main job on the embedded default: the synthetic world, pre-train, plain vs TNG, eval.

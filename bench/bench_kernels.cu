@@ -183,8 +183,9 @@ static void bench_backend_ops(const Backend *be) {
               *dcos = device_random<float>((size_t)Ni * Nt, 24);
         float *stats = (float *)be->alloc(sizeof(float) * INFONCE_NSTATS);
         snprintf(shape, sizeof shape, "%dx%d", Ni, Nt);
+        InfonceTerms whole = infonce_whole(Ni, Nt);
         double ms = time_ms(
-            [&] { be->infonce_forward_backward(dcos, stats, cos, d_t2i, d_i2t, 14.3f, Ni, Nt); });
+            [&] { be->infonce_forward_backward(dcos, stats, cos, d_t2i, d_i2t, 14.3f, Ni, Nt, &whole); });
         /* three reads of cos (rows, columns, grads) and one write of dcos */
         report("infonce_fwd_bwd_fp32", shape, ms, 4.0 * 4.0 * Ni * Nt, 0, 0);
         be->release(d_t2i), be->release(d_i2t), be->release(stats);

@@ -177,8 +177,8 @@ static void cuda_l2norm_backward(float *dinp, const float *dout, const float *ou
 
 static void cuda_infonce_forward_backward(float *dcos, float *stats, const float *cos,
                                           const int *txt2img, const int *i2t_target, float scale,
-                                          int Ni, int Nt) {
-    infonce_forward_backward(dcos, stats, cos, txt2img, i2t_target, scale, Ni, Nt, stream);
+                                          int Ni, int Nt, const InfonceTerms *terms) {
+    infonce_forward_backward(dcos, stats, cos, txt2img, i2t_target, scale, Ni, Nt, *terms, stream);
 }
 
 static void cuda_adamw_update(float *param, const float *grad, float *m, float *v, size_t n,

@@ -1,6 +1,6 @@
 # cuda.mk: the CUDA backend, its GPU tests and the kernel benchmark (run by `make cuda`).
 #
-#   build/cuda/libtng_cuda.a     backend_cuda() and every kernel
+#   build/cuda/libtng_cuda.a     backend_cuda(), every kernel, and the NCCL collectives
 #   build/cuda/test_kernels      each kernel against the CPU op (needs a GPU to run)
 #   build/cuda/test_train_step   one whole training step, CPU vs CUDA (needs a GPU)
 #   build/cuda/bench_kernels     kernel timings vs measured ceilings (needs a GPU)
@@ -16,7 +16,10 @@ NVCCFLAGS := -O3 -std=c++20 $(GENCODE) -lineinfo -Ihost -I. \
              -Xcompiler -Wall,-Wextra,-Werror,-Wno-unused-parameter,-fopenmp $(EXTRA_NVCCFLAGS)
 # --as-needed: the GPU programs use only part of libtng.a, so they do not need every
 # library at run time (the device machine may lack cjson or turbojpeg).
-LDLIBS := -lcublas -lcudart -lopenblas -lutf8proc -lcjson -lturbojpeg -lz -lpthread -lm -lgomp
+LDLIBS := -lcublas -lcudart -lnccl -lopenblas -lutf8proc -lcjson -lturbojpeg -lz -lpthread -lm -lgomp
+# libtng.a's host/dist.c speaks MPI when the main Makefile found mpicc: link it the same way
+MPICC ?= mpicc
+LDLIBS += $(shell $(MPICC) --showme:link 2>/dev/null)
 LDFLAGS := -Xlinker --as-needed
 # the same OpenBLAS build as the main Makefile (the OpenMP one, sharing our thread pool)
 OPENBLAS_OMP_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
@@ -38,7 +41,11 @@ $(CUDA_BUILD)/backend_cuda.o: cuda/backend_cuda.cu $(KERNEL_HEADERS)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
-$(CUDA_BUILD)/libtng_cuda.a: $(CUDA_BUILD)/backend_cuda.o
+$(CUDA_BUILD)/collective_nccl.o: cuda/collective_nccl.cu $(KERNEL_HEADERS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(CUDA_BUILD)/libtng_cuda.a: $(CUDA_BUILD)/backend_cuda.o $(CUDA_BUILD)/collective_nccl.o
 	ar rcs $@ $^
 
 $(CUDA_BUILD)/test_%: tests/gpu/test_%.cu tests/gpu/gpu_test_util.h tests/harness.h \

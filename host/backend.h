@@ -28,8 +28,34 @@ typedef struct {
     float grad_scale;                         /* gradients are multiplied by this first */
 } AdamWStep;
 
-/* InfoNCE statistics written by infonce_forward_backward (backend memory, 4 floats). */
+/* InfoNCE statistics written by infonce_forward_backward (backend memory, 4 floats). Each is
+ * this call's share of the global value: the shares of all calls over one global batch add
+ * up to it (see InfonceTerms). */
 enum { INFONCE_LOSS = 0, INFONCE_T2I = 1, INFONCE_I2T = 2, INFONCE_DSCALE = 3, INFONCE_NSTATS };
+
+/* Which InfoNCE terms one call computes, and where its block sits in the global batch.
+ *
+ * The objective is defined on the global similarity matrix [n_images, n_texts] (one process:
+ * the batch; data parallel: every rank's batch gathered). A call sees a block cos [Ni, Nt] of
+ * it whose row i is global image first_image + i:
+ * - image_to_text: the cross-entropy of each row over the texts, so the block must hold
+ *   every text column (Nt == n_texts);
+ * - text_to_image: the cross-entropy of each column over the images, so the block must hold
+ *   every image row (first_image == 0, Ni == n_images).
+ * Both means are over the GLOBAL counts, so the calls of all ranks add up to one big batch:
+ * a rank computes image_to_text on [its images x all texts] and text_to_image on [all images
+ * x its texts]. One process computes both on the whole matrix in one call. */
+typedef struct {
+    int image_to_text, text_to_image;
+    int first_image;       /* global index of the block's row 0 */
+    int n_images, n_texts; /* global counts: the denominators of the two means */
+} InfonceTerms;
+
+/* Both terms on a whole [Ni, Nt] matrix: the single-process loss. */
+static inline InfonceTerms infonce_whole(int Ni, int Nt) {
+    InfonceTerms terms = {1, 1, 0, Ni, Nt}; /* no compound literal: C++ includes this too */
+    return terms;
+}
 
 typedef struct Backend {
     const char *name;
@@ -95,15 +121,17 @@ typedef struct Backend {
     void (*l2norm_backward)(float *dinp, const float *dout, const float *out, const float *norm,
                             int N, int C);
 
-    /* ---- InfoNCE on the rectangular similarity matrix cos [Ni,Nt] (logits = scale*cos).
-     * txt2img[t]: the positive image of text t. i2t_target[i]: the text image i must pick,
-     * or -1 for the uniform target over all texts whose positive is i.
-     * loss = (mean_t CE over images + mean_i CE over texts) / 2.
-     * Writes dcos = dloss/dcos (may alias cos: computed in place) and stats[INFONCE_*],
-     * where stats[INFONCE_DSCALE] = dloss/dscale. ---- */
+    /* ---- InfoNCE on a block cos [Ni,Nt] of the similarity matrix (logits = scale*cos),
+     * computing the terms `terms` selects (host memory; see InfonceTerms).
+     * txt2img[t]: the GLOBAL index of text t's positive image. i2t_target[i]: the column image
+     * i must pick, or -1 for the uniform target over all texts whose positive is that image
+     * (read only for image_to_text; may be NULL otherwise).
+     * loss = (mean_t CE over images + mean_i CE over texts) / 2, means over the global counts.
+     * Writes dcos = dloss/dcos of this call's terms (may alias cos: computed in place) and
+     * stats[INFONCE_*], where stats[INFONCE_DSCALE] = dloss/dscale. ---- */
     void (*infonce_forward_backward)(float *dcos, float *stats, const float *cos,
                                      const int *txt2img, const int *i2t_target, float scale,
-                                     int Ni, int Nt);
+                                     int Ni, int Nt, const InfonceTerms *terms);
 
     /* ---- optimizer ---- */
     void (*adamw_update)(float *param, const float *grad, float *m, float *v, size_t n,

@@ -3,7 +3,8 @@
  *
  * vit-b-32 is OpenAI's ViT-B/32 exactly (ENGINE.md section 1). tiny is a small model that
  * trains in minutes on two CPU cores: it keeps CLIP's vocabulary and context so the real
- * tokenizer feeds it, and shrinks everything else.
+ * tokenizer feeds it, and shrinks everything else (64x64 images in 16 patches, width 128,
+ * 4 layers per tower).
  */
 #include "config.h"
 
@@ -27,7 +28,7 @@ int clip_config_preset(const char *name, ClipConfig *cfg) {
     if (strcmp(name, "tiny") == 0) {
         cfg->vision = (TowerConfig){128, 4, 4, 512, ACT_QUICK_GELU};
         cfg->image_size = 64;
-        cfg->patch_size = 8;
+        cfg->patch_size = 16; /* 16 patches: the synthetic world's objects span several */
         cfg->text = (TowerConfig){128, 4, 4, 512, ACT_QUICK_GELU};
         cfg->embed_dim = 128;
         return 0;

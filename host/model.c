@@ -447,6 +447,128 @@ static void text_backward(Clip *m, int B) {
 }
 
 /* ----------------------------------------------------------------------------
+ * Data parallelism: the gathered batch (see ClipTrainConfig.dist) */
+
+static int distributed(const Clip *m) { return m->train.dist && m->train.dist->world > 1; }
+
+static void gathered_free(Clip *m) {
+    void *device[] = {m->images_all, m->texts_all, m->d_images_all, m->d_texts_all,
+                      m->cos_columns, m->d_home};
+    for (size_t i = 0; i < sizeof device / sizeof *device; i++)
+        if (device[i]) m->be->release(device[i]);
+    free(m->image_counts), free(m->text_counts), free(m->image_offsets), free(m->text_offsets);
+    m->images_all = m->texts_all = m->d_images_all = m->d_texts_all = NULL;
+    m->cos_columns = m->d_home = NULL;
+    m->image_counts = m->text_counts = m->image_offsets = m->text_offsets = NULL;
+}
+
+static void gathered_alloc(Clip *m) {
+    const Backend *be = m->be;
+    size_t W = (size_t)m->train.dist->world, D = (size_t)m->cfg.embed_dim;
+    size_t images = W * m->max_images, texts = W * m->max_texts;
+    m->images_all = be->alloc(sizeof(float) * images * D);
+    m->texts_all = be->alloc(sizeof(float) * texts * D);
+    m->d_images_all = be->alloc(sizeof(float) * images * D);
+    m->d_texts_all = be->alloc(sizeof(float) * texts * D);
+    m->cos_columns = be->alloc(sizeof(float) * images * m->max_texts);
+    size_t home = m->max_images > m->max_texts ? m->max_images : m->max_texts;
+    m->d_home = be->alloc(sizeof(float) * home * D);
+    m->image_counts = callocCheck(W, sizeof(int));
+    m->text_counts = callocCheck(W, sizeof(int));
+    m->image_offsets = callocCheck(W + 1, sizeof(int));
+    m->text_offsets = callocCheck(W + 1, sizeof(int));
+}
+
+/* counts[r] * D: a per-rank count of rows as a count of floats */
+static int *times_dim(const Clip *m, const int *counts) {
+    int W = m->train.dist->world, *out = mallocCheck(sizeof(int) * (size_t)W);
+    for (int r = 0; r < W; r++) out[r] = counts[r] * m->cfg.embed_dim;
+    return out;
+}
+
+/* Gathers every rank's batch: sizes, features (rank order) and positives as global ids.
+ * Uploads this rank's image->text targets as global text ids. */
+static void gather_batch(Clip *m, const ClipBatch *batch) {
+    const Dist *d = m->train.dist;
+    const Backend *be = m->be;
+    int W = d->world, me = d->rank, Ni = batch->n_images, Nt = batch->n_texts;
+    int mine[2] = {Ni, Nt}, *pairs = mallocCheck(sizeof(int) * 2 * (size_t)W);
+    int *twos = mallocCheck(sizeof(int) * (size_t)W);
+    for (int r = 0; r < W; r++) twos[r] = 2;
+    d->host->all_gather(d, pairs, mine, twos, DIST_I32);
+    for (int r = 0; r < W; r++) m->image_counts[r] = pairs[2 * r], m->text_counts[r] = pairs[2 * r + 1];
+    m->n_images_global = dist_offsets(d, m->image_counts, m->image_offsets);
+    m->n_texts_global = dist_offsets(d, m->text_counts, m->text_offsets);
+
+    int *image_floats = times_dim(m, m->image_counts), *text_floats = times_dim(m, m->text_counts);
+    d->device->all_gather(d, m->images_all, m->vision_acts.features, image_floats, DIST_F32);
+    d->device->all_gather(d, m->texts_all, m->text_acts.features, text_floats, DIST_F32);
+
+    int *positives = mallocCheck(sizeof(int) * (size_t)m->n_texts_global);
+    int *own = positives + m->text_offsets[me]; /* gathered in place */
+    for (int t = 0; t < Nt; t++) own[t] = m->image_offsets[me] + batch->txt2img[t];
+    d->host->all_gather(d, positives, own, m->text_counts, DIST_I32);
+    be->to_device(m->txt2img, positives, sizeof(int) * (size_t)m->n_texts_global);
+    int *targets = mallocCheck(sizeof(int) * (size_t)Ni);
+    for (int i = 0; i < Ni; i++) {
+        int t = batch->i2t_target[i];
+        targets[i] = t >= 0 ? m->text_offsets[me] + t : -1;
+    }
+    be->to_device(m->i2t_target, targets, sizeof(int) * (size_t)Ni);
+    free(pairs), free(twos), free(image_floats), free(text_floats), free(positives), free(targets);
+}
+
+/* The two blocks this rank owns; stats: this rank's shares, then their global sums. */
+static void distributed_loss(Clip *m, float local[INFONCE_NSTATS], float global[INFONCE_NSTATS]) {
+    const Backend *be = m->be;
+    const Dist *d = m->train.dist;
+    int Ni = m->n_images, Nt = m->n_texts, D = m->cfg.embed_dim;
+    int Nig = m->n_images_global, Ntg = m->n_texts_global;
+    be->matmul_forward(m->cos, m->vision_acts.features, m->texts_all, NULL, Ni, D, Ntg);
+    be->matmul_forward(m->cos_columns, m->images_all, m->text_acts.features, NULL, Nig, D, Nt);
+    InfonceTerms rows = {1, 0, m->image_offsets[d->rank], Nig, Ntg};
+    InfonceTerms columns = {0, 1, 0, Nig, Ntg};
+    be->infonce_forward_backward(m->cos, m->stats, m->cos, m->txt2img, m->i2t_target, m->scale,
+                                 Ni, Ntg, &rows);
+    be->infonce_forward_backward(m->cos_columns, m->stats + INFONCE_NSTATS, m->cos_columns,
+                                 m->txt2img + m->text_offsets[d->rank], NULL, m->scale, Nig, Nt,
+                                 &columns);
+    float both[2 * INFONCE_NSTATS];
+    be->to_host(both, m->stats, sizeof both);
+    for (int k = 0; k < INFONCE_NSTATS; k++) global[k] = local[k] = both[k] + both[INFONCE_NSTATS + k];
+    d->host->all_reduce(d, global, INFONCE_NSTATS, DIST_F32, DIST_SUM);
+}
+
+/* Feature gradients of the two blocks; the gathered ones go home by reduce-scatter. */
+static void distributed_loss_backward(Clip *m, int train_vision, int train_text) {
+    const Backend *be = m->be;
+    const Dist *d = m->train.dist;
+    TowerActs *va = &m->vision_acts, *ta = &m->text_acts;
+    int Ni = m->n_images, Nt = m->n_texts, D = m->cfg.embed_dim;
+    int Nig = m->n_images_global, Ntg = m->n_texts_global;
+    if (train_vision) be->zero(m->d_images_all, sizeof(float) * (size_t)Nig * D);
+    if (train_text) be->zero(m->d_texts_all, sizeof(float) * (size_t)Ntg * D);
+    /* rows: cos = my images @ all texts^T */
+    be->matmul_backward(train_vision ? va->d_features : NULL, train_text ? m->d_texts_all : NULL,
+                        NULL, m->cos, va->features, m->texts_all, Ni, D, Ntg);
+    /* columns: cos = all images @ my texts^T */
+    be->matmul_backward(train_vision ? m->d_images_all : NULL, train_text ? ta->d_features : NULL,
+                        NULL, m->cos_columns, m->images_all, ta->features, Nig, D, Nt);
+    if (train_text) {
+        int *floats = times_dim(m, m->text_counts);
+        d->device->reduce_scatter(d, m->d_home, m->d_texts_all, floats);
+        be->accumulate(ta->d_features, m->d_home, (size_t)Nt * D);
+        free(floats);
+    }
+    if (train_vision) {
+        int *floats = times_dim(m, m->image_counts);
+        d->device->reduce_scatter(d, m->d_home, m->d_images_all, floats);
+        be->accumulate(va->d_features, m->d_home, (size_t)Ni * D);
+        free(floats);
+    }
+}
+
+/* ----------------------------------------------------------------------------
  * Public entry points */
 
 Clip *clip_create(const ClipConfig *cfg, const Backend *be) {
@@ -474,6 +596,7 @@ void clip_free(Clip *m) {
                        m->stats,  m->txt2img, m->i2t_target};
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++)
         if (buffers[i]) be->release(buffers[i]);
+    gathered_free(m);
     param_layout_free(&m->layout);
     free(m);
 }
@@ -534,10 +657,14 @@ void clip_prepare(Clip *m, const ClipTrainConfig *train, int max_images, int max
                              (void **)&m->i2t_target};
     for (size_t i = 0; i < sizeof loss_buffers / sizeof *loss_buffers; i++)
         if (*loss_buffers[i]) be->release(*loss_buffers[i]);
-    m->cos = be->alloc(sizeof(float) * (size_t)max_images * max_texts);
-    m->stats = be->alloc(sizeof(float) * INFONCE_NSTATS);
-    m->txt2img = be->alloc(sizeof(int) * (size_t)max_texts);
+    /* data parallel: the rows block is [local images x all texts] */
+    size_t world = train->dist ? (size_t)train->dist->world : 1;
+    m->cos = be->alloc(sizeof(float) * (size_t)max_images * max_texts * world);
+    m->stats = be->alloc(sizeof(float) * 2 * INFONCE_NSTATS);
+    m->txt2img = be->alloc(sizeof(int) * (size_t)max_texts * world);
     m->i2t_target = be->alloc(sizeof(int) * (size_t)max_images);
+    gathered_free(m);
+    if (distributed(m)) gathered_alloc(m);
     int training = train->train_vision || train->train_text || train->temperature <= 0;
     if (training && !m->grads) {
         size_t bytes = sizeof(float) * m->layout.total;
@@ -593,15 +720,25 @@ float clip_forward(Clip *m, const ClipBatch *batch, float stats[INFONCE_NSTATS])
         be->to_host(&logit_scale, m->w.logit_scale, sizeof(float));
         m->scale = expf(logit_scale);
     }
-    /* cos[i,t] = image_i . text_t, as a linear layer whose weight is the text features */
-    be->matmul_forward(m->cos, m->vision_acts.features, m->text_acts.features, NULL, Ni, D, Nt);
-    be->to_device(m->txt2img, batch->txt2img, sizeof(int) * (size_t)Nt);
-    be->to_device(m->i2t_target, batch->i2t_target, sizeof(int) * (size_t)Ni);
-    /* dcos is computed in place: cos is not needed after the loss */
-    be->infonce_forward_backward(m->cos, m->stats, m->cos, m->txt2img, m->i2t_target, m->scale,
-                                 Ni, Nt);
-    float host_stats[INFONCE_NSTATS];
-    be->to_host(host_stats, m->stats, sizeof host_stats);
+    float local_stats[INFONCE_NSTATS], host_stats[INFONCE_NSTATS];
+    if (distributed(m)) {
+        gather_batch(m, batch);
+        distributed_loss(m, local_stats, host_stats);
+    } else {
+        m->n_images_global = Ni;
+        m->n_texts_global = Nt;
+        /* cos[i,t] = image_i . text_t, as a linear layer whose weight is the text features */
+        be->matmul_forward(m->cos, m->vision_acts.features, m->text_acts.features, NULL, Ni, D, Nt);
+        be->to_device(m->txt2img, batch->txt2img, sizeof(int) * (size_t)Nt);
+        be->to_device(m->i2t_target, batch->i2t_target, sizeof(int) * (size_t)Ni);
+        /* dcos is computed in place: cos is not needed after the loss */
+        InfonceTerms whole = infonce_whole(Ni, Nt);
+        be->infonce_forward_backward(m->cos, m->stats, m->cos, m->txt2img, m->i2t_target,
+                                     m->scale, Ni, Nt, &whole);
+        be->to_host(host_stats, m->stats, sizeof host_stats);
+        memcpy(local_stats, host_stats, sizeof host_stats);
+    }
+    m->dscale = local_stats[INFONCE_DSCALE];
     if (stats) memcpy(stats, host_stats, sizeof host_stats);
     return host_stats[INFONCE_LOSS];
 }
@@ -615,18 +752,46 @@ void clip_backward(Clip *m) {
     /* through cos = img @ txt^T (m->cos now holds dcos) */
     be->zero(va->d_features, sizeof(float) * (size_t)Ni * D);
     be->zero(ta->d_features, sizeof(float) * (size_t)Nt * D);
-    be->matmul_backward(train_vision ? va->d_features : NULL,
-                        m->train.train_text ? ta->d_features : NULL, NULL, m->cos, va->features,
-                        ta->features, Ni, D, Nt);
+    if (distributed(m))
+        distributed_loss_backward(m, train_vision, m->train.train_text);
+    else
+        be->matmul_backward(train_vision ? va->d_features : NULL,
+                            m->train.train_text ? ta->d_features : NULL, NULL, m->cos,
+                            va->features, ta->features, Ni, D, Nt);
     if (m->train.temperature <= 0) { /* learned: dloss/dlogit_scale = dloss/dscale * scale */
-        float dscale, grad;
-        be->to_host(&dscale, m->stats + INFONCE_DSCALE, sizeof(float));
+        float grad;
         be->to_host(&grad, m->g.logit_scale, sizeof(float));
-        grad += dscale * m->scale;
+        grad += m->dscale * m->scale; /* this rank's share: clip_reduce_gradients sums them */
         be->to_device(m->g.logit_scale, &grad, sizeof(float));
     }
     if (m->train.train_text) text_backward(m, Nt);
     if (train_vision) vision_backward(m, Ni);
+}
+
+int clip_tensor_trains(const Clip *m, const ParamInfo *p) {
+    switch (p->tower) {
+    case TOWER_VISION: return m->train.train_vision;
+    case TOWER_TEXT: return m->train.train_text;
+    default: return m->train.temperature <= 0; /* logit_scale learns only when not fixed */
+    }
+}
+
+/* One all-reduce per run of adjacent trainable tensors: a frozen tower's gradients (zeros)
+ * never cross the network. */
+void clip_reduce_gradients(Clip *m) {
+    if (!distributed(m) || !m->grads) return;
+    const Dist *d = m->train.dist;
+    const ParamLayout *L = &m->layout;
+    for (int i = 0; i < L->count;) {
+        if (!clip_tensor_trains(m, &L->params[i])) {
+            i++;
+            continue;
+        }
+        size_t start = L->params[i].offset, end = start;
+        for (; i < L->count && clip_tensor_trains(m, &L->params[i]); i++)
+            end = L->params[i].offset + L->params[i].numel;
+        d->device->all_reduce(d, m->grads + start, end - start, DIST_F32, DIST_SUM);
+    }
 }
 
 /* Inference in chunks of the prepared batch size. */

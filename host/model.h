@@ -15,6 +15,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "dist.h" // defines: Dist, DistOps
 
 /* ----------------------------------------------------------------------------
  * Parameter layout */
@@ -114,6 +115,14 @@ typedef struct {
     int train_vision;     /* 0 freezes the tower: no backward, no saved activations */
     int train_text;
     int full_context;     /* 1 disables the cut to max(EOT)+1 (for the equivalence test) */
+    /* Data parallelism: NULL (or a world of one) is one process. With world > 1 each rank
+     * passes its own batch and the loss is that of all ranks' batches as one (ENGINE.md §6):
+     * features are all-gathered, each rank computes image->text for its images over all
+     * texts and text->image for its texts over all images, normalised by the global counts,
+     * and the gathered features' gradients are reduce-scattered (summed) back to their
+     * owners. Every rank must call clip_forward/clip_backward in step, with the same config
+     * and max sizes. */
+    const Dist *dist;
 } ClipTrainConfig;
 
 typedef struct {
@@ -126,10 +135,19 @@ typedef struct {
     ClipTrainConfig train;
     int max_images, max_texts;
     /* loss */
-    float *cos, *stats;       /* [max_images*max_texts], [INFONCE_NSTATS] */
-    int *txt2img, *i2t_target;
+    float *cos, *stats;       /* [max_images * max_texts * world], [2 * INFONCE_NSTATS] */
+    int *txt2img, *i2t_target; /* [max_texts * world] global image ids, [max_images] */
     float scale;              /* the logit scale used by the last forward */
+    float dscale;             /* this process's share of dloss/dscale in the last forward */
     int n_images, n_texts, text_tokens; /* shapes of the last forward */
+    /* data parallel (train.dist world > 1): the gathered batch of the last forward */
+    int n_images_global, n_texts_global; /* = n_images, n_texts in one process */
+    int *image_counts, *text_counts;     /* host [world]: each rank's batch */
+    int *image_offsets, *text_offsets;   /* host [world + 1]: where each rank's rows start */
+    float *images_all, *texts_all;       /* gathered features [sum images, D], [sum texts, D] */
+    float *d_images_all, *d_texts_all;   /* this rank's partial gradients of those */
+    float *cos_columns;                  /* [sum images, local texts]; m->cos holds the rows */
+    float *d_home;                       /* reduce-scatter landing [max(images, texts), D] */
     int images_from_features;
     uint64_t step;            /* optimizer steps taken */
 } Clip;
@@ -148,8 +166,17 @@ void clip_prepare(Clip *m, const ClipTrainConfig *train, int max_images, int max
 
 /* Forward pass and loss for one batch. Returns the loss; stats[] gets the InfoNCE terms. */
 float clip_forward(Clip *m, const ClipBatch *batch, float stats[INFONCE_NSTATS]);
-/* Backward pass of the last forward: accumulates parameter gradients. */
+/* Backward pass of the last forward: accumulates parameter gradients (this rank's towers'
+ * share of the global loss's gradient when data parallel). */
 void clip_backward(Clip *m);
+/* Data parallel: all-reduces (SUMS) the trainable tensors' gradients across ranks. The loss
+ * is normalised by the global counts, so each rank's gradient is its share of the big-batch
+ * gradient and the sum is exactly it (an average would divide by the world size once too
+ * often). Call once per optimizer step, after the last micro-batch's clip_backward. No-op
+ * in one process. */
+void clip_reduce_gradients(Clip *m);
+/* 1 if the tensor's gradient is used: its tower trains (logit_scale: learned temperature). */
+int clip_tensor_trains(const Clip *m, const ParamInfo *p);
 
 /* Inference: L2-normalised features into host out [n, D], in batches of the prepared size. */
 void clip_encode_images(Clip *m, const float *images, int n, float *out);

@@ -15,6 +15,14 @@
  * A run directory holds metrics.jsonl (one JSON line per step and per validation), the
  * checkpoints (train_state.h) and the image-embedding cache. SIGINT/SIGTERM write a
  * checkpoint and exit; a second signal exits at once. --resume continues bit-exactly.
+ *
+ * Data parallel (mpirun -np N ./tng_train ...; dist.h): --batch is per rank, every rank reads
+ * a disjoint share of each epoch, and the loss is the exact loss of the N batches as one
+ * (model.h, ClipTrainConfig.dist). Rank 0 alone resolves the model and the resume point and
+ * broadcasts them, and alone logs, validates and writes checkpoints. Every decision that
+ * changes the control flow (stop on a signal, skip a non-finite step) is taken from values
+ * all ranks share, so they stay in step. TNG neighbours come from the rank's own batch
+ * (--tng-scope local, the paper's per-GPU behaviour) or from all ranks' batches (global).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -28,6 +36,7 @@
 
 #include "cli.h"         // defines: CliOption, cli_getopt_table, cli_usage, cli_long, cli_double
 #include "common.h"      // defines: die, mallocCheck, now_seconds
+#include "dist.h"        // defines: Dist, dist_init, dist_finalize, dist_barrier, dist_abort
 #include "embed_cache.h" // defines: embed_cache_image_features
 #include "encoder.h"     // defines: Encoder, encoder_attach
 #include "evaluate.h"    // defines: evaluate_mcq
@@ -52,6 +61,7 @@ static const CliOption OPTIONS[] = {
     {"tng", "on|off", "generate negation texts each batch (default on)"},
     {"neg-per-image", "M", "negation texts per image (default 2: one hybrid, one full)"},
     {"tng-compat", "MODE", "ours (default) or released: the authors' code's pairing and targets"},
+    {"tng-scope", "MODE", "local (neighbours from this rank's batch, default) or global (all ranks')"},
     {"i2t-target", "MODE", "own, mean or released-random (default own; released-random with --tng-compat released)"},
     {"temperature", "T", "fixed:VALUE (e.g. fixed:0.07) or learned (default fixed:0.07)"},
     {"freeze", "TOWER", "vision, text or none (default vision)"},
@@ -76,21 +86,22 @@ static const CliOption OPTIONS[] = {
     {"log-every", "N", "log line interval when not on a terminal (default 10)"},
     {"threads", "N", "image decoding threads (default 1)"},
     {"max-nonfinite", "K", "abort after K non-finite steps in a row (default 5)"},
+    {"check-sync", "N", "under mpirun: compare a hash of the weights across ranks every N steps (default 0: off)"},
     {"help", NULL, "show this help"},
 };
 enum { OPT_CONFIG, OPT_INIT, OPT_DATA, OPT_FORMAT, OPT_IMAGE_ROOT, OPT_CAPTIONS, OPT_FAST_DECODE,
-       OPT_TNG, OPT_NEG_PER_IMAGE, OPT_TNG_COMPAT, OPT_I2T_TARGET, OPT_TEMPERATURE, OPT_FREEZE,
+       OPT_TNG, OPT_NEG_PER_IMAGE, OPT_TNG_COMPAT, OPT_TNG_SCOPE, OPT_I2T_TARGET, OPT_TEMPERATURE, OPT_FREEZE,
        OPT_LR, OPT_WD, OPT_BETA1, OPT_BETA2, OPT_EPS, OPT_BATCH, OPT_ACCUM, OPT_EPOCHS, OPT_STEPS,
        OPT_WARMUP, OPT_SCHEDULE, OPT_GRAD_CLIP, OPT_SEED, OPT_OUT, OPT_CHECKPOINT_EVERY,
        OPT_RESUME, OPT_VAL_MCQ, OPT_EVAL_EVERY, OPT_LOG_EVERY, OPT_THREADS, OPT_MAX_NONFINITE,
-       OPT_HELP, N_OPTIONS };
+       OPT_CHECK_SYNC, OPT_HELP, N_OPTIONS };
 
 typedef enum { I2T_OWN, I2T_MEAN, I2T_RELEASED_RANDOM } I2tTarget;
 static const char *const I2T_NAMES[] = {"own", "mean", "released-random"};
 
 typedef struct {
     const char *config, *init, *data, *format, *image_root, *out, *val_mcq;
-    int captions_all, fast_decode, tng, neg_per_image, released, i2t_given;
+    int captions_all, fast_decode, tng, neg_per_image, released, i2t_given, tng_global;
     I2tTarget i2t;
     float temperature; /* 0 = learned */
     int train_vision, train_text;
@@ -100,11 +111,13 @@ typedef struct {
     uint64_t seed;
     long checkpoint_every, eval_every, log_every;
     int resume, threads, max_nonfinite;
+    long check_sync;
 } TrainArgs;
 
 static void usage(FILE *out) {
     cli_usage(out, "tng_train", "[options]",
-              "Fine-tunes CLIP with TNG negation texts (or plainly with --tng off) on the CPU.",
+              "Fine-tunes CLIP with TNG negation texts (or plainly with --tng off) on the CPU.\n"
+              "Data parallel: mpirun -np N tng_train ... (--batch is per rank).",
               OPTIONS, N_OPTIONS);
 }
 
@@ -134,6 +147,7 @@ static void parse_args(int argc, char **argv, TrainArgs *a) {
     a->optim.lr = 5e-6f;
     a->optim.weight_decay = 0.01f;
     static const char *const on_off[] = {"off", "on"}, *const compat[] = {"ours", "released"};
+    static const char *const scopes[] = {"local", "global"};
     static const char *const freeze[] = {"vision", "text", "none"};
     static const char *const schedules[] = {"constant", "cosine"}, *const captions[] = {"one", "all"};
     struct option *table = cli_getopt_table(OPTIONS, N_OPTIONS);
@@ -150,6 +164,7 @@ static void parse_args(int argc, char **argv, TrainArgs *a) {
         case OPT_TNG: a->tng = parse_choice(name, optarg, on_off, 2); break;
         case OPT_NEG_PER_IMAGE: a->neg_per_image = (int)cli_long(name, optarg, 1, 16); break;
         case OPT_TNG_COMPAT: a->released = parse_choice(name, optarg, compat, 2); break;
+        case OPT_TNG_SCOPE: a->tng_global = parse_choice(name, optarg, scopes, 2); break;
         case OPT_I2T_TARGET:
             a->i2t = (I2tTarget)parse_choice(name, optarg, I2T_NAMES, 3);
             a->i2t_given = 1;
@@ -187,6 +202,7 @@ static void parse_args(int argc, char **argv, TrainArgs *a) {
         case OPT_LOG_EVERY: a->log_every = cli_long(name, optarg, 1, 1L << 40); break;
         case OPT_THREADS: a->threads = (int)cli_long(name, optarg, 1, 256); break;
         case OPT_MAX_NONFINITE: a->max_nonfinite = (int)cli_long(name, optarg, 1, 1000000); break;
+        case OPT_CHECK_SYNC: a->check_sync = cli_long(name, optarg, 0, 1L << 40); break;
         case OPT_HELP: usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }
@@ -201,13 +217,14 @@ static void parse_args(int argc, char **argv, TrainArgs *a) {
     if (!a->tng && a->released) bad_option("%s needs --tng on", "--tng-compat released");
 }
 
-static void print_settings(const TrainArgs *a, FILE *out) {
+static void print_settings(const TrainArgs *a, const Dist *d, FILE *out) {
     fprintf(out, "tng_train settings:\n");
     fprintf(out, "  model      %s %s\n", a->init ? "init" : "config", a->init ? a->init : a->config);
     fprintf(out, "  data       %s (format %s, captions %s%s)\n", a->data, a->format,
             a->captions_all ? "all" : "one", a->fast_decode ? ", fast decode" : "");
-    fprintf(out, "  tng        %s, M=%d, compat %s, i2t target %s\n", a->tng ? "on" : "off",
-            a->neg_per_image, a->released ? "released" : "ours", I2T_NAMES[a->i2t]);
+    fprintf(out, "  tng        %s, M=%d, compat %s, i2t target %s, scope %s\n", a->tng ? "on" : "off",
+            a->neg_per_image, a->released ? "released" : "ours", I2T_NAMES[a->i2t],
+            a->tng_global ? "global" : "local");
     if (a->temperature > 0) fprintf(out, "  temperature fixed %g\n", a->temperature);
     else fprintf(out, "  temperature learned\n");
     fprintf(out, "  train      vision %s, text %s\n", a->train_vision ? "yes" : "frozen",
@@ -218,6 +235,9 @@ static void print_settings(const TrainArgs *a, FILE *out) {
             a->optim.grad_clip);
     fprintf(out, "  batch      %d x accum %d, %s %ld\n", a->batch, a->accum, a->steps ? "steps" : "epochs",
             a->steps ? a->steps : (long)a->epochs);
+    fprintf(out, "  parallel   %d rank%s (%s), global batch %d, check-sync every %ld\n", d->world,
+            d->world == 1 ? "" : "s", d->world == 1 ? "one process" : dist_transport(),
+            a->batch * d->world, a->check_sync);
     fprintf(out, "  run        out %s, seed %" PRIu64 ", checkpoint every %ld, eval every %ld%s\n", a->out,
             a->seed, a->checkpoint_every, a->eval_every, a->resume ? ", resuming" : "");
 }
@@ -248,10 +268,19 @@ typedef struct {
     int n;
     LoaderPosition start; /* where this batch starts: the resume point if it is next */
     uint64_t epoch;
-    int64_t index;        /* global micro-batch number: seeds TNG and released targets */
+    int64_t index;        /* global micro-batch number, the same on every rank */
+    int64_t stream;       /* index * world + rank: seeds this rank's TNG texts (local scope)
+                             and released targets; = index in one process */
     const char **captions; /* borrowed from the dataset items, which outlive the loader */
     float *features;      /* [n, D] image embeddings (frozen tower or look-ahead) */
     float *images;        /* [n, 3, R, R] when the vision tower trains, else NULL */
+    /* --tng-scope global: all ranks' images in the loader's order (gather_global) */
+    int global_n;
+    int *own_at;          /* [n] where this rank's image j sits in that order */
+    const char **global_captions; /* [global_n], pointers into caption_arena */
+    float *global_features;       /* [global_n, D] */
+    char *caption_arena;
+    size_t arena_capacity;
 } Pending;
 
 /* The producer's input queue: the training loop pushes look-ahead batches, the producer's
@@ -293,8 +322,12 @@ static int queue_source(void *ctx, TngInput *in) {
     q->count--;
     pthread_cond_broadcast(&q->changed);
     pthread_mutex_unlock(&q->lock);
-    *in = (TngInput){.n_images = p->n, .dim = q->dim, .captions = p->captions,
-                     .image_emb = p->features, .batch_index = p->index};
+    if (p->global_n) /* every rank builds the texts of all images from the same inputs */
+        *in = (TngInput){.n_images = p->global_n, .dim = q->dim, .captions = p->global_captions,
+                         .image_emb = p->global_features, .batch_index = p->index};
+    else
+        *in = (TngInput){.n_images = p->n, .dim = q->dim, .captions = p->captions,
+                         .image_emb = p->features, .batch_index = p->stream};
     return 1;
 }
 
@@ -303,6 +336,8 @@ static int queue_source(void *ctx, TngInput *in) {
 
 typedef struct {
     TrainArgs args;
+    const Dist *dist;
+    int lead; /* rank 0: logs, validates, checkpoints */
     Clip *model;
     Dataset dataset;
     Loader *loader;
@@ -314,10 +349,69 @@ typedef struct {
     Lexicon *lexicon;
     InputQueue queue;
     int *plain_tokens, *plain_txt2img, *plain_target; /* --tng off */
+    int *own_tokens, *own_txt2img; /* --tng-scope global: this rank's share of the texts */
     FILE *metrics;
     Encoder val_encoder;
     int ring_next;
 } Run;
+
+/* --tng-scope global: gathers every rank's captions and image embeddings and puts them in
+ * the loader's order, the order one process with the global batch would see: rank k's j-th
+ * sample is position j * world + k of the step's window (loader.h), so the generated texts
+ * equal that process's. Ranks whose batch lost an image still get a fixed order. */
+static void gather_global(Run *r, Pending *p) {
+    const Dist *d = r->dist;
+    int W = d->world, D = r->model->cfg.embed_dim;
+    int *counts = mallocCheck(sizeof(int) * (size_t)W), *ones = mallocCheck(sizeof(int) * (size_t)W);
+    int *offsets = mallocCheck(sizeof(int) * ((size_t)W + 1));
+    for (int k = 0; k < W; k++) ones[k] = 1;
+    d->host->all_gather(d, counts, &p->n, ones, DIST_I32);
+    int total = dist_offsets(d, counts, offsets);
+    /* embeddings, rank after rank */
+    int *floats = mallocCheck(sizeof(int) * (size_t)W);
+    for (int k = 0; k < W; k++) floats[k] = counts[k] * D;
+    float *features = mallocCheck(sizeof(float) * (size_t)total * D);
+    d->host->all_gather(d, features, p->features, floats, DIST_F32);
+    /* captions: their lengths (NUL included), then their bytes */
+    int *lengths = mallocCheck(sizeof(int) * (size_t)total), *own = lengths + offsets[d->rank];
+    for (int j = 0; j < p->n; j++) own[j] = (int)strlen(p->captions[j]) + 1;
+    d->host->all_gather(d, lengths, own, counts, DIST_I32);
+    int *bytes = mallocCheck(sizeof(int) * (size_t)W);
+    size_t all_bytes = 0;
+    for (int k = 0; k < W; k++) {
+        bytes[k] = 0;
+        for (int j = 0; j < counts[k]; j++) bytes[k] += lengths[offsets[k] + j];
+        all_bytes += (size_t)bytes[k];
+    }
+    char *mine = mallocCheck((size_t)bytes[d->rank] + 1), *at = mine;
+    for (int j = 0; j < p->n; j++) at = stpcpy(at, p->captions[j]) + 1;
+    if (all_bytes > p->arena_capacity) {
+        p->caption_arena = reallocCheck(p->caption_arena, all_bytes);
+        p->arena_capacity = all_bytes;
+    }
+    d->host->all_gather(d, p->caption_arena, mine, bytes, DIST_BYTE);
+    const char **by_rank = mallocCheck(sizeof(char *) * (size_t)total);
+    const char *text = p->caption_arena;
+    for (int k = 0; k < total; k++) {
+        by_rank[k] = text;
+        text += lengths[k];
+    }
+    /* the loader's order: sample j of every rank in rank order, then j + 1 */
+    int g = 0, longest = 0;
+    for (int k = 0; k < W; k++) longest = counts[k] > longest ? counts[k] : longest;
+    for (int j = 0; j < longest; j++)
+        for (int k = 0; k < W; k++) {
+            if (j >= counts[k]) continue;
+            int from = offsets[k] + j;
+            p->global_captions[g] = by_rank[from];
+            memcpy(p->global_features + (size_t)g * D, features + (size_t)from * D, sizeof(float) * D);
+            if (k == d->rank) p->own_at[j] = g;
+            g++;
+        }
+    p->global_n = total;
+    free(counts), free(ones), free(offsets), free(floats), free(features), free(lengths);
+    free(bytes), free(mine), free(by_rank);
+}
 
 static void pending_fill(Run *r, Pending *p) {
     Clip *m = r->model;
@@ -327,6 +421,7 @@ static void pending_fill(Run *r, Pending *p) {
     p->n = b->size;
     p->epoch = b->epoch;
     p->index = r->next_index++;
+    p->stream = p->index * r->dist->world + r->dist->rank;
     for (int i = 0; i < b->size; i++) p->captions[i] = b->captions[i];
     size_t image_floats = (size_t)3 * R * R;
     if (r->cached_features) {
@@ -337,6 +432,23 @@ static void pending_fill(Run *r, Pending *p) {
         memcpy(p->images, b->images, sizeof(float) * image_floats * b->size);
         if (r->args.tng) clip_encode_images(m, p->images, b->size, p->features);
     }
+    if (r->args.tng && r->args.tng_global && r->dist->world > 1) gather_global(r, p);
+}
+
+/* --tng-scope global: this rank's images' texts out of the texts of all images, in the
+ * layout of a local batch (text m * n + j is the m-th text of image j). */
+static void take_own_texts(Run *r, const Pending *p, const TngTexts *texts, ClipBatch *batch) {
+    int ctx = texts->context, per_image = texts->n_texts / texts->n_images;
+    for (int k = 0; k < per_image; k++)
+        for (int j = 0; j < p->n; j++) {
+            int from = k * texts->n_images + p->own_at[j], to = k * p->n + j;
+            if (texts->txt2img[from] != p->own_at[j]) die("TNG text %d is not of image %d", from, p->own_at[j]);
+            memcpy(r->own_tokens + (size_t)to * ctx, texts->tokens + (size_t)from * ctx, sizeof(int) * ctx);
+            r->own_txt2img[to] = j;
+        }
+    batch->n_texts = per_image * p->n;
+    batch->tokens = r->own_tokens;
+    batch->txt2img = r->own_txt2img;
 }
 
 /* Runs one micro-batch forward and backward; returns its loss (NaN skips the backward). */
@@ -351,10 +463,15 @@ static float micro_step(Run *r, Pending *p, float stats[INFONCE_NSTATS], double 
         double t0 = now_seconds();
         texts = tng_producer_pop(r->producer);
         *tng_wait += now_seconds() - t0;
-        if (!texts || texts->batch_index != p->index) die("TNG producer out of step");
-        batch.n_texts = texts->n_texts;
-        batch.tokens = texts->tokens;
-        batch.txt2img = texts->txt2img;
+        if (!texts || texts->batch_index != (p->global_n ? p->index : p->stream))
+            die("TNG producer out of step");
+        if (p->global_n) {
+            take_own_texts(r, p, texts, &batch);
+        } else {
+            batch.n_texts = texts->n_texts;
+            batch.tokens = texts->tokens;
+            batch.txt2img = texts->txt2img;
+        }
     } else {
         int ctx = m->cfg.context_length;
         memset(r->plain_tokens, 0, sizeof(int) * (size_t)p->n * ctx);
@@ -367,9 +484,10 @@ static float micro_step(Run *r, Pending *p, float stats[INFONCE_NSTATS], double 
         batch.txt2img = r->plain_txt2img;
     }
     /* The image->text target. Text i is image i's caption in both layouts; released-random
-     * draws from all texts, seeded by the batch so a resumed run draws the same. */
+     * draws from all of this rank's texts (the released code's per-GPU batch), seeded by the
+     * batch so a resumed run draws the same. */
     int *targets = r->plain_target;
-    uint64_t state = a->seed ^ (0x5851f42d4c957f2dULL * (uint64_t)(p->index + 1));
+    uint64_t state = a->seed ^ (0x5851f42d4c957f2dULL * (uint64_t)(p->stream + 1));
     for (int i = 0; i < p->n; i++) {
         if (a->i2t == I2T_OWN) targets[i] = i;
         else if (a->i2t == I2T_MEAN) targets[i] = -1;
@@ -384,6 +502,7 @@ static float micro_step(Run *r, Pending *p, float stats[INFONCE_NSTATS], double 
 }
 
 static void save_checkpoint(Run *r, const Pending *next) {
+    if (!r->lead) return;
     char epoch[32], index[32], path[4096], err[1024];
     snprintf(epoch, sizeof epoch, "%" PRIu64, next->start.epoch);
     snprintf(index, sizeof index, "%" PRIu64, next->start.index);
@@ -414,57 +533,81 @@ static void format_eta(double seconds, char *out, size_t len) {
     else snprintf(out, len, "%ldm%02lds", s / 60, s % 60);
 }
 
-static void open_run(Run *r) {
+/* Rank 0 resolves the model (config, initial weights, resume point); the other ranks
+ * receive them, so only rank 0 needs --init and the run directory on its disk. */
+static void open_model(Run *r, LoaderPosition *start) {
     TrainArgs *a = &r->args;
-    char err[1024];
-    if (mkdir(a->out, 0755) != 0 && errno != EEXIST) die("%s: cannot create the run directory: %s", a->out, strerror(errno));
-    /* the model */
-    char resume_from[4096] = "";
-    if (a->resume && train_state_latest(a->out, resume_from, sizeof resume_from, err, sizeof err) != 0) {
-        fprintf(stderr, "tng: --resume: %s\n", err);
-        exit(2);
-    }
-    if (!a->resume) {
-        char probe[4096];
-        if (train_state_latest(a->out, probe, sizeof probe, err, sizeof err) == 0) {
-            fprintf(stderr, "tng: %s already holds a run (%s); use --resume or another --out\n", a->out, probe);
+    const Dist *d = r->dist;
+    char err[1024], resume_from[4096] = "";
+    ClipConfig cfg;
+    float *params = NULL;
+    if (r->lead) {
+        if (mkdir(a->out, 0755) != 0 && errno != EEXIST) die("%s: cannot create the run directory: %s", a->out, strerror(errno));
+        if (a->resume && train_state_latest(a->out, resume_from, sizeof resume_from, err, sizeof err) != 0) {
+            fprintf(stderr, "tng: --resume: %s\n", err);
+            exit(2);
+        }
+        if (!a->resume) {
+            char probe[4096];
+            if (train_state_latest(a->out, probe, sizeof probe, err, sizeof err) == 0) {
+                fprintf(stderr, "tng: %s already holds a run (%s); use --resume or another --out\n", a->out, probe);
+                exit(2);
+            }
+        }
+        if (a->init) {
+            Encoder probe_enc; /* reuse the encoder's loader: HF dir, checkpoint or run dir */
+            if (encoder_open(&probe_enc, a->init, 1, err, sizeof err) != 0) die("--init: %s", err);
+            cfg = probe_enc.model->cfg;
+            params = mallocCheck(sizeof(float) * probe_enc.model->layout.total);
+            clip_get_params(probe_enc.model, params);
+            encoder_close(&probe_enc);
+        } else if (clip_config_preset(a->config, &cfg) != 0) {
+            fprintf(stderr, "tng: unknown --config '%s' (tiny or vit-b-32)\n", a->config);
             exit(2);
         }
     }
-    ClipConfig cfg;
-    float *params = NULL;
-    if (a->init) {
-        Encoder probe_enc; /* reuse the encoder's loader: HF dir, checkpoint or run dir */
-        if (encoder_open(&probe_enc, a->init, 1, err, sizeof err) != 0) die("--init: %s", err);
-        cfg = probe_enc.model->cfg;
-        params = mallocCheck(sizeof(float) * probe_enc.model->layout.total);
-        clip_get_params(probe_enc.model, params);
-        encoder_close(&probe_enc);
-    } else if (clip_config_preset(a->config, &cfg) != 0) {
-        fprintf(stderr, "tng: unknown --config '%s' (tiny or vit-b-32)\n", a->config);
-        exit(2);
-    }
+    d->host->broadcast(d, &cfg, sizeof cfg, DIST_BYTE, 0);
     r->model = clip_create(&cfg, backend_cpu());
     if (params) clip_set_params(r->model, params), free(params);
     else clip_init_random(r->model, a->seed);
     int n_texts = a->batch * (a->tng ? a->neg_per_image + 1 : 1);
     ClipTrainConfig train = {.temperature = a->temperature, .train_vision = a->train_vision,
-                             .train_text = a->train_text};
+                             .train_text = a->train_text, .dist = d};
     clip_prepare(r->model, &train, a->batch, n_texts);
-    CheckpointMeta meta = {0};
-    LoaderPosition start = {0};
-    if (a->resume) {
-        if (train_state_load(resume_from, r->model, &meta, err, sizeof err) != 0) {
+    Clip *m = r->model;
+    uint64_t resume_state[3] = {0, 0, 0}; /* step, loader epoch, loader index */
+    if (a->resume && r->lead) {
+        CheckpointMeta meta = {0};
+        if (train_state_load(resume_from, m, &meta, err, sizeof err) != 0) {
             fprintf(stderr, "tng: --resume: %s\n", err);
             exit(2);
         }
         const char *e = checkpoint_meta_get(&meta, "loader_epoch"), *i = checkpoint_meta_get(&meta, "loader_index");
         if (!e || !i) die("%s: checkpoint lacks the data position", resume_from);
-        start.epoch = strtoull(e, NULL, 10);
-        start.index = strtoull(i, NULL, 10);
+        resume_state[0] = m->step;
+        resume_state[1] = strtoull(e, NULL, 10);
+        resume_state[2] = strtoull(i, NULL, 10);
         checkpoint_meta_free(&meta);
-        fprintf(stderr, "resuming from %s at step %" PRIu64 "\n", resume_from, r->model->step);
+        fprintf(stderr, "resuming from %s at step %" PRIu64 "\n", resume_from, m->step);
     }
+    /* every rank starts from rank 0's weights, moments and step */
+    d->device->broadcast(d, m->params, m->layout.total, DIST_F32, 0);
+    if (a->resume) {
+        d->device->broadcast(d, m->adam_m, m->layout.total, DIST_F32, 0);
+        d->device->broadcast(d, m->adam_v, m->layout.total, DIST_F32, 0);
+        d->host->broadcast(d, resume_state, 3, DIST_U64, 0);
+        m->step = resume_state[0];
+        *start = (LoaderPosition){.epoch = resume_state[1], .index = resume_state[2]};
+    }
+}
+
+static void open_run(Run *r) {
+    TrainArgs *a = &r->args;
+    const Dist *d = r->dist;
+    char err[1024];
+    LoaderPosition start = {0};
+    open_model(r, &start);
+    const ClipConfig cfg = r->model->cfg;
     /* the data */
     DatasetOptions dopt = {.image_root = a->image_root};
     if (dataset_format_parse(a->format, &dopt.format) != 0) {
@@ -488,37 +631,57 @@ static void open_run(Run *r) {
                           .threads = a->threads,
                           .seed = a->seed,
                           .shuffle = 1,
-                          .rank = 0,
-                          .world = 1,
+                          .rank = d->rank,
+                          .world = d->world,
                           .captions = a->captions_all ? LOADER_ALL_PAIRS : LOADER_ONE_CAPTION,
                           .drop_last = 1,
                           .start = start};
     r->loader = loader_open(&lopt, err, sizeof err);
     if (!r->loader) die("%s", err);
     if (loader_batches_per_epoch(r->loader) < 1)
-        die("%s: fewer samples than one batch of %d", a->data, a->batch);
+        die("%s: fewer samples than one batch of %d per rank", a->data, a->batch);
     if (!a->train_vision) { /* frozen tower: every image once, cached across runs */
         char cache[4096];
         snprintf(cache, sizeof cache, "%s/image_embeddings.cache", a->out);
         int n = 0;
         EmbedCacheStats stats;
-        fprintf(stderr, "image embeddings (frozen vision tower)...\n");
+        if (r->lead) fprintf(stderr, "image embeddings (frozen vision tower)...\n");
+        /* rank 0 first: on a shared disk the others then reuse its file instead of racing */
+        if (!r->lead) {
+            dist_barrier(d);
+            if (mkdir(a->out, 0755) != 0 && errno != EEXIST) die("%s: cannot create the run directory: %s", a->out, strerror(errno));
+        }
         if (embed_cache_image_features(r->model, &lopt, cache, &r->cached_features, &n, &stats, err, sizeof err) != 0)
             die("%s", err);
-        fprintf(stderr, "image embeddings: %d images, %s\n", n, stats.reused ? "reused from the cache" : "computed");
+        if (r->lead) {
+            dist_barrier(d);
+            fprintf(stderr, "image embeddings: %d images, %s\n", n, stats.reused ? "reused from the cache" : "computed");
+        }
     }
-    if (a->val_mcq && access(a->val_mcq, R_OK) != 0) die("%s: cannot read the validation file", a->val_mcq);
+    if (a->val_mcq && r->lead && access(a->val_mcq, R_OK) != 0) die("%s: cannot read the validation file", a->val_mcq);
     /* text side */
     r->tokenizer = tokenizer_load(NULL);
-    int D = cfg.embed_dim, R = cfg.image_size;
+    int D = cfg.embed_dim, R = cfg.image_size, W = d->world;
+    int tng_global = a->tng && a->tng_global && W > 1;
     for (int k = 0; k < 3; k++) {
-        r->pending[k].captions = mallocCheck(sizeof(char *) * (size_t)a->batch);
-        r->pending[k].features = mallocCheck(sizeof(float) * (size_t)a->batch * D);
-        r->pending[k].images = r->cached_features ? NULL : mallocCheck(sizeof(float) * (size_t)a->batch * 3 * R * R);
+        Pending *p = &r->pending[k];
+        p->captions = mallocCheck(sizeof(char *) * (size_t)a->batch);
+        p->features = mallocCheck(sizeof(float) * (size_t)a->batch * D);
+        p->images = r->cached_features ? NULL : mallocCheck(sizeof(float) * (size_t)a->batch * 3 * R * R);
+        if (tng_global) {
+            p->own_at = mallocCheck(sizeof(int) * (size_t)a->batch);
+            p->global_captions = mallocCheck(sizeof(char *) * (size_t)a->batch * W);
+            p->global_features = mallocCheck(sizeof(float) * (size_t)a->batch * W * D);
+        }
     }
     r->plain_tokens = mallocCheck(sizeof(int) * (size_t)a->batch * cfg.context_length);
     r->plain_txt2img = mallocCheck(sizeof(int) * (size_t)a->batch);
     r->plain_target = mallocCheck(sizeof(int) * (size_t)a->batch);
+    if (tng_global) {
+        size_t texts = (size_t)a->batch * (a->neg_per_image + 1);
+        r->own_tokens = mallocCheck(sizeof(int) * texts * cfg.context_length);
+        r->own_txt2img = mallocCheck(sizeof(int) * texts);
+    }
     r->next_index = (int64_t)r->model->step * a->accum;
     if (a->tng) {
         r->lexicon = lexicon_load(NULL);
@@ -533,10 +696,12 @@ static void open_run(Run *r) {
         r->queue.dim = D;
         r->producer = tng_producer_start(&tc, r->lexicon, r->tokenizer, queue_source, &r->queue, 2);
     }
-    char metrics_path[4096];
-    snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", a->out);
-    r->metrics = fopenCheck(metrics_path, a->resume ? "a" : "w");
-    if (a->val_mcq) encoder_attach(&r->val_encoder, r->model);
+    if (r->lead) {
+        char metrics_path[4096];
+        snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", a->out);
+        r->metrics = fopenCheck(metrics_path, a->resume ? "a" : "w");
+        if (a->val_mcq) encoder_attach(&r->val_encoder, r->model);
+    }
 }
 
 static void close_run(Run *r) {
@@ -546,19 +711,20 @@ static void close_run(Run *r) {
         pthread_mutex_destroy(&r->queue.lock);
         pthread_cond_destroy(&r->queue.changed);
     }
-    if (r->args.val_mcq) encoder_close(&r->val_encoder);
+    if (r->args.val_mcq && r->lead) encoder_close(&r->val_encoder);
     if (r->lexicon) lexicon_free(r->lexicon);
     tokenizer_free(r->tokenizer);
     for (int k = 0; k < 3; k++) {
-        free(r->pending[k].captions);
-        free(r->pending[k].features);
-        free(r->pending[k].images);
+        Pending *p = &r->pending[k];
+        free(p->captions), free(p->features), free(p->images);
+        free(p->own_at), free(p->global_captions), free(p->global_features), free(p->caption_arena);
     }
     free(r->plain_tokens), free(r->plain_txt2img), free(r->plain_target);
+    free(r->own_tokens), free(r->own_txt2img);
     free(r->cached_features);
     loader_close(r->loader);
     dataset_free(&r->dataset);
-    fclose(r->metrics);
+    if (r->metrics) fclose(r->metrics);
     clip_free(r->model);
 }
 
@@ -571,12 +737,51 @@ static Pending *fetch_next(Run *r) {
     return p;
 }
 
+/* A stop request (signal) on any rank stops every rank at the same step. */
+static int stop_agreed(const Dist *d) {
+    int stop = stop_requested;
+    if (d->world > 1) d->host->all_reduce(d, &stop, 1, DIST_I32, DIST_MAX);
+    if (stop) stop_requested = 1;
+    return stop;
+}
+
+/* --check-sync: every rank hashes its weights; any rank that differs from rank 0 ends the
+ * job, named in the message, before the divergence is trained further or checkpointed. */
+static void check_weights_in_sync(const Run *r, long step) {
+    const Dist *d = r->dist;
+    const Clip *m = r->model;
+    float *host = mallocCheck(sizeof(float) * m->layout.total);
+    clip_get_params(m, host);
+    uint64_t mine = dist_hash(host, sizeof(float) * m->layout.total);
+    free(host);
+    uint64_t *all = mallocCheck(sizeof(uint64_t) * (size_t)d->world);
+    int *ones = mallocCheck(sizeof(int) * (size_t)d->world);
+    for (int k = 0; k < d->world; k++) ones[k] = 1;
+    d->host->all_gather(d, all, &mine, ones, DIST_U64);
+    char msg[1024];
+    int len = snprintf(msg, sizeof msg, "weights diverged at step %ld: rank 0 has %016" PRIx64, step, all[0]);
+    int diverged = 0;
+    for (int k = 1; k < d->world; k++)
+        if (all[k] != all[0]) {
+            diverged++;
+            if (len < (int)sizeof msg - 64)
+                len += snprintf(msg + len, sizeof msg - (size_t)len, ", rank %d has %016" PRIx64, k, all[k]);
+        }
+    free(all), free(ones);
+    if (!diverged) return;
+    if (r->lead) dist_abort(d, 3, msg);
+    dist_barrier(d); /* never returns: rank 0's abort ends the job */
+}
+
 int main(int argc, char **argv) {
+    Dist *dist = dist_init(&argc, &argv);
     Run run;
     memset(&run, 0, sizeof run);
     TrainArgs *a = &run.args;
+    run.dist = dist;
+    run.lead = dist->rank == 0;
     parse_args(argc, argv, a);
-    print_settings(a, stderr);
+    if (run.lead) print_settings(a, dist, stderr);
     open_run(&run);
     Clip *m = run.model;
     long per_epoch = loader_batches_per_epoch(run.loader) / a->accum;
@@ -591,7 +796,7 @@ int main(int argc, char **argv) {
     int nonfinite_run = 0;
     double started = now_seconds(), tng_wait_total = 0;
     long first_step = (long)m->step;
-    for (long step = first_step; step < total && !stop_requested; step++) {
+    for (long step = first_step; step < total && !stop_agreed(dist); step++) {
         double t0 = now_seconds(), tng_wait = 0, loss_sum = 0;
         float stats[INFONCE_NSTATS], t2i = 0, i2t = 0;
         int pairs = 0, finite = 1;
@@ -602,15 +807,17 @@ int main(int argc, char **argv) {
             loss_sum += loss;
             t2i += stats[INFONCE_T2I] / a->accum;
             i2t += stats[INFONCE_I2T] / a->accum;
-            pairs += p->n;
+            pairs += m->n_images_global;
             queue_ahead[0] = queue_ahead[1];
             queue_ahead[1] = fetch_next(&run);
         }
+        /* the loss is global, so every rank takes the same branch here */
+        if (finite) clip_reduce_gradients(m);
         float grad_norm = finite ? clip_gradient_norm(m, a->accum) : NAN;
         float lr = optim_lr_at(&a->optim, m->step);
         if (!finite || !isfinite(grad_norm)) {
             m->be->zero(m->grads, sizeof(float) * m->layout.total);
-            fprintf(stderr, "\nstep %ld: non-finite %s, step skipped\n", step + 1, finite ? "gradient" : "loss");
+            if (run.lead) fprintf(stderr, "\nstep %ld: non-finite %s, step skipped\n", step + 1, finite ? "gradient" : "loss");
             if (++nonfinite_run >= a->max_nonfinite)
                 die("%d non-finite steps in a row: stopping; the last checkpoint in %s is intact "
                     "(try a lower --lr)", nonfinite_run, a->out);
@@ -622,12 +829,15 @@ int main(int argc, char **argv) {
         double seconds = now_seconds() - t0;
         tng_wait_total += tng_wait;
         double loss = loss_sum / a->accum;
+        if (a->check_sync && (step + 1) % a->check_sync == 0 && dist->world > 1)
+            check_weights_in_sync(&run, step + 1);
+        if (!run.lead) continue;
         fprintf(run.metrics,
                 "{\"step\": %ld, \"epoch\": %" PRIu64 ", \"loss\": %.6f, \"loss_t2i\": %.6f, "
                 "\"loss_i2t\": %.6f, \"lr\": %.4g, \"grad_norm\": %.6f, \"pairs_per_s\": %.2f, "
-                "\"step_s\": %.4f, \"tng_wait_s\": %.6f}\n",
+                "\"pairs_per_s_per_rank\": %.2f, \"step_s\": %.4f, \"tng_wait_s\": %.6f}\n",
                 step + 1, queue_ahead[0]->epoch, loss, t2i, i2t, lr, grad_norm, pairs / seconds,
-                seconds, tng_wait);
+                pairs / seconds / dist->world, seconds, tng_wait);
         double elapsed = now_seconds() - started, eta = elapsed / (step + 1 - first_step) * (total - step - 1);
         char eta_text[32];
         format_eta(eta, eta_text, sizeof eta_text);
@@ -641,14 +851,17 @@ int main(int argc, char **argv) {
             save_checkpoint(&run, queue_ahead[0]);
         if (a->val_mcq && a->eval_every && (step + 1) % a->eval_every == 0) validate(&run, step + 1);
     }
-    fflush(run.metrics);
-    if (stop_requested) fprintf(stderr, "\ninterrupted: saving a checkpoint\n");
+    if (run.metrics) fflush(run.metrics);
+    if (stop_requested && run.lead) fprintf(stderr, "\ninterrupted: saving a checkpoint\n");
     save_checkpoint(&run, queue_ahead[0]);
-    if (a->val_mcq && !stop_requested) validate(&run, (long)m->step);
+    if (a->val_mcq && !stop_requested && run.lead) validate(&run, (long)m->step);
     double elapsed = now_seconds() - started;
-    fprintf(stderr, "trained %ld steps in %.1f s; waited %.3f s for TNG texts (%.3f%% of the time); %ld unreadable images skipped\n",
+    if (run.lead)
+        fprintf(stderr, "trained %ld steps in %.1f s; waited %.3f s for TNG texts (%.3f%% of the time); %ld unreadable images skipped\n",
             (long)m->step - first_step, elapsed, tng_wait_total,
             elapsed > 0 ? 100 * tng_wait_total / elapsed : 0.0, loader_bad_items(run.loader));
     close_run(&run);
+    dist_barrier(dist); /* rank 0's checkpoint is complete before any rank reports success */
+    dist_finalize(dist);
     return stop_requested ? 130 : 0;
 }

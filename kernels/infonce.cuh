@@ -5,7 +5,9 @@
  * The definition is the CPU op's (host/cpu/ops_cpu.c, infonce_forward_backward): text t's
  * cross-entropy over the images (its positive is txt2img[t]) averaged over texts, plus image
  * i's cross-entropy over the texts (target i2t_target[i], or the uniform mixture of its own
- * texts when -1) averaged over images, halved.
+ * texts when -1) averaged over images, halved. The matrix may be a block of the global one
+ * (InfonceTerms, backend.h): row i is global image first + i, either term may be off (its
+ * kernel is not launched and it contributes 0), and the means divide by the global counts.
  *
  * Four kernels, none with atomics:
  *   rows:    block per image row: online max/sum-exp over the texts, the target logit
@@ -43,7 +45,8 @@ __device__ __forceinline__ void lse_merge(float &m, float &s, float m2, float s2
 
 static __global__ void __launch_bounds__(INFONCE_THREADS)
     infonce_rows_kernel(float *row_lse, float *row_loss, float *row_pos, const float *cos,
-                        const int *txt2img, const int *i2t_target, float scale, int Nt) {
+                        const int *txt2img, const int *i2t_target, float scale, int first,
+                        int Nt) {
     __shared__ float shared[PLAN_WARP];
     int i = blockIdx.x;
     const float *r = cos + (size_t)i * Nt;
@@ -51,7 +54,7 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
     for (int t = threadIdx.x; t < Nt; t += blockDim.x) {
         float x = scale * r[t];
         lse_merge(m, s, x, 1.0f);
-        if (txt2img[t] == i) {
+        if (txt2img[t] == first + i) {
             own_sum += x;
             own_count += 1.0f;
         }
@@ -72,7 +75,7 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
 
 static __global__ void __launch_bounds__(INFONCE_THREADS)
     infonce_columns_kernel(float *col_lse, float *col_loss, const float *cos, const int *txt2img,
-                           float scale, int Ni, int Nt) {
+                           float scale, int first, int Ni, int Nt) {
     __shared__ float group_m[INFONCE_COL_GROUPS][INFONCE_COL_TILE];
     __shared__ float group_s[INFONCE_COL_GROUPS][INFONCE_COL_TILE];
     int lane = threadIdx.x % INFONCE_COL_TILE, group = threadIdx.x / INFONCE_COL_TILE;
@@ -89,27 +92,34 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
             lse_merge(m, s, group_m[g][lane], group_s[g][lane]);
         float lse = m + logf(s);
         col_lse[t] = lse;
-        col_loss[t] = lse - scale * cos[(size_t)txt2img[t] * Nt + t];
+        col_loss[t] = lse - scale * cos[(size_t)(txt2img[t] - first) * Nt + t];
     }
 }
 
-/* dlogit = 0.5 [(softmax_col - onehot)/Nt + (softmax_row - target)/Ni]; dcos = dlogit scale.
+/* dlogit = 0.5 [(softmax_col - onehot)/n_texts + (softmax_row - target)/n_images], either
+ * term 0 when off; dcos = dlogit scale.
  * cos and dcos may be the same buffer: each element is read, then written, by one thread. */
 static __global__ void __launch_bounds__(INFONCE_THREADS)
     infonce_grads_kernel(float *dcos, float *row_dscale, const float *cos, const float *row_lse,
                          const float *row_pos, const float *col_lse, const int *txt2img,
-                         const int *i2t_target, float scale, int Ni, int Nt) {
+                         const int *i2t_target, float scale, InfonceTerms terms, int Nt) {
     __shared__ float shared[PLAN_WARP];
-    int i = blockIdx.x, target = i2t_target[i];
-    float lse = row_lse[i], inv_pos = 1.0f / row_pos[i];
+    int i = blockIdx.x, target = terms.image_to_text ? i2t_target[i] : 0;
+    float lse = terms.image_to_text ? row_lse[i] : 0.0f;
+    float inv_pos = terms.image_to_text ? 1.0f / row_pos[i] : 0.0f;
     float dscale = 0.0f;
     for (int t = threadIdx.x; t < Nt; t += blockDim.x) {
         size_t at = (size_t)i * Nt + t;
         float c = cos[at], logit = scale * c;
-        int own = txt2img[t] == i;
-        float target_row = target >= 0 ? (float)(target == t) : own * inv_pos;
-        float dlogit = 0.5f * ((expf(logit - col_lse[t]) - (float)own) / Nt +
-                               (expf(logit - lse) - target_row) / Ni);
+        int own = txt2img[t] == terms.first_image + i;
+        float col_term = 0.0f, row_term = 0.0f;
+        if (terms.text_to_image)
+            col_term = (expf(logit - col_lse[t]) - (float)own) / terms.n_texts;
+        if (terms.image_to_text) {
+            float target_row = target >= 0 ? (float)(target == t) : own * inv_pos;
+            row_term = (expf(logit - lse) - target_row) / terms.n_images;
+        }
+        float dlogit = 0.5f * (col_term + row_term);
         dcos[at] = dlogit * scale;
         dscale += dlogit * c;
     }
@@ -120,17 +130,18 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
 
 static __global__ void __launch_bounds__(INFONCE_THREADS)
     infonce_finish_kernel(float *stats, const float *row_loss, const float *row_dscale,
-                          const float *col_loss, int Ni, int Nt) {
+                          const float *col_loss, InfonceTerms terms, int Ni, int Nt) {
     __shared__ double shared[PLAN_WARP];
     double t2i = 0, i2t = 0, dscale = 0;
-    for (int t = threadIdx.x; t < Nt; t += blockDim.x)
+    for (int t = threadIdx.x; t < Nt && terms.text_to_image; t += blockDim.x)
         t2i += col_loss[t];
     for (int i = threadIdx.x; i < Ni; i += blockDim.x) {
-        i2t += row_loss[i];
+        if (terms.image_to_text)
+            i2t += row_loss[i];
         dscale += row_dscale[i];
     }
-    t2i = block_sum(t2i, shared) / Nt;
-    i2t = block_sum(i2t, shared) / Ni;
+    t2i = block_sum(t2i, shared) / terms.n_texts;
+    i2t = block_sum(i2t, shared) / terms.n_images;
     dscale = block_sum(dscale, shared);
     if (threadIdx.x == 0) {
         stats[INFONCE_LOSS] = (float)(0.5 * (t2i + i2t));
@@ -142,23 +153,28 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
 
 static inline void infonce_forward_backward(float *dcos, float *stats, const float *cos,
                                             const int *txt2img, const int *i2t_target, float scale,
-                                            int Ni, int Nt, cudaStream_t stream) {
+                                            int Ni, int Nt, const InfonceTerms &terms,
+                                            cudaStream_t stream) {
     InfoncePlan plan = infonce_plan(Ni, Nt);
     shapeCheck(plan.ok, "infonce over %d images x %d texts", Ni, Nt);
     float *row_lse = (float *)tng_cuda_scratch(sizeof(float) * plan.scratch_floats);
     float *row_loss = row_lse + Ni, *row_dscale = row_loss + Ni, *row_pos = row_dscale + Ni;
     float *col_lse = row_pos + Ni, *col_loss = col_lse + Nt;
-    infonce_rows_kernel<<<(unsigned)plan.row_blocks, plan.threads, 0, stream>>>(
-        row_lse, row_loss, row_pos, cos, txt2img, i2t_target, scale, Nt);
-    kernelCheck();
-    infonce_columns_kernel<<<(unsigned)plan.col_blocks, plan.threads, 0, stream>>>(
-        col_lse, col_loss, cos, txt2img, scale, Ni, Nt);
-    kernelCheck();
+    if (terms.image_to_text) {
+        infonce_rows_kernel<<<(unsigned)plan.row_blocks, plan.threads, 0, stream>>>(
+            row_lse, row_loss, row_pos, cos, txt2img, i2t_target, scale, terms.first_image, Nt);
+        kernelCheck();
+    }
+    if (terms.text_to_image) {
+        infonce_columns_kernel<<<(unsigned)plan.col_blocks, plan.threads, 0, stream>>>(
+            col_lse, col_loss, cos, txt2img, scale, terms.first_image, Ni, Nt);
+        kernelCheck();
+    }
     infonce_grads_kernel<<<(unsigned)plan.row_blocks, plan.threads, 0, stream>>>(
-        dcos, row_dscale, cos, row_lse, row_pos, col_lse, txt2img, i2t_target, scale, Ni, Nt);
+        dcos, row_dscale, cos, row_lse, row_pos, col_lse, txt2img, i2t_target, scale, terms, Nt);
     kernelCheck();
-    infonce_finish_kernel<<<1, plan.threads, 0, stream>>>(stats, row_loss, row_dscale, col_loss, Ni,
-                                                          Nt);
+    infonce_finish_kernel<<<1, plan.threads, 0, stream>>>(stats, row_loss, row_dscale, col_loss,
+                                                          terms, Ni, Nt);
     kernelCheck();
 }
 

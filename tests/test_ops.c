@@ -365,20 +365,22 @@ typedef struct {
     double stats[INFONCE_NSTATS];
     const int *txt2img, *i2t_target;
     int Ni, Nt;
+    InfonceTerms terms;
 } InfonceOp;
 
 /* The loss itself is the objective: out = [loss], weights = [1]. */
 static void infonce_fwd(OpCase *c) {
     InfonceOp *o = c->op;
     infonce_forward_backward_f64(o->dcos, o->stats, o->cos, o->txt2img, o->i2t_target,
-                                 (float)o->scale_param, o->Ni, o->Nt);
+                                 (float)o->scale_param, o->Ni, o->Nt, &o->terms);
     c->out[0] = o->stats[INFONCE_LOSS];
 }
 
 static void check_infonce(const int *i2t_target, const char *what) {
     /* 3 images x 7 texts, an uneven number of positives per image */
     static const int txt2img[] = {0, 1, 2, 0, 1, 2, 0};
-    InfonceOp o = {.Ni = 3, .Nt = 7, .txt2img = txt2img, .i2t_target = i2t_target};
+    InfonceOp o = {.Ni = 3, .Nt = 7, .txt2img = txt2img, .i2t_target = i2t_target,
+                   .terms = infonce_whole(3, 7)};
     o.cos = random_doubles(21, 0.5);
     o.dcos = zeros(21);
     /* a float-representable scale so the float cast in the op is exact */
@@ -403,7 +405,7 @@ static void check_infonce(const int *i2t_target, const char *what) {
     /* the float build, computing in place */
     float cos32[21], stats32[INFONCE_NSTATS];
     for (int k = 0; k < 21; k++) cos32[k] = (float)o.cos[k];
-    infonce_forward_backward_f32(cos32, stats32, cos32, txt2img, i2t_target, 14.25f, 3, 7);
+    infonce_forward_backward_f32(cos32, stats32, cos32, txt2img, i2t_target, 14.25f, 3, 7, &o.terms);
     check_f32_close("f32 in-place dcos", cos32, analytic, 21, 1e-6);
     CHECK(fabs(stats32[INFONCE_LOSS] - o.stats[INFONCE_LOSS]) < 1e-5 * o.stats[INFONCE_LOSS],
           "f32 loss %.9g vs f64 %.9g", stats32[INFONCE_LOSS], o.stats[INFONCE_LOSS]);
@@ -417,11 +419,72 @@ static void test_infonce(void) {
     check_infonce(mixed, "dcos (mixed targets)");
 }
 
+/* Data parallelism's decomposition: rank r computes image->text on [its images x all texts]
+ * and text->image on [all images x its texts]. Each block's gradient must match finite
+ * differences of its own loss, and the blocks of all ranks must add up to the whole-matrix
+ * call: loss, dscale and every dcos element (a cos element lies in one row block and one
+ * column block, whose two gradients sum to the whole one). */
+static void test_infonce_blocks(void) {
+    enum { NI = 5, NT = 11, RANKS = 2 };
+    static const int txt2img[NT] = {0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 2}; /* image 2 has 3 texts */
+    static const int target[NI] = {0, -1, 10, -1, 4};
+    static const int img_first[RANKS + 1] = {0, 2, NI}, txt_first[RANKS + 1] = {0, 4, NT};
+    const float scale = 14.25f;
+    double *cos = random_doubles(NI * NT, 0.5), whole_dcos[NI * NT], whole_stats[INFONCE_NSTATS];
+    InfonceTerms whole = infonce_whole(NI, NT);
+    infonce_forward_backward_f64(whole_dcos, whole_stats, cos, txt2img, target, scale, NI, NT, &whole);
+    double summed_dcos[NI * NT] = {0}, loss = 0, dscale = 0;
+    for (int r = 0; r < RANKS; r++) {
+        /* rows: this rank's images against every text, a contiguous slice of cos */
+        int ni = img_first[r + 1] - img_first[r];
+        InfonceOp rows = {.Ni = ni, .Nt = NT, .txt2img = txt2img, .i2t_target = target + img_first[r],
+                          .terms = {1, 0, img_first[r], NI, NT}, .scale_param = scale};
+        rows.cos = mallocCheck(sizeof(double) * ni * NT);
+        memcpy(rows.cos, cos + (size_t)img_first[r] * NT, sizeof(double) * ni * NT);
+        rows.dcos = zeros((size_t)ni * NT);
+        /* columns: every image against this rank's texts, copied out as a [NI, nt] block */
+        int nt = txt_first[r + 1] - txt_first[r];
+        InfonceOp cols = {.Ni = NI, .Nt = nt, .txt2img = txt2img + txt_first[r], .i2t_target = NULL,
+                          .terms = {0, 1, 0, NI, NT}, .scale_param = scale};
+        cols.cos = mallocCheck(sizeof(double) * NI * nt);
+        for (int i = 0; i < NI; i++)
+            for (int t = 0; t < nt; t++) cols.cos[i * nt + t] = cos[i * NT + txt_first[r] + t];
+        cols.dcos = zeros((size_t)NI * nt);
+        InfonceOp *blocks[2] = {&rows, &cols};
+        for (int k = 0; k < 2; k++) {
+            InfonceOp *o = blocks[k];
+            double one = 1, out = 0, analytic[NI * NT];
+            OpCase c = {.forward = infonce_fwd, .n_out = 1, .out = &out, .weights = &one, .op = o};
+            c.forward(&c);
+            memcpy(analytic, o->dcos, sizeof(double) * o->Ni * o->Nt);
+            fd_check(k == 0 ? "row block dcos" : "column block dcos", &c, o->cos, analytic,
+                     (size_t)o->Ni * o->Nt);
+            loss += o->stats[INFONCE_LOSS];
+            dscale += o->stats[INFONCE_DSCALE];
+        }
+        for (int i = 0; i < ni; i++)
+            for (int t = 0; t < NT; t++) summed_dcos[(img_first[r] + i) * NT + t] += rows.dcos[i * NT + t];
+        for (int i = 0; i < NI; i++)
+            for (int t = 0; t < nt; t++) summed_dcos[i * NT + txt_first[r] + t] += cols.dcos[i * nt + t];
+        free(rows.cos), free(rows.dcos), free(cols.cos), free(cols.dcos);
+    }
+    /* float64 sums in a different order: a few ulps */
+    CHECK(fabs(loss - whole_stats[INFONCE_LOSS]) < 1e-12, "blocks' loss %.15g, whole %.15g", loss,
+          whole_stats[INFONCE_LOSS]);
+    CHECK(fabs(dscale - whole_stats[INFONCE_DSCALE]) < 1e-12, "blocks' dscale %.15g, whole %.15g",
+          dscale, whole_stats[INFONCE_DSCALE]);
+    double worst = 0;
+    for (int k = 0; k < NI * NT; k++) worst = fmax(worst, fabs(summed_dcos[k] - whole_dcos[k]));
+    CHECK(worst < 1e-14, "blocks' dcos differ from the whole matrix's by %.3e", worst);
+    free(cos);
+}
+
 /* The square case with one text per image is CLIP's loss: check against a direct formula. */
 static void test_infonce_square_is_clip(void) {
     int n = 4, txt2img[] = {0, 1, 2, 3}, target[] = {0, 1, 2, 3};
     double *cos = random_doubles(16, 0.5), dcos[16], stats[INFONCE_NSTATS], scale = 10;
-    infonce_forward_backward_f64(dcos, stats, cos, txt2img, target, (float)scale, n, n);
+    InfonceTerms whole = infonce_whole(n, n);
+    infonce_forward_backward_f64(dcos, stats, cos, txt2img, target, (float)scale, n, n, &whole);
     double i2t = 0, t2i = 0;
     for (int i = 0; i < n; i++) {
         double rs = 0, cs = 0;
@@ -478,6 +541,7 @@ int main(void) {
     RUN_TEST(test_text_stem);
     RUN_TEST(test_l2norm);
     RUN_TEST(test_infonce);
+    RUN_TEST(test_infonce_blocks);
     RUN_TEST(test_infonce_square_is_clip);
     RUN_TEST(test_adamw_matches_formula);
     RUN_TEST(test_sum_squares_chunk_boundaries);

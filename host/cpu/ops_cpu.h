@@ -49,7 +49,8 @@
                                int N, int C);                                                   \
     void infonce_forward_backward_##sfx(real *dcos, real *stats, const real *cos,               \
                                         const int *txt2img, const int *i2t_target,             \
-                                        float scale, int Ni, int Nt);                           \
+                                        float scale, int Ni, int Nt,                            \
+                                        const InfonceTerms *terms);                             \
     void adamw_update_##sfx(real *param, const real *grad, real *m, real *v, size_t n,          \
                             const AdamWStep *hp);                                               \
     double sum_squares_##sfx(const real *x, size_t n);

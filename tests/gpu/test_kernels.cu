@@ -400,29 +400,45 @@ static void test_l2norm(void) {
     pair_free(inp), pair_free(out), pair_free(norm), pair_free(dout), pair_free(dinp);
 }
 
-/* TNG's shape: each image has 3 texts; some images pick one text, the rest the mean. */
-static void infonce_case(int Ni, int per_image, float scale) {
-    char what[96];
-    int Nt = Ni * per_image;
-    int *txt2img = (int *)mallocCheck(sizeof(int) * Nt),
-        *target = (int *)mallocCheck(sizeof(int) * Ni);
-    for (int t = 0; t < Nt; t++)
-        txt2img[t] = t / per_image;
-    for (int i = 0; i < Ni; i++)
-        target[i] = i % 3 == 0 ? -1 : i * per_image + (i % per_image);
-    IntPair t2i = int_pair(txt2img, Nt), i2t = int_pair(target, Ni);
-    Pair cos = pair_random_away_from_zero((size_t)Ni * Nt);
+/* TNG's shape: each image has 3 texts; some images pick one text, the rest the mean.
+ * The call is the block of a global batch of Ni * ranks images that rank `rank` computes
+ * (InfonceTerms): with ranks == 1 the whole matrix; otherwise `rows` selects image->text on
+ * [its images x all texts], else text->image on [all images x its texts]. */
+static void infonce_case(int Ni, int per_image, float scale, int ranks, int rank, int rows) {
+    char what[128];
+    int Ni_g = Ni * ranks, Nt_g = Ni_g * per_image;
+    InfonceTerms terms = infonce_whole(Ni, Ni * per_image);
+    int block_Ni = Ni, block_Nt = Ni * per_image, first_text = 0;
+    if (ranks > 1) {
+        terms = InfonceTerms{rows, !rows, rows ? rank * Ni : 0, Ni_g, Nt_g};
+        block_Ni = rows ? Ni : Ni_g;
+        block_Nt = rows ? Nt_g : Ni * per_image;
+        first_text = rows ? 0 : rank * Ni * per_image;
+    }
+    int *txt2img = (int *)mallocCheck(sizeof(int) * block_Nt),
+        *target = (int *)mallocCheck(sizeof(int) * block_Ni);
+    for (int t = 0; t < block_Nt; t++)
+        txt2img[t] = (first_text + t) / per_image; /* global image ids */
+    for (int i = 0; i < block_Ni; i++) {
+        int g = terms.first_image + i;
+        target[i] = g % 3 == 0 ? -1 : g * per_image + (g % per_image);
+    }
+    IntPair t2i = int_pair(txt2img, block_Nt), i2t = int_pair(target, block_Ni);
+    Pair cos = pair_random_away_from_zero((size_t)block_Ni * block_Nt);
     for (size_t k = 0; k < cos.n; k++)
         cos.host[k] *= 0.4f; /* |cos| in [0.2, 0.6) */
     pair_upload(cos);
     Pair stats = pair_poisoned(INFONCE_NSTATS);
     /* in place, as the model calls it: dcos overwrites cos */
-    cpu->infonce_forward_backward(cos.host, stats.host, cos.host, t2i.host, i2t.host, scale, Ni,
-                                  Nt);
-    gpu->infonce_forward_backward(cos.dev, stats.dev, cos.dev, t2i.dev, i2t.dev, scale, Ni, Nt);
-    snprintf(what, sizeof what, "infonce dcos %d x %d scale %g", Ni, Nt, scale);
+    cpu->infonce_forward_backward(cos.host, stats.host, cos.host, t2i.host, i2t.host, scale,
+                                  block_Ni, block_Nt, &terms);
+    gpu->infonce_forward_backward(cos.dev, stats.dev, cos.dev, t2i.dev, i2t.dev, scale, block_Ni,
+                                  block_Nt, &terms);
+    snprintf(what, sizeof what, "infonce dcos %d x %d scale %g (%s)", block_Ni, block_Nt, scale,
+             ranks == 1 ? "whole" : rows ? "row block" : "column block");
     check_scaled(what, cos, TOL);
-    snprintf(what, sizeof what, "infonce stats %d x %d scale %g", Ni, Nt, scale);
+    snprintf(what, sizeof what, "infonce stats %d x %d scale %g (%s)", block_Ni, block_Nt, scale,
+             ranks == 1 ? "whole" : rows ? "row block" : "column block");
     pair_check(what, stats, 1e-6, TOL);
     free(txt2img), free(target);
     int_pair_free(t2i), int_pair_free(i2t);
@@ -430,11 +446,15 @@ static void infonce_case(int Ni, int per_image, float scale) {
 }
 
 static void test_infonce(void) {
-    infonce_case(5, 3, 14.285714f);
+    infonce_case(5, 3, 14.285714f, 1, 0, 0);
+    infonce_case(5, 3, 14.285714f, 3, 1, 1); /* data parallel blocks: rank 1 of 3 */
+    infonce_case(5, 3, 14.285714f, 3, 1, 0);
     if (quick)
         return;
-    infonce_case(1024, 3, 14.285714f); /* the 1024 x 3072 of a TNG batch */
-    infonce_case(333, 1, 100.0f);      /* plain CLIP, the largest logit scale */
+    infonce_case(1024, 3, 14.285714f, 1, 0, 0); /* the 1024 x 3072 of a TNG batch */
+    infonce_case(333, 1, 100.0f, 1, 0, 0);      /* plain CLIP, the largest logit scale */
+    infonce_case(256, 3, 14.285714f, 8, 5, 1);  /* 8 ranks of 256: 256 x 6144 */
+    infonce_case(256, 3, 14.285714f, 8, 5, 0);  /* 2048 x 768 */
 }
 
 static void test_adamw_and_sum_squares(void) {

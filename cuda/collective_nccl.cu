@@ -1,0 +1,158 @@
+/*
+ * collective_nccl.cu: the NCCL transport of the collective layer (collective_nccl.h).
+ *
+ * The one design choice: NCCL runs on its own stream, and every collective is fenced by two
+ * events, compute -> NCCL before it and NCCL -> compute after it. The compute stream is the
+ * backend's legacy default stream, so the fences keep the ordering explicit even if the
+ * backend later moves to a non-blocking stream, and a collective never reads a buffer a
+ * kernel is still writing.
+ */
+#include "cuda/collective_nccl.h"
+
+#include <nccl.h>
+#include <vector>
+
+#include "cuda/cuda_common.h"
+
+static void nccl_check(ncclResult_t res, const char *what, const char *file, int line) {
+    if (res == ncclSuccess)
+        return;
+    fprintf(stderr, "tng: NCCL error at %s:%d: %s: %s\n", file, line, what, ncclGetErrorString(res));
+    exit(1); /* dist.c's atexit handler aborts the other ranks */
+}
+#define ncclCheck(call) nccl_check((call), #call, __FILE__, __LINE__)
+
+typedef struct {
+    ncclComm_t comm;
+    cudaStream_t stream;
+    cudaEvent_t compute_done, nccl_done;
+} NcclState;
+
+static const cudaStream_t compute_stream = 0; /* the backend's stream (backend_cuda.cu) */
+
+static NcclState *state(const Dist *d) { return (NcclState *)d->device_state; }
+
+static ncclDataType_t nccl_type(DistType type) {
+    switch (type) {
+    case DIST_F32: return ncclFloat32;
+    case DIST_I32: return ncclInt32;
+    case DIST_U64: return ncclUint64;
+    default: return ncclUint8;
+    }
+}
+
+static size_t type_size(DistType type) { return type == DIST_U64 ? 8 : type == DIST_BYTE ? 1 : 4; }
+
+/* compute -> NCCL: the collective starts after every kernel queued before it */
+static void begin(const Dist *d) {
+    NcclState *s = state(d);
+    cudaCheck(cudaEventRecord(s->compute_done, compute_stream));
+    cudaCheck(cudaStreamWaitEvent(s->stream, s->compute_done, 0));
+}
+
+/* NCCL -> compute: kernels queued after it see its result */
+static void end(const Dist *d) {
+    NcclState *s = state(d);
+    cudaCheck(cudaEventRecord(s->nccl_done, s->stream));
+    cudaCheck(cudaStreamWaitEvent(compute_stream, s->nccl_done, 0));
+}
+
+static int equal_counts(const Dist *d, const int *counts) {
+    for (int r = 1; r < d->world; r++)
+        if (counts[r] != counts[0])
+            return 0;
+    return 1;
+}
+
+static void nccl_all_gather(const Dist *d, void *recv, const void *send, const int *counts,
+                            DistType type) {
+    NcclState *s = state(d);
+    std::vector<int> offsets((size_t)d->world + 1);
+    dist_offsets(d, counts, offsets.data());
+    begin(d);
+    if (equal_counts(d, counts)) {
+        ncclCheck(ncclAllGather(send, recv, (size_t)counts[0], nccl_type(type), s->comm, s->stream));
+    } else { /* every rank broadcasts its slice into place */
+        ncclCheck(ncclGroupStart());
+        for (int r = 0; r < d->world; r++)
+            ncclCheck(ncclBroadcast(send, (char *)recv + (size_t)offsets[r] * type_size(type),
+                                    (size_t)counts[r], nccl_type(type), r, s->comm, s->stream));
+        ncclCheck(ncclGroupEnd());
+    }
+    end(d);
+}
+
+static void nccl_reduce_scatter(const Dist *d, float *recv, const float *send, const int *counts) {
+    NcclState *s = state(d);
+    std::vector<int> offsets((size_t)d->world + 1);
+    dist_offsets(d, counts, offsets.data());
+    begin(d);
+    if (equal_counts(d, counts)) {
+        ncclCheck(ncclReduceScatter(send, recv, (size_t)counts[0], ncclFloat32, ncclSum, s->comm,
+                                    s->stream));
+    } else { /* one reduction per owner, each to its own rank */
+        ncclCheck(ncclGroupStart());
+        for (int r = 0; r < d->world; r++)
+            ncclCheck(ncclReduce(send + offsets[r], recv, (size_t)counts[r], ncclFloat32, ncclSum, r,
+                                 s->comm, s->stream));
+        ncclCheck(ncclGroupEnd());
+    }
+    end(d);
+}
+
+static void nccl_all_reduce(const Dist *d, void *buf, size_t count, DistType type, DistReduce op) {
+    NcclState *s = state(d);
+    ncclRedOp_t nop = op == DIST_AVG ? ncclAvg : op == DIST_MAX ? ncclMax : ncclSum;
+    begin(d);
+    ncclCheck(ncclAllReduce(buf, buf, count, nccl_type(type), nop, s->comm, s->stream));
+    end(d);
+}
+
+static void nccl_broadcast(const Dist *d, void *buf, size_t count, DistType type, int root) {
+    NcclState *s = state(d);
+    begin(d);
+    ncclCheck(ncclBroadcast(buf, buf, count, nccl_type(type), root, s->comm, s->stream));
+    end(d);
+}
+
+static const DistOps nccl_ops = {"nccl", nccl_all_gather, nccl_reduce_scatter, nccl_all_reduce,
+                                 nccl_broadcast};
+
+static void nccl_release(Dist *d) {
+    NcclState *s = state(d);
+    cudaCheck(cudaStreamSynchronize(s->stream));
+    ncclCheck(ncclCommDestroy(s->comm));
+    cudaCheck(cudaEventDestroy(s->compute_done));
+    cudaCheck(cudaEventDestroy(s->nccl_done));
+    cudaCheck(cudaStreamDestroy(s->stream));
+    free(s);
+    d->device_state = NULL;
+    d->device = d->host;
+}
+
+void dist_attach_nccl(Dist *d) {
+    int devices = 0;
+    cudaCheck(cudaGetDeviceCount(&devices));
+    if (d->local_rank >= devices) {
+        fprintf(stderr, "tng: rank %d is local rank %d but this node has %d GPU(s): start at most "
+                        "one rank per GPU\n", d->rank, d->local_rank, devices);
+        exit(1);
+    }
+    cudaCheck(cudaSetDevice(d->local_rank));
+    ncclUniqueId id;
+    if (d->rank == 0)
+        ncclCheck(ncclGetUniqueId(&id));
+    d->host->broadcast(d, &id, sizeof id, DIST_BYTE, 0);
+    NcclState *s = (NcclState *)calloc(1, sizeof(NcclState));
+    if (!s) {
+        fprintf(stderr, "tng: out of memory for the NCCL state\n");
+        exit(1);
+    }
+    ncclCheck(ncclCommInitRank(&s->comm, d->world, id, d->rank));
+    cudaCheck(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
+    cudaCheck(cudaEventCreateWithFlags(&s->compute_done, cudaEventDisableTiming));
+    cudaCheck(cudaEventCreateWithFlags(&s->nccl_done, cudaEventDisableTiming));
+    d->device_state = s;
+    d->device = &nccl_ops;
+    d->device_release = nccl_release;
+}

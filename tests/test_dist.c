@@ -1,0 +1,645 @@
+/*
+ * test_dist.c: data-parallel training under mpirun equals one process with the global batch.
+ *
+ * Started without mpirun (as `make test` does) the binary is the driver: it launches
+ * `mpirun -np N <itself> --worker SCENARIO DIR` for the model-level checks, and
+ * `mpirun -np N tng_train ...` for the program-level ones, then compares what they wrote
+ * with a one-process run computed here. Under mpirun (--worker) it is one rank.
+ *
+ *   collectives     np 3, uneven counts: all-gather, reduce-scatter, all-reduce, broadcast
+ *   model_*         np 2 (batch B each) and np 3 (uneven) vs one process with the
+ *                   concatenated batch: the loss of 5 steps, every parameter gradient of the
+ *                   first step, the weights after 5 AdamW steps
+ *   tng_train       np 2 with --tng-scope global vs one process with twice the batch;
+ *                   resume under np 2 equals the uninterrupted run; a killed rank ends the
+ *                   job within 60 s and its last checkpoint resumes; --check-sync catches
+ *                   ranks whose weights differ
+ *
+ * Tolerances: float32 sums in another order (features gathered across ranks, gradients
+ * summed across ranks), amplified by 5 optimizer steps: |got - want| <= 1e-5 |want| plus an
+ * absolute 1e-5 of the tensor's largest magnitude, so that elements summing to ~0 do not
+ * fail on rounding. Resume is bit-exact (the same reductions in the same order).
+ * Runs as root need --allow-run-as-root; 3 ranks on 2 cores need --oversubscribe.
+ * Under `make asan` the ranks run with ASAN_OPTIONS=detect_leaks=0 (see MPIRUN).
+ */
+#include <dirent.h>
+#include <libgen.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "dist.h"
+#include "harness.h"
+#include "model.h"
+#include "optim.h"
+#include "rng.h"
+#include "synth.h"
+#include "train_state.h"
+
+/* Open MPI's runtime leaks at exit, which LeakSanitizer (make asan) would report as a failed
+ * rank: leak detection is off in the ranks only; this driver keeps it. */
+#define MPIRUN                                                                                \
+    "mpirun --allow-run-as-root --oversubscribe -x OMP_NUM_THREADS=1 -x "                     \
+    "ASAN_OPTIONS=detect_leaks=0 "
+enum { STEPS = 5, MAX_RANKS = 3 };
+
+static char work_dir[] = "/tmp/tng_test_dist_XXXXXX";
+static char self_path[4096], train_path[4096];
+
+/* ----------------------------------------------------------------------------
+ * The model-level scenarios: one rank's batch of a global batch */
+
+typedef struct {
+    const char *name;
+    int world;
+    int counts[MAX_RANKS]; /* images per rank */
+    int texts_per_image;   /* 1: plain CLIP; 3: TNG's shape */
+    int frozen_vision;     /* 1: precomputed image features, vision frozen, fixed temperature */
+} Scenario;
+
+static const Scenario SCENARIOS[] = {
+    {"model_plain", 2, {4, 4}, 1, 0},
+    {"model_tng", 2, {4, 4}, 3, 1},
+    {"model_uneven", 3, {3, 3, 2}, 3, 0},
+};
+
+static ClipConfig small_config(void) {
+    ClipConfig c = {0};
+    c.vision = (TowerConfig){32, 2, 2, 64, ACT_QUICK_GELU};
+    c.image_size = 16;
+    c.patch_size = 4;
+    c.text = (TowerConfig){32, 2, 4, 96, ACT_GELU};
+    c.vocab_size = 64;
+    c.context_length = 12;
+    c.embed_dim = 16;
+    c.logit_scale_init = logf(1 / 0.07f);
+    return c;
+}
+
+typedef struct {
+    int n_images, n_texts;
+    float *images, *features;
+    int *tokens, *txt2img, *target;
+} Batch;
+
+/* Rank r's batch of step `step`: image j is global image first + j and its k-th text is
+ * local text k * n + j. Every value is drawn from (step, global image, k), so a rank and the
+ * one-process reference build the same numbers. Images g % 3 == 1 take the mean target. */
+static void make_batch(const Scenario *sc, const ClipConfig *c, int step, int rank, Batch *b) {
+    int first = 0, n = sc->counts[rank], K = sc->texts_per_image, ctx = c->context_length;
+    int R = c->image_size, D = c->embed_dim;
+    for (int k = 0; k < rank; k++) first += sc->counts[k];
+    b->n_images = n;
+    b->n_texts = n * K;
+    b->images = mallocCheck(sizeof(float) * (size_t)n * 3 * R * R);
+    b->features = mallocCheck(sizeof(float) * (size_t)n * D);
+    b->tokens = callocCheck((size_t)n * K * ctx, sizeof(int));
+    b->txt2img = mallocCheck(sizeof(int) * (size_t)n * K);
+    b->target = mallocCheck(sizeof(int) * (size_t)n);
+    for (int j = 0; j < n; j++) {
+        int g = first + j;
+        Rng rng;
+        rng_seed(&rng, 1000u * (uint64_t)step + (uint64_t)g);
+        for (int p = 0; p < 3 * R * R; p++) b->images[(size_t)j * 3 * R * R + p] = (float)rng_normal(&rng);
+        double norm = 0;
+        float *f = b->features + (size_t)j * D;
+        for (int d = 0; d < D; d++) f[d] = (float)rng_normal(&rng), norm += f[d] * f[d];
+        for (int d = 0; d < D; d++) f[d] = (float)(f[d] / sqrt(norm));
+        for (int k = 0; k < K; k++) {
+            int t = k * n + j, eot = 2 + (int)rng_below(&rng, ctx - 3);
+            int *row = b->tokens + (size_t)t * ctx;
+            row[0] = c->vocab_size - 2;
+            for (int p = 1; p < eot; p++) row[p] = 1 + (int)rng_below(&rng, c->vocab_size - 4);
+            row[eot] = clip_eot_token(c);
+            b->txt2img[t] = j;
+        }
+        b->target[j] = K > 1 && g % 3 == 1 ? -1 : j;
+    }
+}
+
+static void batch_free(Batch *b) {
+    free(b->images), free(b->features), free(b->tokens), free(b->txt2img), free(b->target);
+}
+
+/* The one-process batch: every rank's batch one after another, indices made global. */
+static void make_global_batch(const Scenario *sc, const ClipConfig *c, int step, Batch *all) {
+    Batch parts[MAX_RANKS];
+    int ni = 0, nt = 0, R = c->image_size, D = c->embed_dim, ctx = c->context_length;
+    for (int r = 0; r < sc->world; r++) {
+        make_batch(sc, c, step, r, &parts[r]);
+        ni += parts[r].n_images, nt += parts[r].n_texts;
+    }
+    *all = (Batch){.n_images = ni, .n_texts = nt};
+    all->images = mallocCheck(sizeof(float) * (size_t)ni * 3 * R * R);
+    all->features = mallocCheck(sizeof(float) * (size_t)ni * D);
+    all->tokens = mallocCheck(sizeof(int) * (size_t)nt * ctx);
+    all->txt2img = mallocCheck(sizeof(int) * (size_t)nt);
+    all->target = mallocCheck(sizeof(int) * (size_t)ni);
+    int io = 0, to = 0;
+    for (int r = 0; r < sc->world; r++) {
+        Batch *p = &parts[r];
+        memcpy(all->images + (size_t)io * 3 * R * R, p->images, sizeof(float) * (size_t)p->n_images * 3 * R * R);
+        memcpy(all->features + (size_t)io * D, p->features, sizeof(float) * (size_t)p->n_images * D);
+        memcpy(all->tokens + (size_t)to * ctx, p->tokens, sizeof(int) * (size_t)p->n_texts * ctx);
+        for (int t = 0; t < p->n_texts; t++) all->txt2img[to + t] = io + p->txt2img[t];
+        for (int i = 0; i < p->n_images; i++)
+            all->target[io + i] = p->target[i] < 0 ? -1 : to + p->target[i];
+        io += p->n_images, to += p->n_texts;
+        batch_free(p);
+    }
+}
+
+/* STEPS steps of training; writes the losses, the first step's gradients and the final
+ * weights (each layout.total floats) into out. dist NULL: one process. */
+static void train_scenario(const Scenario *sc, const Dist *dist, float *losses, float *grads,
+                           float *params) {
+    ClipConfig c = small_config();
+    Clip *m = clip_create(&c, backend_cpu());
+    clip_init_random(m, 5);
+    int max_images = 0;
+    for (int r = 0; r < sc->world; r++) max_images += sc->counts[r];
+    if (dist) {
+        max_images = 0;
+        for (int r = 0; r < sc->world; r++) max_images = sc->counts[r] > max_images ? sc->counts[r] : max_images;
+    }
+    ClipTrainConfig train = {.temperature = sc->frozen_vision ? 0.07f : 0,
+                             .train_vision = !sc->frozen_vision, .train_text = 1, .dist = dist};
+    clip_prepare(m, &train, max_images, max_images * sc->texts_per_image);
+    OptimConfig oc = optim_defaults();
+    oc.lr = 2e-3f;
+    oc.grad_clip = 1.0f;
+    for (int s = 0; s < STEPS; s++) {
+        Batch b;
+        if (dist) make_batch(sc, &c, s, dist->rank, &b);
+        else make_global_batch(sc, &c, s, &b);
+        ClipBatch cb = {.n_images = b.n_images, .n_texts = b.n_texts, .tokens = b.tokens,
+                        .txt2img = b.txt2img, .i2t_target = b.target};
+        if (sc->frozen_vision) cb.image_features = b.features;
+        else cb.images = b.images;
+        losses[s] = clip_forward(m, &cb, NULL);
+        clip_backward(m);
+        clip_reduce_gradients(m);
+        if (s == 0) clip_get_params(m, params), memcpy(grads, m->grads, sizeof(float) * m->layout.total);
+        clip_optimizer_step(m, &oc, 1);
+        batch_free(&b);
+    }
+    clip_get_params(m, params);
+    clip_free(m);
+}
+
+static size_t model_floats(void) {
+    ClipConfig c = small_config();
+    ParamLayout L;
+    param_layout_build(&c, &L);
+    size_t n = L.total;
+    param_layout_free(&L);
+    return n;
+}
+
+/* ----------------------------------------------------------------------------
+ * Worker side (under mpirun) */
+
+static int collective_failures;
+#define EXPECT(cond, ...)                                                    \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            collective_failures++;                                           \
+            fprintf(stderr, "rank check failed: %s: ", #cond);               \
+            fprintf(stderr, __VA_ARGS__);                                    \
+            fputc('\n', stderr);                                             \
+        }                                                                    \
+    } while (0)
+
+/* Uneven counts {3, 1, 2}: counts in elements, rank order, every type the engine uses. */
+static void worker_collectives(const Dist *d) {
+    int counts[MAX_RANKS] = {3, 1, 2}, offsets[MAX_RANKS + 1], me = d->rank;
+    int total = dist_offsets(d, counts, offsets);
+    float send[3], recv[6], big[6];
+    for (int j = 0; j < counts[me]; j++) send[j] = 10.0f * me + j + 0.5f;
+    for (int k = 0; k < 6; k++) recv[k] = NAN;
+    d->host->all_gather(d, recv, send, counts, DIST_F32);
+    for (int r = 0; r < d->world; r++)
+        for (int j = 0; j < counts[r]; j++)
+            EXPECT(recv[offsets[r] + j] == 10.0f * r + j + 0.5f, "all_gather [%d] = %g", offsets[r] + j, recv[offsets[r] + j]);
+    /* in place: the own slice already sits in the receive buffer */
+    int ints[6] = {-1, -1, -1, -1, -1, -1};
+    for (int j = 0; j < counts[me]; j++) ints[offsets[me] + j] = 100 * me + j;
+    d->host->all_gather(d, ints, ints + offsets[me], counts, DIST_I32);
+    for (int r = 0; r < d->world; r++)
+        for (int j = 0; j < counts[r]; j++)
+            EXPECT(ints[offsets[r] + j] == 100 * r + j, "in-place all_gather [%d] = %d", offsets[r] + j, ints[offsets[r] + j]);
+    /* reduce-scatter: rank r contributes (r + 1) * (k + 1) to element k */
+    for (int k = 0; k < total; k++) big[k] = (float)((me + 1) * (k + 1));
+    float mine[3] = {NAN, NAN, NAN};
+    d->device->reduce_scatter(d, mine, big, counts);
+    for (int j = 0; j < counts[me]; j++)
+        EXPECT(mine[j] == 6.0f * (offsets[me] + j + 1), "reduce_scatter [%d] = %g", j, mine[j]);
+    float sum[2] = {me + 1.0f, 2.0f * me}, avg[1] = {3.0f * me};
+    d->host->all_reduce(d, sum, 2, DIST_F32, DIST_SUM);
+    d->host->all_reduce(d, avg, 1, DIST_F32, DIST_AVG);
+    int top = 7 * me;
+    d->host->all_reduce(d, &top, 1, DIST_I32, DIST_MAX);
+    EXPECT(sum[0] == 6 && sum[1] == 6, "all_reduce sum %g %g", sum[0], sum[1]);
+    EXPECT(avg[0] == 3, "all_reduce avg %g", avg[0]);
+    EXPECT(top == 14, "all_reduce max %d", top);
+    uint64_t word = me == 2 ? 0x0123456789abcdefULL : 0;
+    d->host->broadcast(d, &word, 1, DIST_U64, 2);
+    EXPECT(word == 0x0123456789abcdefULL, "broadcast %llx", (unsigned long long)word);
+    EXPECT(d->local_world == d->world && d->local_rank == d->rank, "one node: local rank %d of %d",
+           d->local_rank, d->local_world);
+}
+
+static int worker(int argc, char **argv) {
+    Dist *d = dist_init(&argc, &argv);
+    const char *scenario = argv[2], *dir = argv[3];
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.rank%d", dir, scenario, d->rank);
+    if (strcmp(scenario, "collectives") == 0) {
+        worker_collectives(d);
+        FILE *f = fopenCheck(path, "w");
+        fprintf(f, "%d\n", collective_failures);
+        fcloseCheck(f);
+    } else {
+        const Scenario *sc = NULL;
+        for (size_t k = 0; k < sizeof SCENARIOS / sizeof *SCENARIOS; k++)
+            if (strcmp(SCENARIOS[k].name, scenario) == 0) sc = &SCENARIOS[k];
+        if (!sc || sc->world != d->world) die("scenario %s does not run on %d ranks", scenario, d->world);
+        size_t n = model_floats();
+        float losses[STEPS], *grads = mallocCheck(sizeof(float) * n), *params = mallocCheck(sizeof(float) * n);
+        train_scenario(sc, d, losses, grads, params);
+        FILE *f = fopenCheck(path, "wb");
+        fwriteCheck(losses, sizeof(float), STEPS, f);
+        fwriteCheck(grads, sizeof(float), n, f);
+        fwriteCheck(params, sizeof(float), n, f);
+        fcloseCheck(f);
+        free(grads), free(params);
+    }
+    dist_finalize(d);
+    return 0;
+}
+
+/* ----------------------------------------------------------------------------
+ * Driver side */
+
+/* Runs a shell command (output into log); returns its exit status, or -1. */
+static int run(const char *log, const char *fmt, ...) TNG_PRINTF(2, 3);
+static int run(const char *log, const char *fmt, ...) {
+    char cmd[16384], full[21000];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, args);
+    va_end(args);
+    /* timeout: a hung job fails the test instead of the whole suite */
+    snprintf(full, sizeof full, "timeout -k 5 120 %s > %s 2>&1", cmd, log);
+    int status = system(full);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void show_log(const char *log) {
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "tail -n 15 %s >&2", log);
+    if (system(cmd) != 0) fprintf(stderr, "(no log %s)\n", log);
+}
+
+static float *read_floats(const char *path, size_t n) {
+    size_t size = 0;
+    char *data = read_file(path, &size);
+    if (!data || size != n * sizeof(float)) {
+        free(data);
+        return NULL;
+    }
+    return (float *)data;
+}
+
+static double max_abs(const float *x, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
+    return m;
+}
+
+static void check_close(const char *what, const float *got, const float *want, size_t n) {
+    harness_allclose(what, got, want, n, 1e-5 * max_abs(want, n), 1e-5);
+}
+
+static void test_collectives(void) {
+    char log[4200];
+    snprintf(log, sizeof log, "%s/collectives.log", work_dir);
+    int rc = run(log, MPIRUN "-np 3 %s --worker collectives %s", self_path, work_dir);
+    CHECK(rc == 0, "mpirun -np 3 collectives exited %d", rc);
+    for (int r = 0; r < 3; r++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/collectives.rank%d", work_dir, r);
+        char *text = read_file(path, NULL);
+        CHECK(text && atoi(text) == 0, "rank %d: %s failed collective checks", r, text ? text : "no result,");
+        free(text);
+    }
+    if (rc != 0) show_log(log);
+}
+
+static void check_scenario(const Scenario *sc) {
+    char log[4200];
+    snprintf(log, sizeof log, "%s/%s.log", work_dir, sc->name);
+    int rc = run(log, MPIRUN "-np %d %s --worker %s %s", sc->world, self_path, sc->name, work_dir);
+    CHECK(rc == 0, "%s: mpirun exited %d", sc->name, rc);
+    if (rc != 0) {
+        show_log(log);
+        return;
+    }
+    size_t n = model_floats(), record = STEPS + 2 * n;
+    float want_losses[STEPS], *want_grads = mallocCheck(sizeof(float) * n), *want_params = mallocCheck(sizeof(float) * n);
+    train_scenario(sc, NULL, want_losses, want_grads, want_params);
+    float *rank0 = NULL;
+    for (int r = 0; r < sc->world; r++) {
+        char path[4200], what[128];
+        snprintf(path, sizeof path, "%s/%s.rank%d", work_dir, sc->name, r);
+        float *got = read_floats(path, record);
+        CHECK(got != NULL, "%s: no result from rank %d", sc->name, r);
+        if (!got) continue;
+        snprintf(what, sizeof what, "%s rank %d: losses", sc->name, r);
+        harness_allclose(what, got, want_losses, STEPS, 0, 1e-5);
+        snprintf(what, sizeof what, "%s rank %d: gradients of step 1", sc->name, r);
+        check_close(what, got + STEPS, want_grads, n);
+        snprintf(what, sizeof what, "%s rank %d: weights after %d steps", sc->name, r, STEPS);
+        check_close(what, got + STEPS + n, want_params, n);
+        if (r == 0) rank0 = got;
+        else {
+            CHECK(memcmp(got, rank0, sizeof(float) * record) == 0, "%s: rank %d differs from rank 0",
+                  sc->name, r);
+            free(got);
+        }
+    }
+    free(rank0), free(want_grads), free(want_params);
+}
+
+static void test_model_two_ranks(void) { check_scenario(&SCENARIOS[0]); }
+static void test_model_two_ranks_tng_shape(void) { check_scenario(&SCENARIOS[1]); }
+static void test_model_three_uneven_ranks(void) { check_scenario(&SCENARIOS[2]); }
+
+/* ---- tng_train under mpirun ---- */
+
+static char world_dir[4200];
+
+static const char *train_flags(void) {
+    static char flags[4400];
+    snprintf(flags, sizeof flags,
+             "--config tiny --data %s/train.csv --tng on --freeze vision --lr 1e-4 --seed 3 --log-every 1000",
+             world_dir);
+    return flags;
+}
+
+/* The losses of metrics.jsonl, in step order. Returns how many. */
+static int read_losses(const char *run_dir, float *losses, int max) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+    char *text = read_file(path, NULL);
+    int n = 0;
+    for (char *at = text; at && n < max && (at = strstr(at, "\"loss\": ")); at++)
+        losses[n++] = strtof(at + 8, NULL);
+    free(text);
+    return n;
+}
+
+/* The weights of a run's latest checkpoint; NULL if it does not load. */
+static float *load_latest(const char *run_dir, uint64_t *step) {
+    char path[4200], err[512];
+    if (train_state_latest(run_dir, path, sizeof path, err, sizeof err) != 0) return NULL;
+    ClipConfig cfg;
+    clip_config_preset("tiny", &cfg);
+    Clip *m = clip_create(&cfg, backend_cpu());
+    ClipTrainConfig train = {.temperature = 0.07f, .train_vision = 0, .train_text = 1};
+    clip_prepare(m, &train, 1, 1);
+    float *params = NULL;
+    if (train_state_load(path, m, NULL, err, sizeof err) == 0) {
+        params = mallocCheck(sizeof(float) * m->layout.total);
+        clip_get_params(m, params);
+        if (step) *step = m->step;
+    } else {
+        fprintf(stderr, "  %s: %s\n", path, err);
+    }
+    clip_free(m);
+    return params;
+}
+
+static size_t tiny_floats(void) {
+    ClipConfig cfg;
+    clip_config_preset("tiny", &cfg);
+    ParamLayout L;
+    param_layout_build(&cfg, &L);
+    size_t n = L.total;
+    param_layout_free(&L);
+    return n;
+}
+
+/* TNG's texts with --tng-scope global come from every rank's images in the loader's order,
+ * so 2 ranks of batch 4 train exactly like one process of batch 8. */
+static void test_train_tng_global_equals_one_process(void) {
+    char one[4200], two[4200], log[4300];
+    snprintf(one, sizeof one, "%s/run_one", work_dir);
+    snprintf(two, sizeof two, "%s/run_two", work_dir);
+    snprintf(log, sizeof log, "%s/tng_global.log", work_dir);
+    int rc1 = run(log, "%s %s --batch 8 --steps 3 --out %s", train_path, train_flags(), one);
+    CHECK(rc1 == 0, "one process exited %d", rc1);
+    if (rc1 != 0) show_log(log);
+    int rc2 = run(log, MPIRUN "-np 2 %s %s --batch 4 --steps 3 --tng-scope global --out %s", train_path,
+                  train_flags(), two);
+    CHECK(rc2 == 0, "mpirun -np 2 exited %d", rc2);
+    if (rc2 != 0) show_log(log);
+    float want[3], got[3];
+    CHECK(read_losses(one, want, 3) == 3 && read_losses(two, got, 3) == 3, "missing losses");
+    /* metrics.jsonl prints 6 decimals: compare to that precision */
+    harness_allclose("losses of 3 steps", got, want, 3, 2e-6, 1e-5);
+    float *a = load_latest(one, NULL), *b = load_latest(two, NULL);
+    CHECK(a && b, "checkpoints did not load");
+    if (a && b) check_close("weights after 3 steps", b, a, tiny_floats());
+    free(a), free(b);
+}
+
+static void test_train_resume_under_two_ranks(void) {
+    char straight[4200], split[4200], log[4300];
+    snprintf(straight, sizeof straight, "%s/run_straight", work_dir);
+    snprintf(split, sizeof split, "%s/run_split", work_dir);
+    snprintf(log, sizeof log, "%s/resume.log", work_dir);
+    int rc = run(log, MPIRUN "-np 2 %s %s --batch 4 --steps 4 --out %s", train_path, train_flags(), straight);
+    CHECK(rc == 0, "straight run exited %d", rc);
+    rc = rc || run(log, MPIRUN "-np 2 %s %s --batch 4 --steps 2 --out %s", train_path, train_flags(), split);
+    rc = rc || run(log, MPIRUN "-np 2 %s %s --batch 4 --steps 4 --resume --out %s", train_path, train_flags(), split);
+    CHECK(rc == 0, "interrupted + resumed runs exited %d", rc);
+    if (rc != 0) show_log(log);
+    const char *files[] = {"model.safetensors", "trainer_state.safetensors"};
+    for (int k = 0; k < 2; k++) {
+        char pa[4400], pb[4400];
+        snprintf(pa, sizeof pa, "%s/ckpt-00000004/%s", straight, files[k]);
+        snprintf(pb, sizeof pb, "%s/ckpt-00000004/%s", split, files[k]);
+        size_t na = 0, nb = 0;
+        char *a = read_file(pa, &na), *b = read_file(pb, &nb);
+        CHECK(a && b && na == nb && memcmp(a, b, na) == 0, "%s: resumed differs from straight", files[k]);
+        free(a), free(b);
+    }
+}
+
+/* The pid of rank `rank` among the descendants of `root` (its environment names the rank). */
+static pid_t find_rank(pid_t root, int rank) {
+    char want[64];
+    snprintf(want, sizeof want, "OMPI_COMM_WORLD_RANK=%d", rank);
+    DIR *proc = opendir("/proc");
+    pid_t found = 0;
+    for (struct dirent *e; proc && !found && (e = readdir(proc));) {
+        pid_t pid = (pid_t)atoi(e->d_name);
+        if (pid <= 0) continue;
+        char path[300];
+        snprintf(path, sizeof path, "/proc/%d/environ", pid);
+        size_t size = 0;
+        char *env = read_file(path, &size);
+        int match = 0;
+        for (size_t at = 0; env && at < size; at += strlen(env + at) + 1)
+            if (strcmp(env + at, want) == 0) match = 1;
+        free(env);
+        /* walk up the parents to make sure it is ours */
+        for (pid_t up = pid; match && up > 1 && !found;) {
+            snprintf(path, sizeof path, "/proc/%d/stat", up);
+            char *stat = read_file(path, NULL);
+            char *close_paren = stat ? strrchr(stat, ')') : NULL;
+            int parent = 0;
+            if (close_paren) sscanf(close_paren + 2, "%*c %d", &parent);
+            free(stat);
+            if (parent == root) found = pid;
+            up = parent;
+        }
+    }
+    if (proc) closedir(proc);
+    return found;
+}
+
+/* A rank killed mid-run ends the job, non-zero, within 60 s; the latest checkpoint loads and
+ * the run resumes from it. */
+static void test_train_killed_rank(void) {
+    char out[4200], log[4300], cmd[20000];
+    snprintf(out, sizeof out, "%s/run_fault", work_dir);
+    snprintf(log, sizeof log, "%s/fault.log", work_dir);
+    snprintf(cmd, sizeof cmd, "exec " MPIRUN "-np 2 %s %s --batch 4 --steps 100000 --checkpoint-every 2 --out %s > %s 2>&1",
+             train_path, train_flags(), out, log);
+    pid_t job = fork();
+    if (job == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    char latest[4300];
+    snprintf(latest, sizeof latest, "%s/latest", out);
+    pid_t victim = 0;
+    for (int tick = 0; tick < 600 && !victim; tick++) { /* up to 60 s for a first checkpoint */
+        if (access(latest, F_OK) == 0) victim = find_rank(job, 1);
+        if (!victim) usleep(100000);
+    }
+    CHECK(victim > 0, "no checkpoint or no rank 1 found");
+    if (victim > 0) kill(victim, SIGKILL);
+    int status = 0, ended = 0;
+    double t0 = now_seconds();
+    while (now_seconds() - t0 < 60 && !(ended = waitpid(job, &status, WNOHANG) == job)) usleep(100000);
+    if (!ended) { /* clean up the hung job before failing */
+        kill(job, SIGKILL);
+        waitpid(job, &status, 0);
+    }
+    CHECK(ended, "the job still ran 60 s after rank 1 was killed");
+    CHECK(!WIFEXITED(status) || WEXITSTATUS(status) != 0, "the job exited 0 after losing a rank");
+    char *text = read_file(log, NULL);
+    CHECK(text && strstr(text, "rank 1"), "the job's message does not name rank 1");
+    free(text);
+    uint64_t step = 0;
+    float *params = load_latest(out, &step);
+    CHECK(params && step >= 2 && step % 2 == 0, "the latest checkpoint (step %llu) does not load",
+          (unsigned long long)step);
+    free(params);
+    int rc = run(log, MPIRUN "-np 2 %s %s --batch 4 --steps %llu --resume --out %s", train_path,
+                 train_flags(), (unsigned long long)step + 2, out);
+    CHECK(rc == 0, "resuming after the fault exited %d", rc);
+    uint64_t after = 0;
+    params = load_latest(out, &after);
+    CHECK(params && after == step + 2, "resumed to step %llu, wanted %llu", (unsigned long long)after,
+          (unsigned long long)step + 2);
+    free(params);
+}
+
+/* Two ranks started with different learning rates (MPMD) drift apart; --check-sync 1 must
+ * stop the job at the first step and name rank 1. */
+static void test_train_check_sync(void) {
+    char out[4200], log[4300];
+    snprintf(out, sizeof out, "%s/run_sync", work_dir);
+    snprintf(log, sizeof log, "%s/sync.log", work_dir);
+    int rc = run(log, MPIRUN "-np 1 %s %s --batch 4 --steps 3 --check-sync 1 --out %s : -np 1 %s %s --batch 4 --steps 3 --check-sync 1 --lr 3e-4 --out %s",
+                 train_path, train_flags(), out, train_path, train_flags(), out);
+    CHECK(rc != 0, "diverged ranks were not stopped");
+    char *text = read_file(log, NULL);
+    CHECK(text && strstr(text, "weights diverged at step 1") && strstr(text, "rank 1 has"),
+          "no divergence message naming rank 1");
+    free(text);
+}
+
+/* Without mpirun: a world of one whose collectives are copies, and a model given it trains
+ * with the very bits of one given none. */
+static void test_world_of_one(void) {
+    unsetenv("OMPI_COMM_WORLD_SIZE"), unsetenv("PMI_SIZE"), unsetenv("PMIX_RANK");
+    int argc = 1;
+    char *args[] = {self_path, NULL}, **argv = args;
+    Dist *d = dist_init(&argc, &argv);
+    CHECK(d->world == 1 && d->rank == 0 && d->local_rank == 0, "world %d rank %d", d->world, d->rank);
+    int count = 3;
+    float send[3] = {1.5f, -2, 3}, recv[3] = {NAN, NAN, NAN};
+    d->host->all_gather(d, recv, send, &count, DIST_F32);
+    CHECK(memcmp(send, recv, sizeof send) == 0, "all_gather of one is not a copy");
+    const Scenario *sc = &SCENARIOS[0];
+    size_t n = model_floats();
+    float la[STEPS], lb[STEPS];
+    float *ga = mallocCheck(sizeof(float) * n), *gb = mallocCheck(sizeof(float) * n);
+    float *pa = mallocCheck(sizeof(float) * n), *pb = mallocCheck(sizeof(float) * n);
+    Scenario one = *sc;
+    one.world = 1, one.counts[0] = sc->counts[0] + sc->counts[1];
+    train_scenario(&one, NULL, la, ga, pa);
+    train_scenario(&one, d, lb, gb, pb);
+    CHECK(memcmp(la, lb, sizeof la) == 0 && memcmp(ga, gb, sizeof(float) * n) == 0 && memcmp(pa, pb, sizeof(float) * n) == 0,
+          "a world of one changes the bits");
+    free(ga), free(gb), free(pa), free(pb);
+    dist_finalize(d);
+}
+
+static int have_mpirun(void) { return system("command -v mpirun > /dev/null 2>&1") == 0; }
+
+int main(int argc, char **argv) {
+    if (argc == 4 && strcmp(argv[1], "--worker") == 0) return worker(argc, argv);
+    if (!mkdtemp(work_dir)) die("mkdtemp failed");
+    if (!realpath(argv[0], self_path)) die("%s: cannot resolve the test's own path", argv[0]);
+    /* programs sit beside tests/ in a BUILD folder, or at the top in the default build */
+    char up[4096];
+    snprintf(up, sizeof up, "%s", self_path);
+    snprintf(train_path, sizeof train_path, "%s/tng_train", dirname(dirname(up)));
+    if (access(train_path, X_OK) != 0) snprintf(train_path, sizeof train_path, "./tng_train");
+    RUN_TEST(test_world_of_one);
+    if (strncmp(dist_transport(), "none", 4) == 0 || !have_mpirun()) {
+        printf("  (built without MPI or no mpirun: only the one-process checks)\n");
+    } else {
+        RUN_TEST(test_collectives);
+        RUN_TEST(test_model_two_ranks);
+        RUN_TEST(test_model_two_ranks_tng_shape);
+        RUN_TEST(test_model_three_uneven_ranks);
+        SynthConfig sc;
+        synth_config_default(&sc);
+        sc.n_images[SYNTH_TRAIN] = 48, sc.n_images[SYNTH_VAL] = 4, sc.n_images[SYNTH_TEST] = 4;
+        sc.n_captions = 2;
+        sc.verbose = 0;
+        snprintf(world_dir, sizeof world_dir, "%s/world", work_dir);
+        synth_write_world(&sc, world_dir);
+        RUN_TEST(test_train_tng_global_equals_one_process);
+        RUN_TEST(test_train_resume_under_two_ranks);
+        RUN_TEST(test_train_killed_rank);
+        RUN_TEST(test_train_check_sync);
+    }
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", work_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", work_dir);
+    return test_summary();
+}
