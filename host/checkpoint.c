@@ -599,27 +599,6 @@ int checkpoint_load_hf(const char *dir, ClipConfig *cfg, float **params, size_t 
     return 0;
 }
 
-/* mkdir -p */
-static int make_dirs(const char *dir, char *err, size_t err_len) {
-    if (!dir[0]) return set_error_in(err, err_len, "checkpoint", "the directory name is empty");
-    char *path = strdupCheck(dir);
-    int rc = 0;
-    for (char *p = path + 1; rc == 0; p++) {
-        int at_end = *p == '\0';
-        if (*p != '/' && !at_end) continue;
-        *p = '\0';
-        struct stat info;
-        if (mkdir(path, 0755) != 0 &&
-            (errno != EEXIST || stat(path, &info) != 0 || !S_ISDIR(info.st_mode)))
-            rc = set_error_in(err, err_len, path, "cannot create directory: %s",
-                      errno == EEXIST ? "a file has that name" : strerror(errno));
-        if (at_end) break;
-        *p = '/';
-    }
-    free(path);
-    return rc;
-}
-
 /* Removes DIR/config.json if it differs from json, so that the directory reads as
  * incomplete until the new config lands after the new weights. */
 static int retire_stale_config(const char *dir, const char *config_path, const char *json,

@@ -10,6 +10,7 @@
 #include <libgen.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -154,6 +155,26 @@ fail_unlink:;
 fail:
     free(tmp);
     return -1;
+}
+
+int make_dirs(const char *dir, char *err, size_t err_len) {
+    if (!dir[0]) return set_error(err, err_len, "the folder name is empty");
+    char *path = strdupCheck(dir);
+    int rc = 0;
+    for (char *p = path + 1; rc == 0; p++) {
+        int at_end = *p == '\0';
+        if (*p != '/' && !at_end) continue;
+        *p = '\0';
+        struct stat info;
+        if (mkdir(path, 0755) != 0 &&
+            (errno != EEXIST || stat(path, &info) != 0 || !S_ISDIR(info.st_mode)))
+            rc = set_error_in(err, err_len, path, "cannot create folder: %s",
+                              errno == EEXIST ? "a file has that name" : strerror(errno));
+        if (at_end) break;
+        *p = '/';
+    }
+    free(path);
+    return rc;
 }
 
 double now_seconds(void) {

@@ -45,6 +45,10 @@ int set_error(char *err, size_t err_len, const char *fmt, ...) TNG_PRINTF(3, 4);
 int set_error_in(char *err, size_t err_len, const char *source, const char *fmt, ...)
     TNG_PRINTF(4, 5);
 
+/* mkdir -p: creates path and every missing folder above it. Returns 0, or -1 with a message
+ * naming the folder that could not be made. */
+int make_dirs(const char *path, char *err, size_t err_len);
+
 /* Reads a whole file into a NUL-terminated buffer. Returns NULL (errno set) on failure. */
 char *read_file(const char *path, size_t *out_size);
 

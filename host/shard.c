@@ -416,24 +416,6 @@ void shard_name(char *out, size_t len, const char *dir, int k) {
     snprintf(out, len, "%s/shard-%05d.tng", dir, k);
 }
 
-static int make_dirs(const char *path, char *err, size_t err_len) {
-    char *copy = strdupCheck(path);
-    for (char *p = copy + 1;; p++) {
-        if (*p != '/' && *p != 0) continue;
-        char saved = *p;
-        *p = 0;
-        if (mkdir(copy, 0755) != 0 && errno != EEXIST) {
-            set_error(err, err_len, "cannot create folder %s: %s", copy, strerror(errno));
-            free(copy);
-            return -1;
-        }
-        *p = saved;
-        if (!saved) break;
-    }
-    free(copy);
-    return 0;
-}
-
 /* Hash of everything that decides a shard's content, so a resumed run keeps only shards
  * made from the same items with the same settings. */
 static uint64_t shard_fingerprint(const Dataset *ds, int first, int count, const ShardPrepOptions *opt) {

@@ -268,18 +268,10 @@ void synth_config_default(SynthConfig *cfg) {
                          .verbose = 1};
 }
 
-/* mkdir -p: every missing folder along path. */
+/* mkdir -p, or die naming the folder. */
 static void make_dir(const char *path) {
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p != '\0') continue;
-        char end = *p;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) die("synth: cannot create directory %s: %s", buf, strerror(errno));
-        if (end == '\0') break;
-        *p = end;
-    }
+    char err[512];
+    if (make_dirs(path, err, sizeof err) != 0) die("synth: %s", err);
 }
 
 static FILE *open_out(const char *dir, const char *name, const char *suffix, const char *header) {

@@ -542,7 +542,7 @@ static void open_model(Run *r, LoaderPosition *start) {
     ClipConfig cfg;
     float *params = NULL;
     if (r->lead) {
-        if (mkdir(a->out, 0755) != 0 && errno != EEXIST) die("%s: cannot create the run directory: %s", a->out, strerror(errno));
+        if (make_dirs(a->out, err, sizeof err) != 0) die("run directory: %s", err);
         if (a->resume && train_state_latest(a->out, resume_from, sizeof resume_from, err, sizeof err) != 0) {
             fprintf(stderr, "tng: --resume: %s\n", err);
             exit(2);
@@ -649,7 +649,7 @@ static void open_run(Run *r) {
         /* rank 0 first: on a shared disk the others then reuse its file instead of racing */
         if (!r->lead) {
             dist_barrier(d);
-            if (mkdir(a->out, 0755) != 0 && errno != EEXIST) die("%s: cannot create the run directory: %s", a->out, strerror(errno));
+            if (make_dirs(a->out, err, sizeof err) != 0) die("run directory: %s", err);
         }
         if (embed_cache_image_features(r->model, &lopt, cache, &r->cached_features, &n, &stats, err, sizeof err) != 0)
             die("%s", err);
@@ -854,7 +854,8 @@ int main(int argc, char **argv) {
     if (run.metrics) fflush(run.metrics);
     if (stop_requested && run.lead) fprintf(stderr, "\ninterrupted: saving a checkpoint\n");
     save_checkpoint(&run, queue_ahead[0]);
-    if (a->val_mcq && !stop_requested && run.lead) validate(&run, (long)m->step);
+    int validated_now = a->eval_every && (long)m->step % a->eval_every == 0;
+    if (a->val_mcq && !stop_requested && run.lead && !validated_now) validate(&run, (long)m->step);
     double elapsed = now_seconds() - started;
     if (run.lead)
         fprintf(stderr, "trained %ld steps in %.1f s; waited %.3f s for TNG texts (%.3f%% of the time); %ld unreadable images skipped\n",

@@ -901,7 +901,7 @@ static void test_failed_save_keeps_old(void) {
     char below[600];
     snprintf(below, sizeof below, "%s/sub", file);
     CHECK_FAILS(checkpoint_save_hf(below, &cfg, old_params, err, sizeof err), "plain_file",
-                "cannot create directory");
+                "cannot create folder");
     /* a read-only directory (root ignores permissions, so only as another user) */
     if (geteuid() != 0) {
         const char *ro = tmp_path("readonly");
