@@ -16,7 +16,7 @@ import open_clip
 from open_clip.loss import ClipLoss
 
 PRESETS = {  # tng's host/config.c presets, in open_clip's terms
-    "tiny": dict(embed_dim=128, vision=(64, 8, 128, 4, 4), text=(128, 4, 4)),
+    "tiny": dict(embed_dim=128, vision=(64, 16, 128, 4, 4), text=(128, 4, 4)),
     "vit-b-32": dict(embed_dim=512, vision=(224, 32, 768, 12, 12), text=(512, 8, 12)),
 }
 
