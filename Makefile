@@ -81,6 +81,8 @@ $(PROG_PATHS): $(BUILD)/%: host/%.c $(BUILD)/libtng.a
 	$(LINK_PROGRAM)
 endif
 all: $(PROG_PATHS)
+# where the tests find the programs of this build
+BIN_DIR := $(if $(filter build,$(BUILD)),.,$(BUILD))
 
 $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libtng.a
 	@mkdir -p $(dir $@)
@@ -104,7 +106,7 @@ $(LEXICON): data/build_lexicon.py
 	python3 data/build_lexicon.py --out $@
 
 test: $(TESTS) $(PROG_PATHS) $(VOCAB) $(LEXICON)
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} tests/run_all.sh $(TESTS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} TNG_BIN_DIR=$(BIN_DIR) tests/run_all.sh $(TESTS)
 
 # The main job on the embedded default: the synthetic world, pre-train, plain vs TNG, eval.
 demo: all $(VOCAB) $(LEXICON)
