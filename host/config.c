@@ -78,3 +78,34 @@ int act_kind_parse(const char *name, ActKind *out) {
     else return -1;
     return 0;
 }
+
+int clip_config_diff(const ClipConfig *a, const ClipConfig *b, char *out, size_t out_len) {
+    const struct {
+        const char *name;
+        int a, b;
+    } fields[] = {
+        {"vision width", a->vision.width, b->vision.width},
+        {"vision layers", a->vision.layers, b->vision.layers},
+        {"vision heads", a->vision.heads, b->vision.heads},
+        {"vision mlp width", a->vision.mlp_width, b->vision.mlp_width},
+        {"vision activation", (int)a->vision.act, (int)b->vision.act},
+        {"image size", a->image_size, b->image_size},
+        {"patch size", a->patch_size, b->patch_size},
+        {"text width", a->text.width, b->text.width},
+        {"text layers", a->text.layers, b->text.layers},
+        {"text heads", a->text.heads, b->text.heads},
+        {"text mlp width", a->text.mlp_width, b->text.mlp_width},
+        {"text activation", (int)a->text.act, (int)b->text.act},
+        {"vocab size", a->vocab_size, b->vocab_size},
+        {"context length", a->context_length, b->context_length},
+        {"embed dim", a->embed_dim, b->embed_dim},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+        if (fields[i].a != fields[i].b) {
+            snprintf(out, out_len, "%s: %d vs %d", fields[i].name, fields[i].a, fields[i].b);
+            return 1;
+        }
+    }
+    if (out_len) out[0] = '\0';
+    return 0;
+}

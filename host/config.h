@@ -40,6 +40,11 @@ int clip_config_preset(const char *name, ClipConfig *cfg);
 /* Checks divisibility and ranges. Returns 0, or -1 with a reason in err. */
 int clip_config_validate(const ClipConfig *cfg, char *err, size_t err_len);
 
+/* Describes the first architecture field where a and b differ ("text layers: 4 vs 2") into
+ * out and returns 1, or returns 0 and writes "" when the architectures are equal (the
+ * logit_scale initial value is not architecture and is not compared). */
+int clip_config_diff(const ClipConfig *a, const ClipConfig *b, char *out, size_t out_len);
+
 /* Derived sizes. */
 static inline int clip_num_patches(const ClipConfig *c) {
     return (c->image_size / c->patch_size) * (c->image_size / c->patch_size);

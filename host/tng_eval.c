@@ -171,7 +171,7 @@ int main(int argc, char **argv) {
         switch (opt - CLI_OPTION_BASE) {
         case OPT_MODEL: push_path(&args.models, "--model", optarg); break;
         case OPT_NAME:
-            if (args.models.count == 0) { fprintf(stderr, "tng: --name must follow a --model\n"); return 2; }
+            if (args.models.count == 0) { fprintf(stderr, "tng: --name must follow a --model\n"); exit(2); }
             args.names[args.models.count - 1] = optarg;
             break;
         case OPT_MCQ: push_path(&args.mcq, "--mcq", optarg); break;
@@ -183,8 +183,8 @@ int main(int argc, char **argv) {
         case OPT_JSON: args.json = optarg; break;
         case OPT_BATCH: args.batch = (int)cli_long("batch", optarg, 1, 4096); break;
         case OPT_QUIET: args.progress = 0; break;
-        case OPT_HELP: usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case OPT_HELP: usage(stdout); exit(0); /* exit, not return: the table is still held */
+        default: usage(stderr); exit(2);
         }
     }
     free(table);

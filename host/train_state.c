@@ -142,9 +142,10 @@ int train_state_load(const char *ckpt_dir, Clip *m, CheckpointMeta *meta, char *
     float *params = NULL;
     size_t n = 0;
     if (checkpoint_load_hf(ckpt_dir, &cfg, &params, &n, err, err_len) != 0) return -1;
-    if (memcmp(&cfg, &m->cfg, sizeof cfg) != 0 || n != m->layout.total) {
-        snprintf(err, err_len, "%s/%s: the checkpoint's model config differs from this run's",
-                 ckpt_dir, CHECKPOINT_CONFIG_FILE);
+    char difference[128];
+    if (clip_config_diff(&cfg, &m->cfg, difference, sizeof difference) || n != m->layout.total) {
+        snprintf(err, err_len, "%s/%s: the checkpoint's model config differs from this run's (%s: "
+                 "checkpoint vs run)", ckpt_dir, CHECKPOINT_CONFIG_FILE, difference);
         free(params);
         return -1;
     }

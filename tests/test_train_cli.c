@@ -1,0 +1,446 @@
+/*
+ * test_train_cli.c: the programs end to end, run as subprocesses on a tiny synthetic world.
+ *
+ * tng_synth writes a 64-image world into a temporary folder; tng_train trains the tiny
+ * config on it for a few steps (batch 4, vision frozen: the paper's recipe, and the cheapest);
+ * tng_eval scores the result. Checked: every CLI error exits 2 with a message that names the
+ * problem, --help and the parser agree, a resumed or interrupted (SIGINT) run ends with the
+ * very bytes of a straight run, and tng_eval's table and JSON agree.
+ *
+ * The programs are found in $TNG_BIN_DIR, else next to this binary's folder when that holds
+ * them ($(BUILD)/tests/.. = $(BUILD), as in `make asan`), else in ".". Everything runs from
+ * the repository root (the vocabulary and lexicon under data/cache).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "checkpoint.h"
+#include "common.h"
+#include "config.h"
+#include "harness.h"
+#include "model.h"
+
+/* the temporary folder is short (/tmp/...XXXXXX), so derived paths fit in PATH_LEN */
+enum { PATH_LEN = 1024 };
+static char bin_dir[PATH_MAX], work[256], world[512];
+
+/* snprintf that dies instead of truncating: every buffer here holds a path or argument. */
+static void format_text(char *out, size_t len, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= len) die("text too long for its buffer (%d bytes): %s", n, fmt);
+}
+
+/* ----------------------------------------------------------------------------
+ * Running a program: argv built from a NULL-terminated list, stdout and stderr captured */
+
+typedef struct {
+    int status; /* the exit code, or 128 + signal like a shell reports it */
+    char *out, *err;
+} Outcome;
+
+enum { MAX_ARGS = 64 };
+
+static int exit_code(int wait_status) {
+    if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
+    if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
+    return -1;
+}
+
+/* Forks ARGS[0] (a tng program name, found in bin_dir) with ARGS[1..] (NULL-terminated);
+ * in the child, cwd (when non-NULL) becomes the working folder, stdout goes to out_path and
+ * stderr to err_fd. */
+static pid_t spawn(const char *cwd, const char *out_path, int err_fd, const char *const *args) {
+    char path[PATH_LEN];
+    format_text(path, sizeof path, "%s/%s", bin_dir, args[0]);
+    fflush(stdout), fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) die("fork failed: %s", strerror(errno));
+    if (pid == 0) {
+        int out_fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (out_fd < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0) _exit(126);
+        if (cwd && chdir(cwd) != 0) _exit(126);
+        execv(path, (char *const *)args);
+        _exit(127);
+    }
+    return pid;
+}
+
+static Outcome run(const char *cwd, const char *program, ...) {
+    char out_path[PATH_LEN], err_path[PATH_LEN];
+    format_text(out_path, sizeof out_path, "%s/stdout.txt", work);
+    format_text(err_path, sizeof err_path, "%s/stderr.txt", work);
+    int err_fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (err_fd < 0) die("%s: %s", err_path, strerror(errno));
+    const char *args[MAX_ARGS + 1] = {program};
+    int n = 1;
+    va_list ap;
+    va_start(ap, program);
+    for (const char *a; (a = va_arg(ap, const char *)) != NULL;) {
+        if (n == MAX_ARGS) die("too many arguments for %s", program);
+        args[n++] = a;
+    }
+    va_end(ap);
+    args[n] = NULL;
+    pid_t pid = spawn(cwd, out_path, err_fd, args);
+    close(err_fd);
+    int ws = 0;
+    if (waitpid(pid, &ws, 0) != pid) die("waitpid failed: %s", strerror(errno));
+    Outcome o = {.status = exit_code(ws), .out = read_file(out_path, NULL), .err = read_file(err_path, NULL)};
+    if (!o.out || !o.err) die("cannot read the output of %s", program);
+    return o;
+}
+
+static void outcome_free(Outcome *o) { free(o->out), free(o->err); }
+
+static int file_exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* Byte-for-byte equality of two files (both must exist). */
+static int same_bytes(const char *a, const char *b) {
+    size_t na = 0, nb = 0;
+    char *x = read_file(a, &na), *y = read_file(b, &nb);
+    int same = x && y && na == nb && memcmp(x, y, na) == 0;
+    free(x), free(y);
+    return same;
+}
+
+/* Checks a run directory's checkpoint at STEP equals the reference run's, file by file. */
+static void check_same_checkpoint(const char *run_dir, const char *reference_dir, int step) {
+    static const char *const files[] = {"model.safetensors", "trainer_state.safetensors"};
+    for (int k = 0; k < 2; k++) {
+        char a[PATH_LEN], b[PATH_LEN];
+        format_text(a, sizeof a, "%s/ckpt-%08d/%s", run_dir, step, files[k]);
+        format_text(b, sizeof b, "%s/ckpt-%08d/%s", reference_dir, step, files[k]);
+        CHECK(file_exists(a), "%s is missing", a);
+        CHECK(same_bytes(a, b), "%s differs from the straight run's %s", a, b);
+    }
+}
+
+/* ----------------------------------------------------------------------------
+ * The fixture: the world and one straight reference run, made once */
+
+enum { BATCH = 4, STEPS = 6, HALF = 3 };
+static char straight_run[PATH_LEN];
+
+/* Trains the tiny config on the world: STEPS steps into RUN_DIR, plus up to two extra
+ * arguments (e.g. --resume). Pass NULL for unused extras. */
+static Outcome train(const char *run_dir, int steps, const char *extra1, const char *extra2) {
+    char steps_text[16];
+    format_text(steps_text, sizeof steps_text, "%d", steps);
+    return run(NULL, "tng_train", "--config", "tiny", "--data", world, "--batch", "4", "--steps", steps_text,
+               "--seed", "3", "--log-every", "1", "--out", run_dir, extra1, extra2, (char *)NULL);
+}
+
+static void make_fixture(void) {
+    Outcome o = run(NULL, "tng_synth", "--out", world, "--train", "64", "--val", "16", "--test", "16",
+                    "--size", "32", "--captions", "2", "--seed", "5", "--quiet", (char *)NULL);
+    if (o.status != 0) die("tng_synth failed (%d): %s", o.status, o.err);
+    outcome_free(&o);
+    strcat(world, "/train.csv");
+    format_text(straight_run, sizeof straight_run, "%s/straight", work);
+    o = train(straight_run, STEPS, NULL, NULL);
+    if (o.status != 0) die("the straight run failed (%d): %s", o.status, o.err);
+    outcome_free(&o);
+}
+
+/* ----------------------------------------------------------------------------
+ * --help against the parser */
+
+/* Options tng_train's parser accepts (host/tng_train.c OPTIONS) that --help must list. */
+static const char *const TRAIN_OPTIONS[] = {
+    "config", "init", "data", "format", "image-root", "captions", "fast-decode", "tng", "neg-per-image",
+    "tng-compat", "tng-scope", "i2t-target", "temperature", "freeze", "lr", "wd", "beta1", "beta2", "eps",
+    "batch", "accum", "epochs", "steps", "warmup", "schedule", "grad-clip", "seed", "out",
+    "checkpoint-every", "resume", "val-mcq", "eval-every", "log-every", "threads", "max-nonfinite",
+    "check-sync", "help"};
+enum { N_TRAIN_OPTIONS = sizeof TRAIN_OPTIONS / sizeof *TRAIN_OPTIONS };
+
+/* One help line's option: "  [-x, ]--name ARG   text" or "  [-x, ]--name   text". Returns 1
+ * and fills name / takes_value when the line documents an option. */
+static int help_line_option(const char *line, char *name, size_t name_len, int *takes_value) {
+    while (*line == ' ') line++;
+    if (line[0] == '-' && line[1] != '-' && line[2] == ',' && line[3] == ' ') line += 4; // "-o, "
+    if (strncmp(line, "--", 2) != 0) return 0;
+    line += 2;
+    size_t n = strspn(line, "abcdefghijklmnopqrstuvwxyz0123456789-");
+    if (n == 0 || n >= name_len) return 0;
+    memcpy(name, line, n);
+    name[n] = 0;
+    *takes_value = line[n] == ' ' && line[n + 1] != ' ' && line[n + 1] != '\0';
+    return 1;
+}
+
+/* For every option in PROGRAM's --help, asks the parser about it without letting it work
+ * (in an empty folder, so a mistake cannot touch the repository): a value option given no
+ * value must be refused with "requires an argument", a flag given "=x" with "doesn't allow",
+ * and neither may be "unrecognized". Returns the number of options listed. */
+static int check_help_matches_parser(const char *program, const char *const *expected, int n_expected) {
+    Outcome help = run(work, program, "--help", (char *)NULL);
+    CHECK(help.status == 0, "%s --help exited %d", program, help.status);
+    CHECK(help.err[0] == 0, "%s --help wrote to stderr: %s", program, help.err);
+    int listed = 0, found[64] = {0};
+    if (n_expected > 64) die("raise found[] to %d options", n_expected);
+    for (char *line = help.out; line && *line;) {
+        char *end = strchr(line, '\n');
+        if (end) *end = 0;
+        char name[64], probe[80];
+        int takes_value;
+        if (help_line_option(line, name, sizeof name, &takes_value)) {
+            listed++;
+            for (int i = 0; i < n_expected; i++) found[i] |= strcmp(expected[i], name) == 0;
+            format_text(probe, sizeof probe, takes_value ? "--%s" : "--%s=x", name);
+            Outcome o = run(work, program, probe, (char *)NULL);
+            const char *want = takes_value ? "requires an argument" : "doesn't allow an argument";
+            CHECK(o.status == 2 && strstr(o.err, want) && !strstr(o.err, "unrecognized"),
+                  "%s %s: exit %d, want 2 and '%s'; stderr: %.300s", program, probe, o.status, want, o.err);
+            outcome_free(&o);
+        }
+        line = end ? end + 1 : NULL;
+    }
+    for (int i = 0; i < n_expected; i++)
+        CHECK(found[i], "%s --help does not list --%s, which the parser accepts", program, expected[i]);
+    outcome_free(&help);
+    return listed;
+}
+
+/* Help and getopt table come from one OPTIONS array (host/cli.c), so a listed option the
+ * parser rejects means the array and the parser's table drifted; the lists here are the
+ * options that must stay documented (new ones may be added without touching this test). */
+static void test_help_matches_parser(void) {
+    int listed = check_help_matches_parser("tng_train", TRAIN_OPTIONS, N_TRAIN_OPTIONS);
+    CHECK(listed >= N_TRAIN_OPTIONS, "tng_train --help lists %d options, want at least %d", listed,
+          N_TRAIN_OPTIONS);
+    static const char *const eval_options[] = {"model", "name", "mcq", "retrieval", "ccneg", "zeroshot",
+                                               "templates", "image-root", "json", "batch", "quiet", "help"};
+    int n_eval = (int)(sizeof eval_options / sizeof *eval_options);
+    listed = check_help_matches_parser("tng_eval", eval_options, n_eval);
+    CHECK(listed >= n_eval, "tng_eval --help lists %d options, want at least %d", listed, n_eval);
+}
+
+/* ----------------------------------------------------------------------------
+ * CLI errors: exit 2 (usage) or non-zero (data), a message naming the problem, no work */
+
+/* Runs tng_train with the arguments; wants exit code WANT_STATUS and NEEDLE in stderr. */
+#define CHECK_REFUSED(want_status, needle, ...)                                                   \
+    do {                                                                                          \
+        Outcome o_ = run(NULL, "tng_train", __VA_ARGS__, (char *)NULL);                           \
+        CHECK(o_.status == (want_status) && strstr(o_.err, needle),                               \
+              "tng_train %s: exit %d (want %d), stderr lacks '%s': %.400s", #__VA_ARGS__, o_.status, \
+              want_status, needle, o_.err);                                                       \
+        outcome_free(&o_);                                                                        \
+    } while (0)
+
+/* A model directory of a tiny-like CLIP with 2 text layers instead of 4: another model. */
+static void write_other_model(const char *dir) {
+    ClipConfig cfg;
+    if (clip_config_preset("tiny", &cfg) != 0) die("no tiny preset");
+    cfg.text.layers = 2;
+    Clip *m = clip_create(&cfg, backend_cpu());
+    clip_init_random(m, 11);
+    float *params = mallocCheck(sizeof(float) * m->layout.total);
+    clip_get_params(m, params);
+    char err[512];
+    if (checkpoint_save_hf(dir, &cfg, params, err, sizeof err) != 0) die("%s", err);
+    free(params);
+    clip_free(m);
+}
+
+static void test_cli_errors(void) {
+    char empty_run[PATH_LEN], other_model[PATH_LEN], missing[PATH_LEN], latest[PATH_LEN];
+    format_text(empty_run, sizeof empty_run, "%s/empty_run", work);
+    format_text(other_model, sizeof other_model, "%s/other_model", work);
+    format_text(missing, sizeof missing, "%s/no_such_data.csv", work);
+    CHECK_REFUSED(2, "no-such-option", "--no-such-option");
+    CHECK_REFUSED(2, "--lr expects a number", "--lr", "abc");
+    CHECK_REFUSED(2, "--batch expects a whole number", "--batch", "0");
+    CHECK_REFUSED(2, "choose one of", "--tng", "maybe");
+    CHECK_REFUSED(2, "fixed:VALUE or learned", "--temperature", "0.07");
+    CHECK_REFUSED(2, "not both", "--config", "tiny", "--init", other_model);
+    CHECK_REFUSED(2, "unknown --config 'huge'", "--config", "huge", "--data", world, "--out", empty_run);
+    CHECK_REFUSED(2, "unexpected argument 'stray'", "stray");
+    /* --resume into a folder that holds no run */
+    CHECK_REFUSED(2, "no checkpoint to resume from", "--data", world, "--out", empty_run, "--resume");
+    /* a finished run's folder, without --resume: refused rather than overwritten */
+    CHECK_REFUSED(2, "already holds a run", "--data", world, "--out", straight_run, "--steps", "1");
+    /* --resume of the tiny run with a different model: the checkpoint's config differs */
+    write_other_model(other_model);
+    CHECK_REFUSED(2, "model config differs", "--init", other_model, "--data", world, "--out", straight_run,
+                  "--batch", "4", "--resume");
+    /* a missing dataset: a clear error, and no checkpoint written */
+    format_text(latest, sizeof latest, "%s/missing_data_run/latest", work);
+    char missing_run[PATH_LEN];
+    format_text(missing_run, sizeof missing_run, "%s/missing_data_run", work);
+    Outcome o = run(NULL, "tng_train", "--data", missing, "--out", missing_run, "--steps", "1", (char *)NULL);
+    CHECK(o.status != 0 && strstr(o.err, missing) && strstr(o.err, "no training data"),
+          "missing dataset: exit %d, stderr %.400s", o.status, o.err);
+    CHECK(!file_exists(latest), "a checkpoint was written for a missing dataset");
+    outcome_free(&o);
+}
+
+/* ----------------------------------------------------------------------------
+ * Resume: 3 steps then --resume to 6 ends with the straight run's bytes */
+
+static void test_resume_is_bit_exact(void) {
+    char run_dir[PATH_LEN];
+    format_text(run_dir, sizeof run_dir, "%s/halves", work);
+    Outcome o = train(run_dir, HALF, NULL, NULL);
+    CHECK(o.status == 0, "first half exited %d: %.400s", o.status, o.err);
+    outcome_free(&o);
+    o = train(run_dir, STEPS, "--resume", NULL);
+    CHECK(o.status == 0, "resumed half exited %d: %.400s", o.status, o.err);
+    CHECK(strstr(o.err, "at step 3") != NULL, "the resumed run does not say it starts at step 3: %.400s", o.err);
+    CHECK(strstr(o.err, "step 4/6") && !strstr(o.err, "step 3/6"), "the resumed run's progress: %.600s", o.err);
+    outcome_free(&o);
+    check_same_checkpoint(run_dir, straight_run, STEPS);
+}
+
+/* SIGINT after the first progress line: exit 130 with a checkpoint; --resume finishes the run
+ * with the straight run's bytes. */
+static void test_sigint_checkpoints_and_resumes(void) {
+    char run_dir[PATH_LEN], out_path[PATH_LEN];
+    format_text(run_dir, sizeof run_dir, "%s/interrupted", work);
+    format_text(out_path, sizeof out_path, "%s/stdout.txt", work);
+    int fds[2]; /* the child's stderr, read line by line to time the signal */
+    if (pipe(fds) != 0) die("pipe failed");
+    /* long enough that it cannot finish before the signal lands */
+    const char *args[] = {"tng_train", "--config", "tiny", "--data", world, "--batch", "4", "--steps", "100000",
+                          "--seed", "3", "--log-every", "1", "--out", run_dir, NULL};
+    pid_t pid = spawn(NULL, out_path, fds[1], args);
+    close(fds[1]);
+    FILE *err = fdopen(fds[0], "r");
+    char line[1024], log[8192] = "";
+    int signalled = 0;
+    while (fgets(line, sizeof line, err)) {
+        if (strlen(log) + strlen(line) < sizeof log) strcat(log, line);
+        if (!signalled && strncmp(line, "step 1/", 7) == 0) signalled = kill(pid, SIGINT) == 0;
+    }
+    fclose(err);
+    int ws = 0;
+    waitpid(pid, &ws, 0);
+    CHECK(signalled, "no progress line to interrupt after: %.600s", log);
+    CHECK(exit_code(ws) == 130, "interrupted run exited %d, want 130: %.600s", exit_code(ws), log);
+    CHECK(strstr(log, "interrupted: saving a checkpoint") != NULL, "no interruption message: %.600s", log);
+    char latest_path[PATH_LEN];
+    format_text(latest_path, sizeof latest_path, "%s/latest", run_dir);
+    char *latest = read_file(latest_path, NULL);
+    CHECK(latest != NULL, "no checkpoint after SIGINT (%s)", latest_path);
+    const char *name = latest ? strstr(latest, "ckpt-") : NULL; /* latest holds "ckpt-<step>" */
+    int stopped_at = name ? atoi(name + 5) : 0;
+    free(latest);
+    CHECK(stopped_at >= 1, "the checkpoint after SIGINT is at step %d", stopped_at);
+    /* the signal lands within a step or two; should a very slow machine pass STEPS first,
+     * the resumed run only continues and there is no straight run to compare with */
+    int target = stopped_at < STEPS ? STEPS : stopped_at + 1;
+    Outcome o = train(run_dir, target, "--resume", NULL);
+    char want[64];
+    format_text(want, sizeof want, "at step %d", stopped_at);
+    CHECK(o.status == 0 && strstr(o.err, want), "resume after SIGINT: exit %d, stderr %.600s", o.status, o.err);
+    outcome_free(&o);
+    if (target == STEPS) check_same_checkpoint(run_dir, straight_run, STEPS);
+}
+
+/* ----------------------------------------------------------------------------
+ * tng_eval: the Markdown table has every expected row, and --json holds the same numbers */
+
+static void test_eval_table_and_json(void) {
+    char dir[PATH_LEN], json_path[PATH_LEN], mcq[PATH_LEN], retrieval[PATH_LEN],
+        ccneg[PATH_LEN];
+    format_text(dir, sizeof dir, "%s", world);
+    *strrchr(dir, '/') = 0;
+    format_text(json_path, sizeof json_path, "%s/results.json", work);
+    format_text(mcq, sizeof mcq, "%s/mcq_test.csv", dir);
+    format_text(retrieval, sizeof retrieval, "%s/negated_retrieval_test.csv", dir);
+    format_text(ccneg, sizeof ccneg, "%s/ccneg_test.csv", dir);
+    Outcome o = run(NULL, "tng_eval", "--quiet", "--model", straight_run, "--name", "tiny", "--mcq", mcq,
+                    "--retrieval", retrieval, "--ccneg", ccneg, "--json", json_path, (char *)NULL);
+    CHECK(o.status == 0, "tng_eval exited %d: %.400s", o.status, o.err);
+    CHECK(strncmp(o.out, "| metric | tiny |\n|---|---:|\n", 29) == 0, "table header: %.200s", o.out);
+    static const char *const rows[] = {
+        "mcq_test.csv MCQ", "mcq_test.csv MCQ positive", "mcq_test.csv MCQ negative", "mcq_test.csv MCQ hybrid",
+        "negated_retrieval_test.csv T2I R@1", "negated_retrieval_test.csv T2I R@5",
+        "negated_retrieval_test.csv T2I R@10", "negated_retrieval_test.csv I2T R@1",
+        "negated_retrieval_test.csv I2T R@5", "negated_retrieval_test.csv I2T R@10", "ccneg_test.csv CC-Neg acc"};
+    enum { N_ROWS = sizeof rows / sizeof *rows };
+    int table_lines = 0;
+    for (const char *p = o.out; (p = strchr(p, '\n')) != NULL; p++) table_lines++;
+    CHECK(table_lines == N_ROWS + 2, "the table has %d lines, want %d: %s", table_lines, N_ROWS + 2, o.out);
+    char *json_text = read_file(json_path, NULL);
+    cJSON *json = json_text ? cJSON_Parse(json_text) : NULL;
+    CHECK(json != NULL, "%s is missing or not valid JSON", json_path);
+    cJSON *model = cJSON_GetObjectItemCaseSensitive(json, "tiny");
+    CHECK(cJSON_IsObject(model), "the JSON has no object for model 'tiny'");
+    for (int r = 0; r < N_ROWS; r++) {
+        char prefix[128];
+        format_text(prefix, sizeof prefix, "\n| %s | ", rows[r]);
+        const char *at = strstr(o.out, prefix);
+        double shown = at ? atof(at + strlen(prefix)) : -1;
+        CHECK(at && shown >= 0 && shown <= 100, "row '%s' missing or out of [0, 100]", rows[r]);
+        cJSON *value = cJSON_GetObjectItemCaseSensitive(model, rows[r]);
+        /* the table rounds to one decimal */
+        CHECK(cJSON_IsNumber(value) && fabs(value->valuedouble - shown) <= 0.05 + 1e-9,
+              "JSON '%s' = %g, table shows %g", rows[r], cJSON_IsNumber(value) ? value->valuedouble : NAN,
+              shown);
+    }
+    cJSON_Delete(json);
+    free(json_text);
+    outcome_free(&o);
+}
+
+/* ----------------------------------------------------------------------------
+ * Finding the programs */
+
+static void find_programs(const char *argv0) {
+    const char *env = getenv("TNG_BIN_DIR");
+    char probe[PATH_LEN];
+    format_text(bin_dir, sizeof bin_dir, "%s", env && *env ? env : ".");
+    if (!(env && *env)) { /* $(BUILD)/tests/test_train_cli -> $(BUILD), if it holds programs */
+        char here[PATH_MAX];
+        format_text(here, sizeof here, "%s", argv0);
+        char *slash = strrchr(here, '/');
+        if (slash) {
+            format_text(slash, sizeof here - (size_t)(slash - here), "/../tng_train");
+            if (access(here, X_OK) == 0) {
+                slash[3] = 0; // keep "<dir>/.."
+                format_text(bin_dir, sizeof bin_dir, "%s", here);
+            }
+        }
+    }
+    char resolved[PATH_MAX];
+    if (!realpath(bin_dir, resolved)) die("%s: %s", bin_dir, strerror(errno));
+    format_text(bin_dir, sizeof bin_dir, "%s", resolved);
+    format_text(probe, sizeof probe, "%s/tng_train", bin_dir);
+    if (access(probe, X_OK) != 0) die("%s: not found; build the programs (make all) or set TNG_BIN_DIR", probe);
+    printf("  programs from %s\n", bin_dir);
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    find_programs(argv[0]);
+    /* The programs' OpenMP threads spin while waiting by default; on a shared 2-core machine
+     * that made this test 10x slower (60 s vs 6 s). Results do not depend on the policy. */
+    setenv("OMP_WAIT_POLICY", "passive", 0);
+    format_text(work, sizeof work, "/tmp/tng_train_cli_XXXXXX");
+    if (!mkdtemp(work)) die("mkdtemp failed: %s", strerror(errno));
+    format_text(world, sizeof world, "%s/world", work);
+    make_fixture();
+    RUN_TEST(test_help_matches_parser);
+    RUN_TEST(test_cli_errors);
+    RUN_TEST(test_resume_is_bit_exact);
+    RUN_TEST(test_sigint_checkpoints_and_resumes);
+    RUN_TEST(test_eval_table_and_json);
+    char cmd[PATH_LEN];
+    format_text(cmd, sizeof cmd, "rm -rf %s", work);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", work);
+    return test_summary();
+}
