@@ -112,6 +112,11 @@ test: $(TESTS) $(PROG_PATHS) $(VOCAB) $(LEXICON)
 demo: all $(VOCAB) $(LEXICON)
 	bash data/run_demo.sh
 
+# The TNG ablation: variants fine-tuned from one base, table and curves in bench/ablation/
+.PHONY: ablate
+ablate: all $(VOCAB) $(LEXICON)
+	BIN=$(dir $(firstword $(PROG_PATHS))) bash data/ablate.sh
+
 # Curves of a training run: make plot RUN=runs/demo/tng
 plot:
 	bash data/plot_run.sh $(RUN)

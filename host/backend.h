@@ -47,13 +47,18 @@ enum { INFONCE_LOSS = 0, INFONCE_T2I = 1, INFONCE_I2T = 2, INFONCE_DSCALE = 3, I
  * x its texts]. One process computes both on the whole matrix in one call. */
 typedef struct {
     int image_to_text, text_to_image;
-    int first_image;       /* global index of the block's row 0 */
-    int n_images, n_texts; /* global counts: the denominators of the two means */
+    int first_image; /* global index of the block's row 0 */
+    int n_images;    /* global image count: the image-to-text mean's denominator */
+    int n_texts;     /* global count of texts WITH a positive image (txt2img >= 0): the
+                        text-to-image mean's denominator */
+    float negative_log_weight; /* ln w: added to the image-to-text logit of every text with
+                                  no positive image, weighting it w in the softmax; 0 = w 1 */
 } InfonceTerms;
 
-/* Both terms on a whole [Ni, Nt] matrix: the single-process loss. */
+/* Both terms on a whole [Ni, Nt] matrix where every text has a positive image: the
+ * single-process loss without contradiction negatives. */
 static inline InfonceTerms infonce_whole(int Ni, int Nt) {
-    InfonceTerms terms = {1, 1, 0, Ni, Nt}; /* no compound literal: C++ includes this too */
+    InfonceTerms terms = {1, 1, 0, Ni, Nt, 0.0f}; /* no compound literal: C++ includes this */
     return terms;
 }
 
@@ -123,9 +128,13 @@ typedef struct Backend {
 
     /* ---- InfoNCE on a block cos [Ni,Nt] of the similarity matrix (logits = scale*cos),
      * computing the terms `terms` selects (host memory; see InfonceTerms).
-     * txt2img[t]: the GLOBAL index of text t's positive image. i2t_target[i]: the column image
-     * i must pick, or -1 for the uniform target over all texts whose positive is that image
-     * (read only for image_to_text; may be NULL otherwise).
+     * txt2img[t]: the GLOBAL index of text t's positive image, or -1 when it has none (a
+     * contradiction negative: false for its image and for every other). Such a column has no
+     * text-to-image term and counts toward no image's positives, but stays a negative in every
+     * row's image-to-text softmax (its logit offset by terms->negative_log_weight).
+     * i2t_target[i]: the column image i must pick (never a -1 column), or -1 for the uniform
+     * target over all texts whose positive is that image (read only for image_to_text; may be
+     * NULL otherwise).
      * loss = (mean_t CE over images + mean_i CE over texts) / 2, means over the global counts.
      * Writes dcos = dloss/dcos of this call's terms (may alias cos: computed in place) and
      * stats[INFONCE_*], where stats[INFONCE_DSCALE] = dloss/dscale. ---- */

@@ -486,17 +486,28 @@ static int *times_dim(const Clip *m, const int *counts) {
     return out;
 }
 
+/* Texts of the batch with a positive image: the text-to-image mean's denominator. */
+static int scored_texts(const ClipBatch *batch) {
+    int n = 0;
+    for (int t = 0; t < batch->n_texts; t++) n += batch->txt2img[t] >= 0;
+    return n;
+}
+
 /* Gathers every rank's batch: sizes, features (rank order) and positives as global ids.
  * Uploads this rank's image->text targets as global text ids. */
 static void gather_batch(Clip *m, const ClipBatch *batch) {
     const Dist *d = m->train.dist;
     const Backend *be = m->be;
     int W = d->world, me = d->rank, Ni = batch->n_images, Nt = batch->n_texts;
-    int mine[2] = {Ni, Nt}, *pairs = mallocCheck(sizeof(int) * 2 * (size_t)W);
-    int *twos = mallocCheck(sizeof(int) * (size_t)W);
-    for (int r = 0; r < W; r++) twos[r] = 2;
-    d->host->all_gather(d, pairs, mine, twos, DIST_I32);
-    for (int r = 0; r < W; r++) m->image_counts[r] = pairs[2 * r], m->text_counts[r] = pairs[2 * r + 1];
+    int mine[3] = {Ni, Nt, scored_texts(batch)}, *triples = mallocCheck(sizeof(int) * 3 * (size_t)W);
+    int *threes = mallocCheck(sizeof(int) * (size_t)W);
+    for (int r = 0; r < W; r++) threes[r] = 3;
+    d->host->all_gather(d, triples, mine, threes, DIST_I32);
+    m->n_scored_global = 0;
+    for (int r = 0; r < W; r++) {
+        m->image_counts[r] = triples[3 * r], m->text_counts[r] = triples[3 * r + 1];
+        m->n_scored_global += triples[3 * r + 2];
+    }
     m->n_images_global = dist_offsets(d, m->image_counts, m->image_offsets);
     m->n_texts_global = dist_offsets(d, m->text_counts, m->text_offsets);
 
@@ -506,7 +517,8 @@ static void gather_batch(Clip *m, const ClipBatch *batch) {
 
     int *positives = mallocCheck(sizeof(int) * (size_t)m->n_texts_global);
     int *own = positives + m->text_offsets[me]; /* gathered in place */
-    for (int t = 0; t < Nt; t++) own[t] = m->image_offsets[me] + batch->txt2img[t];
+    for (int t = 0; t < Nt; t++) /* -1 (no positive image) stays -1 */
+        own[t] = batch->txt2img[t] >= 0 ? m->image_offsets[me] + batch->txt2img[t] : -1;
     d->host->all_gather(d, positives, own, m->text_counts, DIST_I32);
     be->to_device(m->txt2img, positives, sizeof(int) * (size_t)m->n_texts_global);
     int *targets = mallocCheck(sizeof(int) * (size_t)Ni);
@@ -515,7 +527,7 @@ static void gather_batch(Clip *m, const ClipBatch *batch) {
         targets[i] = t >= 0 ? m->text_offsets[me] + t : -1;
     }
     be->to_device(m->i2t_target, targets, sizeof(int) * (size_t)Ni);
-    free(pairs), free(twos), free(image_floats), free(text_floats), free(positives), free(targets);
+    free(triples), free(threes), free(image_floats), free(text_floats), free(positives), free(targets);
 }
 
 /* The two blocks this rank owns; stats: this rank's shares, then their global sums. */
@@ -526,8 +538,9 @@ static void distributed_loss(Clip *m, float local[INFONCE_NSTATS], float global[
     int Nig = m->n_images_global, Ntg = m->n_texts_global;
     be->matmul_forward(m->cos, m->vision_acts.features, m->texts_all, NULL, Ni, D, Ntg);
     be->matmul_forward(m->cos_columns, m->images_all, m->text_acts.features, NULL, Nig, D, Nt);
-    InfonceTerms rows = {1, 0, m->image_offsets[d->rank], Nig, Ntg};
-    InfonceTerms columns = {0, 1, 0, Nig, Ntg};
+    float log_weight = m->train.contradiction_log_weight;
+    InfonceTerms rows = {1, 0, m->image_offsets[d->rank], Nig, m->n_scored_global, log_weight};
+    InfonceTerms columns = {0, 1, 0, Nig, m->n_scored_global, log_weight};
     be->infonce_forward_backward(m->cos, m->stats, m->cos, m->txt2img, m->i2t_target, m->scale,
                                  Ni, Ntg, &rows);
     be->infonce_forward_backward(m->cos_columns, m->stats + INFONCE_NSTATS, m->cos_columns,
@@ -688,14 +701,17 @@ static void check_batch(const Clip *m, const ClipBatch *batch) {
         die("precomputed image features need a frozen vision tower");
     int *positives = callocCheck((size_t)Ni, sizeof(int));
     for (int t = 0; t < Nt; t++) {
-        if (batch->txt2img[t] < 0 || batch->txt2img[t] >= Ni)
-            die("text %d names image %d, outside [0, %d)", t, batch->txt2img[t], Ni);
-        positives[batch->txt2img[t]]++;
+        if (batch->txt2img[t] < -1 || batch->txt2img[t] >= Ni)
+            die("text %d names image %d, outside [-1, %d)", t, batch->txt2img[t], Ni);
+        if (batch->txt2img[t] >= 0) positives[batch->txt2img[t]]++;
     }
+    if (scored_texts(batch) == 0) die("a batch needs a text with a positive image (all are -1)");
     for (int i = 0; i < Ni; i++) {
         int target = batch->i2t_target[i];
         if (target < -1 || target >= Nt)
             die("image %d: image-to-text target %d outside [-1, %d)", i, target, Nt);
+        if (target >= 0 && batch->txt2img[target] < 0)
+            die("image %d: image-to-text target %d is a text with no positive image", i, target);
         if (target == -1 && positives[i] == 0)
             die("image %d has no positive text, so its mean target is undefined", i);
     }
@@ -727,12 +743,14 @@ float clip_forward(Clip *m, const ClipBatch *batch, float stats[INFONCE_NSTATS])
     } else {
         m->n_images_global = Ni;
         m->n_texts_global = Nt;
+        m->n_scored_global = scored_texts(batch);
         /* cos[i,t] = image_i . text_t, as a linear layer whose weight is the text features */
         be->matmul_forward(m->cos, m->vision_acts.features, m->text_acts.features, NULL, Ni, D, Nt);
         be->to_device(m->txt2img, batch->txt2img, sizeof(int) * (size_t)Nt);
         be->to_device(m->i2t_target, batch->i2t_target, sizeof(int) * (size_t)Ni);
         /* dcos is computed in place: cos is not needed after the loss */
-        InfonceTerms whole = infonce_whole(Ni, Nt);
+        InfonceTerms whole = infonce_whole(Ni, m->n_scored_global);
+        whole.negative_log_weight = m->train.contradiction_log_weight;
         be->infonce_forward_backward(m->cos, m->stats, m->cos, m->txt2img, m->i2t_target,
                                      m->scale, Ni, Nt, &whole);
         be->to_host(host_stats, m->stats, sizeof host_stats);

@@ -106,7 +106,8 @@ typedef struct {
     const float *image_features; /* ...host [Ni,D] L2-normalised features from a frozen tower */
     int n_texts;
     const int *tokens;     /* host [Nt, context_length], each row holding an EOT */
-    const int *txt2img;    /* host [Nt]: the positive image of each text */
+    const int *txt2img;    /* host [Nt]: the positive image of each text, or -1 for none (a
+                              contradiction negative: image-to-text only, see backend.h) */
     const int *i2t_target; /* host [Ni]: the text each image must pick, -1 = mean of positives */
 } ClipBatch;
 
@@ -123,6 +124,9 @@ typedef struct {
      * owners. Every rank must call clip_forward/clip_backward in step, with the same config
      * and max sizes. */
     const Dist *dist;
+    /* ln w for contradiction negatives (texts with txt2img -1): their image-to-text logits
+     * are offset by it, weighting them w in the softmax. 0 (weight 1) when unset. */
+    float contradiction_log_weight;
 } ClipTrainConfig;
 
 typedef struct {
@@ -142,6 +146,7 @@ typedef struct {
     int n_images, n_texts, text_tokens; /* shapes of the last forward */
     /* data parallel (train.dist world > 1): the gathered batch of the last forward */
     int n_images_global, n_texts_global; /* = n_images, n_texts in one process */
+    int n_scored_global;                 /* texts with a positive image (txt2img >= 0) */
     int *image_counts, *text_counts;     /* host [world]: each rank's batch */
     int *image_offsets, *text_offsets;   /* host [world + 1]: where each rank's rows start */
     float *images_all, *texts_all;       /* gathered features [sum images, D], [sum texts, D] */

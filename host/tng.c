@@ -198,12 +198,14 @@ struct TngGenerator {
 
 void tng_config_default(TngConfig *cfg) {
     *cfg = (TngConfig){.negations_per_image = 2, .context = 77, .seed = 1234, .released = 0,
-                       .i2t_mean = 0};
+                       .i2t_mean = 0, .contradictions = 0};
 }
 
 TngGenerator *tng_generator_create(const TngConfig *cfg, const Lexicon *lex, const Tokenizer *tok) {
     if (cfg->negations_per_image < 1)
         die("tng: negations_per_image must be >= 1, found %d", cfg->negations_per_image);
+    if (cfg->contradictions < 0)
+        die("tng: contradictions must be >= 0, found %d", cfg->contradictions);
     if (cfg->context < 16)
         die("tng: context must be >= 16 tokens to hold a negation, found %d", cfg->context);
     TngGenerator *gen = callocCheck(1, sizeof(TngGenerator));
@@ -467,6 +469,35 @@ static void make_text(TngGenerator *gen, TngTexts *out, size_t *arena_used, int 
     gen->text_offset[t] = arena_append(out, arena_used, gen->render, len);
 }
 
+/* Contradiction c of image i into text t (kinds cycle with c % 3, see tng.h): a false
+ * hybrid negating a noun that caption_i contains; a false full negation of caption_i; a
+ * role-swapped hybrid "a <object_i>, no <noun of caption_i>". A caption without lexicon nouns
+ * gets the false full negation in every slot. Each is false for image i. */
+static void make_contradiction(TngGenerator *gen, TngTexts *out, size_t *arena_used, int t, int c,
+                               Span caption, int i, int object, Rng *rng) {
+    int n_present = gen->noun_start[i + 1] - gen->noun_start[i];
+    if (c % 3 != 1 && n_present > 0) {
+        int lemma = gen->nouns[gen->noun_start[i] + (int)rng_below(rng, (uint64_t)n_present)];
+        const char *tmpl = HYBRID_TEMPLATES[rng_below(rng, TNG_N_HYBRID_TEMPLATES)];
+        char swapped[128];
+        Span subject = caption;
+        if (c % 3 == 2) { // affirm the absent object, deny the present one
+            const char *absent = gen->lex->lemma[object];
+            int n = snprintf(swapped, sizeof swapped, "%s %.100s",
+                             strchr("aeiou", absent[0]) ? "an" : "a", absent);
+            subject = (Span){swapped, (size_t)n};
+        }
+        make_text(gen, out, arena_used, t, tmpl, subject, gen->lex->lemma[lemma]);
+        out->kind[t] = c % 3 == 2 ? TNG_SWAPPED_HYBRID : TNG_FALSE_HYBRID;
+    } else {
+        const char *tmpl = FULL_TEMPLATES[rng_below(rng, TNG_N_FULL_TEMPLATES)];
+        make_text(gen, out, arena_used, t, tmpl, caption, "");
+        out->kind[t] = TNG_FALSE_FULL;
+    }
+    out->txt2img[t] = -1;
+    out->source_image[t] = i;
+}
+
 static void seed_image_stream(Rng *rng, uint64_t seed, int64_t batch_index, int image) {
     uint64_t state = seed;
     state = splitmix64(&state) ^ (uint64_t)batch_index;
@@ -478,7 +509,8 @@ void tng_make_texts(TngGenerator *gen, const char *const *captions, const float 
                     int n_images, int dim, int64_t batch_index, TngTexts *out) {
     if (n_images < 1) die("tng_make_texts: expected at least one image, found %d", n_images);
     const TngConfig *cfg = &gen->cfg;
-    int n_neg = cfg->negations_per_image, n_texts = (n_neg + 1) * n_images;
+    int n_neg = cfg->negations_per_image, n_positive_texts = (n_neg + 1) * n_images;
+    int n_texts = n_positive_texts + cfg->contradictions * n_images;
     int context = cfg->context;
     int max_nouns = 0;
     for (int i = 0; i < n_images; i++) max_nouns += (int)(strlen(captions[i]) / 2 + 1);
@@ -545,9 +577,13 @@ void tng_make_texts(TngGenerator *gen, const char *const *captions, const float 
             }
             out->txt2img[t] = i;
         }
-        out->i2t_target[i] = cfg->released ? (int)rng_below(&rng, (uint64_t)n_texts)
+        out->i2t_target[i] = cfg->released ? (int)rng_below(&rng, (uint64_t)n_positive_texts)
                              : cfg->i2t_mean ? -1
                                              : i;
+        // contradictions draw after every other choice, so C = 0 leaves those unchanged
+        for (int c = 0; c < cfg->contradictions; c++)
+            make_contradiction(gen, out, &arena_used, n_positive_texts + c * n_images + i, c,
+                               trimmed[i], i, object, &rng);
     }
     for (int t = 0; t < n_texts; t++) out->texts[t] = out->text_arena + gen->text_offset[t];
     free(trimmed);

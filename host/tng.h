@@ -21,6 +21,22 @@
  * second full negation, for M > 3, the second least similar, ...). It never negates caption_i:
  * with B = 1 there is no other caption, and that slot holds one more hybrid (another template).
  *
+ * Contradiction negatives (TngConfig.contradictions = C > 0) follow: C texts per image that
+ * are FALSE for image i and a positive of no image (txt2img -1, so they take part only in the
+ * image-to-text softmax, as negatives image i must rank below its caption):
+ *
+ *   text t = (M+1+c)*B + i  contradiction c of image i, c = 0..C-1, by c % 3:
+ *                             0: a false hybrid, caption_i plus "no <object present in
+ *                                caption_i>" (a lexicon noun of caption_i, whole word;
+ *                                hybrid templates)
+ *                             1: a false full negation, the negation of caption_i itself
+ *                                (full templates)
+ *                             2: a role-swapped hybrid, "a <object_i>" (absent) plus "no
+ *                                <object present in caption_i>": NegBench's swapped option
+ *
+ * A caption with no lexicon noun has no hybrid contradiction: those slots hold a false full
+ * negation too. With C = 0 the texts (and every random draw) are exactly those without the option.
+ *
  * Every random choice comes from a counter-based stream seeded by (seed, batch_index, i), so
  * the texts depend only on those and the batch, not on thread timing or generation order.
  *
@@ -58,23 +74,33 @@ typedef struct {
     uint64_t seed;
     int released;            /* 1: the released code's pairing and i2t targets (see above) */
     int i2t_mean;            /* 1: i2t_target[i] = -1, "mean over image i's positives" */
+    int contradictions;      /* C >= 0 contradiction negatives per image (see above); 0 = off */
 } TngConfig;
 
-typedef enum { TNG_ORIGINAL = 0, TNG_HYBRID = 1, TNG_FULL = 2 } TngTextKind;
+typedef enum {
+    TNG_ORIGINAL = 0,
+    TNG_HYBRID = 1,
+    TNG_FULL = 2,
+    TNG_FALSE_HYBRID = 3, /* contradiction: caption_i, "no <object present in caption_i>" */
+    TNG_FALSE_FULL = 4,   /* contradiction: the negation of caption_i */
+    TNG_SWAPPED_HYBRID = 5, /* contradiction: "a <object_i>", "no <object present in caption_i>" */
+} TngTextKind;
 
 /* One batch of generated texts. Arrays are owned by the batch and reused across calls. */
 typedef struct {
     int n_images;       /* B */
-    int n_texts;        /* (M+1)*B */
+    int n_texts;        /* (M+1+C)*B */
     int context;
     int64_t batch_index;
     int *tokens;        /* [n_texts, context] ids, zero-padded after EOT */
-    int *txt2img;       /* [n_texts] the image each text is a positive of */
-    int *i2t_target;    /* [n_images] index of the target text, or -1 for the mean */
+    int *txt2img;       /* [n_texts] the image each text is a positive of, -1 for none */
+    int *i2t_target;    /* [n_images] index of the target text (never a contradiction), or
+                           -1 for the mean */
     char **texts;       /* [n_texts] the strings (pointers into text_arena) for logs */
     TngTextKind *kind;  /* [n_texts] */
     int *source_image;  /* [n_texts] the image whose caption the text negates or quotes
-                           (full: the negated image; hybrid and original: the image itself) */
+                           (full: the negated image; hybrid, original and contradictions:
+                           the image itself) */
     int *object_lemma;  /* [n_images] lexicon id of the object negated in image i's hybrids */
     int *object_from;   /* [n_images] the neighbour it came from, or -1: random lexicon noun */
     char *text_arena;

@@ -60,6 +60,8 @@ static const CliOption OPTIONS[] = {
     {"fast-decode", NULL, "DCT-scaled JPEG decoding: faster, not bit-exact (training only)"},
     {"tng", "on|off", "generate negation texts each batch (default on)"},
     {"neg-per-image", "M", "negation texts per image (default 2: one hybrid, one full)"},
+    {"contradictions", "C", "contradiction negatives per image: false for it, positive of no image (default 0)"},
+    {"contradiction-weight", "W", "weight of contradiction negatives in the image->text softmax (default 1)"},
     {"tng-compat", "MODE", "ours (default) or released: the authors' code's pairing and targets"},
     {"tng-scope", "MODE", "local (neighbours from this rank's batch, default) or global (all ranks')"},
     {"i2t-target", "MODE", "own, mean or released-random (default own; released-random with --tng-compat released)"},
@@ -90,7 +92,7 @@ static const CliOption OPTIONS[] = {
     {"help", NULL, "show this help"},
 };
 enum { OPT_CONFIG, OPT_INIT, OPT_DATA, OPT_FORMAT, OPT_IMAGE_ROOT, OPT_CAPTIONS, OPT_FAST_DECODE,
-       OPT_TNG, OPT_NEG_PER_IMAGE, OPT_TNG_COMPAT, OPT_TNG_SCOPE, OPT_I2T_TARGET, OPT_TEMPERATURE, OPT_FREEZE,
+       OPT_TNG, OPT_NEG_PER_IMAGE, OPT_CONTRADICTIONS, OPT_CONTRADICTION_WEIGHT, OPT_TNG_COMPAT, OPT_TNG_SCOPE, OPT_I2T_TARGET, OPT_TEMPERATURE, OPT_FREEZE,
        OPT_LR, OPT_WD, OPT_BETA1, OPT_BETA2, OPT_EPS, OPT_BATCH, OPT_ACCUM, OPT_EPOCHS, OPT_STEPS,
        OPT_WARMUP, OPT_SCHEDULE, OPT_GRAD_CLIP, OPT_SEED, OPT_OUT, OPT_CHECKPOINT_EVERY,
        OPT_RESUME, OPT_VAL_MCQ, OPT_EVAL_EVERY, OPT_LOG_EVERY, OPT_THREADS, OPT_MAX_NONFINITE,
@@ -102,6 +104,8 @@ static const char *const I2T_NAMES[] = {"own", "mean", "released-random"};
 typedef struct {
     const char *config, *init, *data, *format, *image_root, *out, *val_mcq;
     int captions_all, fast_decode, tng, neg_per_image, released, i2t_given, tng_global;
+    int contradictions;
+    float contradiction_weight;
     I2tTarget i2t;
     float temperature; /* 0 = learned */
     int train_vision, train_text;
@@ -139,7 +143,7 @@ static int parse_choice(const char *option, const char *value, const char *const
 
 static void parse_args(int argc, char **argv, TrainArgs *a) {
     *a = (TrainArgs){.config = NULL, .data = "data/cache/synth/train.csv", .format = "auto",
-                     .out = "runs/latest", .tng = 1, .neg_per_image = 2, .i2t = I2T_OWN,
+                     .out = "runs/latest", .tng = 1, .neg_per_image = 2, .contradiction_weight = 1, .i2t = I2T_OWN,
                      .temperature = 0.07f, .train_vision = 0, .train_text = 1, .batch = 128,
                      .accum = 1, .epochs = 1, .steps = 0, .log_every = 10, .threads = 1,
                      .max_nonfinite = 5};
@@ -163,6 +167,10 @@ static void parse_args(int argc, char **argv, TrainArgs *a) {
         case OPT_FAST_DECODE: a->fast_decode = 1; break;
         case OPT_TNG: a->tng = parse_choice(name, optarg, on_off, 2); break;
         case OPT_NEG_PER_IMAGE: a->neg_per_image = (int)cli_long(name, optarg, 1, 16); break;
+        case OPT_CONTRADICTIONS: a->contradictions = (int)cli_long(name, optarg, 0, 16); break;
+        case OPT_CONTRADICTION_WEIGHT:
+            a->contradiction_weight = (float)cli_double(name, optarg, 1e-6, 1e6);
+            break;
         case OPT_TNG_COMPAT: a->released = parse_choice(name, optarg, compat, 2); break;
         case OPT_TNG_SCOPE: a->tng_global = parse_choice(name, optarg, scopes, 2); break;
         case OPT_I2T_TARGET:
@@ -215,6 +223,7 @@ static void parse_args(int argc, char **argv, TrainArgs *a) {
         bad_option("%s: nothing would train", "--freeze with a fixed temperature");
     if (a->released && !a->i2t_given) a->i2t = I2T_RELEASED_RANDOM;
     if (!a->tng && a->released) bad_option("%s needs --tng on", "--tng-compat released");
+    if (!a->tng && a->contradictions) bad_option("%s needs --tng on", "--contradictions");
 }
 
 static void print_settings(const TrainArgs *a, const Dist *d, FILE *out) {
@@ -222,9 +231,10 @@ static void print_settings(const TrainArgs *a, const Dist *d, FILE *out) {
     fprintf(out, "  model      %s %s\n", a->init ? "init" : "config", a->init ? a->init : a->config);
     fprintf(out, "  data       %s (format %s, captions %s%s)\n", a->data, a->format,
             a->captions_all ? "all" : "one", a->fast_decode ? ", fast decode" : "");
-    fprintf(out, "  tng        %s, M=%d, compat %s, i2t target %s, scope %s\n", a->tng ? "on" : "off",
-            a->neg_per_image, a->released ? "released" : "ours", I2T_NAMES[a->i2t],
-            a->tng_global ? "global" : "local");
+    fprintf(out, "  tng        %s, M=%d, compat %s, i2t target %s, scope %s, contradictions %d (weight %g)\n",
+            a->tng ? "on" : "off", a->neg_per_image, a->released ? "released" : "ours",
+            I2T_NAMES[a->i2t], a->tng_global ? "global" : "local", a->contradictions,
+            a->contradiction_weight);
     if (a->temperature > 0) fprintf(out, "  temperature fixed %g\n", a->temperature);
     else fprintf(out, "  temperature learned\n");
     fprintf(out, "  train      vision %s, text %s\n", a->train_vision ? "yes" : "frozen",
@@ -442,9 +452,11 @@ static void take_own_texts(Run *r, const Pending *p, const TngTexts *texts, Clip
     for (int k = 0; k < per_image; k++)
         for (int j = 0; j < p->n; j++) {
             int from = k * texts->n_images + p->own_at[j], to = k * p->n + j;
-            if (texts->txt2img[from] != p->own_at[j]) die("TNG text %d is not of image %d", from, p->own_at[j]);
+            int positive = texts->txt2img[from]; /* -1: a contradiction, of no image */
+            if (positive >= 0 && positive != p->own_at[j])
+                die("TNG text %d is not of image %d", from, p->own_at[j]);
             memcpy(r->own_tokens + (size_t)to * ctx, texts->tokens + (size_t)from * ctx, sizeof(int) * ctx);
-            r->own_txt2img[to] = j;
+            r->own_txt2img[to] = positive >= 0 ? j : -1;
         }
     batch->n_texts = per_image * p->n;
     batch->tokens = r->own_tokens;
@@ -484,14 +496,15 @@ static float micro_step(Run *r, Pending *p, float stats[INFONCE_NSTATS], double 
         batch.txt2img = r->plain_txt2img;
     }
     /* The image->text target. Text i is image i's caption in both layouts; released-random
-     * draws from all of this rank's texts (the released code's per-GPU batch), seeded by the
-     * batch so a resumed run draws the same. */
+     * draws from all of this rank's texts with a positive image (the released code's per-GPU
+     * batch; contradictions come last), seeded by the batch so a resumed run draws the same. */
+    int n_positive_texts = batch.n_texts - (a->tng ? a->contradictions * p->n : 0);
     int *targets = r->plain_target;
     uint64_t state = a->seed ^ (0x5851f42d4c957f2dULL * (uint64_t)(p->stream + 1));
     for (int i = 0; i < p->n; i++) {
         if (a->i2t == I2T_OWN) targets[i] = i;
         else if (a->i2t == I2T_MEAN) targets[i] = -1;
-        else targets[i] = (int)(splitmix64(&state) % (uint64_t)batch.n_texts);
+        else targets[i] = (int)(splitmix64(&state) % (uint64_t)n_positive_texts);
     }
     batch.i2t_target = targets;
     float loss = clip_forward(m, &batch, stats);
@@ -570,9 +583,10 @@ static void open_model(Run *r, LoaderPosition *start) {
     r->model = clip_create(&cfg, backend_cpu());
     if (params) clip_set_params(r->model, params), free(params);
     else clip_init_random(r->model, a->seed);
-    int n_texts = a->batch * (a->tng ? a->neg_per_image + 1 : 1);
+    int n_texts = a->batch * (a->tng ? a->neg_per_image + 1 + a->contradictions : 1);
     ClipTrainConfig train = {.temperature = a->temperature, .train_vision = a->train_vision,
-                             .train_text = a->train_text, .dist = d};
+                             .train_text = a->train_text, .dist = d,
+                             .contradiction_log_weight = logf(a->contradiction_weight)};
     clip_prepare(r->model, &train, a->batch, n_texts);
     Clip *m = r->model;
     uint64_t resume_state[3] = {0, 0, 0}; /* step, loader epoch, loader index */
@@ -678,7 +692,7 @@ static void open_run(Run *r) {
     r->plain_txt2img = mallocCheck(sizeof(int) * (size_t)a->batch);
     r->plain_target = mallocCheck(sizeof(int) * (size_t)a->batch);
     if (tng_global) {
-        size_t texts = (size_t)a->batch * (a->neg_per_image + 1);
+        size_t texts = (size_t)a->batch * (a->neg_per_image + 1 + a->contradictions);
         r->own_tokens = mallocCheck(sizeof(int) * texts * cfg.context_length);
         r->own_txt2img = mallocCheck(sizeof(int) * texts);
     }
@@ -691,6 +705,7 @@ static void open_run(Run *r) {
         tc.context = cfg.context_length;
         tc.seed = a->seed;
         tc.released = a->released;
+        tc.contradictions = a->contradictions;
         pthread_mutex_init(&r->queue.lock, NULL);
         pthread_cond_init(&r->queue.changed, NULL);
         r->queue.dim = D;

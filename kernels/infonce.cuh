@@ -8,6 +8,10 @@
  * texts when -1) averaged over images, halved. The matrix may be a block of the global one
  * (InfonceTerms, backend.h): row i is global image first + i, either term may be off (its
  * kernel is not launched and it contributes 0), and the means divide by the global counts.
+ * A text with txt2img -1 (a contradiction negative) has no column term and is no image's
+ * positive, but stays in every row's softmax with its logit offset by
+ * terms.negative_log_weight; the text-to-image mean divides by terms.n_texts, the count of
+ * texts that do have a positive image.
  *
  * Four kernels, none with atomics:
  *   rows:    block per image row: online max/sum-exp over the texts, the target logit
@@ -29,6 +33,11 @@ extern "C" {
 }
 #include "cuda/cuda_common.h"
 
+/* The image-to-text logit of a column: contradictions (no positive image) carry ln w. */
+__device__ __forceinline__ float i2t_logit(float logit, int positive_image, float log_weight) {
+    return positive_image < 0 ? logit + log_weight : logit;
+}
+
 /* Merges a running (max, sum of exp(x - max)) pair with another. */
 __device__ __forceinline__ void lse_merge(float &m, float &s, float m2, float s2) {
     if (m2 == -INFINITY)
@@ -46,14 +55,14 @@ __device__ __forceinline__ void lse_merge(float &m, float &s, float m2, float s2
 static __global__ void __launch_bounds__(INFONCE_THREADS)
     infonce_rows_kernel(float *row_lse, float *row_loss, float *row_pos, const float *cos,
                         const int *txt2img, const int *i2t_target, float scale, int first,
-                        int Nt) {
+                        int Nt, float log_weight) {
     __shared__ float shared[PLAN_WARP];
     int i = blockIdx.x;
     const float *r = cos + (size_t)i * Nt;
     float m = -INFINITY, s = 0.0f, own_sum = 0.0f, own_count = 0.0f;
     for (int t = threadIdx.x; t < Nt; t += blockDim.x) {
         float x = scale * r[t];
-        lse_merge(m, s, x, 1.0f);
+        lse_merge(m, s, i2t_logit(x, txt2img[t], log_weight), 1.0f);
         if (txt2img[t] == first + i) {
             own_sum += x;
             own_count += 1.0f;
@@ -81,13 +90,17 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
     int lane = threadIdx.x % INFONCE_COL_TILE, group = threadIdx.x / INFONCE_COL_TILE;
     int t = blockIdx.x * INFONCE_COL_TILE + lane;
     float m = -INFINITY, s = 0.0f;
-    if (t < Nt)
+    int scored = t < Nt && txt2img[t] >= 0; /* a contradiction column has no term */
+    if (scored)
         for (int i = group; i < Ni; i += INFONCE_COL_GROUPS)
             lse_merge(m, s, scale * cos[(size_t)i * Nt + t], 1.0f);
     group_m[group][lane] = m;
     group_s[group][lane] = s;
     __syncthreads();
-    if (group == 0 && t < Nt) {
+    if (group == 0 && t < Nt && !scored) {
+        col_lse[t] = 0.0f;
+        col_loss[t] = 0.0f;
+    } else if (group == 0 && t < Nt) {
         for (int g = 1; g < INFONCE_COL_GROUPS; g++)
             lse_merge(m, s, group_m[g][lane], group_s[g][lane]);
         float lse = m + logf(s);
@@ -113,11 +126,13 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
         float c = cos[at], logit = scale * c;
         int own = txt2img[t] == terms.first_image + i;
         float col_term = 0.0f, row_term = 0.0f;
-        if (terms.text_to_image)
+        int positive = txt2img[t];
+        if (terms.text_to_image && positive >= 0)
             col_term = (expf(logit - col_lse[t]) - (float)own) / terms.n_texts;
         if (terms.image_to_text) {
             float target_row = target >= 0 ? (float)(target == t) : own * inv_pos;
-            row_term = (expf(logit - lse) - target_row) / terms.n_images;
+            row_term = (expf(i2t_logit(logit, positive, terms.negative_log_weight) - lse) -
+                        target_row) / terms.n_images;
         }
         float dlogit = 0.5f * (col_term + row_term);
         dcos[at] = dlogit * scale;
@@ -162,7 +177,8 @@ static inline void infonce_forward_backward(float *dcos, float *stats, const flo
     float *col_lse = row_pos + Ni, *col_loss = col_lse + Nt;
     if (terms.image_to_text) {
         infonce_rows_kernel<<<(unsigned)plan.row_blocks, plan.threads, 0, stream>>>(
-            row_lse, row_loss, row_pos, cos, txt2img, i2t_target, scale, terms.first_image, Nt);
+            row_lse, row_loss, row_pos, cos, txt2img, i2t_target, scale, terms.first_image, Nt,
+            terms.negative_log_weight);
         kernelCheck();
     }
     if (terms.text_to_image) {

@@ -61,12 +61,15 @@ typedef struct {
     int counts[MAX_RANKS]; /* images per rank */
     int texts_per_image;   /* 1: plain CLIP; 3: TNG's shape */
     int frozen_vision;     /* 1: precomputed image features, vision frozen, fixed temperature */
+    int contradictions;    /* 1: even global images' last text is a contradiction negative
+                              (txt2img -1, weight 0.5), so ranks hold different counts */
 } Scenario;
 
 static const Scenario SCENARIOS[] = {
-    {"model_plain", 2, {4, 4}, 1, 0},
-    {"model_tng", 2, {4, 4}, 3, 1},
-    {"model_uneven", 3, {3, 3, 2}, 3, 0},
+    {"model_plain", 2, {4, 4}, 1, 0, 0},
+    {"model_tng", 2, {4, 4}, 3, 1, 0},
+    {"model_uneven", 3, {3, 3, 2}, 3, 0, 0},
+    {"model_contradictions", 3, {3, 3, 2}, 3, 1, 1},
 };
 
 static ClipConfig small_config(void) {
@@ -117,7 +120,7 @@ static void make_batch(const Scenario *sc, const ClipConfig *c, int step, int ra
             row[0] = c->vocab_size - 2;
             for (int p = 1; p < eot; p++) row[p] = 1 + (int)rng_below(&rng, c->vocab_size - 4);
             row[eot] = clip_eot_token(c);
-            b->txt2img[t] = j;
+            b->txt2img[t] = sc->contradictions && k == K - 1 && g % 2 == 0 ? -1 : j;
         }
         b->target[j] = K > 1 && g % 3 == 1 ? -1 : j;
     }
@@ -147,7 +150,8 @@ static void make_global_batch(const Scenario *sc, const ClipConfig *c, int step,
         memcpy(all->images + (size_t)io * 3 * R * R, p->images, sizeof(float) * (size_t)p->n_images * 3 * R * R);
         memcpy(all->features + (size_t)io * D, p->features, sizeof(float) * (size_t)p->n_images * D);
         memcpy(all->tokens + (size_t)to * ctx, p->tokens, sizeof(int) * (size_t)p->n_texts * ctx);
-        for (int t = 0; t < p->n_texts; t++) all->txt2img[to + t] = io + p->txt2img[t];
+        for (int t = 0; t < p->n_texts; t++)
+            all->txt2img[to + t] = p->txt2img[t] < 0 ? -1 : io + p->txt2img[t];
         for (int i = 0; i < p->n_images; i++)
             all->target[io + i] = p->target[i] < 0 ? -1 : to + p->target[i];
         io += p->n_images, to += p->n_texts;
@@ -169,7 +173,8 @@ static void train_scenario(const Scenario *sc, const Dist *dist, float *losses, 
         for (int r = 0; r < sc->world; r++) max_images = sc->counts[r] > max_images ? sc->counts[r] : max_images;
     }
     ClipTrainConfig train = {.temperature = sc->frozen_vision ? 0.07f : 0,
-                             .train_vision = !sc->frozen_vision, .train_text = 1, .dist = dist};
+                             .train_vision = !sc->frozen_vision, .train_text = 1, .dist = dist,
+                             .contradiction_log_weight = sc->contradictions ? logf(0.5f) : 0};
     clip_prepare(m, &train, max_images, max_images * sc->texts_per_image);
     OptimConfig oc = optim_defaults();
     oc.lr = 2e-3f;
@@ -380,6 +385,8 @@ static void check_scenario(const Scenario *sc) {
 static void test_model_two_ranks(void) { check_scenario(&SCENARIOS[0]); }
 static void test_model_two_ranks_tng_shape(void) { check_scenario(&SCENARIOS[1]); }
 static void test_model_three_uneven_ranks(void) { check_scenario(&SCENARIOS[2]); }
+/* texts with no positive image (txt2img -1) must stay -1 when gathered with offsets */
+static void test_model_contradictions(void) { check_scenario(&SCENARIOS[3]); }
 
 /* ---- tng_train under mpirun ---- */
 
@@ -626,6 +633,7 @@ int main(int argc, char **argv) {
         RUN_TEST(test_model_two_ranks);
         RUN_TEST(test_model_two_ranks_tng_shape);
         RUN_TEST(test_model_three_uneven_ranks);
+        RUN_TEST(test_model_contradictions);
         SynthConfig sc;
         synth_config_default(&sc);
         sc.n_images[SYNTH_TRAIN] = 48, sc.n_images[SYNTH_VAL] = 4, sc.n_images[SYNTH_TEST] = 4;

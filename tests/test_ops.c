@@ -376,11 +376,15 @@ static void infonce_fwd(OpCase *c) {
     c->out[0] = o->stats[INFONCE_LOSS];
 }
 
-static void check_infonce(const int *i2t_target, const char *what) {
-    /* 3 images x 7 texts, an uneven number of positives per image */
-    static const int txt2img[] = {0, 1, 2, 0, 1, 2, 0};
+/* 3 images x 7 texts. txt2img: positives (uneven counts per image), -1 for contradiction
+ * negatives; terms.n_texts counts the others; log_weight is their ln w. */
+static void check_infonce(const int *txt2img, const int *i2t_target, float log_weight,
+                          const char *what) {
+    int scored = 0;
+    for (int t = 0; t < 7; t++) scored += txt2img[t] >= 0;
     InfonceOp o = {.Ni = 3, .Nt = 7, .txt2img = txt2img, .i2t_target = i2t_target,
-                   .terms = infonce_whole(3, 7)};
+                   .terms = infonce_whole(3, scored)};
+    o.terms.negative_log_weight = log_weight;
     o.cos = random_doubles(21, 0.5);
     o.dcos = zeros(21);
     /* a float-representable scale so the float cast in the op is exact */
@@ -413,10 +417,56 @@ static void check_infonce(const int *i2t_target, const char *what) {
 }
 
 static void test_infonce(void) {
+    static const int txt2img[] = {0, 1, 2, 0, 1, 2, 0};
     static const int own[] = {3, 1, 5}, mean[] = {-1, -1, -1}, mixed[] = {6, -1, 2};
-    check_infonce(own, "dcos (own target)");
-    check_infonce(mean, "dcos (mean target)");
-    check_infonce(mixed, "dcos (mixed targets)");
+    check_infonce(txt2img, own, 0, "dcos (own target)");
+    check_infonce(txt2img, mean, 0, "dcos (mean target)");
+    check_infonce(txt2img, mixed, 0, "dcos (mixed targets)");
+    /* texts 4 and 6 are contradiction negatives: no text->image term, never a positive */
+    static const int contra[] = {0, 1, 2, 0, -1, 2, -1}, contra_mixed[] = {3, -1, 2};
+    check_infonce(contra, own, 0, "dcos (contradictions, own target)");
+    check_infonce(contra, mean, 0, "dcos (contradictions, mean target)");
+    check_infonce(contra, contra_mixed, logf(0.3f), "dcos (contradictions weighted 0.3)");
+}
+
+/* The contradiction semantics against independent arrangements of the same numbers:
+ * - text->image: the mean over the scored columns is the plain op on the matrix without
+ *   the -1 columns;
+ * - image->text (own targets): a -1 column of weight w is a negative like any other text
+ *   whose logit is raised by ln w, so it equals the plain op with those columns labelled
+ *   as some image's (untargeted) text and their cos raised by ln(w)/scale. */
+static void test_infonce_contradictions(void) {
+    enum { NI = 3, NT = 7, NS = 5 };
+    static const int txt2img[NT] = {0, 1, 2, 0, -1, 2, -1}, own[NI] = {3, 1, 5};
+    static const int relabelled[NT] = {0, 1, 2, 0, 1, 2, 0}, kept[NS] = {0, 1, 2, 3, 5};
+    static const int kept_t2i[NS] = {0, 1, 2, 0, 2}, kept_own[NI] = {3, 1, 4};
+    const double scale = 14.25, w = 0.3;
+    double *cos = random_doubles(NI * NT, 0.5), dcos[NI * NT], stats[INFONCE_NSTATS];
+    InfonceTerms terms = infonce_whole(NI, NS);
+    terms.negative_log_weight = (float)log(w);
+    infonce_forward_backward_f64(dcos, stats, cos, txt2img, own, (float)scale, NI, NT, &terms);
+
+    double cut[NI * NS], cut_dcos[NI * NS], cut_stats[INFONCE_NSTATS];
+    for (int i = 0; i < NI; i++)
+        for (int k = 0; k < NS; k++) cut[i * NS + k] = cos[i * NT + kept[k]];
+    InfonceTerms cut_terms = infonce_whole(NI, NS);
+    infonce_forward_backward_f64(cut_dcos, cut_stats, cut, kept_t2i, kept_own, (float)scale, NI,
+                                 NS, &cut_terms);
+    /* same arithmetic on the same numbers, up to summation order */
+    CHECK(fabs(stats[INFONCE_T2I] - cut_stats[INFONCE_T2I]) < 1e-12, "t2i %.15g vs cut matrix %.15g",
+          stats[INFONCE_T2I], cut_stats[INFONCE_T2I]);
+
+    double shifted[NI * NT], shifted_dcos[NI * NT], shifted_stats[INFONCE_NSTATS];
+    for (int k = 0; k < NI * NT; k++)
+        shifted[k] = cos[k] + (txt2img[k % NT] < 0 ? log(w) / (double)(float)scale : 0);
+    InfonceTerms rows_only = {1, 0, 0, NI, NT, 0.0f};
+    infonce_forward_backward_f64(shifted_dcos, shifted_stats, shifted, relabelled, own,
+                                 (float)scale, NI, NT, &rows_only);
+    /* log(w) is rounded to float in the terms: 1e-7 relative on a logit of ~1 */
+    CHECK(fabs(stats[INFONCE_I2T] - shifted_stats[INFONCE_I2T]) < 1e-6,
+          "i2t %.15g vs shifted relabelled matrix %.15g", stats[INFONCE_I2T],
+          shifted_stats[INFONCE_I2T]);
+    free(cos);
 }
 
 /* Data parallelism's decomposition: rank r computes image->text on [its images x all texts]
@@ -541,6 +591,7 @@ int main(void) {
     RUN_TEST(test_text_stem);
     RUN_TEST(test_l2norm);
     RUN_TEST(test_infonce);
+    RUN_TEST(test_infonce_contradictions);
     RUN_TEST(test_infonce_blocks);
     RUN_TEST(test_infonce_square_is_clip);
     RUN_TEST(test_adamw_matches_formula);

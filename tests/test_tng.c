@@ -369,6 +369,78 @@ static void test_empty_and_nounless_captions(void) {
     tng_texts_free(&t);
 }
 
+/* The word after the first "no"/"any"/"single"/"one" in text (every hybrid template puts
+ * one of them right before its object), as a lexicon lemma; -1 if none. */
+static int negated_lemma(const char *text) {
+    static const char *const cues[] = {"no ", "any ", "single ", "one "};
+    for (const char *p = text; *p; p++) {
+        if (p != text && isalpha((unsigned char)p[-1])) continue; /* word starts only */
+        for (size_t c = 0; c < sizeof cues / sizeof cues[0]; c++) {
+            size_t n = strlen(cues[c]);
+            if (strncasecmp(p, cues[c], n) != 0) continue;
+            const char *w = p + n;
+            char word[64];
+            size_t len = 0;
+            for (; isalpha((unsigned char)w[len]) && len < sizeof word; len++)
+                word[len] = (char)tolower((unsigned char)w[len]);
+            int lemma = lexicon_lookup(lex, word, len);
+            if (lemma >= 0) return lemma;
+        }
+    }
+    return -1;
+}
+
+/* Contradiction negatives: false for their image, of no image (txt2img -1), after every
+ * positive text, leaving the positives exactly as with the option off. */
+static void test_contradictions(void) {
+    enum { B = 24, C = 3 };
+    Batch b;
+    batch_random(&b, B, 8, 77);
+    free(b.captions[5]);
+    b.captions[5] = strdup("running quickly!"); /* no lexicon noun: no false hybrid */
+    for (int released = 0; released <= 1; released++) {
+        TngConfig cfg;
+        tng_config_default(&cfg);
+        cfg.released = released;
+        TngTexts plain = {0}, t = {0};
+        generate(&cfg, &b, 3, &plain);
+        cfg.contradictions = C;
+        generate(&cfg, &b, 3, &t);
+        int n_pos = (cfg.negations_per_image + 1) * B;
+        CHECK(t.n_texts == n_pos + C * B, "n_texts %d, expected %d", t.n_texts, n_pos + C * B);
+        CHECK(memcmp(t.tokens, plain.tokens, sizeof(int) * (size_t)n_pos * t.context) == 0 &&
+                  memcmp(t.txt2img, plain.txt2img, sizeof(int) * n_pos) == 0 &&
+                  memcmp(t.i2t_target, plain.i2t_target, sizeof(int) * B) == 0,
+              "positives differ from the run without contradictions (released %d)", released);
+        for (int i = 0; i < B; i++)
+            CHECK(t.i2t_target[i] < n_pos, "image %d targets text %d, a contradiction", i,
+                  t.i2t_target[i]);
+        for (int k = n_pos; k < t.n_texts; k++) {
+            int i = (k - n_pos) % B, c = (k - n_pos) / B;
+            CHECK(t.txt2img[k] == -1 && t.source_image[k] == i, "text %d: txt2img %d source %d", k,
+                  t.txt2img[k], t.source_image[k]);
+            int hybrid = c % 3 != 1 && i != 5;
+            TngTextKind want = !hybrid ? TNG_FALSE_FULL : c % 3 == 0 ? TNG_FALSE_HYBRID : TNG_SWAPPED_HYBRID;
+            CHECK(t.kind[k] == want, "text %d kind %d, expected %d", k, (int)t.kind[k], (int)want);
+            if (hybrid) { /* the negated object is one the caption does mention */
+                int lemma = negated_lemma(t.texts[k]);
+                CHECK(lemma >= 0 && text_mentions(b.captions[i], lemma),
+                      "false hybrid \"%s\" negates %s, absent from \"%s\"", t.texts[k],
+                      lemma >= 0 ? lex->lemma[lemma] : "nothing", b.captions[i]);
+            }
+            if (want == TNG_SWAPPED_HYBRID) /* and affirms image i's absent object */
+                CHECK(text_mentions(t.texts[k], t.object_lemma[i]) &&
+                          !text_mentions(b.captions[i], t.object_lemma[i]),
+                      "swapped hybrid \"%s\" should affirm absent %s", t.texts[k],
+                      lex->lemma[t.object_lemma[i]]);
+        }
+        CHECK(bad_rows(&t) == 0, "rows");
+        tng_texts_free(&plain);
+        tng_texts_free(&t);
+    }
+    batch_free(&b);
+}
+
 static void test_negation_survives_truncation(void) {
     // two 200-word captions: every generated text must keep its negation and end in EOT
     char *longcap[2];
@@ -533,6 +605,7 @@ int main(void) {
     RUN_TEST(test_own_caption_never_negated);
     RUN_TEST(test_fallbacks);
     RUN_TEST(test_empty_and_nounless_captions);
+    RUN_TEST(test_contradictions);
     RUN_TEST(test_negation_survives_truncation);
     RUN_TEST(test_deterministic_direct_and_threaded);
     RUN_TEST(test_producer_early_stop);

@@ -397,6 +397,12 @@ void OP(l2norm_backward)(real *dinp, const real *dout, const real *out, const re
  * dcos in place safe. A term that is off contributes exactly 0 everywhere, so the whole-matrix
  * call does the same arithmetic as a loss with no notion of blocks. */
 
+/* The image-to-text logit of column t: a text with no positive image (a contradiction
+ * negative, txt2img -1) carries the log-weight offset, every other text none. */
+static inline double i2t_logit(double logit, int positive_image, const InfonceTerms *terms) {
+    return positive_image < 0 ? logit + terms->negative_log_weight : logit;
+}
+
 void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, const int *txt2img,
                                   const int *i2t_target, float scale, int Ni, int Nt,
                                   const InfonceTerms *terms) {
@@ -408,7 +414,7 @@ void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, cons
     int *positives = callocCheck((size_t)Ni, sizeof(int));
     for (int t = 0; t < Nt; t++) {
         int row = txt2img[t] - first; /* the block may hold only some images' rows */
-        if (row >= 0 && row < Ni) positives[row]++;
+        if (txt2img[t] >= 0 && row >= 0 && row < Ni) positives[row]++;
     }
 
     if (rows_on) {
@@ -416,8 +422,10 @@ void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, cons
         for (int i = 0; i < Ni; i++) {
             const real *r = cos + (size_t)i * Nt;
             double maxv = -INFINITY, sum = 0;
-            for (int t = 0; t < Nt; t++) maxv = fmax(maxv, (double)scale * r[t]);
-            for (int t = 0; t < Nt; t++) sum += exp((double)scale * r[t] - maxv);
+            for (int t = 0; t < Nt; t++)
+                maxv = fmax(maxv, i2t_logit((double)scale * r[t], txt2img[t], terms));
+            for (int t = 0; t < Nt; t++)
+                sum += exp(i2t_logit((double)scale * r[t], txt2img[t], terms) - maxv);
             row_lse[i] = maxv + log(sum);
             double target_logit = 0;
             if (i2t_target[i] >= 0) {
@@ -433,6 +441,7 @@ void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, cons
     if (cols_on) {
 #pragma omp parallel for schedule(static)
         for (int t = 0; t < Nt; t++) {
+            if (txt2img[t] < 0) continue; /* no image to pick: no term (col_loss stays 0) */
             double maxv = -INFINITY, sum = 0;
             for (int i = 0; i < Ni; i++) maxv = fmax(maxv, (double)scale * cos[(size_t)i * Nt + t]);
             for (int i = 0; i < Ni; i++) sum += exp((double)scale * cos[(size_t)i * Nt + t] - maxv);
@@ -455,10 +464,12 @@ void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, cons
             double c = cos[at], logit = (double)scale * c;
             int own = txt2img[t] == first + i;
             double col_term = 0, row_term = 0;
-            if (cols_on) col_term = (exp(logit - col_lse[t]) - own) / terms->n_texts;
+            if (cols_on && txt2img[t] >= 0)
+                col_term = (exp(logit - col_lse[t]) - own) / terms->n_texts;
             if (rows_on) {
                 double target_row = i2t_target[i] >= 0 ? (i2t_target[i] == t) : own / (double)positives[i];
-                row_term = (exp(logit - row_lse[i]) - target_row) / terms->n_images;
+                row_term = (exp(i2t_logit(logit, txt2img[t], terms) - row_lse[i]) - target_row) /
+                           terms->n_images;
             }
             double dlogit = 0.5 * (col_term + row_term);
             dcos[at] = (real)(dlogit * scale);

@@ -403,25 +403,32 @@ static void test_l2norm(void) {
 /* TNG's shape: each image has 3 texts; some images pick one text, the rest the mean.
  * The call is the block of a global batch of Ni * ranks images that rank `rank` computes
  * (InfonceTerms): with ranks == 1 the whole matrix; otherwise `rows` selects image->text on
- * [its images x all texts], else text->image on [all images x its texts]. */
-static void infonce_case(int Ni, int per_image, float scale, int ranks, int rank, int rows) {
+ * [its images x all texts], else text->image on [all images x its texts]. With `contra`,
+ * each image's first text is a contradiction negative (txt2img -1) of weight 0.5. */
+static void infonce_case(int Ni, int per_image, float scale, int ranks, int rank, int rows,
+                         int contra) {
     char what[128];
-    int Ni_g = Ni * ranks, Nt_g = Ni_g * per_image;
-    InfonceTerms terms = infonce_whole(Ni, Ni * per_image);
+    int Ni_g = Ni * ranks, scored_per_image = per_image - (contra ? 1 : 0);
+    int Nt_g = Ni_g * scored_per_image;
+    InfonceTerms terms = infonce_whole(Ni, Ni * scored_per_image);
     int block_Ni = Ni, block_Nt = Ni * per_image, first_text = 0;
     if (ranks > 1) {
-        terms = InfonceTerms{rows, !rows, rows ? rank * Ni : 0, Ni_g, Nt_g};
+        terms = InfonceTerms{rows, !rows, rows ? rank * Ni : 0, Ni_g, Nt_g, 0.0f};
         block_Ni = rows ? Ni : Ni_g;
         block_Nt = rows ? Nt_g : Ni * per_image;
         first_text = rows ? 0 : rank * Ni * per_image;
     }
+    if (contra)
+        terms.negative_log_weight = logf(0.5f);
     int *txt2img = (int *)mallocCheck(sizeof(int) * block_Nt),
         *target = (int *)mallocCheck(sizeof(int) * block_Ni);
     for (int t = 0; t < block_Nt; t++)
-        txt2img[t] = (first_text + t) / per_image; /* global image ids */
+        txt2img[t] = contra && (first_text + t) % per_image == 0 ? -1 /* targets skip text 0 */
+                                                                 : (first_text + t) / per_image;
     for (int i = 0; i < block_Ni; i++) {
         int g = terms.first_image + i;
-        target[i] = g % 3 == 0 ? -1 : g * per_image + (g % per_image);
+        int pick = contra ? 1 + g % (per_image - 1) : g % per_image; /* never a -1 text */
+        target[i] = g % 3 == 0 ? -1 : g * per_image + pick;
     }
     IntPair t2i = int_pair(txt2img, block_Nt), i2t = int_pair(target, block_Ni);
     Pair cos = pair_random_away_from_zero((size_t)block_Ni * block_Nt);
@@ -434,11 +441,12 @@ static void infonce_case(int Ni, int per_image, float scale, int ranks, int rank
                                   block_Ni, block_Nt, &terms);
     gpu->infonce_forward_backward(cos.dev, stats.dev, cos.dev, t2i.dev, i2t.dev, scale, block_Ni,
                                   block_Nt, &terms);
-    snprintf(what, sizeof what, "infonce dcos %d x %d scale %g (%s)", block_Ni, block_Nt, scale,
-             ranks == 1 ? "whole" : rows ? "row block" : "column block");
+    const char *kind = ranks == 1 ? "whole" : rows ? "row block" : "column block";
+    snprintf(what, sizeof what, "infonce dcos %d x %d scale %g (%s%s)", block_Ni, block_Nt, scale,
+             kind, contra ? ", contradictions" : "");
     check_scaled(what, cos, TOL);
-    snprintf(what, sizeof what, "infonce stats %d x %d scale %g (%s)", block_Ni, block_Nt, scale,
-             ranks == 1 ? "whole" : rows ? "row block" : "column block");
+    snprintf(what, sizeof what, "infonce stats %d x %d scale %g (%s%s)", block_Ni, block_Nt, scale,
+             kind, contra ? ", contradictions" : "");
     pair_check(what, stats, 1e-6, TOL);
     free(txt2img), free(target);
     int_pair_free(t2i), int_pair_free(i2t);
@@ -446,15 +454,18 @@ static void infonce_case(int Ni, int per_image, float scale, int ranks, int rank
 }
 
 static void test_infonce(void) {
-    infonce_case(5, 3, 14.285714f, 1, 0, 0);
-    infonce_case(5, 3, 14.285714f, 3, 1, 1); /* data parallel blocks: rank 1 of 3 */
-    infonce_case(5, 3, 14.285714f, 3, 1, 0);
+    for (int contra = 0; contra <= 1; contra++) {
+        infonce_case(5, 3, 14.285714f, 1, 0, 0, contra);
+        infonce_case(5, 3, 14.285714f, 3, 1, 1, contra); /* data parallel blocks: rank 1 of 3 */
+        infonce_case(5, 3, 14.285714f, 3, 1, 0, contra);
+    }
     if (quick)
         return;
-    infonce_case(1024, 3, 14.285714f, 1, 0, 0); /* the 1024 x 3072 of a TNG batch */
-    infonce_case(333, 1, 100.0f, 1, 0, 0);      /* plain CLIP, the largest logit scale */
-    infonce_case(256, 3, 14.285714f, 8, 5, 1);  /* 8 ranks of 256: 256 x 6144 */
-    infonce_case(256, 3, 14.285714f, 8, 5, 0);  /* 2048 x 768 */
+    infonce_case(1024, 3, 14.285714f, 1, 0, 0, 0); /* the 1024 x 3072 of a TNG batch */
+    infonce_case(1024, 4, 14.285714f, 1, 0, 0, 1); /* the same with one contradiction each */
+    infonce_case(333, 1, 100.0f, 1, 0, 0, 0);      /* plain CLIP, the largest logit scale */
+    infonce_case(256, 3, 14.285714f, 8, 5, 1, 0);  /* 8 ranks of 256: 256 x 6144 */
+    infonce_case(256, 3, 14.285714f, 8, 5, 0, 0);  /* 2048 x 768 */
 }
 
 static void test_adamw_and_sum_squares(void) {

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# ablate.sh: the TNG ablation harness (make ablate). From ONE pre-trained base it fine-tunes
+# every variant for the same steps, data and seed, evaluates each on the test split every
+# EVERY steps (standard and alternative phrasings), and writes a Markdown table and PNG curves
+# per metric into bench/ablation/.
+#
+# Key design choice: training and evaluation never overlap (one heavy job at a time on a small
+# machine). tng_train keeps only its last two checkpoints, so while a variant trains this script
+# watches the run's `latest` pointer and copies each new checkpoint aside; they are evaluated
+# after the run ends, all in one tng_eval call per variant.
+#
+# Environment knobs (defaults sized for < 60 minutes on a 2-core machine):
+#   STEPS=100 EVERY=25 BATCH=128 LR=1e-4 SEED=0 BASE_STEPS=300
+#   VARIANTS="plain tng ..."   (names from variant_flags below)
+#   ABLATE_OUT=runs/ablate  BENCH_OUT=bench/ablation  WORLD=data/cache/synth  BIN=. (programs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WORLD=${WORLD:-data/cache/synth}
+OUT=${ABLATE_OUT:-runs/ablate}
+BENCH=${BENCH_OUT:-bench/ablation}
+BIN=${BIN:-.}
+BASE_STEPS=${BASE_STEPS:-300}
+STEPS=${STEPS:-100}
+EVERY=${EVERY:-25}
+BATCH=${BATCH:-128}
+LR=${LR:-1e-4}
+SEED=${SEED:-0}
+VARIANTS=${VARIANTS:-"plain tng_released tng tng_m1 tng_m4 tng_vision tng_lr2e-5 tng_lr3e-4 \
+tng_i2t_mean tng_i2t_random contra1 contra2 contra2_w0.5 contra2_w2 contra2_m1 contra2_lr2e-5 \
+contra3 contra3_m1 contra6_m1"}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
+
+# The fine-tuning flags of a variant, on top of the common ones (TNG on, vision frozen, fixed
+# temperature 0.07, lr $LR, M = 2, own i2t target, no contradictions).
+variant_flags() {
+    case "$1" in
+    plain) echo "--tng off" ;;
+    tng) echo "" ;;
+    tng_released) echo "--tng-compat released" ;;
+    tng_m1) echo "--neg-per-image 1" ;;
+    tng_m4) echo "--neg-per-image 4" ;;
+    tng_vision) echo "--freeze none" ;;
+    tng_lr2e-5) echo "--lr 2e-5" ;;
+    tng_lr3e-4) echo "--lr 3e-4" ;;
+    tng_i2t_mean) echo "--i2t-target mean" ;;
+    tng_i2t_random) echo "--i2t-target released-random" ;;
+    contra1) echo "--contradictions 1" ;;
+    contra2) echo "--contradictions 2" ;;
+    contra2_w0.5) echo "--contradictions 2 --contradiction-weight 0.5" ;;
+    contra2_w2) echo "--contradictions 2 --contradiction-weight 2" ;;
+    contra2_m1) echo "--contradictions 2 --neg-per-image 1" ;;
+    contra2_lr2e-5) echo "--contradictions 2 --lr 2e-5" ;;
+    contra2_m1_lr2e-5) echo "--contradictions 2 --neg-per-image 1 --lr 2e-5" ;;
+    contra3) echo "--contradictions 3" ;; # adds the role-swapped hybrid
+    contra3_m1) echo "--contradictions 3 --neg-per-image 1" ;;
+    contra6_m1) echo "--contradictions 6 --neg-per-image 1" ;;
+    *) echo "ablate: unknown variant '$1'" >&2; exit 2 ;;
+    esac
+}
+for v in $VARIANTS; do variant_flags "$v" >/dev/null; done # fail early on a typo
+
+EVAL_SETS=(--mcq "$WORLD/mcq_test.csv" --mcq "$WORLD/mcq_test_alt.csv"
+    --retrieval "$WORLD/retrieval_test.csv" --retrieval "$WORLD/retrieval_test_alt.csv"
+    --retrieval "$WORLD/negated_retrieval_test.csv" --retrieval "$WORLD/negated_retrieval_test_alt.csv"
+    --ccneg "$WORLD/ccneg_test.csv" --ccneg "$WORLD/ccneg_test_alt.csv")
+
+started=$(date +%s)
+[ -f "$WORLD/world.json" ] || "$BIN/tng_synth" --out "$WORLD" --seed 1 --quiet
+mkdir -p "$OUT" "$BENCH"
+
+if [ ! -f "$OUT/base/latest" ]; then
+    echo "== pre-training the base ($BASE_STEPS steps)"
+    rm -rf "$OUT/base"
+    "$BIN/tng_train" --config tiny --data "$WORLD/train.csv" --tng off --freeze none \
+        --temperature learned --lr 5e-4 --wd 0.1 --warmup 30 --schedule cosine \
+        --batch "$BATCH" --steps "$BASE_STEPS" --seed "$SEED" --out "$OUT/base" --log-every 50 \
+        >"$OUT/base.log" 2>&1
+fi
+if [ ! -f "$OUT/base/eval.json" ]; then
+    "$BIN/tng_eval" --quiet --model "$OUT/base" --name step0 "${EVAL_SETS[@]}" \
+        --json "$OUT/base/eval.json" >/dev/null
+fi
+
+# Copies each checkpoint the run at $1 (pid $2) publishes into $1/evals/ckpt-<step>.
+collect_checkpoints() {
+    local run=$1 pid=$2 seen=""
+    mkdir -p "$run/evals"
+    while :; do
+        local alive=0
+        kill -0 "$pid" 2>/dev/null && alive=1
+        if [ -f "$run/latest" ]; then
+            local name
+            name=$(tr -d '\n' <"$run/latest")
+            if [ -n "$name" ] && [ "$name" != "$seen" ] && [ -d "$run/$name" ]; then
+                rm -rf "$run/evals/$name.tmp"
+                cp -r "$run/$name" "$run/evals/$name.tmp" && mv "$run/evals/$name.tmp" "$run/evals/$name"
+                seen=$name
+            fi
+        fi
+        [ "$alive" = 1 ] || break
+        sleep 1
+    done
+}
+
+for v in $VARIANTS; do
+    run="$OUT/$v"
+    if [ -f "$run/eval.json" ]; then echo "== $v: done before, kept"; continue; fi
+    rm -rf "$run"
+    mkdir -p "$run"
+    flags=$(variant_flags "$v")
+    echo "== $v: $flags"
+    t0=$(date +%s.%N)
+    # shellcheck disable=SC2086 # flags are words on purpose
+    "$BIN/tng_train" --init "$OUT/base" --data "$WORLD/train.csv" --freeze vision \
+        --temperature fixed:0.07 --lr "$LR" --wd 0.01 --batch "$BATCH" --steps "$STEPS" \
+        --seed "$SEED" --checkpoint-every "$EVERY" --log-every 25 --out "$run" $flags \
+        >"$run.log" 2>&1 &
+    pid=$!
+    collect_checkpoints "$run" "$pid"
+    wait "$pid" || { echo "ablate: $v failed, see $run.log" >&2; exit 1; }
+    t1=$(date +%s.%N)
+    models=()
+    for ckpt in "$run"/evals/ckpt-*; do
+        step=$((10#${ckpt##*ckpt-}))
+        models+=(--model "$ckpt" --name "step$step")
+    done
+    "$BIN/tng_eval" --quiet "${models[@]}" "${EVAL_SETS[@]}" --json "$run/eval.json.tmp" >/dev/null
+    t2=$(date +%s.%N)
+    echo "{\"train_s\": $(echo "$t1 - $t0" | bc), \"eval_s\": $(echo "$t2 - $t1" | bc), \"flags\": \"$flags\"}" \
+        >"$run/timing.json"
+    mv "$run/eval.json.tmp" "$run/eval.json"
+    rm -rf "$run"/evals/ckpt-*/ # the numbers are kept; the copies are not needed
+done
+
+base_ckpt=$(tr -d '\n' <"$OUT/base/latest") # a reused base may differ from BASE_STEPS
+command_line="STEPS=$STEPS EVERY=$EVERY BATCH=$BATCH LR=$LR SEED=$SEED BASE_STEPS=$BASE_STEPS VARIANTS=\"$VARIANTS\" bash data/ablate.sh"
+python3 - "$OUT" "$BENCH" "$command_line" "$(( $(date +%s) - started ))" "$base_ckpt" $VARIANTS <<'PY'
+import datetime, json, os, sys
+out, bench, command, elapsed, base_ckpt = sys.argv[1:6]
+variants = sys.argv[6:]
+METRICS = [("positive", "{m} MCQ positive"), ("negative", "{m} MCQ negative"),
+           ("hybrid", "{m} MCQ hybrid"), ("MCQ", "{m} MCQ"),
+           ("R@1", "{r} T2I R@1"), ("neg R@1", "{n} T2I R@1"), ("CC-Neg", "{c} CC-Neg acc")]
+PHRASINGS = {"std": dict(m="mcq_test.csv", r="retrieval_test.csv", n="negated_retrieval_test.csv",
+                         c="ccneg_test.csv"),
+             "alt": dict(m="mcq_test_alt.csv", r="retrieval_test_alt.csv",
+                         n="negated_retrieval_test_alt.csv", c="ccneg_test_alt.csv")}
+base = json.load(open(f"{out}/base/eval.json"))["step0"]
+
+def value(row, key, phrasing):
+    v = row.get(key.format(**PHRASINGS[phrasing]))
+    return float("nan") if v is None else v
+
+curves = {}  # variant -> [(step, row)]
+for v in variants:
+    rows = json.load(open(f"{out}/{v}/eval.json"))
+    curves[v] = [(0, base)] + sorted((int(k[4:]), r) for k, r in rows.items())
+timing = {v: json.load(open(f"{out}/{v}/timing.json")) for v in variants}
+
+lines = [f"# TNG ablation ({datetime.date.today()})", "",
+         f"Command: `{command}` (this invocation {elapsed} s; base {out}/base/{base_ckpt}).",
+         "Machine: 2-core Debian VM, no GPU, shared. One pre-trained base; every variant fine-tunes",
+         "from it with the same data, steps and seed (vision frozen, temperature 0.07 unless its",
+         "flags say otherwise). Test split, %, at the last step; `base` is the starting point.", ""]
+for phrasing in ("std", "alt"):
+    lines += [f"## {phrasing} phrasings", "",
+              "| variant | flags | " + " | ".join(n for n, _ in METRICS) + " | train s | eval s |",
+              "|---|---|" + "---|" * (len(METRICS) + 2)]
+    lines.append("| base | | " + " | ".join(f"{value(base, k, phrasing):.1f}" for _, k in METRICS) + " | | |")
+    for v in variants:
+        last = curves[v][-1][1]
+        t = timing[v]
+        lines.append(f"| {v} | `{t['flags']}` | " +
+                     " | ".join(f"{value(last, k, phrasing):.1f}" for _, k in METRICS) +
+                     f" | {t['train_s']:.0f} | {t['eval_s']:.0f} |")
+    lines.append("")
+open(f"{bench}/ablation.md", "w").write("\n".join(lines))
+os.makedirs(f"{bench}/curves", exist_ok=True)
+for name, key in METRICS:
+    safe = name.replace(" ", "_").replace("@", "at")
+    with open(f"{bench}/curves/{safe}.tsv", "w") as f:
+        for v in variants:  # one gnuplot data block per variant
+            f.write(f'"{v}"\n')
+            for step, row in curves[v]:
+                f.write(f"{step}\t{value(row, key, 'std')}\n")
+            f.write("\n\n")
+PY
+for tsv in "$BENCH"/curves/*.tsv; do
+    name=$(basename "$tsv" .tsv)
+    gnuplot <<GP
+set terminal pngcairo size 900,550 noenhanced
+set grid
+set key outside right
+set xlabel "fine-tuning step"; set ylabel "%"
+set title "$name (test split, std phrasings)"
+set output "$BENCH/$name.png"
+plot for [i=0:*] "$tsv" index i using 1:2 with linespoints title columnheader(1)
+GP
+done
+echo "ablation written to $BENCH/ablation.md and $BENCH/*.png"
