@@ -36,6 +36,7 @@
 #include "common.h"
 #include "dist.h"
 #include "harness.h"
+#include "small_model.h"
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
@@ -71,19 +72,6 @@ static const Scenario SCENARIOS[] = {
     {"model_uneven", 3, {3, 3, 2}, 3, 0, 0},
     {"model_contradictions", 3, {3, 3, 2}, 3, 1, 1},
 };
-
-static ClipConfig small_config(void) {
-    ClipConfig c = {0};
-    c.vision = (TowerConfig){32, 2, 2, 64, ACT_QUICK_GELU};
-    c.image_size = 16;
-    c.patch_size = 4;
-    c.text = (TowerConfig){32, 2, 4, 96, ACT_GELU};
-    c.vocab_size = 64;
-    c.context_length = 12;
-    c.embed_dim = 16;
-    c.logit_scale_init = logf(1 / 0.07f);
-    return c;
-}
 
 typedef struct {
     int n_images, n_texts;
