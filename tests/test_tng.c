@@ -94,35 +94,28 @@ static void generate(const TngConfig *cfg, const Batch *b, int64_t batch_index, 
 // ---------------------------------------------------------------------------------------------
 // Independent checks
 
+/* Steps to the next word of `*p` (a run of letters), lower-cased into word[64]; returns its
+ * lexicon lemma (-1 for none), or -2 at the end of the text. */
+static int next_word_lemma(const char **p) {
+    char word[64];
+    while (**p && !isalpha((unsigned char)**p)) (*p)++;
+    if (!**p) return -2;
+    size_t len = 0;
+    for (; isalpha((unsigned char)**p); (*p)++)
+        if (len < sizeof word) word[len++] = (char)tolower((unsigned char)**p);
+    return len < sizeof word ? lexicon_lookup(lex, word, len) : -1;
+}
+
 /* Does `text` hold a whole word (letters only, case-folded) that the lexicon folds to lemma? */
 static int text_mentions(const char *text, int lemma) {
-    char word[64];
-    for (const char *p = text; *p;) {
-        if (!isalpha((unsigned char)*p)) {
-            p++;
-            continue;
-        }
-        size_t len = 0;
-        for (; isalpha((unsigned char)*p); p++)
-            if (len < sizeof word) word[len++] = (char)tolower((unsigned char)*p);
-        if (len < sizeof word && lexicon_lookup(lex, word, len) == lemma) return 1;
-    }
+    for (int found; (found = next_word_lemma(&text)) != -2;)
+        if (found == lemma) return 1;
     return 0;
 }
 
 static int has_any_lexicon_noun_missing_from(const char *text, const char *other) {
-    char word[64];
-    for (const char *p = text; *p;) {
-        if (!isalpha((unsigned char)*p)) {
-            p++;
-            continue;
-        }
-        size_t len = 0;
-        for (; isalpha((unsigned char)*p); p++)
-            if (len < sizeof word) word[len++] = (char)tolower((unsigned char)*p);
-        int lemma = len < sizeof word ? lexicon_lookup(lex, word, len) : -1;
+    for (int lemma; (lemma = next_word_lemma(&text)) != -2;)
         if (lemma >= 0 && !text_mentions(other, lemma)) return 1;
-    }
     return 0;
 }
 
