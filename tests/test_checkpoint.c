@@ -27,20 +27,12 @@
 #include "model.h"       // defines: ParamLayout, param_layout_build
 #include "rng.h"         // defines: Rng, rng_seed, rng_normal
 #include "safetensors.h" // defines: st_*
+#include "scratch.h"     // defines: scratch_make, tmp_path, scratch_remove
 
-static char tmp_root[64];
 static char err[1024];
 
 /* ----------------------------------------------------------------------------
  * Helpers */
-
-static char *tmp_path(const char *name) {
-    static char paths[8][512];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, 512, "%s/%s", tmp_root, name);
-    return p;
-}
 
 static void fill_random(float *x, size_t n, uint64_t seed) {
     Rng rng;
@@ -135,10 +127,6 @@ static int count_files(const char *dir) {
         if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) n++;
     closedir(d);
     return n;
-}
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    return remove(path);
 }
 
 /* ----------------------------------------------------------------------------
@@ -923,8 +911,7 @@ static void test_failed_save_keeps_old(void) {
 }
 
 int main(void) {
-    snprintf(tmp_root, sizeof tmp_root, "/tmp/tng_test_checkpoint_XXXXXX");
-    if (!mkdtemp(tmp_root)) die("mkdtemp: %s", strerror(errno));
+    scratch_make("test_checkpoint");
     RUN_TEST(test_st_roundtrip);
     RUN_TEST(test_st_float_conversions);
     RUN_TEST(test_st_bad_headers);
@@ -939,6 +926,6 @@ int main(void) {
     RUN_TEST(test_python_written_files);
     RUN_TEST(test_state_roundtrip);
     RUN_TEST(test_failed_save_keeps_old);
-    nftw(tmp_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    scratch_remove();
     return test_summary();
 }

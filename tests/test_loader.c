@@ -15,6 +15,7 @@
 #include "dataset.h"
 #include "embed_cache.h"
 #include "harness.h"
+#include "scratch.h"
 #include "image.h"
 #include "loader.h"
 #include "model.h"
@@ -23,15 +24,6 @@
 
 #define R 16 /* crop size: small enough to be quick, large enough to resize and crop */
 
-static char tmp_dir[64];
-
-static char *tmp_path(const char *name) {
-    static char paths[8][256];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, 256, "%s/%s", tmp_dir, name);
-    return p;
-}
 
 /* n random JPEGs of random sizes img_00.jpg..., each with 1..3 captions and an object. */
 static void make_dataset(Dataset *ds, int n, uint64_t seed) {
@@ -550,8 +542,7 @@ static void test_embed_cache(void) {
 }
 
 int main(void) {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/tng_test_loader_XXXXXX");
-    if (!mkdtemp(tmp_dir)) die("mkdtemp failed");
+    scratch_make("test_loader");
     RUN_TEST(test_shard_round_trip);
     RUN_TEST(test_shard_crc);
     RUN_TEST(test_prep_resume);
@@ -562,8 +553,6 @@ int main(void) {
     RUN_TEST(test_loader_resume);
     RUN_TEST(test_loader_bad_images);
     RUN_TEST(test_embed_cache);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
+    scratch_remove();
     return test_summary();
 }
