@@ -27,20 +27,12 @@ float optim_lr_at(const OptimConfig *oc, uint64_t step) {
     return (float)(0.5 * (1.0 + cos(M_PI * progress)) * oc->lr);
 }
 
-static int tensor_trains(const Clip *m, const ParamInfo *p) {
-    switch (p->tower) {
-    case TOWER_VISION: return m->train.train_vision;
-    case TOWER_TEXT: return m->train.train_text;
-    default: return m->train.temperature <= 0; /* logit_scale learns only when not fixed */
-    }
-}
-
 float clip_gradient_norm(const Clip *m, int accum_steps) {
     const Backend *be = m->be;
     const ParamLayout *L = &m->layout;
     double sumsq = 0;
     for (int i = 0; i < L->count; i++)
-        if (tensor_trains(m, &L->params[i]))
+        if (clip_tensor_trains(m, &L->params[i]))
             sumsq += be->sum_squares(m->grads + L->params[i].offset, L->params[i].numel);
     return (float)(sqrt(sumsq) / (accum_steps > 0 ? accum_steps : 1));
 }
@@ -65,7 +57,7 @@ void clip_optimizer_apply(Clip *m, const OptimConfig *oc, int accum_steps, float
                     .grad_scale = (float)(grad_scale * clip)};
     for (int i = 0; i < L->count; i++) {
         const ParamInfo *p = &L->params[i];
-        if (!tensor_trains(m, p)) continue;
+        if (!clip_tensor_trains(m, p)) continue;
         hp.weight_decay = p->decay ? oc->weight_decay : 0.0f;
         be->adamw_update(m->params + p->offset, m->grads + p->offset, m->adam_m + p->offset,
                          m->adam_v + p->offset, p->numel, &hp);
