@@ -619,10 +619,7 @@ static void open_run(Run *r) {
     TrainArgs *a = &r->args;
     const Dist *d = r->dist;
     char err[1024];
-    LoaderPosition start = {0};
-    open_model(r, &start);
-    const ClipConfig cfg = r->model->cfg;
-    /* the data */
+    /* the data first: a missing or empty dataset is reported before any model is built */
     DatasetOptions dopt = {.image_root = a->image_root};
     if (dataset_format_parse(a->format, &dopt.format) != 0) {
         fprintf(stderr, "tng: unknown --format '%s'\n", a->format);
@@ -637,6 +634,10 @@ static void open_run(Run *r) {
         if (dataset_load(a->data, &dopt, &r->dataset, err, sizeof err) != 0) die("%s", err);
         if (r->dataset.count == 0) die("%s: the dataset is empty", a->data);
     }
+    if (a->val_mcq && r->lead && access(a->val_mcq, R_OK) != 0) die("%s: cannot read the validation file", a->val_mcq);
+    LoaderPosition start = {0};
+    open_model(r, &start);
+    const ClipConfig cfg = r->model->cfg;
     LoaderOptions lopt = {.shard_dir = is_shards ? a->data : NULL,
                           .dataset = is_shards ? NULL : &r->dataset,
                           .image_size = cfg.image_size,
@@ -672,7 +673,6 @@ static void open_run(Run *r) {
             fprintf(stderr, "image embeddings: %d images, %s\n", n, stats.reused ? "reused from the cache" : "computed");
         }
     }
-    if (a->val_mcq && r->lead && access(a->val_mcq, R_OK) != 0) die("%s: cannot read the validation file", a->val_mcq);
     /* text side */
     r->tokenizer = tokenizer_load(NULL);
     int D = cfg.embed_dim, R = cfg.image_size, W = d->world;
