@@ -5,7 +5,15 @@
  * events, compute -> NCCL before it and NCCL -> compute after it. The compute stream is the
  * backend's legacy default stream, so the fences keep the ordering explicit even if the
  * backend later moves to a non-blocking stream, and a collective never reads a buffer a
- * kernel is still writing.
+ * kernel is still writing. The non-blocking all-reduce splits the two fences: start queues
+ * the first (the NCCL stream waits for the kernels that wrote the layer's gradients) and
+ * the sum, so the compute stream runs on into the earlier layers' backward; wait queues the
+ * second, once for all of them (NCCL's stream runs them in order, so its last event covers
+ * every sum before it).
+ *
+ * Every entry point reports to dist.c's hang watchdog (dist_collective_begin/end); since NCCL
+ * calls only enqueue, a hang shows as a main thread that stops reporting (stuck in a copy
+ * that waits for a collective), and the watchdog then calls ncclCommAbort from its thread.
  */
 #include "cuda/collective_nccl.h"
 
@@ -69,6 +77,7 @@ static void nccl_all_gather(const Dist *d, void *recv, const void *send, const i
     NcclState *s = state(d);
     std::vector<int> offsets((size_t)d->world + 1);
     dist_offsets(d, counts, offsets.data());
+    dist_collective_begin("all_gather");
     begin(d);
     if (equal_counts(d, counts)) {
         ncclCheck(ncclAllGather(send, recv, (size_t)counts[0], nccl_type(type), s->comm, s->stream));
@@ -80,12 +89,14 @@ static void nccl_all_gather(const Dist *d, void *recv, const void *send, const i
         ncclCheck(ncclGroupEnd());
     }
     end(d);
+    dist_collective_end();
 }
 
 static void nccl_reduce_scatter(const Dist *d, float *recv, const float *send, const int *counts) {
     NcclState *s = state(d);
     std::vector<int> offsets((size_t)d->world + 1);
     dist_offsets(d, counts, offsets.data());
+    dist_collective_begin("reduce_scatter");
     begin(d);
     if (equal_counts(d, counts)) {
         ncclCheck(ncclReduceScatter(send, recv, (size_t)counts[0], ncclFloat32, ncclSum, s->comm,
@@ -98,25 +109,59 @@ static void nccl_reduce_scatter(const Dist *d, float *recv, const float *send, c
         ncclCheck(ncclGroupEnd());
     }
     end(d);
+    dist_collective_end();
 }
 
 static void nccl_all_reduce(const Dist *d, void *buf, size_t count, DistType type, DistReduce op) {
     NcclState *s = state(d);
     ncclRedOp_t nop = op == DIST_AVG ? ncclAvg : op == DIST_MAX ? ncclMax : ncclSum;
+    dist_collective_begin("all_reduce");
     begin(d);
     ncclCheck(ncclAllReduce(buf, buf, count, nccl_type(type), nop, s->comm, s->stream));
     end(d);
+    dist_collective_end();
 }
 
 static void nccl_broadcast(const Dist *d, void *buf, size_t count, DistType type, int root) {
     NcclState *s = state(d);
+    dist_collective_begin("broadcast");
     begin(d);
     ncclCheck(ncclBroadcast(buf, buf, count, nccl_type(type), root, s->comm, s->stream));
     end(d);
+    dist_collective_end();
 }
 
-static const DistOps nccl_ops = {"nccl", nccl_all_gather, nccl_reduce_scatter, nccl_all_reduce,
-                                 nccl_broadcast};
+/* compute -> NCCL, then the sum; the compute stream does not wait for it */
+static void nccl_all_reduce_start(const Dist *d, float *buf, size_t count) {
+    NcclState *s = state(d);
+    dist_collective_begin("all_reduce_start");
+    begin(d);
+    ncclCheck(ncclAllReduce(buf, buf, count, ncclFloat32, ncclSum, s->comm, s->stream));
+    dist_collective_end();
+}
+
+/* NCCL -> compute: kernels queued from now on see every started sum */
+static void nccl_all_reduce_wait(const Dist *d) {
+    dist_collective_begin("all_reduce_wait");
+    end(d);
+    dist_collective_end();
+}
+
+static const DistOps nccl_ops = {"nccl",          nccl_all_gather,        nccl_reduce_scatter,
+                                 nccl_all_reduce, nccl_broadcast,         nccl_all_reduce_start,
+                                 nccl_all_reduce_wait};
+
+/* The watchdog's hooks (dist.h), on its thread: both calls are meant for that use. */
+static int nccl_poll(const Dist *d, char *msg, size_t len) {
+    ncclResult_t async = ncclSuccess;
+    if (ncclCommGetAsyncError(state(d)->comm, &async) != ncclSuccess) return 0;
+    if (async == ncclSuccess || async == ncclInProgress) return 0;
+    snprintf(msg, len, "NCCL reports an asynchronous error: %s; aborting the job",
+             ncclGetErrorString(async));
+    return 1;
+}
+
+static void nccl_abort(const Dist *d) { ncclCommAbort(state(d)->comm); }
 
 static void nccl_release(Dist *d) {
     NcclState *s = state(d);
@@ -128,6 +173,8 @@ static void nccl_release(Dist *d) {
     free(s);
     d->device_state = NULL;
     d->device = d->host;
+    d->device_poll = NULL;
+    d->device_abort = NULL;
 }
 
 void dist_attach_nccl(Dist *d) {
@@ -155,4 +202,6 @@ void dist_attach_nccl(Dist *d) {
     d->device_state = s;
     d->device = &nccl_ops;
     d->device_release = nccl_release;
+    d->device_poll = nccl_poll;
+    d->device_abort = nccl_abort;
 }

@@ -9,7 +9,9 @@
  * another, so the model needs no synchronisation of its own. Counts are elements, as in
  * dist.h; a per-rank count that differs between ranks becomes a group of per-root
  * broadcasts (all-gather) or reductions (reduce-scatter), NCCL's own versions needing equal
- * counts. dist_finalize releases the communicator.
+ * counts. all_reduce_start leaves the compute stream free to run on until all_reduce_wait.
+ * The hang watchdog polls ncclCommGetAsyncError and calls ncclCommAbort (d->device_poll,
+ * d->device_abort). dist_finalize releases the communicator.
  */
 #ifndef TNG_COLLECTIVE_NCCL_H
 #define TNG_COLLECTIVE_NCCL_H

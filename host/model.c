@@ -287,11 +287,15 @@ static void encoder_forward(const Backend *be, const TowerWeights *w, const Towe
     }
 }
 
+static void layer_gradients_final(Clip *m, Tower tower, int layer);
+
 /* Backward through every block. On entry a->d_x holds dloss/d(x[L]); on exit, dloss/d(x[0]).
  * Each LayerNorm backward adds its branch's gradient into d_x, which already carries the
- * residual path's, so the residual adds need no code of their own. */
+ * residual path's, so the residual adds need no code of their own. After each block, the
+ * block's gradients are final: m may start their all-reduce (layer_gradients_final). */
 static void encoder_backward(const Backend *be, const TowerWeights *w, TowerWeights *g,
-                             const TowerConfig *tc, TowerActs *a, int B, int T, int causal) {
+                             const TowerConfig *tc, TowerActs *a, int B, int T, int causal,
+                             Clip *m, Tower tower) {
     int C = tc->width, M = tc->mlp_width, NH = tc->heads, N = B * T;
     size_t NC = (size_t)N * C, NM = (size_t)N * M;
     for (int l = tc->layers - 1; l >= 0; l--) {
@@ -319,6 +323,7 @@ static void encoder_backward(const Backend *be, const TowerWeights *w, TowerWeig
                             3 * C);
         be->layernorm_backward(a->d_x, bg->ln1_w, bg->ln1_b, a->d_ln, a->x[l], bw->ln1_w,
                                ba->ln1_mean, ba->ln1_rstd, N, C);
+        layer_gradients_final(m, tower, l);
     }
 }
 
@@ -377,7 +382,7 @@ static void vision_backward(Clip *m, int B) {
     TowerActs *a = &m->vision_acts;
     int P = cfg->patch_size, NP = clip_num_patches(cfg), T = NP + 1, C = tc->width;
     head_backward(be, &m->w.vision, &m->g.vision, tc, a, NULL, B, T, cfg->embed_dim);
-    encoder_backward(be, &m->w.vision, &m->g.vision, tc, a, B, T, 0);
+    encoder_backward(be, &m->w.vision, &m->g.vision, tc, a, B, T, 0, m, TOWER_VISION);
     be->zero(a->d_embed, sizeof(float) * (size_t)B * T * C);
     be->layernorm_backward(a->d_embed, m->g.vision.ln_pre_w, m->g.vision.ln_pre_b, a->d_x,
                            a->embed, m->w.vision.ln_pre_w, a->ln_pre_mean, a->ln_pre_rstd, B * T,
@@ -441,7 +446,7 @@ static void text_backward(Clip *m, int B) {
     TowerActs *a = &m->text_acts;
     int T = m->text_tokens;
     head_backward(be, &m->w.text, &m->g.text, &cfg->text, a, a->pool_rows, B, T, cfg->embed_dim);
-    encoder_backward(be, &m->w.text, &m->g.text, &cfg->text, a, B, T, 1);
+    encoder_backward(be, &m->w.text, &m->g.text, &cfg->text, a, B, T, 1, m, TOWER_TEXT);
     be->token_embed_backward(m->g.text.embed, m->g.text.pos, a->d_x, a->ids, B, T,
                              cfg->text.width);
 }
@@ -582,6 +587,77 @@ static void distributed_loss_backward(Clip *m, int train_vision, int train_text)
 }
 
 /* ----------------------------------------------------------------------------
+ * Data parallelism: the gradient all-reduce, in buckets started during the backward
+ *
+ * Why a bucket per transformer layer: a layer's gradients are final as soon as its backward
+ * is done (nothing later in the backward adds to them), and its tensors are adjacent in the
+ * layout, so each layer is one all-reduce that travels while the layers before it compute.
+ * Once the text backward is done, all of the text tower's gradients and logit_scale's are
+ * final too (the vision backward comes after), so its other tensors go next. What is left,
+ * the vision stem and head, goes in clip_reduce_gradients, which then waits for all. Every
+ * rank starts the same buckets in the same order, and a frozen tower's gradients (zeros)
+ * never cross the network. */
+
+/* Each encoder layer's tensors, found by their HF name prefix: [i0, i1) of the layout. */
+static void buckets_build(Clip *m) {
+    const ParamLayout *L = &m->layout;
+    int nt = m->cfg.text.layers, n = nt + m->cfg.vision.layers;
+    m->layer_tensors = reallocCheck(m->layer_tensors, sizeof *m->layer_tensors * (size_t)n);
+    m->grad_sent = reallocCheck(m->grad_sent, (size_t)L->count);
+    memset(m->grad_sent, 0, (size_t)L->count);
+    for (int k = 0; k < n; k++) {
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "%s_model.encoder.layers.%d.", k < nt ? "text" : "vision",
+                 k < nt ? k : k - nt);
+        size_t len = strlen(prefix);
+        int i0 = -1, i1 = -1, found = 0;
+        for (int i = 0; i < L->count; i++)
+            if (strncmp(L->params[i].name, prefix, len) == 0) {
+                if (i0 < 0) i0 = i;
+                i1 = i + 1;
+                found++;
+            }
+        if (found == 0 || found != i1 - i0) die("model layout: the tensors of %s* are not adjacent", prefix);
+        m->layer_tensors[k][0] = i0;
+        m->layer_tensors[k][1] = i1;
+    }
+}
+
+/* One all-reduce of tensors [i0, i1), which are adjacent in the buffer. */
+static void start_tensors(Clip *m, int i0, int i1) {
+    const Dist *d = m->train.dist;
+    const ParamInfo *first = &m->layout.params[i0], *last = &m->layout.params[i1 - 1];
+    d->device->all_reduce_start(d, m->grads + first->offset,
+                                last->offset + last->numel - first->offset);
+    memset(m->grad_sent + i0, 1, (size_t)(i1 - i0));
+}
+
+static void layer_gradients_final(Clip *m, Tower tower, int layer) {
+    if (!m->reducing) return;
+    int k = tower == TOWER_TEXT ? layer : m->cfg.text.layers + layer;
+    start_tensors(m, m->layer_tensors[k][0], m->layer_tensors[k][1]);
+}
+
+/* A trainable tensor not yet sent; text_side: only the text tower's and logit_scale. */
+static int unsent(const Clip *m, int i, int text_side) {
+    const ParamInfo *p = &m->layout.params[i];
+    return !m->grad_sent[i] && clip_tensor_trains(m, p) && !(text_side && p->tower == TOWER_VISION);
+}
+
+/* One all-reduce per run of adjacent unsent tensors. */
+static void start_unsent(Clip *m, int text_side) {
+    for (int i = 0; i < m->layout.count;) {
+        if (!unsent(m, i, text_side)) {
+            i++;
+            continue;
+        }
+        int i0 = i;
+        while (i < m->layout.count && unsent(m, i, text_side)) i++;
+        start_tensors(m, i0, i);
+    }
+}
+
+/* ----------------------------------------------------------------------------
  * Public entry points */
 
 Clip *clip_create(const ClipConfig *cfg, const Backend *be) {
@@ -610,6 +686,7 @@ void clip_free(Clip *m) {
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++)
         if (buffers[i]) be->release(buffers[i]);
     gathered_free(m);
+    free(m->layer_tensors), free(m->grad_sent);
     param_layout_free(&m->layout);
     free(m);
 }
@@ -686,6 +763,7 @@ void clip_prepare(Clip *m, const ClipTrainConfig *train, int max_images, int max
         m->adam_v = be->alloc(bytes);
         clip_weights_view(&m->cfg, m->grads, &m->g);
     }
+    if (distributed(m) && m->grads) buckets_build(m);
 }
 
 static void check_batch(const Clip *m, const ClipBatch *batch) {
@@ -761,9 +839,14 @@ float clip_forward(Clip *m, const ClipBatch *batch, float stats[INFONCE_NSTATS])
     return host_stats[INFONCE_LOSS];
 }
 
-void clip_backward(Clip *m) {
+/* reduce: start the gradient buckets' all-reduces as the backward goes (clip_backward_last) */
+static void backward(Clip *m, int reduce) {
     const Backend *be = m->be;
     if (!m->grads) die("clip_backward: the model was prepared with nothing to train");
+    if (m->reducing)
+        die("clip_backward: the gradients' all-reduce of the last step is still in flight "
+            "(call clip_reduce_gradients after clip_backward_last)");
+    m->reducing = reduce;
     int Ni = m->n_images, Nt = m->n_texts, D = m->cfg.embed_dim;
     int train_vision = m->train.train_vision && !m->images_from_features;
     TowerActs *va = &m->vision_acts, *ta = &m->text_acts;
@@ -783,8 +866,13 @@ void clip_backward(Clip *m) {
         be->to_device(m->g.logit_scale, &grad, sizeof(float));
     }
     if (m->train.train_text) text_backward(m, Nt);
+    if (m->reducing) start_unsent(m, 1);
     if (train_vision) vision_backward(m, Ni);
 }
+
+void clip_backward(Clip *m) { backward(m, 0); }
+
+void clip_backward_last(Clip *m) { backward(m, distributed(m)); }
 
 int clip_tensor_trains(const Clip *m, const ParamInfo *p) {
     switch (p->tower) {
@@ -794,22 +882,14 @@ int clip_tensor_trains(const Clip *m, const ParamInfo *p) {
     }
 }
 
-/* One all-reduce per run of adjacent trainable tensors: a frozen tower's gradients (zeros)
- * never cross the network. */
+/* The buckets the backward did not start (all of them after a plain clip_backward), then
+ * the wait for every one. */
 void clip_reduce_gradients(Clip *m) {
     if (!distributed(m) || !m->grads) return;
-    const Dist *d = m->train.dist;
-    const ParamLayout *L = &m->layout;
-    for (int i = 0; i < L->count;) {
-        if (!clip_tensor_trains(m, &L->params[i])) {
-            i++;
-            continue;
-        }
-        size_t start = L->params[i].offset, end = start;
-        for (; i < L->count && clip_tensor_trains(m, &L->params[i]); i++)
-            end = L->params[i].offset + L->params[i].numel;
-        d->device->all_reduce(d, m->grads + start, end - start, DIST_F32, DIST_SUM);
-    }
+    start_unsent(m, 0);
+    m->train.dist->device->all_reduce_wait(m->train.dist);
+    memset(m->grad_sent, 0, (size_t)m->layout.count);
+    m->reducing = 0;
 }
 
 /* Inference in chunks of the prepared batch size. */

@@ -154,6 +154,10 @@ typedef struct {
     float *cos_columns;                  /* [sum images, local texts]; m->cos holds the rows */
     float *d_home;                       /* reduce-scatter landing [max(images, texts), D] */
     int images_from_features;
+    /* data parallel: the gradient all-reduce (clip_backward_last, clip_reduce_gradients) */
+    int (*layer_tensors)[2];  /* [text layers + vision layers]: each layer's tensors [i0, i1) */
+    unsigned char *grad_sent; /* [layout.count]: the tensor's all-reduce has started */
+    int reducing;             /* clip_backward_last has started all-reduces not yet waited for */
     uint64_t step;            /* optimizer steps taken */
 } Clip;
 
@@ -174,11 +178,19 @@ float clip_forward(Clip *m, const ClipBatch *batch, float stats[INFONCE_NSTATS])
 /* Backward pass of the last forward: accumulates parameter gradients (this rank's towers'
  * share of the global loss's gradient when data parallel). */
 void clip_backward(Clip *m);
+/* Data parallel, the backward of an optimizer step's last micro-batch: clip_backward that
+ * also starts each gradient bucket's all-reduce as soon as the backward has finished
+ * writing it (one bucket per transformer layer, then the text tower's other tensors once
+ * the text backward is done), so the communication overlaps the rest of the backward.
+ * clip_reduce_gradients must follow (it sends the rest and waits); nothing may touch the
+ * gradients in between. Earlier micro-batches use clip_backward, so that the accumulated
+ * gradients are reduced once. In one process it is clip_backward. */
+void clip_backward_last(Clip *m);
 /* Data parallel: all-reduces (SUMS) the trainable tensors' gradients across ranks. The loss
  * is normalised by the global counts, so each rank's gradient is its share of the big-batch
  * gradient and the sum is exactly it (an average would divide by the world size once too
- * often). Call once per optimizer step, after the last micro-batch's clip_backward. No-op
- * in one process. */
+ * often). Call once per optimizer step, after the last micro-batch's clip_backward (or
+ * clip_backward_last, whose all-reduces it completes). No-op in one process. */
 void clip_reduce_gradients(Clip *m);
 /* 1 if the tensor's gradient is used: its tower trains (logit_scale: learned temperature). */
 int clip_tensor_trains(const Clip *m, const ParamInfo *p);

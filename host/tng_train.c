@@ -89,6 +89,7 @@ static const CliOption OPTIONS[] = {
     {"threads", "N", "image decoding threads (default 1)"},
     {"max-nonfinite", "K", "abort after K non-finite steps in a row (default 5)"},
     {"check-sync", "N", "under mpirun: compare a hash of the weights across ranks every N steps (default 0: off)"},
+    {"hang-timeout", "SECONDS", "under mpirun: end the job when a rank makes no progress this long, 0 = never (default 600)"},
     {"help", NULL, "show this help"},
 };
 enum { OPT_CONFIG, OPT_INIT, OPT_DATA, OPT_FORMAT, OPT_IMAGE_ROOT, OPT_CAPTIONS, OPT_FAST_DECODE,
@@ -96,7 +97,7 @@ enum { OPT_CONFIG, OPT_INIT, OPT_DATA, OPT_FORMAT, OPT_IMAGE_ROOT, OPT_CAPTIONS,
        OPT_LR, OPT_WD, OPT_BETA1, OPT_BETA2, OPT_EPS, OPT_BATCH, OPT_ACCUM, OPT_EPOCHS, OPT_STEPS,
        OPT_WARMUP, OPT_SCHEDULE, OPT_GRAD_CLIP, OPT_SEED, OPT_OUT, OPT_CHECKPOINT_EVERY,
        OPT_RESUME, OPT_VAL_MCQ, OPT_EVAL_EVERY, OPT_LOG_EVERY, OPT_THREADS, OPT_MAX_NONFINITE,
-       OPT_CHECK_SYNC, OPT_HELP, N_OPTIONS };
+       OPT_CHECK_SYNC, OPT_HANG_TIMEOUT, OPT_HELP, N_OPTIONS };
 
 typedef enum { I2T_OWN, I2T_MEAN, I2T_RELEASED_RANDOM } I2tTarget;
 static const char *const I2T_NAMES[] = {"own", "mean", "released-random"};
@@ -116,6 +117,7 @@ typedef struct {
     long checkpoint_every, eval_every, log_every;
     int resume, threads, max_nonfinite;
     long check_sync;
+    double hang_timeout; /* seconds; 0 = no watchdog */
 } TrainArgs;
 
 static void usage(FILE *out) {
@@ -146,7 +148,7 @@ static void parse_args(int argc, char **argv, TrainArgs *a) {
                      .out = "runs/latest", .tng = 1, .neg_per_image = 2, .contradiction_weight = 1, .i2t = I2T_OWN,
                      .temperature = 0.07f, .train_vision = 0, .train_text = 1, .batch = 128,
                      .accum = 1, .epochs = 1, .steps = 0, .log_every = 10, .threads = 1,
-                     .max_nonfinite = 5};
+                     .max_nonfinite = 5, .hang_timeout = 600};
     a->optim = optim_defaults();
     a->optim.lr = 5e-6f;
     a->optim.weight_decay = 0.01f;
@@ -211,6 +213,7 @@ static void parse_args(int argc, char **argv, TrainArgs *a) {
         case OPT_THREADS: a->threads = (int)cli_long(name, optarg, 1, 256); break;
         case OPT_MAX_NONFINITE: a->max_nonfinite = (int)cli_long(name, optarg, 1, 1000000); break;
         case OPT_CHECK_SYNC: a->check_sync = cli_long(name, optarg, 0, 1L << 40); break;
+        case OPT_HANG_TIMEOUT: a->hang_timeout = cli_double(name, optarg, 0, 1e7); break;
         case OPT_HELP: usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }
@@ -245,9 +248,9 @@ static void print_settings(const TrainArgs *a, const Dist *d, FILE *out) {
             a->optim.grad_clip);
     fprintf(out, "  batch      %d x accum %d, %s %ld\n", a->batch, a->accum, a->steps ? "steps" : "epochs",
             a->steps ? a->steps : (long)a->epochs);
-    fprintf(out, "  parallel   %d rank%s (%s), global batch %d, check-sync every %ld\n", d->world,
-            d->world == 1 ? "" : "s", d->world == 1 ? "one process" : dist_transport(),
-            a->batch * d->world, a->check_sync);
+    fprintf(out, "  parallel   %d rank%s (%s), global batch %d, check-sync every %ld, hang timeout %g s\n",
+            d->world, d->world == 1 ? "" : "s", d->world == 1 ? "one process" : dist_transport(),
+            a->batch * d->world, a->check_sync, a->hang_timeout);
     fprintf(out, "  run        out %s, seed %" PRIu64 ", checkpoint every %ld, eval every %ld%s\n", a->out,
             a->seed, a->checkpoint_every, a->eval_every, a->resume ? ", resuming" : "");
 }
@@ -284,7 +287,8 @@ typedef struct {
     const char **captions; /* borrowed from the dataset items, which outlive the loader */
     float *features;      /* [n, D] image embeddings (frozen tower or look-ahead) */
     float *images;        /* [n, 3, R, R] when the vision tower trains, else NULL */
-    /* --tng-scope global: all ranks' images in the loader's order (gather_global) */
+    /* --tng-scope global: all ranks' images in the loader's order (gather_global), the pool
+       this rank's texts are made from */
     int global_n;
     int *own_at;          /* [n] where this rank's image j sits in that order */
     const char **global_captions; /* [global_n], pointers into caption_arena */
@@ -332,11 +336,12 @@ static int queue_source(void *ctx, TngInput *in) {
     q->count--;
     pthread_cond_broadcast(&q->changed);
     pthread_mutex_unlock(&q->lock);
-    if (p->global_n) /* every rank builds the texts of all images from the same inputs */
-        *in = (TngInput){.n_images = p->global_n, .dim = q->dim, .captions = p->global_captions,
-                         .image_emb = p->global_features, .batch_index = p->index};
+    if (p->global_n) /* this rank's images' texts, made from every rank's images */
+        *in = (TngInput){.n_pool = p->global_n, .dim = q->dim, .captions = p->global_captions,
+                         .image_emb = p->global_features, .batch_index = p->index,
+                         .make_for = p->own_at, .n_make = p->n};
     else
-        *in = (TngInput){.n_images = p->n, .dim = q->dim, .captions = p->captions,
+        *in = (TngInput){.n_pool = p->n, .dim = q->dim, .captions = p->captions,
                          .image_emb = p->features, .batch_index = p->stream};
     return 1;
 }
@@ -359,7 +364,6 @@ typedef struct {
     Lexicon *lexicon;
     InputQueue queue;
     int *plain_tokens, *plain_txt2img, *plain_target; /* --tng off */
-    int *own_tokens, *own_txt2img; /* --tng-scope global: this rank's share of the texts */
     FILE *metrics;
     Encoder val_encoder;
     int ring_next;
@@ -367,8 +371,9 @@ typedef struct {
 
 /* --tng-scope global: gathers every rank's captions and image embeddings and puts them in
  * the loader's order, the order one process with the global batch would see: rank k's j-th
- * sample is position j * world + k of the step's window (loader.h), so the generated texts
- * equal that process's. Ranks whose batch lost an image still get a fixed order. */
+ * sample is position j * world + k of the step's window (loader.h), so the texts made for
+ * this rank's images (at own_at in that pool) equal that process's texts of them. Ranks whose
+ * batch lost an image still get a fixed order. */
 static void gather_global(Run *r, Pending *p) {
     const Dist *d = r->dist;
     int W = d->world, D = r->model->cfg.embed_dim;
@@ -445,26 +450,9 @@ static void pending_fill(Run *r, Pending *p) {
     if (r->args.tng && r->args.tng_global && r->dist->world > 1) gather_global(r, p);
 }
 
-/* --tng-scope global: this rank's images' texts out of the texts of all images, in the
- * layout of a local batch (text m * n + j is the m-th text of image j). */
-static void take_own_texts(Run *r, const Pending *p, const TngTexts *texts, ClipBatch *batch) {
-    int ctx = texts->context, per_image = texts->n_texts / texts->n_images;
-    for (int k = 0; k < per_image; k++)
-        for (int j = 0; j < p->n; j++) {
-            int from = k * texts->n_images + p->own_at[j], to = k * p->n + j;
-            int positive = texts->txt2img[from]; /* -1: a contradiction, of no image */
-            if (positive >= 0 && positive != p->own_at[j])
-                die("TNG text %d is not of image %d", from, p->own_at[j]);
-            memcpy(r->own_tokens + (size_t)to * ctx, texts->tokens + (size_t)from * ctx, sizeof(int) * ctx);
-            r->own_txt2img[to] = positive >= 0 ? j : -1;
-        }
-    batch->n_texts = per_image * p->n;
-    batch->tokens = r->own_tokens;
-    batch->txt2img = r->own_txt2img;
-}
-
-/* Runs one micro-batch forward and backward; returns its loss (NaN skips the backward). */
-static float micro_step(Run *r, Pending *p, float stats[INFONCE_NSTATS], double *tng_wait) {
+/* Runs one micro-batch forward and backward; returns its loss (NaN skips the backward).
+ * last: the step's last micro-batch, whose backward starts the gradients' all-reduce. */
+static float micro_step(Run *r, Pending *p, float stats[INFONCE_NSTATS], double *tng_wait, int last) {
     Clip *m = r->model;
     const TrainArgs *a = &r->args;
     ClipBatch batch = {.n_images = p->n};
@@ -475,15 +463,12 @@ static float micro_step(Run *r, Pending *p, float stats[INFONCE_NSTATS], double 
         double t0 = now_seconds();
         texts = tng_producer_pop(r->producer);
         *tng_wait += now_seconds() - t0;
-        if (!texts || texts->batch_index != (p->global_n ? p->index : p->stream))
+        /* both scopes give this rank's images' texts in the local layout */
+        if (!texts || texts->batch_index != (p->global_n ? p->index : p->stream) || texts->n_images != p->n)
             die("TNG producer out of step");
-        if (p->global_n) {
-            take_own_texts(r, p, texts, &batch);
-        } else {
-            batch.n_texts = texts->n_texts;
-            batch.tokens = texts->tokens;
-            batch.txt2img = texts->txt2img;
-        }
+        batch.n_texts = texts->n_texts;
+        batch.tokens = texts->tokens;
+        batch.txt2img = texts->txt2img;
     } else {
         int ctx = m->cfg.context_length;
         memset(r->plain_tokens, 0, sizeof(int) * (size_t)p->n * ctx);
@@ -510,7 +495,8 @@ static float micro_step(Run *r, Pending *p, float stats[INFONCE_NSTATS], double 
     float loss = clip_forward(m, &batch, stats);
     if (texts) tng_producer_release(r->producer, texts);
     if (!isfinite(loss)) return loss;
-    clip_backward(m);
+    if (last) clip_backward_last(m);
+    else clip_backward(m);
     return loss;
 }
 
@@ -538,6 +524,20 @@ static void validate(Run *r, long step) {
             step, res.accuracy, res.accuracy_by_type[MCQ_POSITIVE],
             res.accuracy_by_type[MCQ_NEGATIVE], res.accuracy_by_type[MCQ_HYBRID]);
     fflush(r->metrics);
+}
+
+/* Rank 0's checkpoint (next != NULL) and validation (validate_step > 0) inside the loop. They
+ * may take minutes, which the other ranks spend waiting at a barrier: the hang watchdog is
+ * paused for them on every rank, and rank 0 watches again from that barrier on (dist.h). */
+static void lead_work(Run *r, const Pending *next, long validate_step) {
+    dist_watchdog_pause(1);
+    if (r->lead) {
+        if (next) save_checkpoint(r, next);
+        if (validate_step) validate(r, validate_step);
+        dist_watchdog_pause(0);
+    }
+    dist_barrier(r->dist);
+    dist_watchdog_pause(0);
 }
 
 static void format_eta(double seconds, char *out, size_t len) {
@@ -691,11 +691,6 @@ static void open_run(Run *r) {
     r->plain_tokens = mallocCheck(sizeof(int) * (size_t)a->batch * cfg.context_length);
     r->plain_txt2img = mallocCheck(sizeof(int) * (size_t)a->batch);
     r->plain_target = mallocCheck(sizeof(int) * (size_t)a->batch);
-    if (tng_global) {
-        size_t texts = (size_t)a->batch * (a->neg_per_image + 1 + a->contradictions);
-        r->own_tokens = mallocCheck(sizeof(int) * texts * cfg.context_length);
-        r->own_txt2img = mallocCheck(sizeof(int) * texts);
-    }
     r->next_index = (int64_t)r->model->step * a->accum;
     if (a->tng) {
         r->lexicon = lexicon_load(NULL);
@@ -735,7 +730,6 @@ static void close_run(Run *r) {
         free(p->own_at), free(p->global_captions), free(p->global_features), free(p->caption_arena);
     }
     free(r->plain_tokens), free(r->plain_txt2img), free(r->plain_target);
-    free(r->own_tokens), free(r->own_txt2img);
     free(r->cached_features);
     loader_close(r->loader);
     dataset_free(&r->dataset);
@@ -805,6 +799,9 @@ int main(int argc, char **argv) {
     a->optim.total_steps = total;
     install_signal_handlers();
     int tty = isatty(STDERR_FILENO);
+    /* from here on every rank reports progress; the setup above (rank 0 loading a checkpoint,
+     * the image embeddings) may take any time */
+    if (dist->world > 1) dist_watchdog_start(dist, a->hang_timeout);
 
     /* the loop keeps two fetched batches ahead: the producer may be building the second */
     Pending *queue_ahead[2] = {fetch_next(&run), fetch_next(&run)};
@@ -812,12 +809,13 @@ int main(int argc, char **argv) {
     double started = now_seconds(), tng_wait_total = 0;
     long first_step = (long)m->step;
     for (long step = first_step; step < total && !stop_agreed(dist); step++) {
+        dist_watchdog_step(step + 1);
         double t0 = now_seconds(), tng_wait = 0, loss_sum = 0;
         float stats[INFONCE_NSTATS], t2i = 0, i2t = 0;
         int pairs = 0, finite = 1;
         for (int micro = 0; micro < a->accum; micro++) {
             Pending *p = queue_ahead[0];
-            float loss = micro_step(&run, p, stats, &tng_wait);
+            float loss = micro_step(&run, p, stats, &tng_wait, micro == a->accum - 1 && finite);
             finite &= isfinite(loss);
             loss_sum += loss;
             t2i += stats[INFONCE_T2I] / a->accum;
@@ -846,27 +844,30 @@ int main(int argc, char **argv) {
         double loss = loss_sum / a->accum;
         if (a->check_sync && (step + 1) % a->check_sync == 0 && dist->world > 1)
             check_weights_in_sync(&run, step + 1);
-        if (!run.lead) continue;
-        fprintf(run.metrics,
-                "{\"step\": %ld, \"epoch\": %" PRIu64 ", \"loss\": %.6f, \"loss_t2i\": %.6f, "
-                "\"loss_i2t\": %.6f, \"lr\": %.4g, \"grad_norm\": %.6f, \"pairs_per_s\": %.2f, "
-                "\"pairs_per_s_per_rank\": %.2f, \"step_s\": %.4f, \"tng_wait_s\": %.6f}\n",
-                step + 1, queue_ahead[0]->epoch, loss, t2i, i2t, lr, grad_norm, pairs / seconds,
-                pairs / seconds / dist->world, seconds, tng_wait);
-        double elapsed = now_seconds() - started, eta = elapsed / (step + 1 - first_step) * (total - step - 1);
-        char eta_text[32];
-        format_eta(eta, eta_text, sizeof eta_text);
-        if (tty || (step + 1) % a->log_every == 0 || step + 1 == total) {
-            fprintf(stderr, "%sstep %ld/%ld | epoch %" PRIu64 " | loss %.4f | lr %.3g | %.0f img/s | ETA %s%s",
-                    tty ? "\r" : "", step + 1, total, queue_ahead[0]->epoch, loss, lr, pairs / seconds,
-                    eta_text, tty ? "   " : "\n");
-            fflush(stderr);
+        if (run.lead) {
+            fprintf(run.metrics,
+                    "{\"step\": %ld, \"epoch\": %" PRIu64 ", \"loss\": %.6f, \"loss_t2i\": %.6f, "
+                    "\"loss_i2t\": %.6f, \"lr\": %.4g, \"grad_norm\": %.6f, \"pairs_per_s\": %.2f, "
+                    "\"pairs_per_s_per_rank\": %.2f, \"step_s\": %.4f, \"tng_wait_s\": %.6f}\n",
+                    step + 1, queue_ahead[0]->epoch, loss, t2i, i2t, lr, grad_norm, pairs / seconds,
+                    pairs / seconds / dist->world, seconds, tng_wait);
+            double elapsed = now_seconds() - started, eta = elapsed / (step + 1 - first_step) * (total - step - 1);
+            char eta_text[32];
+            format_eta(eta, eta_text, sizeof eta_text);
+            if (tty || (step + 1) % a->log_every == 0 || step + 1 == total) {
+                fprintf(stderr, "%sstep %ld/%ld | epoch %" PRIu64 " | loss %.4f | lr %.3g | %.0f img/s | ETA %s%s",
+                        tty ? "\r" : "", step + 1, total, queue_ahead[0]->epoch, loss, lr, pairs / seconds,
+                        eta_text, tty ? "   " : "\n");
+                fflush(stderr);
+            }
         }
-        if (a->checkpoint_every && (step + 1) % a->checkpoint_every == 0 && step + 1 < total)
-            save_checkpoint(&run, queue_ahead[0]);
-        if (a->val_mcq && a->eval_every && (step + 1) % a->eval_every == 0) validate(&run, step + 1);
+        int checkpoint_due = a->checkpoint_every && (step + 1) % a->checkpoint_every == 0 && step + 1 < total;
+        int validation_due = a->val_mcq && a->eval_every && (step + 1) % a->eval_every == 0;
+        if (checkpoint_due || validation_due)
+            lead_work(&run, checkpoint_due ? queue_ahead[0] : NULL, validation_due ? step + 1 : 0);
     }
     if (run.metrics) fflush(run.metrics);
+    dist_watchdog_pause(1); /* rank 0's last checkpoint and validation; the others wait at the end */
     if (stop_requested && run.lead) fprintf(stderr, "\ninterrupted: saving a checkpoint\n");
     save_checkpoint(&run, queue_ahead[0]);
     int validated_now = a->eval_every && (long)m->step % a->eval_every == 0;

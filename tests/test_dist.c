@@ -7,13 +7,19 @@
  * with a one-process run computed here. Under mpirun (--worker) it is one rank.
  *
  *   collectives     np 3, uneven counts: all-gather, reduce-scatter, all-reduce, broadcast
+ *   watchdog        (one process, forked) the hang watchdog stays quiet while progress is
+ *                   reported or a long phase is declared, and ends the process when not
  *   model_*         np 2 (batch B each) and np 3 (uneven) vs one process with the
  *                   concatenated batch: the loss of 5 steps, every parameter gradient of the
- *                   first step, the weights after 5 AdamW steps
+ *                   first step, the weights after 5 AdamW steps. The gradients are reduced
+ *                   in buckets started during the backward (clip_backward_last), except in
+ *                   model_one_shot (clip_backward, then one reduction); model_accum
+ *                   accumulates 2 micro-batches per step and must reduce once
  *   tng_train       np 2 with --tng-scope global vs one process with twice the batch;
- *                   resume under np 2 equals the uninterrupted run; a killed rank ends the
- *                   job within 60 s and its last checkpoint resumes; --check-sync catches
- *                   ranks whose weights differ
+ *                   resume under np 2 equals the uninterrupted run; a killed rank, and a
+ *                   stopped one (SIGSTOP, caught by --hang-timeout), end the job within 60 s
+ *                   and its last checkpoint resumes; --check-sync catches ranks whose
+ *                   weights differ
  *
  * Tolerances: float32 sums in another order (features gathered across ranks, gradients
  * summed across ranks), amplified by 5 optimizer steps: |got - want| <= 1e-5 |want| plus an
@@ -64,13 +70,19 @@ typedef struct {
     int frozen_vision;     /* 1: precomputed image features, vision frozen, fixed temperature */
     int contradictions;    /* 1: even global images' last text is a contradiction negative
                               (txt2img -1, weight 0.5), so ranks hold different counts */
+    int frozen_text;       /* 1: only the vision tower (and the temperature) trains */
+    int one_shot;          /* 1: clip_backward, then one reduction (not bucketed) */
+    int accum;             /* micro-batches per step (0: 1) */
 } Scenario;
 
 static const Scenario SCENARIOS[] = {
-    {"model_plain", 2, {4, 4}, 1, 0, 0},
-    {"model_tng", 2, {4, 4}, 3, 1, 0},
-    {"model_uneven", 3, {3, 3, 2}, 3, 0, 0},
-    {"model_contradictions", 3, {3, 3, 2}, 3, 1, 1},
+    {"model_plain", 2, {4, 4}, 1, 0, 0, 0, 0, 0},
+    {"model_tng", 2, {4, 4}, 3, 1, 0, 0, 0, 0},
+    {"model_uneven", 3, {3, 3, 2}, 3, 0, 0, 0, 0, 0},
+    {"model_contradictions", 3, {3, 3, 2}, 3, 1, 1, 0, 0, 0},
+    {"model_one_shot", 2, {4, 4}, 3, 0, 0, 0, 1, 0},
+    {"model_text_frozen", 3, {3, 3, 2}, 3, 0, 0, 1, 0, 0},
+    {"model_accum", 2, {3, 4}, 3, 0, 0, 0, 0, 2},
 };
 
 typedef struct {
@@ -147,8 +159,9 @@ static void make_global_batch(const Scenario *sc, const ClipConfig *c, int step,
     }
 }
 
-/* STEPS steps of training; writes the losses, the first step's gradients and the final
- * weights (each layout.total floats) into out. dist NULL: one process. */
+/* STEPS steps of training; writes the losses (the mean over a step's micro-batches), the
+ * first step's gradients and the final weights (each layout.total floats) into out. dist
+ * NULL: one process. Micro-batch k of step s is batch s * accum + k. */
 static void train_scenario(const Scenario *sc, const Dist *dist, float *losses, float *grads,
                            float *params) {
     ClipConfig c = small_config();
@@ -161,26 +174,33 @@ static void train_scenario(const Scenario *sc, const Dist *dist, float *losses, 
         for (int r = 0; r < sc->world; r++) max_images = sc->counts[r] > max_images ? sc->counts[r] : max_images;
     }
     ClipTrainConfig train = {.temperature = sc->frozen_vision ? 0.07f : 0,
-                             .train_vision = !sc->frozen_vision, .train_text = 1, .dist = dist,
+                             .train_vision = !sc->frozen_vision, .train_text = !sc->frozen_text,
+                             .dist = dist,
                              .contradiction_log_weight = sc->contradictions ? logf(0.5f) : 0};
     clip_prepare(m, &train, max_images, max_images * sc->texts_per_image);
     OptimConfig oc = optim_defaults();
     oc.lr = 2e-3f;
     oc.grad_clip = 1.0f;
+    int accum = sc->accum ? sc->accum : 1;
     for (int s = 0; s < STEPS; s++) {
-        Batch b;
-        if (dist) make_batch(sc, &c, s, dist->rank, &b);
-        else make_global_batch(sc, &c, s, &b);
-        ClipBatch cb = {.n_images = b.n_images, .n_texts = b.n_texts, .tokens = b.tokens,
-                        .txt2img = b.txt2img, .i2t_target = b.target};
-        if (sc->frozen_vision) cb.image_features = b.features;
-        else cb.images = b.images;
-        losses[s] = clip_forward(m, &cb, NULL);
-        clip_backward(m);
+        losses[s] = 0;
+        for (int micro = 0; micro < accum; micro++) {
+            Batch b;
+            if (dist) make_batch(sc, &c, s * accum + micro, dist->rank, &b);
+            else make_global_batch(sc, &c, s * accum + micro, &b);
+            ClipBatch cb = {.n_images = b.n_images, .n_texts = b.n_texts, .tokens = b.tokens,
+                            .txt2img = b.txt2img, .i2t_target = b.target};
+            if (sc->frozen_vision) cb.image_features = b.features;
+            else cb.images = b.images;
+            losses[s] += clip_forward(m, &cb, NULL) / accum;
+            /* as tng_train: only the last micro-batch starts the reduction */
+            if (micro == accum - 1 && !sc->one_shot) clip_backward_last(m);
+            else clip_backward(m);
+            batch_free(&b);
+        }
         clip_reduce_gradients(m);
         if (s == 0) clip_get_params(m, params), memcpy(grads, m->grads, sizeof(float) * m->layout.total);
-        clip_optimizer_step(m, &oc, 1);
-        batch_free(&b);
+        clip_optimizer_step(m, &oc, accum);
     }
     clip_get_params(m, params);
     clip_free(m);
@@ -375,6 +395,12 @@ static void test_model_two_ranks_tng_shape(void) { check_scenario(&SCENARIOS[1])
 static void test_model_three_uneven_ranks(void) { check_scenario(&SCENARIOS[2]); }
 /* texts with no positive image (txt2img -1) must stay -1 when gathered with offsets */
 static void test_model_contradictions(void) { check_scenario(&SCENARIOS[3]); }
+/* the same sums without buckets: one reduction after the whole backward */
+static void test_model_one_shot_reduction(void) { check_scenario(&SCENARIOS[4]); }
+/* the vision layers' buckets, and a frozen text tower's gradients left out */
+static void test_model_text_frozen(void) { check_scenario(&SCENARIOS[5]); }
+/* a reduction after each micro-batch would count the first one world times */
+static void test_model_accumulation(void) { check_scenario(&SCENARIOS[6]); }
 
 /* ---- tng_train under mpirun ---- */
 
@@ -511,14 +537,28 @@ static pid_t find_rank(pid_t root, int rank) {
     return found;
 }
 
-/* A rank killed mid-run ends the job, non-zero, within 60 s; the latest checkpoint loads and
- * the run resumes from it. */
-static void test_train_killed_rank(void) {
+/* 1 if process pid's command line has an argument containing needle. */
+static int process_mentions(pid_t pid, const char *needle) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    size_t size = 0;
+    char *args = read_file(path, &size);
+    int found = 0;
+    for (size_t at = 0; args && at < size && !found; at += strlen(args + at) + 1)
+        found = strstr(args + at, needle) != NULL;
+    free(args);
+    return found;
+}
+
+/* Rank 1 gets `sig` once the run has a checkpoint: the job must end non-zero within `limit`
+ * seconds with a message containing `expect`; its latest checkpoint must load and a resumed
+ * run go 2 steps further. A stopped rank must not outlive the test. */
+static void check_fault(const char *name, int sig, const char *flags, double limit, const char *expect) {
     char out[4200], log[4300], cmd[20000];
-    snprintf(out, sizeof out, "%s/run_fault", work_dir);
-    snprintf(log, sizeof log, "%s/fault.log", work_dir);
-    snprintf(cmd, sizeof cmd, "exec " MPIRUN "-np 2 %s %s --batch 4 --steps 100000 --checkpoint-every 2 --out %s > %s 2>&1",
-             train_path, train_flags(), out, log);
+    snprintf(out, sizeof out, "%s/run_%s", work_dir, name);
+    snprintf(log, sizeof log, "%s/%s.log", work_dir, name);
+    snprintf(cmd, sizeof cmd, "exec " MPIRUN "-np 2 %s %s %s --batch 4 --steps 100000 --checkpoint-every 2 --out %s > %s 2>&1",
+             train_path, train_flags(), flags, out, log);
     pid_t job = fork();
     if (job == 0) {
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
@@ -532,18 +572,20 @@ static void test_train_killed_rank(void) {
         if (!victim) usleep(100000);
     }
     CHECK(victim > 0, "no checkpoint or no rank 1 found");
-    if (victim > 0) kill(victim, SIGKILL);
+    if (victim > 0) kill(victim, sig);
     int status = 0, ended = 0;
     double t0 = now_seconds();
-    while (now_seconds() - t0 < 60 && !(ended = waitpid(job, &status, WNOHANG) == job)) usleep(100000);
+    while (now_seconds() - t0 < limit && !(ended = waitpid(job, &status, WNOHANG) == job)) usleep(100000);
     if (!ended) { /* clean up the hung job before failing */
         kill(job, SIGKILL);
         waitpid(job, &status, 0);
     }
-    CHECK(ended, "the job still ran 60 s after rank 1 was killed");
+    if (victim > 0 && process_mentions(victim, out)) kill(victim, SIGKILL);
+    CHECK(ended, "the job still ran %.0f s after rank 1 got signal %d", limit, sig);
     CHECK(!WIFEXITED(status) || WEXITSTATUS(status) != 0, "the job exited 0 after losing a rank");
     char *text = read_file(log, NULL);
-    CHECK(text && strstr(text, "rank 1"), "the job's message does not name rank 1");
+    CHECK(text && strstr(text, expect), "the job's messages lack '%s'", expect);
+    if (!text || !strstr(text, expect)) show_log(log);
     free(text);
     uint64_t step = 0;
     float *params = load_latest(out, &step);
@@ -560,6 +602,15 @@ static void test_train_killed_rank(void) {
     free(params);
 }
 
+/* A killed rank: mpirun ends the job, naming the rank. */
+static void test_train_killed_rank(void) { check_fault("killed", SIGKILL, "", 60, "rank 1"); }
+
+/* A stopped rank raises no error: rank 0's watchdog must see no progress for 5 s and end the
+ * job, and mpirun then kills the stopped rank. */
+static void test_train_stopped_rank(void) {
+    check_fault("stopped", SIGSTOP, "--hang-timeout 5", 5 + 60, "rank 0 of 2: no progress for");
+}
+
 /* Two ranks started with different learning rates (MPMD) drift apart; --check-sync 1 must
  * stop the job at the first step and name rank 1. */
 static void test_train_check_sync(void) {
@@ -572,6 +623,45 @@ static void test_train_check_sync(void) {
     char *text = read_file(log, NULL);
     CHECK(text && strstr(text, "weights diverged at step 1") && strstr(text, "rank 1 has"),
           "no divergence message naming rank 1");
+    free(text);
+}
+
+/* The watchdog in a forked world of one, timeout 0.5 s: 1.5 s of steady progress and a
+ * 1.5 s paused phase must pass; then a main thread stuck in a collective must end the process
+ * with DIST_EXIT_HANG and a message naming the rank, the collective and the step. */
+static void test_watchdog(void) {
+    char log[4200];
+    snprintf(log, sizeof log, "%s/watchdog.log", work_dir);
+    pid_t child = fork();
+    if (child == 0) {
+        if (!freopen(log, "w", stderr)) _exit(126);
+        unsetenv("OMPI_COMM_WORLD_SIZE"), unsetenv("PMI_SIZE"), unsetenv("PMIX_RANK");
+        int argc = 1;
+        char *args[] = {self_path, NULL}, **argv = args;
+        Dist *d = dist_init(&argc, &argv);
+        dist_watchdog_start(d, 0.5);
+        for (int step = 1; step <= 30; step++) {
+            dist_watchdog_step(step);
+            dist_collective_begin("all_gather");
+            usleep(25000);
+            dist_collective_end();
+            usleep(25000);
+        }
+        dist_watchdog_pause(1);
+        usleep(1500000);
+        dist_watchdog_pause(0);
+        dist_collective_begin("all_reduce");
+        sleep(10);
+        _exit(0); /* the watchdog did not fire */
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == DIST_EXIT_HANG,
+          "the stuck process ended with status %d, wanted exit %d", status, DIST_EXIT_HANG);
+    char *text = read_file(log, NULL);
+    CHECK(text && strstr(text, "tng: rank 0 of 1: no progress for ") &&
+              strstr(text, " s inside all_reduce (step 30)"),
+          "unexpected message: %s", text ? text : "(none)");
     free(text);
 }
 
@@ -613,6 +703,7 @@ int main(int argc, char **argv) {
     snprintf(up, sizeof up, "%s", self_path);
     snprintf(train_path, sizeof train_path, "%s/tng_train", dirname(dirname(up)));
     if (access(train_path, X_OK) != 0) snprintf(train_path, sizeof train_path, "./tng_train");
+    RUN_TEST(test_watchdog);
     RUN_TEST(test_world_of_one);
     if (strncmp(dist_transport(), "none", 4) == 0 || !have_mpirun()) {
         printf("  (built without MPI or no mpirun: only the one-process checks)\n");
@@ -622,6 +713,9 @@ int main(int argc, char **argv) {
         RUN_TEST(test_model_two_ranks_tng_shape);
         RUN_TEST(test_model_three_uneven_ranks);
         RUN_TEST(test_model_contradictions);
+        RUN_TEST(test_model_one_shot_reduction);
+        RUN_TEST(test_model_text_frozen);
+        RUN_TEST(test_model_accumulation);
         SynthConfig sc;
         synth_config_default(&sc);
         sc.n_images[SYNTH_TRAIN] = 48, sc.n_images[SYNTH_VAL] = 4, sc.n_images[SYNTH_TEST] = 4;
@@ -632,6 +726,7 @@ int main(int argc, char **argv) {
         RUN_TEST(test_train_tng_global_equals_one_process);
         RUN_TEST(test_train_resume_under_two_ranks);
         RUN_TEST(test_train_killed_rank);
+        RUN_TEST(test_train_stopped_rank);
         RUN_TEST(test_train_check_sync);
     }
     char cmd[4200];
