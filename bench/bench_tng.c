@@ -3,12 +3,15 @@
  *
  * 1. Raw generator speed: tng_make_texts on one thread at B=128, D=512 with COCO-like captions
  *    (random phrases, 8-20 words) and random unit embeddings; reports captions/s and texts/s.
- * 2. Overhead: the producer thread runs ahead of a consumer that "trains" for step_ms per step
+ * 2. --tng-scope global: a pool of world x B images (the global batch); one rank's share (B
+ *    images, the loader's positions j * world) against the texts of the whole pool, which is
+ *    what every rank built before it could make a share alone.
+ * 3. Overhead: the producer thread runs ahead of a consumer that "trains" for step_ms per step
  *    (a sleep standing in for a real step); reports the time the consumer waits in
  *    tng_producer_pop per step (timed around the call: locking included), first step (cold
  *    queue) apart, as a share of the step time.
  *
- * Usage: bench_tng [batches_for_throughput=50] [steps=40] [step_ms=100] [depth=2]
+ * Usage: bench_tng [batches_for_throughput=50] [steps=40] [step_ms=100] [depth=2] [world=4]
  * Run from the repository root (it loads data/cache/lexicon.tsv and the BPE vocabulary).
  */
 #include <math.h>
@@ -80,8 +83,26 @@ static void pool_free(Pool *pool) {
 static int pool_source(void *ctx, TngInput *in) {
     Pool *pool = ctx;
     int p = (int)(pool->next % N_POOL);
-    *in = (TngInput){B, D, (const char *const *)pool->captions[p], pool->emb[p], pool->next++};
+    *in = (TngInput){.n_pool = B, .dim = D, .captions = (const char *const *)pool->captions[p],
+                     .image_emb = pool->emb[p], .batch_index = pool->next++};
     return 1;
+}
+
+/* Milliseconds per call of tng_make_texts over `reps` calls (after one that grows the buffers):
+ * texts for make_for[0..n_make) of a pool of n_pool, or for all of it when make_for is NULL. */
+static double make_texts_ms(const TngConfig *cfg, const Lexicon *lex, const Tokenizer *tok,
+                            const char *const *captions, const float *emb, int n_pool,
+                            const int *make_for, int n_make, int reps) {
+    TngGenerator *gen = tng_generator_create(cfg, lex, tok);
+    TngTexts texts = {0};
+    tng_make_texts(gen, captions, emb, n_pool, D, make_for, n_make, 0, &texts);
+    double t0 = now_seconds();
+    for (int k = 0; k < reps; k++)
+        tng_make_texts(gen, captions, emb, n_pool, D, make_for, n_make, 1 + k, &texts);
+    double ms = 1e3 * (now_seconds() - t0) / reps;
+    tng_texts_free(&texts);
+    tng_generator_free(gen);
+    return ms;
 }
 
 static void sleep_seconds(double s) {
@@ -94,8 +115,10 @@ int main(int argc, char **argv) {
     int steps = argc > 2 ? atoi(argv[2]) : 40;
     double step_s = (argc > 3 ? atof(argv[3]) : 100.0) / 1000.0;
     int depth = argc > 4 ? atoi(argv[4]) : 2;
-    if (n_batches < 1 || steps < 2 || step_s < 0 || depth < 1)
-        die("usage: bench_tng [batches >= 1] [steps >= 2] [step_ms >= 0] [depth >= 1]");
+    int world = argc > 5 ? atoi(argv[5]) : 4;
+    if (n_batches < 1 || steps < 2 || step_s < 0 || depth < 1 || world < 1 || world > N_POOL)
+        die("usage: bench_tng [batches >= 1] [steps >= 2] [step_ms >= 0] [depth >= 1] "
+            "[world 1..%d]", N_POOL);
     Lexicon *lex = lexicon_load(NULL);
     Tokenizer *tok = tokenizer_load(NULL);
     Pool pool;
@@ -108,11 +131,11 @@ int main(int argc, char **argv) {
     TngTexts texts = {0};
     TngInput in;
     pool_source(&pool, &in);
-    tng_make_texts(gen, in.captions, in.image_emb, B, D, in.batch_index, &texts);
+    tng_make_texts(gen, in.captions, in.image_emb, B, D, NULL, B, in.batch_index, &texts);
     double t0 = now_seconds();
     for (int k = 0; k < n_batches; k++) {
         pool_source(&pool, &in);
-        tng_make_texts(gen, in.captions, in.image_emb, B, D, in.batch_index, &texts);
+        tng_make_texts(gen, in.captions, in.image_emb, B, D, NULL, B, in.batch_index, &texts);
     }
     double gen_s = (now_seconds() - t0) / n_batches;
     printf("generator: B=%d D=%d M=%d: %.2f ms/batch, %.0f captions/s, %.0f texts/s (1 thread)\n",
@@ -121,7 +144,26 @@ int main(int argc, char **argv) {
     tng_texts_free(&texts);
     tng_generator_free(gen);
 
-    // 2. the consumer's wait per step with the producer running ahead
+    // 2. --tng-scope global: the pool is `world` batches; rank 0 owns positions j * world
+    {
+        int n_pool = world * B;
+        const char **captions = mallocCheck(sizeof(char *) * (size_t)n_pool);
+        float *emb = mallocCheck(sizeof(float) * (size_t)n_pool * D);
+        int *own = mallocCheck(sizeof(int) * B);
+        for (int k = 0; k < world; k++) {
+            memcpy(captions + (size_t)k * B, pool.captions[k], sizeof(char *) * B);
+            memcpy(emb + (size_t)k * B * D, pool.emb[k], sizeof(float) * B * D);
+        }
+        for (int j = 0; j < B; j++) own[j] = j * world;
+        double whole = make_texts_ms(&cfg, lex, tok, captions, emb, n_pool, NULL, n_pool, n_batches);
+        double share = make_texts_ms(&cfg, lex, tok, captions, emb, n_pool, own, B, n_batches);
+        printf("global scope: pool %d x %d: whole pool %.2f ms/batch, one rank's share of %d "
+               "%.2f ms/batch (%.1fx less)\n",
+               world, B, whole, B, share, whole / share);
+        free(captions), free(emb), free(own);
+    }
+
+    // 3. the consumer's wait per step with the producer running ahead
     TngProducer *prod = tng_producer_start(&cfg, lex, tok, pool_source, &pool, depth);
     double first_pop = 0, later_pops = 0;
     t0 = now_seconds();

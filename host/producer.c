@@ -31,11 +31,11 @@ struct TngProducer {
 };
 
 static void check_input(const TngInput *in) {
-    if (in->n_images < 1 || in->dim < 1 || !in->captions || !in->image_emb)
-        die("tng producer: the source gave an invalid batch (n_images %d, dim %d, captions %p, "
-            "image_emb %p); expected n_images >= 1, dim >= 1 and both arrays",
-            in->n_images, in->dim, (const void *)in->captions, (const void *)in->image_emb);
-    for (int i = 0; i < in->n_images; i++)
+    if (in->n_pool < 1 || in->dim < 1 || !in->captions || !in->image_emb)
+        die("tng producer: the source gave an invalid batch (n_pool %d, dim %d, captions %p, "
+            "image_emb %p); expected n_pool >= 1, dim >= 1 and both arrays",
+            in->n_pool, in->dim, (const void *)in->captions, (const void *)in->image_emb);
+    for (int i = 0; i < in->n_pool; i++)
         if (!in->captions[i]) die("tng producer: caption %d of batch %lld is NULL", i,
                                   (long long)in->batch_index);
 }
@@ -56,8 +56,8 @@ static void *producer_main(void *arg) {
         int more = p->source(p->source_ctx, &in);
         if (more) {
             check_input(&in);
-            tng_make_texts(p->gen, in.captions, in.image_emb, in.n_images, in.dim, in.batch_index,
-                           &p->slots[slot]);
+            tng_make_texts(p->gen, in.captions, in.image_emb, in.n_pool, in.dim, in.make_for,
+                           in.make_for ? in.n_make : in.n_pool, in.batch_index, &p->slots[slot]);
         }
         pthread_mutex_lock(&p->mutex);
         if (!more) {

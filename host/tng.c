@@ -3,8 +3,10 @@
  * fitting and tokenization of one batch (the behaviour is specified in tng.h).
  *
  * Key design choice: every random draw for image i comes from its own stream seeded by
- * (seed, batch_index, i), and the per-image work reads only batch-wide data computed first
- * (similarities, each caption's noun set), so the result cannot depend on thread timing.
+ * (seed, batch_index, i), and the per-image work reads only pool-wide data computed first
+ * (each caption's noun set, image i's similarity row), so the result cannot depend on thread
+ * timing, nor on which other images of the pool texts are made for: a rank of a data-parallel
+ * run makes its own images' share of the global batch's texts, and gets exactly that share.
  * Texts are built in a scratch buffer and measured with tokenizer_encode_raw; the same ids
  * become the token row, so a text that fits is encoded exactly once.
  */
@@ -180,14 +182,17 @@ struct TngGenerator {
     TngConfig cfg;
     const Lexicon *lex;
     const Tokenizer *tok;
-    // scratch, grown on demand
-    int capacity_images;
-    float *sim;          /* [B, B] cosine similarities */
-    int *order;          /* [B, B-1] the other images, most similar first */
-    int *noun_start;     /* [B+1] caption i's nouns are nouns[noun_start[i] .. noun_start[i+1]) */
+    // scratch, grown on demand; P = pool images, B = images texts are made for
+    int capacity_pool, capacity_made;
+    float *sim;          /* [B, P] cosine similarity of made image j to pool image k */
+    int *order;          /* [B, P-1] the other pool images, most similar first */
+    int *made;           /* [B] the pool image whose texts are output image j */
+    int *row_of;         /* [P] the inverse: the output image of pool image k, or -1 */
+    int *noun_start;     /* [P+1] caption k's nouns are nouns[noun_start[k] .. noun_start[k+1]) */
     int *nouns;          /* lemma ids, each once per caption, in order of appearance */
     int capacity_nouns;
     int *candidates;
+    Span *trimmed;       /* [P] the pool's captions, trimmed */
     size_t *text_offset; /* [n_texts] offsets into the arena until the arena stops moving */
     int capacity_texts;
     char *render;        /* one text being built */
@@ -221,9 +226,12 @@ void tng_generator_free(TngGenerator *gen) {
     if (!gen) return;
     free(gen->sim);
     free(gen->order);
+    free(gen->made);
+    free(gen->row_of);
     free(gen->noun_start);
     free(gen->nouns);
     free(gen->candidates);
+    free(gen->trimmed);
     free(gen->text_offset);
     free(gen->render);
     free(gen->object_subject);
@@ -246,13 +254,20 @@ void tng_texts_free(TngTexts *t) {
 
 #define GROW(ptr, count) ((ptr) = reallocCheck((ptr), (size_t)(count) * sizeof(*(ptr))))
 
-static void ensure_capacity(TngGenerator *gen, TngTexts *out, int n_images, int n_texts,
+static void ensure_capacity(TngGenerator *gen, TngTexts *out, int n_pool, int n_made, int n_texts,
                             int n_nouns) {
-    if (n_images > gen->capacity_images) {
-        GROW(gen->sim, (size_t)n_images * n_images);
-        GROW(gen->order, (size_t)n_images * n_images);
-        GROW(gen->noun_start, n_images + 1);
-        gen->capacity_images = n_images;
+    if (n_pool > gen->capacity_pool) {
+        GROW(gen->made, n_pool);
+        GROW(gen->row_of, n_pool);
+        GROW(gen->noun_start, n_pool + 1);
+        GROW(gen->trimmed, n_pool);
+        gen->capacity_pool = n_pool;
+        gen->capacity_made = 0; // the rows below are sized by both counts
+    }
+    if (n_made > gen->capacity_made) {
+        GROW(gen->sim, (size_t)n_made * gen->capacity_pool);
+        GROW(gen->order, (size_t)n_made * gen->capacity_pool);
+        gen->capacity_made = n_made;
     }
     if (n_nouns > gen->capacity_nouns) {
         GROW(gen->nouns, n_nouns);
@@ -272,57 +287,85 @@ static void ensure_capacity(TngGenerator *gen, TngTexts *out, int n_images, int 
         GROW(out->source_image, n_texts);
         out->capacity_texts = n_texts;
     }
-    if (n_images > out->capacity_images) {
-        GROW(out->i2t_target, n_images);
-        GROW(out->object_lemma, n_images);
-        GROW(out->object_from, n_images);
-        out->capacity_images = n_images;
+    if (n_made > out->capacity_images) {
+        GROW(out->i2t_target, n_made);
+        GROW(out->object_lemma, n_made);
+        GROW(out->object_from, n_made);
+        out->capacity_images = n_made;
     }
 }
 
 typedef struct {
-    float sim;
+    uint32_t key; /* ascending key = descending similarity (neighbour_key) */
     int image;
 } Neighbour;
 
-static int by_similarity_desc(const void *a, const void *b) {
-    const Neighbour *x = a, *y = b;
-    if (x->sim != y->sim) return x->sim > y->sim ? -1 : 1;
-    return x->image - y->image; // ties: lower index first, so the order is total
+/* A key that orders similarities from high to low as unsigned integers. -0 is folded into +0,
+ * which it equals as a float; similarities of unit vectors are never NaN. */
+static uint32_t neighbour_key(float sim) {
+    sim += 0.0f;
+    uint32_t bits;
+    memcpy(&bits, &sim, sizeof bits);
+    uint32_t ascending = bits & 0x80000000u ? ~bits : bits | 0x80000000u;
+    return ~ascending;
 }
 
-/* Fills sim[i*n+j] (j > i, mirrored) with the dot products of the unit embeddings: the cosine
- * similarities. Eight independent partial sums, combined in a fixed order, let the compiler
- * vectorise the dot product with the same result on every run (unlike a threaded BLAS call);
- * it is most of the generator's time. */
-static void cosine_similarities(const float *emb, int n, int dim, float *sim) {
-    enum { LANES = 8 };
-    for (int i = 0; i < n; i++) {
-        const float *a = emb + (size_t)i * dim;
-        for (int j = i + 1; j < n; j++) {
-            const float *b = emb + (size_t)j * dim;
-            float lane[LANES] = {0};
-            int d = 0;
-            for (; d + LANES <= dim; d += LANES)
-                for (int k = 0; k < LANES; k++) lane[k] += a[d + k] * b[d + k];
-            float dot = 0.0f;
-            for (; d < dim; d++) dot += a[d] * b[d];
-            for (int k = 0; k < LANES; k++) dot += lane[k];
-            sim[(size_t)i * n + j] = sim[(size_t)j * n + i] = dot;
-        }
+/* Sorts row[0..n) by key with a stable LSD radix sort (four byte-wide passes, tmp [n]): the row
+ * comes in ascending image order, so equal similarities stay lower image first and the order
+ * is total. Sorting was half the generator's time with qsort. */
+static void sort_neighbours(Neighbour *row, Neighbour *tmp, int n) {
+    for (int shift = 0; shift < 32; shift += 8) {
+        int start[257] = {0};
+        for (int k = 0; k < n; k++) start[((row[k].key >> shift) & 0xff) + 1]++;
+        for (int b = 0; b < 256; b++) start[b + 1] += start[b];
+        for (int k = 0; k < n; k++) tmp[start[(row[k].key >> shift) & 0xff]++] = row[k];
+        Neighbour *swap = row;
+        row = tmp, tmp = swap;
     }
+    // an even number of passes: the sorted row is back in the caller's buffer
 }
 
-/* order[i] = the other images by decreasing cosine similarity. */
-static void rank_neighbours(TngGenerator *gen, const float *emb, int n, int dim) {
-    cosine_similarities(emb, n, dim, gen->sim);
-    Neighbour *row = mallocCheck((size_t)(n > 1 ? n - 1 : 1) * sizeof(Neighbour));
-    for (int i = 0; i < n; i++) {
-        int k = 0;
-        for (int j = 0; j < n; j++)
-            if (j != i) row[k++] = (Neighbour){gen->sim[(size_t)i * n + j], j};
-        qsort(row, (size_t)k, sizeof(Neighbour), by_similarity_desc);
-        for (int r = 0; r < k; r++) gen->order[(size_t)i * (n - 1) + r] = row[r].image;
+/* The dot product of two unit embeddings: their cosine similarity. Eight independent partial
+ * sums, combined in a fixed order, let the compiler vectorise it with the same result on every
+ * run (unlike a threaded BLAS call); dot(a, b) and dot(b, a) are the same bits, so a pair's
+ * similarity does not depend on which image asks. */
+static float dot_unit(const float *a, const float *b, int dim) {
+    enum { LANES = 8 };
+    // A GNU vector type: element k is exactly the scalar sum it names, but the compiler keeps
+    // it in one register; written as an array, GCC adds the lanes one by one.
+    typedef float Lanes __attribute__((vector_size(LANES * sizeof(float))));
+    Lanes lane = {0};
+    int d = 0;
+    for (; d + LANES <= dim; d += LANES) {
+        Lanes x, y;
+        memcpy(&x, a + d, sizeof x);
+        memcpy(&y, b + d, sizeof y);
+        lane += x * y;
+    }
+    float dot = 0.0f;
+    for (; d < dim; d++) dot += a[d] * b[d];
+    for (int k = 0; k < LANES; k++) dot += lane[k];
+    return dot;
+}
+
+/* order row j = the pool images other than made[j], by decreasing cosine similarity to it.
+ * A pair of two made images is computed once (row_of finds the earlier row). */
+static void rank_neighbours(TngGenerator *gen, const float *emb, int n_pool, int dim,
+                            const int *made, int n_made) {
+    Neighbour *row = mallocCheck((size_t)2 * (n_pool > 1 ? n_pool - 1 : 1) * sizeof(Neighbour));
+    for (int j = 0; j < n_made; j++) {
+        int a = made[j], n = 0;
+        float *sim = gen->sim + (size_t)j * n_pool;
+        for (int k = 0; k < n_pool; k++) {
+            if (k == a) continue;
+            int earlier = gen->row_of[k];
+            sim[k] = earlier >= 0 && earlier < j
+                         ? gen->sim[(size_t)earlier * n_pool + a]
+                         : dot_unit(emb + (size_t)a * dim, emb + (size_t)k * dim, dim);
+            row[n++] = (Neighbour){neighbour_key(sim[k]), k};
+        }
+        sort_neighbours(row, row + n, n);
+        for (int r = 0; r < n; r++) gen->order[(size_t)j * (n_pool - 1) + r] = row[r].image;
     }
     free(row);
 }
@@ -362,11 +405,13 @@ static int caption_has(const TngGenerator *gen, int image, int lemma) {
     return 0;
 }
 
-/* The one object of image i: a noun of the nearest neighbour with one that caption_i lacks,
- * else a common lexicon noun caption_i lacks. *from = that neighbour, or -1. */
-static int choose_object(TngGenerator *gen, int i, int n_images, Rng *rng, int *from) {
-    for (int r = 0; r < n_images - 1; r++) {
-        int j = gen->order[(size_t)i * (n_images - 1) + r];
+/* The one object of pool image i (neighbours: its order row): a noun of the nearest neighbour
+ * with one that caption_i lacks, else a common lexicon noun caption_i lacks. *from = that
+ * neighbour, or -1. */
+static int choose_object(TngGenerator *gen, int i, const int *neighbours, int n_pool, Rng *rng,
+                         int *from) {
+    for (int r = 0; r < n_pool - 1; r++) {
+        int j = neighbours[r];
         int n_candidates = 0;
         for (int k = gen->noun_start[j]; k < gen->noun_start[j + 1]; k++)
             if (!caption_has(gen, i, gen->nouns[k])) gen->candidates[n_candidates++] = gen->nouns[k];
@@ -388,26 +433,27 @@ static int choose_object(TngGenerator *gen, int i, int n_images, Rng *rng, int *
     die("tng: caption %d contains every common lexicon noun; no absent object exists", i);
 }
 
-/* The image whose caption full negation number `f` of image i negates, or -1 when no other
- * image has a non-empty caption. Default: the f-th least similar image; released: the f-th
- * image of the cycle B-1-i, B-i, ... that skips i. Empty captions are passed over. */
-static int full_negation_source(const TngGenerator *gen, const Span *captions, int i, int f,
-                                int n_images) {
-    int n_others = n_images - 1;
+/* The pool image whose caption full negation number `f` of pool image i negates, or -1 when no
+ * other image has a non-empty caption. Default: the f-th least similar image (the end of i's
+ * order row); released: the f-th image of the cycle B-1-i, B-i, ... that skips i (B = the
+ * pool). Empty captions are passed over. */
+static int full_negation_source(const TngGenerator *gen, int i, const int *neighbours, int f,
+                                int n_pool) {
+    int n_others = n_pool - 1;
     for (int step = 0; step < n_others; step++) {
         int p = (f + step) % n_others, k;
         if (gen->cfg.released) {
             // walk p+1 images along the cycle from B-1-i, not counting i itself
-            k = n_images - 1 - i;
-            if (k == i) k = (k + 1) % n_images;
+            k = n_pool - 1 - i;
+            if (k == i) k = (k + 1) % n_pool;
             for (int q = 0; q < p; q++) {
-                k = (k + 1) % n_images;
-                if (k == i) k = (k + 1) % n_images;
+                k = (k + 1) % n_pool;
+                if (k == i) k = (k + 1) % n_pool;
             }
         } else {
-            k = gen->order[(size_t)i * n_others + (n_others - 1 - p)];
+            k = neighbours[n_others - 1 - p];
         }
-        if (captions[k].len > 0) return k;
+        if (gen->trimmed[k].len > 0) return k;
     }
     return -1;
 }
@@ -469,12 +515,13 @@ static void make_text(TngGenerator *gen, TngTexts *out, size_t *arena_used, int 
     gen->text_offset[t] = arena_append(out, arena_used, gen->render, len);
 }
 
-/* Contradiction c of image i into text t (kinds cycle with c % 3, see tng.h): a false
+/* Contradiction c of pool image i into text t (kinds cycle with c % 3, see tng.h): a false
  * hybrid negating a noun that caption_i contains; a false full negation of caption_i; a
  * role-swapped hybrid "a <object_i>, no <noun of caption_i>". A caption without lexicon nouns
  * gets the false full negation in every slot. Each is false for image i. */
 static void make_contradiction(TngGenerator *gen, TngTexts *out, size_t *arena_used, int t, int c,
-                               Span caption, int i, int object, Rng *rng) {
+                               int i, int object, Rng *rng) {
+    Span caption = gen->trimmed[i];
     int n_present = gen->noun_start[i + 1] - gen->noun_start[i];
     if (c % 3 != 1 && n_present > 0) {
         int lemma = gen->nouns[gen->noun_start[i] + (int)rng_below(rng, (uint64_t)n_present)];
@@ -505,86 +552,115 @@ static void seed_image_stream(Rng *rng, uint64_t seed, int64_t batch_index, int 
     rng_seed(rng, splitmix64(&state));
 }
 
-void tng_make_texts(TngGenerator *gen, const char *const *captions, const float *image_emb,
-                    int n_images, int dim, int64_t batch_index, TngTexts *out) {
-    if (n_images < 1) die("tng_make_texts: expected at least one image, found %d", n_images);
+/* Every text of pool image i, written as image j of the output (n_made images). Reads only
+ * pool-wide data and i's own random stream, so it is the same whichever images are made. */
+static void make_image_texts(TngGenerator *gen, const char *const *captions, int n_pool, int i,
+                             int j, int n_made, int64_t batch_index, TngTexts *out,
+                             size_t *arena_used) {
     const TngConfig *cfg = &gen->cfg;
-    int n_neg = cfg->negations_per_image, n_positive_texts = (n_neg + 1) * n_images;
-    int n_texts = n_positive_texts + cfg->contradictions * n_images;
-    int context = cfg->context;
+    int context = cfg->context, n_neg = cfg->negations_per_image;
+    const int *neighbours = gen->order + (size_t)j * (n_pool - 1);
+    const Span caption = gen->trimmed[i];
+    Rng rng;
+    seed_image_stream(&rng, cfg->seed, batch_index, i);
+    int from;
+    int object = choose_object(gen, i, neighbours, n_pool, &rng, &from);
+    const char *object_word = gen->lex->lemma[object];
+    out->object_lemma[j] = object;
+    out->object_from[j] = from;
+    snprintf(gen->object_subject, 128, "any %.100s", object_word);
+    Span object_subject = {gen->object_subject, strlen(gen->object_subject)};
+
+    // the original caption, cut like open_clip cuts any text
+    int *row = out->tokens + (size_t)j * context;
+    int n = tokenizer_encode(gen->tok, captions[i], row, context);
+    memset(row + n, 0, (size_t)(context - n) * sizeof(int));
+    gen->text_offset[j] = arena_append(out, arena_used, captions[i], strlen(captions[i]));
+    out->txt2img[j] = j;
+    out->kind[j] = TNG_ORIGINAL;
+    out->source_image[j] = i;
+
+    int hybrid_start = (int)rng_below(&rng, TNG_N_HYBRID_TEMPLATES);
+    int full_start = (int)rng_below(&rng, TNG_N_FULL_TEMPLATES);
+    int n_hybrids = 0, n_fulls = 0;
+    for (int m = 0; m < n_neg; m++) {
+        int t = (m + 1) * n_made + j;
+        int source = m % 2 == 1 ? full_negation_source(gen, i, neighbours, n_fulls, n_pool) : i;
+        if (m % 2 == 0 || source < 0) {
+            // hybrid (also the stand-in for a full negation when no other caption exists);
+            // an image without a caption gets a plain object negation from a full template
+            if (caption.len > 0) {
+                const char *tmpl = HYBRID_TEMPLATES[(hybrid_start + n_hybrids) % TNG_N_HYBRID_TEMPLATES];
+                make_text(gen, out, arena_used, t, tmpl, caption, object_word);
+            } else {
+                const char *tmpl = FULL_TEMPLATES[(full_start + n_hybrids) % TNG_N_FULL_TEMPLATES];
+                make_text(gen, out, arena_used, t, tmpl, object_subject, "");
+            }
+            n_hybrids++;
+            out->kind[t] = TNG_HYBRID;
+            out->source_image[t] = i;
+        } else {
+            const char *tmpl = FULL_TEMPLATES[(full_start + n_fulls) % TNG_N_FULL_TEMPLATES];
+            make_text(gen, out, arena_used, t, tmpl, gen->trimmed[source], "");
+            n_fulls++;
+            out->kind[t] = TNG_FULL;
+            out->source_image[t] = source;
+        }
+        out->txt2img[t] = j;
+    }
+    // released: one draw whatever the bound, so the draws after it do not depend on n_made
+    int n_positive_texts = (n_neg + 1) * n_made;
+    out->i2t_target[j] = cfg->released ? (int)rng_below(&rng, (uint64_t)n_positive_texts)
+                         : cfg->i2t_mean ? -1
+                                         : j;
+    // contradictions draw after every other choice, so C = 0 leaves those unchanged
+    for (int c = 0; c < cfg->contradictions; c++)
+        make_contradiction(gen, out, arena_used, n_positive_texts + c * n_made + j, c, i, object,
+                           &rng);
+}
+
+void tng_make_texts(TngGenerator *gen, const char *const *captions, const float *image_emb,
+                    int n_pool, int dim, const int *make_for, int n_make, int64_t batch_index,
+                    TngTexts *out) {
+    if (n_pool < 1) die("tng_make_texts: expected at least one image, found %d", n_pool);
+    if (!make_for && n_make != n_pool)
+        die("tng_make_texts: without make_for, texts are made for all %d pool images, not %d",
+            n_pool, n_make);
+    if (n_make < 1 || n_make > n_pool)
+        die("tng_make_texts: expected 1 to %d images to make texts for, found %d", n_pool, n_make);
+    const TngConfig *cfg = &gen->cfg;
+    int n_texts = (cfg->negations_per_image + 1 + cfg->contradictions) * n_make;
     int max_nouns = 0;
-    for (int i = 0; i < n_images; i++) max_nouns += (int)(strlen(captions[i]) / 2 + 1);
-    ensure_capacity(gen, out, n_images, n_texts, max_nouns);
-    out->n_images = n_images;
+    for (int k = 0; k < n_pool; k++) max_nouns += (int)(strlen(captions[k]) / 2 + 1);
+    ensure_capacity(gen, out, n_pool, n_make, n_texts, max_nouns);
+    out->n_images = n_make;
+    out->n_pool = n_pool;
     out->n_texts = n_texts;
-    out->context = context;
+    out->context = cfg->context;
     out->batch_index = batch_index;
 
-    rank_neighbours(gen, image_emb, n_images, dim);
+    // row_of inverts made (and so finds a repeated position)
+    int *made = gen->made;
+    for (int k = 0; k < n_pool; k++) gen->row_of[k] = -1;
+    for (int j = 0; j < n_make; j++) {
+        int i = make_for ? make_for[j] : j;
+        if (i < 0 || i >= n_pool || gen->row_of[i] >= 0)
+            die("tng_make_texts: make_for[%d] = %d; expected distinct pool positions 0..%d", j,
+                i, n_pool - 1);
+        made[j] = i;
+        gen->row_of[i] = j;
+    }
+
+    rank_neighbours(gen, image_emb, n_pool, dim, made, n_make);
     gen->noun_start[0] = 0;
-    for (int i = 0; i < n_images; i++)
-        gen->noun_start[i + 1] =
-            gen->noun_start[i] + caption_nouns(gen->lex, captions[i], gen->nouns + gen->noun_start[i]);
-    Span *trimmed = mallocCheck((size_t)n_images * sizeof(Span));
-    for (int i = 0; i < n_images; i++) trimmed[i] = trim_caption(captions[i], strlen(captions[i]));
+    for (int k = 0; k < n_pool; k++) {
+        gen->noun_start[k + 1] =
+            gen->noun_start[k] + caption_nouns(gen->lex, captions[k], gen->nouns + gen->noun_start[k]);
+        gen->trimmed[k] = trim_caption(captions[k], strlen(captions[k]));
+    }
 
     size_t arena_used = 0;
-    for (int i = 0; i < n_images; i++) {
-        Rng rng;
-        seed_image_stream(&rng, cfg->seed, batch_index, i);
-        int from;
-        int object = choose_object(gen, i, n_images, &rng, &from);
-        const char *object_word = gen->lex->lemma[object];
-        out->object_lemma[i] = object;
-        out->object_from[i] = from;
-        snprintf(gen->object_subject, 128, "any %.100s", object_word);
-        Span object_subject = {gen->object_subject, strlen(gen->object_subject)};
-
-        // the original caption, cut like open_clip cuts any text
-        int *row = out->tokens + (size_t)i * context;
-        int n = tokenizer_encode(gen->tok, captions[i], row, context);
-        memset(row + n, 0, (size_t)(context - n) * sizeof(int));
-        gen->text_offset[i] = arena_append(out, &arena_used, captions[i], strlen(captions[i]));
-        out->txt2img[i] = i;
-        out->kind[i] = TNG_ORIGINAL;
-        out->source_image[i] = i;
-
-        int hybrid_start = (int)rng_below(&rng, TNG_N_HYBRID_TEMPLATES);
-        int full_start = (int)rng_below(&rng, TNG_N_FULL_TEMPLATES);
-        int n_hybrids = 0, n_fulls = 0;
-        for (int m = 0; m < n_neg; m++) {
-            int t = (m + 1) * n_images + i;
-            int source = m % 2 == 1 ? full_negation_source(gen, trimmed, i, n_fulls, n_images) : i;
-            if (m % 2 == 0 || source < 0) {
-                // hybrid (also the stand-in for a full negation when no other caption exists);
-                // an image without a caption gets a plain object negation from a full template
-                if (trimmed[i].len > 0) {
-                    const char *tmpl = HYBRID_TEMPLATES[(hybrid_start + n_hybrids) % TNG_N_HYBRID_TEMPLATES];
-                    make_text(gen, out, &arena_used, t, tmpl, trimmed[i], object_word);
-                } else {
-                    const char *tmpl = FULL_TEMPLATES[(full_start + n_hybrids) % TNG_N_FULL_TEMPLATES];
-                    make_text(gen, out, &arena_used, t, tmpl, object_subject, "");
-                }
-                n_hybrids++;
-                out->kind[t] = TNG_HYBRID;
-                out->source_image[t] = i;
-            } else {
-                const char *tmpl = FULL_TEMPLATES[(full_start + n_fulls) % TNG_N_FULL_TEMPLATES];
-                make_text(gen, out, &arena_used, t, tmpl, trimmed[source], "");
-                n_fulls++;
-                out->kind[t] = TNG_FULL;
-                out->source_image[t] = source;
-            }
-            out->txt2img[t] = i;
-        }
-        out->i2t_target[i] = cfg->released ? (int)rng_below(&rng, (uint64_t)n_positive_texts)
-                             : cfg->i2t_mean ? -1
-                                             : i;
-        // contradictions draw after every other choice, so C = 0 leaves those unchanged
-        for (int c = 0; c < cfg->contradictions; c++)
-            make_contradiction(gen, out, &arena_used, n_positive_texts + c * n_images + i, c,
-                               trimmed[i], i, object, &rng);
-    }
+    for (int j = 0; j < n_make; j++)
+        make_image_texts(gen, captions, n_pool, made[j], j, n_make, batch_index, out, &arena_used);
     for (int t = 0; t < n_texts; t++) out->texts[t] = out->text_arena + gen->text_offset[t];
-    free(trimmed);
 }

@@ -40,6 +40,15 @@
  * Every random choice comes from a counter-based stream seeded by (seed, batch_index, i), so
  * the texts depend only on those and the batch, not on thread timing or generation order.
  *
+ * Pool and share: the B images above are the POOL that neighbours, objects and negated
+ * captions come from. A call may make the texts of only some pool images (a rank's share of the
+ * global batch under --tng-scope global, so no rank builds the texts of the others' images).
+ * Each gets exactly the texts, kinds, sources and object the whole-pool call gives it (i above,
+ * and so its random stream, stays its pool position), numbered as a batch of the share alone:
+ * with n share images, text m*n + j is the m-th text of share image j, and txt2img and
+ * i2t_target count share images; source_image and object_from stay pool positions. The one
+ * difference: released mode's random i2t target is drawn from the share's (M+1)*n texts.
+ *
  * Length: a text longer than the context keeps its negation clause and loses trailing words of
  * its caption part, measured with tokenizer_encode_raw. The original caption is cut like
  * open_clip cuts any text (EOT forced into the last slot).
@@ -86,9 +95,11 @@ typedef enum {
     TNG_SWAPPED_HYBRID = 5, /* contradiction: "a <object_i>", "no <object present in caption_i>" */
 } TngTextKind;
 
-/* One batch of generated texts. Arrays are owned by the batch and reused across calls. */
+/* One batch of generated texts. Arrays are owned by the batch and reused across calls.
+ * Image j is the j-th image texts were made for; "pool image" is a position in the pool. */
 typedef struct {
-    int n_images;       /* B */
+    int n_images;       /* B, the images texts were made for */
+    int n_pool;         /* the pool's images (= B when texts are made for all of it) */
     int n_texts;        /* (M+1+C)*B */
     int context;
     int64_t batch_index;
@@ -98,11 +109,11 @@ typedef struct {
                            -1 for the mean */
     char **texts;       /* [n_texts] the strings (pointers into text_arena) for logs */
     TngTextKind *kind;  /* [n_texts] */
-    int *source_image;  /* [n_texts] the image whose caption the text negates or quotes
+    int *source_image;  /* [n_texts] the pool image whose caption the text negates or quotes
                            (full: the negated image; hybrid, original and contradictions:
                            the image itself) */
-    int *object_lemma;  /* [n_images] lexicon id of the object negated in image i's hybrids */
-    int *object_from;   /* [n_images] the neighbour it came from, or -1: random lexicon noun */
+    int *object_lemma;  /* [n_images] lexicon id of the object negated in image j's hybrids */
+    int *object_from;   /* [n_images] the pool image it came from, or -1: random lexicon noun */
     char *text_arena;
     size_t arena_capacity;
     int capacity_texts, capacity_images;
@@ -117,11 +128,14 @@ void tng_config_default(TngConfig *cfg);
 TngGenerator *tng_generator_create(const TngConfig *cfg, const Lexicon *lex, const Tokenizer *tok);
 void tng_generator_free(TngGenerator *gen);
 
-/* Builds the texts of one batch into out (start from a zeroed TngTexts; it grows as needed).
- * captions: [n_images] UTF-8 strings (empty allowed); image_emb: [n_images, dim], L2-normalised.
- * n_images >= 1. */
+/* Builds the texts of n_make images of a pool into out (start from a zeroed TngTexts; it grows
+ * as needed). The pool: captions [n_pool] UTF-8 strings (empty allowed), image_emb [n_pool,
+ * dim] L2-normalised, n_pool >= 1. make_for: [n_make] distinct pool positions, in the order the
+ * output lists them, or NULL for the whole pool in order (then n_make = n_pool). Dies on
+ * anything else. The cost grows with n_make * n_pool, not n_pool^2. */
 void tng_make_texts(TngGenerator *gen, const char *const *captions, const float *image_emb,
-                    int n_images, int dim, int64_t batch_index, TngTexts *out);
+                    int n_pool, int dim, const int *make_for, int n_make, int64_t batch_index,
+                    TngTexts *out);
 void tng_texts_free(TngTexts *texts);
 
 /* --------------------------------------------------------------------------------------------
@@ -135,10 +149,12 @@ void tng_texts_free(TngTexts *texts);
  * stale), which keeps the thread ahead at the cost of slightly older neighbours. */
 
 typedef struct {
-    int n_images, dim;
-    const char *const *captions; /* [n_images] */
-    const float *image_emb;      /* [n_images, dim], L2-normalised */
+    int n_pool, dim;
+    const char *const *captions; /* [n_pool] */
+    const float *image_emb;      /* [n_pool, dim], L2-normalised */
     int64_t batch_index;         /* seeds the batch's random choices; copied to the texts */
+    const int *make_for;         /* [n_make] pool positions to make texts for; NULL: all */
+    int n_make;
 } TngInput;
 
 /* Fills *in with the next batch and returns 1, or returns 0 at the end of the data. Called on

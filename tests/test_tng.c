@@ -87,7 +87,8 @@ static void batch_free(Batch *b) {
 
 static void generate(const TngConfig *cfg, const Batch *b, int64_t batch_index, TngTexts *out) {
     TngGenerator *gen = tng_generator_create(cfg, lex, tok);
-    tng_make_texts(gen, (const char *const *)b->captions, b->emb, b->n, b->dim, batch_index, out);
+    tng_make_texts(gen, (const char *const *)b->captions, b->emb, b->n, b->dim, NULL, b->n,
+                   batch_index, out);
     tng_generator_free(gen);
 }
 
@@ -498,6 +499,136 @@ static void test_negation_survives_truncation(void) {
     free(longcap[1]);
 }
 
+/* Poisons every array of t up to its capacity, so a field the generator forgets to write shows. */
+static void poison_texts(TngTexts *t) {
+    memset(t->tokens, 0x7f, (size_t)t->capacity_texts * t->context * sizeof(int));
+    memset(t->txt2img, 0x7f, (size_t)t->capacity_texts * sizeof(int));
+    memset(t->kind, 0x7f, (size_t)t->capacity_texts * sizeof(TngTextKind));
+    memset(t->source_image, 0x7f, (size_t)t->capacity_texts * sizeof(int));
+    memset(t->i2t_target, 0x7f, (size_t)t->capacity_images * sizeof(int));
+    memset(t->object_lemma, 0x7f, (size_t)t->capacity_images * sizeof(int));
+    memset(t->object_from, 0x7f, (size_t)t->capacity_images * sizeof(int));
+    memset(t->text_arena, '#', t->arena_capacity);
+}
+
+/* Does share (texts made for pool images own[0..n)) hold exactly whole's texts of those images,
+ * in the layout of a batch of n images? Returns the number of mismatches (each reported). */
+static int share_mismatches(const TngTexts *whole, const TngTexts *share, const int *own, int n,
+                            const TngConfig *cfg) {
+    int bad = 0, N = whole->n_images, ctx = whole->context;
+    int per_image = cfg->negations_per_image + 1 + cfg->contradictions;
+    if (share->n_images != n || share->n_pool != N || share->n_texts != per_image * n ||
+        share->context != ctx || share->batch_index != whole->batch_index) {
+        fprintf(stderr, "  share header: %d images of %d, %d texts, context %d\n", share->n_images,
+                share->n_pool, share->n_texts, share->context);
+        return 1;
+    }
+    for (int j = 0; j < n; j++) {
+        int i = own[j];
+        if (share->object_lemma[j] != whole->object_lemma[i] ||
+            share->object_from[j] != whole->object_from[i]) {
+            fprintf(stderr, "  image %d (pool %d): object %d from %d, whole pool %d from %d\n", j,
+                    i, share->object_lemma[j], share->object_from[j], whole->object_lemma[i],
+                    whole->object_from[i]);
+            bad++;
+        }
+        int want_target = cfg->i2t_mean ? -1 : j, target = share->i2t_target[j];
+        if (cfg->released ? target < 0 || target >= (cfg->negations_per_image + 1) * n
+                          : target != want_target) {
+            fprintf(stderr, "  image %d: i2t target %d\n", j, target);
+            bad++;
+        }
+        for (int m = 0; m < per_image; m++) {
+            int a = m * N + i, b = m * n + j;
+            int want_img = whole->txt2img[a] < 0 ? -1 : j; /* a contradiction is of no image */
+            int same = memcmp(whole->tokens + (size_t)a * ctx, share->tokens + (size_t)b * ctx,
+                              sizeof(int) * ctx) == 0 &&
+                       whole->txt2img[a] == (whole->txt2img[a] < 0 ? -1 : i) &&
+                       share->txt2img[b] == want_img && share->kind[b] == whole->kind[a] &&
+                       share->source_image[b] == whole->source_image[a] &&
+                       strcmp(share->texts[b], whole->texts[a]) == 0;
+            if (!same) {
+                fprintf(stderr, "  text %d of image %d (pool %d): \"%s\" (img %d kind %d src %d), "
+                        "whole pool \"%s\" (img %d kind %d src %d)\n", m, j, i, share->texts[b],
+                        share->txt2img[b], share->kind[b], share->source_image[b],
+                        whole->texts[a], whole->txt2img[a], whole->kind[a], whole->source_image[a]);
+                bad++;
+            }
+        }
+    }
+    return bad;
+}
+
+/* A share of the pool (a rank's images of a global batch) gets exactly the texts the whole
+ * pool's call gives those images, in a batch-of-the-share layout: random pools with empty and
+ * noun-less captions, random subsets in random order, every option. */
+static void test_share_equals_slice_of_whole_pool(void) {
+    int pools[] = {1, 2, 3, 8, 21, 48};
+    Rng rng;
+    rng_seed(&rng, 2026);
+    TngTexts whole = {0}, share = {0};
+    int trials = 0, moved = 0;
+    for (size_t s = 0; s < sizeof pools / sizeof pools[0]; s++) {
+        int N = pools[s];
+        Batch b;
+        batch_random(&b, N, 12, 900 + s);
+        for (int i = 0; i < N; i++) { /* some empty and noun-less captions */
+            uint64_t u = rng_below(&rng, 8);
+            if (u < 2) {
+                free(b.captions[i]);
+                b.captions[i] = strdup(u == 0 ? "" : "running quickly!");
+            }
+        }
+        int *own = malloc(sizeof(int) * (size_t)N), *perm = malloc(sizeof(int) * (size_t)N);
+        for (int variant = 0; variant < 8; variant++) {
+            TngConfig cfg;
+            tng_config_default(&cfg);
+            cfg.seed = 31 + variant;
+            cfg.released = variant % 4 == 3;
+            cfg.i2t_mean = variant == 5;
+            cfg.negations_per_image = 1 + variant % 4;
+            cfg.contradictions = variant % 3 == 1 ? 3 : 0;
+            int64_t batch_index = 7 * (int64_t)s + variant;
+            generate(&cfg, &b, batch_index, &whole);
+            /* rank k of W: positions k, k + W, ... (the loader's interleave), then random
+               subsets of random size in random order */
+            for (int sub = 0; sub < 6; sub++) {
+                int n = 0;
+                if (sub < 3) {
+                    int W = sub + 2, k = (int)rng_below(&rng, (uint64_t)W);
+                    for (int i = k; i < N; i += W) own[n++] = i;
+                    if (n == 0) own[n++] = N - 1;
+                } else {
+                    for (int i = 0; i < N; i++) perm[i] = i;
+                    for (int i = N - 1; i > 0; i--) { /* Fisher-Yates */
+                        int r = (int)rng_below(&rng, (uint64_t)i + 1), tmp = perm[i];
+                        perm[i] = perm[r], perm[r] = tmp;
+                    }
+                    n = 1 + (int)rng_below(&rng, (uint64_t)N);
+                    memcpy(own, perm, sizeof(int) * (size_t)n);
+                }
+                for (int j = 0; j < n; j++) moved += own[j] != j;
+                /* grow the buffers with the whole pool, poison them, then make the share */
+                generate(&cfg, &b, batch_index, &share);
+                poison_texts(&share);
+                TngGenerator *gen = tng_generator_create(&cfg, lex, tok);
+                tng_make_texts(gen, (const char *const *)b.captions, b.emb, N, b.dim, own, n,
+                               batch_index, &share);
+                tng_generator_free(gen);
+                int bad = share_mismatches(&whole, &share, own, n, &cfg);
+                CHECK(bad == 0, "pool %d, variant %d, share of %d: %d mismatches", N, variant, n, bad);
+                trials++;
+            }
+        }
+        free(own), free(perm);
+        batch_free(&b);
+    }
+    /* the comparison is only a test if shares put pool images at other output positions */
+    CHECK(trials == 288 && moved > 1000, "%d trials, %d moved images", trials, moved);
+    tng_texts_free(&whole);
+    tng_texts_free(&share);
+}
+
 static int texts_equal(const TngTexts *a, const TngTexts *b) {
     if (a->n_texts != b->n_texts || a->context != b->context) return 0;
     if (memcmp(a->tokens, b->tokens, (size_t)a->n_texts * a->context * sizeof(int))) return 0;
@@ -517,7 +648,8 @@ static int list_source(void *ctx, TngInput *in) {
     ListSource *s = ctx;
     if (s->next == s->n_batches) return 0;
     Batch *b = &s->batches[s->next];
-    *in = (TngInput){b->n, b->dim, (const char *const *)b->captions, b->emb, 1000 + s->next};
+    *in = (TngInput){.n_pool = b->n, .dim = b->dim, .captions = (const char *const *)b->captions,
+                     .image_emb = b->emb, .batch_index = 1000 + s->next};
     s->next++;
     return 1;
 }
@@ -563,10 +695,50 @@ static void test_deterministic_direct_and_threaded(void) {
     tng_texts_free(&again);
 }
 
+typedef struct {
+    const Batch *pool;
+    const int *own;
+    int n_own, given;
+} ShareSource;
+
+static int share_source(void *ctx, TngInput *in) {
+    ShareSource *s = ctx;
+    if (s->given) return 0;
+    s->given = 1;
+    *in = (TngInput){.n_pool = s->pool->n, .dim = s->pool->dim,
+                     .captions = (const char *const *)s->pool->captions, .image_emb = s->pool->emb,
+                     .batch_index = 44, .make_for = s->own, .n_make = s->n_own};
+    return 1;
+}
+
+/* The producer passes a source's share through: the texts of those images only. */
+static void test_producer_share(void) {
+    Batch b;
+    batch_random(&b, 12, 8, 78);
+    int own[] = {9, 2, 5};
+    TngConfig cfg;
+    tng_config_default(&cfg);
+    TngTexts direct = {0};
+    TngGenerator *gen = tng_generator_create(&cfg, lex, tok);
+    tng_make_texts(gen, (const char *const *)b.captions, b.emb, b.n, b.dim, own, 3, 44, &direct);
+    tng_generator_free(gen);
+    ShareSource src = {&b, own, 3, 0};
+    TngProducer *p = tng_producer_start(&cfg, lex, tok, share_source, &src, 1);
+    const TngTexts *t = tng_producer_pop(p);
+    CHECK(t && t->n_images == 3 && t->n_pool == 12 && texts_equal(t, &direct),
+          "the producer's share differs from the direct call");
+    if (t) tng_producer_release(p, t);
+    CHECK(tng_producer_pop(p) == NULL, "pop after the end");
+    tng_producer_stop(p);
+    tng_texts_free(&direct);
+    batch_free(&b);
+}
+
 static int endless_source(void *ctx, TngInput *in) {
     Batch *b = ctx;
     static int64_t counter; // only this thread calls it
-    *in = (TngInput){b->n, b->dim, (const char *const *)b->captions, b->emb, counter++};
+    *in = (TngInput){.n_pool = b->n, .dim = b->dim, .captions = (const char *const *)b->captions,
+                     .image_emb = b->emb, .batch_index = counter++};
     return 1;
 }
 
@@ -600,8 +772,10 @@ int main(void) {
     RUN_TEST(test_empty_and_nounless_captions);
     RUN_TEST(test_contradictions);
     RUN_TEST(test_negation_survives_truncation);
+    RUN_TEST(test_share_equals_slice_of_whole_pool);
     RUN_TEST(test_deterministic_direct_and_threaded);
     RUN_TEST(test_producer_early_stop);
+    RUN_TEST(test_producer_share);
     tokenizer_free(tok);
     lexicon_free(lex);
     return test_summary();
