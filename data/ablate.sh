@@ -9,9 +9,14 @@
 # watches the run's `latest` pointer and copies each new checkpoint aside; they are evaluated
 # after the run ends, all in one tng_eval call per variant.
 #
+# Repeats: each variant named in SEED_VARIANTS also fine-tunes with every seed in EXTRA_SEEDS
+# (same base, same data; the seed changes the sampling order and the TNG draws), and the
+# table gets a section with the mean and the min..max spread over all its seeds.
+#
 # Environment knobs (defaults sized for < 60 minutes on a 2-core machine):
-#   STEPS=100 EVERY=25 BATCH=128 LR=1e-4 SEED=0 BASE_STEPS=300
+#   STEPS=100 EVERY=25 BATCH=128 LR=1e-4 SEED=0 BASE_STEPS=1000
 #   VARIANTS="plain tng ..."   (names from variant_flags below)
+#   SEED_VARIANTS="plain ..." EXTRA_SEEDS="1 2"
 #   ABLATE_OUT=runs/ablate  BENCH_OUT=bench/ablation  WORLD=data/cache/synth  BIN=. (programs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,15 +25,15 @@ WORLD=${WORLD:-data/cache/synth}
 OUT=${ABLATE_OUT:-runs/ablate}
 BENCH=${BENCH_OUT:-bench/ablation}
 BIN=${BIN:-.}
-BASE_STEPS=${BASE_STEPS:-300}
+BASE_STEPS=${BASE_STEPS:-1000}
 STEPS=${STEPS:-100}
 EVERY=${EVERY:-25}
 BATCH=${BATCH:-128}
 LR=${LR:-1e-4}
 SEED=${SEED:-0}
 VARIANTS=${VARIANTS:-"plain tng_released tng tng_m1 tng_m4 tng_vision tng_lr2e-5 tng_lr3e-4 \
-tng_i2t_mean tng_i2t_random contra1 contra2 contra2_w0.5 contra2_w2 contra2_m1 contra2_lr2e-5 \
-contra3 contra3_m1 contra6_m1"}
+tng_i2t_mean tng_i2t_random tng_i2t_each contra2 contra2_w2 contra4 contra2_m1 contra4_m1 \
+each_m1_c4 each_m1_c4_lr2e-5"}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 
 # The fine-tuning flags of a variant, on top of the common ones (TNG on, vision frozen, fixed
@@ -45,6 +50,7 @@ variant_flags() {
     tng_lr3e-4) echo "--lr 3e-4" ;;
     tng_i2t_mean) echo "--i2t-target mean" ;;
     tng_i2t_random) echo "--i2t-target released-random" ;;
+    tng_i2t_each) echo "--i2t-target each" ;;
     contra1) echo "--contradictions 1" ;;
     contra2) echo "--contradictions 2" ;;
     contra2_w0.5) echo "--contradictions 2 --contradiction-weight 0.5" ;;
@@ -54,11 +60,17 @@ variant_flags() {
     contra2_m1_lr2e-5) echo "--contradictions 2 --neg-per-image 1 --lr 2e-5" ;;
     contra3) echo "--contradictions 3" ;; # adds the role-swapped hybrid
     contra3_m1) echo "--contradictions 3 --neg-per-image 1" ;;
+    contra4) echo "--contradictions 4" ;; # adds the false affirmation of the absent object
+    contra4_m1) echo "--contradictions 4 --neg-per-image 1" ;;
     contra6_m1) echo "--contradictions 6 --neg-per-image 1" ;;
+    each_m1_c4) echo "--i2t-target each --neg-per-image 1 --contradictions 4" ;;
+    each_m1_c4_lr2e-5) echo "--i2t-target each --neg-per-image 1 --contradictions 4 --lr 2e-5" ;;
     *) echo "ablate: unknown variant '$1'" >&2; exit 2 ;;
     esac
 }
-for v in $VARIANTS; do variant_flags "$v" >/dev/null; done # fail early on a typo
+SEED_VARIANTS=${SEED_VARIANTS:-"plain tng each_m1_c4"}
+EXTRA_SEEDS=${EXTRA_SEEDS:-"1 2"}
+for v in $VARIANTS $SEED_VARIANTS; do variant_flags "$v" >/dev/null; done # fail early on a typo
 
 EVAL_SETS=(--mcq "$WORLD/mcq_test.csv" --mcq "$WORLD/mcq_test_alt.csv"
     --retrieval "$WORLD/retrieval_test.csv" --retrieval "$WORLD/retrieval_test_alt.csv"
@@ -103,24 +115,27 @@ collect_checkpoints() {
     done
 }
 
-for v in $VARIANTS; do
-    run="$OUT/$v"
-    if [ -f "$run/eval.json" ]; then echo "== $v: done before, kept"; continue; fi
+# Fine-tunes variant $1 with seed $2 into run directory $3 and evaluates its checkpoints.
+fine_tune() {
+    local v=$1 seed=$2 run=$3
+    if [ -f "$run/eval.json" ]; then echo "== $v (seed $seed): done before, kept"; return; fi
     rm -rf "$run"
     mkdir -p "$run"
+    local flags
     flags=$(variant_flags "$v")
-    echo "== $v: $flags"
+    echo "== $v (seed $seed): $flags"
+    local t0 t1 t2 pid
     t0=$(date +%s.%N)
     # shellcheck disable=SC2086 # flags are words on purpose
     "$BIN/tng_train" --init "$OUT/base" --data "$WORLD/train.csv" --freeze vision \
         --temperature fixed:0.07 --lr "$LR" --wd 0.01 --batch "$BATCH" --steps "$STEPS" \
-        --seed "$SEED" --checkpoint-every "$EVERY" --log-every 25 --out "$run" $flags \
+        --seed "$seed" --checkpoint-every "$EVERY" --log-every 25 --out "$run" $flags \
         >"$run.log" 2>&1 &
     pid=$!
     collect_checkpoints "$run" "$pid"
     wait "$pid" || { echo "ablate: $v failed, see $run.log" >&2; exit 1; }
     t1=$(date +%s.%N)
-    models=()
+    local models=() ckpt step
     for ckpt in "$run"/evals/ckpt-*; do
         step=$((10#${ckpt##*ckpt-}))
         models+=(--model "$ckpt" --name "step$step")
@@ -131,14 +146,22 @@ for v in $VARIANTS; do
         >"$run/timing.json"
     mv "$run/eval.json.tmp" "$run/eval.json"
     rm -rf "$run"/evals/ckpt-*/ # the numbers are kept; the copies are not needed
+}
+
+for v in $VARIANTS; do fine_tune "$v" "$SEED" "$OUT/$v"; done
+for v in $SEED_VARIANTS; do
+    fine_tune "$v" "$SEED" "$OUT/$v" # kept when VARIANTS has it
+    for seed in $EXTRA_SEEDS; do fine_tune "$v" "$seed" "$OUT/$v-seed$seed"; done
 done
 
 base_ckpt=$(tr -d '\n' <"$OUT/base/latest") # a reused base may differ from BASE_STEPS
-command_line="STEPS=$STEPS EVERY=$EVERY BATCH=$BATCH LR=$LR SEED=$SEED BASE_STEPS=$BASE_STEPS VARIANTS=\"$VARIANTS\" bash data/ablate.sh"
-python3 - "$OUT" "$BENCH" "$command_line" "$(( $(date +%s) - started ))" "$base_ckpt" $VARIANTS <<'PY'
+command_line="STEPS=$STEPS EVERY=$EVERY BATCH=$BATCH LR=$LR SEED=$SEED BASE_STEPS=$BASE_STEPS VARIANTS=\"$VARIANTS\" SEED_VARIANTS=\"$SEED_VARIANTS\" EXTRA_SEEDS=\"$EXTRA_SEEDS\" bash data/ablate.sh"
+python3 - "$OUT" "$BENCH" "$command_line" "$(( $(date +%s) - started ))" "$base_ckpt" "$SEED" \
+    "$SEED_VARIANTS" "$EXTRA_SEEDS" $VARIANTS <<'PY'
 import datetime, json, os, sys
-out, bench, command, elapsed, base_ckpt = sys.argv[1:6]
-variants = sys.argv[6:]
+out, bench, command, elapsed, base_ckpt, seed = sys.argv[1:7]
+seed_variants, extra_seeds = sys.argv[7].split(), sys.argv[8].split()
+variants = sys.argv[9:]
 METRICS = [("positive", "{m} MCQ positive"), ("negative", "{m} MCQ negative"),
            ("hybrid", "{m} MCQ hybrid"), ("MCQ", "{m} MCQ"),
            ("R@1", "{r} T2I R@1"), ("neg R@1", "{n} T2I R@1"), ("CC-Neg", "{c} CC-Neg acc")]
@@ -174,6 +197,25 @@ for phrasing in ("std", "alt"):
         lines.append(f"| {v} | `{t['flags']}` | " +
                      " | ".join(f"{value(last, k, phrasing):.1f}" for _, k in METRICS) +
                      f" | {t['train_s']:.0f} | {t['eval_s']:.0f} |")
+    lines.append("")
+
+def last_row(run):
+    rows = json.load(open(f"{out}/{run}/eval.json"))
+    return max(rows.items(), key=lambda kv: int(kv[0][4:]))[1]
+
+if seed_variants and extra_seeds:
+    seeds = [seed] + extra_seeds
+    lines += [f"## Over seeds {', '.join(seeds)} (std phrasings): mean [min..max]", "",
+              "Same base; the seed changes the fine-tuning's sample order and TNG draws.", "",
+              "| variant | " + " | ".join(n for n, _ in METRICS) + " |",
+              "|---|" + "---|" * len(METRICS)]
+    for v in seed_variants:
+        rows = [last_row(v if s == seed else f"{v}-seed{s}") for s in seeds]
+        cells = []
+        for _, key in METRICS:
+            xs = [value(r, key, "std") for r in rows]
+            cells.append(f"{sum(xs) / len(xs):.1f} [{min(xs):.1f}..{max(xs):.1f}]")
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
     lines.append("")
 open(f"{bench}/ablation.md", "w").write("\n".join(lines))
 os.makedirs(f"{bench}/curves", exist_ok=True)

@@ -53,12 +53,13 @@ typedef struct {
                         text-to-image mean's denominator */
     float negative_log_weight; /* ln w: added to the image-to-text logit of every text with
                                   no positive image, weighting it w in the softmax; 0 = w 1 */
+    int i2t_each; /* rows with i2t_target -1: each positive against the negatives alone */
 } InfonceTerms;
 
 /* Both terms on a whole [Ni, Nt] matrix where every text has a positive image: the
  * single-process loss without contradiction negatives. */
 static inline InfonceTerms infonce_whole(int Ni, int Nt) {
-    InfonceTerms terms = {1, 1, 0, Ni, Nt, 0.0f}; /* no compound literal: C++ includes this */
+    InfonceTerms terms = {1, 1, 0, Ni, Nt, 0.0f, 0}; /* no compound literal: C++ includes this */
     return terms;
 }
 
@@ -134,7 +135,10 @@ typedef struct Backend {
      * row's image-to-text softmax (its logit offset by terms->negative_log_weight).
      * i2t_target[i]: the column image i must pick (never a -1 column), or -1 for the uniform
      * target over all texts whose positive is that image (read only for image_to_text; may be
-     * NULL otherwise).
+     * NULL otherwise). With terms->i2t_each a -1 row instead averages, over the image's positives p,
+ * the cross-entropy of p against the row's NEGATIVES alone (every text that is not one of the
+ * image's positives): its other positives leave the softmax, so they never compete and each
+ * must beat every false text on its own.
      * loss = (mean_t CE over images + mean_i CE over texts) / 2, means over the global counts.
      * Writes dcos = dloss/dcos of this call's terms (may alias cos: computed in place) and
      * stats[INFONCE_*], where stats[INFONCE_DSCALE] = dloss/dscale. ---- */

@@ -544,8 +544,9 @@ static void distributed_loss(Clip *m, float local[INFONCE_NSTATS], float global[
     be->matmul_forward(m->cos, m->vision_acts.features, m->texts_all, NULL, Ni, D, Ntg);
     be->matmul_forward(m->cos_columns, m->images_all, m->text_acts.features, NULL, Nig, D, Nt);
     float log_weight = m->train.contradiction_log_weight;
-    InfonceTerms rows = {1, 0, m->image_offsets[d->rank], Nig, m->n_scored_global, log_weight};
-    InfonceTerms columns = {0, 1, 0, Nig, m->n_scored_global, log_weight};
+    InfonceTerms rows = {1, 0, m->image_offsets[d->rank], Nig, m->n_scored_global, log_weight,
+                         m->train.i2t_each};
+    InfonceTerms columns = {0, 1, 0, Nig, m->n_scored_global, log_weight, 0};
     be->infonce_forward_backward(m->cos, m->stats, m->cos, m->txt2img, m->i2t_target, m->scale,
                                  Ni, Ntg, &rows);
     be->infonce_forward_backward(m->cos_columns, m->stats + INFONCE_NSTATS, m->cos_columns,
@@ -829,6 +830,7 @@ float clip_forward(Clip *m, const ClipBatch *batch, float stats[INFONCE_NSTATS])
         /* dcos is computed in place: cos is not needed after the loss */
         InfonceTerms whole = infonce_whole(Ni, m->n_scored_global);
         whole.negative_log_weight = m->train.contradiction_log_weight;
+        whole.i2t_each = m->train.i2t_each;
         be->infonce_forward_backward(m->cos, m->stats, m->cos, m->txt2img, m->i2t_target,
                                      m->scale, Ni, Nt, &whole);
         be->to_host(host_stats, m->stats, sizeof host_stats);

@@ -127,6 +127,7 @@ typedef struct {
     /* ln w for contradiction negatives (texts with txt2img -1): their image-to-text logits
      * are offset by it, weighting them w in the softmax. 0 (weight 1) when unset. */
     float contradiction_log_weight;
+    int i2t_each; /* image-to-text mean target: each positive against the negatives alone */
 } ClipTrainConfig;
 
 typedef struct {

@@ -92,6 +92,19 @@ static const char *const FULL_TEMPLATES[] = {
     "The photo contains no {n}.",
     "Do not expect {c} here.",
 };
+// Affirmations: the caption plus {x} stated as present. Image i's hybrids deny {x}; these
+// same-words-without-"no" twins are contradictions, so "no" must be what tells them apart.
+static const char *const AFFIRM_TEMPLATES[] = {
+    "{c}, and {x} too.",
+    "{c}, with {x} as well.",
+    "{c}, plus {x}.",
+    "{c}; {x} can be seen too.",
+    "{c}, and there is {x}.",
+    "{c}. There is also {x} in the scene.",
+    "{c}, next to {x}.",
+    "{C}, and {x} is visible.",
+};
+#define TNG_N_AFFIRM_TEMPLATES (int)(sizeof(AFFIRM_TEMPLATES) / sizeof(AFFIRM_TEMPLATES[0]))
 _Static_assert(sizeof(HYBRID_TEMPLATES) / sizeof(HYBRID_TEMPLATES[0]) == TNG_N_HYBRID_TEMPLATES,
                "TNG_N_HYBRID_TEMPLATES must count HYBRID_TEMPLATES");
 _Static_assert(sizeof(FULL_TEMPLATES) / sizeof(FULL_TEMPLATES[0]) == TNG_N_FULL_TEMPLATES,
@@ -515,7 +528,7 @@ static void make_text(TngGenerator *gen, TngTexts *out, size_t *arena_used, int 
     gen->text_offset[t] = arena_append(out, arena_used, gen->render, len);
 }
 
-/* Contradiction c of pool image i into text t (kinds cycle with c % 3, see tng.h): a false
+/* Contradiction c of pool image i into text t (kinds cycle with c % 4, see tng.h): a false
  * hybrid negating a noun that caption_i contains; a false full negation of caption_i; a
  * role-swapped hybrid "a <object_i>, no <noun of caption_i>". A caption without lexicon nouns
  * gets the false full negation in every slot. Each is false for image i. */
@@ -523,19 +536,27 @@ static void make_contradiction(TngGenerator *gen, TngTexts *out, size_t *arena_u
                                int i, int object, Rng *rng) {
     Span caption = gen->trimmed[i];
     int n_present = gen->noun_start[i + 1] - gen->noun_start[i];
-    if (c % 3 != 1 && n_present > 0) {
+    if (c % 4 == 3) {
+        const char *absent = gen->lex->lemma[object];
+        char with_article[128];
+        snprintf(with_article, sizeof with_article, "%s %.100s", strchr("aeiou", absent[0]) ? "an" : "a",
+                 absent);
+        make_text(gen, out, arena_used, t, AFFIRM_TEMPLATES[rng_below(rng, TNG_N_AFFIRM_TEMPLATES)],
+                  caption, with_article);
+        out->kind[t] = TNG_FALSE_AFFIRM;
+    } else if (c % 4 != 1 && n_present > 0) {
         int lemma = gen->nouns[gen->noun_start[i] + (int)rng_below(rng, (uint64_t)n_present)];
         const char *tmpl = HYBRID_TEMPLATES[rng_below(rng, TNG_N_HYBRID_TEMPLATES)];
         char swapped[128];
         Span subject = caption;
-        if (c % 3 == 2) { // affirm the absent object, deny the present one
+        if (c % 4 == 2) { // affirm the absent object, deny the present one
             const char *absent = gen->lex->lemma[object];
             int n = snprintf(swapped, sizeof swapped, "%s %.100s",
                              strchr("aeiou", absent[0]) ? "an" : "a", absent);
             subject = (Span){swapped, (size_t)n};
         }
         make_text(gen, out, arena_used, t, tmpl, subject, gen->lex->lemma[lemma]);
-        out->kind[t] = c % 3 == 2 ? TNG_SWAPPED_HYBRID : TNG_FALSE_HYBRID;
+        out->kind[t] = c % 4 == 2 ? TNG_SWAPPED_HYBRID : TNG_FALSE_HYBRID;
     } else {
         const char *tmpl = FULL_TEMPLATES[rng_below(rng, TNG_N_FULL_TEMPLATES)];
         make_text(gen, out, arena_used, t, tmpl, caption, "");

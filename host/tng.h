@@ -25,7 +25,7 @@
  * are FALSE for image i and a positive of no image (txt2img -1, so they take part only in the
  * image-to-text softmax, as negatives image i must rank below its caption):
  *
- *   text t = (M+1+c)*B + i  contradiction c of image i, c = 0..C-1, by c % 3:
+ *   text t = (M+1+c)*B + i  contradiction c of image i, c = 0..C-1, by c % 4:
  *                             0: a false hybrid, caption_i plus "no <object present in
  *                                caption_i>" (a lexicon noun of caption_i, whole word;
  *                                hybrid templates)
@@ -33,6 +33,9 @@
  *                                (full templates)
  *                             2: a role-swapped hybrid, "a <object_i>" (absent) plus "no
  *                                <object present in caption_i>": NegBench's swapped option
+ *                             3: a false affirmation, caption_i plus "a <object_i>": the
+ *                                absent object the hybrids deny, stated as present (affirm
+ *                                templates)
  *
  * A caption with no lexicon noun has no hybrid contradiction: those slots hold a false full
  * negation too. With C = 0 the texts (and every random draw) are exactly those without the option.
@@ -93,6 +96,7 @@ typedef enum {
     TNG_FALSE_HYBRID = 3, /* contradiction: caption_i, "no <object present in caption_i>" */
     TNG_FALSE_FULL = 4,   /* contradiction: the negation of caption_i */
     TNG_SWAPPED_HYBRID = 5, /* contradiction: "a <object_i>", "no <object present in caption_i>" */
+    TNG_FALSE_AFFIRM = 6,   /* contradiction: caption_i plus "a <object_i>" (absent) affirmed */
 } TngTextKind;
 
 /* One batch of generated texts. Arrays are owned by the batch and reused across calls.

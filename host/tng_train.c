@@ -64,7 +64,7 @@ static const CliOption OPTIONS[] = {
     {"contradiction-weight", "W", "weight of contradiction negatives in the image->text softmax (default 1)"},
     {"tng-compat", "MODE", "ours (default) or released: the authors' code's pairing and targets"},
     {"tng-scope", "MODE", "local (neighbours from this rank's batch, default) or global (all ranks')"},
-    {"i2t-target", "MODE", "own, mean or released-random (default own; released-random with --tng-compat released)"},
+    {"i2t-target", "MODE", "own, mean, each or released-random (default own; released-random with --tng-compat released)"},
     {"temperature", "T", "fixed:VALUE (e.g. fixed:0.07) or learned (default fixed:0.07)"},
     {"freeze", "TOWER", "vision, text or none (default vision)"},
     {"lr", "X", "peak learning rate (default 5e-6)"},
@@ -99,8 +99,8 @@ enum { OPT_CONFIG, OPT_INIT, OPT_DATA, OPT_FORMAT, OPT_IMAGE_ROOT, OPT_CAPTIONS,
        OPT_RESUME, OPT_VAL_MCQ, OPT_EVAL_EVERY, OPT_LOG_EVERY, OPT_THREADS, OPT_MAX_NONFINITE,
        OPT_CHECK_SYNC, OPT_HANG_TIMEOUT, OPT_HELP, N_OPTIONS };
 
-typedef enum { I2T_OWN, I2T_MEAN, I2T_RELEASED_RANDOM } I2tTarget;
-static const char *const I2T_NAMES[] = {"own", "mean", "released-random"};
+typedef enum { I2T_OWN, I2T_MEAN, I2T_RELEASED_RANDOM, I2T_EACH } I2tTarget;
+static const char *const I2T_NAMES[] = {"own", "mean", "released-random", "each"};
 
 typedef struct {
     const char *config, *init, *data, *format, *image_root, *out, *val_mcq;
@@ -176,7 +176,7 @@ static void parse_args(int argc, char **argv, TrainArgs *a) {
         case OPT_TNG_COMPAT: a->released = parse_choice(name, optarg, compat, 2); break;
         case OPT_TNG_SCOPE: a->tng_global = parse_choice(name, optarg, scopes, 2); break;
         case OPT_I2T_TARGET:
-            a->i2t = (I2tTarget)parse_choice(name, optarg, I2T_NAMES, 3);
+            a->i2t = (I2tTarget)parse_choice(name, optarg, I2T_NAMES, 4);
             a->i2t_given = 1;
             break;
         case OPT_TEMPERATURE:
@@ -488,7 +488,7 @@ static float micro_step(Run *r, Pending *p, float stats[INFONCE_NSTATS], double 
     uint64_t state = a->seed ^ (0x5851f42d4c957f2dULL * (uint64_t)(p->stream + 1));
     for (int i = 0; i < p->n; i++) {
         if (a->i2t == I2T_OWN) targets[i] = i;
-        else if (a->i2t == I2T_MEAN) targets[i] = -1;
+        else if (a->i2t == I2T_MEAN || a->i2t == I2T_EACH) targets[i] = -1;
         else targets[i] = (int)(splitmix64(&state) % (uint64_t)n_positive_texts);
     }
     batch.i2t_target = targets;
@@ -586,7 +586,7 @@ static void open_model(Run *r, LoaderPosition *start) {
     int n_texts = a->batch * (a->tng ? a->neg_per_image + 1 + a->contradictions : 1);
     ClipTrainConfig train = {.temperature = a->temperature, .train_vision = a->train_vision,
                              .train_text = a->train_text, .dist = d,
-                             .contradiction_log_weight = logf(a->contradiction_weight)};
+                             .contradiction_log_weight = logf(a->contradiction_weight), .i2t_each = a->i2t == I2T_EACH};
     clip_prepare(r->model, &train, a->batch, n_texts);
     Clip *m = r->model;
     uint64_t resume_state[3] = {0, 0, 0}; /* step, loader epoch, loader index */

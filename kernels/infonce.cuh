@@ -11,7 +11,10 @@
  * A text with txt2img -1 (a contradiction negative) has no column term and is no image's
  * positive, but stays in every row's softmax with its logit offset by
  * terms.negative_log_weight; the text-to-image mean divides by terms.n_texts, the count of
- * texts that do have a positive image.
+ * texts that do have a positive image. With terms.i2t_each, a row with target -1 instead
+ * averages over its positives p the cross-entropy of p against the row's NEGATIVES alone
+ * (the image's other positives leave the softmax): row_lse holds the log-sum-exp of the
+ * negatives and row_each the mean over p of N / (e^s_p + N), N that negative mass.
  *
  * Four kernels, none with atomics:
  *   rows:    block per image row: online max/sum-exp over the texts, the target logit
@@ -53,9 +56,9 @@ __device__ __forceinline__ void lse_merge(float &m, float &s, float m2, float s2
 }
 
 static __global__ void __launch_bounds__(INFONCE_THREADS)
-    infonce_rows_kernel(float *row_lse, float *row_loss, float *row_pos, const float *cos,
-                        const int *txt2img, const int *i2t_target, float scale, int first,
-                        int Nt, float log_weight) {
+    infonce_rows_kernel(float *row_lse, float *row_loss, float *row_pos, float *row_each,
+                        const float *cos, const int *txt2img, const int *i2t_target, float scale,
+                        int first, int Nt, float log_weight, int each) {
     __shared__ float shared[PLAN_WARP];
     int i = blockIdx.x;
     const float *r = cos + (size_t)i * Nt;
@@ -72,6 +75,30 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
     float lse = block_m + logf(block_sum(m == -INFINITY ? 0.0f : s * expf(m - block_m), shared));
     own_sum = block_sum(own_sum, shared);
     own_count = block_sum(own_count, shared);
+    if (each && i2t_target[i] < 0) { /* each positive against the negatives: a second pass */
+        float neg_m = -INFINITY, neg_s = 0.0f, loss = 0.0f, share = 0.0f;
+        for (int t = threadIdx.x; t < Nt; t += blockDim.x)
+            if (txt2img[t] != first + i)
+                lse_merge(neg_m, neg_s, i2t_logit(scale * r[t], txt2img[t], log_weight), 1.0f);
+        float neg_block_m = block_max(neg_m, shared);
+        float ln_neg = neg_block_m +
+                       logf(block_sum(neg_m == -INFINITY ? 0.0f : neg_s * expf(neg_m - neg_block_m), shared));
+        for (int t = threadIdx.x; t < Nt; t += blockDim.x) {
+            if (txt2img[t] != first + i) continue;
+            float x = scale * r[t], both = fmaxf(x, ln_neg) + log1pf(expf(-fabsf(x - ln_neg)));
+            loss += both - x;
+            share += expf(ln_neg - both);
+        }
+        loss = block_sum(loss, shared);
+        share = block_sum(share, shared);
+        if (threadIdx.x == 0) {
+            row_lse[i] = ln_neg;
+            row_loss[i] = loss / own_count;
+            row_pos[i] = own_count;
+            row_each[i] = share / own_count;
+        }
+        return;
+    }
     if (threadIdx.x == 0) {
         int target = i2t_target[i];
         /* uniform soft target over the image's own texts (count >= 1: the model checks) */
@@ -114,12 +141,15 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
  * cos and dcos may be the same buffer: each element is read, then written, by one thread. */
 static __global__ void __launch_bounds__(INFONCE_THREADS)
     infonce_grads_kernel(float *dcos, float *row_dscale, const float *cos, const float *row_lse,
-                         const float *row_pos, const float *col_lse, const int *txt2img,
-                         const int *i2t_target, float scale, InfonceTerms terms, int Nt) {
+                         const float *row_pos, const float *row_each, const float *col_lse,
+                         const int *txt2img, const int *i2t_target, float scale,
+                         InfonceTerms terms, int Nt) {
     __shared__ float shared[PLAN_WARP];
     int i = blockIdx.x, target = terms.image_to_text ? i2t_target[i] : 0;
+    int each = terms.image_to_text && terms.i2t_each && target < 0;
     float lse = terms.image_to_text ? row_lse[i] : 0.0f;
     float inv_pos = terms.image_to_text ? 1.0f / row_pos[i] : 0.0f;
+    float share = each ? row_each[i] : 0.0f;
     float dscale = 0.0f;
     for (int t = threadIdx.x; t < Nt; t += blockDim.x) {
         size_t at = (size_t)i * Nt + t;
@@ -129,7 +159,13 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
         int positive = txt2img[t];
         if (terms.text_to_image && positive >= 0)
             col_term = (expf(logit - col_lse[t]) - (float)own) / terms.n_texts;
-        if (terms.image_to_text) {
+        if (each && own) {
+            float both = fmaxf(logit, lse) + log1pf(expf(-fabsf(logit - lse)));
+            row_term = (expf(logit - both) - 1.0f) * inv_pos / terms.n_images;
+        } else if (each) {
+            row_term = expf(i2t_logit(logit, positive, terms.negative_log_weight) - lse) * share /
+                       terms.n_images;
+        } else if (terms.image_to_text) {
             float target_row = target >= 0 ? (float)(target == t) : own * inv_pos;
             row_term = (expf(i2t_logit(logit, positive, terms.negative_log_weight) - lse) -
                         target_row) / terms.n_images;
@@ -174,11 +210,11 @@ static inline void infonce_forward_backward(float *dcos, float *stats, const flo
     shapeCheck(plan.ok, "infonce over %d images x %d texts", Ni, Nt);
     float *row_lse = (float *)tng_cuda_scratch(sizeof(float) * plan.scratch_floats);
     float *row_loss = row_lse + Ni, *row_dscale = row_loss + Ni, *row_pos = row_dscale + Ni;
-    float *col_lse = row_pos + Ni, *col_loss = col_lse + Nt;
+    float *row_each = row_pos + Ni, *col_lse = row_each + Ni, *col_loss = col_lse + Nt;
     if (terms.image_to_text) {
         infonce_rows_kernel<<<(unsigned)plan.row_blocks, plan.threads, 0, stream>>>(
-            row_lse, row_loss, row_pos, cos, txt2img, i2t_target, scale, terms.first_image, Nt,
-            terms.negative_log_weight);
+            row_lse, row_loss, row_pos, row_each, cos, txt2img, i2t_target, scale,
+            terms.first_image, Nt, terms.negative_log_weight, terms.i2t_each);
         kernelCheck();
     }
     if (terms.text_to_image) {
@@ -187,7 +223,8 @@ static inline void infonce_forward_backward(float *dcos, float *stats, const flo
         kernelCheck();
     }
     infonce_grads_kernel<<<(unsigned)plan.row_blocks, plan.threads, 0, stream>>>(
-        dcos, row_dscale, cos, row_lse, row_pos, col_lse, txt2img, i2t_target, scale, terms, Nt);
+        dcos, row_dscale, cos, row_lse, row_pos, row_each, col_lse, txt2img, i2t_target, scale,
+        terms, Nt);
     kernelCheck();
     infonce_finish_kernel<<<1, plan.threads, 0, stream>>>(stats, row_loss, row_dscale, col_loss,
                                                           terms, Ni, Nt);

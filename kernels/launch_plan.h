@@ -180,7 +180,8 @@ typedef struct {
     int threads;
     size_t row_blocks;     /* Ni */
     size_t col_blocks;     /* ceil(Nt / INFONCE_COL_TILE) */
-    size_t scratch_floats; /* row lse, loss, dscale, positives (4*Ni) + col lse, loss (2*Nt) */
+    size_t scratch_floats; /* row lse, loss, dscale, positives, each-share (5*Ni) + col lse,
+                              loss (2*Nt) */
 } InfoncePlan;
 
 static inline InfoncePlan infonce_plan(int Ni, int Nt) {
@@ -189,7 +190,7 @@ static inline InfoncePlan infonce_plan(int Ni, int Nt) {
         return p;
     p.row_blocks = (size_t)Ni;
     p.col_blocks = plan_ceil_div((size_t)Nt, INFONCE_COL_TILE);
-    p.scratch_floats = (size_t)4 * Ni + (size_t)2 * Nt;
+    p.scratch_floats = (size_t)5 * Ni + (size_t)2 * Nt;
     p.ok = 1;
     return p;
 }

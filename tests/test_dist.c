@@ -73,16 +73,18 @@ typedef struct {
     int frozen_text;       /* 1: only the vision tower (and the temperature) trains */
     int one_shot;          /* 1: clip_backward, then one reduction (not bucketed) */
     int accum;             /* micro-batches per step (0: 1) */
+    int i2t_each;          /* 1: mean-target rows score each positive against the negatives */
 } Scenario;
 
 static const Scenario SCENARIOS[] = {
-    {"model_plain", 2, {4, 4}, 1, 0, 0, 0, 0, 0},
-    {"model_tng", 2, {4, 4}, 3, 1, 0, 0, 0, 0},
-    {"model_uneven", 3, {3, 3, 2}, 3, 0, 0, 0, 0, 0},
-    {"model_contradictions", 3, {3, 3, 2}, 3, 1, 1, 0, 0, 0},
-    {"model_one_shot", 2, {4, 4}, 3, 0, 0, 0, 1, 0},
-    {"model_text_frozen", 3, {3, 3, 2}, 3, 0, 0, 1, 0, 0},
-    {"model_accum", 2, {3, 4}, 3, 0, 0, 0, 0, 2},
+    {"model_plain", 2, {4, 4}, 1, 0, 0, 0, 0, 0, 0},
+    {"model_tng", 2, {4, 4}, 3, 1, 0, 0, 0, 0, 0},
+    {"model_uneven", 3, {3, 3, 2}, 3, 0, 0, 0, 0, 0, 0},
+    {"model_contradictions", 3, {3, 3, 2}, 3, 1, 1, 0, 0, 0, 0},
+    {"model_i2t_each", 3, {3, 3, 2}, 3, 1, 1, 0, 0, 0, 1},
+    {"model_one_shot", 2, {4, 4}, 3, 0, 0, 0, 1, 0, 0},
+    {"model_text_frozen", 3, {3, 3, 2}, 3, 0, 0, 1, 0, 0, 0},
+    {"model_accum", 2, {3, 4}, 3, 0, 0, 0, 0, 2, 0},
 };
 
 typedef struct {
@@ -176,7 +178,8 @@ static void train_scenario(const Scenario *sc, const Dist *dist, float *losses, 
     ClipTrainConfig train = {.temperature = sc->frozen_vision ? 0.07f : 0,
                              .train_vision = !sc->frozen_vision, .train_text = !sc->frozen_text,
                              .dist = dist,
-                             .contradiction_log_weight = sc->contradictions ? logf(0.5f) : 0};
+                             .contradiction_log_weight = sc->contradictions ? logf(0.5f) : 0,
+                             .i2t_each = sc->i2t_each};
     clip_prepare(m, &train, max_images, max_images * sc->texts_per_image);
     OptimConfig oc = optim_defaults();
     oc.lr = 2e-3f;
@@ -395,12 +398,14 @@ static void test_model_two_ranks_tng_shape(void) { check_scenario(&SCENARIOS[1])
 static void test_model_three_uneven_ranks(void) { check_scenario(&SCENARIOS[2]); }
 /* texts with no positive image (txt2img -1) must stay -1 when gathered with offsets */
 static void test_model_contradictions(void) { check_scenario(&SCENARIOS[3]); }
+/* --i2t-target each: a row's other positives leave its softmax, across ranks too */
+static void test_model_i2t_each(void) { check_scenario(&SCENARIOS[4]); }
 /* the same sums without buckets: one reduction after the whole backward */
-static void test_model_one_shot_reduction(void) { check_scenario(&SCENARIOS[4]); }
+static void test_model_one_shot_reduction(void) { check_scenario(&SCENARIOS[5]); }
 /* the vision layers' buckets, and a frozen text tower's gradients left out */
-static void test_model_text_frozen(void) { check_scenario(&SCENARIOS[5]); }
+static void test_model_text_frozen(void) { check_scenario(&SCENARIOS[6]); }
 /* a reduction after each micro-batch would count the first one world times */
-static void test_model_accumulation(void) { check_scenario(&SCENARIOS[6]); }
+static void test_model_accumulation(void) { check_scenario(&SCENARIOS[7]); }
 
 /* ---- tng_train under mpirun ---- */
 
@@ -713,6 +718,7 @@ int main(int argc, char **argv) {
         RUN_TEST(test_model_two_ranks_tng_shape);
         RUN_TEST(test_model_three_uneven_ranks);
         RUN_TEST(test_model_contradictions);
+        RUN_TEST(test_model_i2t_each);
         RUN_TEST(test_model_one_shot_reduction);
         RUN_TEST(test_model_text_frozen);
         RUN_TEST(test_model_accumulation);

@@ -378,13 +378,14 @@ static void infonce_fwd(OpCase *c) {
 
 /* 3 images x 7 texts. txt2img: positives (uneven counts per image), -1 for contradiction
  * negatives; terms.n_texts counts the others; log_weight is their ln w. */
-static void check_infonce(const int *txt2img, const int *i2t_target, float log_weight,
+static void check_infonce(const int *txt2img, const int *i2t_target, float log_weight, int each,
                           const char *what) {
     int scored = 0;
     for (int t = 0; t < 7; t++) scored += txt2img[t] >= 0;
     InfonceOp o = {.Ni = 3, .Nt = 7, .txt2img = txt2img, .i2t_target = i2t_target,
                    .terms = infonce_whole(3, scored)};
     o.terms.negative_log_weight = log_weight;
+    o.terms.i2t_each = each;
     o.cos = random_doubles(21, 0.5);
     o.dcos = zeros(21);
     /* a float-representable scale so the float cast in the op is exact */
@@ -419,14 +420,16 @@ static void check_infonce(const int *txt2img, const int *i2t_target, float log_w
 static void test_infonce(void) {
     static const int txt2img[] = {0, 1, 2, 0, 1, 2, 0};
     static const int own[] = {3, 1, 5}, mean[] = {-1, -1, -1}, mixed[] = {6, -1, 2};
-    check_infonce(txt2img, own, 0, "dcos (own target)");
-    check_infonce(txt2img, mean, 0, "dcos (mean target)");
-    check_infonce(txt2img, mixed, 0, "dcos (mixed targets)");
     /* texts 4 and 6 are contradiction negatives: no text->image term, never a positive */
     static const int contra[] = {0, 1, 2, 0, -1, 2, -1}, contra_mixed[] = {3, -1, 2};
-    check_infonce(contra, own, 0, "dcos (contradictions, own target)");
-    check_infonce(contra, mean, 0, "dcos (contradictions, mean target)");
-    check_infonce(contra, contra_mixed, logf(0.3f), "dcos (contradictions weighted 0.3)");
+    for (int each = 0; each <= 1; each++) { /* i2t_each changes only the -1 (mean) rows */
+        check_infonce(txt2img, own, 0, each, "dcos (own target)");
+        check_infonce(txt2img, mean, 0, each, "dcos (mean target)");
+        check_infonce(txt2img, mixed, 0, each, "dcos (mixed targets)");
+        check_infonce(contra, own, 0, each, "dcos (contradictions, own target)");
+        check_infonce(contra, mean, 0, each, "dcos (contradictions, mean target)");
+        check_infonce(contra, contra_mixed, logf(0.3f), each, "dcos (contradictions weighted 0.3)");
+    }
 }
 
 /* The contradiction semantics against independent arrangements of the same numbers:
@@ -459,7 +462,7 @@ static void test_infonce_contradictions(void) {
     double shifted[NI * NT], shifted_dcos[NI * NT], shifted_stats[INFONCE_NSTATS];
     for (int k = 0; k < NI * NT; k++)
         shifted[k] = cos[k] + (txt2img[k % NT] < 0 ? log(w) / (double)(float)scale : 0);
-    InfonceTerms rows_only = {1, 0, 0, NI, NT, 0.0f};
+    InfonceTerms rows_only = {1, 0, 0, NI, NT, 0.0f, 0};
     infonce_forward_backward_f64(shifted_dcos, shifted_stats, shifted, relabelled, own,
                                  (float)scale, NI, NT, &rows_only);
     /* log(w) is rounded to float in the terms: 1e-7 relative on a logit of ~1 */

@@ -387,7 +387,7 @@ static int negated_lemma(const char *text) {
 /* Contradiction negatives: false for their image, of no image (txt2img -1), after every
  * positive text, leaving the positives exactly as with the option off. */
 static void test_contradictions(void) {
-    enum { B = 24, C = 3 };
+    enum { B = 24, C = 4 };
     Batch b;
     batch_random(&b, B, 8, 77);
     free(b.captions[5]);
@@ -413,8 +413,11 @@ static void test_contradictions(void) {
             int i = (k - n_pos) % B, c = (k - n_pos) / B;
             CHECK(t.txt2img[k] == -1 && t.source_image[k] == i, "text %d: txt2img %d source %d", k,
                   t.txt2img[k], t.source_image[k]);
-            int hybrid = c % 3 != 1 && i != 5;
-            TngTextKind want = !hybrid ? TNG_FALSE_FULL : c % 3 == 0 ? TNG_FALSE_HYBRID : TNG_SWAPPED_HYBRID;
+            int affirm = c % 4 == 3, hybrid = (c % 4 == 0 || c % 4 == 2) && i != 5;
+            TngTextKind want = affirm    ? TNG_FALSE_AFFIRM
+                               : !hybrid ? TNG_FALSE_FULL
+                               : c % 4 == 0 ? TNG_FALSE_HYBRID
+                                            : TNG_SWAPPED_HYBRID;
             CHECK(t.kind[k] == want, "text %d kind %d, expected %d", k, (int)t.kind[k], (int)want);
             if (hybrid) { /* the negated object is one the caption does mention */
                 int lemma = negated_lemma(t.texts[k]);
@@ -422,6 +425,11 @@ static void test_contradictions(void) {
                       "false hybrid \"%s\" negates %s, absent from \"%s\"", t.texts[k],
                       lemma >= 0 ? lex->lemma[lemma] : "nothing", b.captions[i]);
             }
+            if (affirm) /* image i's absent object stated as present, nothing negated */
+                CHECK(text_mentions(t.texts[k], t.object_lemma[i]) && negated_lemma(t.texts[k]) < 0 &&
+                          !text_mentions(b.captions[i], t.object_lemma[i]),
+                      "false affirmation \"%s\" should state absent %s", t.texts[k],
+                      lex->lemma[t.object_lemma[i]]);
             if (want == TNG_SWAPPED_HYBRID) /* and affirms image i's absent object */
                 CHECK(text_mentions(t.texts[k], t.object_lemma[i]) &&
                           !text_mentions(b.captions[i], t.object_lemma[i]),

@@ -408,9 +408,9 @@ void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, cons
                                   const InfonceTerms *terms) {
     const int rows_on = terms->image_to_text, cols_on = terms->text_to_image;
     const int first = terms->first_image;
-    double *row_lse = callocCheck((size_t)Ni * 3 + (size_t)Nt * 2, sizeof(double));
-    double *row_loss = row_lse + Ni, *row_dscale = row_loss + Ni;
-    double *col_lse = row_dscale + Ni, *col_loss = col_lse + Nt;
+    double *row_lse = callocCheck((size_t)Ni * 4 + (size_t)Nt * 2, sizeof(double));
+    double *row_loss = row_lse + Ni, *row_dscale = row_loss + Ni, *row_each = row_dscale + Ni;
+    double *col_lse = row_each + Ni, *col_loss = col_lse + Nt;
     int *positives = callocCheck((size_t)Ni, sizeof(int));
     for (int t = 0; t < Nt; t++) {
         int row = txt2img[t] - first; /* the block may hold only some images' rows */
@@ -428,6 +428,27 @@ void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, cons
                 sum += exp(i2t_logit((double)scale * r[t], txt2img[t], terms) - maxv);
             row_lse[i] = maxv + log(sum);
             double target_logit = 0;
+            if (i2t_target[i] < 0 && terms->i2t_each) {
+                /* each own positive p against the other images' texts only: mean over p of
+                 * log(e^s_p + N) - s_p, N the row's negative mass. row_lse holds ln N and
+                 * row_each the mean of N / (e^s_p + N), the share each negative's gradient
+                 * gets. */
+                double negatives = 0;
+                for (int t = 0; t < Nt; t++)
+                    if (txt2img[t] != first + i)
+                        negatives += exp(i2t_logit((double)scale * r[t], txt2img[t], terms) - maxv);
+                double ln_neg = maxv + log(negatives), loss = 0, share = 0;
+                for (int t = 0; t < Nt; t++) {
+                    if (txt2img[t] != first + i) continue;
+                    double s = (double)scale * r[t], both = fmax(s, ln_neg) + log1p(exp(-fabs(s - ln_neg)));
+                    loss += both - s;
+                    share += exp(ln_neg - both);
+                }
+                row_lse[i] = ln_neg;
+                row_each[i] = share / positives[i];
+                row_loss[i] = loss / positives[i];
+                continue;
+            }
             if (i2t_target[i] >= 0) {
                 target_logit = (double)scale * r[i2t_target[i]];
             } else { /* uniform soft target over the image's own texts */
@@ -466,7 +487,15 @@ void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, cons
             double col_term = 0, row_term = 0;
             if (cols_on && txt2img[t] >= 0)
                 col_term = (exp(logit - col_lse[t]) - own) / terms->n_texts;
-            if (rows_on) {
+            if (rows_on && i2t_target[i] < 0 && terms->i2t_each) {
+                if (own) {
+                    double both = fmax(logit, row_lse[i]) + log1p(exp(-fabs(logit - row_lse[i])));
+                    row_term = (exp(logit - both) - 1) / positives[i] / terms->n_images;
+                } else {
+                    row_term = exp(i2t_logit(logit, txt2img[t], terms) - row_lse[i]) * row_each[i] /
+                               terms->n_images;
+                }
+            } else if (rows_on) {
                 double target_row = i2t_target[i] >= 0 ? (i2t_target[i] == t) : own / (double)positives[i];
                 row_term = (exp(i2t_logit(logit, txt2img[t], terms) - row_lse[i]) - target_row) /
                            terms->n_images;

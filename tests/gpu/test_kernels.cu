@@ -404,22 +404,24 @@ static void test_l2norm(void) {
  * The call is the block of a global batch of Ni * ranks images that rank `rank` computes
  * (InfonceTerms): with ranks == 1 the whole matrix; otherwise `rows` selects image->text on
  * [its images x all texts], else text->image on [all images x its texts]. With `contra`,
- * each image's first text is a contradiction negative (txt2img -1) of weight 0.5. */
+ * each image's first text is a contradiction negative (txt2img -1) of weight 0.5; with
+ * `each`, the mean-target rows use terms.i2t_each. */
 static void infonce_case(int Ni, int per_image, float scale, int ranks, int rank, int rows,
-                         int contra) {
+                         int contra, int each) {
     char what[128];
     int Ni_g = Ni * ranks, scored_per_image = per_image - (contra ? 1 : 0);
     int Nt_g = Ni_g * scored_per_image;
     InfonceTerms terms = infonce_whole(Ni, Ni * scored_per_image);
     int block_Ni = Ni, block_Nt = Ni * per_image, first_text = 0;
     if (ranks > 1) {
-        terms = InfonceTerms{rows, !rows, rows ? rank * Ni : 0, Ni_g, Nt_g, 0.0f};
+        terms = InfonceTerms{rows, !rows, rows ? rank * Ni : 0, Ni_g, Nt_g, 0.0f, 0};
         block_Ni = rows ? Ni : Ni_g;
         block_Nt = rows ? Nt_g : Ni * per_image;
         first_text = rows ? 0 : rank * Ni * per_image;
     }
     if (contra)
         terms.negative_log_weight = logf(0.5f);
+    terms.i2t_each = each;
     int *txt2img = (int *)mallocCheck(sizeof(int) * block_Nt),
         *target = (int *)mallocCheck(sizeof(int) * block_Ni);
     for (int t = 0; t < block_Nt; t++)
@@ -442,11 +444,11 @@ static void infonce_case(int Ni, int per_image, float scale, int ranks, int rank
     gpu->infonce_forward_backward(cos.dev, stats.dev, cos.dev, t2i.dev, i2t.dev, scale, block_Ni,
                                   block_Nt, &terms);
     const char *kind = ranks == 1 ? "whole" : rows ? "row block" : "column block";
-    snprintf(what, sizeof what, "infonce dcos %d x %d scale %g (%s%s)", block_Ni, block_Nt, scale,
-             kind, contra ? ", contradictions" : "");
+    snprintf(what, sizeof what, "infonce dcos %d x %d scale %g (%s%s%s)", block_Ni, block_Nt, scale,
+             kind, contra ? ", contradictions" : "", each ? ", each" : "");
     check_scaled(what, cos, TOL);
-    snprintf(what, sizeof what, "infonce stats %d x %d scale %g (%s%s)", block_Ni, block_Nt, scale,
-             kind, contra ? ", contradictions" : "");
+    snprintf(what, sizeof what, "infonce stats %d x %d scale %g (%s%s%s)", block_Ni, block_Nt, scale,
+             kind, contra ? ", contradictions" : "", each ? ", each" : "");
     pair_check(what, stats, 1e-6, TOL);
     free(txt2img), free(target);
     int_pair_free(t2i), int_pair_free(i2t);
@@ -454,18 +456,20 @@ static void infonce_case(int Ni, int per_image, float scale, int ranks, int rank
 }
 
 static void test_infonce(void) {
-    for (int contra = 0; contra <= 1; contra++) {
-        infonce_case(5, 3, 14.285714f, 1, 0, 0, contra);
-        infonce_case(5, 3, 14.285714f, 3, 1, 1, contra); /* data parallel blocks: rank 1 of 3 */
-        infonce_case(5, 3, 14.285714f, 3, 1, 0, contra);
-    }
+    for (int each = 0; each <= 1; each++)
+        for (int contra = 0; contra <= 1; contra++) {
+            infonce_case(5, 3, 14.285714f, 1, 0, 0, contra, each);
+            infonce_case(5, 3, 14.285714f, 3, 1, 1, contra, each); /* rank 1 of 3: its rows */
+            infonce_case(5, 3, 14.285714f, 3, 1, 0, contra, each);
+        }
     if (quick)
         return;
-    infonce_case(1024, 3, 14.285714f, 1, 0, 0, 0); /* the 1024 x 3072 of a TNG batch */
-    infonce_case(1024, 4, 14.285714f, 1, 0, 0, 1); /* the same with one contradiction each */
-    infonce_case(333, 1, 100.0f, 1, 0, 0, 0);      /* plain CLIP, the largest logit scale */
-    infonce_case(256, 3, 14.285714f, 8, 5, 1, 0);  /* 8 ranks of 256: 256 x 6144 */
-    infonce_case(256, 3, 14.285714f, 8, 5, 0, 0);  /* 2048 x 768 */
+    infonce_case(1024, 3, 14.285714f, 1, 0, 0, 0, 0); /* the 1024 x 3072 of a TNG batch */
+    infonce_case(1024, 4, 14.285714f, 1, 0, 0, 1, 0); /* the same with one contradiction each */
+    infonce_case(1024, 4, 14.285714f, 1, 0, 0, 1, 1); /* ... each positive against the negatives */
+    infonce_case(333, 1, 100.0f, 1, 0, 0, 0, 0);      /* plain CLIP, the largest logit scale */
+    infonce_case(256, 3, 14.285714f, 8, 5, 1, 0, 0);  /* 8 ranks of 256: 256 x 6144 */
+    infonce_case(256, 3, 14.285714f, 8, 5, 0, 0, 0);  /* 2048 x 768 */
 }
 
 static void test_adamw_and_sum_squares(void) {
