@@ -60,6 +60,7 @@ static const CliOption OPTIONS[] = {
     {"fast-decode", NULL, "DCT-scaled JPEG decoding: faster, not bit-exact (training only)"},
     {"tng", "on|off", "generate negation texts each batch (default on)"},
     {"neg-per-image", "M", "negation texts per image (default 2: one hybrid, one full)"},
+    {"tng-ratio", "R", "fraction of steps on TNG texts; the rest on the original captions alone (default 1)"},
     {"contradictions", "C", "contradiction negatives per image: false for it, positive of no image (default 0)"},
     {"contradiction-weight", "W", "weight of contradiction negatives in the image->text softmax (default 1)"},
     {"tng-compat", "MODE", "ours (default) or released: the authors' code's pairing and targets"},
@@ -93,7 +94,7 @@ static const CliOption OPTIONS[] = {
     {"help", NULL, "show this help"},
 };
 enum { OPT_CONFIG, OPT_INIT, OPT_DATA, OPT_FORMAT, OPT_IMAGE_ROOT, OPT_CAPTIONS, OPT_FAST_DECODE,
-       OPT_TNG, OPT_NEG_PER_IMAGE, OPT_CONTRADICTIONS, OPT_CONTRADICTION_WEIGHT, OPT_TNG_COMPAT, OPT_TNG_SCOPE, OPT_I2T_TARGET, OPT_TEMPERATURE, OPT_FREEZE,
+       OPT_TNG, OPT_NEG_PER_IMAGE, OPT_TNG_RATIO, OPT_CONTRADICTIONS, OPT_CONTRADICTION_WEIGHT, OPT_TNG_COMPAT, OPT_TNG_SCOPE, OPT_I2T_TARGET, OPT_TEMPERATURE, OPT_FREEZE,
        OPT_LR, OPT_WD, OPT_BETA1, OPT_BETA2, OPT_EPS, OPT_BATCH, OPT_ACCUM, OPT_EPOCHS, OPT_STEPS,
        OPT_WARMUP, OPT_SCHEDULE, OPT_GRAD_CLIP, OPT_SEED, OPT_OUT, OPT_CHECKPOINT_EVERY,
        OPT_RESUME, OPT_VAL_MCQ, OPT_EVAL_EVERY, OPT_LOG_EVERY, OPT_THREADS, OPT_MAX_NONFINITE,
@@ -107,6 +108,7 @@ typedef struct {
     int captions_all, fast_decode, tng, neg_per_image, released, i2t_given, tng_global;
     int contradictions;
     float contradiction_weight;
+    double tng_ratio; /* fraction of steps that use the TNG texts (the rest: originals only) */
     I2tTarget i2t;
     float temperature; /* 0 = learned */
     int train_vision, train_text;
@@ -145,7 +147,8 @@ static int parse_choice(const char *option, const char *value, const char *const
 
 static void parse_args(int argc, char **argv, TrainArgs *a) {
     *a = (TrainArgs){.config = NULL, .data = "data/cache/synth/train.csv", .format = "auto",
-                     .out = "runs/latest", .tng = 1, .neg_per_image = 2, .contradiction_weight = 1, .i2t = I2T_OWN,
+                     .out = "runs/latest", .tng = 1, .neg_per_image = 2, .contradiction_weight = 1,
+                     .tng_ratio = 1, .i2t = I2T_OWN,
                      .temperature = 0.07f, .train_vision = 0, .train_text = 1, .batch = 128,
                      .accum = 1, .epochs = 1, .steps = 0, .log_every = 10, .threads = 1,
                      .max_nonfinite = 5, .hang_timeout = 600};
@@ -169,6 +172,7 @@ static void parse_args(int argc, char **argv, TrainArgs *a) {
         case OPT_FAST_DECODE: a->fast_decode = 1; break;
         case OPT_TNG: a->tng = parse_choice(name, optarg, on_off, 2); break;
         case OPT_NEG_PER_IMAGE: a->neg_per_image = (int)cli_long(name, optarg, 1, 16); break;
+        case OPT_TNG_RATIO: a->tng_ratio = cli_double(name, optarg, 0.01, 1); break;
         case OPT_CONTRADICTIONS: a->contradictions = (int)cli_long(name, optarg, 0, 16); break;
         case OPT_CONTRADICTION_WEIGHT:
             a->contradiction_weight = (float)cli_double(name, optarg, 1e-6, 1e6);
@@ -227,6 +231,7 @@ static void parse_args(int argc, char **argv, TrainArgs *a) {
     if (a->released && !a->i2t_given) a->i2t = I2T_RELEASED_RANDOM;
     if (!a->tng && a->released) bad_option("%s needs --tng on", "--tng-compat released");
     if (!a->tng && a->contradictions) bad_option("%s needs --tng on", "--contradictions");
+    if (!a->tng && a->tng_ratio < 1) bad_option("%s needs --tng on", "--tng-ratio");
 }
 
 static void print_settings(const TrainArgs *a, const Dist *d, FILE *out) {
@@ -234,10 +239,11 @@ static void print_settings(const TrainArgs *a, const Dist *d, FILE *out) {
     fprintf(out, "  model      %s %s\n", a->init ? "init" : "config", a->init ? a->init : a->config);
     fprintf(out, "  data       %s (format %s, captions %s%s)\n", a->data, a->format,
             a->captions_all ? "all" : "one", a->fast_decode ? ", fast decode" : "");
-    fprintf(out, "  tng        %s, M=%d, compat %s, i2t target %s, scope %s, contradictions %d (weight %g)\n",
+    fprintf(out, "  tng        %s, M=%d, compat %s, i2t target %s, scope %s, contradictions %d (weight %g), "
+                 "ratio %g\n",
             a->tng ? "on" : "off", a->neg_per_image, a->released ? "released" : "ours",
             I2T_NAMES[a->i2t], a->tng_global ? "global" : "local", a->contradictions,
-            a->contradiction_weight);
+            a->contradiction_weight, a->tng_ratio);
     if (a->temperature > 0) fprintf(out, "  temperature fixed %g\n", a->temperature);
     else fprintf(out, "  temperature learned\n");
     fprintf(out, "  train      vision %s, text %s\n", a->train_vision ? "yes" : "frozen",
@@ -452,6 +458,12 @@ static void pending_fill(Run *r, Pending *p) {
 
 /* Runs one micro-batch forward and backward; returns its loss (NaN skips the backward).
  * last: the step's last micro-batch, whose backward starts the gradients' all-reduce. */
+/* --tng-ratio R: step s trains on the TNG texts when floor((s + 1) R) > floor(s R), so the
+ * TNG steps are spread evenly, every rank agrees, and a resumed run makes the same choices. */
+static int uses_tng_texts(const TrainArgs *a, int64_t step) {
+    return floor((double)(step + 1) * a->tng_ratio) > floor((double)step * a->tng_ratio);
+}
+
 static float micro_step(Run *r, Pending *p, float stats[INFONCE_NSTATS], double *tng_wait, int last) {
     Clip *m = r->model;
     const TrainArgs *a = &r->args;
@@ -466,7 +478,8 @@ static float micro_step(Run *r, Pending *p, float stats[INFONCE_NSTATS], double 
         /* both scopes give this rank's images' texts in the local layout */
         if (!texts || texts->batch_index != (p->global_n ? p->index : p->stream) || texts->n_images != p->n)
             die("TNG producer out of step");
-        batch.n_texts = texts->n_texts;
+        /* a step off the ratio keeps the originals: texts 0..n-1, image j's caption is text j */
+        batch.n_texts = uses_tng_texts(a, p->index / a->accum) ? texts->n_texts : p->n;
         batch.tokens = texts->tokens;
         batch.txt2img = texts->txt2img;
     } else {
@@ -483,7 +496,7 @@ static float micro_step(Run *r, Pending *p, float stats[INFONCE_NSTATS], double 
     /* The image->text target. Text i is image i's caption in both layouts; released-random
      * draws from all of this rank's texts with a positive image (the released code's per-GPU
      * batch; contradictions come last), seeded by the batch so a resumed run draws the same. */
-    int n_positive_texts = batch.n_texts - (a->tng ? a->contradictions * p->n : 0);
+    int n_positive_texts = batch.n_texts - (batch.n_texts > p->n ? a->contradictions * p->n : 0);
     int *targets = r->plain_target;
     uint64_t state = a->seed ^ (0x5851f42d4c957f2dULL * (uint64_t)(p->stream + 1));
     for (int i = 0; i < p->n; i++) {

@@ -159,7 +159,7 @@ static void make_fixture(void) {
 
 /* Options tng_train's parser accepts (host/tng_train.c OPTIONS) that --help must list. */
 static const char *const TRAIN_OPTIONS[] = {
-    "config", "init", "data", "format", "image-root", "captions", "fast-decode", "tng", "neg-per-image",
+    "config", "init", "data", "format", "image-root", "captions", "fast-decode", "tng", "neg-per-image", "tng-ratio",
     "tng-compat", "tng-scope", "i2t-target", "temperature", "freeze", "lr", "wd", "beta1", "beta2", "eps",
     "batch", "accum", "epochs", "steps", "warmup", "schedule", "grad-clip", "seed", "out",
     "checkpoint-every", "resume", "val-mcq", "eval-every", "log-every", "threads", "max-nonfinite",
@@ -305,6 +305,33 @@ static void test_resume_is_bit_exact(void) {
     check_same_checkpoint(run_dir, straight_run, STEPS);
 }
 
+/* --tng-ratio 0.5 trains step 0 on the original captions alone and step 1 on the TNG texts:
+ * after one step it equals a --tng off run byte for byte, after two it does not. */
+static void test_tng_ratio(void) {
+    char plain[PATH_LEN], half[PATH_LEN], a[PATH_LEN], b[PATH_LEN];
+    format_text(plain, sizeof plain, "%s/ratio_plain", work);
+    format_text(half, sizeof half, "%s/ratio_half", work);
+    const char *ratio_flags[2][2] = {{"--tng", "off"}, {"--tng-ratio", "0.5"}};
+    const char *dirs[2] = {plain, half};
+    for (int k = 0; k < 2; k++) {
+        Outcome o = run(NULL, "tng_train", "--config", "tiny", "--data", world, "--batch", "4", "--steps", "2",
+                        "--seed", "3", "--checkpoint-every", "1", "--out", dirs[k], ratio_flags[k][0],
+                        ratio_flags[k][1], (char *)NULL);
+        CHECK(o.status == 0, "%s %s exited %d: %.400s", ratio_flags[k][0], ratio_flags[k][1], o.status, o.err);
+        CHECK(k == 0 || strstr(o.err, "ratio 0.5"), "the settings do not show the ratio: %.400s", o.err);
+        outcome_free(&o);
+    }
+    for (int step = 1; step <= 2; step++) {
+        format_text(a, sizeof a, "%s/ckpt-%08d/model.safetensors", plain, step);
+        format_text(b, sizeof b, "%s/ckpt-%08d/model.safetensors", half, step);
+        CHECK(file_exists(a) && file_exists(b), "checkpoints of step %d are missing", step);
+        CHECK(same_bytes(a, b) == (step == 1), "step %d: --tng-ratio 0.5 %s --tng off", step,
+              step == 1 ? "differs from" : "equals");
+    }
+    CHECK_REFUSED(2, "--tng-ratio needs --tng on", "--tng", "off", "--tng-ratio", "0.5");
+    CHECK_REFUSED(2, "--tng-ratio expects", "--tng-ratio", "0");
+}
+
 /* SIGINT after the first progress line: exit 130 with a checkpoint; --resume finishes the run
  * with the straight run's bytes. */
 static void test_sigint_checkpoints_and_resumes(void) {
@@ -437,6 +464,7 @@ int main(int argc, char **argv) {
     RUN_TEST(test_help_matches_parser);
     RUN_TEST(test_cli_errors);
     RUN_TEST(test_resume_is_bit_exact);
+    RUN_TEST(test_tng_ratio);
     RUN_TEST(test_sigint_checkpoints_and_resumes);
     RUN_TEST(test_eval_table_and_json);
     char cmd[PATH_LEN];
