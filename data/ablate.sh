@@ -14,7 +14,7 @@
 # table gets a section with the mean and the min..max spread over all its seeds.
 #
 # Environment knobs (defaults sized for < 60 minutes on a 2-core machine):
-#   STEPS=100 EVERY=25 BATCH=128 LR=1e-4 SEED=0 BASE_STEPS=1000
+#   STEPS=100 EVERY=25 BATCH=128 LR=1e-4 SEED=0 BASE_STEPS=1000 (about 55 minutes in all)
 #   VARIANTS="plain tng ..."   (names from variant_flags below)
 #   SEED_VARIANTS="plain ..." EXTRA_SEEDS="1 2"
 #   ABLATE_OUT=runs/ablate  BENCH_OUT=bench/ablation  WORLD=data/cache/synth  BIN=. (programs)
@@ -32,8 +32,8 @@ BATCH=${BATCH:-128}
 LR=${LR:-1e-4}
 SEED=${SEED:-0}
 VARIANTS=${VARIANTS:-"plain tng_released tng tng_m1 tng_m4 tng_vision tng_lr2e-5 tng_lr3e-4 \
-tng_i2t_mean tng_i2t_random tng_i2t_each contra2 contra2_w2 contra4 contra2_m1 contra4_m1 \
-each_m1_c4 each_m1_c4_lr2e-5"}
+tng_i2t_mean tng_i2t_random tng_i2t_each tng_mix0.5 tng_mix0.25 contra2 contra2_w2 contra4 \
+contra2_m1 contra4_m1 each_m1_c4 each_m1_c4_lr2e-5"}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 
 # The fine-tuning flags of a variant, on top of the common ones (TNG on, vision frozen, fixed
@@ -51,6 +51,8 @@ variant_flags() {
     tng_i2t_mean) echo "--i2t-target mean" ;;
     tng_i2t_random) echo "--i2t-target released-random" ;;
     tng_i2t_each) echo "--i2t-target each" ;;
+    tng_mix0.5) echo "--tng-ratio 0.5" ;; # half the steps on the original captions alone
+    tng_mix0.25) echo "--tng-ratio 0.25" ;;
     contra1) echo "--contradictions 1" ;;
     contra2) echo "--contradictions 2" ;;
     contra2_w0.5) echo "--contradictions 2 --contradiction-weight 0.5" ;;
@@ -68,7 +70,7 @@ variant_flags() {
     *) echo "ablate: unknown variant '$1'" >&2; exit 2 ;;
     esac
 }
-SEED_VARIANTS=${SEED_VARIANTS:-"plain tng each_m1_c4"}
+SEED_VARIANTS=${SEED_VARIANTS:-"plain tng tng_m1 each_m1_c4 each_m1_c4_lr2e-5"}
 EXTRA_SEEDS=${EXTRA_SEEDS:-"1 2"}
 for v in $VARIANTS $SEED_VARIANTS; do variant_flags "$v" >/dev/null; done # fail early on a typo
 
