@@ -530,31 +530,26 @@ static void make_text(TngGenerator *gen, TngTexts *out, size_t *arena_used, int 
 
 /* Contradiction c of pool image i into text t (kinds cycle with c % 4, see tng.h): a false
  * hybrid negating a noun that caption_i contains; a false full negation of caption_i; a
- * role-swapped hybrid "a <object_i>, no <noun of caption_i>". A caption without lexicon nouns
- * gets the false full negation in every slot. Each is false for image i. */
+ * role-swapped hybrid "a <object_i>, no <noun of caption_i>"; caption_i plus "a <object_i>"
+ * affirmed. A caption without lexicon nouns gets the false full negation in the hybrid kinds'
+ * slots. Each is false for image i. */
 static void make_contradiction(TngGenerator *gen, TngTexts *out, size_t *arena_used, int t, int c,
                                int i, int object, Rng *rng) {
     Span caption = gen->trimmed[i];
     int n_present = gen->noun_start[i + 1] - gen->noun_start[i];
+    const char *absent = gen->lex->lemma[object];
+    char absent_phrase[128]; // "a <object_i>" / "an <object_i>": the absent object stated
+    int absent_len = snprintf(absent_phrase, sizeof absent_phrase, "%s %.100s",
+                              strchr("aeiou", absent[0]) ? "an" : "a", absent);
     if (c % 4 == 3) {
-        const char *absent = gen->lex->lemma[object];
-        char with_article[128];
-        snprintf(with_article, sizeof with_article, "%s %.100s", strchr("aeiou", absent[0]) ? "an" : "a",
-                 absent);
         make_text(gen, out, arena_used, t, AFFIRM_TEMPLATES[rng_below(rng, TNG_N_AFFIRM_TEMPLATES)],
-                  caption, with_article);
+                  caption, absent_phrase);
         out->kind[t] = TNG_FALSE_AFFIRM;
     } else if (c % 4 != 1 && n_present > 0) {
         int lemma = gen->nouns[gen->noun_start[i] + (int)rng_below(rng, (uint64_t)n_present)];
         const char *tmpl = HYBRID_TEMPLATES[rng_below(rng, TNG_N_HYBRID_TEMPLATES)];
-        char swapped[128];
-        Span subject = caption;
-        if (c % 4 == 2) { // affirm the absent object, deny the present one
-            const char *absent = gen->lex->lemma[object];
-            int n = snprintf(swapped, sizeof swapped, "%s %.100s",
-                             strchr("aeiou", absent[0]) ? "an" : "a", absent);
-            subject = (Span){swapped, (size_t)n};
-        }
+        // the role-swapped kind affirms the absent object and denies the present one
+        Span subject = c % 4 == 2 ? (Span){absent_phrase, (size_t)absent_len} : caption;
         make_text(gen, out, arena_used, t, tmpl, subject, gen->lex->lemma[lemma]);
         out->kind[t] = c % 4 == 2 ? TNG_SWAPPED_HYBRID : TNG_FALSE_HYBRID;
     } else {

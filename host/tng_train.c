@@ -94,7 +94,8 @@ static const CliOption OPTIONS[] = {
     {"help", NULL, "show this help"},
 };
 enum { OPT_CONFIG, OPT_INIT, OPT_DATA, OPT_FORMAT, OPT_IMAGE_ROOT, OPT_CAPTIONS, OPT_FAST_DECODE,
-       OPT_TNG, OPT_NEG_PER_IMAGE, OPT_TNG_RATIO, OPT_CONTRADICTIONS, OPT_CONTRADICTION_WEIGHT, OPT_TNG_COMPAT, OPT_TNG_SCOPE, OPT_I2T_TARGET, OPT_TEMPERATURE, OPT_FREEZE,
+       OPT_TNG, OPT_NEG_PER_IMAGE, OPT_TNG_RATIO, OPT_CONTRADICTIONS, OPT_CONTRADICTION_WEIGHT,
+       OPT_TNG_COMPAT, OPT_TNG_SCOPE, OPT_I2T_TARGET, OPT_TEMPERATURE, OPT_FREEZE,
        OPT_LR, OPT_WD, OPT_BETA1, OPT_BETA2, OPT_EPS, OPT_BATCH, OPT_ACCUM, OPT_EPOCHS, OPT_STEPS,
        OPT_WARMUP, OPT_SCHEDULE, OPT_GRAD_CLIP, OPT_SEED, OPT_OUT, OPT_CHECKPOINT_EVERY,
        OPT_RESUME, OPT_VAL_MCQ, OPT_EVAL_EVERY, OPT_LOG_EVERY, OPT_THREADS, OPT_MAX_NONFINITE,
@@ -456,14 +457,14 @@ static void pending_fill(Run *r, Pending *p) {
     if (r->args.tng && r->args.tng_global && r->dist->world > 1) gather_global(r, p);
 }
 
-/* Runs one micro-batch forward and backward; returns its loss (NaN skips the backward).
- * last: the step's last micro-batch, whose backward starts the gradients' all-reduce. */
 /* --tng-ratio R: step s trains on the TNG texts when floor((s + 1) R) > floor(s R), so the
  * TNG steps are spread evenly, every rank agrees, and a resumed run makes the same choices. */
 static int uses_tng_texts(const TrainArgs *a, int64_t step) {
     return floor((double)(step + 1) * a->tng_ratio) > floor((double)step * a->tng_ratio);
 }
 
+/* Runs one micro-batch forward and backward; returns its loss (NaN skips the backward).
+ * last: the step's last micro-batch, whose backward starts the gradients' all-reduce. */
 static float micro_step(Run *r, Pending *p, float stats[INFONCE_NSTATS], double *tng_wait, int last) {
     Clip *m = r->model;
     const TrainArgs *a = &r->args;
@@ -471,15 +472,17 @@ static float micro_step(Run *r, Pending *p, float stats[INFONCE_NSTATS], double 
     if (r->cached_features) batch.image_features = p->features;
     else batch.images = p->images;
     const TngTexts *texts = NULL;
+    int tng_step = a->tng && uses_tng_texts(a, p->index / a->accum);
     if (a->tng) {
         double t0 = now_seconds();
         texts = tng_producer_pop(r->producer);
         *tng_wait += now_seconds() - t0;
         /* both scopes give this rank's images' texts in the local layout */
-        if (!texts || texts->batch_index != (p->global_n ? p->index : p->stream) || texts->n_images != p->n)
+        if (!texts || texts->batch_index != (p->global_n ? p->index : p->stream) ||
+            texts->n_images != p->n)
             die("TNG producer out of step");
         /* a step off the ratio keeps the originals: texts 0..n-1, image j's caption is text j */
-        batch.n_texts = uses_tng_texts(a, p->index / a->accum) ? texts->n_texts : p->n;
+        batch.n_texts = tng_step ? texts->n_texts : p->n;
         batch.tokens = texts->tokens;
         batch.txt2img = texts->txt2img;
     } else {
@@ -496,7 +499,7 @@ static float micro_step(Run *r, Pending *p, float stats[INFONCE_NSTATS], double 
     /* The image->text target. Text i is image i's caption in both layouts; released-random
      * draws from all of this rank's texts with a positive image (the released code's per-GPU
      * batch; contradictions come last), seeded by the batch so a resumed run draws the same. */
-    int n_positive_texts = batch.n_texts - (batch.n_texts > p->n ? a->contradictions * p->n : 0);
+    int n_positive_texts = batch.n_texts - (tng_step ? a->contradictions * p->n : 0);
     int *targets = r->plain_target;
     uint64_t state = a->seed ^ (0x5851f42d4c957f2dULL * (uint64_t)(p->stream + 1));
     for (int i = 0; i < p->n; i++) {
@@ -599,7 +602,8 @@ static void open_model(Run *r, LoaderPosition *start) {
     int n_texts = a->batch * (a->tng ? a->neg_per_image + 1 + a->contradictions : 1);
     ClipTrainConfig train = {.temperature = a->temperature, .train_vision = a->train_vision,
                              .train_text = a->train_text, .dist = d,
-                             .contradiction_log_weight = logf(a->contradiction_weight), .i2t_each = a->i2t == I2T_EACH};
+                             .contradiction_log_weight = logf(a->contradiction_weight),
+                             .i2t_each = a->i2t == I2T_EACH};
     clip_prepare(r->model, &train, a->batch, n_texts);
     Clip *m = r->model;
     uint64_t resume_state[3] = {0, 0, 0}; /* step, loader epoch, loader index */

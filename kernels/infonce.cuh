@@ -41,6 +41,11 @@ __device__ __forceinline__ float i2t_logit(float logit, int positive_image, floa
     return positive_image < 0 ? logit + log_weight : logit;
 }
 
+/* log(e^a + e^b) without overflow. */
+__device__ __forceinline__ float log_add_exp(float a, float b) {
+    return fmaxf(a, b) + log1pf(expf(-fabsf(a - b)));
+}
+
 /* Merges a running (max, sum of exp(x - max)) pair with another. */
 __device__ __forceinline__ void lse_merge(float &m, float &s, float m2, float s2) {
     if (m2 == -INFINITY)
@@ -81,11 +86,11 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
             if (txt2img[t] != first + i)
                 lse_merge(neg_m, neg_s, i2t_logit(scale * r[t], txt2img[t], log_weight), 1.0f);
         float neg_block_m = block_max(neg_m, shared);
-        float ln_neg = neg_block_m +
-                       logf(block_sum(neg_m == -INFINITY ? 0.0f : neg_s * expf(neg_m - neg_block_m), shared));
+        float neg_sum = block_sum(neg_m == -INFINITY ? 0.0f : neg_s * expf(neg_m - neg_block_m), shared);
+        float ln_neg = neg_block_m + logf(neg_sum);
         for (int t = threadIdx.x; t < Nt; t += blockDim.x) {
             if (txt2img[t] != first + i) continue;
-            float x = scale * r[t], both = fmaxf(x, ln_neg) + log1pf(expf(-fabsf(x - ln_neg)));
+            float x = scale * r[t], both = log_add_exp(x, ln_neg);
             loss += both - x;
             share += expf(ln_neg - both);
         }
@@ -160,7 +165,7 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
         if (terms.text_to_image && positive >= 0)
             col_term = (expf(logit - col_lse[t]) - (float)own) / terms.n_texts;
         if (each && own) {
-            float both = fmaxf(logit, lse) + log1pf(expf(-fabsf(logit - lse)));
+            float both = log_add_exp(logit, lse);
             row_term = (expf(logit - both) - 1.0f) * inv_pos / terms.n_images;
         } else if (each) {
             row_term = expf(i2t_logit(logit, positive, terms.negative_log_weight) - lse) * share /

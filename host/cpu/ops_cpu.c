@@ -403,6 +403,9 @@ static inline double i2t_logit(double logit, int positive_image, const InfonceTe
     return positive_image < 0 ? logit + terms->negative_log_weight : logit;
 }
 
+/* log(e^a + e^b) without overflow. */
+static inline double log_add_exp(double a, double b) { return fmax(a, b) + log1p(exp(-fabs(a - b))); }
+
 void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, const int *txt2img,
                                   const int *i2t_target, float scale, int Ni, int Nt,
                                   const InfonceTerms *terms) {
@@ -440,7 +443,7 @@ void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, cons
                 double ln_neg = maxv + log(negatives), loss = 0, share = 0;
                 for (int t = 0; t < Nt; t++) {
                     if (txt2img[t] != first + i) continue;
-                    double s = (double)scale * r[t], both = fmax(s, ln_neg) + log1p(exp(-fabs(s - ln_neg)));
+                    double s = (double)scale * r[t], both = log_add_exp(s, ln_neg);
                     loss += both - s;
                     share += exp(ln_neg - both);
                 }
@@ -489,7 +492,7 @@ void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, cons
                 col_term = (exp(logit - col_lse[t]) - own) / terms->n_texts;
             if (rows_on && i2t_target[i] < 0 && terms->i2t_each) {
                 if (own) {
-                    double both = fmax(logit, row_lse[i]) + log1p(exp(-fabs(logit - row_lse[i])));
+                    double both = log_add_exp(logit, row_lse[i]);
                     row_term = (exp(logit - both) - 1) / positives[i] / terms->n_images;
                 } else {
                     row_term = exp(i2t_logit(logit, txt2img[t], terms) - row_lse[i]) * row_each[i] /
