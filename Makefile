@@ -1,14 +1,15 @@
 # tng: build, test and sanitizer targets.
 #
 # Layout the rules rely on (so new files need no Makefile edits):
-#   host/*.c             library code, linked into every program and test
-#   host/tng_*.c         one program each, built at the top level as ./tng_*
-#   host/cpu/ops_cpu.c   the CPU backend, compiled twice: float32 (the engine) and
+#   host/<concern>/*.c   library code (engine, train, tng, text, dataset, io, eval, synth,
+#                        util), archived into libtng.a and linked into every program and test
+#   host/bin/tng_*.c     one program each, built at the top level as ./tng_*
+#   host/engine/cpu/*.c  the CPU backend, compiled twice: float32 (the engine) and
 #                        float64 (the reference that finite-difference tests use)
 #   tests/test_*.c       one test binary each; `make test` runs them all
 #   tests/fuzz/fuzz_*.c  libFuzzer targets (clang), built by `make fuzz`
 #   bench/bench_*.c      benchmark programs, built by `make bench`
-#   cuda/*.cu kernels/*.cu  the CUDA backend, built by `make cuda` (compile and link only here)
+#   cuda/*.cu kernels/*.cuh  the CUDA backend, built by `make cuda` (see cuda/cuda.mk)
 
 CC ?= gcc
 ifeq ($(origin CC),default)
@@ -28,7 +29,7 @@ ifneq ($(wildcard $(OPENBLAS_OMP_DIR)/libopenblas.so),)
 BLAS_LDFLAGS := -L$(OPENBLAS_OMP_DIR) -Wl,-rpath,$(OPENBLAS_OMP_DIR)
 endif
 LDFLAGS += -fopenmp $(BLAS_LDFLAGS) $(EXTRA_LDFLAGS)
-# MPI for data-parallel training (host/dist.c), found through Open MPI's compiler wrapper.
+# MPI for data-parallel training (host/engine/dist.c), found through Open MPI's compiler wrapper.
 # Without mpicc, dist.c builds a one-process world and `mpirun -np N` is refused.
 MPICC ?= mpicc
 MPI_LDLIBS := $(shell $(MPICC) --showme:link 2>/dev/null)
@@ -40,11 +41,14 @@ else
 MPI_NOTE := MPI: no ($(MPICC) not found): one-process build, mpirun is refused
 endif
 
-LIB_SRCS := $(filter-out host/tng_%.c,$(wildcard host/*.c))
+HOST_HEADERS := $(wildcard host/*/*.h host/*/*.inc host/*/*/*.h)
+LIB_SRCS := $(filter-out host/bin/% host/engine/cpu/%,$(wildcard host/*/*.c))
+CPU_SRCS := $(wildcard host/engine/cpu/*.c)
 LIB_OBJS := $(patsubst host/%.c,$(BUILD)/host/%.o,$(LIB_SRCS)) \
-            $(BUILD)/host/cpu/ops_cpu_f32.o $(BUILD)/host/cpu/ops_cpu_f64.o
-PROG_SRCS := $(wildcard host/tng_*.c)
-PROGS := $(patsubst host/%.c,%,$(PROG_SRCS))
+            $(patsubst host/%.c,$(BUILD)/host/%_f32.o,$(CPU_SRCS)) \
+            $(patsubst host/%.c,$(BUILD)/host/%_f64.o,$(CPU_SRCS))
+PROG_SRCS := $(wildcard host/bin/tng_*.c)
+PROGS := $(patsubst host/bin/%.c,%,$(PROG_SRCS))
 TEST_SRCS := $(wildcard tests/test_*.c)
 TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 VOCAB := data/cache/bpe_simple_vocab_16e6.txt.gz
@@ -52,32 +56,32 @@ VOCAB := data/cache/bpe_simple_vocab_16e6.txt.gz
 .PHONY: all test asan cuda fuzz fuzzers clean vocab lexicon fixtures parity-vitb32 bench demo plot
 all: # the first rule is the default goal; its prerequisites are added below
 
-$(BUILD)/host/%.o: host/%.c $(wildcard host/*.h)
+$(BUILD)/host/%.o: host/%.c $(HOST_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
-$(BUILD)/host/dist.o: host/dist.c $(wildcard host/*.h)
+$(BUILD)/host/engine/dist.o: host/engine/dist.c $(HOST_HEADERS)
 	@mkdir -p $(dir $@)
 	@echo "$(MPI_NOTE)"
 	$(CC) $(CFLAGS) $(MPI_CFLAGS) -c $< -o $@
-$(BUILD)/host/cpu/ops_cpu_f32.o: host/cpu/ops_cpu.c $(wildcard host/*.h host/cpu/*.h)
+$(BUILD)/host/engine/cpu/%_f32.o: host/engine/cpu/%.c $(HOST_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DTNG_REAL_DOUBLE=0 -c $< -o $@
-$(BUILD)/host/cpu/ops_cpu_f64.o: host/cpu/ops_cpu.c $(wildcard host/*.h host/cpu/*.h)
+$(BUILD)/host/engine/cpu/%_f64.o: host/engine/cpu/%.c $(HOST_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DTNG_REAL_DOUBLE=1 -c $< -o $@
 $(BUILD)/libtng.a: $(LIB_OBJS)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 # Programs land at the top level in the default build, inside $(BUILD) otherwise.
 LINK_PROGRAM = @mkdir -p $(dir $@) && echo "link $@" && \
     $(CC) $(CFLAGS) $< $(BUILD)/libtng.a $(LDFLAGS) $(LDLIBS) -o $@
 ifeq ($(BUILD),build)
 PROG_PATHS := $(PROGS)
-$(PROGS): %: host/%.c $(BUILD)/libtng.a
+$(PROGS): %: host/bin/%.c $(BUILD)/libtng.a
 	$(LINK_PROGRAM)
 else
 PROG_PATHS := $(addprefix $(BUILD)/,$(PROGS))
-$(PROG_PATHS): $(BUILD)/%: host/%.c $(BUILD)/libtng.a
+$(PROG_PATHS): $(BUILD)/%: host/bin/%.c $(BUILD)/libtng.a
 	$(LINK_PROGRAM)
 endif
 all: $(PROG_PATHS)

@@ -11,8 +11,8 @@
 #include <dirent.h>
 #include <string.h>
 
-#include "common.h"  // defines: read_file, mallocCheck, now_seconds, die
-#include "image.h"   // defines: image_load_crop, image_normalize_clip
+#include "util/common.h"  // defines: read_file, mallocCheck, now_seconds, die
+#include "dataset/image.h"   // defines: image_load_crop, image_normalize_clip
 
 typedef struct {
     uint8_t *data;

@@ -15,11 +15,11 @@
 #include <unistd.h>
 #include <math.h>
 
-#include "common.h"  // defines: die, mallocCheck, write_file_atomic, now_seconds
-#include "dataset.h" // defines: Dataset, dataset_push_item
-#include "loader.h"  // defines: Loader, loader_open, loader_next
-#include "rng.h"     // defines: Rng
-#include "shard.h"   // defines: shard_prep
+#include "util/common.h"  // defines: die, mallocCheck, write_file_atomic, now_seconds
+#include "dataset/dataset.h" // defines: Dataset, dataset_push_item
+#include "dataset/loader.h"  // defines: Loader, loader_open, loader_next
+#include "util/rng.h"     // defines: Rng
+#include "dataset/shard.h"   // defines: shard_prep
 
 static void make_images(const char *dir, int n, Dataset *ds) {
     const int W = 640, H = 480;

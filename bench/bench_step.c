@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "model.h"
-#include "optim.h"
-#include "rng.h"
+#include "util/common.h"
+#include "engine/model.h"
+#include "engine/optim.h"
+#include "util/rng.h"
 
 static struct {
     double gemm_flops, gemm_seconds, attn_flops, attn_seconds;

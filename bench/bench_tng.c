@@ -20,11 +20,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "common.h"    // defines: now_seconds, mallocCheck, strdupCheck
-#include "lexicon.h"   // defines: lexicon_load
-#include "rng.h"       // defines: Rng, rng_seed, rng_below, rng_normal
-#include "tng.h"       // defines: tng_make_texts, tng_producer_*
-#include "tokenizer.h" // defines: tokenizer_load
+#include "util/common.h"    // defines: now_seconds, mallocCheck, strdupCheck
+#include "text/lexicon.h"   // defines: lexicon_load
+#include "util/rng.h"       // defines: Rng, rng_seed, rng_below, rng_normal
+#include "tng/generator.h"       // defines: tng_make_texts, tng_producer_*
+#include "text/tokenizer.h" // defines: tokenizer_load
 
 enum { B = 128, D = 512, N_POOL = 8 };
 

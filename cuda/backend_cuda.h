@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-#include "backend.h"
+#include "engine/backend.h"
 
 const Backend *backend_cuda(void);
 

@@ -20,7 +20,7 @@
 extern "C" {
 #endif
 
-#include "dist.h"
+#include "engine/dist.h"
 
 void dist_attach_nccl(Dist *d);
 

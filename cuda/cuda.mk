@@ -17,7 +17,7 @@ NVCCFLAGS := -O3 -std=c++20 $(GENCODE) -lineinfo -Ihost -I. \
 # --as-needed: the GPU programs use only part of libtng.a, so they do not need every
 # library at run time (the device machine may lack cjson or turbojpeg).
 LDLIBS := -lcublas -lcudart -lnccl -lopenblas -lutf8proc -lcjson -lturbojpeg -lz -lpthread -lm -lgomp
-# libtng.a's host/dist.c speaks MPI when the main Makefile found mpicc: link it the same way
+# libtng.a's host/engine/dist.c speaks MPI when the main Makefile found mpicc: link it the same way
 MPICC ?= mpicc
 LDLIBS += $(shell $(MPICC) --showme:link 2>/dev/null)
 LDFLAGS := -Xlinker --as-needed
@@ -27,14 +27,14 @@ ifneq ($(wildcard $(OPENBLAS_OMP_DIR)/libopenblas.so),)
 LDFLAGS += -L$(OPENBLAS_OMP_DIR) -Xlinker -rpath,$(OPENBLAS_OMP_DIR)
 endif
 
-KERNEL_HEADERS := $(wildcard kernels/*.cuh kernels/*.h) $(wildcard cuda/*.h) $(wildcard host/*.h)
+KERNEL_HEADERS := $(wildcard kernels/*.cuh kernels/*.h) $(wildcard cuda/*.h) $(wildcard host/*/*.h host/*/*/*.h)
 GPU_TESTS := $(patsubst tests/gpu/%.cu,$(CUDA_BUILD)/%,$(wildcard tests/gpu/test_*.cu))
 
 .PHONY: all
 all: $(CUDA_BUILD)/libtng_cuda.a $(GPU_TESTS) $(CUDA_BUILD)/bench_kernels
 
 # The host library is the main Makefile's; it is rebuilt through it when a host source changes.
-$(BUILD)/libtng.a: $(wildcard host/*.c host/*.h host/cpu/*.c host/cpu/*.h)
+$(BUILD)/libtng.a: $(wildcard host/*/*.c host/*/*.h host/*/*/*.c host/*/*/*.h)
 	$(MAKE) -f Makefile BUILD=$(BUILD) $(BUILD)/libtng.a
 
 $(CUDA_BUILD)/backend_cuda.o: cuda/backend_cuda.cu $(KERNEL_HEADERS)
@@ -46,7 +46,7 @@ $(CUDA_BUILD)/collective_nccl.o: cuda/collective_nccl.cu $(KERNEL_HEADERS)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 $(CUDA_BUILD)/libtng_cuda.a: $(CUDA_BUILD)/backend_cuda.o $(CUDA_BUILD)/collective_nccl.o
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(CUDA_BUILD)/test_%: tests/gpu/test_%.cu tests/gpu/gpu_test_util.h tests/harness.h \
                       $(KERNEL_HEADERS) $(CUDA_BUILD)/libtng_cuda.a $(BUILD)/libtng.a

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """mcq_confusions.py: which option a model picks in the synthetic world's MCQ questions.
 
-The synthetic world writes every question with its options in fixed roles (host/synth.c,
+The synthetic world writes every question with its options in fixed roles (host/synth/synth.c,
 make_mcq): 0 the correct one, 1 the roles swapped (absent object stated, a present one denied),
 2 the absent object affirmed, 3 a present object denied. So the pick histogram per question type
 says WHAT a model confuses, not only how often it is wrong. The mean cosine of each role, and the

@@ -15,7 +15,7 @@
 #include "common.cuh"
 #include "elementwise.cuh"
 extern "C" {
-#include "backend.h" /* defines: AdamWStep */
+#include "engine/backend.h" /* defines: AdamWStep */
 }
 
 struct AdamWUpdate {

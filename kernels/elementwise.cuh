@@ -15,7 +15,7 @@
 #include "common.cuh"
 #include "cuda/cuda_common.h"
 extern "C" {
-#include "config.h" /* defines: ActKind */
+#include "engine/config.h" /* defines: ActKind */
 }
 
 #define QUICK_GELU_ALPHA_F 1.702f

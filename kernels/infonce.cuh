@@ -32,7 +32,7 @@
 
 #include "common.cuh"
 extern "C" {
-#include "backend.h" /* defines: INFONCE_LOSS, INFONCE_T2I, INFONCE_I2T, INFONCE_DSCALE */
+#include "engine/backend.h" /* defines: INFONCE_LOSS, INFONCE_T2I, INFONCE_I2T, INFONCE_DSCALE */
 }
 #include "cuda/cuda_common.h"
 

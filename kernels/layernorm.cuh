@@ -21,7 +21,7 @@
 #include "common.cuh"
 #include "reduce.cuh"
 extern "C" {
-#include "config.h" /* defines: CLIP_LN_EPS */
+#include "engine/config.h" /* defines: CLIP_LN_EPS */
 }
 
 template <typename io_t, int PER_LANE>

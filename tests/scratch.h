@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "common.h"
+#include "util/common.h"
 
 static char scratch_root[64];
 

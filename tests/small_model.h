@@ -8,7 +8,7 @@
 
 #include <math.h>
 
-#include "config.h"
+#include "engine/config.h"
 
 static inline ClipConfig small_config(void) {
     ClipConfig c = {0};

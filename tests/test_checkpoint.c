@@ -21,12 +21,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "checkpoint.h"  // defines: checkpoint_*, CheckpointMeta
-#include "common.h"      // defines: mallocCheck, read_file, write_file_atomic
+#include "io/checkpoint.h"  // defines: checkpoint_*, CheckpointMeta
+#include "util/common.h"      // defines: mallocCheck, read_file, write_file_atomic
 #include "harness.h"     // defines: RUN_TEST, CHECK, test_summary
-#include "model.h"       // defines: ParamLayout, param_layout_build
-#include "rng.h"         // defines: Rng, rng_seed, rng_normal
-#include "safetensors.h" // defines: st_*
+#include "engine/model.h"       // defines: ParamLayout, param_layout_build
+#include "util/rng.h"         // defines: Rng, rng_seed, rng_normal
+#include "io/safetensors.h" // defines: st_*
 #include "scratch.h"     // defines: scratch_make, tmp_path, scratch_remove
 
 static char err[1024];

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "csv.h"
-#include "dataset.h"
+#include "dataset/csv.h"
+#include "dataset/dataset.h"
 #include "harness.h"
 
 /* Reads every record of text; returns the record count, or -1 on an error (message in err). */

@@ -39,15 +39,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "dist.h"
+#include "util/common.h"
+#include "engine/dist.h"
 #include "harness.h"
 #include "small_model.h"
-#include "model.h"
-#include "optim.h"
-#include "rng.h"
-#include "synth.h"
-#include "train_state.h"
+#include "engine/model.h"
+#include "engine/optim.h"
+#include "util/rng.h"
+#include "synth/synth.h"
+#include "io/train_state.h"
 
 /* Open MPI's runtime leaks at exit, which LeakSanitizer (make asan) would report as a failed
  * rank: leak detection is off in the ranks only; this driver keeps it. */

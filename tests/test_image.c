@@ -10,9 +10,9 @@
  */
 #include <zlib.h>
 
-#include "common.h"  // defines: read_file, mallocCheck
+#include "util/common.h"  // defines: read_file, mallocCheck
 #include "harness.h"
-#include "image.h"   // defines: image_decode, image_resize_center_crop, image_normalize_clip, ...
+#include "dataset/image.h"   // defines: image_decode, image_resize_center_crop, image_normalize_clip, ...
 
 #define FIXTURES "tests/fixtures/image"
 

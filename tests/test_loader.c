@@ -11,16 +11,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "dataset.h"
-#include "embed_cache.h"
+#include "util/common.h"
+#include "dataset/dataset.h"
+#include "dataset/embed_cache.h"
 #include "harness.h"
 #include "scratch.h"
-#include "image.h"
-#include "loader.h"
-#include "model.h"
-#include "rng.h"
-#include "shard.h"
+#include "dataset/image.h"
+#include "dataset/loader.h"
+#include "engine/model.h"
+#include "util/rng.h"
+#include "dataset/shard.h"
 
 #define R 16 /* crop size: small enough to be quick, large enough to resize and crop */
 

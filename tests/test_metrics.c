@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "harness.h"
-#include "metrics.h" // defines: metrics_mcq, metrics_retrieval, metrics_ccneg, McqResult, ...
-#include "rng.h"     // defines: Rng, rng_seed, rng_normal
+#include "eval/metrics.h" // defines: metrics_mcq, metrics_retrieval, metrics_ccneg, McqResult, ...
+#include "util/rng.h"     // defines: Rng, rng_seed, rng_normal
 
 static void poison(void *p, size_t n) { memset(p, 0xFF, n); } // all-ones bytes: NaN floats, -1 ints
 

@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "util/common.h"
 #include "harness.h"
-#include "model.h"
-#include "optim.h"
-#include "rng.h"
+#include "engine/model.h"
+#include "engine/optim.h"
+#include "util/rng.h"
 #include "small_model.h"
 
 typedef struct {

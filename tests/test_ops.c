@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "cpu/ops_cpu.h"
+#include "util/common.h"
+#include "engine/cpu/ops_cpu.h"
 #include "harness.h"
-#include "rng.h"
+#include "util/rng.h"
 
 #define FD_STEP 1e-6
 #define FD_ATOL 1e-7

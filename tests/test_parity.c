@@ -17,12 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"  // defines: checkpoint_load_hf, checkpoint_load_weights, checkpoint_save_hf
-#include "common.h"      // defines: mallocCheck, die
+#include "io/checkpoint.h"  // defines: checkpoint_load_hf, checkpoint_load_weights, checkpoint_save_hf
+#include "util/common.h"      // defines: mallocCheck, die
 #include "harness.h"     // defines: RUN_TEST, CHECK, test_summary
-#include "model.h"       // defines: Clip, clip_create, clip_forward, clip_backward, ...
-#include "optim.h"       // defines: OptimConfig, clip_optimizer_step
-#include "safetensors.h" // defines: SafeTensors, st_open, st_find, st_read_f32, st_read_i32
+#include "engine/model.h"       // defines: Clip, clip_create, clip_forward, clip_backward, ...
+#include "engine/optim.h"       // defines: OptimConfig, clip_optimizer_step
+#include "io/safetensors.h" // defines: SafeTensors, st_open, st_find, st_read_f32, st_read_i32
 
 /* ----------------------------------------------------------------------------
  * Tolerances (elementwise |got - want| <= atol + rtol * |want|) */

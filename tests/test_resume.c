@@ -10,13 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "util/common.h"
 #include "harness.h"
-#include "model.h"
-#include "optim.h"
-#include "rng.h"
+#include "engine/model.h"
+#include "engine/optim.h"
+#include "util/rng.h"
 #include "small_model.h"
-#include "train_state.h"
+#include "io/train_state.h"
 
 enum { NI = 4, NT = 8, STEPS_BEFORE = 3, STEPS_AFTER = 2 };
 static float images[NI * 3 * 16 * 16];

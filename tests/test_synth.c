@@ -7,7 +7,7 @@
  * scene. Every MCQ option 0 must be true and options 1-3 false, every retrieval caption true,
  * every CC-Neg negated caption false. Then: a tiny world written twice is identical byte for
  * byte, its JPEGs decode to the right size, its CSVs load through the dataset readers, and the
- * template hygiene rules hold against the TNG generator's own templates (read from host/tng.c).
+ * template hygiene rules hold against the TNG generator's own templates (read from host/tng/generator.c).
  */
 #include <ctype.h>
 #include <ftw.h>
@@ -15,16 +15,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common.h"  // defines: read_file
-#include "csv.h"     // defines: CsvReader, csv_init, csv_next_row, python_list_parse
-#include "dataset.h" // defines: dataset_load, Dataset, DATASET_*
+#include "util/common.h"  // defines: read_file
+#include "dataset/csv.h"     // defines: CsvReader, csv_init, csv_next_row, python_list_parse
+#include "dataset/dataset.h" // defines: dataset_load, Dataset, DATASET_*
 #include "harness.h"
-#include "image.h"   // defines: image_decode_file
-#include "lexicon.h" // defines: lexicon_load, lexicon_lookup
-#include "synth.h"
-#include "tng.h"     // defines: TNG_N_HYBRID_TEMPLATES, TNG_N_FULL_TEMPLATES
+#include "dataset/image.h"   // defines: image_decode_file
+#include "text/lexicon.h" // defines: lexicon_load, lexicon_lookup
+#include "synth/synth.h"
+#include "tng/generator.h"     // defines: TNG_N_HYBRID_TEMPLATES, TNG_N_FULL_TEMPLATES
 
-#define TNG_SOURCE "host/tng.c"
+#define TNG_SOURCE "host/tng/generator.c"
 
 // ---------------------------------------------------------------------------------------------
 // The oracle: object phrases and templates read back
@@ -423,7 +423,7 @@ static void add_words(StrList *out, const char *text) {
     }
 }
 
-/* The string literals of the array `NAME[...] = { ... };` in host/tng.c: strings are skipped
+/* The string literals of the array `NAME[...] = { ... };` in host/tng/generator.c: strings are skipped
  * whole, so a "{c};" inside a template does not end the array. Returns how many it found. */
 static int tng_templates(const char *src, const char *name, StrList *out) {
     const char *p = strstr(src, name);
@@ -450,7 +450,7 @@ static void test_template_hygiene(void) {
     int n_hybrid = tng_templates(src, "const HYBRID_TEMPLATES[", &tng);
     int n_full = tng_templates(src, "const FULL_TEMPLATES[", &tng);
     free(src);
-    // if host/tng.c moves its tables, this says so instead of passing on an empty list
+    // if host/tng/generator.c moves its tables, this says so instead of passing on an empty list
     CHECK(n_hybrid == TNG_N_HYBRID_TEMPLATES && n_full == TNG_N_FULL_TEMPLATES,
           "found %d hybrid and %d full templates in %s, expected %d and %d", n_hybrid, n_full, TNG_SOURCE,
           TNG_N_HYBRID_TEMPLATES, TNG_N_FULL_TEMPLATES);

@@ -15,10 +15,10 @@
 #include <string.h>
 
 #include "harness.h"
-#include "lexicon.h"   // defines: lexicon_load, lexicon_lookup
-#include "rng.h"       // defines: Rng, rng_seed, rng_below, rng_normal
-#include "tng.h"       // defines: tng_make_texts, tng_producer_*, TngTexts
-#include "tokenizer.h" // defines: tokenizer_load, tokenizer_encode, tokenizer_encode_raw
+#include "text/lexicon.h"   // defines: lexicon_load, lexicon_lookup
+#include "util/rng.h"       // defines: Rng, rng_seed, rng_below, rng_normal
+#include "tng/generator.h"       // defines: tng_make_texts, tng_producer_*, TngTexts
+#include "text/tokenizer.h" // defines: tokenizer_load, tokenizer_encode, tokenizer_encode_raw
 
 static Lexicon *lex;
 static Tokenizer *tok;

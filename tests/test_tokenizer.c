@@ -9,9 +9,9 @@
  * Tokenizer, and the tng_tokenize program end to end (found in $TNG_BIN_DIR, default ".").
  * Run from the repository root, after `bash data/get_vocab.sh`.
  */
-#include "common.h"    // defines: die, mallocCheck, callocCheck, reallocCheck, read_file
+#include "util/common.h"    // defines: die, mallocCheck, callocCheck, reallocCheck, read_file
 #include "harness.h"   // defines: RUN_TEST, CHECK, test_summary
-#include "tokenizer.h" // defines: tokenizer_load, tokenizer_encode, tokenizer_encode_raw
+#include "text/tokenizer.h" // defines: tokenizer_load, tokenizer_encode, tokenizer_encode_raw
 
 #include <stdint.h>
 #include <stdlib.h>

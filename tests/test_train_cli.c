@@ -23,11 +23,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "checkpoint.h"
-#include "common.h"
-#include "config.h"
+#include "io/checkpoint.h"
+#include "util/common.h"
+#include "engine/config.h"
 #include "harness.h"
-#include "model.h"
+#include "engine/model.h"
 
 /* the temporary folder is short (/tmp/...XXXXXX), so derived paths fit in PATH_LEN */
 enum { PATH_LEN = 1024 };

@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "image.h"  // defines: image_probe, image_decode, image_resize_center_crop, ...
+#include "dataset/image.h"  // defines: image_probe, image_decode, image_resize_center_crop, ...
 
 #define FUZZ_MAX_PIXELS (1 << 22)
 

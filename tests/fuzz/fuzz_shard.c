@@ -12,7 +12,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "shard.h"
+#include "dataset/shard.h"
 
 static uint64_t le(const uint8_t *p, int bytes) {
     uint64_t v = 0;

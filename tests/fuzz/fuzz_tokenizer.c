@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer.h" // defines: tokenizer_load, tokenizer_encode, tokenizer_encode_raw
+#include "text/tokenizer.h" // defines: tokenizer_load, tokenizer_encode, tokenizer_encode_raw
 
 #define MAX_CONTEXT 257
 

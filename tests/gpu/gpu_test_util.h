@@ -19,8 +19,8 @@
 #include "cuda/cuda_common.h"
 #include "harness.h"
 extern "C" {
-#include "common.h" /* defines: mallocCheck */
-#include "rng.h"
+#include "util/common.h" /* defines: mallocCheck */
+#include "util/rng.h"
 }
 
 static Rng gpu_test_rng;

@@ -18,8 +18,8 @@
 
 #include "gpu_test_util.h"
 extern "C" {
-#include "model.h"
-#include "optim.h"
+#include "engine/model.h"
+#include "engine/optim.h"
 }
 
 #define STEP_TOL 1e-4

@@ -1,11 +1,11 @@
 """
-make_text_tables.py: writes the two generated C tables that host/tokenizer.c needs to
+make_text_tables.py: writes the two generated C tables that host/text/tokenizer.c needs to
 reproduce open_clip's text cleaning exactly (run with the project venv, so the tables
 match the Python that makes the parity corpus):
 
     .venv/bin/python tests/ref/make_text_tables.py
 
-host/html_entities.inc -- two unescapers run in open_clip's pipeline, with different tables:
+host/text/html_entities.inc -- two unescapers run in open_clip's pipeline, with different tables:
   - ftfy.fixes.unescape_html: only `&name;` forms, from ftfy.chardata.HTML_ENTITIES
     (every html5 name ending in ';' plus ftfy's ALL-CAPS variants such as &EACUTE;);
   - html.unescape (called twice): html.entities.html5, where some names also match
@@ -13,7 +13,7 @@ host/html_entities.inc -- two unescapers run in open_clip's pipeline, with diffe
     html._invalid_charrefs and html._invalid_codepoints.
   We emit one table sorted by name with a flag per unescaper, so C does one binary search.
 
-host/ftfy_tables.inc -- the per-character maps of ftfy's default fixers: Latin ligatures,
+host/text/ftfy_tables.inc -- the per-character maps of ftfy's default fixers: Latin ligatures,
   half/full-width forms, the control characters it deletes, and its curly quotes.
   Taking them from ftfy itself (not re-deriving them) keeps its exact choices.
 """
@@ -120,7 +120,7 @@ def write_ftfy_tables(f):
 def main():
     for file_name, writer in (("html_entities.inc", write_html_entities),
                               ("ftfy_tables.inc", write_ftfy_tables)):
-        path = os.path.join(REPO_ROOT, "host", file_name)
+        path = os.path.join(REPO_ROOT, "host", "text", file_name)
         with open(path, "w") as f:
             f.write(HEADER % (file_name, sys.version.split()[0], ftfy.__version__))
             summary = writer(f)

@@ -1,7 +1,7 @@
 """
 make_tokenizer_corpus.py: writes the tokenizer parity corpus, tests/fixtures/tokenizer/,
 with the ids open_clip gives for every string. tests/test_tokenizer.c checks that
-host/tokenizer.c gives the very same ids for all of them.
+host/text/tokenizer.c gives the very same ids for all of them.
 
     .venv/bin/python tests/ref/make_tokenizer_corpus.py [--seed 1234] [--out DIR]
 

@@ -1,0 +1,158 @@
+/*
+ * backend.h: the op interface. The CLIP orchestration in model.c is written once against
+ * this table of functions; the CPU backend (host/cpu/ops_cpu.c, the embedded default and
+ * the oracle) and the CUDA backend (cuda/) each fill it in.
+ *
+ * Conventions every backend keeps:
+ * - Every pointer argument is backend memory (host memory for the CPU backend, device
+ *   memory for CUDA), allocated with alloc(). Shapes are row-major.
+ * - Forward ops overwrite their outputs.
+ * - Backward ops ACCUMULATE (+=) into every gradient they write: parameter gradients
+ *   sum over micro-batches, and the residual stream's gradient sums its two branches.
+ *   The model zeroes activation gradients before each backward pass. A NULL gradient
+ *   pointer means "not needed" and that part of the work is skipped.
+ * - Linear weights are [out, in] (PyTorch/HF layout): out = inp @ weight^T + bias.
+ * - Results are deterministic: the same inputs give the same bits, run after run.
+ */
+#ifndef TNG_BACKEND_H
+#define TNG_BACKEND_H
+
+#include <stddef.h>
+
+#include "engine/config.h"
+
+/* One AdamW update's hyperparameters (bias corrections precomputed by the caller). */
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+    float bias_correction1, bias_correction2; /* 1 - beta^t */
+    float grad_scale;                         /* gradients are multiplied by this first */
+} AdamWStep;
+
+/* InfoNCE statistics written by infonce_forward_backward (backend memory, 4 floats). Each is
+ * this call's share of the global value: the shares of all calls over one global batch add
+ * up to it (see InfonceTerms). */
+enum { INFONCE_LOSS = 0, INFONCE_T2I = 1, INFONCE_I2T = 2, INFONCE_DSCALE = 3, INFONCE_NSTATS };
+
+/* Which InfoNCE terms one call computes, and where its block sits in the global batch.
+ *
+ * The objective is defined on the global similarity matrix [n_images, n_texts] (one process:
+ * the batch; data parallel: every rank's batch gathered). A call sees a block cos [Ni, Nt] of
+ * it whose row i is global image first_image + i:
+ * - image_to_text: the cross-entropy of each row over the texts, so the block must hold
+ *   every text column (Nt == n_texts);
+ * - text_to_image: the cross-entropy of each column over the images, so the block must hold
+ *   every image row (first_image == 0, Ni == n_images).
+ * Both means are over the GLOBAL counts, so the calls of all ranks add up to one big batch:
+ * a rank computes image_to_text on [its images x all texts] and text_to_image on [all images
+ * x its texts]. One process computes both on the whole matrix in one call. */
+typedef struct {
+    int image_to_text, text_to_image;
+    int first_image; /* global index of the block's row 0 */
+    int n_images;    /* global image count: the image-to-text mean's denominator */
+    int n_texts;     /* global count of texts WITH a positive image (txt2img >= 0): the
+                        text-to-image mean's denominator */
+    float negative_log_weight; /* ln w: added to the image-to-text logit of every text with
+                                  no positive image, weighting it w in the softmax; 0 = w 1 */
+    int i2t_each; /* rows with i2t_target -1: each positive against the negatives alone */
+} InfonceTerms;
+
+/* Both terms on a whole [Ni, Nt] matrix where every text has a positive image: the
+ * single-process loss without contradiction negatives. */
+static inline InfonceTerms infonce_whole(int Ni, int Nt) {
+    InfonceTerms terms = {1, 1, 0, Ni, Nt, 0.0f, 0}; /* no compound literal: C++ includes this */
+    return terms;
+}
+
+typedef struct Backend {
+    const char *name;
+
+    /* ---- memory ---- */
+    void *(*alloc)(size_t bytes); /* zero-filled */
+    void (*release)(void *ptr);
+    void (*to_device)(void *dst, const void *src, size_t bytes);
+    void (*to_host)(void *dst, const void *src, size_t bytes);
+    void (*zero)(void *ptr, size_t bytes);
+
+    /* ---- linear layers ---- */
+    /* out[N,OC] = inp[N,IC] @ weight[OC,IC]^T (+ bias[OC] if bias != NULL) */
+    void (*matmul_forward)(float *out, const float *inp, const float *weight, const float *bias,
+                           int N, int IC, int OC);
+    void (*matmul_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
+                            const float *inp, const float *weight, int N, int IC, int OC);
+
+    /* ---- layer norm over the last dim C, eps CLIP_LN_EPS; mean/rstd [N] saved ---- */
+    void (*layernorm_forward)(float *out, float *mean, float *rstd, const float *inp,
+                              const float *weight, const float *bias, int N, int C);
+    void (*layernorm_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const float *weight, const float *mean,
+                               const float *rstd, int N, int C);
+
+    /* ---- multi-head self-attention on packed qkv [B,T,3C] (q|k|v along the last dim,
+     *      heads contiguous inside each); out [B,T,C]; att [B,NH,T,T] the saved softmax ---- */
+    void (*attention_forward)(float *out, float *att, const float *qkv, int B, int T, int C,
+                              int NH, int causal);
+    /* datt is scratch of att's size (overwritten) */
+    void (*attention_backward)(float *dqkv, float *datt, const float *dout, const float *qkv,
+                               const float *att, int B, int T, int C, int NH, int causal);
+
+    /* ---- elementwise ---- */
+    void (*activation_forward)(float *out, const float *inp, size_t n, ActKind act);
+    void (*activation_backward)(float *dinp, const float *inp, const float *dout, size_t n,
+                                ActKind act);
+    void (*residual_forward)(float *out, const float *a, const float *b, size_t n);
+    void (*accumulate)(float *dst, const float *src, size_t n); /* dst += src */
+    void (*scale)(float *x, float factor, size_t n);
+
+    /* ---- embeddings ---- */
+    /* images [B,3,H,W] -> patches [B*NP, 3*P*P], flattened in (channel, row, col) order so
+     * that a conv weight [C,3,P,P] is a linear weight [C, 3*P*P] */
+    void (*im2col_patches)(float *patches, const float *images, int B, int H, int W, int P);
+    /* x[b,0] = class_emb + pos[0]; x[b,1+p] = patch_out[b*NP+p] + pos[1+p] */
+    void (*vision_embed_forward)(float *x, const float *patch_out, const float *class_emb,
+                                 const float *pos, int B, int NP, int C);
+    void (*vision_embed_backward)(float *dpatch_out, float *dclass_emb, float *dpos,
+                                  const float *dx, int B, int NP, int C);
+    /* x[b,t] = tok_emb[ids[b*T+t]] + pos[t] */
+    void (*token_embed_forward)(float *x, const int *ids, const float *tok_emb, const float *pos,
+                                int B, int T, int C);
+    void (*token_embed_backward)(float *dtok_emb, float *dpos, const float *dx, const int *ids,
+                                 int B, int T, int C);
+
+    /* ---- pooling: out[b] = x[b, rows[b]] (rows NULL: row 0, the class token) ---- */
+    void (*gather_rows)(float *out, const float *x, const int *rows, int B, int T, int C);
+    void (*scatter_rows)(float *dx, const float *dout, const int *rows, int B, int T, int C);
+
+    /* ---- L2 normalisation of rows; norm [N] saved ---- */
+    void (*l2norm_forward)(float *out, float *norm, const float *inp, int N, int C);
+    void (*l2norm_backward)(float *dinp, const float *dout, const float *out, const float *norm,
+                            int N, int C);
+
+    /* ---- InfoNCE on a block cos [Ni,Nt] of the similarity matrix (logits = scale*cos),
+     * computing the terms `terms` selects (host memory; see InfonceTerms).
+     * txt2img[t]: the GLOBAL index of text t's positive image, or -1 when it has none (a
+     * contradiction negative: false for its image and for every other). Such a column has no
+     * text-to-image term and counts toward no image's positives, but stays a negative in every
+     * row's image-to-text softmax (its logit offset by terms->negative_log_weight).
+     * i2t_target[i]: the column image i must pick (never a -1 column), or -1 for the uniform
+     * target over all texts whose positive is that image (read only for image_to_text; may be
+     * NULL otherwise). With terms->i2t_each a -1 row instead averages, over the image's positives p,
+ * the cross-entropy of p against the row's NEGATIVES alone (every text that is not one of the
+ * image's positives): its other positives leave the softmax, so they never compete and each
+ * must beat every false text on its own.
+     * loss = (mean_t CE over images + mean_i CE over texts) / 2, means over the global counts.
+     * Writes dcos = dloss/dcos of this call's terms (may alias cos: computed in place) and
+     * stats[INFONCE_*], where stats[INFONCE_DSCALE] = dloss/dscale. ---- */
+    void (*infonce_forward_backward)(float *dcos, float *stats, const float *cos,
+                                     const int *txt2img, const int *i2t_target, float scale,
+                                     int Ni, int Nt, const InfonceTerms *terms);
+
+    /* ---- optimizer ---- */
+    void (*adamw_update)(float *param, const float *grad, float *m, float *v, size_t n,
+                         const AdamWStep *hp);
+    double (*sum_squares)(const float *x, size_t n); /* result on the host, double precision */
+} Backend;
+
+/* The CPU backend (float32, OpenBLAS + OpenMP). */
+const Backend *backend_cpu(void);
+
+#endif

@@ -1,0 +1,914 @@
+/*
+ * model.c: CLIP's forward and backward passes, written once against the Backend op table.
+ *
+ * Reading order: the parameter layout (one walk over the model defines every tensor's name,
+ * shape and place), the activation arena, the transformer encoder shared by both towers,
+ * the vision and text stems and heads, the loss, then the public entry points.
+ *
+ * Two choices a reader must know:
+ * - The text batch is cut to max(EOT position)+1 tokens before the text tower. The causal
+ *   mask means no position after a row's EOT can change that row's pooled output, so the
+ *   result is identical to running all context_length tokens, and 2-5x cheaper.
+ * - A frozen tower keeps no activations for backward: every layer reuses one layer's
+ *   buffers, and its residual stream ping-pongs between two.
+ */
+#include "engine/model.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "util/common.h"
+#include "util/rng.h"
+
+/* ----------------------------------------------------------------------------
+ * Parameter layout: one walk defines names, shapes, order, tower and decay */
+
+typedef struct {
+    ParamLayout *layout; /* filled when building the layout, else NULL */
+    float *base;         /* when viewing a buffer, else NULL */
+    size_t offset;
+} LayoutWalk;
+
+static float *walk_tensor(LayoutWalk *walk, Tower tower, int decay, int ndim, const int *shape,
+                          const char *fmt, ...) TNG_PRINTF(6, 7);
+
+static float *walk_tensor(LayoutWalk *walk, Tower tower, int decay, int ndim, const int *shape,
+                          const char *fmt, ...) {
+    size_t numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= (size_t)shape[d];
+    if (walk->layout) {
+        ParamLayout *L = walk->layout;
+        L->params = reallocCheck(L->params, sizeof(ParamInfo) * (size_t)(L->count + 1));
+        ParamInfo *p = &L->params[L->count++];
+        memset(p, 0, sizeof *p);
+        va_list args;
+        va_start(args, fmt);
+        vsnprintf(p->name, sizeof p->name, fmt, args);
+        va_end(args);
+        p->ndim = ndim;
+        for (int d = 0; d < ndim; d++) p->shape[d] = shape[d];
+        p->offset = walk->offset;
+        p->numel = numel;
+        p->tower = tower;
+        p->decay = decay;
+    }
+    float *ptr = walk->base ? walk->base + walk->offset : NULL;
+    walk->offset += numel;
+    return ptr;
+}
+
+#define SHAPE(...) (sizeof((int[]){__VA_ARGS__}) / sizeof(int)), (int[]){__VA_ARGS__}
+#define SCALAR 0, NULL
+
+static void walk_block(LayoutWalk *walk, Tower tower, const char *prefix, int layer,
+                       const TowerConfig *tc, BlockWeights *bw) {
+    int C = tc->width, M = tc->mlp_width;
+    const char *fmt_attn = "%s.encoder.layers.%d.self_attn.%s_proj.%s";
+    bw->qkv_w = walk_tensor(walk, tower, 1, SHAPE(C, C), fmt_attn, prefix, layer, "q", "weight");
+    walk_tensor(walk, tower, 1, SHAPE(C, C), fmt_attn, prefix, layer, "k", "weight");
+    walk_tensor(walk, tower, 1, SHAPE(C, C), fmt_attn, prefix, layer, "v", "weight");
+    bw->qkv_b = walk_tensor(walk, tower, 0, SHAPE(C), fmt_attn, prefix, layer, "q", "bias");
+    walk_tensor(walk, tower, 0, SHAPE(C), fmt_attn, prefix, layer, "k", "bias");
+    walk_tensor(walk, tower, 0, SHAPE(C), fmt_attn, prefix, layer, "v", "bias");
+    bw->attn_out_w = walk_tensor(walk, tower, 1, SHAPE(C, C), fmt_attn, prefix, layer, "out", "weight");
+    bw->attn_out_b = walk_tensor(walk, tower, 0, SHAPE(C), fmt_attn, prefix, layer, "out", "bias");
+    const char *fmt = "%s.encoder.layers.%d.%s";
+    bw->ln1_w = walk_tensor(walk, tower, 0, SHAPE(C), fmt, prefix, layer, "layer_norm1.weight");
+    bw->ln1_b = walk_tensor(walk, tower, 0, SHAPE(C), fmt, prefix, layer, "layer_norm1.bias");
+    bw->fc1_w = walk_tensor(walk, tower, 1, SHAPE(M, C), fmt, prefix, layer, "mlp.fc1.weight");
+    bw->fc1_b = walk_tensor(walk, tower, 0, SHAPE(M), fmt, prefix, layer, "mlp.fc1.bias");
+    bw->fc2_w = walk_tensor(walk, tower, 1, SHAPE(C, M), fmt, prefix, layer, "mlp.fc2.weight");
+    bw->fc2_b = walk_tensor(walk, tower, 0, SHAPE(C), fmt, prefix, layer, "mlp.fc2.bias");
+    bw->ln2_w = walk_tensor(walk, tower, 0, SHAPE(C), fmt, prefix, layer, "layer_norm2.weight");
+    bw->ln2_b = walk_tensor(walk, tower, 0, SHAPE(C), fmt, prefix, layer, "layer_norm2.bias");
+}
+
+/* The whole model in HF CLIPModel order. view may be NULL when only building the layout. */
+static void walk_model(const ClipConfig *cfg, LayoutWalk *walk, ClipWeights *view) {
+    ClipWeights unused;
+    ClipWeights *w = view ? view : &unused;
+    memset(w, 0, sizeof *w);
+    const TowerConfig *tt = &cfg->text, *vt = &cfg->vision;
+    int Ct = tt->width, Cv = vt->width, P = cfg->patch_size;
+    TowerWeights *text = &w->text, *vis = &w->vision;
+    text->blocks = callocCheck((size_t)tt->layers, sizeof(BlockWeights));
+    vis->blocks = callocCheck((size_t)vt->layers, sizeof(BlockWeights));
+
+    text->embed = walk_tensor(walk, TOWER_TEXT, 0, SHAPE(cfg->vocab_size, Ct), "%s",
+                              "text_model.embeddings.token_embedding.weight");
+    text->pos = walk_tensor(walk, TOWER_TEXT, 0, SHAPE(cfg->context_length, Ct), "%s",
+                            "text_model.embeddings.position_embedding.weight");
+    for (int l = 0; l < tt->layers; l++)
+        walk_block(walk, TOWER_TEXT, "text_model", l, tt, &text->blocks[l]);
+    text->ln_out_w = walk_tensor(walk, TOWER_TEXT, 0, SHAPE(Ct), "%s",
+                                 "text_model.final_layer_norm.weight");
+    text->ln_out_b = walk_tensor(walk, TOWER_TEXT, 0, SHAPE(Ct), "%s",
+                                 "text_model.final_layer_norm.bias");
+
+    vis->class_emb = walk_tensor(walk, TOWER_VISION, 0, SHAPE(Cv), "%s",
+                                 "vision_model.embeddings.class_embedding");
+    vis->embed = walk_tensor(walk, TOWER_VISION, 1, SHAPE(Cv, 3, P, P), "%s",
+                             "vision_model.embeddings.patch_embedding.weight");
+    vis->pos = walk_tensor(walk, TOWER_VISION, 0, SHAPE(clip_vision_tokens(cfg), Cv), "%s",
+                           "vision_model.embeddings.position_embedding.weight");
+    vis->ln_pre_w = walk_tensor(walk, TOWER_VISION, 0, SHAPE(Cv), "%s",
+                                "vision_model.pre_layrnorm.weight");
+    vis->ln_pre_b = walk_tensor(walk, TOWER_VISION, 0, SHAPE(Cv), "%s",
+                                "vision_model.pre_layrnorm.bias");
+    for (int l = 0; l < vt->layers; l++)
+        walk_block(walk, TOWER_VISION, "vision_model", l, vt, &vis->blocks[l]);
+    vis->ln_out_w = walk_tensor(walk, TOWER_VISION, 0, SHAPE(Cv), "%s",
+                                "vision_model.post_layernorm.weight");
+    vis->ln_out_b = walk_tensor(walk, TOWER_VISION, 0, SHAPE(Cv), "%s",
+                                "vision_model.post_layernorm.bias");
+    vis->proj = walk_tensor(walk, TOWER_VISION, 1, SHAPE(cfg->embed_dim, Cv), "%s",
+                            "visual_projection.weight");
+    text->proj = walk_tensor(walk, TOWER_TEXT, 1, SHAPE(cfg->embed_dim, Ct), "%s",
+                             "text_projection.weight");
+    w->logit_scale = walk_tensor(walk, TOWER_SHARED, 0, SCALAR, "%s", "logit_scale");
+    if (!view) clip_weights_free(&unused);
+}
+
+void param_layout_build(const ClipConfig *cfg, ParamLayout *layout) {
+    memset(layout, 0, sizeof *layout);
+    LayoutWalk walk = {.layout = layout};
+    walk_model(cfg, &walk, NULL);
+    layout->total = walk.offset;
+}
+
+void param_layout_free(ParamLayout *layout) {
+    free(layout->params);
+    memset(layout, 0, sizeof *layout);
+}
+
+const ParamInfo *param_layout_find(const ParamLayout *layout, const char *name) {
+    for (int i = 0; i < layout->count; i++)
+        if (strcmp(layout->params[i].name, name) == 0) return &layout->params[i];
+    return NULL;
+}
+
+void clip_weights_view(const ClipConfig *cfg, float *base, ClipWeights *view) {
+    LayoutWalk walk = {.base = base};
+    walk_model(cfg, &walk, view);
+}
+
+void clip_weights_free(ClipWeights *view) {
+    free(view->text.blocks);
+    free(view->vision.blocks);
+    view->text.blocks = view->vision.blocks = NULL;
+}
+
+/* ----------------------------------------------------------------------------
+ * Activation arena: one allocation per tower, carved by a two-pass walk (count, then
+ * assign) so the sizes are written in exactly one place. */
+
+typedef struct {
+    float *base; /* NULL on the counting pass */
+    size_t used;
+} ArenaWalk;
+
+static float *arena_take(ArenaWalk *arena, size_t nfloats) {
+    float *ptr = arena->base ? arena->base + arena->used : NULL;
+    /* keep every buffer 64-byte aligned */
+    arena->used += (nfloats + 15) & ~(size_t)15;
+    return ptr;
+}
+
+static void tower_acts_walk(TowerActs *a, ArenaWalk *arena, const ClipConfig *cfg,
+                            const TowerConfig *tc, int is_vision) {
+    size_t R = (size_t)a->max_rows, T = (size_t)a->max_tokens, C = (size_t)tc->width;
+    size_t M = (size_t)tc->mlp_width, NH = (size_t)tc->heads, D = (size_t)cfg->embed_dim;
+    size_t RT = R * T;
+    int L = tc->layers, keep = a->keep_for_backward;
+    if (is_vision) {
+        size_t NP = (size_t)clip_num_patches(cfg), P = (size_t)cfg->patch_size;
+        a->images = arena_take(arena, R * 3 * (size_t)cfg->image_size * cfg->image_size);
+        a->patches = arena_take(arena, R * NP * 3 * P * P);
+        a->patch_out = arena_take(arena, R * NP * C);
+        a->embed = arena_take(arena, RT * C);
+        a->ln_pre_mean = arena_take(arena, RT);
+        a->ln_pre_rstd = arena_take(arena, RT);
+    }
+    int n_streams = keep ? L + 1 : 2;
+    float *streams[n_streams];
+    for (int s = 0; s < n_streams; s++) streams[s] = arena_take(arena, RT * C);
+    for (int l = 0; l <= L; l++) a->x[l] = streams[keep ? l : l % 2];
+    int n_block_sets = keep ? L : 1;
+    for (int l = 0; l < n_block_sets; l++) {
+        BlockActs *b = &a->blocks[l];
+        b->ln1 = arena_take(arena, RT * C);
+        b->ln1_mean = arena_take(arena, RT);
+        b->ln1_rstd = arena_take(arena, RT);
+        b->qkv = arena_take(arena, RT * 3 * C);
+        b->att = arena_take(arena, R * NH * T * T);
+        b->atty = arena_take(arena, RT * C);
+        b->x_mid = arena_take(arena, RT * C);
+        b->ln2 = arena_take(arena, RT * C);
+        b->ln2_mean = arena_take(arena, RT);
+        b->ln2_rstd = arena_take(arena, RT);
+        b->fc1 = arena_take(arena, RT * M);
+        b->act = arena_take(arena, RT * M);
+    }
+    for (int l = n_block_sets; l < L; l++) a->blocks[l] = a->blocks[0];
+    a->branch_out = arena_take(arena, RT * C);
+    a->pooled = arena_take(arena, R * C);
+    a->ln_out = arena_take(arena, R * C);
+    a->ln_out_mean = arena_take(arena, R);
+    a->ln_out_rstd = arena_take(arena, R);
+    a->proj_out = arena_take(arena, R * D);
+    a->features = arena_take(arena, R * D);
+    a->feature_norm = arena_take(arena, R);
+    a->d_features = arena_take(arena, R * D); /* also the loss's gradient for a frozen tower */
+    if (keep) {
+        a->d_x = arena_take(arena, RT * C);
+        a->d_ln = arena_take(arena, RT * C);
+        a->d_qkv = arena_take(arena, RT * 3 * C);
+        a->d_att = arena_take(arena, R * NH * T * T);
+        a->d_atty = arena_take(arena, RT * C);
+        a->d_fc1 = arena_take(arena, RT * M);
+        a->d_act = arena_take(arena, RT * M);
+        a->d_embed = arena_take(arena, RT * C);
+        a->d_pooled = arena_take(arena, R * C);
+        a->d_ln_out = arena_take(arena, R * C);
+        a->d_proj_out = arena_take(arena, R * D);
+    }
+}
+
+static void tower_acts_free(const Backend *be, TowerActs *a) {
+    if (a->arena) be->release(a->arena);
+    if (a->ids) be->release(a->ids);
+    if (a->pool_rows) be->release(a->pool_rows);
+    free(a->x);
+    free(a->blocks);
+    memset(a, 0, sizeof *a);
+}
+
+static void tower_acts_create(const Backend *be, TowerActs *a, const ClipConfig *cfg,
+                              const TowerConfig *tc, int is_vision, int rows, int keep) {
+    tower_acts_free(be, a);
+    a->max_rows = rows;
+    a->max_tokens = is_vision ? clip_vision_tokens(cfg) : cfg->context_length;
+    a->keep_for_backward = keep;
+    a->x = callocCheck((size_t)tc->layers + 1, sizeof(float *));
+    a->blocks = callocCheck((size_t)tc->layers, sizeof(BlockActs));
+    ArenaWalk count = {0};
+    tower_acts_walk(a, &count, cfg, tc, is_vision);
+    a->arena = be->alloc(count.used * sizeof(float));
+    ArenaWalk assign = {.base = a->arena};
+    tower_acts_walk(a, &assign, cfg, tc, is_vision);
+    if (!is_vision) {
+        a->ids = be->alloc(sizeof(int) * (size_t)rows * (size_t)a->max_tokens);
+        a->pool_rows = be->alloc(sizeof(int) * (size_t)rows);
+    }
+}
+
+/* ----------------------------------------------------------------------------
+ * The transformer encoder and pooled head, shared by both towers */
+
+static void encoder_forward(const Backend *be, const TowerWeights *w, const TowerConfig *tc,
+                            TowerActs *a, int B, int T, int causal) {
+    int C = tc->width, M = tc->mlp_width, N = B * T;
+    for (int l = 0; l < tc->layers; l++) {
+        const BlockWeights *bw = &w->blocks[l];
+        BlockActs *ba = &a->blocks[l];
+        be->layernorm_forward(ba->ln1, ba->ln1_mean, ba->ln1_rstd, a->x[l], bw->ln1_w, bw->ln1_b,
+                              N, C);
+        be->matmul_forward(ba->qkv, ba->ln1, bw->qkv_w, bw->qkv_b, N, C, 3 * C);
+        be->attention_forward(ba->atty, ba->att, ba->qkv, B, T, C, tc->heads, causal);
+        be->matmul_forward(a->branch_out, ba->atty, bw->attn_out_w, bw->attn_out_b, N, C, C);
+        be->residual_forward(ba->x_mid, a->x[l], a->branch_out, (size_t)N * C);
+        be->layernorm_forward(ba->ln2, ba->ln2_mean, ba->ln2_rstd, ba->x_mid, bw->ln2_w,
+                              bw->ln2_b, N, C);
+        be->matmul_forward(ba->fc1, ba->ln2, bw->fc1_w, bw->fc1_b, N, C, M);
+        be->activation_forward(ba->act, ba->fc1, (size_t)N * M, tc->act);
+        be->matmul_forward(a->branch_out, ba->act, bw->fc2_w, bw->fc2_b, N, M, C);
+        be->residual_forward(a->x[l + 1], ba->x_mid, a->branch_out, (size_t)N * C);
+    }
+}
+
+static void layer_gradients_final(Clip *m, Tower tower, int layer);
+
+/* Backward through every block. On entry a->d_x holds dloss/d(x[L]); on exit, dloss/d(x[0]).
+ * Each LayerNorm backward adds its branch's gradient into d_x, which already carries the
+ * residual path's, so the residual adds need no code of their own. After each block, the
+ * block's gradients are final: m may start their all-reduce (layer_gradients_final). */
+static void encoder_backward(const Backend *be, const TowerWeights *w, TowerWeights *g,
+                             const TowerConfig *tc, TowerActs *a, int B, int T, int causal,
+                             Clip *m, Tower tower) {
+    int C = tc->width, M = tc->mlp_width, NH = tc->heads, N = B * T;
+    size_t NC = (size_t)N * C, NM = (size_t)N * M;
+    for (int l = tc->layers - 1; l >= 0; l--) {
+        const BlockWeights *bw = &w->blocks[l];
+        BlockWeights *bg = &g->blocks[l];
+        BlockActs *ba = &a->blocks[l];
+        /* MLP branch */
+        be->zero(a->d_act, NM * sizeof(float));
+        be->matmul_backward(a->d_act, bg->fc2_w, bg->fc2_b, a->d_x, ba->act, bw->fc2_w, N, M, C);
+        be->zero(a->d_fc1, NM * sizeof(float));
+        be->activation_backward(a->d_fc1, ba->fc1, a->d_act, NM, tc->act);
+        be->zero(a->d_ln, NC * sizeof(float));
+        be->matmul_backward(a->d_ln, bg->fc1_w, bg->fc1_b, a->d_fc1, ba->ln2, bw->fc1_w, N, C, M);
+        be->layernorm_backward(a->d_x, bg->ln2_w, bg->ln2_b, a->d_ln, ba->x_mid, bw->ln2_w,
+                               ba->ln2_mean, ba->ln2_rstd, N, C);
+        /* attention branch */
+        be->zero(a->d_atty, NC * sizeof(float));
+        be->matmul_backward(a->d_atty, bg->attn_out_w, bg->attn_out_b, a->d_x, ba->atty,
+                            bw->attn_out_w, N, C, C);
+        be->zero(a->d_qkv, 3 * NC * sizeof(float));
+        be->attention_backward(a->d_qkv, a->d_att, a->d_atty, ba->qkv, ba->att, B, T, C, NH,
+                               causal);
+        be->zero(a->d_ln, NC * sizeof(float));
+        be->matmul_backward(a->d_ln, bg->qkv_w, bg->qkv_b, a->d_qkv, ba->ln1, bw->qkv_w, N, C,
+                            3 * C);
+        be->layernorm_backward(a->d_x, bg->ln1_w, bg->ln1_b, a->d_ln, a->x[l], bw->ln1_w,
+                               ba->ln1_mean, ba->ln1_rstd, N, C);
+        layer_gradients_final(m, tower, l);
+    }
+}
+
+/* Pool one row per sequence, ln_post/ln_final, project, L2-normalise. rows NULL: token 0. */
+static void head_forward(const Backend *be, const TowerWeights *w, const TowerConfig *tc,
+                         TowerActs *a, const int *rows, int B, int T, int D) {
+    int C = tc->width;
+    be->gather_rows(a->pooled, a->x[tc->layers], rows, B, T, C);
+    be->layernorm_forward(a->ln_out, a->ln_out_mean, a->ln_out_rstd, a->pooled, w->ln_out_w,
+                          w->ln_out_b, B, C);
+    be->matmul_forward(a->proj_out, a->ln_out, w->proj, NULL, B, C, D);
+    be->l2norm_forward(a->features, a->feature_norm, a->proj_out, B, D);
+}
+
+/* From a->d_features back to a->d_x (zeroed here, then holding dloss/d(x[L])). */
+static void head_backward(const Backend *be, const TowerWeights *w, TowerWeights *g,
+                          const TowerConfig *tc, TowerActs *a, const int *rows, int B, int T,
+                          int D) {
+    int C = tc->width;
+    be->zero(a->d_proj_out, sizeof(float) * (size_t)B * D);
+    be->l2norm_backward(a->d_proj_out, a->d_features, a->features, a->feature_norm, B, D);
+    be->zero(a->d_ln_out, sizeof(float) * (size_t)B * C);
+    be->matmul_backward(a->d_ln_out, g->proj, NULL, a->d_proj_out, a->ln_out, w->proj, B, C, D);
+    be->zero(a->d_pooled, sizeof(float) * (size_t)B * C);
+    be->layernorm_backward(a->d_pooled, g->ln_out_w, g->ln_out_b, a->d_ln_out, a->pooled,
+                           w->ln_out_w, a->ln_out_mean, a->ln_out_rstd, B, C);
+    be->zero(a->d_x, sizeof(float) * (size_t)B * T * C);
+    be->scatter_rows(a->d_x, a->d_pooled, rows, B, T, C);
+}
+
+/* ----------------------------------------------------------------------------
+ * The two towers */
+
+static void vision_forward(Clip *m, const float *images_host, int B) {
+    const Backend *be = m->be;
+    const ClipConfig *cfg = &m->cfg;
+    const TowerConfig *tc = &cfg->vision;
+    TowerActs *a = &m->vision_acts;
+    int R = cfg->image_size, P = cfg->patch_size, NP = clip_num_patches(cfg), T = NP + 1;
+    int C = tc->width;
+    be->to_device(a->images, images_host, sizeof(float) * (size_t)B * 3 * R * R);
+    be->im2col_patches(a->patches, a->images, B, R, R, P);
+    be->matmul_forward(a->patch_out, a->patches, m->w.vision.embed, NULL, B * NP, 3 * P * P, C);
+    be->vision_embed_forward(a->embed, a->patch_out, m->w.vision.class_emb, m->w.vision.pos, B,
+                             NP, C);
+    be->layernorm_forward(a->x[0], a->ln_pre_mean, a->ln_pre_rstd, a->embed, m->w.vision.ln_pre_w,
+                          m->w.vision.ln_pre_b, B * T, C);
+    encoder_forward(be, &m->w.vision, tc, a, B, T, 0);
+    head_forward(be, &m->w.vision, tc, a, NULL, B, T, cfg->embed_dim);
+}
+
+static void vision_backward(Clip *m, int B) {
+    const Backend *be = m->be;
+    const ClipConfig *cfg = &m->cfg;
+    const TowerConfig *tc = &cfg->vision;
+    TowerActs *a = &m->vision_acts;
+    int P = cfg->patch_size, NP = clip_num_patches(cfg), T = NP + 1, C = tc->width;
+    head_backward(be, &m->w.vision, &m->g.vision, tc, a, NULL, B, T, cfg->embed_dim);
+    encoder_backward(be, &m->w.vision, &m->g.vision, tc, a, B, T, 0, m, TOWER_VISION);
+    be->zero(a->d_embed, sizeof(float) * (size_t)B * T * C);
+    be->layernorm_backward(a->d_embed, m->g.vision.ln_pre_w, m->g.vision.ln_pre_b, a->d_x,
+                           a->embed, m->w.vision.ln_pre_w, a->ln_pre_mean, a->ln_pre_rstd, B * T,
+                           C);
+    /* d_patch_out reuses d_ln, which is free now and at least B*T*C long */
+    float *d_patch_out = a->d_ln;
+    be->zero(d_patch_out, sizeof(float) * (size_t)B * NP * C);
+    be->vision_embed_backward(d_patch_out, m->g.vision.class_emb, m->g.vision.pos, a->d_embed, B,
+                              NP, C);
+    be->matmul_backward(NULL, m->g.vision.embed, NULL, d_patch_out, a->patches, m->w.vision.embed,
+                        B * NP, 3 * P * P, C);
+}
+
+int clip_eot_position(const ClipConfig *cfg, const int *row) {
+    int eot = clip_eot_token(cfg);
+    for (int t = 0; t < cfg->context_length; t++)
+        if (row[t] == eot) return t;
+    return cfg->context_length - 1;
+}
+
+/* Uploads a text batch cut to its longest EOT and returns that length T. */
+static int text_upload(Clip *m, const int *tokens, int B) {
+    const ClipConfig *cfg = &m->cfg;
+    int ctx = cfg->context_length, T = 1;
+    int *eot = mallocCheck(sizeof(int) * (size_t)B);
+    for (int b = 0; b < B; b++) {
+        eot[b] = clip_eot_position(cfg, tokens + (size_t)b * ctx);
+        if (eot[b] + 1 > T) T = eot[b] + 1;
+        for (int t = 0; t < ctx; t++) {
+            int id = tokens[(size_t)b * ctx + t];
+            if (id < 0 || id >= cfg->vocab_size)
+                die("text %d position %d: token id %d outside the vocabulary [0, %d)", b, t, id,
+                    cfg->vocab_size);
+        }
+    }
+    if (m->train.full_context) T = ctx;
+    int *ids = mallocCheck(sizeof(int) * (size_t)B * T);
+    for (int b = 0; b < B; b++) memcpy(ids + (size_t)b * T, tokens + (size_t)b * ctx, sizeof(int) * T);
+    m->be->to_device(m->text_acts.ids, ids, sizeof(int) * (size_t)B * T);
+    m->be->to_device(m->text_acts.pool_rows, eot, sizeof(int) * (size_t)B);
+    free(ids);
+    free(eot);
+    return T;
+}
+
+static void text_forward(Clip *m, const int *tokens_host, int B) {
+    const Backend *be = m->be;
+    const ClipConfig *cfg = &m->cfg;
+    TowerActs *a = &m->text_acts;
+    int T = text_upload(m, tokens_host, B);
+    m->text_tokens = T;
+    be->token_embed_forward(a->x[0], a->ids, m->w.text.embed, m->w.text.pos, B, T,
+                            cfg->text.width);
+    encoder_forward(be, &m->w.text, &cfg->text, a, B, T, 1);
+    head_forward(be, &m->w.text, &cfg->text, a, a->pool_rows, B, T, cfg->embed_dim);
+}
+
+static void text_backward(Clip *m, int B) {
+    const Backend *be = m->be;
+    const ClipConfig *cfg = &m->cfg;
+    TowerActs *a = &m->text_acts;
+    int T = m->text_tokens;
+    head_backward(be, &m->w.text, &m->g.text, &cfg->text, a, a->pool_rows, B, T, cfg->embed_dim);
+    encoder_backward(be, &m->w.text, &m->g.text, &cfg->text, a, B, T, 1, m, TOWER_TEXT);
+    be->token_embed_backward(m->g.text.embed, m->g.text.pos, a->d_x, a->ids, B, T,
+                             cfg->text.width);
+}
+
+/* ----------------------------------------------------------------------------
+ * Data parallelism: the gathered batch (see ClipTrainConfig.dist) */
+
+static int distributed(const Clip *m) { return m->train.dist && m->train.dist->world > 1; }
+
+static void gathered_free(Clip *m) {
+    void *device[] = {m->images_all, m->texts_all, m->d_images_all, m->d_texts_all,
+                      m->cos_columns, m->d_home};
+    for (size_t i = 0; i < sizeof device / sizeof *device; i++)
+        if (device[i]) m->be->release(device[i]);
+    free(m->image_counts), free(m->text_counts), free(m->image_offsets), free(m->text_offsets);
+    m->images_all = m->texts_all = m->d_images_all = m->d_texts_all = NULL;
+    m->cos_columns = m->d_home = NULL;
+    m->image_counts = m->text_counts = m->image_offsets = m->text_offsets = NULL;
+}
+
+static void gathered_alloc(Clip *m) {
+    const Backend *be = m->be;
+    size_t W = (size_t)m->train.dist->world, D = (size_t)m->cfg.embed_dim;
+    size_t images = W * m->max_images, texts = W * m->max_texts;
+    m->images_all = be->alloc(sizeof(float) * images * D);
+    m->texts_all = be->alloc(sizeof(float) * texts * D);
+    m->d_images_all = be->alloc(sizeof(float) * images * D);
+    m->d_texts_all = be->alloc(sizeof(float) * texts * D);
+    m->cos_columns = be->alloc(sizeof(float) * images * m->max_texts);
+    size_t home = m->max_images > m->max_texts ? m->max_images : m->max_texts;
+    m->d_home = be->alloc(sizeof(float) * home * D);
+    m->image_counts = callocCheck(W, sizeof(int));
+    m->text_counts = callocCheck(W, sizeof(int));
+    m->image_offsets = callocCheck(W + 1, sizeof(int));
+    m->text_offsets = callocCheck(W + 1, sizeof(int));
+}
+
+/* counts[r] * D: a per-rank count of rows as a count of floats */
+static int *times_dim(const Clip *m, const int *counts) {
+    int W = m->train.dist->world, *out = mallocCheck(sizeof(int) * (size_t)W);
+    for (int r = 0; r < W; r++) out[r] = counts[r] * m->cfg.embed_dim;
+    return out;
+}
+
+/* Texts of the batch with a positive image: the text-to-image mean's denominator. */
+static int scored_texts(const ClipBatch *batch) {
+    int n = 0;
+    for (int t = 0; t < batch->n_texts; t++) n += batch->txt2img[t] >= 0;
+    return n;
+}
+
+/* Gathers every rank's batch: sizes, features (rank order) and positives as global ids.
+ * Uploads this rank's image->text targets as global text ids. */
+static void gather_batch(Clip *m, const ClipBatch *batch) {
+    const Dist *d = m->train.dist;
+    const Backend *be = m->be;
+    int W = d->world, me = d->rank, Ni = batch->n_images, Nt = batch->n_texts;
+    int mine[3] = {Ni, Nt, scored_texts(batch)}, *triples = mallocCheck(sizeof(int) * 3 * (size_t)W);
+    int *threes = mallocCheck(sizeof(int) * (size_t)W);
+    for (int r = 0; r < W; r++) threes[r] = 3;
+    d->host->all_gather(d, triples, mine, threes, DIST_I32);
+    m->n_scored_global = 0;
+    for (int r = 0; r < W; r++) {
+        m->image_counts[r] = triples[3 * r], m->text_counts[r] = triples[3 * r + 1];
+        m->n_scored_global += triples[3 * r + 2];
+    }
+    m->n_images_global = dist_offsets(d, m->image_counts, m->image_offsets);
+    m->n_texts_global = dist_offsets(d, m->text_counts, m->text_offsets);
+
+    int *image_floats = times_dim(m, m->image_counts), *text_floats = times_dim(m, m->text_counts);
+    d->device->all_gather(d, m->images_all, m->vision_acts.features, image_floats, DIST_F32);
+    d->device->all_gather(d, m->texts_all, m->text_acts.features, text_floats, DIST_F32);
+
+    int *positives = mallocCheck(sizeof(int) * (size_t)m->n_texts_global);
+    int *own = positives + m->text_offsets[me]; /* gathered in place */
+    for (int t = 0; t < Nt; t++) /* -1 (no positive image) stays -1 */
+        own[t] = batch->txt2img[t] >= 0 ? m->image_offsets[me] + batch->txt2img[t] : -1;
+    d->host->all_gather(d, positives, own, m->text_counts, DIST_I32);
+    be->to_device(m->txt2img, positives, sizeof(int) * (size_t)m->n_texts_global);
+    int *targets = mallocCheck(sizeof(int) * (size_t)Ni);
+    for (int i = 0; i < Ni; i++) {
+        int t = batch->i2t_target[i];
+        targets[i] = t >= 0 ? m->text_offsets[me] + t : -1;
+    }
+    be->to_device(m->i2t_target, targets, sizeof(int) * (size_t)Ni);
+    free(triples), free(threes), free(image_floats), free(text_floats), free(positives), free(targets);
+}
+
+/* The two blocks this rank owns; stats: this rank's shares, then their global sums. */
+static void distributed_loss(Clip *m, float local[INFONCE_NSTATS], float global[INFONCE_NSTATS]) {
+    const Backend *be = m->be;
+    const Dist *d = m->train.dist;
+    int Ni = m->n_images, Nt = m->n_texts, D = m->cfg.embed_dim;
+    int Nig = m->n_images_global, Ntg = m->n_texts_global;
+    be->matmul_forward(m->cos, m->vision_acts.features, m->texts_all, NULL, Ni, D, Ntg);
+    be->matmul_forward(m->cos_columns, m->images_all, m->text_acts.features, NULL, Nig, D, Nt);
+    float log_weight = m->train.contradiction_log_weight;
+    InfonceTerms rows = {1, 0, m->image_offsets[d->rank], Nig, m->n_scored_global, log_weight,
+                         m->train.i2t_each};
+    InfonceTerms columns = {0, 1, 0, Nig, m->n_scored_global, log_weight, 0};
+    be->infonce_forward_backward(m->cos, m->stats, m->cos, m->txt2img, m->i2t_target, m->scale,
+                                 Ni, Ntg, &rows);
+    be->infonce_forward_backward(m->cos_columns, m->stats + INFONCE_NSTATS, m->cos_columns,
+                                 m->txt2img + m->text_offsets[d->rank], NULL, m->scale, Nig, Nt,
+                                 &columns);
+    float both[2 * INFONCE_NSTATS];
+    be->to_host(both, m->stats, sizeof both);
+    for (int k = 0; k < INFONCE_NSTATS; k++) global[k] = local[k] = both[k] + both[INFONCE_NSTATS + k];
+    d->host->all_reduce(d, global, INFONCE_NSTATS, DIST_F32, DIST_SUM);
+}
+
+/* Feature gradients of the two blocks; the gathered ones go home by reduce-scatter. */
+static void distributed_loss_backward(Clip *m, int train_vision, int train_text) {
+    const Backend *be = m->be;
+    const Dist *d = m->train.dist;
+    TowerActs *va = &m->vision_acts, *ta = &m->text_acts;
+    int Ni = m->n_images, Nt = m->n_texts, D = m->cfg.embed_dim;
+    int Nig = m->n_images_global, Ntg = m->n_texts_global;
+    if (train_vision) be->zero(m->d_images_all, sizeof(float) * (size_t)Nig * D);
+    if (train_text) be->zero(m->d_texts_all, sizeof(float) * (size_t)Ntg * D);
+    /* rows: cos = my images @ all texts^T */
+    be->matmul_backward(train_vision ? va->d_features : NULL, train_text ? m->d_texts_all : NULL,
+                        NULL, m->cos, va->features, m->texts_all, Ni, D, Ntg);
+    /* columns: cos = all images @ my texts^T */
+    be->matmul_backward(train_vision ? m->d_images_all : NULL, train_text ? ta->d_features : NULL,
+                        NULL, m->cos_columns, m->images_all, ta->features, Nig, D, Nt);
+    if (train_text) {
+        int *floats = times_dim(m, m->text_counts);
+        d->device->reduce_scatter(d, m->d_home, m->d_texts_all, floats);
+        be->accumulate(ta->d_features, m->d_home, (size_t)Nt * D);
+        free(floats);
+    }
+    if (train_vision) {
+        int *floats = times_dim(m, m->image_counts);
+        d->device->reduce_scatter(d, m->d_home, m->d_images_all, floats);
+        be->accumulate(va->d_features, m->d_home, (size_t)Ni * D);
+        free(floats);
+    }
+}
+
+/* ----------------------------------------------------------------------------
+ * Data parallelism: the gradient all-reduce, in buckets started during the backward
+ *
+ * Why a bucket per transformer layer: a layer's gradients are final as soon as its backward
+ * is done (nothing later in the backward adds to them), and its tensors are adjacent in the
+ * layout, so each layer is one all-reduce that travels while the layers before it compute.
+ * Once the text backward is done, all of the text tower's gradients and logit_scale's are
+ * final too (the vision backward comes after), so its other tensors go next. What is left,
+ * the vision stem and head, goes in clip_reduce_gradients, which then waits for all. Every
+ * rank starts the same buckets in the same order, and a frozen tower's gradients (zeros)
+ * never cross the network. */
+
+/* Each encoder layer's tensors, found by their HF name prefix: [i0, i1) of the layout. */
+static void buckets_build(Clip *m) {
+    const ParamLayout *L = &m->layout;
+    int nt = m->cfg.text.layers, n = nt + m->cfg.vision.layers;
+    m->layer_tensors = reallocCheck(m->layer_tensors, sizeof *m->layer_tensors * (size_t)n);
+    m->grad_sent = reallocCheck(m->grad_sent, (size_t)L->count);
+    memset(m->grad_sent, 0, (size_t)L->count);
+    for (int k = 0; k < n; k++) {
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "%s_model.encoder.layers.%d.", k < nt ? "text" : "vision",
+                 k < nt ? k : k - nt);
+        size_t len = strlen(prefix);
+        int i0 = -1, i1 = -1, found = 0;
+        for (int i = 0; i < L->count; i++)
+            if (strncmp(L->params[i].name, prefix, len) == 0) {
+                if (i0 < 0) i0 = i;
+                i1 = i + 1;
+                found++;
+            }
+        if (found == 0 || found != i1 - i0) die("model layout: the tensors of %s* are not adjacent", prefix);
+        m->layer_tensors[k][0] = i0;
+        m->layer_tensors[k][1] = i1;
+    }
+}
+
+/* One all-reduce of tensors [i0, i1), which are adjacent in the buffer. */
+static void start_tensors(Clip *m, int i0, int i1) {
+    const Dist *d = m->train.dist;
+    const ParamInfo *first = &m->layout.params[i0], *last = &m->layout.params[i1 - 1];
+    d->device->all_reduce_start(d, m->grads + first->offset,
+                                last->offset + last->numel - first->offset);
+    memset(m->grad_sent + i0, 1, (size_t)(i1 - i0));
+}
+
+static void layer_gradients_final(Clip *m, Tower tower, int layer) {
+    if (!m->reducing) return;
+    int k = tower == TOWER_TEXT ? layer : m->cfg.text.layers + layer;
+    start_tensors(m, m->layer_tensors[k][0], m->layer_tensors[k][1]);
+}
+
+/* A trainable tensor not yet sent; text_side: only the text tower's and logit_scale. */
+static int unsent(const Clip *m, int i, int text_side) {
+    const ParamInfo *p = &m->layout.params[i];
+    return !m->grad_sent[i] && clip_tensor_trains(m, p) && !(text_side && p->tower == TOWER_VISION);
+}
+
+/* One all-reduce per run of adjacent unsent tensors. */
+static void start_unsent(Clip *m, int text_side) {
+    for (int i = 0; i < m->layout.count;) {
+        if (!unsent(m, i, text_side)) {
+            i++;
+            continue;
+        }
+        int i0 = i;
+        while (i < m->layout.count && unsent(m, i, text_side)) i++;
+        start_tensors(m, i0, i);
+    }
+}
+
+/* ----------------------------------------------------------------------------
+ * Public entry points */
+
+Clip *clip_create(const ClipConfig *cfg, const Backend *be) {
+    char err[256];
+    if (clip_config_validate(cfg, err, sizeof err) != 0) die("invalid model config: %s", err);
+    Clip *m = callocCheck(1, sizeof(Clip));
+    m->cfg = *cfg;
+    m->be = be;
+    param_layout_build(cfg, &m->layout);
+    m->params = be->alloc(sizeof(float) * m->layout.total);
+    clip_weights_view(cfg, m->params, &m->w);
+    m->train.train_text = 1;
+    m->train.train_vision = 1;
+    return m;
+}
+
+void clip_free(Clip *m) {
+    if (!m) return;
+    const Backend *be = m->be;
+    tower_acts_free(be, &m->vision_acts);
+    tower_acts_free(be, &m->text_acts);
+    clip_weights_free(&m->w);
+    clip_weights_free(&m->g);
+    void *buffers[] = {m->params, m->grads, m->adam_m, m->adam_v, m->cos,
+                       m->stats,  m->txt2img, m->i2t_target};
+    for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++)
+        if (buffers[i]) be->release(buffers[i]);
+    gathered_free(m);
+    free(m->layer_tensors), free(m->grad_sent);
+    param_layout_free(&m->layout);
+    free(m);
+}
+
+void clip_set_params(Clip *m, const float *host) {
+    m->be->to_device(m->params, host, sizeof(float) * m->layout.total);
+}
+
+void clip_get_params(const Clip *m, float *host) {
+    m->be->to_host(host, m->params, sizeof(float) * m->layout.total);
+}
+
+/* open_clip's initialisation: normal draws with the standard deviations of ENGINE.md §1;
+ * LayerNorm weights 1, biases 0, logit_scale ln(1/0.07). */
+void clip_init_random(Clip *m, uint64_t seed) {
+    const ClipConfig *cfg = &m->cfg;
+    float *host = callocCheck(m->layout.total, sizeof(float));
+    Rng rng;
+    rng_seed(&rng, seed);
+    for (int i = 0; i < m->layout.count; i++) {
+        const ParamInfo *p = &m->layout.params[i];
+        const TowerConfig *tc = p->tower == TOWER_VISION ? &cfg->vision : &cfg->text;
+        double width = tc->width, layers = tc->layers, std = 0;
+        const char *n = p->name;
+        float *dst = host + p->offset;
+        if (strstr(n, "layer_norm") || strstr(n, "layrnorm") || strstr(n, "layernorm")) {
+            if (strstr(n, ".weight"))
+                for (size_t k = 0; k < p->numel; k++) dst[k] = 1.0f;
+            continue;
+        }
+        if (p->ndim == 0) { /* logit_scale */
+            dst[0] = cfg->logit_scale_init;
+            continue;
+        }
+        if (strstr(n, ".bias")) continue;
+        if (strstr(n, "token_embedding")) std = 0.02;
+        else if (strstr(n, "position_embedding")) std = p->tower == TOWER_TEXT ? 0.01 : pow(width, -0.5);
+        else if (strstr(n, "class_embedding")) std = pow(width, -0.5);
+        else if (strstr(n, "patch_embedding")) std = pow(3.0 * cfg->patch_size * cfg->patch_size, -0.5);
+        else if (strstr(n, "out_proj") || strstr(n, "fc2")) std = pow(width, -0.5) * pow(2 * layers, -0.5);
+        else if (strstr(n, "fc1")) std = pow(2 * width, -0.5);
+        else std = pow(width, -0.5); /* q/k/v and the two projections */
+        for (size_t k = 0; k < p->numel; k++) dst[k] = (float)(std * rng_normal(&rng));
+    }
+    clip_set_params(m, host);
+    free(host);
+}
+
+void clip_prepare(Clip *m, const ClipTrainConfig *train, int max_images, int max_texts) {
+    const Backend *be = m->be;
+    m->train = *train;
+    m->max_images = max_images;
+    m->max_texts = max_texts;
+    tower_acts_create(be, &m->vision_acts, &m->cfg, &m->cfg.vision, 1, max_images,
+                      train->train_vision);
+    tower_acts_create(be, &m->text_acts, &m->cfg, &m->cfg.text, 0, max_texts, train->train_text);
+    void **loss_buffers[] = {(void **)&m->cos, (void **)&m->stats, (void **)&m->txt2img,
+                             (void **)&m->i2t_target};
+    for (size_t i = 0; i < sizeof loss_buffers / sizeof *loss_buffers; i++)
+        if (*loss_buffers[i]) be->release(*loss_buffers[i]);
+    /* data parallel: the rows block is [local images x all texts] */
+    size_t world = train->dist ? (size_t)train->dist->world : 1;
+    m->cos = be->alloc(sizeof(float) * (size_t)max_images * max_texts * world);
+    m->stats = be->alloc(sizeof(float) * 2 * INFONCE_NSTATS);
+    m->txt2img = be->alloc(sizeof(int) * (size_t)max_texts * world);
+    m->i2t_target = be->alloc(sizeof(int) * (size_t)max_images);
+    gathered_free(m);
+    if (distributed(m)) gathered_alloc(m);
+    int training = train->train_vision || train->train_text || train->temperature <= 0;
+    if (training && !m->grads) {
+        size_t bytes = sizeof(float) * m->layout.total;
+        m->grads = be->alloc(bytes);
+        m->adam_m = be->alloc(bytes);
+        m->adam_v = be->alloc(bytes);
+        clip_weights_view(&m->cfg, m->grads, &m->g);
+    }
+    if (distributed(m) && m->grads) buckets_build(m);
+}
+
+static void check_batch(const Clip *m, const ClipBatch *batch) {
+    int Ni = batch->n_images, Nt = batch->n_texts;
+    if (Ni < 1 || Nt < 1) die("a batch needs at least one image and one text (got %d, %d)", Ni, Nt);
+    if (Ni > m->max_images || Nt > m->max_texts)
+        die("batch of %d images x %d texts exceeds the prepared %d x %d", Ni, Nt, m->max_images,
+            m->max_texts);
+    if (!batch->images == !batch->image_features)
+        die("a batch gives either images or precomputed image features, not %s",
+            batch->images ? "both" : "neither");
+    if (batch->image_features && m->train.train_vision)
+        die("precomputed image features need a frozen vision tower");
+    int *positives = callocCheck((size_t)Ni, sizeof(int));
+    for (int t = 0; t < Nt; t++) {
+        if (batch->txt2img[t] < -1 || batch->txt2img[t] >= Ni)
+            die("text %d names image %d, outside [-1, %d)", t, batch->txt2img[t], Ni);
+        if (batch->txt2img[t] >= 0) positives[batch->txt2img[t]]++;
+    }
+    if (scored_texts(batch) == 0) die("a batch needs a text with a positive image (all are -1)");
+    for (int i = 0; i < Ni; i++) {
+        int target = batch->i2t_target[i];
+        if (target < -1 || target >= Nt)
+            die("image %d: image-to-text target %d outside [-1, %d)", i, target, Nt);
+        if (target >= 0 && batch->txt2img[target] < 0)
+            die("image %d: image-to-text target %d is a text with no positive image", i, target);
+        if (target == -1 && positives[i] == 0)
+            die("image %d has no positive text, so its mean target is undefined", i);
+    }
+    free(positives);
+}
+
+float clip_forward(Clip *m, const ClipBatch *batch, float stats[INFONCE_NSTATS]) {
+    const Backend *be = m->be;
+    check_batch(m, batch);
+    int Ni = batch->n_images, Nt = batch->n_texts, D = m->cfg.embed_dim;
+    m->n_images = Ni;
+    m->n_texts = Nt;
+    m->images_from_features = batch->image_features != NULL;
+    if (batch->images) vision_forward(m, batch->images, Ni);
+    else be->to_device(m->vision_acts.features, batch->image_features, sizeof(float) * (size_t)Ni * D);
+    text_forward(m, batch->tokens, Nt);
+
+    if (m->train.temperature > 0) {
+        m->scale = 1.0f / m->train.temperature;
+    } else {
+        float logit_scale;
+        be->to_host(&logit_scale, m->w.logit_scale, sizeof(float));
+        m->scale = expf(logit_scale);
+    }
+    float local_stats[INFONCE_NSTATS], host_stats[INFONCE_NSTATS];
+    if (distributed(m)) {
+        gather_batch(m, batch);
+        distributed_loss(m, local_stats, host_stats);
+    } else {
+        m->n_images_global = Ni;
+        m->n_texts_global = Nt;
+        m->n_scored_global = scored_texts(batch);
+        /* cos[i,t] = image_i . text_t, as a linear layer whose weight is the text features */
+        be->matmul_forward(m->cos, m->vision_acts.features, m->text_acts.features, NULL, Ni, D, Nt);
+        be->to_device(m->txt2img, batch->txt2img, sizeof(int) * (size_t)Nt);
+        be->to_device(m->i2t_target, batch->i2t_target, sizeof(int) * (size_t)Ni);
+        /* dcos is computed in place: cos is not needed after the loss */
+        InfonceTerms whole = infonce_whole(Ni, m->n_scored_global);
+        whole.negative_log_weight = m->train.contradiction_log_weight;
+        whole.i2t_each = m->train.i2t_each;
+        be->infonce_forward_backward(m->cos, m->stats, m->cos, m->txt2img, m->i2t_target,
+                                     m->scale, Ni, Nt, &whole);
+        be->to_host(host_stats, m->stats, sizeof host_stats);
+        memcpy(local_stats, host_stats, sizeof host_stats);
+    }
+    m->dscale = local_stats[INFONCE_DSCALE];
+    if (stats) memcpy(stats, host_stats, sizeof host_stats);
+    return host_stats[INFONCE_LOSS];
+}
+
+/* reduce: start the gradient buckets' all-reduces as the backward goes (clip_backward_last) */
+static void backward(Clip *m, int reduce) {
+    const Backend *be = m->be;
+    if (!m->grads) die("clip_backward: the model was prepared with nothing to train");
+    if (m->reducing)
+        die("clip_backward: the gradients' all-reduce of the last step is still in flight "
+            "(call clip_reduce_gradients after clip_backward_last)");
+    m->reducing = reduce;
+    int Ni = m->n_images, Nt = m->n_texts, D = m->cfg.embed_dim;
+    int train_vision = m->train.train_vision && !m->images_from_features;
+    TowerActs *va = &m->vision_acts, *ta = &m->text_acts;
+    /* through cos = img @ txt^T (m->cos now holds dcos) */
+    be->zero(va->d_features, sizeof(float) * (size_t)Ni * D);
+    be->zero(ta->d_features, sizeof(float) * (size_t)Nt * D);
+    if (distributed(m))
+        distributed_loss_backward(m, train_vision, m->train.train_text);
+    else
+        be->matmul_backward(train_vision ? va->d_features : NULL,
+                            m->train.train_text ? ta->d_features : NULL, NULL, m->cos,
+                            va->features, ta->features, Ni, D, Nt);
+    if (m->train.temperature <= 0) { /* learned: dloss/dlogit_scale = dloss/dscale * scale */
+        float grad;
+        be->to_host(&grad, m->g.logit_scale, sizeof(float));
+        grad += m->dscale * m->scale; /* this rank's share: clip_reduce_gradients sums them */
+        be->to_device(m->g.logit_scale, &grad, sizeof(float));
+    }
+    if (m->train.train_text) text_backward(m, Nt);
+    if (m->reducing) start_unsent(m, 1);
+    if (train_vision) vision_backward(m, Ni);
+}
+
+void clip_backward(Clip *m) { backward(m, 0); }
+
+void clip_backward_last(Clip *m) { backward(m, distributed(m)); }
+
+int clip_tensor_trains(const Clip *m, const ParamInfo *p) {
+    switch (p->tower) {
+    case TOWER_VISION: return m->train.train_vision;
+    case TOWER_TEXT: return m->train.train_text;
+    default: return m->train.temperature <= 0; /* logit_scale learns only when not fixed */
+    }
+}
+
+/* The buckets the backward did not start (all of them after a plain clip_backward), then
+ * the wait for every one. */
+void clip_reduce_gradients(Clip *m) {
+    if (!distributed(m) || !m->grads) return;
+    start_unsent(m, 0);
+    m->train.dist->device->all_reduce_wait(m->train.dist);
+    memset(m->grad_sent, 0, (size_t)m->layout.count);
+    m->reducing = 0;
+}
+
+/* Inference in chunks of the prepared batch size. */
+void clip_encode_images(Clip *m, const float *images, int n, float *out) {
+    int R = m->cfg.image_size, D = m->cfg.embed_dim;
+    for (int start = 0; start < n; start += m->max_images) {
+        int B = n - start < m->max_images ? n - start : m->max_images;
+        vision_forward(m, images + (size_t)start * 3 * R * R, B);
+        m->be->to_host(out + (size_t)start * D, m->vision_acts.features, sizeof(float) * (size_t)B * D);
+    }
+}
+
+void clip_encode_texts(Clip *m, const int *tokens, int n, float *out) {
+    int ctx = m->cfg.context_length, D = m->cfg.embed_dim;
+    for (int start = 0; start < n; start += m->max_texts) {
+        int B = n - start < m->max_texts ? n - start : m->max_texts;
+        text_forward(m, tokens + (size_t)start * ctx, B);
+        m->be->to_host(out + (size_t)start * D, m->text_acts.features, sizeof(float) * (size_t)B * D);
+    }
+}

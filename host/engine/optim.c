@@ -1,0 +1,79 @@
+/*
+ * optim.c: AdamW over the model's trainable tensors, schedules and clipping (optim.h).
+ */
+#include "engine/optim.h"
+
+#include <math.h>
+
+OptimConfig optim_defaults(void) {
+    return (OptimConfig){.lr = 5e-4f,
+                         .beta1 = 0.9f,
+                         .beta2 = 0.98f,
+                         .eps = 1e-6f,
+                         .weight_decay = 0.2f,
+                         .grad_clip = 0.0f,
+                         .warmup_steps = 0,
+                         .total_steps = 0,
+                         .schedule = SCHEDULE_CONSTANT};
+}
+
+float optim_lr_at(const OptimConfig *oc, uint64_t step) {
+    if (oc->warmup_steps > 0 && step < (uint64_t)oc->warmup_steps)
+        return oc->lr * (float)(step + 1) / (float)oc->warmup_steps;
+    if (oc->schedule == SCHEDULE_CONSTANT || oc->total_steps <= oc->warmup_steps) return oc->lr;
+    double progress = (double)(step - (uint64_t)oc->warmup_steps) /
+                      (double)(oc->total_steps - oc->warmup_steps);
+    if (progress > 1) progress = 1;
+    return (float)(0.5 * (1.0 + cos(M_PI * progress)) * oc->lr);
+}
+
+float clip_gradient_norm(const Clip *m, int accum_steps) {
+    const Backend *be = m->be;
+    const ParamLayout *L = &m->layout;
+    double sumsq = 0;
+    for (int i = 0; i < L->count; i++)
+        if (clip_tensor_trains(m, &L->params[i]))
+            sumsq += be->sum_squares(m->grads + L->params[i].offset, L->params[i].numel);
+    return (float)(sqrt(sumsq) / (accum_steps > 0 ? accum_steps : 1));
+}
+
+void clip_optimizer_apply(Clip *m, const OptimConfig *oc, int accum_steps, float grad_norm) {
+    const Backend *be = m->be;
+    const ParamLayout *L = &m->layout;
+    double grad_scale = 1.0 / (accum_steps > 0 ? accum_steps : 1);
+    /* torch's clip_grad_norm_: coefficient max_norm / (norm + 1e-6), capped at 1 */
+    double clip = 1.0;
+    if (oc->grad_clip > 0) {
+        clip = oc->grad_clip / ((double)grad_norm + 1e-6);
+        if (clip > 1.0) clip = 1.0;
+    }
+    m->step++;
+    AdamWStep hp = {.lr = optim_lr_at(oc, m->step - 1),
+                    .beta1 = oc->beta1,
+                    .beta2 = oc->beta2,
+                    .eps = oc->eps,
+                    .bias_correction1 = (float)(1.0 - pow(oc->beta1, (double)m->step)),
+                    .bias_correction2 = (float)(1.0 - pow(oc->beta2, (double)m->step)),
+                    .grad_scale = (float)(grad_scale * clip)};
+    for (int i = 0; i < L->count; i++) {
+        const ParamInfo *p = &L->params[i];
+        if (!clip_tensor_trains(m, p)) continue;
+        hp.weight_decay = p->decay ? oc->weight_decay : 0.0f;
+        be->adamw_update(m->params + p->offset, m->grads + p->offset, m->adam_m + p->offset,
+                         m->adam_v + p->offset, p->numel, &hp);
+    }
+    be->zero(m->grads, sizeof(float) * L->total);
+    if (m->train.temperature <= 0) {
+        float logit_scale;
+        be->to_host(&logit_scale, m->w.logit_scale, sizeof(float));
+        const float max_scale = logf(100.0f);
+        logit_scale = logit_scale < 0 ? 0 : logit_scale > max_scale ? max_scale : logit_scale;
+        be->to_device(m->w.logit_scale, &logit_scale, sizeof(float));
+    }
+}
+
+float clip_optimizer_step(Clip *m, const OptimConfig *oc, int accum_steps) {
+    float norm = clip_gradient_norm(m, accum_steps);
+    clip_optimizer_apply(m, oc, accum_steps, norm);
+    return norm;
+}

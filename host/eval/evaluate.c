@@ -1,0 +1,208 @@
+/*
+ * evaluate.c: embedding the evaluation sets and scoring them (evaluate.h). Images of a
+ * set are embedded once per item; texts in batches through the encoder.
+ */
+#include "eval/evaluate.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util/common.h"
+#include "dataset/dataset.h"
+
+static const char *base_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static Dataset load_or_die(const char *path, DatasetFormat format, const char *image_root) {
+    Dataset ds = {0};
+    DatasetOptions opt = {.format = format, .image_root = image_root};
+    char err[1024];
+    if (dataset_load(path, &opt, &ds, err, sizeof err) != 0) die("%s", err);
+    if (ds.count == 0) die("%s: no items", path);
+    return ds;
+}
+
+/* Embeds each item's image into out [ds->count, D]. */
+static void embed_item_images(Encoder *enc, const Dataset *ds, float *out, int progress) {
+    const char **paths = mallocCheck(sizeof(char *) * (size_t)ds->count);
+    for (int i = 0; i < ds->count; i++) paths[i] = ds->items[i].image_path;
+    char err[1024];
+    if (encoder_images(enc, paths, ds->count, out, progress, err, sizeof err) != 0)
+        die("%s", err);
+    free(paths);
+}
+
+void evaluate_mcq(Encoder *enc, const char *path, const char *image_root, int progress,
+                  McqResult *out) {
+    Dataset ds = load_or_die(path, DATASET_NEGBENCH_MCQ, image_root);
+    int n = ds.count, D = enc->dim, n_options = ds.items[0].n_captions;
+    float *image_emb = mallocCheck(sizeof(float) * (size_t)n * D);
+    float *option_emb = mallocCheck(sizeof(float) * (size_t)n * n_options * D);
+    const char **texts = mallocCheck(sizeof(char *) * (size_t)n * n_options);
+    int *correct = mallocCheck(sizeof(int) * (size_t)n);
+    McqType *type = mallocCheck(sizeof(McqType) * (size_t)n);
+    for (int q = 0; q < n; q++) {
+        const DatasetItem *it = &ds.items[q];
+        if (it->n_captions != n_options)
+            die("%s: question %d has %d options, the first has %d", path, q, it->n_captions, n_options);
+        int t = it->mcq_template ? mcq_type_from_name(it->mcq_template) : -1;
+        if (t < 0) die("%s: question %d has template '%s', expected positive, negative or hybrid",
+                       path, q, it->mcq_template ? it->mcq_template : "");
+        type[q] = (McqType)t;
+        correct[q] = it->answer;
+        for (int o = 0; o < n_options; o++) texts[(size_t)q * n_options + o] = it->captions[o];
+    }
+    embed_item_images(enc, &ds, image_emb, progress);
+    encoder_texts(enc, texts, n * n_options, option_emb, progress);
+    metrics_mcq(image_emb, option_emb, n, n_options, D, correct, type, out);
+    free(image_emb), free(option_emb), free(texts), free(correct), free(type);
+    dataset_free(&ds);
+}
+
+void evaluate_retrieval(Encoder *enc, const char *path, const char *image_root, int progress,
+                        RetrievalResult *out) {
+    Dataset ds = load_or_die(path, DATASET_NEGBENCH_RETRIEVAL, image_root);
+    int n_images = ds.count, D = enc->dim;
+    long n_texts = dataset_caption_count(&ds);
+    const char **texts = mallocCheck(sizeof(char *) * (size_t)n_texts);
+    int *text_image = mallocCheck(sizeof(int) * (size_t)n_texts);
+    long t = 0;
+    for (int i = 0; i < n_images; i++)
+        for (int c = 0; c < ds.items[i].n_captions; c++, t++) {
+            texts[t] = ds.items[i].captions[c];
+            text_image[t] = i;
+        }
+    float *image_emb = mallocCheck(sizeof(float) * (size_t)n_images * D);
+    float *text_emb = mallocCheck(sizeof(float) * (size_t)n_texts * D);
+    embed_item_images(enc, &ds, image_emb, progress);
+    encoder_texts(enc, texts, (int)n_texts, text_emb, progress);
+    metrics_retrieval(image_emb, n_images, text_emb, (int)n_texts, text_image, D, out);
+    free(texts), free(text_image), free(image_emb), free(text_emb);
+    dataset_free(&ds);
+}
+
+double evaluate_ccneg(Encoder *enc, const char *path, const char *image_root, int progress) {
+    Dataset ds = load_or_die(path, DATASET_CCNEG, image_root);
+    int n = ds.count, D = enc->dim;
+    const char **captions = mallocCheck(sizeof(char *) * (size_t)n * 2);
+    for (int i = 0; i < n; i++) {
+        if (ds.items[i].n_captions != 2) die("%s: item %d lacks a caption pair", path, i);
+        captions[i] = ds.items[i].captions[0];
+        captions[n + i] = ds.items[i].captions[1];
+    }
+    float *image_emb = mallocCheck(sizeof(float) * (size_t)n * D);
+    float *text_emb = mallocCheck(sizeof(float) * (size_t)n * 2 * D);
+    embed_item_images(enc, &ds, image_emb, progress);
+    encoder_texts(enc, captions, 2 * n, text_emb, progress);
+    double accuracy = metrics_ccneg(image_emb, text_emb, text_emb + (size_t)n * D, n, D);
+    free(captions), free(image_emb), free(text_emb);
+    dataset_free(&ds);
+    return accuracy;
+}
+
+/* ---- zero-shot classification over DIR/<class>/<image> ---- */
+
+static int compare_strings(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The sorted entries of a directory (skipping dot files); dirs_only selects folders. */
+static char **list_dir(const char *dir, int dirs_only, int *count) {
+    DIR *d = opendir(dir);
+    if (!d) die("%s: cannot open folder", dir);
+    char **names = NULL;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(path, &st) != 0 || (dirs_only ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))) continue;
+        names = reallocCheck(names, sizeof(char *) * (size_t)(n + 1));
+        names[n++] = strdupCheck(path);
+    }
+    closedir(d);
+    if (n) qsort(names, (size_t)n, sizeof(char *), compare_strings);
+    *count = n;
+    return names;
+}
+
+static void free_list(char **names, int n) {
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+void evaluate_zeroshot(Encoder *enc, const char *dir, const char *templates_path, double *top1_out,
+                       double *top5_out) {
+    size_t size;
+    char *text = read_file(templates_path, &size);
+    if (!text) die("%s: cannot read the prompt templates", templates_path);
+    char *templates[256];
+    int n_templates = 0;
+    for (char *line = strtok(text, "\n"); line && n_templates < 256; line = strtok(NULL, "\n"))
+        if (strstr(line, "{}")) templates[n_templates++] = line;
+    if (n_templates == 0) die("%s: no template line contains {}", templates_path);
+    int n_classes;
+    char **classes = list_dir(dir, 1, &n_classes);
+    if (n_classes < 2) die("%s: need at least two class folders", dir);
+    int D = enc->dim;
+    /* class embedding: mean of its prompts' normalised embeddings, normalised again */
+    float *class_emb = callocCheck((size_t)n_classes * D, sizeof(float));
+    float *prompt_emb = mallocCheck(sizeof(float) * (size_t)n_templates * D);
+    char **prompts = mallocCheck(sizeof(char *) * (size_t)n_templates);
+    for (int c = 0; c < n_classes; c++) {
+        char label[512];
+        snprintf(label, sizeof label, "%s", base_name(classes[c]));
+        for (char *p = label; *p; p++) if (*p == '_') *p = ' ';
+        for (int k = 0; k < n_templates; k++) {
+            const char *hole = strstr(templates[k], "{}");
+            size_t len = strlen(templates[k]) + strlen(label);
+            prompts[k] = mallocCheck(len);
+            snprintf(prompts[k], len, "%.*s%s%s", (int)(hole - templates[k]), templates[k], label, hole + 2);
+        }
+        encoder_texts(enc, (const char *const *)prompts, n_templates, prompt_emb, 0);
+        double norm = 0;
+        float *e = class_emb + (size_t)c * D;
+        for (int k = 0; k < n_templates; k++) {
+            for (int d = 0; d < D; d++) e[d] += prompt_emb[(size_t)k * D + d];
+            free(prompts[k]);
+        }
+        for (int d = 0; d < D; d++) norm += (double)e[d] * e[d];
+        for (int d = 0; d < D; d++) e[d] = (float)(e[d] / sqrt(norm));
+    }
+    int total = 0, top1 = 0, top5 = 0;
+    float *image_emb = mallocCheck(sizeof(float) * D);
+    for (int c = 0; c < n_classes; c++) {
+        int n_images;
+        char **images = list_dir(classes[c], 0, &n_images);
+        char err[1024];
+        for (int i = 0; i < n_images; i++) {
+            if (encoder_images(enc, (const char *const *)&images[i], 1, image_emb, 0, err, sizeof err) != 0)
+                die("%s", err);
+            double own = 0;
+            for (int d = 0; d < D; d++) own += (double)image_emb[d] * class_emb[(size_t)c * D + d];
+            int better = 0; /* classes scoring at least as high as the true one: ties count against */
+            for (int o = 0; o < n_classes; o++) {
+                if (o == c) continue;
+                double s = 0;
+                for (int d = 0; d < D; d++) s += (double)image_emb[d] * class_emb[(size_t)o * D + d];
+                better += s >= own;
+            }
+            total++;
+            top1 += better < 1;
+            top5 += better < 5;
+        }
+        free_list(images, n_images);
+    }
+    if (total == 0) die("%s: no images in the class folders", dir);
+    *top1_out = (double)top1 / total;
+    *top5_out = (double)top5 / total;
+    free(image_emb), free(prompt_emb), free(prompts), free(class_emb), free(text);
+    free_list(classes, n_classes);
+}
+

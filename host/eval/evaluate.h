@@ -1,0 +1,26 @@
+/*
+ * evaluate.h: the evaluation sets, run through an Encoder: NegBench MCQ and retrieval CSVs,
+ * CC-Neg pairs and zero-shot classification folders. tng_eval prints these results for
+ * any number of models; tng_train runs them on its validation split while it trains.
+ *
+ * These are program-level helpers: a missing or malformed file ends the program with a
+ * message naming the file (die), since no caller can go on without its evaluation data.
+ */
+#ifndef TNG_EVALUATE_H
+#define TNG_EVALUATE_H
+
+#include "eval/encoder.h" // defines: Encoder
+#include "eval/metrics.h" // defines: McqResult, RetrievalResult
+
+void evaluate_mcq(Encoder *enc, const char *csv, const char *image_root, int progress,
+                  McqResult *out);
+void evaluate_retrieval(Encoder *enc, const char *csv, const char *image_root, int progress,
+                        RetrievalResult *out);
+/* CC-Neg accuracy in [0, 1]. */
+double evaluate_ccneg(Encoder *enc, const char *csv, const char *image_root, int progress);
+/* Zero-shot top-1 / top-5 accuracy in [0, 1] over DIR/<class>/<image files>, with class
+ * prompts from a template file ({} is replaced by the folder name, '_' read as ' '). */
+void evaluate_zeroshot(Encoder *enc, const char *dir, const char *templates, double *top1,
+                       double *top5);
+
+#endif

@@ -1,0 +1,183 @@
+/*
+ * train_state.c: run checkpoints (train_state.h). The model and moments go through
+ * checkpoint.c; this file adds the step, the ckpt-<step> naming, the `latest` pointer and
+ * pruning of old checkpoints.
+ */
+#include "io/train_state.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/common.h"
+
+#define LATEST_FILE "latest"
+#define PATH_LEN 4096
+
+/* DIR/NAME into out (PATH_LEN bytes); dies on a path too long to be real. */
+static void join_path(char *out, const char *dir, const char *name) {
+    int len = snprintf(out, PATH_LEN, "%s/%s", dir, name);
+    if (len < 0 || len >= PATH_LEN) die("path too long: %s/%s", dir, name);
+}
+#define STEP_KEY "step"
+
+/* Removes a checkpoint folder and the files checkpoint.c writes into it. */
+static void remove_checkpoint(const char *dir) {
+    const char *files[] = {CHECKPOINT_CONFIG_FILE, CHECKPOINT_WEIGHTS_FILE, CHECKPOINT_STATE_FILE};
+    char path[PATH_LEN];
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        join_path(path, dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+/* Keeps the newest `keep` ckpt-* folders (the names sort by step: zero-padded). */
+static void prune_checkpoints(const char *run_dir, int keep) {
+    DIR *d = opendir(run_dir);
+    if (!d) return;
+    char **names = NULL;
+    int count = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strncmp(e->d_name, "ckpt-", 5) != 0) continue;
+        names = reallocCheck(names, sizeof(char *) * (size_t)(count + 1));
+        names[count++] = strdupCheck(e->d_name);
+    }
+    closedir(d);
+    for (int i = 0; i < count; i++) /* insertion sort: a handful of names */
+        for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char *t = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = t;
+        }
+    char path[PATH_LEN];
+    for (int i = 0; i < count; i++) {
+        if (i < count - keep) {
+            join_path(path, run_dir, names[i]);
+            remove_checkpoint(path);
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
+int train_state_save(const char *run_dir, const Clip *m, const char *const *keys,
+                     const char *const *values, int n_meta, int keep, char *saved_path,
+                     size_t saved_path_len, char *err, size_t err_len) {
+    const Backend *be = m->be;
+    size_t n = m->layout.total;
+    char dir[PATH_LEN], step_text[32], name[64];
+    snprintf(name, sizeof name, "ckpt-%08" PRIu64, m->step);
+    join_path(dir, run_dir, name);
+    snprintf(step_text, sizeof step_text, "%" PRIu64, m->step);
+    /* metadata: the step first, then the caller's pairs */
+    const char **all_keys = mallocCheck(sizeof(char *) * (size_t)(n_meta + 1));
+    const char **all_values = mallocCheck(sizeof(char *) * (size_t)(n_meta + 1));
+    all_keys[0] = STEP_KEY;
+    all_values[0] = step_text;
+    for (int i = 0; i < n_meta; i++) all_keys[i + 1] = keys[i], all_values[i + 1] = values[i];
+    float *host = mallocCheck(sizeof(float) * n * 2);
+    int rc = -1;
+    if (!m->adam_m) {
+        snprintf(err, err_len, "%s: the model has no optimizer state to save", dir);
+        goto done;
+    }
+    be->to_host(host, m->adam_m, sizeof(float) * n);
+    be->to_host(host + n, m->adam_v, sizeof(float) * n);
+    if (checkpoint_save_state(dir, host, host + n, n, all_keys, all_values, n_meta + 1, err,
+                              err_len) != 0)
+        goto done;
+    clip_get_params(m, host);
+    if (checkpoint_save_hf(dir, &m->cfg, host, err, err_len) != 0) goto done;
+    /* the switch: `latest` names the folder relative to the run directory */
+    char latest[PATH_LEN];
+    join_path(latest, run_dir, LATEST_FILE);
+    strcat(name, "\n");
+    if (write_file_atomic(latest, name, strlen(name)) != 0) {
+        snprintf(err, err_len, "%s: cannot write: %s", latest, strerror(errno));
+        goto done;
+    }
+    if (keep > 0) prune_checkpoints(run_dir, keep);
+    if (saved_path) snprintf(saved_path, saved_path_len, "%s", dir);
+    rc = 0;
+done:
+    free(host);
+    free(all_keys);
+    free(all_values);
+    return rc;
+}
+
+int train_state_latest(const char *run_dir, char *path, size_t path_len, char *err,
+                       size_t err_len) {
+    char latest[PATH_LEN];
+    join_path(latest, run_dir, LATEST_FILE);
+    size_t size;
+    char *text = read_file(latest, &size);
+    if (!text) {
+        snprintf(err, err_len, "%s: no checkpoint to resume from (%s)", latest, strerror(errno));
+        return -1;
+    }
+    text[strcspn(text, "\r\n")] = '\0';
+    int len = snprintf(path, path_len, "%s/%s", run_dir, text);
+    free(text);
+    if (len < 0 || (size_t)len >= path_len) {
+        snprintf(err, err_len, "%s: checkpoint path too long", latest);
+        return -1;
+    }
+    if (!checkpoint_is_complete(path)) {
+        snprintf(err, err_len, "%s names %s, which is not a complete checkpoint", latest, path);
+        return -1;
+    }
+    return 0;
+}
+
+int train_state_load(const char *ckpt_dir, Clip *m, CheckpointMeta *meta, char *err,
+                     size_t err_len) {
+    ClipConfig cfg;
+    float *params = NULL;
+    size_t n = 0;
+    if (checkpoint_load_hf(ckpt_dir, &cfg, &params, &n, err, err_len) != 0) return -1;
+    char difference[128];
+    if (clip_config_diff(&cfg, &m->cfg, difference, sizeof difference) || n != m->layout.total) {
+        snprintf(err, err_len, "%s/%s: the checkpoint's model config differs from this run's (%s: "
+                 "checkpoint vs run)", ckpt_dir, CHECKPOINT_CONFIG_FILE, difference);
+        free(params);
+        return -1;
+    }
+    if (!m->adam_m) {
+        snprintf(err, err_len, "%s: prepare the model for training before loading its state",
+                 ckpt_dir);
+        free(params);
+        return -1;
+    }
+    float *moments = mallocCheck(sizeof(float) * n * 2);
+    CheckpointMeta loaded = {0};
+    int rc = -1;
+    if (checkpoint_load_state(ckpt_dir, moments, moments + n, n, &loaded, err, err_len) != 0)
+        goto done;
+    const char *step = checkpoint_meta_get(&loaded, STEP_KEY);
+    char *end = NULL;
+    unsigned long long step_value = step ? strtoull(step, &end, 10) : 0;
+    if (!step || *end != '\0') {
+        snprintf(err, err_len, "%s/%s: metadata '%s' is missing or not a number", ckpt_dir,
+                 CHECKPOINT_STATE_FILE, STEP_KEY);
+        goto done;
+    }
+    clip_set_params(m, params);
+    m->be->to_device(m->adam_m, moments, sizeof(float) * n);
+    m->be->to_device(m->adam_v, moments + n, sizeof(float) * n);
+    m->be->zero(m->grads, sizeof(float) * n);
+    m->step = step_value;
+    rc = 0;
+done:
+    if (rc == 0 && meta) *meta = loaded;
+    else checkpoint_meta_free(&loaded);
+    free(moments);
+    free(params);
+    return rc;
+}

@@ -1,0 +1,36 @@
+/*
+ * train_state.h: the checkpoints of a training run, and resuming from them bit-exactly.
+ *
+ * A run directory holds one folder per checkpoint, ckpt-<step> (an HF model directory plus
+ * trainer_state.safetensors with the AdamW moments, the step and the caller's metadata:
+ * RNG state, data position, ...), and a file `latest` naming the newest complete one.
+ * A checkpoint is written in full before `latest` is switched to it (atomically), so a
+ * crash at any moment leaves `latest` pointing at a complete checkpoint. Older
+ * checkpoints beyond the newest `keep` are removed after the switch.
+ */
+#ifndef TNG_TRAIN_STATE_H
+#define TNG_TRAIN_STATE_H
+
+#include <stddef.h>
+
+#include "io/checkpoint.h" // defines: CheckpointMeta, checkpoint_meta_get, checkpoint_meta_free
+#include "engine/model.h"      // defines: Clip
+
+/* Saves the model's weights, moments and step, plus extra metadata pairs, as
+ * RUN_DIR/ckpt-<step>, then points RUN_DIR/latest at it. Writes the folder's path into
+ * saved_path (may be NULL). Returns 0 or -1 with a message. */
+int train_state_save(const char *run_dir, const Clip *m, const char *const *keys,
+                     const char *const *values, int n_meta, int keep, char *saved_path,
+                     size_t saved_path_len, char *err, size_t err_len);
+
+/* The newest complete checkpoint of a run: writes its path into path. Returns 0, or -1 if
+ * the run has none (err says why). */
+int train_state_latest(const char *run_dir, char *path, size_t path_len, char *err,
+                       size_t err_len);
+
+/* Restores weights, moments and step from a checkpoint folder into a prepared model whose
+ * config must equal the checkpoint's. meta (may be NULL) receives the metadata. */
+int train_state_load(const char *ckpt_dir, Clip *m, CheckpointMeta *meta, char *err,
+                     size_t err_len);
+
+#endif

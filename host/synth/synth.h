@@ -1,0 +1,174 @@
+/*
+ * synth.h: the synthetic negation world, a deterministic stand-in for COCO + NegBench that a
+ * CPU builds in seconds and that knows, for every image, exactly which objects it holds.
+ *
+ * A scene has 1-3 objects of distinct kinds (ball, star, key, house, ...; every kind is a noun
+ * of the TNG lexicon), each with a colour, a size, a position and a small rotation, on a
+ * textured, noisy background. Objects never overlap (their bounding circles are disjoint), so
+ * every listed object is visible and every other kind is truly absent: the evaluation sets
+ * carry no label noise.
+ *
+ * Key design choice: every random choice comes from a stream seeded by (seed, split, index,
+ * purpose), so any image, its captions or its evaluation rows can be regenerated alone, the
+ * world is identical however it is produced, and the two phrasing sets ask the very same
+ * questions (same objects, same template slot) in different words.
+ *
+ * Text hygiene: training captions are affirmative only. The evaluation phrasings (MCQ,
+ * retrieval, CC-Neg) share no template fragment with the training captions nor with the TNG
+ * generator's negation templates, yet use only words that training captions or TNG templates
+ * contain; tests/test_synth.c checks both. The "alt" phrasing set is disjoint from "std" too.
+ */
+#ifndef TNG_SYNTH_H
+#define TNG_SYNTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eval/metrics.h" // defines: McqType, MCQ_POSITIVE, MCQ_NEGATIVE, MCQ_HYBRID
+
+#define SYNTH_MAX_OBJECTS 3
+#define SYNTH_N_KINDS 19
+#define SYNTH_N_COLOURS 8
+#define SYNTH_N_TEXTURES 4
+/* Every caption and option fits in this many bytes, terminator included. */
+#define SYNTH_TEXT_MAX 256
+
+typedef enum { SYNTH_TRAIN = 0, SYNTH_VAL = 1, SYNTH_TEST = 2, SYNTH_N_SPLITS = 3 } SynthSplit;
+
+/* "train", "val", "test". */
+extern const char *const synth_split_names[SYNTH_N_SPLITS];
+/* Object nouns ("ball", ...) and colour adjectives ("red", ...). */
+extern const char *const synth_kind_names[SYNTH_N_KINDS];
+extern const char *const synth_colour_names[SYNTH_N_COLOURS];
+
+// ---------------------------------------------------------------------------------------------
+// Scenes and drawing (synth_draw.c)
+
+typedef struct {
+    int kind, colour;
+    float cx, cy;   /* centre, in units of the image width (0..1, y down) */
+    float radius;   /* the shape lies inside this circle, same units */
+    float angle;    /* rotation in radians */
+    uint8_t rgb[3]; /* the colour with a small per-object jitter */
+} SynthObject;
+
+typedef struct {
+    int n_objects;
+    SynthObject objects[SYNTH_MAX_OBJECTS];
+    int texture;                   /* 0..SYNTH_N_TEXTURES-1 */
+    uint8_t background[2][3];      /* the two low-saturation tones the texture mixes */
+    float noise_sigma;             /* per-pixel Gaussian noise, in 8-bit levels */
+    uint64_t texture_seed;         /* drives the texture's own random numbers */
+} SynthScene;
+
+/* The seed of one random stream of one image. purpose separates the scene, its training
+ * captions and its evaluation rows. */
+typedef enum { SYNTH_STREAM_SCENE = 0, SYNTH_STREAM_CAPTIONS = 1, SYNTH_STREAM_EVAL = 2 } SynthStream;
+uint64_t synth_stream_seed(uint64_t seed, SynthSplit split, int64_t index, SynthStream purpose);
+
+/* The scene of image (split, index). Independent of the image size. */
+void synth_make_scene(uint64_t seed, SynthSplit split, int64_t index, SynthScene *scene);
+/* 1 when the scene holds an object of this kind. */
+int synth_scene_has_kind(const SynthScene *scene, int kind);
+
+/* Draws the scene as size x size RGB (HWC, 3*size*size bytes); 3x3 supersampled edges. */
+void synth_render(const SynthScene *scene, int size, uint8_t *rgb);
+
+/* The shape of a kind in its own frame: u right, v up, the shape inside the unit circle.
+ * Returns 0 outside, 1 on the body, 2 on a detail drawn in a contrasting shade (a door, a
+ * window, an eye). */
+int synth_shape_at(int kind, float u, float v);
+
+// ---------------------------------------------------------------------------------------------
+// Text (synth.c)
+
+/*
+ * Training caption templates. Placeholders: {L} all objects with colours ("a red ball and a
+ * blue key"), {l} the same without colours, {n} the count ("two objects"), {A} the first object
+ * and {B} the others (with colours). The objects come in a random order per caption.
+ */
+typedef struct {
+    const char *text;
+    int min_objects; /* used only for scenes with at least this many objects */
+} SynthCaptionTemplate;
+extern const SynthCaptionTemplate synth_caption_templates[];
+extern const int synth_n_caption_templates;
+
+/*
+ * One phrasing set of the evaluation files. Placeholders: {s} the objects stated present,
+ * {x} the object stated absent (or, in a false option, a present one) with its article, {X}
+ * the same without it, for templates that bring a determiner ("not any {X}"). Each kind has
+ * SYNTH_N_EVAL_TEMPLATES shapes; a question uses one slot for all four options.
+ */
+#define SYNTH_N_EVAL_TEMPLATES 2
+#define SYNTH_N_PHRASINGS 2
+typedef struct {
+    const char *name;   /* "std", "alt" */
+    const char *suffix; /* appended to evaluation file names: "", "_alt" */
+    const char *affirm[SYNTH_N_EVAL_TEMPLATES]; /* {s} */
+    const char *negate[SYNTH_N_EVAL_TEMPLATES]; /* {x} or {X} */
+    const char *hybrid[SYNTH_N_EVAL_TEMPLATES]; /* {s} and {x} or {X} */
+} SynthPhrasing;
+extern const SynthPhrasing synth_phrasings[SYNTH_N_PHRASINGS];
+
+/* The n_captions training captions of a scene (distinct templates while they last), drawn
+ * from the image's caption stream. out[k] holds SYNTH_TEXT_MAX bytes. */
+void synth_captions(const SynthScene *scene, uint64_t seed, SynthSplit split, int64_t index,
+                    int n_captions, char (*out)[SYNTH_TEXT_MAX]);
+
+/*
+ * The evaluation rows of one image under one phrasing set, all drawn from the image's eval
+ * stream in a fixed order, so every phrasing set gets the same objects and slots.
+ *
+ * MCQ, one question per type, in NegBench's option layout: option 0 is the true answer of the
+ * question's type, option 1 a false hybrid (the absent object stated present and a present one
+ * denied), option 2 a false affirmation (the absent object stated present), option 3 a false
+ * negation (a present object denied). The true answers: positive "{s}", negative "no {x}",
+ * hybrid "{s} but no {x}", with {s} one or two present objects and {x} one absent kind, named
+ * without colours as NegBench names objects.
+ *
+ * Retrieval: one caption per affirm slot, all objects with colours. Negated retrieval: one per
+ * hybrid slot, all objects with colours and an absent kind denied (its own draw per caption).
+ * CC-Neg: an affirm caption of all objects, against a caption that denies a present object
+ * (the hybrid shape with the others stated, or the negate shape for a single object).
+ */
+typedef struct {
+    char mcq[MCQ_N_TYPES][4][SYNTH_TEXT_MAX];
+    char retrieval[SYNTH_N_EVAL_TEMPLATES][SYNTH_TEXT_MAX];
+    char negated_retrieval[SYNTH_N_EVAL_TEMPLATES][SYNTH_TEXT_MAX];
+    char ccneg_caption[SYNTH_TEXT_MAX], ccneg_negated[SYNTH_TEXT_MAX];
+} SynthEvalRows;
+void synth_eval_rows(const SynthScene *scene, const SynthPhrasing *phrasing, uint64_t seed,
+                     SynthSplit split, int64_t index, SynthEvalRows *out);
+
+// ---------------------------------------------------------------------------------------------
+// The world on disk (synth.c)
+
+typedef struct {
+    uint64_t seed;
+    int size;                        /* image side in pixels */
+    int64_t n_images[SYNTH_N_SPLITS];
+    int n_captions;                  /* training captions per image (COCO has 5) */
+    int quality;                     /* JPEG quality */
+    int phrasing_mask;               /* bit p: write the evaluation files of synth_phrasings[p] */
+    int verbose;                     /* progress lines on stderr */
+} SynthConfig;
+
+void synth_config_default(SynthConfig *cfg);
+
+/*
+ * Writes the world under out_dir (created if missing):
+ *   images/{train,val,test}/NNNNNN.jpg
+ *   {train,val,test}.csv               filepath,caption,objects (one row per caption)
+ *   mcq_{val,test}<suffix>.csv          NegBench MCQ
+ *   retrieval_{val,test}<suffix>.csv    filepath,captions (a Python list literal)
+ *   negated_retrieval_{val,test}<suffix>.csv
+ *   ccneg_{val,test}<suffix>.csv        image_path,caption,negated_caption
+ *   world.json                          the configuration, kinds and colours
+ * Paths inside the CSVs are relative to out_dir (NegBench's readers re-root paths anyway), so
+ * the world can move and two runs give identical bytes. Dies with a message naming the file
+ * on any I/O error.
+ */
+void synth_write_world(const SynthConfig *cfg, const char *out_dir);
+
+#endif

@@ -1,0 +1,682 @@
+/*
+ * tng.c: the TNG negation generator: nearest neighbours, absent objects, templates, length
+ * fitting and tokenization of one batch (the behaviour is specified in tng.h).
+ *
+ * Key design choice: every random draw for image i comes from its own stream seeded by
+ * (seed, batch_index, i), and the per-image work reads only pool-wide data computed first
+ * (each caption's noun set, image i's similarity row), so the result cannot depend on thread
+ * timing, nor on which other images of the pool texts are made for: a rank of a data-parallel
+ * run makes its own images' share of the global batch's texts, and gets exactly that share.
+ * Texts are built in a scratch buffer and measured with tokenizer_encode_raw; the same ids
+ * become the token row, so a text that fits is encoded exactly once.
+ */
+#include "tng/generator.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/common.h" // defines: die, mallocCheck, reallocCheck
+#include "util/rng.h"    // defines: Rng, rng_seed, rng_below, splitmix64
+
+// ---------------------------------------------------------------------------------------------
+// Templates (written for this project). Placeholders: {x} the object; {c} the caption with its
+// first letter lower-cased; {C} the same with it upper-cased; {n} the caption without its
+// leading article ("a dog on a sofa" -> "dog on a sofa"). Every hybrid template holds {x} and
+// one caption placeholder; every full template holds one caption placeholder and no {x}.
+
+static const char *const HYBRID_TEMPLATES[] = {
+    // the negation follows the caption
+    "{c}, with no {x} in sight.",
+    "{c}; no {x} can be seen.",
+    "{c}, and there is no {x} anywhere.",
+    "{c}, but no {x} is present.",
+    "{c}, with no {x} around.",
+    "{c}. There is no {x} in the scene.",
+    "{c}, and not a single {x}.",
+    "{c}, minus any {x}.",
+    "{c}; the scene has no {x}.",
+    "{c}, while no {x} appears.",
+    "{c}, and no {x} is visible.",
+    "{c}, with no sign of any {x}.",
+    "{c}. No {x} is shown.",
+    "{c}, lacking any {x}.",
+    "{c}; you will not find any {x} here.",
+    "{c}, and the picture contains no {x}.",
+    "{c}, with no {x} to be found.",
+    "{c}, though no {x} is there.",
+    "{c}. Missing from the photo: any {x}.",
+    "{c}, free of any {x}.",
+    "{c}; not one {x} is in view.",
+    "{c}, with no {x} nearby.",
+    "{c}, and no {x} shows up anywhere.",
+    "{c}. The image holds no {x}.",
+    "{c}, entirely without any {x}.",
+    // the negation comes first
+    "No {x} anywhere; {c}.",
+    "There is no {x}, only {c}.",
+    "No {x} is visible, just {c}.",
+    "With no {x} in the frame, {c}.",
+    "Not a single {x} here: {c}.",
+    "No {x} appears in this scene of {c}.",
+    "Without any {x} around, {c}.",
+    "No {x} is pictured; {c}.",
+    "The photo shows no {x}, but {c}.",
+    "There is no {x} to be seen. {C}.",
+    "Absent any {x}, {c}.",
+    "No {x} here. Instead, {c}.",
+    "Free of any {x}: {c}.",
+    "Although no {x} is present, {c}.",
+    "Not one {x} in view; {c}.",
+    "No {x} is in the picture, which shows {c}.",
+    "Lacking any {x}, the scene shows {c}.",
+    "There is no {x} in this picture; {c}.",
+};
+
+static const char *const FULL_TEMPLATES[] = {
+    "There is no {n} in this image.",
+    "This picture does not show {c}.",
+    "No {n} can be seen here.",
+    "Nothing here resembles {c}.",
+    "The scene does not contain {c}.",
+    "You will not find {c} in this photo.",
+    "This is not a photo of {c}.",
+    "There is no sign of {c}.",
+    "Not pictured: {c}.",
+    "The image lacks {c}.",
+    "This photo has nothing to do with {c}.",
+    "What is shown here is not {c}.",
+    "No {n} appears in this picture.",
+    "{C} is absent from this image.",
+    "Missing from this scene: {c}.",
+    "The photo contains no {n}.",
+    "Do not expect {c} here.",
+};
+// Affirmations: the caption plus {x} stated as present. Image i's hybrids deny {x}; these
+// same-words-without-"no" twins are contradictions, so "no" must be what tells them apart.
+static const char *const AFFIRM_TEMPLATES[] = {
+    "{c}, and {x} too.",
+    "{c}, with {x} as well.",
+    "{c}, plus {x}.",
+    "{c}; {x} can be seen too.",
+    "{c}, and there is {x}.",
+    "{c}. There is also {x} in the scene.",
+    "{c}, next to {x}.",
+    "{C}, and {x} is visible.",
+};
+#define TNG_N_AFFIRM_TEMPLATES (int)(sizeof(AFFIRM_TEMPLATES) / sizeof(AFFIRM_TEMPLATES[0]))
+_Static_assert(sizeof(HYBRID_TEMPLATES) / sizeof(HYBRID_TEMPLATES[0]) == TNG_N_HYBRID_TEMPLATES,
+               "TNG_N_HYBRID_TEMPLATES must count HYBRID_TEMPLATES");
+_Static_assert(sizeof(FULL_TEMPLATES) / sizeof(FULL_TEMPLATES[0]) == TNG_N_FULL_TEMPLATES,
+               "TNG_N_FULL_TEMPLATES must count FULL_TEMPLATES");
+
+// ---------------------------------------------------------------------------------------------
+// Caption text helpers
+
+typedef struct {
+    const char *text;
+    size_t len;
+} Span;
+
+static int is_trailing_punct(char c) { return strchr(".!?,;:", c) != NULL && c != '\0'; }
+
+/* The caption without surrounding whitespace and without trailing sentence punctuation, so a
+ * template can add its own. */
+static Span trim_caption(const char *s, size_t len) {
+    while (len > 0 && isspace((unsigned char)*s)) s++, len--;
+    while (len > 0 && (isspace((unsigned char)s[len - 1]) || is_trailing_punct(s[len - 1]))) len--;
+    return (Span){s, len};
+}
+
+static int count_words(Span s) {
+    int n = 0;
+    for (size_t i = 0; i < s.len; i++)
+        n += !isspace((unsigned char)s.text[i]) && (i == 0 || isspace((unsigned char)s.text[i - 1]));
+    return n;
+}
+
+/* The first k whitespace-separated words of s, trimmed again ("a dog, a cat" k=2 -> "a dog"). */
+static Span first_words(Span s, int k) {
+    size_t end = 0;
+    for (int w = 0; w < k; w++) {
+        while (end < s.len && isspace((unsigned char)s.text[end])) end++;
+        while (end < s.len && !isspace((unsigned char)s.text[end])) end++;
+    }
+    return trim_caption(s.text, end);
+}
+
+/* s without a leading determiner that a "no ..." template would duplicate. */
+static Span strip_article(Span s) {
+    static const char *const articles[] = {"a", "an", "the", "any"};
+    for (size_t a = 0; a < sizeof(articles) / sizeof(articles[0]); a++) {
+        size_t n = strlen(articles[a]);
+        if (s.len > n + 1 && strncasecmp(s.text, articles[a], n) == 0 &&
+            isspace((unsigned char)s.text[n]))
+            return trim_caption(s.text + n, s.len - n);
+    }
+    return s;
+}
+
+/* Appends src to dst at *at, with its first letter lower-cased ('c', 'n'), upper-cased ('C').
+ * A first letter followed by another capital ("TV", "USA") is an acronym and keeps its case. */
+static void emit_cased(char *dst, size_t *at, Span src, char mode) {
+    if (src.len == 0) return;
+    memcpy(dst + *at, src.text, src.len);
+    char *first = dst + *at;
+    int acronym = src.len > 1 && isupper((unsigned char)src.text[1]);
+    if (mode == 'C') *first = (char)toupper((unsigned char)*first);
+    else if (!acronym) *first = (char)tolower((unsigned char)*first);
+    *at += src.len;
+}
+
+/* Renders a template into dst (capacity >= strlen(tmpl) + 2*(subject.len + strlen(object)) + 1)
+ * and upper-cases the first letter of the result. Returns the length. */
+static size_t render_template(char *dst, const char *tmpl, Span subject, const char *object) {
+    size_t at = 0;
+    for (const char *p = tmpl; *p; p++) {
+        if (p[0] == '{' && p[1] && p[2] == '}') {
+            char mode = p[1];
+            if (mode == 'x') emit_cased(dst, &at, (Span){object, strlen(object)}, 'x');
+            else emit_cased(dst, &at, mode == 'n' ? strip_article(subject) : subject, mode);
+            p += 2;
+        } else {
+            dst[at++] = *p;
+        }
+    }
+    dst[at] = '\0';
+    if (at > 0) dst[0] = (char)toupper((unsigned char)dst[0]);
+    return at;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The generator
+
+struct TngGenerator {
+    TngConfig cfg;
+    const Lexicon *lex;
+    const Tokenizer *tok;
+    // scratch, grown on demand; P = pool images, B = images texts are made for
+    int capacity_pool, capacity_made;
+    float *sim;          /* [B, P] cosine similarity of made image j to pool image k */
+    int *order;          /* [B, P-1] the other pool images, most similar first */
+    int *made;           /* [B] the pool image whose texts are output image j */
+    int *row_of;         /* [P] the inverse: the output image of pool image k, or -1 */
+    int *noun_start;     /* [P+1] caption k's nouns are nouns[noun_start[k] .. noun_start[k+1]) */
+    int *nouns;          /* lemma ids, each once per caption, in order of appearance */
+    int capacity_nouns;
+    int *candidates;
+    Span *trimmed;       /* [P] the pool's captions, trimmed */
+    size_t *text_offset; /* [n_texts] offsets into the arena until the arena stops moving */
+    int capacity_texts;
+    char *render;        /* one text being built */
+    size_t capacity_render;
+    char *object_subject; /* "any <object>", the subject when there is no caption to negate */
+    int *ids;            /* [context] ids of the text being measured */
+};
+
+void tng_config_default(TngConfig *cfg) {
+    *cfg = (TngConfig){.negations_per_image = 2, .context = 77, .seed = 1234, .released = 0,
+                       .i2t_mean = 0, .contradictions = 0};
+}
+
+TngGenerator *tng_generator_create(const TngConfig *cfg, const Lexicon *lex, const Tokenizer *tok) {
+    if (cfg->negations_per_image < 1)
+        die("tng: negations_per_image must be >= 1, found %d", cfg->negations_per_image);
+    if (cfg->contradictions < 0)
+        die("tng: contradictions must be >= 0, found %d", cfg->contradictions);
+    if (cfg->context < 16)
+        die("tng: context must be >= 16 tokens to hold a negation, found %d", cfg->context);
+    TngGenerator *gen = callocCheck(1, sizeof(TngGenerator));
+    gen->cfg = *cfg;
+    gen->lex = lex;
+    gen->tok = tok;
+    gen->ids = mallocCheck((size_t)cfg->context * sizeof(int));
+    gen->object_subject = mallocCheck(128);
+    return gen;
+}
+
+void tng_generator_free(TngGenerator *gen) {
+    if (!gen) return;
+    free(gen->sim);
+    free(gen->order);
+    free(gen->made);
+    free(gen->row_of);
+    free(gen->noun_start);
+    free(gen->nouns);
+    free(gen->candidates);
+    free(gen->trimmed);
+    free(gen->text_offset);
+    free(gen->render);
+    free(gen->object_subject);
+    free(gen->ids);
+    free(gen);
+}
+
+void tng_texts_free(TngTexts *t) {
+    free(t->tokens);
+    free(t->txt2img);
+    free(t->i2t_target);
+    free(t->texts);
+    free(t->kind);
+    free(t->source_image);
+    free(t->object_lemma);
+    free(t->object_from);
+    free(t->text_arena);
+    memset(t, 0, sizeof(*t));
+}
+
+#define GROW(ptr, count) ((ptr) = reallocCheck((ptr), (size_t)(count) * sizeof(*(ptr))))
+
+static void ensure_capacity(TngGenerator *gen, TngTexts *out, int n_pool, int n_made, int n_texts,
+                            int n_nouns) {
+    if (n_pool > gen->capacity_pool) {
+        GROW(gen->made, n_pool);
+        GROW(gen->row_of, n_pool);
+        GROW(gen->noun_start, n_pool + 1);
+        GROW(gen->trimmed, n_pool);
+        gen->capacity_pool = n_pool;
+        gen->capacity_made = 0; // the rows below are sized by both counts
+    }
+    if (n_made > gen->capacity_made) {
+        GROW(gen->sim, (size_t)n_made * gen->capacity_pool);
+        GROW(gen->order, (size_t)n_made * gen->capacity_pool);
+        gen->capacity_made = n_made;
+    }
+    if (n_nouns > gen->capacity_nouns) {
+        GROW(gen->nouns, n_nouns);
+        GROW(gen->candidates, n_nouns);
+        gen->capacity_nouns = n_nouns;
+    }
+    if (n_texts > gen->capacity_texts) {
+        GROW(gen->text_offset, n_texts);
+        gen->capacity_texts = n_texts;
+    }
+    int context = gen->cfg.context;
+    if (n_texts > out->capacity_texts || context != out->context) {
+        GROW(out->tokens, (size_t)n_texts * context);
+        GROW(out->txt2img, n_texts);
+        GROW(out->texts, n_texts);
+        GROW(out->kind, n_texts);
+        GROW(out->source_image, n_texts);
+        out->capacity_texts = n_texts;
+    }
+    if (n_made > out->capacity_images) {
+        GROW(out->i2t_target, n_made);
+        GROW(out->object_lemma, n_made);
+        GROW(out->object_from, n_made);
+        out->capacity_images = n_made;
+    }
+}
+
+typedef struct {
+    uint32_t key; /* ascending key = descending similarity (neighbour_key) */
+    int image;
+} Neighbour;
+
+/* A key that orders similarities from high to low as unsigned integers. -0 is folded into +0,
+ * which it equals as a float; similarities of unit vectors are never NaN. */
+static uint32_t neighbour_key(float sim) {
+    sim += 0.0f;
+    uint32_t bits;
+    memcpy(&bits, &sim, sizeof bits);
+    uint32_t ascending = bits & 0x80000000u ? ~bits : bits | 0x80000000u;
+    return ~ascending;
+}
+
+/* Sorts row[0..n) by key with a stable LSD radix sort (four byte-wide passes, tmp [n]): the row
+ * comes in ascending image order, so equal similarities stay lower image first and the order
+ * is total. Sorting was half the generator's time with qsort. */
+static void sort_neighbours(Neighbour *row, Neighbour *tmp, int n) {
+    for (int shift = 0; shift < 32; shift += 8) {
+        int start[257] = {0};
+        for (int k = 0; k < n; k++) start[((row[k].key >> shift) & 0xff) + 1]++;
+        for (int b = 0; b < 256; b++) start[b + 1] += start[b];
+        for (int k = 0; k < n; k++) tmp[start[(row[k].key >> shift) & 0xff]++] = row[k];
+        Neighbour *swap = row;
+        row = tmp, tmp = swap;
+    }
+    // an even number of passes: the sorted row is back in the caller's buffer
+}
+
+/* The dot product of two unit embeddings: their cosine similarity. Eight independent partial
+ * sums, combined in a fixed order, let the compiler vectorise it with the same result on every
+ * run (unlike a threaded BLAS call); dot(a, b) and dot(b, a) are the same bits, so a pair's
+ * similarity does not depend on which image asks. */
+static float dot_unit(const float *a, const float *b, int dim) {
+    enum { LANES = 8 };
+    // A GNU vector type: element k is exactly the scalar sum it names, but the compiler keeps
+    // it in one register; written as an array, GCC adds the lanes one by one.
+    typedef float Lanes __attribute__((vector_size(LANES * sizeof(float))));
+    Lanes lane = {0};
+    int d = 0;
+    for (; d + LANES <= dim; d += LANES) {
+        Lanes x, y;
+        memcpy(&x, a + d, sizeof x);
+        memcpy(&y, b + d, sizeof y);
+        lane += x * y;
+    }
+    float dot = 0.0f;
+    for (; d < dim; d++) dot += a[d] * b[d];
+    for (int k = 0; k < LANES; k++) dot += lane[k];
+    return dot;
+}
+
+/* order row j = the pool images other than made[j], by decreasing cosine similarity to it.
+ * A pair of two made images is computed once (row_of finds the earlier row). */
+static void rank_neighbours(TngGenerator *gen, const float *emb, int n_pool, int dim,
+                            const int *made, int n_made) {
+    Neighbour *row = mallocCheck((size_t)2 * (n_pool > 1 ? n_pool - 1 : 1) * sizeof(Neighbour));
+    for (int j = 0; j < n_made; j++) {
+        int a = made[j], n = 0;
+        float *sim = gen->sim + (size_t)j * n_pool;
+        for (int k = 0; k < n_pool; k++) {
+            if (k == a) continue;
+            int earlier = gen->row_of[k];
+            sim[k] = earlier >= 0 && earlier < j
+                         ? gen->sim[(size_t)earlier * n_pool + a]
+                         : dot_unit(emb + (size_t)a * dim, emb + (size_t)k * dim, dim);
+            row[n++] = (Neighbour){neighbour_key(sim[k]), k};
+        }
+        sort_neighbours(row, row + n, n);
+        for (int r = 0; r < n; r++) gen->order[(size_t)j * (n_pool - 1) + r] = row[r].image;
+    }
+    free(row);
+}
+
+/* Collects the lexicon nouns of one caption into out (each lemma once), returns the count.
+ * Words are maximal runs of letters, lower-cased; a word with non-ASCII bytes is no lexicon
+ * word but stays whole, so "café" never yields "caf". */
+static int caption_nouns(const Lexicon *lex, const char *s, int *out) {
+    enum { MAX_WORD = 64 };
+    char word[MAX_WORD];
+    int n = 0;
+    for (size_t i = 0; s[i];) {
+        unsigned char c = (unsigned char)s[i];
+        if (!isalpha(c) && c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len = 0;
+        int ascii = 1;
+        for (; s[i] && (isalpha((unsigned char)s[i]) || (unsigned char)s[i] >= 0x80); i++, len++) {
+            if ((unsigned char)s[i] >= 0x80) ascii = 0;
+            else if (len < MAX_WORD) word[len] = (char)tolower((unsigned char)s[i]);
+        }
+        if (!ascii || len >= MAX_WORD) continue;
+        int lemma = lexicon_lookup(lex, word, len);
+        if (lemma < 0) continue;
+        int seen = 0;
+        for (int k = 0; k < n && !seen; k++) seen = out[k] == lemma;
+        if (!seen) out[n++] = lemma;
+    }
+    return n;
+}
+
+static int caption_has(const TngGenerator *gen, int image, int lemma) {
+    for (int k = gen->noun_start[image]; k < gen->noun_start[image + 1]; k++)
+        if (gen->nouns[k] == lemma) return 1;
+    return 0;
+}
+
+/* The one object of pool image i (neighbours: its order row): a noun of the nearest neighbour
+ * with one that caption_i lacks, else a common lexicon noun caption_i lacks. *from = that
+ * neighbour, or -1. */
+static int choose_object(TngGenerator *gen, int i, const int *neighbours, int n_pool, Rng *rng,
+                         int *from) {
+    for (int r = 0; r < n_pool - 1; r++) {
+        int j = neighbours[r];
+        int n_candidates = 0;
+        for (int k = gen->noun_start[j]; k < gen->noun_start[j + 1]; k++)
+            if (!caption_has(gen, i, gen->nouns[k])) gen->candidates[n_candidates++] = gen->nouns[k];
+        if (n_candidates > 0) {
+            *from = j;
+            return gen->candidates[rng_below(rng, (uint64_t)n_candidates)];
+        }
+    }
+    // Scan the common nouns cyclically from a random start: one draw, and it always ends.
+    const Lexicon *lex = gen->lex;
+    int start = (int)rng_below(rng, (uint64_t)lex->n_common);
+    for (int k = 0; k < lex->n_common; k++) {
+        int lemma = lex->common[(start + k) % lex->n_common];
+        if (!caption_has(gen, i, lemma)) {
+            *from = -1;
+            return lemma;
+        }
+    }
+    die("tng: caption %d contains every common lexicon noun; no absent object exists", i);
+}
+
+/* The pool image whose caption full negation number `f` of pool image i negates, or -1 when no
+ * other image has a non-empty caption. Default: the f-th least similar image (the end of i's
+ * order row); released: the f-th image of the cycle B-1-i, B-i, ... that skips i (B = the
+ * pool). Empty captions are passed over. */
+static int full_negation_source(const TngGenerator *gen, int i, const int *neighbours, int f,
+                                int n_pool) {
+    int n_others = n_pool - 1;
+    for (int step = 0; step < n_others; step++) {
+        int p = (f + step) % n_others, k;
+        if (gen->cfg.released) {
+            // walk p+1 images along the cycle from B-1-i, not counting i itself
+            k = n_pool - 1 - i;
+            if (k == i) k = (k + 1) % n_pool;
+            for (int q = 0; q < p; q++) {
+                k = (k + 1) % n_pool;
+                if (k == i) k = (k + 1) % n_pool;
+            }
+        } else {
+            k = neighbours[n_others - 1 - p];
+        }
+        if (gen->trimmed[k].len > 0) return k;
+    }
+    return -1;
+}
+
+/* Writes SOT, ids, EOT and zero padding into a token row. */
+static void store_row(int *row, const int *ids, int n_ids, int context) {
+    row[0] = TOKEN_SOT;
+    memcpy(row + 1, ids, (size_t)n_ids * sizeof(int));
+    row[n_ids + 1] = TOKEN_EOT;
+    memset(row + n_ids + 2, 0, (size_t)(context - n_ids - 2) * sizeof(int));
+}
+
+static size_t arena_append(TngTexts *out, size_t *used, const char *text, size_t len) {
+    if (*used + len + 1 > out->arena_capacity) {
+        out->arena_capacity = 2 * (*used + len + 1);
+        out->text_arena = reallocCheck(out->text_arena, out->arena_capacity);
+    }
+    size_t at = *used;
+    memcpy(out->text_arena + at, text, len);
+    out->text_arena[at + len] = '\0';
+    *used += len + 1;
+    return at;
+}
+
+/* Renders tmpl with the subject cut to its first `words` words; returns the raw token count. */
+static int render_and_measure(TngGenerator *gen, const char *tmpl, Span subject, int words,
+                              const char *object, size_t *len) {
+    *len = render_template(gen->render, tmpl, first_words(subject, words), object);
+    return tokenizer_encode_raw(gen->tok, gen->render, gen->ids, gen->cfg.context - 2);
+}
+
+/* Builds text t from a template. When it would pass the context, trailing words of the
+ * subject (the caption part) go, never the template's negation. */
+static void make_text(TngGenerator *gen, TngTexts *out, size_t *arena_used, int t,
+                      const char *tmpl, Span subject, const char *object) {
+    size_t need = strlen(tmpl) + 2 * (subject.len + strlen(object)) + 1;
+    if (need > gen->capacity_render) {
+        gen->capacity_render = 2 * need;
+        gen->render = reallocCheck(gen->render, gen->capacity_render);
+    }
+    int budget = gen->cfg.context - 2, words = count_words(subject);
+    size_t len;
+    int n = render_and_measure(gen, tmpl, subject, words, object, &len);
+    if (n > budget) {
+        // the most words that fit: fits(lo) holds, fits(hi) fails (token counts grow with words)
+        int lo = 0, hi = words;
+        while (hi - lo > 1) {
+            int mid = lo + (hi - lo) / 2;
+            size_t unused;
+            if (render_and_measure(gen, tmpl, subject, mid, object, &unused) <= budget) lo = mid;
+            else hi = mid;
+        }
+        n = render_and_measure(gen, tmpl, subject, lo, object, &len);
+        if (n > budget)
+            die("tng: template \"%s\" with object \"%s\" needs %d tokens, more than the context %d",
+                tmpl, object, n + 2, gen->cfg.context);
+    }
+    store_row(out->tokens + (size_t)t * gen->cfg.context, gen->ids, n, gen->cfg.context);
+    gen->text_offset[t] = arena_append(out, arena_used, gen->render, len);
+}
+
+/* Contradiction c of pool image i into text t (kinds cycle with c % 4, see tng.h): a false
+ * hybrid negating a noun that caption_i contains; a false full negation of caption_i; a
+ * role-swapped hybrid "a <object_i>, no <noun of caption_i>"; caption_i plus "a <object_i>"
+ * affirmed. A caption without lexicon nouns gets the false full negation in the hybrid kinds'
+ * slots. Each is false for image i. */
+static void make_contradiction(TngGenerator *gen, TngTexts *out, size_t *arena_used, int t, int c,
+                               int i, int object, Rng *rng) {
+    Span caption = gen->trimmed[i];
+    int n_present = gen->noun_start[i + 1] - gen->noun_start[i];
+    const char *absent = gen->lex->lemma[object];
+    char absent_phrase[128]; // "a <object_i>" / "an <object_i>": the absent object stated
+    int absent_len = snprintf(absent_phrase, sizeof absent_phrase, "%s %.100s",
+                              strchr("aeiou", absent[0]) ? "an" : "a", absent);
+    if (c % 4 == 3) {
+        make_text(gen, out, arena_used, t, AFFIRM_TEMPLATES[rng_below(rng, TNG_N_AFFIRM_TEMPLATES)],
+                  caption, absent_phrase);
+        out->kind[t] = TNG_FALSE_AFFIRM;
+    } else if (c % 4 != 1 && n_present > 0) {
+        int lemma = gen->nouns[gen->noun_start[i] + (int)rng_below(rng, (uint64_t)n_present)];
+        const char *tmpl = HYBRID_TEMPLATES[rng_below(rng, TNG_N_HYBRID_TEMPLATES)];
+        // the role-swapped kind affirms the absent object and denies the present one
+        Span subject = c % 4 == 2 ? (Span){absent_phrase, (size_t)absent_len} : caption;
+        make_text(gen, out, arena_used, t, tmpl, subject, gen->lex->lemma[lemma]);
+        out->kind[t] = c % 4 == 2 ? TNG_SWAPPED_HYBRID : TNG_FALSE_HYBRID;
+    } else {
+        const char *tmpl = FULL_TEMPLATES[rng_below(rng, TNG_N_FULL_TEMPLATES)];
+        make_text(gen, out, arena_used, t, tmpl, caption, "");
+        out->kind[t] = TNG_FALSE_FULL;
+    }
+    out->txt2img[t] = -1;
+    out->source_image[t] = i;
+}
+
+static void seed_image_stream(Rng *rng, uint64_t seed, int64_t batch_index, int image) {
+    uint64_t state = seed;
+    state = splitmix64(&state) ^ (uint64_t)batch_index;
+    state = splitmix64(&state) ^ (uint64_t)image;
+    rng_seed(rng, splitmix64(&state));
+}
+
+/* Every text of pool image i, written as image j of the output (n_made images). Reads only
+ * pool-wide data and i's own random stream, so it is the same whichever images are made. */
+static void make_image_texts(TngGenerator *gen, const char *const *captions, int n_pool, int i,
+                             int j, int n_made, int64_t batch_index, TngTexts *out,
+                             size_t *arena_used) {
+    const TngConfig *cfg = &gen->cfg;
+    int context = cfg->context, n_neg = cfg->negations_per_image;
+    const int *neighbours = gen->order + (size_t)j * (n_pool - 1);
+    const Span caption = gen->trimmed[i];
+    Rng rng;
+    seed_image_stream(&rng, cfg->seed, batch_index, i);
+    int from;
+    int object = choose_object(gen, i, neighbours, n_pool, &rng, &from);
+    const char *object_word = gen->lex->lemma[object];
+    out->object_lemma[j] = object;
+    out->object_from[j] = from;
+    snprintf(gen->object_subject, 128, "any %.100s", object_word);
+    Span object_subject = {gen->object_subject, strlen(gen->object_subject)};
+
+    // the original caption, cut like open_clip cuts any text
+    int *row = out->tokens + (size_t)j * context;
+    int n = tokenizer_encode(gen->tok, captions[i], row, context);
+    memset(row + n, 0, (size_t)(context - n) * sizeof(int));
+    gen->text_offset[j] = arena_append(out, arena_used, captions[i], strlen(captions[i]));
+    out->txt2img[j] = j;
+    out->kind[j] = TNG_ORIGINAL;
+    out->source_image[j] = i;
+
+    int hybrid_start = (int)rng_below(&rng, TNG_N_HYBRID_TEMPLATES);
+    int full_start = (int)rng_below(&rng, TNG_N_FULL_TEMPLATES);
+    int n_hybrids = 0, n_fulls = 0;
+    for (int m = 0; m < n_neg; m++) {
+        int t = (m + 1) * n_made + j;
+        int source = m % 2 == 1 ? full_negation_source(gen, i, neighbours, n_fulls, n_pool) : i;
+        if (m % 2 == 0 || source < 0) {
+            // hybrid (also the stand-in for a full negation when no other caption exists);
+            // an image without a caption gets a plain object negation from a full template
+            if (caption.len > 0) {
+                const char *tmpl = HYBRID_TEMPLATES[(hybrid_start + n_hybrids) % TNG_N_HYBRID_TEMPLATES];
+                make_text(gen, out, arena_used, t, tmpl, caption, object_word);
+            } else {
+                const char *tmpl = FULL_TEMPLATES[(full_start + n_hybrids) % TNG_N_FULL_TEMPLATES];
+                make_text(gen, out, arena_used, t, tmpl, object_subject, "");
+            }
+            n_hybrids++;
+            out->kind[t] = TNG_HYBRID;
+            out->source_image[t] = i;
+        } else {
+            const char *tmpl = FULL_TEMPLATES[(full_start + n_fulls) % TNG_N_FULL_TEMPLATES];
+            make_text(gen, out, arena_used, t, tmpl, gen->trimmed[source], "");
+            n_fulls++;
+            out->kind[t] = TNG_FULL;
+            out->source_image[t] = source;
+        }
+        out->txt2img[t] = j;
+    }
+    // released: one draw whatever the bound, so the draws after it do not depend on n_made
+    int n_positive_texts = (n_neg + 1) * n_made;
+    out->i2t_target[j] = cfg->released ? (int)rng_below(&rng, (uint64_t)n_positive_texts)
+                         : cfg->i2t_mean ? -1
+                                         : j;
+    // contradictions draw after every other choice, so C = 0 leaves those unchanged
+    for (int c = 0; c < cfg->contradictions; c++)
+        make_contradiction(gen, out, arena_used, n_positive_texts + c * n_made + j, c, i, object,
+                           &rng);
+}
+
+void tng_make_texts(TngGenerator *gen, const char *const *captions, const float *image_emb,
+                    int n_pool, int dim, const int *make_for, int n_make, int64_t batch_index,
+                    TngTexts *out) {
+    if (n_pool < 1) die("tng_make_texts: expected at least one image, found %d", n_pool);
+    if (!make_for && n_make != n_pool)
+        die("tng_make_texts: without make_for, texts are made for all %d pool images, not %d",
+            n_pool, n_make);
+    if (n_make < 1 || n_make > n_pool)
+        die("tng_make_texts: expected 1 to %d images to make texts for, found %d", n_pool, n_make);
+    const TngConfig *cfg = &gen->cfg;
+    int n_texts = (cfg->negations_per_image + 1 + cfg->contradictions) * n_make;
+    int max_nouns = 0;
+    for (int k = 0; k < n_pool; k++) max_nouns += (int)(strlen(captions[k]) / 2 + 1);
+    ensure_capacity(gen, out, n_pool, n_make, n_texts, max_nouns);
+    out->n_images = n_make;
+    out->n_pool = n_pool;
+    out->n_texts = n_texts;
+    out->context = cfg->context;
+    out->batch_index = batch_index;
+
+    // row_of inverts made (and so finds a repeated position)
+    int *made = gen->made;
+    for (int k = 0; k < n_pool; k++) gen->row_of[k] = -1;
+    for (int j = 0; j < n_make; j++) {
+        int i = make_for ? make_for[j] : j;
+        if (i < 0 || i >= n_pool || gen->row_of[i] >= 0)
+            die("tng_make_texts: make_for[%d] = %d; expected distinct pool positions 0..%d", j,
+                i, n_pool - 1);
+        made[j] = i;
+        gen->row_of[i] = j;
+    }
+
+    rank_neighbours(gen, image_emb, n_pool, dim, made, n_make);
+    gen->noun_start[0] = 0;
+    for (int k = 0; k < n_pool; k++) {
+        gen->noun_start[k + 1] =
+            gen->noun_start[k] + caption_nouns(gen->lex, captions[k], gen->nouns + gen->noun_start[k]);
+        gen->trimmed[k] = trim_caption(captions[k], strlen(captions[k]));
+    }
+
+    size_t arena_used = 0;
+    for (int j = 0; j < n_make; j++)
+        make_image_texts(gen, captions, n_pool, made[j], j, n_make, batch_index, out, &arena_used);
+    for (int t = 0; t < n_texts; t++) out->texts[t] = out->text_arena + gen->text_offset[t];
+}

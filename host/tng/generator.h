@@ -1,0 +1,183 @@
+/*
+ * tng.h: TNG-CLIP's training-time negation generator, and the thread that runs it ahead of
+ * the training loop.
+ *
+ * Per batch of B (image, caption) pairs and the B L2-normalised image embeddings, it builds
+ * (M+1)*B tokenized texts, all positives of one image each:
+ *
+ *   text t = i            the original caption of image i (i2t_target[i] = i by default)
+ *   text t = (1+m)*B + i  negation m of image i, m = 0..M-1:
+ *                           m even: a hybrid negation, caption_i plus "no <object_i>"
+ *                           m odd:  a full negation of another image's caption
+ *
+ * object_i is a concrete noun (WordNet lexicon, lexicon.h) found in the caption of image i's
+ * nearest neighbour j (cosine similarity of the embeddings) and absent from caption_i, compared
+ * as whole words, lower-cased, plurals folded. If j has none, the next-nearest image is tried,
+ * and so on; then a random common lexicon noun absent from caption_i. Exactly one object per
+ * image: extra hybrids (M > 2) vary the template, not the object. The object is written in its
+ * singular (lemma) form, so every template agrees in number ("no dog is visible").
+ *
+ * A full negation of image i negates the caption of the *least* similar other image (the
+ * second full negation, for M > 3, the second least similar, ...). It never negates caption_i:
+ * with B = 1 there is no other caption, and that slot holds one more hybrid (another template).
+ *
+ * Contradiction negatives (TngConfig.contradictions = C > 0) follow: C texts per image that
+ * are FALSE for image i and a positive of no image (txt2img -1, so they take part only in the
+ * image-to-text softmax, as negatives image i must rank below its caption):
+ *
+ *   text t = (M+1+c)*B + i  contradiction c of image i, c = 0..C-1, by c % 4:
+ *                             0: a false hybrid, caption_i plus "no <object present in
+ *                                caption_i>" (a lexicon noun of caption_i, whole word;
+ *                                hybrid templates)
+ *                             1: a false full negation, the negation of caption_i itself
+ *                                (full templates)
+ *                             2: a role-swapped hybrid, "a <object_i>" (absent) plus "no
+ *                                <object present in caption_i>": NegBench's swapped option
+ *                             3: a false affirmation, caption_i plus "a <object_i>": the
+ *                                absent object the hybrids deny, stated as present (affirm
+ *                                templates)
+ *
+ * A caption with no lexicon noun has no hybrid contradiction: those slots hold a false full
+ * negation too. With C = 0 the texts (and every random draw) are exactly those without the option.
+ *
+ * Every random choice comes from a counter-based stream seeded by (seed, batch_index, i), so
+ * the texts depend only on those and the batch, not on thread timing or generation order.
+ *
+ * Pool and share: the B images above are the POOL that neighbours, objects and negated
+ * captions come from. A call may make the texts of only some pool images (a rank's share of the
+ * global batch under --tng-scope global, so no rank builds the texts of the others' images).
+ * Each gets exactly the texts, kinds, sources and object the whole-pool call gives it (i above,
+ * and so its random stream, stays its pool position), numbered as a batch of the share alone:
+ * with n share images, text m*n + j is the m-th text of share image j, and txt2img and
+ * i2t_target count share images; source_image and object_from stay pool positions. The one
+ * difference: released mode's random i2t target is drawn from the share's (M+1)*n texts.
+ *
+ * Length: a text longer than the context keeps its negation clause and loses trailing words of
+ * its caption part, measured with tokenizer_encode_raw. The original caption is cut like
+ * open_clip cuts any text (EOT forced into the last slot).
+ *
+ * Differences from the authors' released code, kept only behind TngConfig.released:
+ *   - Released: the full negation of image i negates caption B-1-i. That is arbitrary (it may
+ *     be true of image i), and for the middle image of an odd batch it is image i's own caption,
+ *     labelled positive. Ours: the least similar image; never the own caption. In released mode
+ *     the middle image of an odd batch takes the next image after it (cyclically) instead.
+ *   - Released: the image-to-text target of image i is drawn at random from all 3B texts, so it
+ *     usually belongs to another image. Ours: the own caption (or -1, "mean over the image's
+ *     positives", with TngConfig.i2t_mean). Released mode draws uniformly from all (M+1)*B texts.
+ *   - Not switchable (they are bugs, not choices): the released object list drifts out of
+ *     alignment with its images, absence is a case-sensitive substring test, and the fallback
+ *     noun is one fixed word. Objects here are chosen as described above in both modes.
+ */
+#ifndef TNG_TNG_H
+#define TNG_TNG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "text/lexicon.h"   // defines: Lexicon, lexicon_load, lexicon_lookup
+#include "text/tokenizer.h" // defines: Tokenizer, tokenizer_encode, tokenizer_encode_raw
+
+#define TNG_N_HYBRID_TEMPLATES 43
+#define TNG_N_FULL_TEMPLATES 17
+
+typedef struct {
+    int negations_per_image; /* M >= 1; 2 in the paper (one hybrid, one full) */
+    int context;             /* tokens per text, SOT and EOT included; 77 in CLIP */
+    uint64_t seed;
+    int released;            /* 1: the released code's pairing and i2t targets (see above) */
+    int i2t_mean;            /* 1: i2t_target[i] = -1, "mean over image i's positives" */
+    int contradictions;      /* C >= 0 contradiction negatives per image (see above); 0 = off */
+} TngConfig;
+
+typedef enum {
+    TNG_ORIGINAL = 0,
+    TNG_HYBRID = 1,
+    TNG_FULL = 2,
+    TNG_FALSE_HYBRID = 3, /* contradiction: caption_i, "no <object present in caption_i>" */
+    TNG_FALSE_FULL = 4,   /* contradiction: the negation of caption_i */
+    TNG_SWAPPED_HYBRID = 5, /* contradiction: "a <object_i>", "no <object present in caption_i>" */
+    TNG_FALSE_AFFIRM = 6,   /* contradiction: caption_i plus "a <object_i>" (absent) affirmed */
+} TngTextKind;
+
+/* One batch of generated texts. Arrays are owned by the batch and reused across calls.
+ * Image j is the j-th image texts were made for; "pool image" is a position in the pool. */
+typedef struct {
+    int n_images;       /* B, the images texts were made for */
+    int n_pool;         /* the pool's images (= B when texts are made for all of it) */
+    int n_texts;        /* (M+1+C)*B */
+    int context;
+    int64_t batch_index;
+    int *tokens;        /* [n_texts, context] ids, zero-padded after EOT */
+    int *txt2img;       /* [n_texts] the image each text is a positive of, -1 for none */
+    int *i2t_target;    /* [n_images] index of the target text (never a contradiction), or
+                           -1 for the mean */
+    char **texts;       /* [n_texts] the strings (pointers into text_arena) for logs */
+    TngTextKind *kind;  /* [n_texts] */
+    int *source_image;  /* [n_texts] the pool image whose caption the text negates or quotes
+                           (full: the negated image; hybrid, original and contradictions:
+                           the image itself) */
+    int *object_lemma;  /* [n_images] lexicon id of the object negated in image j's hybrids */
+    int *object_from;   /* [n_images] the pool image it came from, or -1: random lexicon noun */
+    char *text_arena;
+    size_t arena_capacity;
+    int capacity_texts, capacity_images;
+} TngTexts;
+
+typedef struct TngGenerator TngGenerator;
+
+void tng_config_default(TngConfig *cfg);
+
+/* The generator keeps pointers to lex and tok (shared, read-only); it owns scratch memory and
+ * so is used by one thread at a time. Dies on an invalid config. */
+TngGenerator *tng_generator_create(const TngConfig *cfg, const Lexicon *lex, const Tokenizer *tok);
+void tng_generator_free(TngGenerator *gen);
+
+/* Builds the texts of n_make images of a pool into out (start from a zeroed TngTexts; it grows
+ * as needed). The pool: captions [n_pool] UTF-8 strings (empty allowed), image_emb [n_pool,
+ * dim] L2-normalised, n_pool >= 1. make_for: [n_make] distinct pool positions, in the order the
+ * output lists them, or NULL for the whole pool in order (then n_make = n_pool). Dies on
+ * anything else. The cost grows with n_make * n_pool, not n_pool^2. */
+void tng_make_texts(TngGenerator *gen, const char *const *captions, const float *image_emb,
+                    int n_pool, int dim, const int *make_for, int n_make, int64_t batch_index,
+                    TngTexts *out);
+void tng_texts_free(TngTexts *texts);
+
+/* --------------------------------------------------------------------------------------------
+ * The producer thread.
+ *
+ * It pulls input batches from the caller's source callback, builds their texts and pushes them
+ * into a bounded queue of `depth` finished batches; the training loop pops them. With the vision
+ * tower frozen the embeddings of a batch are known before its step (cached or computed by the
+ * loader), so the producer runs `depth` batches ahead and the loop never waits. When the vision
+ * tower trains, the source supplies the embeddings of the latest forward pass it has (one step
+ * stale), which keeps the thread ahead at the cost of slightly older neighbours. */
+
+typedef struct {
+    int n_pool, dim;
+    const char *const *captions; /* [n_pool] */
+    const float *image_emb;      /* [n_pool, dim], L2-normalised */
+    int64_t batch_index;         /* seeds the batch's random choices; copied to the texts */
+    const int *make_for;         /* [n_make] pool positions to make texts for; NULL: all */
+    int n_make;
+} TngInput;
+
+/* Fills *in with the next batch and returns 1, or returns 0 at the end of the data. Called on
+ * the producer thread only; what *in points at must stay valid until the next call. */
+typedef int (*TngSourceFn)(void *ctx, TngInput *in);
+
+typedef struct TngProducer TngProducer;
+
+/* Starts the thread with its own generator (lex and tok are shared). depth >= 1. */
+TngProducer *tng_producer_start(const TngConfig *cfg, const Lexicon *lex, const Tokenizer *tok,
+                                TngSourceFn source, void *source_ctx, int depth);
+/* The next batch in source order, waiting if needed; NULL once the source is exhausted. The
+ * batch stays valid until it is handed back with tng_producer_release. */
+const TngTexts *tng_producer_pop(TngProducer *p);
+void tng_producer_release(TngProducer *p, const TngTexts *texts);
+/* Seconds the consumer has spent blocked in tng_producer_pop so far. */
+double tng_producer_wait_seconds(const TngProducer *p);
+/* Stops the thread (it finishes the batch in hand, including a source call in progress), joins
+ * it and frees everything, batches not yet released included. Safe at any point. */
+void tng_producer_stop(TngProducer *p);
+
+#endif
