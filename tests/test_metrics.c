@@ -40,7 +40,7 @@ static void test_mcq_hand_cases(void) {
     const McqType type[4] = {MCQ_POSITIVE, MCQ_NEGATIVE, MCQ_HYBRID, MCQ_POSITIVE};
     McqResult r;
     poison(&r, sizeof(r));
-    metrics_mcq(image, options, 4, 4, 2, correct, type, &r);
+    metrics_mcq(image, options, 4, 4, 2, correct, type, TIES_STRICT, &r);
     CHECK(r.n_questions == 4 && r.n_correct == 2, "questions %d correct %d", r.n_questions, r.n_correct);
     CHECK(r.accuracy == 2.0 / 4, "accuracy %g, want 0.5", r.accuracy);
     CHECK(r.n_by_type[MCQ_POSITIVE] == 2 && r.correct_by_type[MCQ_POSITIVE] == 1, "positive %d/%d",
@@ -50,7 +50,7 @@ static void test_mcq_hand_cases(void) {
     CHECK(r.accuracy_by_type[MCQ_HYBRID] == 1.0, "hybrid %g", r.accuracy_by_type[MCQ_HYBRID]);
 
     // Only positive questions: the other types have no questions and report NaN.
-    metrics_mcq(image, options, 1, 4, 2, correct, type, &r);
+    metrics_mcq(image, options, 1, 4, 2, correct, type, TIES_STRICT, &r);
     CHECK(r.accuracy == 1.0, "accuracy %g", r.accuracy);
     CHECK(isnan(r.accuracy_by_type[MCQ_NEGATIVE]) && isnan(r.accuracy_by_type[MCQ_HYBRID]),
           "empty types must be NaN, got %g %g", r.accuracy_by_type[MCQ_NEGATIVE],
@@ -64,7 +64,7 @@ static void test_mcq_nan_is_wrong(void) {
     const McqType type[3] = {MCQ_NEGATIVE, MCQ_NEGATIVE, MCQ_NEGATIVE};
     McqResult r;
     poison(&r, sizeof(r));
-    metrics_mcq_from_scores(scores, 3, 4, correct, type, &r);
+    metrics_mcq_from_scores(scores, 3, 4, correct, type, TIES_STRICT, &r);
     CHECK(r.n_correct == 1, "NaN questions must count as wrong: %d correct, want 1", r.n_correct);
 }
 
@@ -90,7 +90,7 @@ static void test_retrieval_hand_case(void) {
     // image 2's best own text scores .8; t0 0, t1 .6, t2 .6: nothing ahead.
     RetrievalResult r;
     poison(&r, sizeof(r));
-    metrics_retrieval(images, 3, texts, 5, text_image, 3, &r);
+    metrics_retrieval(images, 3, texts, 5, text_image, 3, TIES_STRICT, &r);
     CHECK(r.n_images == 3 && r.n_texts == 5, "counts %d %d", r.n_images, r.n_texts);
     CHECK(r.t2i[0] == 2.0 / 5, "t2i R@1 %g, want 0.4", r.t2i[0]);
     CHECK(r.t2i[1] == 1.0 && r.t2i[2] == 1.0, "t2i R@5 %g R@10 %g, want 1", r.t2i[1], r.t2i[2]);
@@ -154,7 +154,7 @@ static void test_retrieval_random_vs_reference(void) {
     retrieval_reference(img, N_IMG, txt, N_TXT, text_image, DIM, t2i, i2t);
     RetrievalResult r;
     poison(&r, sizeof(r));
-    metrics_retrieval(img, N_IMG, txt, N_TXT, text_image, DIM, &r);
+    metrics_retrieval(img, N_IMG, txt, N_TXT, text_image, DIM, TIES_STRICT, &r);
     for (int k = 0; k < 3; k++) {
         // GEMM and the reference loop may round a score differently by an ulp; with random
         // data no two scores come that close, so the counts must be identical.
@@ -173,9 +173,58 @@ static void test_ccneg_hand_case(void) {
     // item 0: caption 1 vs negated 0 -> right; item 1: 0 vs 1 -> wrong; item 2: .8 vs .8 tie -> wrong
     const float caption[3 * 2] = {1, 0, 1, 0, 0, 1};
     const float negated[3 * 2] = {0, 1, 0, 1, 0, 1};
-    double acc = metrics_ccneg(image, caption, negated, 3, 2);
+    double acc = metrics_ccneg(image, caption, negated, 3, 2, TIES_STRICT);
     CHECK(acc == 1.0 / 3, "CC-Neg accuracy %g, want 1/3", acc);
-    CHECK(isnan(metrics_ccneg(image, caption, negated, 0, 2)), "no items gives NaN");
+    CHECK(isnan(metrics_ccneg(image, caption, negated, 0, 2, TIES_STRICT)), "no items gives NaN");
+}
+
+/* Exact ties under both rules: MCQ options embedded alike, retrieval with a duplicate caption
+ * (two images' texts identical, as COCO has) and a text equally close to two images, CC-Neg
+ * with caption and negation alike. Scores are products with 0 and 1, so the ties are exact. */
+static void test_tie_rules(void) {
+    const float mcq_scores[3 * 4] = {0.5f, 0.5f, 0.5f, 0.5f, // all alike, correct 0
+                                     0.5f, 0.5f, 0.5f, 0.5f, // all alike, correct 2
+                                     0.5f, 0.4f, 0.5f, 0.1f}; // correct 0 ties option 2
+    const int correct[3] = {0, 2, 0};
+    const McqType type[3] = {MCQ_POSITIVE, MCQ_NEGATIVE, MCQ_HYBRID};
+    McqResult strict, first;
+    poison(&strict, sizeof strict);
+    poison(&first, sizeof first);
+    metrics_mcq_from_scores(mcq_scores, 3, 4, correct, type, TIES_STRICT, &strict);
+    metrics_mcq_from_scores(mcq_scores, 3, 4, correct, type, TIES_FIRST_INDEX, &first);
+    CHECK(strict.n_correct == 0, "strict: every tie is wrong, got %d right", strict.n_correct);
+    // first index: q0 right (index 0 wins), q1 wrong (options 0 and 1 come first), q2 right
+    CHECK(first.n_correct == 2 && first.correct_by_type[MCQ_NEGATIVE] == 0,
+          "first index: %d right (negative %d), want 2 (0)", first.n_correct,
+          first.correct_by_type[MCQ_NEGATIVE]);
+
+    // images e0 e1 e2; s = 1/sqrt(2). t0 -> image 0 scores (s, 0, s): it ties image 2;
+    // t1 -> image 1 and t2 -> image 2 are the same caption, scores (0, s, s).
+    const float s2 = 0.70710677f;
+    const float images[3 * 3] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
+    const float texts[3 * 3] = {s2, 0, s2, 0, s2, s2, 0, s2, s2};
+    const int text_image[3] = {0, 1, 2};
+    RetrievalResult rs, rf;
+    poison(&rs, sizeof rs);
+    poison(&rf, sizeof rf);
+    metrics_retrieval(images, 3, texts, 3, text_image, 3, TIES_STRICT, &rs);
+    metrics_retrieval(images, 3, texts, 3, text_image, 3, TIES_FIRST_INDEX, &rf);
+    // text->image: every own image ties another. Strict: all rank 1. First index: t0 and t1
+    // win their ties (the other image comes later), t2 loses to image 1.
+    CHECK(rs.t2i[0] == 0.0 && rs.t2i[1] == 1.0, "strict t2i R@1 %g R@5 %g, want 0, 1", rs.t2i[0], rs.t2i[1]);
+    CHECK(rf.t2i[0] == 2.0 / 3 && rf.t2i[1] == 1.0, "first-index t2i R@1 %g R@5 %g, want 2/3, 1",
+          rf.t2i[0], rf.t2i[1]);
+    // image->text: image 0's own text is alone at the top; image 1's own t1 ties the duplicate
+    // t2 (later: first index keeps t1 first); image 2's own t2 ties t0 and t1 (both earlier).
+    CHECK(rs.i2t[0] == 1.0 / 3, "strict i2t R@1 %g, want 1/3", rs.i2t[0]);
+    CHECK(rf.i2t[0] == 2.0 / 3, "first-index i2t R@1 %g, want 2/3", rf.i2t[0]);
+
+    const float image[2] = {1, 0}, caption[2] = {0.6f, 0.8f}, negated[2] = {0.6f, -0.8f};
+    CHECK(metrics_ccneg(image, caption, negated, 1, 2, TIES_STRICT) == 0.0, "strict: a CC-Neg tie is wrong");
+    CHECK(metrics_ccneg(image, caption, negated, 1, 2, TIES_FIRST_INDEX) == 1.0,
+          "first index: the caption (index 0) wins a CC-Neg tie");
+    CHECK(strcmp(tie_rule_name(TIES_FIRST_INDEX), "first-index") == 0 &&
+              strcmp(tie_rule_name(TIES_STRICT), "strict") == 0, "tie rule names");
 }
 
 int main(void) {
@@ -185,5 +234,6 @@ int main(void) {
     RUN_TEST(test_retrieval_hand_case);
     RUN_TEST(test_retrieval_random_vs_reference);
     RUN_TEST(test_ccneg_hand_case);
+    RUN_TEST(test_tie_rules);
     return test_summary();
 }

@@ -85,7 +85,7 @@ static const char *base_name(const char *path) {
 static void eval_mcq(Encoder *enc, int model, const char *path, const EvalArgs *args,
                      MetricTable *table) {
     McqResult r;
-    evaluate_mcq(enc, path, args->image_root, args->progress, &r);
+    evaluate_mcq(enc, path, args->image_root, args->progress, TIES_STRICT, &r);
     char name[160];
     snprintf(name, sizeof name, "%s MCQ", base_name(path));
     record(table, model, name, 100 * r.accuracy);
@@ -98,7 +98,7 @@ static void eval_mcq(Encoder *enc, int model, const char *path, const EvalArgs *
 static void eval_retrieval(Encoder *enc, int model, const char *path, const EvalArgs *args,
                            MetricTable *table) {
     RetrievalResult r;
-    evaluate_retrieval(enc, path, args->image_root, args->progress, &r);
+    evaluate_retrieval(enc, path, args->image_root, args->progress, TIES_STRICT, &r);
     char name[160];
     for (int k = 0; k < METRICS_N_RECALL; k++) {
         snprintf(name, sizeof name, "%s T2I R@%d", base_name(path), metrics_recall_k[k]);
@@ -114,7 +114,7 @@ static void eval_ccneg(Encoder *enc, int model, const char *path, const EvalArgs
                        MetricTable *table) {
     char name[160];
     snprintf(name, sizeof name, "%s CC-Neg acc", base_name(path));
-    record(table, model, name, 100 * evaluate_ccneg(enc, path, args->image_root, args->progress));
+    record(table, model, name, 100 * evaluate_ccneg(enc, path, args->image_root, args->progress, TIES_STRICT));
 }
 
 static void eval_zeroshot(Encoder *enc, int model, const EvalArgs *args, MetricTable *table) {

@@ -530,7 +530,7 @@ static void save_checkpoint(Run *r, const Pending *next) {
 
 static void validate(Run *r, long step) {
     McqResult res;
-    evaluate_mcq(&r->val_encoder, r->args.val_mcq, r->args.image_root, 0, &res);
+    evaluate_mcq(&r->val_encoder, r->args.val_mcq, r->args.image_root, 0, TIES_STRICT, &res);
     fprintf(stderr, "\nvalidation at step %ld: MCQ %.1f%% (positive %.1f, negative %.1f, hybrid %.1f)\n",
             step, 100 * res.accuracy, 100 * res.accuracy_by_type[MCQ_POSITIVE],
             100 * res.accuracy_by_type[MCQ_NEGATIVE], 100 * res.accuracy_by_type[MCQ_HYBRID]);

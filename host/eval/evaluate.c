@@ -38,7 +38,7 @@ static void embed_item_images(Encoder *enc, const Dataset *ds, float *out, int p
 }
 
 void evaluate_mcq(Encoder *enc, const char *path, const char *image_root, int progress,
-                  McqResult *out) {
+                  TieRule ties, McqResult *out) {
     Dataset ds = load_or_die(path, DATASET_NEGBENCH_MCQ, image_root);
     int n = ds.count, D = enc->dim, n_options = ds.items[0].n_captions;
     float *image_emb = mallocCheck(sizeof(float) * (size_t)n * D);
@@ -59,13 +59,13 @@ void evaluate_mcq(Encoder *enc, const char *path, const char *image_root, int pr
     }
     embed_item_images(enc, &ds, image_emb, progress);
     encoder_texts(enc, texts, n * n_options, option_emb, progress);
-    metrics_mcq(image_emb, option_emb, n, n_options, D, correct, type, out);
+    metrics_mcq(image_emb, option_emb, n, n_options, D, correct, type, ties, out);
     free(image_emb), free(option_emb), free(texts), free(correct), free(type);
     dataset_free(&ds);
 }
 
 void evaluate_retrieval(Encoder *enc, const char *path, const char *image_root, int progress,
-                        RetrievalResult *out) {
+                        TieRule ties, RetrievalResult *out) {
     Dataset ds = load_or_die(path, DATASET_NEGBENCH_RETRIEVAL, image_root);
     int n_images = ds.count, D = enc->dim;
     long n_texts = dataset_caption_count(&ds);
@@ -81,12 +81,13 @@ void evaluate_retrieval(Encoder *enc, const char *path, const char *image_root, 
     float *text_emb = mallocCheck(sizeof(float) * (size_t)n_texts * D);
     embed_item_images(enc, &ds, image_emb, progress);
     encoder_texts(enc, texts, (int)n_texts, text_emb, progress);
-    metrics_retrieval(image_emb, n_images, text_emb, (int)n_texts, text_image, D, out);
+    metrics_retrieval(image_emb, n_images, text_emb, (int)n_texts, text_image, D, ties, out);
     free(texts), free(text_image), free(image_emb), free(text_emb);
     dataset_free(&ds);
 }
 
-double evaluate_ccneg(Encoder *enc, const char *path, const char *image_root, int progress) {
+double evaluate_ccneg(Encoder *enc, const char *path, const char *image_root, int progress,
+                      TieRule ties) {
     Dataset ds = load_or_die(path, DATASET_CCNEG, image_root);
     int n = ds.count, D = enc->dim;
     const char **captions = mallocCheck(sizeof(char *) * (size_t)n * 2);
@@ -99,7 +100,7 @@ double evaluate_ccneg(Encoder *enc, const char *path, const char *image_root, in
     float *text_emb = mallocCheck(sizeof(float) * (size_t)n * 2 * D);
     embed_item_images(enc, &ds, image_emb, progress);
     encoder_texts(enc, captions, 2 * n, text_emb, progress);
-    double accuracy = metrics_ccneg(image_emb, text_emb, text_emb + (size_t)n * D, n, D);
+    double accuracy = metrics_ccneg(image_emb, text_emb, text_emb + (size_t)n * D, n, D, ties);
     free(captions), free(image_emb), free(text_emb);
     dataset_free(&ds);
     return accuracy;

@@ -12,12 +12,14 @@
 #include "eval/encoder.h" // defines: Encoder
 #include "eval/metrics.h" // defines: McqResult, RetrievalResult
 
+/* ties: how a tie between scores is scored (metrics.h, TieRule) */
 void evaluate_mcq(Encoder *enc, const char *csv, const char *image_root, int progress,
-                  McqResult *out);
+                  TieRule ties, McqResult *out);
 void evaluate_retrieval(Encoder *enc, const char *csv, const char *image_root, int progress,
-                        RetrievalResult *out);
+                        TieRule ties, RetrievalResult *out);
 /* CC-Neg accuracy in [0, 1]. */
-double evaluate_ccneg(Encoder *enc, const char *csv, const char *image_root, int progress);
+double evaluate_ccneg(Encoder *enc, const char *csv, const char *image_root, int progress,
+                      TieRule ties);
 /* Zero-shot top-1 / top-5 accuracy in [0, 1] over DIR/<class>/<image files>, with class
  * prompts from a template file ({} is replaced by the folder name, '_' read as ' '). */
 void evaluate_zeroshot(Encoder *enc, const char *dir, const char *templates, double *top1,

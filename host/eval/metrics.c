@@ -5,8 +5,7 @@
  * Key design choice: retrieval scores texts in blocks with one SGEMM per block and makes two
  * passes (the first finds each image's best own-text score, the second counts the other texts
  * that beat it), so COCO-sized sets (25k texts x 5k images) never hold the full similarity
- * matrix. Comparisons are written as !(other < own), so a NaN score always counts against
- * the model.
+ * matrix. Every comparison goes through ranks_ahead, the one place the tie rule lives.
  */
 #include "eval/metrics.h"
 
@@ -30,6 +29,16 @@ int mcq_type_from_name(const char *name) {
     return -1;
 }
 
+const char *tie_rule_name(TieRule ties) { return ties == TIES_FIRST_INDEX ? "first-index" : "strict"; }
+
+/* Whether a competitor (score, index) ranks ahead of the target (score, index). Strict: any
+ * competitor that is not below the target. First index: a higher score, or an equal one at a
+ * lower index. A NaN competitor is ahead under both, so NaN always counts against the model. */
+static int ranks_ahead(double other, long other_index, double own, long own_index, TieRule ties) {
+    if (ties == TIES_STRICT) return !(other < own);
+    return isnan(other) || other > own || (other == own && other_index < own_index);
+}
+
 static double ratio(int num, int den) { return den > 0 ? (double)num / den : NAN; }
 
 static double dot(const float *a, const float *b, int dim) {
@@ -42,7 +51,8 @@ static double dot(const float *a, const float *b, int dim) {
 // Multiple choice
 
 void metrics_mcq_from_scores(const float *scores, int n_questions, int n_options,
-                             const int *correct, const McqType *type, McqResult *out) {
+                             const int *correct, const McqType *type, TieRule ties,
+                             McqResult *out) {
     memset(out, 0, sizeof(*out));
     for (int q = 0; q < n_questions; q++) {
         const float *s = scores + (size_t)q * n_options;
@@ -51,7 +61,7 @@ void metrics_mcq_from_scores(const float *scores, int n_questions, int n_options
         if (t < 0 || t >= MCQ_N_TYPES) die("metrics_mcq: question %d: type %d", q, t);
         int right = !isnan(s[c]);
         for (int o = 0; o < n_options && right; o++)
-            if (o != c && !(s[o] < s[c])) right = 0; // a tie or a NaN is a wrong answer
+            if (o != c && ranks_ahead(s[o], o, s[c], c, ties)) right = 0;
         out->n_questions++;
         out->n_by_type[t]++;
         out->n_correct += right;
@@ -63,13 +73,13 @@ void metrics_mcq_from_scores(const float *scores, int n_questions, int n_options
 }
 
 void metrics_mcq(const float *image_emb, const float *option_emb, int n_questions, int n_options,
-                 int dim, const int *correct, const McqType *type, McqResult *out) {
+                 int dim, const int *correct, const McqType *type, TieRule ties, McqResult *out) {
     float *scores = (float *)mallocCheck((size_t)(n_questions > 0 ? n_questions : 1) * n_options * sizeof(float));
     for (int q = 0; q < n_questions; q++)
         for (int o = 0; o < n_options; o++)
             scores[(size_t)q * n_options + o] = (float)dot(
                 image_emb + (size_t)q * dim, option_emb + ((size_t)q * n_options + o) * dim, dim);
-    metrics_mcq_from_scores(scores, n_questions, n_options, correct, type, out);
+    metrics_mcq_from_scores(scores, n_questions, n_options, correct, type, ties, out);
     free(scores);
 }
 
@@ -86,7 +96,7 @@ static void score_block(const float *image_emb, int n_images, const float *text_
 }
 
 void metrics_retrieval(const float *image_emb, int n_images, const float *text_emb, int n_texts,
-                       const int *text_image, int dim, RetrievalResult *out) {
+                       const int *text_image, int dim, TieRule ties, RetrievalResult *out) {
     memset(out, 0, sizeof(*out));
     out->n_images = n_images;
     out->n_texts = n_texts;
@@ -98,6 +108,7 @@ void metrics_retrieval(const float *image_emb, int n_images, const float *text_e
     float *best_own = (float *)mallocCheck((size_t)(n_images > 0 ? n_images : 1) * sizeof(float));
     int *has_text = (int *)callocCheck((size_t)(n_images > 0 ? n_images : 1), sizeof(int));
     int *ahead = (int *)callocCheck((size_t)(n_images > 0 ? n_images : 1), sizeof(int));
+    int *best_text = (int *)callocCheck((size_t)(n_images > 0 ? n_images : 1), sizeof(int));
     int t2i_hits[METRICS_N_RECALL] = {0};
 
     // pass 1: text->image ranks, and each image's best score among its own texts
@@ -107,11 +118,15 @@ void metrics_retrieval(const float *image_emb, int n_images, const float *text_e
         for (int r = 0; r < rows; r++) {
             const float *s = scores + (size_t)r * n_images;
             int own = text_image[t0 + r], rank = 0;
-            for (int i = 0; i < n_images; i++) rank += i != own && !(s[i] < s[own]);
+            for (int i = 0; i < n_images; i++) rank += i != own && ranks_ahead(s[i], i, s[own], own, ties);
             if (isnan(s[own])) rank = n_images;
             for (int k = 0; k < METRICS_N_RECALL; k++) t2i_hits[k] += rank < metrics_recall_k[k];
-            // NaN stays in best_own once seen: a NaN own score makes the image a miss
-            if (!has_text[own] || isnan(s[own]) || s[own] > best_own[own]) best_own[own] = s[own];
+            // NaN stays in best_own once seen: a NaN own score makes the image a miss. On an
+            // equal score the first own text stays: the best-ranked one under either rule.
+            if (!has_text[own] || isnan(s[own]) || s[own] > best_own[own]) {
+                best_own[own] = s[own];
+                best_text[own] = t0 + r;
+            }
             has_text[own] = 1;
         }
     }
@@ -123,7 +138,9 @@ void metrics_retrieval(const float *image_emb, int n_images, const float *text_e
             const float *s = scores + (size_t)r * n_images;
             int own = text_image[t0 + r];
             for (int i = 0; i < n_images; i++)
-                if (i != own && has_text[i] && !isnan(best_own[i]) && !(s[i] < best_own[i])) ahead[i]++;
+                if (i != own && has_text[i] && !isnan(best_own[i]) &&
+                    ranks_ahead(s[i], t0 + r, best_own[i], best_text[i], ties))
+                    ahead[i]++;
         }
     }
     int i2t_hits[METRICS_N_RECALL] = {0};
@@ -139,18 +156,20 @@ void metrics_retrieval(const float *image_emb, int n_images, const float *text_e
     free(best_own);
     free(has_text);
     free(ahead);
+    free(best_text);
 }
 
 // ---------------------------------------------------------------------------------------------
 // CC-Neg
 
 double metrics_ccneg(const float *image_emb, const float *caption_emb, const float *negated_emb,
-                     int n, int dim) {
+                     int n, int dim, TieRule ties) {
     int right = 0;
     for (int i = 0; i < n; i++) {
         const float *img = image_emb + (size_t)i * dim;
-        right += dot(img, caption_emb + (size_t)i * dim, dim) >
-                 dot(img, negated_emb + (size_t)i * dim, dim);
+        double caption = dot(img, caption_emb + (size_t)i * dim, dim);
+        double negated = dot(img, negated_emb + (size_t)i * dim, dim);
+        right += !isnan(caption) && !ranks_ahead(negated, 1, caption, 0, ties);
     }
     return ratio(right, n);
 }

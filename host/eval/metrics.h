@@ -7,14 +7,19 @@
  * Scores are cosine similarities, i.e. plain dot products of the (already normalised) rows,
  * with no logit scale, as NegBench scores them.
  *
- * Ties count against the model everywhere. An MCQ question is right only when the correct
- * option scores strictly above every other option; a retrieval target ranks behind every
- * candidate that scores >= its own score; a CC-Neg item is right only when the true caption
- * scores strictly higher. NegBench takes torch.argmax, which returns the first maximal index;
- * since its files put the correct answer at index 0, a collapsed text tower (all options
- * embedded alike) would score 100% there. Under our rule it scores 0%. For real-valued
- * embeddings exact ties do not happen, so both rules agree on any healthy model. A NaN score
- * also counts as wrong (every comparison with NaN is false).
+ * Ties: two rules, chosen per call (TieRule).
+ * - TIES_STRICT (tng's default): a tie counts against the model. An MCQ question is right only
+ *   when the correct option scores strictly above every other option; a retrieval target ranks
+ *   behind every candidate that scores >= its own score; a CC-Neg item is right only when the
+ *   true caption scores strictly higher. A collapsed text tower (all options embedded alike)
+ *   scores 0% under it.
+ * - TIES_FIRST_INDEX (NegBench's protocol): the candidate with the lower index wins a tie, as
+ *   torch.argmax does (it returns the first maximal index) for MCQ and CC-Neg, and as a ranking
+ *   by (score descending, index ascending) does for retrieval's top-K. NegBench's MCQ files put
+ *   the correct answer at index 0, so a collapsed tower scores 100% there. Identical captions of
+ *   different images (COCO has them) tie exactly, so recall can differ between the two rules.
+ * For healthy real-valued embeddings exact ties are rare and both rules agree. Under both, a NaN
+ * score counts as wrong (a NaN own score, or a NaN competitor ranked ahead).
  */
 #ifndef TNG_METRICS_H
 #define TNG_METRICS_H
@@ -23,6 +28,10 @@
 
 /* NegBench's question types, named as in the correct_answer_template column. */
 typedef enum { MCQ_POSITIVE = 0, MCQ_NEGATIVE = 1, MCQ_HYBRID = 2, MCQ_N_TYPES = 3 } McqType;
+
+typedef enum { TIES_STRICT = 0, TIES_FIRST_INDEX = 1 } TieRule;
+/* "strict" or "first-index". */
+const char *tie_rule_name(TieRule ties);
 
 /* "positive", "negative", "hybrid". */
 const char *mcq_type_name(McqType type);
@@ -41,14 +50,15 @@ typedef struct {
  * q*n_options + o), the correct option per question, and the type per question.
  */
 void metrics_mcq_from_scores(const float *scores, int n_questions, int n_options,
-                             const int *correct, const McqType *type, McqResult *out);
+                             const int *correct, const McqType *type, TieRule ties,
+                             McqResult *out);
 
 /*
  * MCQ accuracy from embeddings: image_emb [n_questions, dim] (the question's image) and
  * option_emb [n_questions, n_options, dim]. Scores are dot products.
  */
 void metrics_mcq(const float *image_emb, const float *option_emb, int n_questions, int n_options,
-                 int dim, const int *correct, const McqType *type, McqResult *out);
+                 int dim, const int *correct, const McqType *type, TieRule ties, McqResult *out);
 
 #define METRICS_N_RECALL 3
 /* The K of Recall@K, in the order of RetrievalResult's arrays. */
@@ -70,13 +80,13 @@ typedef struct {
  * inputs whatever n_texts is.
  */
 void metrics_retrieval(const float *image_emb, int n_images, const float *text_emb, int n_texts,
-                       const int *text_image, int dim, RetrievalResult *out);
+                       const int *text_image, int dim, TieRule ties, RetrievalResult *out);
 
 /*
- * CC-Neg accuracy: the share of items whose image scores its true caption strictly higher than
- * its negated caption. All three arrays are [n, dim], row i belonging to item i. NaN when n = 0.
+ * CC-Neg accuracy: the share of items whose image scores its true caption (index 0) above its
+ * negated caption (index 1); a tie is right only under TIES_FIRST_INDEX. All three arrays are [n, dim], row i belonging to item i. NaN when n = 0.
  */
 double metrics_ccneg(const float *image_emb, const float *caption_emb, const float *negated_emb,
-                     int n, int dim);
+                     int n, int dim, TieRule ties);
 
 #endif
