@@ -2,12 +2,17 @@
  * train_state.c: run checkpoints (train_state.h). The model and moments go through
  * checkpoint.c; this file adds the step, the ckpt-<step> naming, the `latest` pointer and
  * pruning of old checkpoints.
+ *
+ * Pruning deletes only what is provably this run's past or garbage: older checkpoints beyond
+ * `keep`, folders a kill left incomplete and temporary files of dead writers. It never deletes
+ * the checkpoint `latest` names, nor complete checkpoints of later steps.
  */
 #include "io/train_state.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,41 +31,83 @@ static void join_path(char *out, const char *dir, const char *name) {
 }
 #define STEP_KEY "step"
 
-/* Removes a checkpoint folder and the files checkpoint.c writes into it. */
+/* Removes a checkpoint folder with every file in it: the three checkpoint.c writes and any
+ * temporary file a killed write left behind (a ckpt-* folder holds nothing else). */
 static void remove_checkpoint(const char *dir) {
-    const char *files[] = {CHECKPOINT_CONFIG_FILE, CHECKPOINT_WEIGHTS_FILE, CHECKPOINT_STATE_FILE};
-    char path[PATH_LEN];
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        join_path(path, dir, files[i]);
-        unlink(path);
+    DIR *d = opendir(dir);
+    if (d) {
+        char path[PATH_LEN];
+        for (struct dirent *e; (e = readdir(d));) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            join_path(path, dir, e->d_name);
+            unlink(path);
+        }
+        closedir(d);
     }
     rmdir(dir);
 }
 
-/* Keeps the newest `keep` ckpt-* folders (the names sort by step: zero-padded). */
-static void prune_checkpoints(const char *run_dir, int keep) {
+/* The step a ckpt-<step> folder name stands for, or -1 for any other name. */
+static long long checkpoint_step(const char *name) {
+    if (strncmp(name, "ckpt-", 5) != 0 || name[5] < '0' || name[5] > '9') return -1;
+    char *end;
+    unsigned long long step = strtoull(name + 5, &end, 10);
+    return *end == '\0' ? (long long)step : -1;
+}
+
+/* A temporary file of write_file_atomic (NAME.tmp<pid>) whose writer is gone: a kill during
+ * a write left it. A live writer's file (ours, or another process's) is left alone. */
+static int stale_temporary(const char *name) {
+    const char *tmp = strstr(name, ".tmp");
+    while (tmp && strstr(tmp + 1, ".tmp")) tmp = strstr(tmp + 1, ".tmp");
+    if (!tmp || tmp[4] < '0' || tmp[4] > '9') return 0;
+    char *end;
+    long pid = strtol(tmp + 4, &end, 10);
+    if (*end != '\0' || pid <= 0) return 0;
+    return pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+static void remove_stale_temporaries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char path[PATH_LEN];
+    for (struct dirent *e; (e = readdir(d));)
+        if (stale_temporary(e->d_name)) {
+            join_path(path, dir, e->d_name);
+            unlink(path);
+        }
+    closedir(d);
+}
+
+/* After checkpoint `saved_step` became `latest`: keeps it and the newest keep-1 complete
+ * checkpoints BEFORE it, and removes older ones and incomplete folders (a kill during a
+ * write). Complete checkpoints of later steps are not this run's past (a folder reused by
+ * hand): they are never removed, and neither is the one `latest` names. */
+static void prune_checkpoints(const char *run_dir, int keep, long long saved_step) {
     DIR *d = opendir(run_dir);
     if (!d) return;
     char **names = NULL;
     int count = 0;
     for (struct dirent *e; (e = readdir(d));) {
-        if (strncmp(e->d_name, "ckpt-", 5) != 0) continue;
+        if (checkpoint_step(e->d_name) < 0) continue;
         names = reallocCheck(names, sizeof(char *) * (size_t)(count + 1));
         names[count++] = strdupCheck(e->d_name);
     }
     closedir(d);
-    for (int i = 0; i < count; i++) /* insertion sort: a handful of names */
-        for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+    for (int i = 0; i < count; i++) /* newest first; a handful of names */
+        for (int j = i; j > 0 && checkpoint_step(names[j - 1]) < checkpoint_step(names[j]); j--) {
             char *t = names[j];
             names[j] = names[j - 1];
             names[j - 1] = t;
         }
     char path[PATH_LEN];
+    int kept = 0;
     for (int i = 0; i < count; i++) {
-        if (i < count - keep) {
-            join_path(path, run_dir, names[i]);
-            remove_checkpoint(path);
-        }
+        long long step = checkpoint_step(names[i]);
+        join_path(path, run_dir, names[i]);
+        if (step == saved_step) kept++;
+        else if (!checkpoint_is_complete(path)) remove_checkpoint(path);
+        else if (step < saved_step && ++kept > keep) remove_checkpoint(path);
         free(names[i]);
     }
     free(names);
@@ -102,7 +149,9 @@ int train_state_save(const char *run_dir, const Clip *m, const char *const *keys
         snprintf(err, err_len, "%s: cannot write: %s", latest, strerror(errno));
         goto done;
     }
-    if (keep > 0) prune_checkpoints(run_dir, keep);
+    if (keep > 0) prune_checkpoints(run_dir, keep, (long long)m->step);
+    remove_stale_temporaries(dir);
+    remove_stale_temporaries(run_dir);
     if (saved_path) snprintf(saved_path, saved_path_len, "%s", dir);
     rc = 0;
 done:

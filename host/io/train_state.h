@@ -5,8 +5,9 @@
  * trainer_state.safetensors with the AdamW moments, the step and the caller's metadata:
  * RNG state, data position, ...), and a file `latest` naming the newest complete one.
  * A checkpoint is written in full before `latest` is switched to it (atomically), so a
- * crash at any moment leaves `latest` pointing at a complete checkpoint. Older
- * checkpoints beyond the newest `keep` are removed after the switch.
+ * crash at any moment leaves `latest` pointing at a complete checkpoint. After the switch,
+ * complete checkpoints older than the new one beyond the newest `keep`, incomplete ckpt-*
+ * folders and temporary files of killed writers are removed (train_state.c says exactly what).
  */
 #ifndef TNG_TRAIN_STATE_H
 #define TNG_TRAIN_STATE_H
