@@ -541,6 +541,56 @@ static void test_embed_cache(void) {
     dataset_free(&ds);
 }
 
+/* Issue defects: an image replaced under the same path kept its old row; an unreadable image
+ * was cached as a NaN row, poisoning every later run after the file was fixed; a dataset with no
+ * readable image got an internal error later on. */
+static void test_embed_cache_content_and_failures(void) {
+    Dataset ds;
+    make_dataset(&ds, 4, 21);
+    Clip *m = tiny_model(12);
+    LoaderOptions source = {.dataset = &ds, .mode = IMAGE_EXACT, .threads = 1, .quiet = 1};
+    const char *cache = tmp_path("content.cache");
+    float *f1 = NULL, *f2 = NULL;
+    int n;
+    EmbedCacheStats st;
+    char err[512] = "";
+    size_t size0;
+    char *original = read_file(ds.items[2].image_path, &size0);
+    int rc = embed_cache_image_features(m, &source, cache, &f1, &n, &st, err, sizeof err);
+    CHECK(rc == 0 && !st.reused && st.bad == 0, "first: %s", err);
+    /* the same path, another picture (another size too, so the stamp differs on any clock) */
+    Dataset other;
+    make_dataset(&other, 3, 99); /* rewrites img_00..img_02 with other pixels */
+    dataset_free(&other);
+    rc = embed_cache_image_features(m, &source, cache, &f2, &n, &st, err, sizeof err);
+    CHECK(rc == 0 && !st.reused && st.computed == 4, "a replaced image rebuilds: %s", err);
+    CHECK(rc == 0 && memcmp(f1 + 2 * 8, f2 + 2 * 8, sizeof(float) * 8) != 0, "its row moves");
+    free(f2);
+    /* an unreadable image: NaN row, and no cache file written */
+    write_file_atomic(ds.items[2].image_path, "not a jpeg", 10);
+    unlink(cache);
+    rc = embed_cache_image_features(m, &source, cache, &f2, &n, &st, err, sizeof err);
+    CHECK(rc == 0 && st.bad == 1 && st.computed == 3, "one bad image: %s (bad %d)", err, st.bad);
+    CHECK(rc == 0 && isnan(f2[2 * 8]), "the bad image's row is NaN");
+    CHECK(access(cache, F_OK) != 0, "a run with a failed image must not write the cache");
+    free(f2);
+    /* fixed: read again, cached, finite */
+    write_file_atomic(ds.items[2].image_path, original, size0);
+    rc = embed_cache_image_features(m, &source, cache, &f2, &n, &st, err, sizeof err);
+    CHECK(rc == 0 && st.bad == 0 && !st.reused && isfinite(f2[2 * 8]), "fixed image read: %s", err);
+    CHECK(access(cache, F_OK) == 0, "now the cache is written");
+    free(f2);
+    /* nothing readable at all: refused with a message */
+    for (int i = 0; i < 4; i++) write_file_atomic(ds.items[i].image_path, "junk", 4);
+    rc = embed_cache_image_features(m, &source, cache, &f2, &n, &st, err, sizeof err);
+    CHECK(rc != 0 && strstr(err, "none of the 4 images"), "all unreadable: rc %d, '%s'", rc, err);
+    if (rc == 0) free(f2);
+    free(original);
+    free(f1);
+    clip_free(m);
+    dataset_free(&ds);
+}
+
 int main(void) {
     scratch_make("test_loader");
     RUN_TEST(test_shard_round_trip);
@@ -553,6 +603,7 @@ int main(void) {
     RUN_TEST(test_loader_resume);
     RUN_TEST(test_loader_bad_images);
     RUN_TEST(test_embed_cache);
+    RUN_TEST(test_embed_cache_content_and_failures);
     scratch_remove();
     return test_summary();
 }

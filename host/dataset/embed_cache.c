@@ -4,6 +4,9 @@
  * All or nothing: either every row of the file matches (key and ids, in order) and is used,
  * or every image is encoded again. Reusing part of a file would save time only when a
  * dataset changes, and would make "which rows are stale" a question worth getting wrong.
+ * A row's id covers what the image's content depends on (its file's size and modification
+ * time, or its shard's), so an image replaced under the same path is encoded again; and a
+ * file is written only when every image was read, so a failure is never remembered.
  */
 #include "dataset/embed_cache.h"
 
@@ -13,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "util/common.h"  // defines: mallocCheck, read_file, write_file_atomic
@@ -40,6 +44,19 @@ uint64_t embed_cache_key(const Clip *m, ImageMode mode) {
     }
     free(params);
     return h;
+}
+
+/* Folds a file's size and modification time (or "missing") into h: a file replaced or fixed
+ * under the same path changes it. */
+static uint64_t file_stamp(const char *path, uint64_t h) {
+    struct stat st;
+    int64_t stamp[3] = {-1, -1, -1};
+    if (path && stat(path, &st) == 0) {
+        stamp[0] = (int64_t)st.st_size;
+        stamp[1] = (int64_t)st.st_mtim.tv_sec;
+        stamp[2] = (int64_t)st.st_mtim.tv_nsec;
+    }
+    return hash64(stamp, sizeof stamp, h);
 }
 
 static uint64_t rd64(const unsigned char *p) {
@@ -124,22 +141,31 @@ int embed_cache_image_features(Clip *m, const LoaderOptions *source, const char 
     *features = NULL;
     *n = 0;
     if (m->max_images < 1) return set_error(err, err_len, "embed cache: call clip_prepare first");
-    /* the items' ids, without decoding anything */
+    /* the items' ids, without decoding anything: the source id and the content's stamp (a
+     * shard item's pixels live in its shard, so every shard file's stamp goes into all ids) */
     Dataset shard_meta = {0};
     const Dataset *items = source->dataset;
+    uint64_t shards_stamp = 0;
     if (source->shard_dir) {
         ShardFile *shards;
         int n_shards, R;
         if (shard_dir_open(source->shard_dir, &shards, &n_shards, &shard_meta, &R, err, err_len) != 0)
             return -1;
-        for (int k = 0; k < n_shards; k++) shard_close(&shards[k]);
+        for (int k = 0; k < n_shards; k++) {
+            shards_stamp = file_stamp(shards[k].source, hash64_str(shards[k].source, shards_stamp));
+            shard_close(&shards[k]);
+        }
         free(shards);
         items = &shard_meta;
     }
     if (!items) return set_error(err, err_len, "embed cache: the source has no dataset or shards");
     int count = items->count, D = m->cfg.embed_dim;
     uint64_t *ids = mallocCheck(sizeof(uint64_t) * (size_t)count);
-    for (int i = 0; i < count; i++) ids[i] = hash64_str(items->items[i].source_id, 0);
+    for (int i = 0; i < count; i++) {
+        const DatasetItem *it = &items->items[i];
+        uint64_t id = hash64_str(it->source_id, shards_stamp);
+        ids[i] = source->shard_dir ? id : file_stamp(it->image_path, id);
+    }
     dataset_free(&shard_meta);
     uint64_t key = embed_cache_key(m, source->mode);
     float *out = mallocCheck(sizeof(float) * (size_t)count * D);
@@ -148,7 +174,13 @@ int embed_cache_image_features(Clip *m, const LoaderOptions *source, const char 
         stats->reused = 1;
     } else {
         rc = encode_all(m, source, count, out, stats, err, err_len);
-        if (rc == 0 && cache_path) rc = write_cache(cache_path, key, ids, count, D, out, err, err_len);
+        if (rc == 0 && stats->computed == 0)
+            rc = set_error(err, err_len, "%s: none of the %d images could be read (see the warnings "
+                           "above); nothing to train on", source->shard_dir ? source->shard_dir : "the dataset",
+                           count);
+        /* a failed image is never cached: once fixed, it must be read again */
+        if (rc == 0 && cache_path && stats->bad == 0)
+            rc = write_cache(cache_path, key, ids, count, D, out, err, err_len);
     }
     free(ids);
     if (rc != 0) {

@@ -3,12 +3,16 @@
  *
  * With the vision tower frozen an image's embedding never changes, so training needs each
  * image through the tower once. The cache file is keyed by a hash of the vision weights and
- * the preprocessing (resolution, decode mode, CLIP mean/std), and stores the id of every row;
- * any difference in key, item count or ids rebuilds the whole file (written atomically),
- * never reuses it silently.
+ * the preprocessing (resolution, decode mode, CLIP mean/std), and stores the id of every row
+ * (the item's source id and its content's stamp: the image file's size and modification time,
+ * or its shard files'); any difference in key, item count or ids rebuilds the whole file
+ * (written atomically), never reuses it silently. When an image cannot be read, its row is NaN
+ * and no file is written, so a fixed image is read again next time. When no image at all can
+ * be read, the call fails.
  *
- * File: char[8] "TNGEMBC1", u32 D, u32 reserved, u64 key, u64 n, n x u64 hashes of the items'
- * source ids, n x D float32 rows, u32 crc32 of everything before it. Little-endian.
+ * File: char[8] "TNGEMBC1", u32 D, u32 reserved, u64 key, u64 n, n x u64 item ids (hashes of
+ * source id and content stamp), n x D float32 rows, u32 crc32 of everything before it.
+ * Little-endian.
  */
 #ifndef TNG_EMBED_CACHE_H
 #define TNG_EMBED_CACHE_H
