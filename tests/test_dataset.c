@@ -230,6 +230,11 @@ static void test_generic_csv(void) {
     CHECK(rc == -1 && strstr(err, "empty"), "header only: %s", err);
     rc = parse("", "p.csv", NULL, &ds, err);
     CHECK(rc == -1 && strstr(err, "p.csv"), "empty file: %s", err);
+    /* empty captions are kept, and counted so that dataset_load warns about them */
+    rc = parse("filepath,caption\na.jpg,\"  \"\nb.jpg,a dog\nc.jpg,\n", "e.csv", NULL, &ds, err);
+    CHECK(rc == 0 && ds.count == 3 && ds.empty_captions == 2, "empty captions counted: rc %d, %d (%s)",
+          rc, rc == 0 ? ds.empty_captions : -1, err);
+    if (rc == 0) dataset_free(&ds);
 }
 
 static void test_negbench(void) {

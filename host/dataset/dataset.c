@@ -672,6 +672,11 @@ int dataset_parse(const char *text, size_t len, const char *source, const char *
         rc = parse_csv(text, len, source, format, &rules, ds, err, err_len);
     }
     free(rules.base_dir);
+    for (int i = 0; rc == 0 && i < ds->count; i++)
+        for (int c = 0; c < ds->items[i].n_captions; c++) {
+            const char *t = ds->items[i].captions[c];
+            ds->empty_captions += t[strspn(t, " \t\r\n")] == '\0';
+        }
     if (rc == 0 && ds->count == 0)
         rc = set_error(err, err_len, "%s: the dataset is empty (expected at least one image with a "
                   "caption%s)", source, opt->splits ? " in the selected splits" : "");
@@ -696,5 +701,8 @@ int dataset_load(const char *path, const DatasetOptions *opt, Dataset *ds, char 
     int rc = dataset_parse(text, len, path, instances, instances_len, opt, ds, err, err_len);
     free(text);
     free(instances);
+    if (rc == 0 && ds->empty_captions > 0)
+        fprintf(stderr, "tng: warning: %s: %d empty caption%s (kept as empty texts)\n", path,
+                ds->empty_captions, ds->empty_captions == 1 ? "" : "s");
     return rc;
 }

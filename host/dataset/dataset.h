@@ -49,6 +49,7 @@ typedef struct {
     DatasetItem *items;
     int count, capacity;
     DatasetFormat format;
+    int empty_captions; /* captions with nothing but white space (kept; dataset_load warns) */
 } Dataset;
 
 typedef struct {
