@@ -4,7 +4,8 @@
  *   tng_embed --model DIR [--image PATH]... [--text STRING]... [--npy FILE]
  *
  * One output line per input, in command-line order, tab-separated: "image" or "text", the
- * path or string, then the D components formatted %.7g. With --npy the [N, D] float32 matrix
+ * path or string (tabs, line breaks and backslashes escaped as \t \n \r \\, escape.h, so
+ * one input is always one line), then the D components formatted %.7g. With --npy the [N, D] float32 matrix
  * goes to FILE (NumPy .npy v1.0) instead. Images get the exact CLIP preprocessing (image.h),
  * texts the CLIP tokenizer, both through encoder.h as in tng_eval. A bad image or a missing
  * model is an error (exit 1), never a silent row of zeros.
@@ -15,6 +16,7 @@
 
 #include "util/cli.h"       // defines: CliOption, cli_getopt_table, cli_usage, cli_long
 #include "util/common.h"    // defines: die, mallocCheck, write_file_atomic
+#include "util/escape.h"    // defines: tsv_write_field
 #include "eval/encoder.h"   // defines: Encoder, encoder_open, encoder_images, encoder_texts
 #include "text/tokenizer.h" // defines: TOKEN_EOT
 
@@ -31,7 +33,8 @@ enum { OPT_MODEL, OPT_IMAGE, OPT_TEXT, OPT_NPY, OPT_BATCH, OPT_HELP, N_OPTIONS }
 static void usage(FILE *out) {
     cli_usage(out, "tng_embed", "--model DIR [--image PATH]... [--text STRING]... [--npy FILE]",
               "Prints one line per input, in order: image|text <TAB> input <TAB> the components\n"
-              "of its L2-normalised embedding (%.7g, tab-separated). Vocabulary: $TNG_VOCAB or\n"
+              "of its L2-normalised embedding (%.7g, tab-separated). In the input field a tab,\n"
+              "newline, carriage return and backslash are written \\t \\n \\r \\\\. Vocabulary: $TNG_VOCAB or\n"
               TOKENIZER_DEFAULT_VOCAB ".",
               OPTIONS, N_OPTIONS);
 }
@@ -112,7 +115,8 @@ int main(int argc, char **argv) {
         write_npy(npy, all, n_inputs, D);
     } else {
         for (int k = 0; k < n_inputs; k++) {
-            printf("%s\t%s", is_image[k] ? "image" : "text", value[k]);
+            printf("%s\t", is_image[k] ? "image" : "text");
+            tsv_write_field(stdout, value[k]);
             for (int d = 0; d < D; d++) printf("\t%.7g", all[(size_t)k * D + d]);
             putchar('\n');
         }
