@@ -27,9 +27,10 @@
 #     (~190 GFLOP/s at ViT-B/32 size) and 7-14 GFLOP of text-tower training per text (5.96 x 3
 #     GFLOP at 77 tokens, cut to the batch's longest text, ~30-60 tokens), 384 texts a step;
 #     plus once ~65 min for the image embeddings (82,783 x 8.82 GFLOP), cached in the run folder.
-#   one H200: NOT MEASURED (tng_train runs on the CPU backend today). Estimate from ENGINE.md
-#     section 7 anchors: 2.7-5.4 TFLOP a step at 85-400 TFLOP/s effective = ~1-3 min per epoch,
-#     the image pass limited by JPEG decoding (~320 img/s per core, bench/RESULTS.md).
+#   one H200: NOT MEASURED (tng_train runs on the CPU backend today). Estimate from the anchors
+#     of docs/REFERENCE.md §9 (performance anchors): 2.7-5.4 TFLOP a step at 85-400 TFLOP/s
+#     effective = ~1-3 min per epoch, the image pass limited by JPEG decoding (~320 img/s per
+#     core, bench/RESULTS.md).
 #
 # Knobs (environment): REAL, RUN (runs/coco), EPOCHS (10), BATCH (128), THREADS (nproc),
 # PYTHON (.venv/bin/python), CCNEG_CSV, CCNEG_IMAGES, PLAIN (1: also train the TNG-off baseline).
@@ -196,12 +197,12 @@ stage_eval() {
         eval_set "$CCNEG_IMAGES" ccneg --ccneg "$CCNEG_CSV"
     fi
     cat <<'EOF'
-Published ViT-B/32 baselines (PAPER.md): NegBench MCQ accuracy, COCO / VOC:
+Published ViT-B/32 baselines (docs/REFERENCE.md §8): NegBench MCQ accuracy, COCO / VOC:
   OpenAI CLIP 39.3 / 38.7 (COCO: affirmation 69.1, negation 6.8, hybrid 39.3)
   NegCLIP 28.7 / 30.5;  ConCLIP 23.9 / 38.1;  CLIP fine-tuned on NegFull 54.4 / 54.8
   CC-Neg: CLIP B/32 ~65.8, CoN-CLIP ~99.6.  Our "OpenAI CLIP" column should land close to the first
   line (preprocessing and tokenizer match open_clip exactly; not yet checked on the real data); TNG-CLIP's own numbers are
-  not known here (PAPER.md), so compare TNG against the OpenAI and plain columns.
+  not known here (docs/REFERENCE.md §8), so compare TNG against the OpenAI and plain columns.
 EOF
 }
 

@@ -69,8 +69,9 @@ def bytes_to_unicode():
 
 
 def build_vocab_and_merges(vocab_gz):
-    """CLIP's vocabulary from the BPE file (ENGINE.md section 4): 256 byte symbols, the same
-    with </w>, one entry per merge, then the two special tokens under HF's names."""
+    """CLIP's vocabulary from the BPE file (docs/REFERENCE.md §4, tokenizer): 256 byte
+    symbols, the same with </w>, one entry per merge, then the two special tokens under HF's
+    names."""
     if not os.path.isfile(vocab_gz):
         sys.exit(f"export: {vocab_gz}: missing; fetch it with `make vocab` (data/get_vocab.sh)")
     with gzip.open(vocab_gz, "rt", encoding="utf-8") as f:

@@ -272,7 +272,7 @@ static void test_layout(void) {
     clip_config_preset("vit-b-32", &c);
     ParamLayout L;
     param_layout_build(&c, &L);
-    /* ENGINE.md: 151,277,313 parameters for OpenAI ViT-B/32 */
+    /* docs/REFERENCE.md §1 (architecture): 151,277,313 parameters for OpenAI ViT-B/32 */
     CHECK(L.total == 151277313, "ViT-B/32 has %zu parameters", L.total);
     const ParamInfo *q = param_layout_find(&L, "text_model.encoder.layers.3.self_attn.q_proj.weight");
     const ParamInfo *k = param_layout_find(&L, "text_model.encoder.layers.3.self_attn.k_proj.weight");

@@ -1,12 +1,13 @@
 /*
- * test_tokenizer.c: host/tokenizer.c against open_clip's own ids.
+ * test_tokenizer.c: host/text/tokenizer.c (with text/clean.c) against open_clip's own ids.
  *
  * The main check runs the parity corpus (tests/fixtures/tokenizer, written by
  * tests/ref/make_tokenizer_corpus.py from open_clip 3.3 + ftfy 6.3): every record's ids must
  * equal open_clip's exactly. Block sha256s cover all records; records outside the caption
  * and negation families are also compared id by id so a failure names its string. Besides:
- * ENGINE.md's test vectors, truncation, tokenizer_encode_raw counts, threads sharing one
- * Tokenizer, and the tng_tokenize program end to end (found in $TNG_BIN_DIR, default ".").
+ * the known answers of docs/REFERENCE.md §4 (tokenizer), truncation, tokenizer_encode_raw
+ * counts, threads sharing one Tokenizer, and the tng_tokenize program end to end (found in
+ * $TNG_BIN_DIR, default ".").
  * Run from the repository root, after `bash data/get_vocab.sh`.
  */
 #include "util/common.h"    // defines: die, mallocCheck, callocCheck, reallocCheck, read_file
@@ -159,7 +160,7 @@ static void test_sha256_known_answer(void) {
 // ----------------------------------------------------------------------------
 // Tests
 
-static void test_engine_vectors(void) {
+static void test_reference_vectors(void) {
     char got[4096];
     encode_text("a photo of a cat", 77, got, sizeof got);
     CHECK(strcmp(got, "49406 320 1125 539 320 2368 49407") == 0, "got %s", got);
@@ -214,7 +215,8 @@ static void test_encode_raw_counts(void) {
     int some[8];
     CHECK(tokenizer_encode_raw(tok, long_text, some, 8) == full, "count must not depend on max_ids");
     CHECK(tokenizer_encode_raw(tok, "", ids, 16) == 0, "empty text has no raw ids");
-    CHECK(tokenizer_encode_raw(tok, "Hello World!! 2024", NULL, 0) == 7, "ENGINE.md vector has 7 raw ids");
+    CHECK(tokenizer_encode_raw(tok, "Hello World!! 2024", NULL, 0) == 7,
+          "the docs/REFERENCE.md §4 vector has 7 raw ids");
 }
 
 /* Every corpus record must give open_clip's ids: each block's sha256 must match, and each
@@ -345,7 +347,7 @@ static void test_tng_tokenize_program(void) {
 int main(void) {
     tok = tokenizer_load(NULL);
     RUN_TEST(test_sha256_known_answer);
-    RUN_TEST(test_engine_vectors);
+    RUN_TEST(test_reference_vectors);
     RUN_TEST(test_truncation);
     RUN_TEST(test_encode_raw_counts);
     RUN_TEST(test_threads_share_tokenizer);

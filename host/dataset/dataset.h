@@ -2,7 +2,7 @@
  * dataset.h: image-text datasets read into one in-memory form: a list of items, each an
  * image path with its captions, object labels and a stable source id.
  *
- * Formats (ENGINE.md section 5): COCO caption JSON (2014/2017, optionally joined with the
+ * Formats (docs/REFERENCE.md §5): COCO caption JSON (2014/2017, optionally joined with the
  * instances JSON for object labels), Karpathy's dataset_coco.json, a generic CSV/TSV
  * `filepath,caption[,objects]` (objects ';'-separated), NegBench's MCQ and retrieval CSVs,
  * and CC-Neg as `image_path,caption,negated_caption`.

@@ -1,7 +1,7 @@
 /*
  * config.c: named model presets and config validation.
  *
- * vit-b-32 is OpenAI's ViT-B/32 exactly (ENGINE.md section 1). tiny is a small model that
+ * vit-b-32 is OpenAI's ViT-B/32 exactly (docs/REFERENCE.md §1). tiny is a small model that
  * trains in minutes on two CPU cores: it keeps CLIP's vocabulary and context so the real
  * tokenizer feeds it, and shrinks everything else (64x64 images in 16 patches, width 128,
  * 4 layers per tower).

@@ -700,7 +700,7 @@ void clip_get_params(const Clip *m, float *host) {
     m->be->to_host(host, m->params, sizeof(float) * m->layout.total);
 }
 
-/* open_clip's initialisation: normal draws with the standard deviations of ENGINE.md §1;
+/* open_clip's initialisation: normal draws with the standard deviations of docs/REFERENCE.md §1;
  * LayerNorm weights 1, biases 0, logit_scale ln(1/0.07). */
 void clip_init_random(Clip *m, uint64_t seed) {
     const ClipConfig *cfg = &m->cfg;

@@ -117,7 +117,7 @@ typedef struct {
     int train_text;
     int full_context;     /* 1 disables the cut to max(EOT)+1 (for the equivalence test) */
     /* Data parallelism: NULL (or a world of one) is one process. With world > 1 each rank
-     * passes its own batch and the loss is that of all ranks' batches as one (ENGINE.md §6):
+     * passes its own batch and the loss is that of all ranks' batches as one (docs/REFERENCE.md §6):
      * features are all-gathered, each rank computes image->text for its images over all
      * texts and text->image for its texts over all images, normalised by the global counts,
      * and the gathered features' gradients are reduce-scattered (summed) back to their
@@ -164,7 +164,7 @@ typedef struct {
 
 Clip *clip_create(const ClipConfig *cfg, const Backend *be);
 void clip_free(Clip *m);
-/* open_clip's initialisation (ENGINE.md section 1), drawn from a seeded generator. */
+/* open_clip's initialisation (docs/REFERENCE.md §1), drawn from a seeded generator. */
 void clip_init_random(Clip *m, uint64_t seed);
 /* Uploads / downloads all parameters as one host array of layout.total floats. */
 void clip_set_params(Clip *m, const float *host);

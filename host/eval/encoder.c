@@ -6,25 +6,15 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "io/checkpoint.h"
-#include "util/common.h"
-#include "io/train_state.h"
+#include "io/model_path.h" // defines: model_path_load
+#include "util/common.h"   // defines: mallocCheck, read_file
 
 int encoder_open(Encoder *enc, const char *model_path, int batch, char *err, size_t err_len) {
     memset(enc, 0, sizeof *enc);
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", model_path);
-    if (!checkpoint_is_complete(dir) && train_state_latest(model_path, dir, sizeof dir, err, err_len) != 0) {
-        snprintf(err, err_len, "%s: neither a model directory (config.json + model.safetensors) "
-                 "nor a tng run directory with a checkpoint", model_path);
-        return -1;
-    }
     ClipConfig cfg;
     float *params = NULL;
-    size_t n_params = 0;
-    if (checkpoint_load_hf(dir, &cfg, &params, &n_params, err, err_len) != 0) return -1;
+    if (model_path_load(model_path, &cfg, &params, NULL, 0, err, err_len) != 0) return -1;
     Clip *model = clip_create(&cfg, backend_cpu());
     clip_set_params(model, params);
     free(params);

@@ -24,9 +24,9 @@ typedef struct {
 } Encoder;
 
 /*
- * Loads a model: an HF CLIP directory (config.json + model.safetensors), a tng checkpoint
- * (the same layout), or a tng run directory (its latest checkpoint). batch bounds how many
- * images or texts go through the model at once. Returns 0, or -1 with a message.
+ * Loads a model from any path io/model_path.h accepts (an HF CLIP directory, a tng
+ * checkpoint, or a tng run directory: its latest checkpoint). batch bounds how many images
+ * or texts go through the model at once. Returns 0, or -1 with a message.
  */
 int encoder_open(Encoder *enc, const char *model_path, int batch, char *err, size_t err_len);
 /* Borrows a prepared model (a training run evaluating itself): the encoder uses its

@@ -21,7 +21,6 @@
 
 #include "util/common.h"
 
-#define LATEST_FILE "latest"
 #define PATH_LEN 4096
 
 /* DIR/NAME into out (PATH_LEN bytes); dies on a path too long to be real. */
@@ -143,7 +142,7 @@ int train_state_save(const char *run_dir, const Clip *m, const char *const *keys
     if (checkpoint_save_hf(dir, &m->cfg, host, err, err_len) != 0) goto done;
     /* the switch: `latest` names the folder relative to the run directory */
     char latest[PATH_LEN];
-    join_path(latest, run_dir, LATEST_FILE);
+    join_path(latest, run_dir, TRAIN_STATE_LATEST_FILE);
     strcat(name, "\n");
     if (write_file_atomic(latest, name, strlen(name)) != 0) {
         snprintf(err, err_len, "%s: cannot write: %s", latest, strerror(errno));
@@ -164,7 +163,7 @@ done:
 int train_state_latest(const char *run_dir, char *path, size_t path_len, char *err,
                        size_t err_len) {
     char latest[PATH_LEN];
-    join_path(latest, run_dir, LATEST_FILE);
+    join_path(latest, run_dir, TRAIN_STATE_LATEST_FILE);
     size_t size;
     char *text = read_file(latest, &size);
     if (!text) {
@@ -178,8 +177,14 @@ int train_state_latest(const char *run_dir, char *path, size_t path_len, char *e
         snprintf(err, err_len, "%s: checkpoint path too long", latest);
         return -1;
     }
+    struct stat info;
+    if (stat(path, &info) != 0) {
+        snprintf(err, err_len, "%s names %s, which does not exist", latest, path);
+        return -1;
+    }
     if (!checkpoint_is_complete(path)) {
-        snprintf(err, err_len, "%s names %s, which is not a complete checkpoint", latest, path);
+        snprintf(err, err_len, "%s names %s, which is not a complete checkpoint (it lacks %s or %s)",
+                 latest, path, CHECKPOINT_CONFIG_FILE, CHECKPOINT_WEIGHTS_FILE);
         return -1;
     }
     return 0;

@@ -17,6 +17,9 @@
 #include "io/checkpoint.h" // defines: CheckpointMeta, checkpoint_meta_get, checkpoint_meta_free
 #include "engine/model.h"      // defines: Clip
 
+/* The file in a run directory that names its newest complete checkpoint folder. */
+#define TRAIN_STATE_LATEST_FILE "latest"
+
 /* Saves the model's weights, moments and step, plus extra metadata pairs, as
  * RUN_DIR/ckpt-<step>, then points RUN_DIR/latest at it. Writes the folder's path into
  * saved_path (may be NULL). Returns 0 or -1 with a message. */
@@ -25,7 +28,8 @@ int train_state_save(const char *run_dir, const Clip *m, const char *const *keys
                      size_t saved_path_len, char *err, size_t err_len);
 
 /* The newest complete checkpoint of a run: writes its path into path. Returns 0, or -1 if
- * the run has none (err says why). */
+ * the run has none (err says why: no `latest`, or a `latest` naming a folder that does not
+ * exist or lacks a model file). */
 int train_state_latest(const char *run_dir, char *path, size_t path_len, char *err,
                        size_t err_len);
 

@@ -6,8 +6,9 @@
  *         format -> parse unchanged.
  *   even: safetensors -> st_parse; a file it accepts is read tensor by tensor (as float
  *         and as int, whichever converts), re-serialised and re-parsed to the same tensors,
- *         and fed to the weight loader: under a small fixed config, and under the config
- *         inferred from OpenAI names when that is small enough to allocate.
+ *         and fed to the weight loader: under the tests' small config (small_model.h; the
+ *         seed hf_small_f16 holds its weights), and under the config inferred from OpenAI
+ *         names when that is small enough to allocate.
  * Any crash, sanitizer report or broken invariant (__builtin_trap) is a bug.
  * Run: make fuzz && build-fuzz/fuzz/fuzz_checkpoint -max_total_time=600 CORPUS_DIR
  */
@@ -18,6 +19,7 @@
 #include "io/checkpoint.h"  // defines: checkpoint_parse_config, checkpoint_load_weights_st, ...
 #include "engine/model.h"       // defines: param_layout_build
 #include "io/safetensors.h" // defines: st_parse, st_read_f32, st_serialize, ...
+#include "small_model.h"    // defines: small_config
 
 /* Weight loads allocate the whole model: skip configs above this many floats. */
 #define FUZZ_MAX_PARAMS (1u << 20)
@@ -86,15 +88,7 @@ static void fuzz_safetensors(const uint8_t *data, size_t size) {
     SafeTensors st;
     if (st_parse(&st, data, size, "fuzz.safetensors", err, sizeof err) != 0) return;
     read_and_rewrite(&st);
-    ClipConfig small;
-    clip_config_preset("tiny", &small);
-    small.vision = (TowerConfig){8, 1, 2, 16, ACT_QUICK_GELU};
-    small.image_size = 8;
-    small.patch_size = 4;
-    small.text = (TowerConfig){8, 1, 2, 16, ACT_GELU};
-    small.vocab_size = 10;
-    small.context_length = 4;
-    small.embed_dim = 4;
+    ClipConfig small = small_config();
     load_under(&st, &small);
     ClipConfig inferred;
     if (checkpoint_infer_openai_config(&st, ACT_QUICK_GELU, &inferred, err, sizeof err) == 0)

@@ -1,5 +1,5 @@
 """
-make_text_tables.py: writes the two generated C tables that host/text/tokenizer.c needs to
+make_text_tables.py: writes the two generated C tables that host/text/clean.c needs to
 reproduce open_clip's text cleaning exactly (run with the project venv, so the tables
 match the Python that makes the parity corpus):
 

@@ -8,7 +8,7 @@ A by-hand check (3 minutes of Python), wider than the committed corpus:
 Contexts for each code point c: between letters, digits and punctuation; next to capital
 sigmas and after an apostrophe (final sigma, case-ignorable, "'s"); after "&amp" and inside
 "&#3...;" and upper-cased (html prefixes, case mapping). Expected disagreements, both
-documented in host/text/tokenizer.c: code points Python 3.11 (Unicode 14) leaves unassigned
+documented in host/text/clean.c: code points Python 3.11 (Unicode 14) leaves unassigned
 ("Cn": utf8proc and the regex module know newer Unicode), and mojibake that ftfy repairs.
 """
 import argparse
