@@ -837,7 +837,7 @@ int main(int argc, char **argv) {
             loss_sum += loss;
             t2i += stats[INFONCE_T2I] / a->accum;
             i2t += stats[INFONCE_I2T] / a->accum;
-            pairs += m->n_images_global;
+            pairs += m->loss->n_images_global;
             queue_ahead[0] = queue_ahead[1];
             queue_ahead[1] = fetch_next(&run);
         }
