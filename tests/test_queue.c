@@ -50,29 +50,18 @@ static void test_fifo_order_and_wrap(void) {
 
 typedef struct {
     Queue *q;
-    int n;       /* pushes (pusher) or pops (popper) to make */
+    int push;    /* 1: a pusher, 0: a popper */
+    int n;       /* pushes or pops to make */
     int done;    /* how many completed, written under `lock` */
     int results; /* sum of the return codes */
     pthread_mutex_t lock;
 } Worker;
 
-static void *pusher(void *arg) {
+static void *exchange(void *arg) {
     Worker *w = arg;
     for (int k = 0; k < w->n; k++) {
-        int rc = queue_push(w->q, item_of((uintptr_t)k));
-        pthread_mutex_lock(&w->lock);
-        w->done++;
-        w->results += rc;
-        pthread_mutex_unlock(&w->lock);
-    }
-    return NULL;
-}
-
-static void *popper(void *arg) {
-    Worker *w = arg;
-    for (int k = 0; k < w->n; k++) {
-        void *item;
-        int rc = queue_pop(w->q, &item);
+        void *item = item_of((uintptr_t)k);
+        int rc = w->push ? queue_push(w->q, item) : queue_pop(w->q, &item);
         pthread_mutex_lock(&w->lock);
         w->done++;
         w->results += rc;
@@ -90,10 +79,10 @@ static int done_of(Worker *w) {
 
 static void test_push_waits_at_capacity(void) {
     Queue *q = queue_create(2);
-    Worker w = {.q = q, .n = 3};
+    Worker w = {.q = q, .push = 1, .n = 3};
     pthread_mutex_init(&w.lock, NULL);
     pthread_t t;
-    pthread_create(&t, NULL, pusher, &w);
+    pthread_create(&t, NULL, exchange, &w);
     sleep_ms(50);
     CHECK(done_of(&w) == 2, "%d pushes completed into a queue of 2", done_of(&w));
     void *item;
@@ -112,7 +101,7 @@ static void test_pop_waits_for_an_item(void) {
     Worker w = {.q = q, .n = 1};
     pthread_mutex_init(&w.lock, NULL);
     pthread_t t;
-    pthread_create(&t, NULL, popper, &w);
+    pthread_create(&t, NULL, exchange, &w);
     sleep_ms(50);
     CHECK(done_of(&w) == 0, "a pop returned from an empty open queue");
     queue_push(q, item_of(7));
@@ -129,13 +118,13 @@ static void test_close_wakes_and_drains(void) {
     Queue *empty = queue_create(1), *full = queue_create(2);
     queue_push(full, item_of(1));
     queue_push(full, item_of(2));
-    Worker poppers = {.q = empty, .n = 1}, pushers = {.q = full, .n = 1};
+    Worker poppers = {.q = empty, .n = 1}, pushers = {.q = full, .push = 1, .n = 1};
     pthread_mutex_init(&poppers.lock, NULL);
     pthread_mutex_init(&pushers.lock, NULL);
     pthread_t t[2 * WAITERS];
     for (int k = 0; k < WAITERS; k++) {
-        pthread_create(&t[k], NULL, popper, &poppers);
-        pthread_create(&t[WAITERS + k], NULL, pusher, &pushers);
+        pthread_create(&t[k], NULL, exchange, &poppers);
+        pthread_create(&t[WAITERS + k], NULL, exchange, &pushers);
     }
     sleep_ms(50);
     CHECK(done_of(&poppers) == 0 && done_of(&pushers) == 0, "waiters returned before close");

@@ -27,15 +27,16 @@ typedef struct {
 } EmbedArgs;
 
 /* X(ID, SHORT, NAME, METAVAR, DEFAULT, TYPE, HELP): see util/cli.h */
-#define EMBED_OPTIONS(X)                                                                                \
-    X(MODEL, 0, "model", "DIR", NULL, CLI_STRING(model),                                                 \
-      "HF CLIP directory (config.json + model.safetensors) or tng checkpoint")                          \
-    X(IMAGE, 0, "image", "PATH", NULL, CLI_CUSTOM(value, const char **, push_input),                     \
-      "a JPEG image to embed (repeatable)")                                                              \
-    X(TEXT, 0, "text", "STRING", NULL, CLI_CUSTOM(value, const char **, push_input),                     \
-      "a text to embed (repeatable)")                                                                    \
-    X(NPY, 0, "npy", "FILE", NULL, CLI_STRING(npy), "write the [N, D] float32 matrix as .npy instead of text lines") \
-    X(BATCH, 0, "batch", "N", "32", CLI_INT(batch, 1, 4096), "images or texts per forward pass")         \
+#define EMBED_OPTIONS(X)                                                                                     \
+    X(MODEL, 0, "model", "DIR", NULL, CLI_STRING(model),                                                     \
+      "HF CLIP directory (config.json + model.safetensors) or tng checkpoint")                               \
+    X(IMAGE, 0, "image", "PATH", NULL, CLI_CUSTOM(value, const char **, push_input),                         \
+      "a JPEG image to embed (repeatable)")                                                                  \
+    X(TEXT, 0, "text", "STRING", NULL, CLI_CUSTOM(value, const char **, push_input),                         \
+      "a text to embed (repeatable)")                                                                        \
+    X(NPY, 0, "npy", "FILE", NULL, CLI_STRING(npy),                                                          \
+      "write the [N, D] float32 matrix as .npy instead of text lines")                                       \
+    X(BATCH, 0, "batch", "N", "32", CLI_INT(batch, 1, 4096), "images or texts per forward pass")             \
     X(HELP, 0, "help", NULL, NULL, CLI_HELP, "show this help")
 
 enum { EMBED_OPTIONS(CLI_ENUM_ROW) N_OPTIONS };
@@ -47,19 +48,12 @@ static void push_input(const CliProgram *prog, const CliOption *opt, const char 
     a->value[a->n_inputs++] = value;
 }
 
-#define CLI_ARGS EmbedArgs
-static const CliOption OPTIONS[] = {EMBED_OPTIONS(CLI_TABLE_ROW)};
-#undef CLI_ARGS
 
-static const CliProgram PROGRAM = {
-    .name = "tng_embed",
-    .synopsis = "--model DIR [--image PATH]... [--text STRING]... [--npy FILE]",
-    .summary = "Prints one line per input, in order: image|text <TAB> input <TAB> the components\n"
-               "of its L2-normalised embedding (%.7g, tab-separated). Vocabulary: $TNG_VOCAB or\n"
-               TOKENIZER_DEFAULT_VOCAB ".",
-    .options = OPTIONS,
-    .n_options = N_OPTIONS,
-};
+#define CLI_ARGS EmbedArgs
+CLI_PROGRAM(EMBED_OPTIONS, "tng_embed", "--model DIR [--image PATH]... [--text STRING]... [--npy FILE]",
+            "Prints one line per input, in order: image|text <TAB> input <TAB> the components\n"
+            "of its L2-normalised embedding (%.7g, tab-separated). Vocabulary: $TNG_VOCAB or\n"
+            TOKENIZER_DEFAULT_VOCAB ".");
 
 /* NumPy .npy version 1.0: magic, header length, a Python dict literal padded with spaces to
  * a multiple of 64 bytes (ending in '\n'), then the little-endian data. */

@@ -46,38 +46,34 @@ static void name_model(const CliProgram *prog, const CliOption *opt, const char 
 }
 
 /* X(ID, SHORT, NAME, METAVAR, DEFAULT, TYPE, HELP): see util/cli.h */
-#define EVAL_OPTIONS(X)                                                                                 \
-    X(MODEL, 0, "model", "DIR", NULL, CLI_CUSTOM(models, PathList, push_path),                           \
-      "model to evaluate: HF/tng model dir or tng run dir (repeatable)")                                 \
-    X(NAME, 0, "name", "NAME", NULL, CLI_CUSTOM(names, const char **, name_model),                       \
-      "column label of the preceding --model (its path when not given)")                                 \
-    X(MCQ, 0, "mcq", "CSV", NULL, CLI_CUSTOM(mcq, PathList, push_path), "NegBench multiple-choice CSV (repeatable)") \
-    X(RETRIEVAL, 0, "retrieval", "CSV", NULL, CLI_CUSTOM(retrieval, PathList, push_path),                \
-      "NegBench retrieval CSV: filepath,captions (repeatable)")                                          \
-    X(CCNEG, 0, "ccneg", "CSV", NULL, CLI_CUSTOM(ccneg, PathList, push_path),                            \
-      "CC-Neg CSV: image_path,caption,negated_caption (repeatable)")                                     \
-    X(ZEROSHOT, 0, "zeroshot", "DIR", NULL, CLI_STRING(zeroshot),                                        \
-      "zero-shot classification: one folder of images per class")                                        \
-    X(TEMPLATES, 0, "templates", "FILE", NULL, CLI_STRING(templates),                                    \
-      "prompt templates for --zeroshot, one per line, {} = class name")                                  \
-    X(IMAGE_ROOT, 0, "image-root", "DIR", NULL, CLI_STRING(image_root), "re-root the image paths inside the CSV files") \
-    X(JSON, 0, "json", "FILE", NULL, CLI_STRING(json), "also write the results as JSON")                 \
-    X(BATCH, 0, "batch", "N", "64", CLI_INT(batch, 1, 4096), "images or texts per forward pass")         \
-    X(QUIET, 0, "quiet", NULL, NULL, CLI_FLAG(quiet, 1), "no progress lines")                         \
+#define EVAL_OPTIONS(X)                                                                                      \
+    X(MODEL, 0, "model", "DIR", NULL, CLI_CUSTOM(models, PathList, push_path),                               \
+      "model to evaluate: HF/tng model dir or tng run dir (repeatable)")                                     \
+    X(NAME, 0, "name", "NAME", NULL, CLI_CUSTOM(names, const char **, name_model),                           \
+      "column label of the preceding --model (its path when not given)")                                     \
+    X(MCQ, 0, "mcq", "CSV", NULL, CLI_CUSTOM(mcq, PathList, push_path),                                      \
+      "NegBench multiple-choice CSV (repeatable)")                                                           \
+    X(RETRIEVAL, 0, "retrieval", "CSV", NULL, CLI_CUSTOM(retrieval, PathList, push_path),                    \
+      "NegBench retrieval CSV: filepath,captions (repeatable)")                                              \
+    X(CCNEG, 0, "ccneg", "CSV", NULL, CLI_CUSTOM(ccneg, PathList, push_path),                                \
+      "CC-Neg CSV: image_path,caption,negated_caption (repeatable)")                                         \
+    X(ZEROSHOT, 0, "zeroshot", "DIR", NULL, CLI_STRING(zeroshot),                                            \
+      "zero-shot classification: one folder of images per class")                                            \
+    X(TEMPLATES, 0, "templates", "FILE", NULL, CLI_STRING(templates),                                        \
+      "prompt templates for --zeroshot, one per line, {} = class name")                                      \
+    X(IMAGE_ROOT, 0, "image-root", "DIR", NULL, CLI_STRING(image_root),                                      \
+      "re-root the image paths inside the CSV files")                                                        \
+    X(JSON, 0, "json", "FILE", NULL, CLI_STRING(json), "also write the results as JSON")                     \
+    X(BATCH, 0, "batch", "N", "64", CLI_INT(batch, 1, 4096), "images or texts per forward pass")             \
+    X(QUIET, 0, "quiet", NULL, NULL, CLI_FLAG(quiet, 1), "no progress lines")                                \
     X(HELP, 0, "help", NULL, NULL, CLI_HELP, "show this help")
 
 enum { EVAL_OPTIONS(CLI_ENUM_ROW) N_OPTIONS };
-#define CLI_ARGS EvalArgs
-static const CliOption OPTIONS[] = {EVAL_OPTIONS(CLI_TABLE_ROW)};
-#undef CLI_ARGS
 
-static const CliProgram PROGRAM = {
-    .name = "tng_eval",
-    .synopsis = "--model DIR [--model DIR]... [--mcq CSV] [--retrieval CSV] [--ccneg CSV] ...",
-    .summary = "Evaluates CLIP models on negation benchmarks and prints a Markdown table.",
-    .options = OPTIONS,
-    .n_options = N_OPTIONS,
-};
+#define CLI_ARGS EvalArgs
+CLI_PROGRAM(EVAL_OPTIONS, "tng_eval",
+            "--model DIR [--model DIR]... [--mcq CSV] [--retrieval CSV] [--ccneg CSV] ...",
+            "Evaluates CLIP models on negation benchmarks and prints a Markdown table.");
 
 /* One row of the results table: a metric name and its value per model. */
 typedef struct {

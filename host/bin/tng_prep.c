@@ -28,38 +28,33 @@ static void parse_format(const CliProgram *prog, const CliOption *opt, const cha
 }
 
 /* X(ID, SHORT, NAME, METAVAR, DEFAULT, TYPE, HELP): see util/cli.h */
-#define PREP_OPTIONS(X)                                                                                 \
-    X(DATA, 0, "data", "FILE", NULL, CLI_STRING(data),                                                   \
-      "dataset: COCO captions JSON, Karpathy dataset_coco.json, CSV/TSV")                                \
-    X(OUT, 0, "out", "DIR", NULL, CLI_STRING(prep.out_dir), "output folder (created if missing)")        \
-    X(FORMAT, 0, "format", "NAME", "auto", CLI_CUSTOM(dataset.format, DatasetFormat, parse_format),      \
-      "auto, coco, karpathy, csv, negbench-mcq, negbench-retrieval, ccneg")                              \
-    X(IMAGE_ROOT, 0, "image-root", "DIR", NULL, CLI_STRING(dataset.image_root),                          \
-      "image folder: relative paths go under it, absolute ones keep their name")                         \
-    X(INSTANCES, 0, "instances", "FILE", NULL, CLI_STRING(dataset.instances),                            \
-      "COCO instances JSON: object labels from its categories")                                          \
-    X(SPLITS, 0, "splits", "LIST", NULL, CLI_STRING(dataset.splits),                                     \
-      "Karpathy: comma-separated splits to keep (e.g. train,restval)")                                   \
-    X(IMAGE_SIZE, 0, "image-size", "R", "224", CLI_INT(prep.image_size, 1, 4096), "crop size")           \
-    X(SHARD_ITEMS, 0, "shard-items", "N", "1000", CLI_INT(prep.shard_items, 1, 1000000), "dataset items per shard") \
-    X(THREADS, 0, "threads", "N", "2", CLI_INT(prep.threads, 1, 256), "decoding threads")                \
-    X(FAST, 0, "fast", NULL, NULL, CLI_FLAG(fast, 1), "DCT-scaled decoding: faster, NOT bit-exact with Pillow") \
-    X(NO_PROGRESS, 0, "no-progress", NULL, NULL, CLI_FLAG(no_progress, 1), "no progress output")        \
+#define PREP_OPTIONS(X)                                                                                      \
+    X(DATA, 0, "data", "FILE", NULL, CLI_STRING(data),                                                       \
+      "dataset: COCO captions JSON, Karpathy dataset_coco.json, CSV/TSV")                                    \
+    X(OUT, 0, "out", "DIR", NULL, CLI_STRING(prep.out_dir), "output folder (created if missing)")            \
+    X(FORMAT, 0, "format", "NAME", "auto", CLI_CUSTOM(dataset.format, DatasetFormat, parse_format),          \
+      "auto, coco, karpathy, csv, negbench-mcq, negbench-retrieval, ccneg")                                  \
+    X(IMAGE_ROOT, 0, "image-root", "DIR", NULL, CLI_STRING(dataset.image_root),                              \
+      "image folder: relative paths go under it, absolute ones keep their name")                             \
+    X(INSTANCES, 0, "instances", "FILE", NULL, CLI_STRING(dataset.instances),                                \
+      "COCO instances JSON: object labels from its categories")                                              \
+    X(SPLITS, 0, "splits", "LIST", NULL, CLI_STRING(dataset.splits),                                         \
+      "Karpathy: comma-separated splits to keep (e.g. train,restval)")                                       \
+    X(IMAGE_SIZE, 0, "image-size", "R", "224", CLI_INT(prep.image_size, 1, 4096), "crop size")               \
+    X(SHARD_ITEMS, 0, "shard-items", "N", "1000", CLI_INT(prep.shard_items, 1, 1000000),                     \
+      "dataset items per shard")                                                                             \
+    X(THREADS, 0, "threads", "N", "2", CLI_INT(prep.threads, 1, 256), "decoding threads")                    \
+    X(FAST, 0, "fast", NULL, NULL, CLI_FLAG(fast, 1),                                                        \
+      "DCT-scaled decoding: faster, NOT bit-exact with Pillow")                                              \
+    X(NO_PROGRESS, 0, "no-progress", NULL, NULL, CLI_FLAG(no_progress, 1), "no progress output")             \
     X(HELP, 0, "help", NULL, NULL, CLI_HELP, "show this help")
 
 enum { PREP_OPTIONS(CLI_ENUM_ROW) N_OPTIONS };
-#define CLI_ARGS PrepArgs
-static const CliOption OPTIONS[] = {PREP_OPTIONS(CLI_TABLE_ROW)};
-#undef CLI_ARGS
 
-static const CliProgram PROGRAM = {
-    .name = "tng_prep",
-    .synopsis = "--data FILE --out DIR [options]",
-    .summary = "Writes DIR/shard-NNNNN.tng (uint8 RxR crops + captions, objects, ids), DIR/skipped.txt\n"
-               "and DIR/manifest.txt. Run the same command again to resume an interrupted run.",
-    .options = OPTIONS,
-    .n_options = N_OPTIONS,
-};
+#define CLI_ARGS PrepArgs
+CLI_PROGRAM(PREP_OPTIONS, "tng_prep", "--data FILE --out DIR [options]",
+            "Writes DIR/shard-NNNNN.tng (uint8 RxR crops + captions, objects, ids), DIR/skipped.txt\n"
+            "and DIR/manifest.txt. Run the same command again to resume an interrupted run.");
 
 int main(int argc, char **argv) {
     PrepArgs args = {0};

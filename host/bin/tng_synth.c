@@ -34,34 +34,30 @@ static void parse_phrasing(const CliProgram *prog, const CliOption *opt, const c
 
 /* X(ID, SHORT, NAME, METAVAR, DEFAULT, TYPE, HELP): see util/cli.h. The defaults are the
  * library's (synth_config_default). */
-#define SYNTH_OPTIONS(X)                                                                                \
-    X(OUT, 'o', "out", "DIR", NULL, CLI_STRING(out), "output folder (created if missing; files are overwritten)") \
-    X(SEED, 's', "seed", "S", CLI_INITIAL, CLI_U64(cfg.seed, UINT64_MAX), "world seed, a 64-bit unsigned integer") \
-    X(SIZE, 'W', "size", "W", CLI_INITIAL, CLI_INT(cfg.size, 8, 4096), "image side in pixels")  \
-    X(TRAIN, 0, "train", "N", CLI_INITIAL, CLI_LONG(cfg.n_images[SYNTH_TRAIN], 0, 100000000), "training images") \
+#define SYNTH_OPTIONS(X)                                                                                     \
+    X(OUT, 'o', "out", "DIR", NULL, CLI_STRING(out),                                                         \
+      "output folder (created if missing; files are overwritten)")                                           \
+    X(SEED, 's', "seed", "S", CLI_INITIAL, CLI_U64(cfg.seed, UINT64_MAX),                                    \
+      "world seed, a 64-bit unsigned integer")                                                               \
+    X(SIZE, 'W', "size", "W", CLI_INITIAL, CLI_INT(cfg.size, 8, 4096), "image side in pixels")               \
+    X(TRAIN, 0, "train", "N", CLI_INITIAL, CLI_LONG(cfg.n_images[SYNTH_TRAIN], 0, 100000000),                \
+      "training images")                                                                                     \
     X(VAL, 0, "val", "N", CLI_INITIAL, CLI_LONG(cfg.n_images[SYNTH_VAL], 0, 100000000), "validation images") \
-    X(TEST, 0, "test", "N", CLI_INITIAL, CLI_LONG(cfg.n_images[SYNTH_TEST], 0, 100000000), "test images") \
-    X(CAPTIONS, 'c', "captions", "K", CLI_INITIAL, CLI_INT(cfg.n_captions, 1, 64), "captions per image") \
-    X(QUALITY, 'q', "quality", "Q", CLI_INITIAL, CLI_INT(cfg.quality, 1, 100), "JPEG quality")   \
-    X(PHRASING, 'p', "phrasing", "SET", "both", CLI_CUSTOM(cfg.phrasing_mask, int, parse_phrasing),       \
-      "evaluation phrasings: std, alt or both")                                                          \
-    X(QUIET, 0, "quiet", NULL, NULL, CLI_FLAG(cfg.verbose, 0), "no progress lines")                      \
+    X(TEST, 0, "test", "N", CLI_INITIAL, CLI_LONG(cfg.n_images[SYNTH_TEST], 0, 100000000), "test images")    \
+    X(CAPTIONS, 'c', "captions", "K", CLI_INITIAL, CLI_INT(cfg.n_captions, 1, 64), "captions per image")     \
+    X(QUALITY, 'q', "quality", "Q", CLI_INITIAL, CLI_INT(cfg.quality, 1, 100), "JPEG quality")               \
+    X(PHRASING, 'p', "phrasing", "SET", "both", CLI_CUSTOM(cfg.phrasing_mask, int, parse_phrasing),          \
+      "evaluation phrasings: std, alt or both")                                                              \
+    X(QUIET, 0, "quiet", NULL, NULL, CLI_FLAG(cfg.verbose, 0), "no progress lines")                          \
     X(HELP, 'h', "help", NULL, NULL, CLI_HELP, "show this help")
 
 enum { SYNTH_OPTIONS(CLI_ENUM_ROW) N_OPTIONS };
-#define CLI_ARGS SynthArgs
-static const CliOption OPTIONS[] = {SYNTH_OPTIONS(CLI_TABLE_ROW)};
-#undef CLI_ARGS
 
-static const CliProgram PROGRAM = {
-    .name = "tng_synth",
-    .synopsis = "--out DIR [options]",
-    .summary = "Writes the synthetic negation world: JPEG images, {train,val,test}.csv captions and,\n"
-               "for val and test, NegBench-format mcq_*, retrieval_*, negated_retrieval_* and ccneg_*\n"
-               "CSVs (the alt phrasing set's files end in _alt). Same seed, same bytes.",
-    .options = OPTIONS,
-    .n_options = N_OPTIONS,
-};
+#define CLI_ARGS SynthArgs
+CLI_PROGRAM(SYNTH_OPTIONS, "tng_synth", "--out DIR [options]",
+            "Writes the synthetic negation world: JPEG images, {train,val,test}.csv captions and,\n"
+            "for val and test, NegBench-format mcq_*, retrieval_*, negated_retrieval_* and ccneg_*\n"
+            "CSVs (the alt phrasing set's files end in _alt). Same seed, same bytes.");
 
 int main(int argc, char **argv) {
     SynthArgs args = {0};

@@ -21,27 +21,21 @@ typedef struct {
 } TokenizeArgs;
 
 /* X(ID, SHORT, NAME, METAVAR, DEFAULT, TYPE, HELP): see util/cli.h */
-#define TOKENIZE_OPTIONS(X)                                                                             \
-    X(CONTEXT, 'c', "context", "N", "77", CLI_INT(context, 2, 1000000), "ids per line at most")         \
-    X(VOCAB, 'v', "vocab", "PATH", NULL, CLI_STRING(vocab),                                              \
-      "BPE vocabulary; without it $TNG_VOCAB, else " TOKENIZER_DEFAULT_VOCAB)                           \
+#define TOKENIZE_OPTIONS(X)                                                                                  \
+    X(CONTEXT, 'c', "context", "N", "77", CLI_INT(context, 2, 1000000), "ids per line at most")              \
+    X(VOCAB, 'v', "vocab", "PATH", NULL, CLI_STRING(vocab),                                                  \
+      "BPE vocabulary; without it $TNG_VOCAB, else " TOKENIZER_DEFAULT_VOCAB)                                \
     X(HELP, 'h', "help", NULL, NULL, CLI_HELP, "show this help")
 
 enum { TOKENIZE_OPTIONS(CLI_ENUM_ROW) N_OPTIONS };
-#define CLI_ARGS TokenizeArgs
-static const CliOption OPTIONS[] = {TOKENIZE_OPTIONS(CLI_TABLE_ROW)};
-#undef CLI_ARGS
 
 #define STRINGIFY(x) #x
 #define TEXT_OF(x) STRINGIFY(x)
-static const CliProgram PROGRAM = {
-    .name = "tng_tokenize",
-    .synopsis = "[--context N] [--vocab PATH] < lines.txt",
-    .summary = "Prints one line of space-separated CLIP token ids per input line (read from stdin):\n"
-               TEXT_OF(TOKEN_SOT) ", the ids, " TEXT_OF(TOKEN_EOT) "; cut to the context like open_clip, no padding.",
-    .options = OPTIONS,
-    .n_options = N_OPTIONS,
-};
+#define CLI_ARGS TokenizeArgs
+CLI_PROGRAM(TOKENIZE_OPTIONS, "tng_tokenize", "[--context N] [--vocab PATH] < lines.txt",
+            "Prints one line of space-separated CLIP token ids per input line (read from stdin):\n"
+            TEXT_OF(TOKEN_SOT) ", the ids, " TEXT_OF(TOKEN_EOT)
+            "; cut to the context like open_clip, no padding.");
 
 int main(int argc, char **argv) {
     TokenizeArgs args = {0};

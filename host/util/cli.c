@@ -32,12 +32,12 @@ void cli_fail(const CliProgram *prog, const char *fmt, ...) {
     exit(2);
 }
 
-int cli_choice(const CliProgram *prog, const CliOption *opt, const char *value,
-               const char *const *names, int n) {
-    for (int i = 0; i < n; i++)
-        if (strcmp(value, names[i]) == 0) return i;
+/* The index of value among the row's choices, or exit 2 listing them. */
+static int choice(const CliProgram *prog, const CliOption *opt, const char *value) {
+    for (int i = 0; i < opt->n_choices; i++)
+        if (strcmp(value, opt->choices[i]) == 0) return i;
     fprintf(stderr, "%s: --%s does not accept '%s'; choose one of:", prog->name, opt->name, value);
-    for (int i = 0; i < n; i++) fprintf(stderr, " %s", names[i]);
+    for (int i = 0; i < opt->n_choices; i++) fprintf(stderr, " %s", opt->choices[i]);
     fprintf(stderr, "\n");
     exit(2);
 }
@@ -84,7 +84,7 @@ static void set_value(const CliProgram *prog, const CliOption *opt, const char *
     case CLI_TYPE_U64: *(uint64_t *)field = unsigned_number(prog, opt, value); break;
     case CLI_TYPE_FLOAT: *(float *)field = (float)cli_number(prog, opt, value, opt->fmin, opt->fmax); break;
     case CLI_TYPE_DOUBLE: *(double *)field = cli_number(prog, opt, value, opt->fmin, opt->fmax); break;
-    case CLI_TYPE_CHOICE: *(int *)field = cli_choice(prog, opt, value, opt->choices, opt->n_choices); break;
+    case CLI_TYPE_CHOICE: *(int *)field = choice(prog, opt, value); break;
     case CLI_TYPE_CUSTOM: opt->parse(prog, opt, value, args); break;
     case CLI_TYPE_HELP: break; /* handled by the caller */
     }

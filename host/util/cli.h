@@ -5,10 +5,10 @@
  *
  *   #define EVAL_OPTIONS(X)                                                                  \
  *       X(BATCH, 0, "batch", "N", "64", CLI_INT(batch, 1, 4096), "texts per forward pass")  \
- *       X(QUIET, 0, "quiet", NULL, NULL, CLI_FLAG(progress, 0), "no progress lines")
+ *       X(QUIET, 0, "quiet", NULL, NULL, CLI_FLAG(quiet, 1), "no progress lines")
  *
  *   X(ID, SHORT, NAME, METAVAR, DEFAULT, TYPE, HELP)
- *     ID       the option's enum name: CLI_ENUM makes OPT_BATCH, ..., N_OPTIONS from the rows
+ *     ID       the option's enum name: CLI_ENUM_ROW makes OPT_BATCH, ... from the rows
  *     SHORT    a one-letter alias ('o' for -o), or 0
  *     NAME     the long name, --NAME
  *     METAVAR  the value's name in --help, NULL for an option without a value
@@ -19,11 +19,16 @@
  *     TYPE     where the value goes and how it is checked (the CLI_* specs below)
  *     HELP     one line, without the default
  *
- * CLI_TABLE turns the rows into the CliOption array. The getopt table, the usage text and the
- * defaults all come from that one array, so --help cannot disagree with the parser, and
- * nothing is matched by position. Before expanding CLI_TABLE a program defines CLI_ARGS as
- * its options struct; each TYPE names a field of it, checked at compile time to have the
- * type the spec writes.
+ * Then, with CLI_ARGS defined as the program's options struct (each TYPE names a field of it,
+ * checked at compile time to have the type the spec writes):
+ *
+ *   enum { EVAL_OPTIONS(CLI_ENUM_ROW) N_OPTIONS };  // OPT_BATCH, ...: ids for seen[] and parsers
+ *   #define CLI_ARGS EvalArgs
+ *   CLI_PROGRAM(EVAL_OPTIONS, "tng_eval", "--model DIR ...", "Evaluates ...");
+ *
+ * CLI_PROGRAM makes the CliOption array OPTIONS and the CliProgram PROGRAM. The getopt table,
+ * the usage text and the defaults all come from that one array, so --help cannot disagree
+ * with the parser, and nothing is matched by position.
  */
 #ifndef TNG_CLI_H
 #define TNG_CLI_H
@@ -48,7 +53,7 @@ typedef enum {
 typedef struct CliOption CliOption;
 typedef struct CliProgram CliProgram;
 /* A custom option's parser: stores value into args, the whole options struct, or reports a
- * bad value with cli_fail (cli_choice and cli_number help). */
+ * bad value with cli_fail (cli_number helps). */
 typedef void (*CliParseFn)(const CliProgram *prog, const CliOption *opt, const char *value, void *args);
 
 struct CliOption {
@@ -107,6 +112,13 @@ struct CliProgram {
     int n_options;
 };
 
+/* The static OPTIONS array and CliProgram PROGRAM of the rows (see the top of this file). */
+#define CLI_PROGRAM(rows, name_, synopsis_, summary_)                                            \
+    static const CliOption OPTIONS[] = {rows(CLI_TABLE_ROW)};                                    \
+    static const CliProgram PROGRAM = {.name = (name_), .synopsis = (synopsis_),                  \
+                                       .summary = (summary_), .options = OPTIONS,                 \
+                                       .n_options = (int)(sizeof OPTIONS / sizeof OPTIONS[0])}
+
 /* Sets every row's default in args, then parses argv (getopt_long, long and short forms) into
  * it. --help prints the usage (each option with its default) and exits 0; an unknown option, a
  * bad value or an argument that is no option prints a message naming it and exits 2. seen,
@@ -119,9 +131,6 @@ _Noreturn void cli_fail(const CliProgram *prog, const char *fmt, ...) __attribut
 /* The row's field inside args. */
 void *cli_field(const CliOption *opt, void *args);
 
-/* For custom parsers: the index of value in names[0..n), or exit 2 listing the names. */
-int cli_choice(const CliProgram *prog, const CliOption *opt, const char *value,
-               const char *const *names, int n);
 /* For custom parsers: a number in [min, max], or exit 2 naming the option and the range. */
 double cli_number(const CliProgram *prog, const CliOption *opt, const char *value, double min,
                   double max);
