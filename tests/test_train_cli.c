@@ -481,6 +481,40 @@ static void test_eval_table_and_json(void) {
     outcome_free(&o);
 }
 
+/* --backend: cuda is refused with one clear line where it cannot run (exit 2 in a build without
+ * CUDA, exit 1 where no device is visible), never a crash; auto falls back to the CPU and says so
+ * in the settings block. This machine has no GPU; on one with a GPU the cuda run is bench/gpu.sh's. */
+static void test_backend_choice(void) {
+    char run_dir[PATH_LEN];
+    format_text(run_dir, sizeof run_dir, "%s/backend_run", work);
+    const char *programs[][12] = {
+        {"tng_train", "--backend", "cuda", "--data", world, "--out", run_dir, "--steps", "1", NULL},
+        {"tng_eval", "--backend", "cuda", "--quiet", "--model", straight_run, "--mcq", world, NULL},
+        {"tng_embed", "--backend", "cuda", "--model", straight_run, "--text", "a dog", NULL},
+    };
+    for (size_t k = 0; k < sizeof programs / sizeof *programs; k++) {
+        const char *const *a = programs[k];
+        Outcome o = run(NULL, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]);
+        int without = o.status == 2 && strstr(o.err, "built without CUDA");
+        int no_device = o.status == 1 && strstr(o.err, "no CUDA device");
+        const char *second_line = strchr(o.err, '\n');
+        CHECK((without || no_device) && second_line && second_line[1] == '\0',
+              "%s --backend cuda: exit %d, want one line 'built without CUDA' (2) or 'no CUDA device' (1): %.300s",
+              a[0], o.status, o.err);
+        outcome_free(&o);
+    }
+    char latest[PATH_LEN];
+    format_text(latest, sizeof latest, "%s/latest", run_dir);
+    CHECK(!file_exists(latest), "a refused --backend cuda wrote a checkpoint");
+    Outcome o = run(NULL, "tng_train", "--backend", "tpu", (char *)NULL);
+    CHECK(o.status == 2 && strstr(o.err, "choose one of"), "--backend tpu: exit %d %.200s", o.status, o.err);
+    outcome_free(&o);
+    o = run(NULL, "tng_train", "--data", world, "--out", run_dir, "--steps", "1", "--batch", "4", (char *)NULL);
+    CHECK(o.status == 0 && strstr(o.err, "\n  backend    cpu"), "auto without a GPU trains on the CPU, "
+          "saying so: exit %d, %.300s", o.status, o.err);
+    outcome_free(&o);
+}
+
 /* tng_embed: a --text holding a tab, a newline and a backslash stays one escaped field on one
  * line (it used to add fields and lines to the TSV) */
 static void test_embed_escapes_text(void) {
@@ -547,6 +581,7 @@ int main(int argc, char **argv) {
     RUN_TEST(test_sigint_checkpoints_and_resumes);
     RUN_TEST(test_eval_table_and_json);
     RUN_TEST(test_embed_escapes_text);
+    RUN_TEST(test_backend_choice);
     char cmd[PATH_LEN];
     format_text(cmd, sizeof cmd, "rm -rf %s", work);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", work);

@@ -17,12 +17,14 @@
 #include "util/cli.h"       // defines: CliOption, CliProgram, cli_parse, cli_fail, CLI_* row specs
 #include "util/common.h"    // defines: die, mallocCheck, write_file_atomic
 #include "util/escape.h"    // defines: tsv_write_field
+#include "engine/backend.h" // defines: backend_select, BACKEND_OPTION_ROW
 #include "eval/encoder.h"   // defines: Encoder, encoder_open, encoder_images, encoder_texts
 #include "text/tokenizer.h" // defines: TOKEN_EOT
 
 typedef struct {
     const char *model, *npy;
     int batch;
+    int backend; /* BackendChoice */
     /* the inputs in command-line order: is_image[k], value[k] (room for one per argument) */
     int n_inputs, *is_image;
     const char **value;
@@ -39,6 +41,7 @@ typedef struct {
     X(NPY, 0, "npy", "FILE", NULL, CLI_STRING(npy),                                                          \
       "write the [N, D] float32 matrix as .npy instead of text lines")                                       \
     X(BATCH, 0, "batch", "N", "32", CLI_INT(batch, 1, 4096), "images or texts per forward pass")             \
+    BACKEND_OPTION_ROW(X, backend)                                                                           \
     X(HELP, 0, "help", NULL, NULL, CLI_HELP, "show this help")
 
 enum { EMBED_OPTIONS(CLI_ENUM_ROW) N_OPTIONS };
@@ -87,7 +90,9 @@ int main(int argc, char **argv) {
     int batch = args.batch, n_inputs = args.n_inputs, *is_image = args.is_image;
     Encoder enc;
     char err[1024];
-    if (encoder_open(&enc, model_dir, batch, err, sizeof err) != 0) die("tng_embed: %s", err);
+    char backend[256];
+    const Backend *be = backend_select((BackendChoice)args.backend, 0, backend, sizeof backend);
+    if (encoder_open(&enc, model_dir, batch, be, err, sizeof err) != 0) die("tng_embed: %s", err);
     if (enc.model->cfg.vocab_size != TOKEN_EOT + 1)
         die("tng_embed: %s has vocab_size %d; the CLIP tokenizer needs %d (EOT = %d)", model_dir,
             enc.model->cfg.vocab_size, TOKEN_EOT + 1, TOKEN_EOT);

@@ -16,6 +16,7 @@
 
 #include "util/cli.h"      // defines: CliOption, CliProgram, cli_parse, cli_fail, CLI_* row specs
 #include "util/common.h"   // defines: die, mallocCheck
+#include "engine/backend.h" // defines: backend_select, BACKEND_OPTION_ROW
 #include "eval/encoder.h"  // defines: Encoder, encoder_open, encoder_close
 #include "eval/evaluate.h" // defines: evaluate_mcq, evaluate_retrieval, evaluate_ccneg, evaluate_zeroshot
 
@@ -31,7 +32,8 @@ typedef struct {
     const char *names[MAX_INPUTS];
     const char *zeroshot, *templates, *image_root, *json;
     int batch, quiet;
-    int ties; /* TieRule */
+    int ties;    /* TieRule */
+    int backend; /* BackendChoice */
 } EvalArgs;
 
 /* A repeatable option: one more path in its list. */
@@ -71,6 +73,7 @@ static void name_model(const CliProgram *prog, const CliOption *opt, const char 
       "a tie between scores: strict (counts against the model) or first-index (NegBench: the lower "       \
       "index wins, as torch.argmax and a stable top-k)")                                                     \
     X(BATCH, 0, "batch", "N", "64", CLI_INT(batch, 1, 4096), "images or texts per forward pass")             \
+    BACKEND_OPTION_ROW(X, backend)                                                                           \
     X(QUIET, 0, "quiet", NULL, NULL, CLI_FLAG(quiet, 1), "no progress lines")                                \
     X(HELP, 0, "help", NULL, NULL, CLI_HELP, "show this help")
 
@@ -204,11 +207,14 @@ int main(int argc, char **argv) {
         unlink(probe);
     }
 
+    char backend[256];
+    const Backend *be = backend_select((BackendChoice)args.backend, 0, backend, sizeof backend);
+    if (!args.quiet) fprintf(stderr, "backend %s\n", backend);
     MetricTable results = {0};
     for (int m = 0; m < args.models.count; m++) {
         Encoder enc;
         char err[1024];
-        if (encoder_open(&enc, args.models.path[m], args.batch, err, sizeof err) != 0) die("%s", err);
+        if (encoder_open(&enc, args.models.path[m], args.batch, be, err, sizeof err) != 0) die("%s", err);
         if (!args.quiet) fprintf(stderr, "model %s\n", args.names[m]);
         for (int i = 0; i < args.mcq.count; i++) eval_mcq(&enc, m, args.mcq.path[i], &args, &results);
         for (int i = 0; i < args.retrieval.count; i++)

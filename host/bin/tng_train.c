@@ -9,7 +9,8 @@
  * validation. Exit status: 0, 2 for a wrong command line, 130 after SIGINT/SIGTERM (with a
  * checkpoint to --resume from), 1 for any other failure.
  */
-#include "engine/dist.h"    // defines: Dist, dist_init, dist_barrier, dist_finalize
+#include "engine/backend.h" // defines: backend_select
+#include "engine/dist.h"    // defines: Dist, dist_init, dist_use_backend, dist_barrier, dist_finalize
 #include "train/options.h"  // defines: TrainOptions, train_options_parse, train_options_print
 #include "train/trainer.h"  // defines: Trainer, trainer_open, trainer_run, trainer_close
 
@@ -17,6 +18,10 @@ int main(int argc, char **argv) {
     Dist *dist = dist_init(&argc, &argv);
     TrainOptions options;
     train_options_parse(&options, argc, argv);
+    /* the GPU first (local rank % devices), then the collectives that run on it */
+    options.be = backend_select((BackendChoice)options.backend_choice, dist->local_rank,
+                                options.backend_desc, sizeof options.backend_desc);
+    dist_use_backend(dist, options.be);
     if (dist->rank == 0) train_options_print(&options, dist, stderr);
     Trainer *trainer = trainer_open(&options, dist);
     int status = trainer_run(trainer);

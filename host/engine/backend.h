@@ -170,4 +170,27 @@ const Backend *backend_cpu(void);
  * archive, hence the strong one. */
 const Backend *backend_by_name(const char *name, char *err, size_t err_len);
 
+/* ----------------------------------------------------------------------------
+ * A program's --backend choice
+ *
+ * auto: CUDA when the program has it and a device is visible, else the CPU (saying why);
+ * cpu: the CPU; cuda: the GPU, or the program ends (exit 2 "built without CUDA", exit 1 "no CUDA
+ * device") with one line and no core dump. Under mpirun each rank takes GPU local_rank % devices,
+ * chosen before any CUDA handle, stream or cached attribute exists, so call this before anything
+ * else touches CUDA (dist_init does not). */
+typedef enum { BACKEND_AUTO = 0, BACKEND_CPU = 1, BACKEND_CUDA = 2 } BackendChoice;
+/* "auto", "cpu", "cuda": the names of BackendChoice, for the option rows */
+extern const char *const backend_choice_names[3];
+/* The --backend row (util/cli.h) of every program that runs a model; field: an int. */
+#define BACKEND_OPTION_ROW(X, field)                                                              \
+    X(BACKEND, 0, "backend", "NAME", "auto", CLI_CHOICE(field, backend_choice_names),              \
+      "auto (CUDA when built with it and a GPU is visible, else the CPU), cpu or cuda")
+
+/* The chosen backend; desc (desc_len bytes) gets one line for the settings block, e.g.
+ * "cuda: NVIDIA H100 80GB HBM3 (device 1 of 8)" or "cpu (auto: no CUDA device: ...)". */
+const Backend *backend_select(BackendChoice choice, int local_rank, char *desc, size_t desc_len);
+
+/* 1 when this program was linked with the CUDA backend. */
+int backend_have_cuda(void);
+
 #endif

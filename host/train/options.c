@@ -76,6 +76,7 @@ static void parse_temperature(const CliProgram *prog, const CliOption *opt, cons
       "global gradient-norm clip, 0 = off")                                                                  \
     X(SEED, 0, "seed", "N", "0", CLI_U64(seed, 1ULL << 62),                                                  \
       "seed of the initialisation, the data order and TNG")                                                  \
+    BACKEND_OPTION_ROW(X, backend_choice)                                                                    \
     X(OUT, 0, "out", "DIR", "runs/latest", CLI_STRING(out), "run directory")                                 \
     X(CHECKPOINT_EVERY, 0, "checkpoint-every", "N", "0", CLI_LONG(checkpoint_every, 0, 1L << 40),            \
       "also checkpoint every N steps, 0 = only at the end")                                                  \
@@ -100,7 +101,7 @@ enum { TRAIN_OPTIONS(CLI_ENUM_ROW) N_OPTIONS };
 
 #define CLI_ARGS TrainOptions
 CLI_PROGRAM(TRAIN_OPTIONS, "tng_train", "[options]",
-            "Fine-tunes CLIP with TNG negation texts (or plainly with --tng off) on the CPU.\n"
+            "Fine-tunes CLIP with TNG negation texts (or plainly with --tng off) on a GPU or the CPU.\n"
             "Data parallel: mpirun -np N tng_train ... (--batch is per rank).");
 
 void train_options_parse(TrainOptions *o, int argc, char **argv) {
@@ -120,6 +121,7 @@ void train_options_parse(TrainOptions *o, int argc, char **argv) {
 
 void train_options_print(const TrainOptions *o, const Dist *d, FILE *out) {
     fprintf(out, "tng_train settings:\n");
+    fprintf(out, "  backend    %s\n", o->backend_desc);
     fprintf(out, "  model      %s %s\n", o->init ? "init" : "config", o->init ? o->init : o->config);
     fprintf(out, "  data       %s (format %s, captions %s%s)\n", o->data, o->format,
             CAPTIONS[o->captions_all], o->fast_decode ? ", fast decode" : "");

@@ -11,7 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "engine/dist.h"  // defines: Dist
+#include "engine/backend.h" // defines: Backend, BackendChoice
+#include "engine/dist.h"    // defines: Dist
 #include "engine/optim.h" // defines: OptimConfig, Schedule
 #include "tng/batch.h"    // defines: TngI2tTarget
 
@@ -40,6 +41,9 @@ typedef struct {
     long steps;             /* 0: --epochs decides */
     uint64_t seed;
     /* the run */
+    int backend_choice;     /* BackendChoice: --backend */
+    const Backend *be;      /* the backend it resolved to (tng_train's main, before the run) */
+    char backend_desc[256]; /* that backend in words, for the settings block */
     const char *out, *val_mcq;
     long checkpoint_every, eval_every, log_every;
     int resume, threads, max_nonfinite;

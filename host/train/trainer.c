@@ -107,7 +107,7 @@ static void open_model(Trainer *t, LoaderPosition *start) {
         }
     }
     d->host->broadcast(d, &cfg, sizeof cfg, DIST_BYTE, 0);
-    t->model = clip_create(&cfg, backend_cpu());
+    t->model = clip_create(&cfg, o->be);
     if (params) clip_set_params(t->model, params), free(params);
     else clip_init_random(t->model, o->seed);
     TngLayout most_texts = {.n_images = o->batch, .negations = o->tng ? o->neg_per_image : 0,
