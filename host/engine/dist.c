@@ -361,8 +361,10 @@ Dist *dist_init(int *argc, char ***argv) {
 /* cuda/collective_nccl.cu, when the program links it (weak: see engine/backend.c) */
 extern void dist_attach_nccl(Dist *d) __attribute__((weak));
 
+/* Under mpirun (even -np 1, which is how one GPU tests NCCL), a GPU backend's tensors travel
+ * over NCCL; a single process started alone has no collectives to run. */
 void dist_use_backend(Dist *d, const Backend *be) {
-    if (d->world > 1 && be != backend_cpu() && dist_attach_nccl) dist_attach_nccl(d);
+    if (d->host != &single_ops && be != backend_cpu() && dist_attach_nccl) dist_attach_nccl(d);
 }
 
 void dist_finalize(Dist *d) {

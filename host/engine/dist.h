@@ -79,9 +79,9 @@ struct Dist {
 /* Joins MPI when launched by mpirun (MPI_Init_thread, FUNNELED: only the main thread calls
  * collectives), else returns a world of one. Call first thing in main. */
 Dist *dist_init(int *argc, char ***argv);
-/* The backend the model runs on: with a GPU backend and more than one rank, the device
- * collectives go over NCCL (cuda/collective_nccl.h) when the program is linked with it; MPI
- * then carries only host metadata and bootstraps NCCL's id. A GPU backend without NCCL keeps
+/* The backend the model runs on: with a GPU backend under mpirun (any number of ranks), the
+ * device collectives go over NCCL (cuda/collective_nccl.h) when the program is linked with it;
+ * MPI then carries only host metadata and bootstraps NCCL's id. A GPU backend without NCCL keeps
  * MPI, which is right only where backend memory is host memory (the CUDA emulator's). */
 void dist_use_backend(Dist *d, const Backend *be);
 /* Leaves MPI cleanly (all ranks must call it) and frees d. */

@@ -138,9 +138,10 @@ void train_options_print(const TrainOptions *o, const Dist *d, FILE *out) {
             SCHEDULES[o->optim.schedule], o->optim.warmup_steps, o->optim.grad_clip);
     fprintf(out, "  batch      %d x accum %d, %s %ld\n", o->batch, o->accum, o->steps ? "steps" : "epochs",
             o->steps ? o->steps : (long)o->epochs);
-    fprintf(out, "  parallel   %d rank%s (%s), global batch %d, check-sync every %ld, hang timeout %g s\n",
-            d->world, d->world == 1 ? "" : "s", d->world == 1 ? "one process" : dist_transport(),
-            o->batch * d->world, o->check_sync, o->hang_timeout);
+    fprintf(out, "  parallel   %d rank%s (%s; tensors over %s), global batch %d, check-sync every %ld, "
+            "hang timeout %g s\n", d->world, d->world == 1 ? "" : "s",
+            d->world == 1 ? "one process" : dist_transport(), d->device->name, o->batch * d->world,
+            o->check_sync, o->hang_timeout);
     fprintf(out, "  run        out %s, seed %" PRIu64 ", checkpoint every %ld, eval every %ld%s\n", o->out,
             o->seed, o->checkpoint_every, o->eval_every, o->resume ? ", resuming" : "");
 }
