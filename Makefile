@@ -191,6 +191,7 @@ clean:
 PYTHON ?= .venv/bin/python
 fixtures:
 	$(PYTHON) tests/ref/make_fixtures.py --out tests/fixtures/parity
+	$(PYTHON) tests/ref/make_optimizer_fixture.py --fixture tests/fixtures/parity
 parity-vitb32: $(BUILD)/tests/test_parity
 	$(PYTHON) tests/ref/make_fixtures.py --vitb32 data/cache/parity-vitb32
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BUILD)/tests/test_parity data/cache/parity-vitb32

@@ -5,7 +5,11 @@
 #  2. pre-train a tiny CLIP from scratch on its affirmative captions (both towers);
 #  3. from that checkpoint fine-tune three models on the same steps and data: plain (TNG
 #     off), TNG as the paper has it (our corrected generator: vision frozen, fixed
-#     temperature), and TNG with the recipe `make ablate` found best (TNG_FLAGS, on top);
+#     temperature), and TNG with the recipe `make ablate` found best (TNG_FLAGS, on top).
+#     All three share one fine-tuning set-up (FINETUNE_LR, tng's default AdamW settings), the
+#     one the ablation compares under, so they differ only in their TNG options; that is why
+#     "TNG paper" is not `--recipe tng` (the paper's whole set-up: lr 5e-6 for 10 epochs,
+#     PyTorch's AdamW defaults), which data/coco_setup.sh runs at real scale;
 #  4. evaluate base, plain and both TNG runs on the test split;
 #  5. print the comparison table; write it, the plots and a short report to the run folder.
 #

@@ -4,8 +4,9 @@
  * tng_synth writes a 64-image world into a temporary folder; tng_train trains the tiny
  * config on it for a few steps (batch 4, vision frozen: the paper's recipe, and the cheapest);
  * tng_eval scores the result. Checked: every CLI error exits 2 with a message that names the
- * problem, --help and the parser agree, a resumed or interrupted (SIGINT) run ends with the
- * very bytes of a straight run, and tng_eval's table and JSON agree.
+ * problem, --help and the parser agree, --help prints the recipes and a --recipe run trains, a
+ * resumed or interrupted (SIGINT) run ends with the very bytes of a straight run, and
+ * tng_eval's table and JSON agree.
  *
  * The programs are found in $TNG_BIN_DIR, else next to this binary's folder when that holds
  * them ($(BUILD)/tests/.. = $(BUILD), as in `make asan`), else in ".". Everything runs from
@@ -28,6 +29,7 @@
 #include "engine/config.h"
 #include "harness.h"
 #include "engine/model.h"
+#include "train/recipe.h" // defines: train_recipes, recipe_print
 
 /* the temporary folder is short (/tmp/...XXXXXX), so derived paths fit in PATH_LEN */
 enum { PATH_LEN = 1024 };
@@ -160,9 +162,9 @@ static void make_fixture(void) {
 /* The options each program's --help must list (its rows in host/bin/ or host/train/options.c);
  * new ones may be added without touching this test. */
 static const char *const TRAIN_OPTIONS[] = {
-    "config", "init", "data", "format", "image-root", "captions", "fast-decode", "tng", "neg-per-image", "tng-ratio",
-    "contradictions", "contradiction-weight", "tng-compat", "tng-scope", "i2t-target", "temperature", "freeze",
-    "lr", "wd", "beta1", "beta2", "eps", "batch", "accum", "epochs", "steps", "warmup", "schedule", "grad-clip",
+    "recipe", "config", "init", "data", "format", "image-root", "captions", "fast-decode", "tng", "neg-per-image",
+    "tng-ratio", "contradictions", "contradiction-weight", "tng-compat", "tng-scope", "i2t-target", "temperature",
+    "freeze", "lr", "wd", "wd-on", "beta1", "beta2", "eps", "batch", "accum", "epochs", "steps", "warmup", "schedule", "grad-clip",
     "seed", "out", "checkpoint-every", "resume", "val-mcq", "eval-every", "log-every", "threads",
     "max-nonfinite", "check-sync", "hang-timeout", "help", NULL};
 static const char *const EVAL_OPTIONS[] = {"model", "name", "mcq", "retrieval", "ccneg", "zeroshot", "templates",
@@ -277,6 +279,39 @@ static void test_help_matches_parser(void) {
     }
 }
 
+/* --help prints every recipe in full, as the settings block prints it (one recipe_print). */
+static void test_help_lists_the_recipes(void) {
+    Outcome help = run(work, "tng_train", "--help", (char *)NULL);
+    for (int i = 0; i < N_RECIPES; i++) {
+        char *text = NULL, head[256];
+        size_t len = 0;
+        FILE *out = open_memstream(&text, &len);
+        recipe_print(&train_recipes[i], 0, "    ", out);
+        fclose(out);
+        format_text(head, sizeof head, "\n  %s: %s\n", train_recipes[i].name, train_recipes[i].about);
+        const char *at = strstr(help.out, head);
+        CHECK(at && strncmp(at + strlen(head), text, strlen(text) - 1) == 0,
+              "--help does not list recipe %s as\n%s%s--- help:\n%s", train_recipes[i].name, head, text, help.out);
+        free(text);
+    }
+    outcome_free(&help);
+}
+
+/* A recipe run: it trains, and its settings block names the recipe and the overrides. */
+static void test_recipe_run(void) {
+    char run_dir[PATH_LEN];
+    format_text(run_dir, sizeof run_dir, "%s/recipe_run", work);
+    Outcome o = run(NULL, "tng_train", "--config", "tiny", "--data", world, "--recipe", "tng-released", "--batch", "4",
+                    "--steps", "2", "--out", run_dir, (char *)NULL);
+    CHECK(o.status == 0, "exit %d: %.400s", o.status, o.err);
+    CHECK(strstr(o.err, "recipe     tng-released: ") &&
+              strstr(o.err, "--batch 128 (overridden) --accum 1 --epochs 10 (overridden)") &&
+              strstr(o.err, "compat released, i2t target released-random") &&
+              strstr(o.err, "wd 0.01 on all, betas (0.9, 0.999)"),
+          "settings block: %.1500s", o.err);
+    outcome_free(&o);
+}
+
 /* ----------------------------------------------------------------------------
  * CLI errors: exit 2 (usage) or non-zero (data), a message naming the problem, no work */
 
@@ -318,6 +353,9 @@ static void test_cli_errors(void) {
     CHECK_REFUSED(2, "not both", "--config", "tiny", "--init", other_model);
     CHECK_REFUSED(2, "unknown --config 'huge'", "--config", "huge", "--data", world, "--out", empty_run);
     CHECK_REFUSED(2, "unexpected argument 'stray'", "stray");
+    CHECK_REFUSED(2, "--recipe expects none or a recipe", "--recipe", "paper");
+    CHECK_REFUSED(2, "--tng-compat released needs --tng on", "--recipe", "tng", "--tng", "off", "--tng-compat",
+                  "released");
     /* --resume into a folder that holds no run */
     CHECK_REFUSED(2, "no checkpoint to resume from", "--data", world, "--out", empty_run, "--resume");
     /* a finished run's folder, without --resume: refused rather than overwritten */
@@ -575,6 +613,8 @@ int main(int argc, char **argv) {
     format_text(world, sizeof world, "%s/world", work);
     make_fixture();
     RUN_TEST(test_help_matches_parser);
+    RUN_TEST(test_help_lists_the_recipes);
+    RUN_TEST(test_recipe_run);
     RUN_TEST(test_cli_errors);
     RUN_TEST(test_resume_is_bit_exact);
     RUN_TEST(test_tng_ratio);

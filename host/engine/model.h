@@ -33,7 +33,7 @@ typedef struct {
     int shape[4];
     size_t offset, numel; /* in floats, from the start of the buffer */
     Tower tower;
-    int decay; /* 1 if AdamW weight decay applies */
+    int decay; /* 1: a weight matrix, decayed by AdamW under DECAY_MATRICES (optim.h) */
 } ParamInfo;
 
 typedef struct {

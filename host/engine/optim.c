@@ -5,6 +5,8 @@
 
 #include <math.h>
 
+const char *const optim_decay_set_names[2] = {"matrices", "all"};
+
 OptimConfig optim_defaults(void) {
     return (OptimConfig){.lr = 5e-4f,
                          .beta1 = 0.9f,
@@ -14,7 +16,8 @@ OptimConfig optim_defaults(void) {
                          .grad_clip = 0.0f,
                          .warmup_steps = 0,
                          .total_steps = 0,
-                         .schedule = SCHEDULE_CONSTANT};
+                         .schedule = SCHEDULE_CONSTANT,
+                         .decay_set = DECAY_MATRICES};
 }
 
 float optim_lr_at(const OptimConfig *oc, uint64_t step) {
@@ -58,7 +61,8 @@ void clip_optimizer_apply(Clip *m, const OptimConfig *oc, int accum_steps, float
     for (int i = 0; i < L->count; i++) {
         const ParamInfo *p = &L->params[i];
         if (!clip_tensor_trains(m, p)) continue;
-        hp.weight_decay = p->decay ? oc->weight_decay : 0.0f;
+        int decays = p->decay || oc->decay_set == DECAY_ALL;
+        hp.weight_decay = decays ? oc->weight_decay : 0.0f;
         be->adamw_update(m->params + p->offset, m->grads + p->offset, m->adam_m + p->offset,
                          m->adam_v + p->offset, p->numel, &hp);
     }

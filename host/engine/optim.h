@@ -1,10 +1,11 @@
 /*
  * optim.h: the optimizer step and the learning-rate schedule.
  *
- * AdamW with decoupled weight decay (none on 1-D tensors, embeddings or logit_scale: the
- * layout's decay flag), global-norm gradient clipping as torch.nn.utils.clip_grad_norm_
- * computes it, gradient accumulation by averaging, and logit_scale clamped to [0, ln 100]
- * after every step. Only the towers being trained are touched.
+ * AdamW with decoupled weight decay (by default none on 1-D tensors, embeddings or
+ * logit_scale: the layout's decay flag; DECAY_ALL decays every trained tensor), global-norm
+ * gradient clipping as torch.nn.utils.clip_grad_norm_ computes it, gradient accumulation by
+ * averaging, and logit_scale clamped to [0, ln 100] after every step. Only the towers being
+ * trained are touched, whatever the decay set: a frozen tensor keeps its bits.
  */
 #ifndef TNG_OPTIM_H
 #define TNG_OPTIM_H
@@ -15,15 +16,26 @@
 
 typedef enum { SCHEDULE_CONSTANT = 0, SCHEDULE_COSINE = 1 } Schedule;
 
+/* The tensors weight decay applies to. */
+typedef enum {
+    DECAY_MATRICES = 0, /* open_clip's rule: the weight matrices (the layout's decay flag) */
+    DECAY_ALL = 1,      /* torch.optim.AdamW(model.parameters()): every trained tensor */
+} DecaySet;
+
+/* "matrices", "all": the names of the DecaySet values (tng_train --wd-on). */
+extern const char *const optim_decay_set_names[2];
+
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay;
     float grad_clip;  /* max global norm; <= 0 disables clipping */
     long warmup_steps;
     long total_steps; /* the cosine schedule reaches 0 here */
     Schedule schedule;
+    DecaySet decay_set;
 } OptimConfig;
 
-/* open_clip-like defaults: lr 5e-4, betas (0.9, 0.98), eps 1e-6, wd 0.2, no clipping. */
+/* open_clip-like defaults: lr 5e-4, betas (0.9, 0.98), eps 1e-6, wd 0.2 on the weight
+ * matrices, no clipping. */
 OptimConfig optim_defaults(void);
 
 /* Learning rate for optimizer step `step` (0-based): linear warmup to lr, then constant or

@@ -1,15 +1,19 @@
 /*
  * options.c: tng_train's command line (options.h), one row per option (util/cli.h).
  *
- * The optimizer's betas, epsilon, warmup, schedule and clipping default to the engine's own
- * (optim_defaults); a row shows them as they are, so --help follows the engine.
+ * The optimizer's betas, epsilon, decay set, warmup, schedule and clipping default to the
+ * engine's own (optim_defaults); a row shows them as they are, so --help follows the engine.
+ * A named recipe (--recipe, train/recipe.h) is applied after the command line, to the options
+ * it did not give, through the same rows.
  */
 #include "train/options.h"
 
 #include <inttypes.h>
 #include <string.h>
 
-#include "util/cli.h" // defines: CliOption, CliProgram, cli_parse, cli_fail, CLI_* row specs
+#include "train/recipe.h" // defines: Recipe, train_recipes, recipe_find, recipe_print
+#include "util/cli.h"      // defines: CliOption, CliProgram, cli_parse, cli_set, cli_fail, CLI_* rows
+#include "util/common.h"   // defines: die
 
 static const char *const ON_OFF[] = {"off", "on"}, *const COMPAT[] = {"ours", "released"};
 static const char *const SCOPES[] = {"local", "global"}, *const CAPTIONS[] = {"one", "all"};
@@ -24,8 +28,18 @@ static void parse_temperature(const CliProgram *prog, const CliOption *opt, cons
     else cli_fail(prog, "--temperature expects fixed:VALUE or learned, got '%s'", value);
 }
 
+static void parse_recipe(const CliProgram *prog, const CliOption *opt, const char *value, void *args) {
+    int *recipe = cli_field(opt, args); /* -1: none */
+    const Recipe *r = recipe_find(value);
+    if (!r && strcmp(value, "none") != 0)
+        cli_fail(prog, "--recipe expects none or a recipe --help lists, got '%s'", value);
+    *recipe = r ? (int)(r - train_recipes) : -1;
+}
+
 /* X(ID, SHORT, NAME, METAVAR, DEFAULT, TYPE, HELP): see util/cli.h */
 #define TRAIN_OPTIONS(X)                                                                                     \
+    X(RECIPE, 0, "recipe", "NAME", "none", CLI_CUSTOM(recipe, int, parse_recipe),                            \
+      "tng-released or tng (above): defaults for the options the command line does not give")                \
     X(CONFIG, 0, "config", "NAME", "tiny", CLI_STRING(config),                                               \
       "train from scratch with a preset: tiny or vit-b-32")                                                  \
     X(INIT, 0, "init", "DIR", NULL, CLI_STRING(init),                                                        \
@@ -59,6 +73,8 @@ static void parse_temperature(const CliProgram *prog, const CliOption *opt, cons
     X(FREEZE, 0, "freeze", "TOWER", "vision", CLI_CHOICE(freeze, FREEZE), "vision, text or none")            \
     X(LR, 0, "lr", "X", "5e-6", CLI_FLOAT(optim.lr, 0, 10), "peak learning rate")                            \
     X(WD, 0, "wd", "X", "0.01", CLI_FLOAT(optim.weight_decay, 0, 10), "AdamW weight decay")                  \
+    X(WD_ON, 0, "wd-on", "SET", CLI_INITIAL, CLI_CHOICE(optim.decay_set, optim_decay_set_names),             \
+      "decay matrices (none on biases, LayerNorms, embeddings) or all trained tensors (as torch)")           \
     X(BETA1, 0, "beta1", "X", CLI_INITIAL, CLI_FLOAT(optim.beta1, 0, 0.999999), "AdamW beta1")               \
     X(BETA2, 0, "beta2", "X", CLI_INITIAL, CLI_FLOAT(optim.beta2, 0, 0.999999), "AdamW beta2")               \
     X(EPS, 0, "eps", "X", CLI_INITIAL, CLI_FLOAT(optim.eps, 1e-12, 1), "AdamW epsilon")                      \
@@ -99,21 +115,75 @@ static void parse_temperature(const CliProgram *prog, const CliOption *opt, cons
 
 enum { TRAIN_OPTIONS(CLI_ENUM_ROW) N_OPTIONS };
 
+/* The summary --help shows: a fixed paragraph and every recipe in full (filled by
+ * train_options_parse before the command line is read). */
+static char summary[4096];
+
 #define CLI_ARGS TrainOptions
-CLI_PROGRAM(TRAIN_OPTIONS, "tng_train", "[options]",
-            "Fine-tunes CLIP with TNG negation texts (or plainly with --tng off) on a GPU or the CPU.\n"
-            "Data parallel: mpirun -np N tng_train ... (--batch is per rank).");
+CLI_PROGRAM(TRAIN_OPTIONS, "tng_train", "[options]", summary);
+
+static void write_summary(void) {
+    FILE *out = fmemopen(summary, sizeof summary, "w");
+    if (!out) die("tng_train: cannot format the help");
+    fprintf(out, "Fine-tunes CLIP with TNG negation texts (or plainly with --tng off) on a GPU or the CPU.\n"
+                 "Data parallel: mpirun -np N tng_train ... (--batch is per rank).\n\n"
+                 "Recipes: --recipe NAME gives these options as defaults; an option given on the command\n"
+                 "line wins, before or after --recipe. The model is --init's (the paper: OpenAI ViT-B/32).");
+    for (int i = 0; i < N_RECIPES; i++) {
+        fprintf(out, "\n  %s: %s\n", train_recipes[i].name, train_recipes[i].about);
+        recipe_print(&train_recipes[i], 0, "    ", out);
+    }
+    long length = ftell(out);
+    fclose(out);
+    if (length < 0 || (size_t)length + 1 >= sizeof summary) die("tng_train: the help outgrew its buffer");
+    summary[length - 1] = 0; /* the last newline: print_usage adds its own */
+}
+
+/* The options whose values only TNG uses: a recipe's are skipped when the command line says
+ * --tng off. */
+static int tng_only(int id) {
+    return id == OPT_NEG_PER_IMAGE || id == OPT_TNG_RATIO || id == OPT_CONTRADICTIONS ||
+           id == OPT_TNG_COMPAT || id == OPT_TNG_SCOPE || id == OPT_I2T_TARGET;
+}
+
+/* 1 when the command line decided option id: given, or settled by another option given
+ * (--steps replaces --epochs, --tng-compat picks its image-to-text target, --tng off makes
+ * the TNG options moot). */
+static int given(const TrainOptions *o, const int *seen, int id) {
+    return seen[id] || (id == OPT_EPOCHS && seen[OPT_STEPS]) ||
+           (id == OPT_I2T_TARGET && seen[OPT_TNG_COMPAT]) || (tng_only(id) && seen[OPT_TNG] && !o->tng);
+}
+
+/* Applies recipe r to the options the command line did not decide; the others' bits are set
+ * in o->recipe_overridden. */
+static void apply_recipe(TrainOptions *o, const Recipe *r, const int *seen) {
+    if (r->count > 64) die("recipe %s: %d settings, at most 64", r->name, r->count);
+    for (int k = 0; k < r->count; k++) {
+        const CliOption *opt = NULL;
+        for (int i = 0; i < N_OPTIONS && !opt; i++)
+            if (strcmp(OPTIONS[i].name, r->settings[k].option) == 0) opt = &OPTIONS[i];
+        if (!opt || !opt->metavar)
+            die("recipe %s: --%s is no option with a value", r->name, r->settings[k].option);
+        if (given(o, seen, opt->id)) o->recipe_overridden |= 1ULL << k;
+        else cli_set(&PROGRAM, opt, r->settings[k].value, o);
+    }
+}
 
 void train_options_parse(TrainOptions *o, int argc, char **argv) {
+    write_summary();
     *o = (TrainOptions){.optim = optim_defaults()}; /* the rows set the rest */
     int seen[N_OPTIONS];
     cli_parse(&PROGRAM, argc, argv, o, seen);
+    if (o->recipe >= 0) apply_recipe(o, &train_recipes[o->recipe], seen);
     o->train_vision = o->freeze != 0;
     o->train_text = o->freeze != 1;
     if (seen[OPT_CONFIG] && seen[OPT_INIT]) cli_fail(&PROGRAM, "give --config or --init, not both");
     if (!o->train_vision && !o->train_text && o->temperature > 0)
         cli_fail(&PROGRAM, "--freeze with a fixed temperature: nothing would train");
-    if (o->released && !seen[OPT_I2T_TARGET]) o->i2t = TNG_I2T_RELEASED_RANDOM;
+    /* a given --tng-compat brings its image-to-text target (released: released-random, ours:
+     * own) unless --i2t-target is given too */
+    if (seen[OPT_TNG_COMPAT] && !seen[OPT_I2T_TARGET])
+        o->i2t = o->released ? TNG_I2T_RELEASED_RANDOM : TNG_I2T_OWN;
     if (!o->tng && o->released) cli_fail(&PROGRAM, "--tng-compat released needs --tng on");
     if (!o->tng && o->contradictions) cli_fail(&PROGRAM, "--contradictions needs --tng on");
     if (!o->tng && o->tng_ratio < 1) cli_fail(&PROGRAM, "--tng-ratio needs --tng on");
@@ -122,6 +192,15 @@ void train_options_parse(TrainOptions *o, int argc, char **argv) {
 void train_options_print(const TrainOptions *o, const Dist *d, FILE *out) {
     fprintf(out, "tng_train settings:\n");
     fprintf(out, "  backend    %s\n", o->backend_desc);
+    if (o->recipe >= 0) {
+        const Recipe *r = &train_recipes[o->recipe];
+        fprintf(out, "  recipe     %s: %s\n", r->name, r->about);
+        recipe_print(r, o->recipe_overridden, "             ", out);
+        if (o->recipe_overridden)
+            fprintf(out, "             (overridden): the command line decided; the values in force follow\n");
+    } else {
+        fprintf(out, "  recipe     none\n");
+    }
     fprintf(out, "  model      %s %s\n", o->init ? "init" : "config", o->init ? o->init : o->config);
     fprintf(out, "  data       %s (format %s, captions %s%s)\n", o->data, o->format,
             CAPTIONS[o->captions_all], o->fast_decode ? ", fast decode" : "");
@@ -133,9 +212,9 @@ void train_options_print(const TrainOptions *o, const Dist *d, FILE *out) {
     else fprintf(out, "  temperature learned\n");
     fprintf(out, "  train      vision %s, text %s\n", o->train_vision ? "yes" : "frozen",
             o->train_text ? "yes" : "frozen");
-    fprintf(out, "  optimizer  AdamW lr %g wd %g betas (%g, %g) eps %g, %s schedule, warmup %ld, clip %g\n",
-            o->optim.lr, o->optim.weight_decay, o->optim.beta1, o->optim.beta2, o->optim.eps,
-            SCHEDULES[o->optim.schedule], o->optim.warmup_steps, o->optim.grad_clip);
+    fprintf(out, "  optimizer  AdamW lr %g wd %g on %s, betas (%g, %g) eps %g, %s schedule, warmup %ld, clip %g\n",
+            o->optim.lr, o->optim.weight_decay, optim_decay_set_names[o->optim.decay_set], o->optim.beta1,
+            o->optim.beta2, o->optim.eps, SCHEDULES[o->optim.schedule], o->optim.warmup_steps, o->optim.grad_clip);
     fprintf(out, "  batch      %d x accum %d, %s %ld\n", o->batch, o->accum, o->steps ? "steps" : "epochs",
             o->steps ? o->steps : (long)o->epochs);
     fprintf(out, "  parallel   %d rank%s (%s; tensors over %s), global batch %d, check-sync every %ld, "

@@ -3,7 +3,8 @@
  * it (tng_train's options, one row each in options.c).
  *
  * Adding an option: a field here and a row in options.c (name, value, default, help); checks
- * that involve several options go in train_options_parse after the rows are applied.
+ * that involve several options go in train_options_parse after the rows are applied. A named
+ * recipe (--recipe, train/recipe.h) fills in the options the command line leaves out.
  */
 #ifndef TNG_TRAIN_OPTIONS_H
 #define TNG_TRAIN_OPTIONS_H
@@ -17,6 +18,8 @@
 #include "tng/batch.h"    // defines: TngI2tTarget
 
 typedef struct {
+    int recipe;                  /* --recipe: an index of train_recipes, -1 for none */
+    uint64_t recipe_overridden;  /* bit k: the command line decided the recipe's k-th setting */
     /* model and data */
     const char *config;     /* preset name, used without --init */
     const char *init;       /* HF directory, tng checkpoint or run, or NULL */

@@ -73,8 +73,7 @@ static uint64_t unsigned_number(const CliProgram *prog, const CliOption *opt, co
     return v;
 }
 
-/* Stores one option's value (the default or the command line's) into args. */
-static void set_value(const CliProgram *prog, const CliOption *opt, const char *value, void *args) {
+void cli_set(const CliProgram *prog, const CliOption *opt, const char *value, void *args) {
     void *field = cli_field(opt, args);
     switch (opt->type) {
     case CLI_TYPE_FLAG: *(int *)field = opt->set_to; break;
@@ -154,7 +153,7 @@ void cli_parse(const CliProgram *prog, int argc, char **argv, void *args, int *s
         if (opt->id != i) die("cli: %s's option --%s is row %d but has id %d", prog->name, opt->name, i, opt->id);
         if (!opt->metavar != (opt->type == CLI_TYPE_FLAG || opt->type == CLI_TYPE_HELP))
             die("cli: --%s: only flags and --help take no value", opt->name);
-        if (opt->default_text && opt->default_text != cli_initial) set_value(prog, opt, opt->default_text, args);
+        if (opt->default_text && opt->default_text != cli_initial) cli_set(prog, opt, opt->default_text, args);
         shown_default(opt, args, shown[i]);
         table[i] = (struct option){opt->name, opt->metavar ? required_argument : no_argument, NULL,
                                    opt->short_name ? opt->short_name : LONG_ONLY_BASE + i};
@@ -177,7 +176,7 @@ void cli_parse(const CliProgram *prog, int argc, char **argv, void *args, int *s
             print_usage(prog, shown, stdout);
             exit(0);
         }
-        set_value(prog, &prog->options[i], optarg, args);
+        cli_set(prog, &prog->options[i], optarg, args);
         if (seen) seen[i]++;
     }
     if (optind < argc) cli_fail(prog, "unexpected argument '%s'", argv[optind]);

@@ -125,6 +125,11 @@ struct CliProgram {
  * when not NULL, is an array of n_options counts: how often each option was given. */
 void cli_parse(const CliProgram *prog, int argc, char **argv, void *args, int *seen);
 
+/* Stores one option's value into args through the row's parser, with the checks a value typed
+ * on the command line gets (cli_parse uses it for the defaults and argv; a program may use it
+ * for values of its own, such as a preset). */
+void cli_set(const CliProgram *prog, const CliOption *opt, const char *value, void *args);
+
 /* Reports a wrong command line: "NAME: message (see NAME --help)" on stderr, exit 2. */
 _Noreturn void cli_fail(const CliProgram *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
