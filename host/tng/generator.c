@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text/words.h"  // defines: Word, word_next
 #include "util/common.h" // defines: die, mallocCheck, reallocCheck
 #include "util/rng.h"    // defines: Rng, rng_seed, rng_below, splitmix64
 
@@ -259,8 +260,11 @@ void tng_texts_free(TngTexts *t) {
     free(t->texts);
     free(t->kind);
     free(t->source_image);
+    free(t->text_object);
+    free(t->cut);
     free(t->object_lemma);
     free(t->object_from);
+    free(t->object_rank);
     free(t->text_arena);
     memset(t, 0, sizeof(*t));
 }
@@ -298,11 +302,14 @@ static void ensure_capacity(TngGenerator *gen, TngTexts *out, int n_pool, int n_
         GROW(out->texts, n_texts);
         GROW(out->kind, n_texts);
         GROW(out->source_image, n_texts);
+        GROW(out->text_object, n_texts);
+        GROW(out->cut, n_texts);
         out->capacity_texts = n_texts;
     }
     if (n_made > out->capacity_images) {
         GROW(out->object_lemma, n_made);
         GROW(out->object_from, n_made);
+        GROW(out->object_rank, n_made);
         out->capacity_images = n_made;
     }
 }
@@ -383,26 +390,13 @@ static void rank_neighbours(TngGenerator *gen, const float *emb, int n_pool, int
 }
 
 /* Collects the lexicon nouns of one caption into out (each lemma once), returns the count.
- * Words are maximal runs of letters, lower-cased; a word with non-ASCII bytes is no lexicon
- * word but stays whole, so "café" never yields "caf". */
+ * Words as words.h reads them: a word with non-ASCII letters is no lexicon word. */
 static int caption_nouns(const Lexicon *lex, const char *s, int *out) {
-    enum { MAX_WORD = 64 };
-    char word[MAX_WORD];
     int n = 0;
-    for (size_t i = 0; s[i];) {
-        unsigned char c = (unsigned char)s[i];
-        if (!isalpha(c) && c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len = 0;
-        int ascii = 1;
-        for (; s[i] && (isalpha((unsigned char)s[i]) || (unsigned char)s[i] >= 0x80); i++, len++) {
-            if ((unsigned char)s[i] >= 0x80) ascii = 0;
-            else if (len < MAX_WORD) word[len] = (char)tolower((unsigned char)s[i]);
-        }
-        if (!ascii || len >= MAX_WORD) continue;
-        int lemma = lexicon_lookup(lex, word, len);
+    Word w;
+    for (size_t at = 0; word_next(s, &at, &w);) {
+        if (!w.plain) continue;
+        int lemma = lexicon_lookup(lex, w.lower, w.end - w.start);
         if (lemma < 0) continue;
         int seen = 0;
         for (int k = 0; k < n && !seen; k++) seen = out[k] == lemma;
@@ -418,17 +412,17 @@ static int caption_has(const TngGenerator *gen, int image, int lemma) {
 }
 
 /* The one object of pool image i (neighbours: its order row): a noun of the nearest neighbour
- * with one that caption_i lacks, else a common lexicon noun caption_i lacks. *from = that
- * neighbour, or -1. */
+ * with one that caption_i lacks, else a common lexicon noun caption_i lacks. *rank = that
+ * neighbour's place in the row, or -1. */
 static int choose_object(TngGenerator *gen, int i, const int *neighbours, int n_pool, Rng *rng,
-                         int *from) {
+                         int *rank) {
     for (int r = 0; r < n_pool - 1; r++) {
         int j = neighbours[r];
         int n_candidates = 0;
         for (int k = gen->noun_start[j]; k < gen->noun_start[j + 1]; k++)
             if (!caption_has(gen, i, gen->nouns[k])) gen->candidates[n_candidates++] = gen->nouns[k];
         if (n_candidates > 0) {
-            *from = j;
+            *rank = r;
             return gen->candidates[rng_below(rng, (uint64_t)n_candidates)];
         }
     }
@@ -438,7 +432,7 @@ static int choose_object(TngGenerator *gen, int i, const int *neighbours, int n_
     for (int k = 0; k < lex->n_common; k++) {
         int lemma = lex->common[(start + k) % lex->n_common];
         if (!caption_has(gen, i, lemma)) {
-            *from = -1;
+            *rank = -1;
             return lemma;
         }
     }
@@ -509,6 +503,7 @@ static void make_text(TngGenerator *gen, TngTexts *out, size_t *arena_used, int 
     int budget = gen->cfg.context - 2, words = count_words(subject);
     size_t len;
     int n = render_and_measure(gen, tmpl, subject, words, object, &len);
+    out->cut[t] = n > budget;
     if (n > budget) {
         // the most words that fit: fits(lo) holds, fits(hi) fails (token counts grow with words)
         int lo = 0, hi = words;
@@ -527,6 +522,15 @@ static void make_text(TngGenerator *gen, TngTexts *out, size_t *arena_used, int 
     gen->text_offset[t] = arena_append(out, arena_used, gen->render, len);
 }
 
+/* Text t's labels: its kind, the image it is a positive of (-1: none), the pool image whose
+ * caption it negates or quotes, the noun it is about (-1: none). */
+static void label_text(TngTexts *out, int t, TngTextKind kind, int txt2img, int source, int object) {
+    out->kind[t] = kind;
+    out->txt2img[t] = txt2img;
+    out->source_image[t] = source;
+    out->text_object[t] = object;
+}
+
 /* Contradiction c of pool image i into text t (kinds cycle with c % 4, see generator.h): a false
  * hybrid negating a noun that caption_i contains; a false full negation of caption_i; a
  * role-swapped hybrid "a <object_i>, no <noun of caption_i>"; caption_i plus "a <object_i>"
@@ -543,21 +547,19 @@ static void make_contradiction(TngGenerator *gen, TngTexts *out, size_t *arena_u
     if (c % 4 == 3) {
         make_text(gen, out, arena_used, t, AFFIRM_TEMPLATES[rng_below(rng, TNG_N_AFFIRM_TEMPLATES)],
                   caption, absent_phrase);
-        out->kind[t] = TNG_FALSE_AFFIRM;
+        label_text(out, t, TNG_FALSE_AFFIRM, -1, i, object);
     } else if (c % 4 != 1 && n_present > 0) {
         int lemma = gen->nouns[gen->noun_start[i] + (int)rng_below(rng, (uint64_t)n_present)];
         const char *tmpl = HYBRID_TEMPLATES[rng_below(rng, TNG_N_HYBRID_TEMPLATES)];
         // the role-swapped kind affirms the absent object and denies the present one
         Span subject = c % 4 == 2 ? (Span){absent_phrase, (size_t)absent_len} : caption;
         make_text(gen, out, arena_used, t, tmpl, subject, gen->lex->lemma[lemma]);
-        out->kind[t] = c % 4 == 2 ? TNG_SWAPPED_HYBRID : TNG_FALSE_HYBRID;
+        label_text(out, t, c % 4 == 2 ? TNG_SWAPPED_HYBRID : TNG_FALSE_HYBRID, -1, i, lemma);
     } else {
         const char *tmpl = FULL_TEMPLATES[rng_below(rng, TNG_N_FULL_TEMPLATES)];
         make_text(gen, out, arena_used, t, tmpl, caption, "");
-        out->kind[t] = TNG_FALSE_FULL;
+        label_text(out, t, TNG_FALSE_FULL, -1, i, -1);
     }
-    out->txt2img[t] = -1;
-    out->source_image[t] = i;
 }
 
 static void seed_image_stream(Rng *rng, uint64_t seed, int64_t batch_index, int image) {
@@ -578,11 +580,12 @@ static void make_image_texts(TngGenerator *gen, const char *const *captions, int
     const Span caption = gen->trimmed[i];
     Rng rng;
     seed_image_stream(&rng, cfg->seed, batch_index, i);
-    int from;
-    int object = choose_object(gen, i, neighbours, n_pool, &rng, &from);
+    int rank;
+    int object = choose_object(gen, i, neighbours, n_pool, &rng, &rank);
     const char *object_word = gen->lex->lemma[object];
     out->object_lemma[j] = object;
-    out->object_from[j] = from;
+    out->object_rank[j] = rank;
+    out->object_from[j] = rank >= 0 ? neighbours[rank] : -1;
     snprintf(gen->object_subject, 128, "any %.100s", object_word);
     Span object_subject = {gen->object_subject, strlen(gen->object_subject)};
 
@@ -592,9 +595,9 @@ static void make_image_texts(TngGenerator *gen, const char *const *captions, int
     int n = tokenizer_encode(gen->tok, captions[i], row, context);
     memset(row + n, 0, (size_t)(context - n) * sizeof(int));
     gen->text_offset[original] = arena_append(out, arena_used, captions[i], strlen(captions[i]));
-    out->txt2img[original] = j;
-    out->kind[original] = TNG_ORIGINAL;
-    out->source_image[original] = i;
+    // a row that ends at the context is cut when the whole caption needs more
+    out->cut[original] = n == context && tokenizer_encode_raw(gen->tok, captions[i], NULL, 0) > context - 2;
+    label_text(out, original, TNG_ORIGINAL, j, i, -1);
 
     int hybrid_start = (int)rng_below(&rng, TNG_N_HYBRID_TEMPLATES);
     int full_start = (int)rng_below(&rng, TNG_N_FULL_TEMPLATES);
@@ -613,16 +616,13 @@ static void make_image_texts(TngGenerator *gen, const char *const *captions, int
                 make_text(gen, out, arena_used, t, tmpl, object_subject, "");
             }
             n_hybrids++;
-            out->kind[t] = TNG_HYBRID;
-            out->source_image[t] = i;
+            label_text(out, t, TNG_HYBRID, j, i, object);
         } else {
             const char *tmpl = FULL_TEMPLATES[(full_start + n_fulls) % TNG_N_FULL_TEMPLATES];
             make_text(gen, out, arena_used, t, tmpl, gen->trimmed[source], "");
             n_fulls++;
-            out->kind[t] = TNG_FULL;
-            out->source_image[t] = source;
+            label_text(out, t, TNG_FULL, j, source, -1);
         }
-        out->txt2img[t] = j;
     }
     // Released mode's stream skips one number here: the generator once drew the image->text
     // target at this point (batch.h owns that now); skipping it keeps the contradiction texts

@@ -109,8 +109,14 @@ typedef struct {
     int *source_image;  /* [n_texts] the pool image whose caption the text negates or quotes
                            (full: the negated image; hybrid, original and contradictions:
                            the image itself) */
+    int *text_object;   /* [n_texts] lexicon id of the noun the text denies (the hybrid kinds:
+                           the noun after "no") or affirms (a false affirmation); -1: none */
+    unsigned char *cut; /* [n_texts] 1: the text was cut to fit the context (a generated text
+                           lost trailing words of its caption part, an original its tokens) */
     int *object_lemma;  /* [n_images] lexicon id of the object negated in image j's hybrids */
     int *object_from;   /* [n_images] the pool image it came from, or -1: random lexicon noun */
+    int *object_rank;   /* [n_images] object_from's place among image j's neighbours (0: the
+                           nearest), or -1 with object_from */
     char *text_arena;
     size_t arena_capacity;
     int capacity_texts, capacity_images;
