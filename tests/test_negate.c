@@ -376,7 +376,7 @@ static void test_stats_agree_with_records(void) {
         snprintf(want, sizeof want, "  %-16s %9ld", tng_kind_names[k], kinds[k]);
         CHECK(kinds[k] == 200 && strstr(stats, want) != NULL, "stats lack '%s'", want);
     }
-    snprintf(want, sizeof want, "a fallback noun %ld (", fallback);
+    snprintf(want, sizeof want, "  a fallback noun              %8ld ", fallback);
     CHECK(strstr(stats, want) != NULL, "stats lack '%s'", want);
     free(records), free(stats);
 }

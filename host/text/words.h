@@ -19,11 +19,11 @@ typedef struct {
     char lower[WORD_MAX]; /* the word lower-cased, NUL-terminated (when plain) */
 } Word;
 
-/* The next word of text at or after *at; returns 0 at the end. *at moves past the word. */
-int word_next(const char *text, size_t *at, Word *w);
+/* The next word of text[0, len) at or after *at; returns 0 at the end. *at moves past it. */
+int word_next(const char *text, size_t len, size_t *at, Word *w);
 
-/* 1 when text[from, to) holds nothing but spaces and tabs: two words so separated are
- * adjacent ("decker bus"), unlike "bus, car" or "man's hat". */
+/* 1 when text[from, to) holds nothing but spaces, tabs and hyphens: two words so separated
+ * are adjacent ("decker bus", "double-decker"), unlike "bus, car" or "man's hat". */
 int words_adjacent(const char *text, size_t from, size_t to);
 
 #endif

@@ -18,11 +18,10 @@
 /* Adds the words of caption s to acc[dim]. */
 static void add_caption(const char *s, const Lexicon *lex, int dim, double *acc) {
     Word w;
-    for (size_t at = 0; word_next(s, &at, &w);) {
-        size_t len = w.end - w.start;
+    for (size_t at = 0, len = strlen(s); word_next(s, len, &at, &w);) {
         if (!w.plain) continue;
-        int lemma = lexicon_lookup(lex, w.lower, len);
-        if (lemma < 0 && len < 4) continue;
+        int lemma = lexicon_lookup(lex, w.lower, w.end - w.start);
+        if (lemma < 0 && w.end - w.start < 4) continue;
         const char *key = lemma >= 0 ? lex->lemma[lemma] : w.lower;
         uint64_t h = hash64(key, strlen(key), CAPTION_EMBED_SEED);
         double weight = lemma >= 0 ? 1.0 : 0.25;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tng/batch.h"    // defines: tng_caption_text
+#include "tng/grammar.h"  // defines: CaptionReading, caption_read, lexicon_object
 #include "tng/records.h"  // defines: tng_kind_names, tng_text_tokens
 #include "util/common.h"  // defines: callocCheck
 
@@ -20,6 +22,11 @@ struct TngStats {
     long texts[N_KINDS], cut[N_KINDS], tokens[N_KINDS], longest[N_KINDS];
     long nearest, farther, farther_rank_sum, fallback; /* where hybrid objects came from */
     long *object_count; /* [n_lemmas] images whose object it is */
+    /* what reads badly (grammar.h): objects that are scenes, body parts, or in their source
+     * caption only a compound's first part, a frame or portion, or a verb; clause captions */
+    long scene_objects, body_objects, non_object_uses, checked_sources;
+    long clause_captions, full_of_clause, full_quoting_clause;
+    CaptionReading reading;
 };
 
 TngStats *tng_stats_create(const Lexicon *lex) {
@@ -31,8 +38,48 @@ TngStats *tng_stats_create(const Lexicon *lex) {
 
 void tng_stats_free(TngStats *s) {
     if (!s) return;
+    caption_reading_free(&s->reading);
     free(s->object_count);
     free(s);
+}
+
+/* Whether lemma occurs in caption text as an object (grammar.h), not only as a compound's
+ * first part, a frame, a portion or a verb. */
+static int names_as_object(TngStats *s, const char *text, int lemma) {
+    caption_read(&s->reading, s->lex, text, strlen(text));
+    for (int w = 0; w < s->reading.n; w++)
+        if (s->reading.words[w].lemma == lemma && s->reading.words[w].object) return 1;
+    return 0;
+}
+
+/* Whether text quotes caption as written (its first letter's case aside), trailing punctuation
+ * and white space left out. */
+static int quotes(const char *text, const char *caption) {
+    while (*caption == ' ') caption++;
+    size_t n = strlen(caption);
+    while (n > 1 && strchr(" .!?,;:", caption[n - 1])) n--;
+    if (n < 2) return 0;
+    for (const char *p = text; (p = strchr(p + 1, caption[1])) != NULL;)
+        if (strncmp(p, caption + 1, n - 1) == 0) return 1;
+    return 0;
+}
+
+/* The clause and quoting counts of texts whose captions all sit in this batch. */
+static void add_clauses(TngStats *s, const TngTexts *t) {
+    TngLayout captions = tng_layout_captions(t->n_images);
+    for (int j = 0; j < t->n_images; j++) {
+        const char *c = t->texts[tng_caption_text(&captions, j)];
+        caption_read(&s->reading, s->lex, c, strlen(c));
+        s->clause_captions += s->reading.clause;
+    }
+    for (int k = 0; k < t->n_texts; k++) {
+        if (t->kind[k] != TNG_FULL) continue;
+        const char *source = t->texts[tng_caption_text(&captions, t->source_image[k])];
+        caption_read(&s->reading, s->lex, source, strlen(source));
+        if (!s->reading.clause) continue;
+        s->full_of_clause++;
+        s->full_quoting_clause += quotes(t->texts[k], source);
+    }
 }
 
 void tng_stats_add(TngStats *s, const TngTexts *t) {
@@ -51,8 +98,16 @@ void tng_stats_add(TngStats *s, const TngTexts *t) {
         if (rank == 0) s->nearest++;
         else if (rank > 0) s->farther++, s->farther_rank_sum += rank;
         else s->fallback++;
-        s->object_count[t->object_lemma[j]]++;
+        int object = t->object_lemma[j];
+        s->object_count[object]++;
+        s->scene_objects += s->lex->scene[object];
+        s->body_objects += strcmp(s->lex->category[object], "body") == 0;
+        if (rank >= 0 && t->n_pool == t->n_images) { /* the source caption is in this batch */
+            s->checked_sources++;
+            s->non_object_uses += lexicon_object(s->lex, object) && !names_as_object(s, t->texts[t->object_from[j]], object);
+        }
     }
+    if (t->n_pool == t->n_images) add_clauses(s, t);
 }
 
 static double percent(long part, long whole) { return whole > 0 ? 100.0 * (double)part / (double)whole : 0.0; }
@@ -83,11 +138,20 @@ void tng_stats_print(const TngStats *s, FILE *out, int top) {
         fprintf(out, "  %-16s %9ld   %11.1f   %7ld   %ld (%.2f%%)\n", tng_kind_names[k], s->texts[k],
                 (double)s->tokens[k] / (double)s->texts[k], s->longest[k], s->cut[k], percent(s->cut[k], s->texts[k]));
     }
-    fprintf(out, "\nhybrid objects (one per image): from the nearest neighbour %ld (%.1f%%), a farther one %ld "
-                 "(%.1f%%, mean rank %.1f), a fallback noun %ld (%.1f%%)\n",
-            s->nearest, percent(s->nearest, s->images), s->farther, percent(s->farther, s->images),
-            s->farther ? 1.0 + (double)s->farther_rank_sum / (double)s->farther : 0.0, s->fallback,
-            percent(s->fallback, s->images));
+    fprintf(out, "\nhybrid objects, one per image\n");
+    fprintf(out, "  from the nearest neighbour   %8ld  %5.1f%%\n", s->nearest, percent(s->nearest, s->images));
+    fprintf(out, "  from a farther neighbour     %8ld  %5.1f%%   (its place on average %.1f; 1 = the nearest)\n",
+            s->farther, percent(s->farther, s->images),
+            s->farther ? 1.0 + (double)s->farther_rank_sum / (double)s->farther : 0.0);
+    fprintf(out, "  a fallback noun              %8ld  %5.1f%%\n", s->fallback, percent(s->fallback, s->images));
+    fprintf(out, "  scene nouns (places)         %8ld  %5.1f%%\n", s->scene_objects, percent(s->scene_objects, s->images));
+    fprintf(out, "  body parts (any)             %8ld  %5.1f%%\n", s->body_objects, percent(s->body_objects, s->images));
+    fprintf(out, "  not a thing where the neighbour names it %ld of %ld (%.1f%%): only as a compound's first part,\n"
+                 "  a frame, portion or part (\"slice of\"), a verb, or a body part after a possessive\n",
+            s->non_object_uses, s->checked_sources, percent(s->non_object_uses, s->checked_sources));
+    fprintf(out, "\ncaptions that are clauses (a finite verb, or \"there is ...\"): %ld (%.1f%%); full negations of\n"
+                 "them %ld, quoting the clause as written (not as a noun phrase) %ld\n",
+            s->clause_captions, percent(s->clause_captions, s->images), s->full_of_clause, s->full_quoting_clause);
     /* categories: the distinct names of lex->category, in order of first appearance */
     const char **names = callocCheck((size_t)lex->n_lemmas, sizeof(char *));
     long *per_category = callocCheck((size_t)lex->n_lemmas, sizeof(long));
