@@ -3,11 +3,12 @@
  * without --model): each item's captions as one bag of words hashed into a unit vector, so
  * TNG's neighbours come from caption similarity.
  *
- * Words are maximal runs of ASCII letters, lower-cased, as the generator reads nouns. A word
- * the lexicon knows counts as its lemma ("dogs" is "dog") with weight 1; any other word of four
- * letters or more with weight 1/4 (verbs and adjectives say something about a scene, the nouns
- * say most; shorter words are mostly "a", "on", "the"). An item's weights are summed over all
- * its captions: the image is what all of them describe. Word w adds its weight to dimension
+ * Words as the generator reads them (text/words.h: runs of letters, lower-cased; one with
+ * non-ASCII letters is left out). A word the lexicon knows counts as its lemma ("dogs" is
+ * "dog") with weight 1; any other word of four letters or more with weight 1/4 (verbs and
+ * adjectives say something about a scene, the nouns say most; shorter words are mostly "a",
+ * "on", "the"). An item's weights are summed over all its captions: the image is what all of
+ * them describe. Word w adds its weight to dimension
  * hash(w) mod dim, with a sign from another bit of the hash (signed feature hashing: colliding
  * words cancel on average instead of piling up), and the vector is L2-normalised. An item with
  * no counted word is the zero vector: similarity 0 to every item, so it ties with all of them

@@ -445,9 +445,9 @@ static int caption_has(const TngGenerator *gen, int image, int lemma) {
     return 0;
 }
 
-/* The one object of pool image i (neighbours: its order row): a noun of the nearest neighbour
- * with one that caption_i lacks, else a common lexicon noun caption_i lacks. *rank = that
- * neighbour's place in the row, or -1. */
+/* The one object of pool image i (neighbours: its order row): an object (grammar.h) of the
+ * nearest neighbour with one that caption_i lacks, else a common lexicon noun, no scene noun,
+ * that caption_i lacks. *rank = that neighbour's place in the row, or -1. */
 static int choose_object(TngGenerator *gen, int i, const int *neighbours, int n_pool, Rng *rng,
                          int *rank) {
     for (int r = 0; r < n_pool - 1; r++) {
