@@ -4,7 +4,8 @@
 Writes data/cache/lexicon.tsv (python3 stdlib only; reads Debian's wordnet-base files in
 /usr/share/wordnet, or $WNHOME/dict, or --wordnet DIR). One line per lemma:
 
-    lemma <TAB> category <TAB> surface forms (comma-separated; the lemma first) <TAB> flags
+    lemma <TAB> category <TAB> surface forms (comma-separated; the lemma first) <TAB> noun tags
+          <TAB> flags (comma-separated, "-" for none: "required", "scene")
 
 Key design choice: a word enters only if its *dominant* use is a concrete noun, judged with
 WordNet's own sense-tagged frequencies (cntlist.rev, SemCor counts), so a caption word such as
@@ -30,6 +31,14 @@ an object. The rules, in order:
      even where rule 2 or 3 would drop it (cross, ring: verbs in SemCor); such lines carry the
      flag "required". The build fails if one of them has no concrete sense at all.
 
+Scenes. A lemma is flagged "scene" when every one of its senses in its category's lexicographer
+file lies under one of the SCENE_ROOTS below (following hypernym and instance-of pointers): a
+road or path, a room, a facility, a place of business, a geological formation, a body of water,
+land, the sky. Such a noun names where a photo was taken ("street", "kitchen", "zoo", "beach")
+rather than a thing in it, so the TNG generator never negates it as an absent object ("A giraffe
+at the zoo, with no street in sight"); it still counts as present in a caption. A lemma with one
+sense outside the roots keeps its object reading: "toilet" (a room, and the bowl), "bar".
+
 Plural folding follows WordNet's morphy for nouns: the irregular plurals of noun.exc, and the
 inverse of morphy's suffix rules (s, ses->s, xes->x, zes->z, ches->ch, shes->sh, men->man,
 ies->y). A regular plural is dropped when verb morphy reads it as an inflection of a different,
@@ -54,6 +63,10 @@ CONCRETE_LEXFILES = {
 REQUIRED = ("ball star heart moon cross ring key leaf house tree cup car fish bird flower hat "
             "boat dog cat sofa chair umbrella").split()
 MIN_CONCRETE_SHARE = 0.25
+# the synsets, named by their first word (any synset of that name), whose hyponyms are settings
+# rather than objects; see "Scenes" above
+SCENE_ROOTS = {"road", "path", "room", "facility", "place_of_business", "geological_formation",
+               "body_of_water", "land", "atmosphere"}
 VERB_SUFFIX_RULES = [("s", ""), ("ies", "y"), ("es", "e"), ("es", "")]
 # sense-key ss_type digits of cntlist.rev: 1 noun, 2 verb, 3 adjective, 4 adverb, 5 satellite
 POS_OF_SS_TYPE = {"1": "n", "2": "v", "3": "a", "4": "r", "5": "a"}
@@ -96,13 +109,40 @@ def read_index(path):
 
 
 def read_noun_synsets(path):
-    """offset -> (lexfile number, words as written)."""
+    """offset -> (lexfile number, words as written, offsets of its noun hypernyms and classes)."""
     synsets = {}
     for line in data_lines(path):
         f = line.split()
         n_words = int(f[3], 16)
-        synsets[f[0]] = (int(f[1]), [f[4 + 2 * k] for k in range(n_words)])
+        at = 4 + 2 * n_words
+        parents = []
+        for k in range(int(f[at])):
+            symbol, offset, pos = f[at + 1 + 4 * k:at + 4 + 4 * k]
+            if symbol in ("@", "@i") and pos == "n":
+                parents.append(offset)
+        synsets[f[0]] = (int(f[1]), [f[4 + 2 * k] for k in range(n_words)], parents)
     return synsets
+
+
+def under_scene_root(offset, synsets):
+    """Whether the synset or one of its ancestors is a SCENE_ROOTS synset."""
+    seen, todo = set(), [offset]
+    while todo:
+        o = todo.pop()
+        if o in seen:
+            continue
+        seen.add(o)
+        if synsets[o][1][0].lower() in SCENE_ROOTS:
+            return True
+        todo.extend(synsets[o][2])
+    return False
+
+
+def is_scene(lemma, category, offsets, synsets):
+    """Every sense of lemma in its category's lexicographer file is a setting (see Scenes)."""
+    lexfile = next(lf for lf, name in CONCRETE_LEXFILES.items() if name == category)
+    senses = [o for o in offsets if synsets[o][0] == lexfile]
+    return bool(senses) and all(under_scene_root(o, synsets) for o in senses)
 
 
 def read_tag_counts(path):
@@ -236,6 +276,8 @@ def main():
         f.write("# lemma\tcategory\tforms\tnoun_tags\tflags\n")
         for lemma in sorted(lexicon):
             category, flags = lexicon[lemma]
+            if is_scene(lemma, category, noun_index[lemma], synsets):
+                flags = "scene" if flags == "-" else flags + ",scene"
             f.write("%s\t%s\t%s\t%d\t%s\n" % (lemma, category, ",".join(forms[lemma]),
                                                 by_pos[(lemma, "n")], flags))
     os.replace(tmp, args.out)

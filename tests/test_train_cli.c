@@ -164,8 +164,9 @@ static void make_fixture(void) {
 static const char *const TRAIN_OPTIONS[] = {
     "recipe", "config", "init", "data", "format", "image-root", "captions", "fast-decode", "tng", "neg-per-image",
     "tng-ratio", "contradictions", "contradiction-weight", "tng-compat", "tng-scope", "i2t-target", "temperature",
-    "freeze", "lr", "wd", "wd-on", "beta1", "beta2", "eps", "batch", "accum", "epochs", "steps", "warmup", "schedule", "grad-clip",
-    "seed", "out", "checkpoint-every", "resume", "val-mcq", "eval-every", "log-every", "threads",
+    "freeze", "lr", "wd", "wd-on", "beta1", "beta2", "eps", "batch", "accum", "epochs", "steps", "warmup",
+    "schedule", "grad-clip", "seed", "backend", "out", "checkpoint-every", "resume", "val-mcq", "eval-every",
+    "log-every", "log-texts", "threads",
     "max-nonfinite", "check-sync", "hang-timeout", "help", NULL};
 static const char *const EVAL_OPTIONS[] = {"model", "name", "mcq", "retrieval", "ccneg", "zeroshot", "templates",
                                            "image-root", "json", "batch", "quiet", "help", NULL};
@@ -175,6 +176,10 @@ static const char *const PREP_OPTIONS[] = {"data", "out", "format", "image-root"
 static const char *const SYNTH_OPTIONS[] = {"out", "seed", "size", "train", "val", "test", "captions", "quality",
                                             "phrasing", "quiet", "help", NULL};
 static const char *const TOKENIZE_OPTIONS[] = {"context", "vocab", "help", NULL};
+static const char *const NEGATE_OPTIONS[] = {"data", "format", "image-root", "model", "embed-cache", "captions",
+                                             "shuffle", "last-batch", "neg-per-image", "contradictions",
+                                             "tng-compat", "seed", "batch", "ranks", "batches", "threads", "jsonl",
+                                             "stats", "top", "help", NULL};
 
 /* One help line's option: "  [-x, ]--name ARG   text" or "  [-x, ]--name   text". Returns 1
  * and fills name, the short alias (0 for none) and takes_value when the line documents an
@@ -271,7 +276,8 @@ static void test_help_matches_parser(void) {
         int min_defaults; /* defaults --help must show (and the parser must take) */
     } programs[] = {{"tng_train", TRAIN_OPTIONS, 30}, {"tng_eval", EVAL_OPTIONS, 1},
                     {"tng_embed", EMBED_OPTIONS, 1},  {"tng_prep", PREP_OPTIONS, 4},
-                    {"tng_synth", SYNTH_OPTIONS, 8},  {"tng_tokenize", TOKENIZE_OPTIONS, 1}};
+                    {"tng_synth", SYNTH_OPTIONS, 8},  {"tng_tokenize", TOKENIZE_OPTIONS, 1},
+                    {"tng_negate", NEGATE_OPTIONS, 9}};
     for (size_t k = 0; k < sizeof programs / sizeof *programs; k++) {
         int defaults = check_help_matches_parser(programs[k].program, programs[k].options);
         CHECK(defaults >= programs[k].min_defaults, "%s --help shows %d accepted defaults, want %d",

@@ -158,7 +158,7 @@ static void *worker_main(void *arg) {
         pthread_mutex_lock(&L->lock);
         sample_at(L, g, &sample->item, &sample->caption);
         pthread_mutex_unlock(&L->lock);
-        sample->ok = load_item(L, sample->item, sample->pixels, crop, msg, sizeof msg) == 0;
+        sample->ok = L->opt.skip_images || load_item(L, sample->item, sample->pixels, crop, msg, sizeof msg) == 0;
         if (!sample->ok) note_bad_item(L, sample->item, msg);
         if (queue_push(w->decoded, sample) != 0) break; /* the loader is closing */
     }
@@ -174,7 +174,8 @@ static int open_items(Loader *L, char *err, size_t err_len) {
     if ((o->shard_dir != NULL) == (o->dataset != NULL))
         return set_error(err, err_len, "loader: give exactly one of a shard folder and a dataset");
     if (o->dataset) {
-        if (o->image_size < 1) return set_error(err, err_len, "loader: a raw dataset needs image_size");
+        if (o->image_size < 1 && !o->skip_images)
+            return set_error(err, err_len, "loader: a raw dataset needs image_size");
         L->items = o->dataset;
         L->R = o->image_size;
         return o->dataset->count > 0 ? 0 : set_error(err, err_len, "loader: the dataset is empty");
@@ -211,6 +212,7 @@ Loader *loader_open(const LoaderOptions *opt, char *err, size_t err_len) {
         goto fail;
     }
     if (open_items(L, err, err_len) != 0) goto fail;
+    if (o->skip_images) L->R = 0; /* no pixels to hold */
     const Dataset *ds = L->items;
     if (o->captions == LOADER_ALL_PAIRS) {
         L->n_samples = dataset_caption_count(ds);

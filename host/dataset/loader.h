@@ -50,6 +50,8 @@ typedef struct {
     int drop_last;
     LoaderPosition start;
     int quiet; /* 1: no warnings for bad images (still counted) */
+    int skip_images; /* 1: captions only: no image is read, so none is bad and none skipped;
+                        LoaderBatch.images is left unset and image_size may be 0 */
 } LoaderOptions;
 
 typedef struct {

@@ -39,6 +39,20 @@ static int split_in_place(char *s, char sep, char **pieces, int max) {
     }
 }
 
+/* The flags field: "-" or a comma-separated list of "required" and "scene". Returns 1 when
+ * "scene" is among them. */
+static int parse_flags(const char *path, int line_no, char *flags) {
+    if (strcmp(flags, "-") == 0) return 0;
+    int scene = 0;
+    for (char *save = NULL, *flag = strtok_r(flags, ",", &save); flag; flag = strtok_r(NULL, ",", &save)) {
+        if (strcmp(flag, "scene") == 0) scene = 1;
+        else if (strcmp(flag, "required") != 0)
+            die("%s:%d: unknown flag '%s' (expected '-' or a comma-separated list of required, scene; "
+                "rebuild with python3 data/build_lexicon.py)", path, line_no, flag);
+    }
+    return scene;
+}
+
 static void table_insert(Lexicon *lex, const char *path, int line_no, const char *form,
                          int lemma) {
     uint64_t h = fnv1a(form, strlen(form));
@@ -75,6 +89,7 @@ Lexicon *lexicon_load(const char *path) {
     lex->lemma = mallocCheck(max_lines * sizeof(char *));
     lex->category = mallocCheck(max_lines * sizeof(char *));
     lex->noun_tags = mallocCheck(max_lines * sizeof(int));
+    lex->scene = callocCheck(max_lines, 1);
     lex->common = mallocCheck(max_lines * sizeof(int));
     uint64_t table_size = 16;
     while (table_size < 2 * max_forms) table_size *= 2; // load factor <= 1/2
@@ -119,6 +134,7 @@ Lexicon *lexicon_load(const char *path) {
             if (!comma) break;
             forms = comma + 1;
         }
+        lex->scene[id] = parse_flags(path, line_no, field[4]);
         if (strcmp(field[2], field[0]) != 0)
             die("%s:%d: the first surface form must be the lemma '%s', found '%s'", path, line_no,
                 field[0], field[2]);
@@ -136,6 +152,7 @@ void lexicon_free(Lexicon *lex) {
     free(lex->lemma);
     free(lex->category);
     free(lex->noun_tags);
+    free(lex->scene);
     free(lex->common);
     free(lex->table);
     free(lex);

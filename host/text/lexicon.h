@@ -29,6 +29,8 @@ typedef struct {
     const char **lemma;     /* [n_lemmas] */
     const char **category;  /* [n_lemmas] e.g. "animal", "artifact" */
     int *noun_tags;         /* [n_lemmas] WordNet sense-tagged noun frequency */
+    unsigned char *scene;   /* [n_lemmas] 1: flagged "scene": a place or setting (a road, a room,
+                               a beach, the sky), not a thing in a picture (build_lexicon.py) */
     int n_common;
     int *common;            /* [n_common] lemma ids with noun_tags >= LEXICON_COMMON_MIN_TAGS */
     uint64_t table_mask;    /* hash table size - 1 (a power of two) */

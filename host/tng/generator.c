@@ -17,14 +17,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tng/grammar.h" // defines: CaptionReading, caption_read, caption_noun_phrase, lexicon_object
 #include "util/common.h" // defines: die, mallocCheck, reallocCheck
 #include "util/rng.h"    // defines: Rng, rng_seed, rng_below, splitmix64
 
 // ---------------------------------------------------------------------------------------------
 // Templates (written for this project). Placeholders: {x} the object; {c} the caption with its
-// first letter lower-cased; {C} the same with it upper-cased; {n} the caption without its
-// leading article ("a dog on a sofa" -> "dog on a sofa"). Every hybrid template holds {x} and
-// one caption placeholder; every full template holds one caption placeholder and no {x}.
+// first letter lower-cased; {C} the same with it upper-cased; {p} the caption as a noun phrase
+// (grammar.h: "a man rides a horse" -> "a man riding a horse"), first letter lower-cased, where
+// the template's grammar needs one; {n} that noun phrase without its leading determiner
+// ("a dog on a sofa" -> "dog on a sofa", "two dogs" -> "dogs"), so no template agrees a verb
+// with it. Every hybrid template holds {x} and one caption placeholder; every full template
+// holds one caption placeholder and no {x}.
 
 static const char *const HYBRID_TEMPLATES[] = {
     // the negation follows the caption
@@ -55,11 +59,11 @@ static const char *const HYBRID_TEMPLATES[] = {
     "{c}, entirely without any {x}.",
     // the negation comes first
     "No {x} anywhere; {c}.",
-    "There is no {x}, only {c}.",
-    "No {x} is visible, just {c}.",
+    "There is no {x}, only {p}.",
+    "No {x} is visible, just {p}.",
     "With no {x} in the frame, {c}.",
     "Not a single {x} here: {c}.",
-    "No {x} appears in this scene of {c}.",
+    "No {x} appears in this scene of {p}.",
     "Without any {x} around, {c}.",
     "No {x} is pictured; {c}.",
     "The photo shows no {x}, but {c}.",
@@ -67,31 +71,31 @@ static const char *const HYBRID_TEMPLATES[] = {
     "Absent any {x}, {c}.",
     "No {x} here. Instead, {c}.",
     "Free of any {x}: {c}.",
-    "Although no {x} is present, {c}.",
+    "Although no {x} is present, the image shows {p}.",
     "Not one {x} in view; {c}.",
-    "No {x} is in the picture, which shows {c}.",
-    "Lacking any {x}, the scene shows {c}.",
+    "No {x} is in the picture, which shows {p}.",
+    "Lacking any {x}, the scene shows {p}.",
     "There is no {x} in this picture; {c}.",
 };
 
 static const char *const FULL_TEMPLATES[] = {
-    "There is no {n} in this image.",
-    "This picture does not show {c}.",
+    "This image has no {n}.",
+    "This picture does not show {p}.",
     "No {n} can be seen here.",
-    "Nothing here resembles {c}.",
-    "The scene does not contain {c}.",
-    "You will not find {c} in this photo.",
-    "This is not a photo of {c}.",
-    "There is no sign of {c}.",
-    "Not pictured: {c}.",
-    "The image lacks {c}.",
-    "This photo has nothing to do with {c}.",
-    "What is shown here is not {c}.",
-    "No {n} appears in this picture.",
-    "{C} is absent from this image.",
-    "Missing from this scene: {c}.",
+    "Nothing here resembles {p}.",
+    "The scene does not contain {p}.",
+    "You will not find {p} in this photo.",
+    "This is not a photo of {p}.",
+    "There is no sign of {p}.",
+    "Not pictured: {p}.",
+    "The image lacks {p}.",
+    "This photo has nothing to do with {p}.",
+    "What is shown here is not {p}.",
+    "You will see no {n} in this picture.",
+    "Absent from this image: {p}.",
+    "Missing from this scene: {p}.",
     "The photo contains no {n}.",
-    "Do not expect {c} here.",
+    "Do not expect {p} here.",
 };
 // Affirmations: the caption plus {x} stated as present. Image i's hybrids deny {x}; these
 // same-words-without-"no" twins are contradictions, so "no" must be what tells them apart.
@@ -148,7 +152,8 @@ static Span first_words(Span s, int k) {
 
 /* s without a leading determiner that a "no ..." template would duplicate. */
 static Span strip_article(Span s) {
-    static const char *const articles[] = {"a", "an", "the", "any"};
+    static const char *const articles[] = {"a", "an", "the", "any", "some", "several", "many", "one", "two", "three",
+                                           "four", "five", "six", "seven", "eight", "nine", "ten"};
     for (size_t a = 0; a < sizeof(articles) / sizeof(articles[0]); a++) {
         size_t n = strlen(articles[a]);
         if (s.len > n + 1 && strncasecmp(s.text, articles[a], n) == 0 &&
@@ -178,7 +183,7 @@ static size_t render_template(char *dst, const char *tmpl, Span subject, const c
         if (p[0] == '{' && p[1] && p[2] == '}') {
             char mode = p[1];
             if (mode == 'x') emit_cased(dst, &at, (Span){object, strlen(object)}, 'x');
-            else emit_cased(dst, &at, mode == 'n' ? strip_article(subject) : subject, mode);
+            else emit_cased(dst, &at, mode == 'n' ? strip_article(subject) : subject, mode == 'p' ? 'c' : mode);
             p += 2;
         } else {
             dst[at++] = *p;
@@ -203,10 +208,16 @@ struct TngGenerator {
     int *made;           /* [B] the pool image whose texts are output image j */
     int *row_of;         /* [P] the inverse: the output image of pool image k, or -1 */
     int *noun_start;     /* [P+1] caption k's nouns are nouns[noun_start[k] .. noun_start[k+1]) */
-    int *nouns;          /* lemma ids, each once per caption, in order of appearance */
+    int *nouns;          /* lemma ids, each once per caption, in order of appearance: present */
+    int *object_start;   /* [P+1] and its objects (grammar.h) objects[object_start[k] ..) */
+    int *objects;        /* the nouns that name things in the picture, each once per caption */
     int capacity_nouns;
     int *candidates;
     Span *trimmed;       /* [P] the pool's captions, trimmed */
+    Span *phrase;        /* [P] each as a noun phrase (grammar.h), in phrase_arena */
+    char *phrase_arena;
+    size_t capacity_phrases;
+    CaptionReading reading;
     size_t *text_offset; /* [n_texts] offsets into the arena until the arena stops moving */
     int capacity_texts;
     char *render;        /* one text being built */
@@ -244,6 +255,11 @@ void tng_generator_free(TngGenerator *gen) {
     free(gen->row_of);
     free(gen->noun_start);
     free(gen->nouns);
+    free(gen->object_start);
+    free(gen->objects);
+    free(gen->phrase);
+    free(gen->phrase_arena);
+    caption_reading_free(&gen->reading);
     free(gen->candidates);
     free(gen->trimmed);
     free(gen->text_offset);
@@ -259,8 +275,11 @@ void tng_texts_free(TngTexts *t) {
     free(t->texts);
     free(t->kind);
     free(t->source_image);
+    free(t->text_object);
+    free(t->cut);
     free(t->object_lemma);
     free(t->object_from);
+    free(t->object_rank);
     free(t->text_arena);
     memset(t, 0, sizeof(*t));
 }
@@ -273,7 +292,9 @@ static void ensure_capacity(TngGenerator *gen, TngTexts *out, int n_pool, int n_
         GROW(gen->made, n_pool);
         GROW(gen->row_of, n_pool);
         GROW(gen->noun_start, n_pool + 1);
+        GROW(gen->object_start, n_pool + 1);
         GROW(gen->trimmed, n_pool);
+        GROW(gen->phrase, n_pool);
         gen->capacity_pool = n_pool;
         gen->capacity_made = 0; // the rows below are sized by both counts
     }
@@ -284,6 +305,7 @@ static void ensure_capacity(TngGenerator *gen, TngTexts *out, int n_pool, int n_
     }
     if (n_nouns > gen->capacity_nouns) {
         GROW(gen->nouns, n_nouns);
+        GROW(gen->objects, n_nouns);
         GROW(gen->candidates, n_nouns);
         gen->capacity_nouns = n_nouns;
     }
@@ -298,11 +320,14 @@ static void ensure_capacity(TngGenerator *gen, TngTexts *out, int n_pool, int n_
         GROW(out->texts, n_texts);
         GROW(out->kind, n_texts);
         GROW(out->source_image, n_texts);
+        GROW(out->text_object, n_texts);
+        GROW(out->cut, n_texts);
         out->capacity_texts = n_texts;
     }
     if (n_made > out->capacity_images) {
         GROW(out->object_lemma, n_made);
         GROW(out->object_from, n_made);
+        GROW(out->object_rank, n_made);
         out->capacity_images = n_made;
     }
 }
@@ -382,33 +407,36 @@ static void rank_neighbours(TngGenerator *gen, const float *emb, int n_pool, int
     free(row);
 }
 
-/* Collects the lexicon nouns of one caption into out (each lemma once), returns the count.
- * Words are maximal runs of letters, lower-cased; a word with non-ASCII bytes is no lexicon
- * word but stays whole, so "café" never yields "caf". */
-static int caption_nouns(const Lexicon *lex, const char *s, int *out) {
-    enum { MAX_WORD = 64 };
-    char word[MAX_WORD];
-    int n = 0;
-    for (size_t i = 0; s[i];) {
-        unsigned char c = (unsigned char)s[i];
-        if (!isalpha(c) && c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len = 0;
-        int ascii = 1;
-        for (; s[i] && (isalpha((unsigned char)s[i]) || (unsigned char)s[i] >= 0x80); i++, len++) {
-            if ((unsigned char)s[i] >= 0x80) ascii = 0;
-            else if (len < MAX_WORD) word[len] = (char)tolower((unsigned char)s[i]);
-        }
-        if (!ascii || len >= MAX_WORD) continue;
-        int lemma = lexicon_lookup(lex, word, len);
-        if (lemma < 0) continue;
-        int seen = 0;
-        for (int k = 0; k < n && !seen; k++) seen = out[k] == lemma;
-        if (!seen) out[n++] = lemma;
+/* Appends lemma to list[0, n) unless it is there; returns the new count. */
+static int add_once(int *list, int n, int lemma) {
+    for (int k = 0; k < n; k++)
+        if (list[k] == lemma) return n;
+    list[n] = lemma;
+    return n + 1;
+}
+
+/* Reads pool caption k (grammar.h): its nouns, its objects, its noun phrase. Captions before
+ * k are read already: their lists end where k's begin. */
+static void read_caption(TngGenerator *gen, int k, size_t *phrase_used) {
+    Span c = gen->trimmed[k];
+    CaptionReading *r = &gen->reading;
+    caption_read(r, gen->lex, c.text, c.len);
+    int *nouns = gen->nouns + gen->noun_start[k], *objects = gen->objects + gen->object_start[k];
+    int n_nouns = 0, n_objects = 0;
+    for (int w = 0; w < r->n; w++) {
+        if (r->words[w].lemma < 0) continue;
+        n_nouns = add_once(nouns, n_nouns, r->words[w].lemma);
+        if (r->words[w].object) n_objects = add_once(objects, n_objects, r->words[w].lemma);
     }
-    return n;
+    gen->noun_start[k + 1] = gen->noun_start[k] + n_nouns;
+    gen->object_start[k + 1] = gen->object_start[k] + n_objects;
+    if (!r->clause) { /* a noun phrase already */
+        gen->phrase[k] = c;
+        return;
+    }
+    char *phrase = gen->phrase_arena + *phrase_used;
+    gen->phrase[k] = (Span){phrase, caption_noun_phrase(r, c.text, c.len, phrase)};
+    *phrase_used += gen->phrase[k].len;
 }
 
 static int caption_has(const TngGenerator *gen, int image, int lemma) {
@@ -417,18 +445,18 @@ static int caption_has(const TngGenerator *gen, int image, int lemma) {
     return 0;
 }
 
-/* The one object of pool image i (neighbours: its order row): a noun of the nearest neighbour
- * with one that caption_i lacks, else a common lexicon noun caption_i lacks. *from = that
- * neighbour, or -1. */
+/* The one object of pool image i (neighbours: its order row): an object (grammar.h) of the
+ * nearest neighbour with one that caption_i lacks, else a common lexicon noun, no scene noun,
+ * that caption_i lacks. *rank = that neighbour's place in the row, or -1. */
 static int choose_object(TngGenerator *gen, int i, const int *neighbours, int n_pool, Rng *rng,
-                         int *from) {
+                         int *rank) {
     for (int r = 0; r < n_pool - 1; r++) {
         int j = neighbours[r];
         int n_candidates = 0;
-        for (int k = gen->noun_start[j]; k < gen->noun_start[j + 1]; k++)
-            if (!caption_has(gen, i, gen->nouns[k])) gen->candidates[n_candidates++] = gen->nouns[k];
+        for (int k = gen->object_start[j]; k < gen->object_start[j + 1]; k++)
+            if (!caption_has(gen, i, gen->objects[k])) gen->candidates[n_candidates++] = gen->objects[k];
         if (n_candidates > 0) {
-            *from = j;
+            *rank = r;
             return gen->candidates[rng_below(rng, (uint64_t)n_candidates)];
         }
     }
@@ -437,8 +465,8 @@ static int choose_object(TngGenerator *gen, int i, const int *neighbours, int n_
     int start = (int)rng_below(rng, (uint64_t)lex->n_common);
     for (int k = 0; k < lex->n_common; k++) {
         int lemma = lex->common[(start + k) % lex->n_common];
-        if (!caption_has(gen, i, lemma)) {
-            *from = -1;
+        if (lexicon_object(lex, lemma) && !caption_has(gen, i, lemma)) {
+            *rank = -1;
             return lemma;
         }
     }
@@ -497,10 +525,12 @@ static int render_and_measure(TngGenerator *gen, const char *tmpl, Span subject,
     return tokenizer_encode_raw(gen->tok, gen->render, gen->ids, gen->cfg.context - 2);
 }
 
-/* Builds text t from a template. When it would pass the context, trailing words of the
+/* Builds text t from a template and a subject given as written and as a noun phrase (the
+ * template's placeholder picks which). When it would pass the context, trailing words of the
  * subject (the caption part) go, never the template's negation. */
 static void make_text(TngGenerator *gen, TngTexts *out, size_t *arena_used, int t,
-                      const char *tmpl, Span subject, const char *object) {
+                      const char *tmpl, Span written, Span phrase, const char *object) {
+    Span subject = strstr(tmpl, "{p}") || strstr(tmpl, "{n}") ? phrase : written;
     size_t need = strlen(tmpl) + 2 * (subject.len + strlen(object)) + 1;
     if (need > gen->capacity_render) {
         gen->capacity_render = 2 * need;
@@ -509,6 +539,7 @@ static void make_text(TngGenerator *gen, TngTexts *out, size_t *arena_used, int 
     int budget = gen->cfg.context - 2, words = count_words(subject);
     size_t len;
     int n = render_and_measure(gen, tmpl, subject, words, object, &len);
+    out->cut[t] = n > budget;
     if (n > budget) {
         // the most words that fit: fits(lo) holds, fits(hi) fails (token counts grow with words)
         int lo = 0, hi = words;
@@ -527,6 +558,15 @@ static void make_text(TngGenerator *gen, TngTexts *out, size_t *arena_used, int 
     gen->text_offset[t] = arena_append(out, arena_used, gen->render, len);
 }
 
+/* Text t's labels: its kind, the image it is a positive of (-1: none), the pool image whose
+ * caption it negates or quotes, the noun it is about (-1: none). */
+static void label_text(TngTexts *out, int t, TngTextKind kind, int txt2img, int source, int object) {
+    out->kind[t] = kind;
+    out->txt2img[t] = txt2img;
+    out->source_image[t] = source;
+    out->text_object[t] = object;
+}
+
 /* Contradiction c of pool image i into text t (kinds cycle with c % 4, see generator.h): a false
  * hybrid negating a noun that caption_i contains; a false full negation of caption_i; a
  * role-swapped hybrid "a <object_i>, no <noun of caption_i>"; caption_i plus "a <object_i>"
@@ -534,30 +574,29 @@ static void make_text(TngGenerator *gen, TngTexts *out, size_t *arena_used, int 
  * slots. Each is false for image i. */
 static void make_contradiction(TngGenerator *gen, TngTexts *out, size_t *arena_used, int t, int c,
                                int i, int object, Rng *rng) {
-    Span caption = gen->trimmed[i];
-    int n_present = gen->noun_start[i + 1] - gen->noun_start[i];
+    Span caption = gen->trimmed[i], phrase = gen->phrase[i];
+    int n_present = gen->object_start[i + 1] - gen->object_start[i];
     const char *absent = gen->lex->lemma[object];
     char absent_phrase[128]; // "a <object_i>" / "an <object_i>": the absent object stated
     int absent_len = snprintf(absent_phrase, sizeof absent_phrase, "%s %.100s",
                               strchr("aeiou", absent[0]) ? "an" : "a", absent);
     if (c % 4 == 3) {
         make_text(gen, out, arena_used, t, AFFIRM_TEMPLATES[rng_below(rng, TNG_N_AFFIRM_TEMPLATES)],
-                  caption, absent_phrase);
-        out->kind[t] = TNG_FALSE_AFFIRM;
+                  caption, phrase, absent_phrase);
+        label_text(out, t, TNG_FALSE_AFFIRM, -1, i, object);
     } else if (c % 4 != 1 && n_present > 0) {
-        int lemma = gen->nouns[gen->noun_start[i] + (int)rng_below(rng, (uint64_t)n_present)];
+        int lemma = gen->objects[gen->object_start[i] + (int)rng_below(rng, (uint64_t)n_present)];
         const char *tmpl = HYBRID_TEMPLATES[rng_below(rng, TNG_N_HYBRID_TEMPLATES)];
         // the role-swapped kind affirms the absent object and denies the present one
-        Span subject = c % 4 == 2 ? (Span){absent_phrase, (size_t)absent_len} : caption;
-        make_text(gen, out, arena_used, t, tmpl, subject, gen->lex->lemma[lemma]);
-        out->kind[t] = c % 4 == 2 ? TNG_SWAPPED_HYBRID : TNG_FALSE_HYBRID;
+        Span absent_subject = {absent_phrase, (size_t)absent_len};
+        make_text(gen, out, arena_used, t, tmpl, c % 4 == 2 ? absent_subject : caption,
+                  c % 4 == 2 ? absent_subject : phrase, gen->lex->lemma[lemma]);
+        label_text(out, t, c % 4 == 2 ? TNG_SWAPPED_HYBRID : TNG_FALSE_HYBRID, -1, i, lemma);
     } else {
         const char *tmpl = FULL_TEMPLATES[rng_below(rng, TNG_N_FULL_TEMPLATES)];
-        make_text(gen, out, arena_used, t, tmpl, caption, "");
-        out->kind[t] = TNG_FALSE_FULL;
+        make_text(gen, out, arena_used, t, tmpl, caption, phrase, "");
+        label_text(out, t, TNG_FALSE_FULL, -1, i, -1);
     }
-    out->txt2img[t] = -1;
-    out->source_image[t] = i;
 }
 
 static void seed_image_stream(Rng *rng, uint64_t seed, int64_t batch_index, int image) {
@@ -578,11 +617,12 @@ static void make_image_texts(TngGenerator *gen, const char *const *captions, int
     const Span caption = gen->trimmed[i];
     Rng rng;
     seed_image_stream(&rng, cfg->seed, batch_index, i);
-    int from;
-    int object = choose_object(gen, i, neighbours, n_pool, &rng, &from);
+    int rank;
+    int object = choose_object(gen, i, neighbours, n_pool, &rng, &rank);
     const char *object_word = gen->lex->lemma[object];
     out->object_lemma[j] = object;
-    out->object_from[j] = from;
+    out->object_rank[j] = rank;
+    out->object_from[j] = rank >= 0 ? neighbours[rank] : -1;
     snprintf(gen->object_subject, 128, "any %.100s", object_word);
     Span object_subject = {gen->object_subject, strlen(gen->object_subject)};
 
@@ -592,9 +632,9 @@ static void make_image_texts(TngGenerator *gen, const char *const *captions, int
     int n = tokenizer_encode(gen->tok, captions[i], row, context);
     memset(row + n, 0, (size_t)(context - n) * sizeof(int));
     gen->text_offset[original] = arena_append(out, arena_used, captions[i], strlen(captions[i]));
-    out->txt2img[original] = j;
-    out->kind[original] = TNG_ORIGINAL;
-    out->source_image[original] = i;
+    // a row that ends at the context is cut when the whole caption needs more
+    out->cut[original] = n == context && tokenizer_encode_raw(gen->tok, captions[i], NULL, 0) > context - 2;
+    label_text(out, original, TNG_ORIGINAL, j, i, -1);
 
     int hybrid_start = (int)rng_below(&rng, TNG_N_HYBRID_TEMPLATES);
     int full_start = (int)rng_below(&rng, TNG_N_FULL_TEMPLATES);
@@ -607,22 +647,19 @@ static void make_image_texts(TngGenerator *gen, const char *const *captions, int
             // an image without a caption gets a plain object negation from a full template
             if (caption.len > 0) {
                 const char *tmpl = HYBRID_TEMPLATES[(hybrid_start + n_hybrids) % TNG_N_HYBRID_TEMPLATES];
-                make_text(gen, out, arena_used, t, tmpl, caption, object_word);
+                make_text(gen, out, arena_used, t, tmpl, caption, gen->phrase[i], object_word);
             } else {
                 const char *tmpl = FULL_TEMPLATES[(full_start + n_hybrids) % TNG_N_FULL_TEMPLATES];
-                make_text(gen, out, arena_used, t, tmpl, object_subject, "");
+                make_text(gen, out, arena_used, t, tmpl, object_subject, object_subject, "");
             }
             n_hybrids++;
-            out->kind[t] = TNG_HYBRID;
-            out->source_image[t] = i;
+            label_text(out, t, TNG_HYBRID, j, i, object);
         } else {
             const char *tmpl = FULL_TEMPLATES[(full_start + n_fulls) % TNG_N_FULL_TEMPLATES];
-            make_text(gen, out, arena_used, t, tmpl, gen->trimmed[source], "");
+            make_text(gen, out, arena_used, t, tmpl, gen->trimmed[source], gen->phrase[source], "");
             n_fulls++;
-            out->kind[t] = TNG_FULL;
-            out->source_image[t] = source;
+            label_text(out, t, TNG_FULL, j, source, -1);
         }
-        out->txt2img[t] = j;
     }
     // Released mode's stream skips one number here: the generator once drew the image->text
     // target at this point (batch.h owns that now); skipping it keeps the contradiction texts
@@ -669,12 +706,17 @@ void tng_make_texts(TngGenerator *gen, const char *const *captions, const float 
     }
 
     rank_neighbours(gen, image_emb, n_pool, dim, made, n_make);
-    gen->noun_start[0] = 0;
+    size_t phrase_bytes = 0, phrase_used = 0;
     for (int k = 0; k < n_pool; k++) {
-        gen->noun_start[k + 1] =
-            gen->noun_start[k] + caption_nouns(gen->lex, captions[k], gen->nouns + gen->noun_start[k]);
         gen->trimmed[k] = trim_caption(captions[k], strlen(captions[k]));
+        phrase_bytes += caption_phrase_capacity(gen->trimmed[k].len);
     }
+    if (phrase_bytes > gen->capacity_phrases) {
+        gen->capacity_phrases = 2 * phrase_bytes;
+        gen->phrase_arena = reallocCheck(gen->phrase_arena, gen->capacity_phrases);
+    }
+    gen->noun_start[0] = gen->object_start[0] = 0;
+    for (int k = 0; k < n_pool; k++) read_caption(gen, k, &phrase_used);
 
     size_t arena_used = 0;
     for (int j = 0; j < n_make; j++)

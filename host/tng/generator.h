@@ -8,12 +8,19 @@
  *   m even: a hybrid negation, caption_i plus "no <object_i>"
  *   m odd:  a full negation of another image's caption
  *
- * object_i is a concrete noun (WordNet lexicon, lexicon.h) found in the caption of image i's
- * nearest neighbour j (cosine similarity of the embeddings) and absent from caption_i, compared
- * as whole words, lower-cased, plurals folded. If j has none, the next-nearest image is tried,
- * and so on; then a random common lexicon noun absent from caption_i. Exactly one object per
- * image: extra hybrids (M > 2) vary the template, not the object. The object is written in its
+ * object_i is a concrete noun (WordNet lexicon, lexicon.h) that names a thing in the caption
+ * of image i's nearest neighbour j (cosine similarity of the embeddings) and is absent from
+ * caption_i, compared as whole words, lower-cased, plurals folded. "Names a thing" is
+ * tng/grammar.h's reading: no scene noun ("street", "zoo"), no compound's first part
+ * ("decker" of "double decker bus"), no "slice of", no verb; absent means caption_i names it in
+ * no role at all. If j has none, the next-nearest image is tried, and so on; then a random
+ * common lexicon noun, no scene noun, absent from caption_i. Exactly one object per image:
+ * extra hybrids (M > 2) vary the template, not the object. The object is written in its
  * singular (lemma) form, so every template agrees in number ("no dog is visible").
+ *
+ * Where a template needs a noun phrase (every full negation, a few hybrids: "There is no {x},
+ * only {p}") a clause caption goes in as one (grammar.h: "a man rides a horse" -> "a man
+ * riding a horse"); elsewhere the caption goes in as written.
  *
  * A full negation of image i negates the caption of the *least* similar other image (the
  * second full negation, for M > 3, the second least similar, ...). It never negates caption_i:
@@ -24,8 +31,8 @@
  * take part only in the image-to-text softmax, as negatives image i must rank below its
  * caption). Contradiction c of image i, c = 0..C-1, is by c % 4:
  *                             0: a false hybrid, caption_i plus "no <object present in
- *                                caption_i>" (a lexicon noun of caption_i, whole word;
- *                                hybrid templates)
+ *                                caption_i>" (a lexicon noun naming a thing in caption_i,
+ *                                whole word; hybrid templates)
  *                             1: a false full negation, the negation of caption_i itself
  *                                (full templates)
  *                             2: a role-swapped hybrid, "a <object_i>" (absent) plus "no
@@ -34,7 +41,7 @@
  *                                absent object the hybrids deny, stated as present (affirm
  *                                templates)
  *
- * A caption with no lexicon noun has no hybrid contradiction: those slots hold a false full
+ * A caption naming no thing has no hybrid contradiction: those slots hold a false full
  * negation too. With C = 0 the texts (and every random draw) are exactly those without the option.
  *
  * Every random choice comes from a counter-based stream seeded by (seed, batch_index, i), so
@@ -109,8 +116,14 @@ typedef struct {
     int *source_image;  /* [n_texts] the pool image whose caption the text negates or quotes
                            (full: the negated image; hybrid, original and contradictions:
                            the image itself) */
+    int *text_object;   /* [n_texts] lexicon id of the noun the text denies (the hybrid kinds:
+                           the noun after "no") or affirms (a false affirmation); -1: none */
+    unsigned char *cut; /* [n_texts] 1: the text was cut to fit the context (a generated text
+                           lost trailing words of its caption part, an original its tokens) */
     int *object_lemma;  /* [n_images] lexicon id of the object negated in image j's hybrids */
     int *object_from;   /* [n_images] the pool image it came from, or -1: random lexicon noun */
+    int *object_rank;   /* [n_images] object_from's place among image j's neighbours (0: the
+                           nearest), or -1 with object_from */
     char *text_arena;
     size_t arena_capacity;
     int capacity_texts, capacity_images;

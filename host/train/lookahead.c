@@ -20,7 +20,7 @@ static int producer_source(void *ctx, TngInput *in) {
     void *item;
     if (!queue_pop(la->to_producer, &item)) return 0;
     const Pending *p = item;
-    int dim = la->opt.model->cfg.embed_dim;
+    int dim = la->opt.dim;
     if (p->pool.n) /* this rank's images' texts, made from every rank's images */
         *in = (TngInput){.n_pool = p->pool.n, .dim = dim, .captions = p->pool.captions,
                          .image_emb = p->pool.features, .batch_index = p->index,
@@ -33,12 +33,14 @@ static int producer_source(void *ctx, TngInput *in) {
 
 void lookahead_open(Lookahead *la, const LookaheadOptions *opt) {
     *la = (Lookahead){.opt = *opt, .next_index = opt->first_index};
-    const ClipConfig *cfg = &opt->model->cfg;
-    int B = opt->batch, D = cfg->embed_dim, R = cfg->image_size, W = opt->dist->world;
+    if (!opt->cached_features && !opt->model) die("lookahead: no model to embed the images with");
+    int B = opt->batch, D = opt->dim, W = opt->dist->world;
     for (int k = 0; k < LOOKAHEAD_BUFFERS; k++) {
         Pending *p = &la->buffers[k];
         p->captions = mallocCheck(sizeof(char *) * (size_t)B);
+        p->ids = mallocCheck(sizeof(char *) * (size_t)B);
         p->features = mallocCheck(sizeof(float) * (size_t)B * D);
+        int R = opt->cached_features ? 0 : opt->model->cfg.image_size;
         p->images = opt->cached_features ? NULL : mallocCheck(sizeof(float) * (size_t)B * 3 * R * R);
         if (opt->tng && opt->tng_global && W > 1) global_pool_init(&p->pool, B, W, D);
     }
@@ -54,22 +56,22 @@ static Pending *fetch(Lookahead *la) {
     const LookaheadOptions *o = &la->opt;
     Pending *p = &la->buffers[la->next_buffer];
     la->next_buffer = (la->next_buffer + 1) % LOOKAHEAD_BUFFERS;
-    Clip *m = o->model;
-    int D = m->cfg.embed_dim, R = m->cfg.image_size;
+    int D = o->dim;
     p->start = loader_position(o->loader);
     const LoaderBatch *b = loader_next(o->loader);
     p->n = b->size;
     p->epoch = b->epoch;
     p->index = la->next_index++;
     p->stream = p->index * o->dist->world + o->dist->rank;
-    for (int i = 0; i < b->size; i++) p->captions[i] = b->captions[i];
+    for (int i = 0; i < b->size; i++) p->captions[i] = b->captions[i], p->ids[i] = b->items[i]->source_id;
     if (o->cached_features) {
         for (int i = 0; i < b->size; i++)
             memcpy(p->features + (size_t)i * D, o->cached_features + (size_t)b->item_index[i] * D,
                    sizeof(float) * D);
     } else {
+        int R = o->model->cfg.image_size;
         memcpy(p->images, b->images, sizeof(float) * (size_t)3 * R * R * b->size);
-        if (o->tng) clip_encode_images(m, p->images, b->size, p->features);
+        if (o->tng) clip_encode_images(o->model, p->images, b->size, p->features);
     }
     if (p->pool.own_at) global_pool_gather(&p->pool, o->dist, D, p->n, p->captions, p->features);
     if (la->to_producer) queue_push(la->to_producer, p);
@@ -106,7 +108,7 @@ void lookahead_close(Lookahead *la) {
     }
     for (int k = 0; k < LOOKAHEAD_BUFFERS; k++) {
         Pending *p = &la->buffers[k];
-        free(p->captions), free(p->features), free(p->images);
+        free(p->captions), free(p->ids), free(p->features), free(p->images);
         global_pool_free(&p->pool);
     }
 }

@@ -35,6 +35,7 @@ typedef struct {
     int64_t stream;        /* index * world + rank: seeds this rank's TNG texts (local scope)
                               and released-random targets; = index in one process */
     const char **captions; /* [n] borrowed from the dataset items, which outlive the loader */
+    const char **ids;      /* [n] the items' source ids, borrowed likewise */
     float *features;       /* [n, D] image embeddings (cached, or computed for TNG) */
     float *images;         /* [n, 3, R, R] when the vision tower trains, else NULL */
     GlobalPool pool;       /* --tng-scope global: the pool this rank's texts come from */
@@ -42,8 +43,10 @@ typedef struct {
 
 typedef struct {
     Loader *loader;                 /* borrowed */
-    Clip *model;                    /* borrowed: embeds the images when no cache is given */
+    Clip *model;                    /* borrowed: embeds the images when no cache is given;
+                                       may be NULL with cached_features */
     const float *cached_features;   /* [items, D] of a frozen vision tower, or NULL */
+    int dim;                        /* D, the embeddings' width */
     const Dist *dist;
     int batch;                      /* images per micro-batch, at most */
     int64_t first_index;            /* the global number of the first micro-batch fetched */

@@ -104,6 +104,8 @@ static void parse_recipe(const CliProgram *prog, const CliOption *opt, const cha
       "validation interval in steps, 0 = only at the end")                                                   \
     X(LOG_EVERY, 0, "log-every", "N", "10", CLI_LONG(log_every, 1, 1L << 40),                                \
       "log line interval when not on a terminal")                                                            \
+    X(LOG_TEXTS, 0, "log-texts", "N", "0", CLI_LONG(log_texts, 0, 1L << 40),                                 \
+      "keep the TNG texts of the first N micro-batches in texts.jsonl (tng_negate shows any)")               \
     X(THREADS, 0, "threads", "N", "1", CLI_INT(threads, 1, 256), "image decoding threads")                   \
     X(MAX_NONFINITE, 0, "max-nonfinite", "K", "5", CLI_INT(max_nonfinite, 1, 1000000),                       \
       "abort after K non-finite steps in a row")                                                             \
@@ -187,6 +189,7 @@ void train_options_parse(TrainOptions *o, int argc, char **argv) {
     if (!o->tng && o->released) cli_fail(&PROGRAM, "--tng-compat released needs --tng on");
     if (!o->tng && o->contradictions) cli_fail(&PROGRAM, "--contradictions needs --tng on");
     if (!o->tng && o->tng_ratio < 1) cli_fail(&PROGRAM, "--tng-ratio needs --tng on");
+    if (!o->tng && o->log_texts) cli_fail(&PROGRAM, "--log-texts needs --tng on");
 }
 
 void train_options_print(const TrainOptions *o, const Dist *d, FILE *out) {

@@ -49,6 +49,7 @@ typedef struct {
     char backend_desc[256]; /* that backend in words, for the settings block */
     const char *out, *val_mcq;
     long checkpoint_every, eval_every, log_every;
+    long log_texts;         /* micro-batches whose texts go to texts.jsonl; 0 = none */
     int resume, threads, max_nonfinite;
     long check_sync;
     double hang_timeout;    /* seconds; 0 = no watchdog */

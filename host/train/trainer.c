@@ -27,6 +27,7 @@
 #include "io/train_state.h"      // defines: train_state_save, train_state_load, train_state_latest
 #include "tng/batch.h"           // defines: TngLayout, tng_text_count, tng_i2t_targets
 #include "train/lookahead.h"     // defines: Lookahead, Pending, lookahead_advance, lookahead_texts
+#include "train/texts_log.h"     // defines: TextsLog, texts_log_open, texts_log_batch
 #include "util/common.h"         // defines: die, mallocCheck, now_seconds, make_dirs
 
 struct Trainer {
@@ -44,6 +45,7 @@ struct Trainer {
     int *plain_tokens, *plain_txt2img; /* --tng off: the captions' tokens */
     int *targets;                      /* [batch] the image->text targets */
     FILE *metrics;
+    TextsLog *texts_log;               /* --log-texts */
     Encoder val_encoder;
 };
 
@@ -224,11 +226,14 @@ Trainer *trainer_open(const TrainOptions *opt, Dist *dist) {
         t->tng.contradictions = o->contradictions;
     }
     LookaheadOptions la = {.loader = t->loader, .model = t->model, .cached_features = t->cached_features,
+                           .dim = cfg.embed_dim,
                            .dist = dist, .batch = o->batch,
                            .first_index = (int64_t)t->model->step * o->accum,
                            .tng = o->tng ? &t->tng : NULL, .tng_global = o->tng_global,
                            .lexicon = t->lexicon, .tokenizer = t->tokenizer};
     lookahead_open(&t->ahead, &la);
+    if (o->log_texts)
+        t->texts_log = texts_log_open(o->out, o->log_texts, o->resume ? (long)t->model->step : -1, dist, t->lexicon);
     if (t->lead) {
         char metrics_path[4096];
         snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", o->out);
@@ -240,6 +245,7 @@ Trainer *trainer_open(const TrainOptions *opt, Dist *dist) {
 
 void trainer_close(Trainer *t) {
     lookahead_close(&t->ahead);
+    texts_log_close(t->texts_log);
     if (t->opt.val_mcq && t->lead) encoder_close(&t->val_encoder);
     if (t->lexicon) lexicon_free(t->lexicon);
     tokenizer_free(t->tokenizer);
@@ -280,6 +286,7 @@ static float micro_step(Trainer *t, const Pending *p, float stats[INFONCE_NSTATS
         if (texts->n_texts != tng_text_count(&tng_layout)) die("TNG producer out of step");
         batch.tokens = texts->tokens;
         batch.txt2img = texts->txt2img;
+        if (t->texts_log) texts_log_batch(t->texts_log, p, texts, tng_text_count(&layout), (long)(p->index / o->accum) + 1);
     } else {
         int ctx = m->cfg.context_length;
         memset(t->plain_tokens, 0, sizeof(int) * (size_t)p->n * ctx);

@@ -11,7 +11,8 @@
  * at all.
  *
  * A run directory holds metrics.jsonl (one JSON line per step and per validation), the
- * checkpoints (io/train_state.h) and the image-embedding cache. SIGINT/SIGTERM write a
+ * checkpoints (io/train_state.h), the image-embedding cache and, with --log-texts, the texts
+ * of the first micro-batches (texts.jsonl, train/texts_log.h). SIGINT/SIGTERM write a
  * checkpoint and end the run; a second signal exits at once. --resume continues bit-exactly.
  *
  * Data parallel (engine/dist.h): --batch is per rank, every rank reads a disjoint share of
