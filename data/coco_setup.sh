@@ -154,9 +154,10 @@ stage_prep() {
 }
 
 # train_one NAME TNG: the paper's recipe (vision frozen, lr 5e-6, wd 0.01, batch 128, 10 epochs,
-# fixed temperature 0.07), every caption of every image; resumes when the run exists.
+# fixed temperature 0.07), every caption of every image; resumes when the run has a checkpoint,
+# else starts it afresh (--overwrite: what a run killed before its first checkpoint left goes).
 train_one() {
-    local out=$RUN/$1 resume=()
+    local out=$RUN/$1 resume=(--overwrite)
     [ -e "$out/latest" ] && resume=(--resume)
     run ./tng_train --init "$HF" --data "$CAPTIONS" --format coco --image-root "$COCO/train2014" \
         --captions all --freeze vision --lr 5e-6 --wd 0.01 --batch "$BATCH" --epochs "$EPOCHS" \
