@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "harness.h"     // defines: CHECK
 #include "util/common.h" // defines: die, read_file
 
 /* the temporary folder is short (/tmp/...XXXXXX), so derived paths fit in PATH_LEN */
@@ -113,6 +114,18 @@ static inline int same_bytes(const char *a, const char *b) {
     int same = x && y && na == nb && memcmp(x, y, na) == 0;
     free(x), free(y);
     return same;
+}
+
+/* Checks a run directory's checkpoint at STEP equals the reference run's, file by file. */
+static inline void check_same_checkpoint(const char *run_dir, const char *reference_dir, int step) {
+    static const char *const files[] = {"model.safetensors", "trainer_state.safetensors"};
+    for (int k = 0; k < 2; k++) {
+        char a[PATH_LEN], b[PATH_LEN];
+        format_text(a, sizeof a, "%s/ckpt-%08d/%s", run_dir, step, files[k]);
+        format_text(b, sizeof b, "%s/ckpt-%08d/%s", reference_dir, step, files[k]);
+        CHECK(file_exists(a), "%s is missing", a);
+        CHECK(same_bytes(a, b), "%s differs from the straight run's %s", a, b);
+    }
 }
 
 /* ----------------------------------------------------------------------------

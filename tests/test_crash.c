@@ -183,13 +183,7 @@ static void check_after_kill(Clip *m, const char *run_dir, int round, const pid_
 /* A finished run: its last checkpoint and its per-step losses are the uninterrupted run's,
  * and nothing a kill left remains. */
 static void check_finished(const char *run_dir, const char *reference, int round) {
-    static const char *const files[] = {"model.safetensors", "trainer_state.safetensors"};
-    for (int k = 0; k < 2; k++) {
-        char a[PATH_LEN], b[PATH_LEN];
-        format_text(a, sizeof a, "%s/ckpt-%08d/%s", run_dir, STEPS, files[k]);
-        format_text(b, sizeof b, "%s/ckpt-%08d/%s", reference, STEPS, files[k]);
-        CHECK(same_bytes(a, b), "round %d: %s differs from the uninterrupted run's", round, a);
-    }
+    check_same_checkpoint(run_dir, reference, STEPS);
     Leftovers l = leftovers(run_dir);
     CHECK(l.n_temporaries == 0 && l.n_incomplete == 0, "round %d: %d temporaries (%s) and %d incomplete folders left",
           round, l.n_temporaries, l.n_temporaries ? l.names[0] : "", l.n_incomplete);

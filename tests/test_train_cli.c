@@ -22,18 +22,6 @@
 
 static char world[512];
 
-/* Checks a run directory's checkpoint at STEP equals the reference run's, file by file. */
-static void check_same_checkpoint(const char *run_dir, const char *reference_dir, int step) {
-    static const char *const files[] = {"model.safetensors", "trainer_state.safetensors"};
-    for (int k = 0; k < 2; k++) {
-        char a[PATH_LEN], b[PATH_LEN];
-        format_text(a, sizeof a, "%s/ckpt-%08d/%s", run_dir, step, files[k]);
-        format_text(b, sizeof b, "%s/ckpt-%08d/%s", reference_dir, step, files[k]);
-        CHECK(file_exists(a), "%s is missing", a);
-        CHECK(same_bytes(a, b), "%s differs from the straight run's %s", a, b);
-    }
-}
-
 /* ----------------------------------------------------------------------------
  * The fixture: the world and one straight reference run, made once */
 
