@@ -163,9 +163,11 @@ stage_prep() {
 }
 
 # train_one NAME OPTION...: fine-tunes OpenAI ViT-B/32 on COCO 2014 with the options given (a
-# --recipe, which trains on every caption pair), into $RUN/NAME; resumes when the run exists.
+# --recipe, which trains on every caption pair), into $RUN/NAME; resumes when the run has a
+# checkpoint, else starts it afresh (--overwrite: what a run killed before its first checkpoint
+# left goes).
 train_one() {
-    local out=$RUN/$1 resume=() sizes=()
+    local out=$RUN/$1 resume=(--overwrite) sizes=()
     shift
     [ -e "$out/latest" ] && resume=(--resume)
     [ -n "$EPOCHS" ] && sizes+=(--epochs "$EPOCHS")

@@ -611,9 +611,10 @@ static void check_fault(const char *name, int sig, const char *flags, double lim
 static void test_train_killed_rank(void) { check_fault("killed", SIGKILL, "", 60, "rank 1"); }
 
 /* A stopped rank raises no error: rank 0's watchdog must see no progress for 5 s and end the
- * job, and mpirun then kills the stopped rank. */
+ * job, naming the stopped rank, and mpirun then kills it. */
 static void test_train_stopped_rank(void) {
-    check_fault("stopped", SIGSTOP, "--hang-timeout 5", 5 + 60, "rank 0 of 2: no progress for");
+    check_fault("stopped", SIGSTOP, "--hang-timeout 5", 5 + 60,
+                "): waiting for rank 1 (the only peer), which is stuck");
 }
 
 /* Two ranks started with different learning rates (MPMD) drift apart; --check-sync 1 must
@@ -631,12 +632,9 @@ static void test_train_check_sync(void) {
     free(text);
 }
 
-/* The watchdog in a forked world of one, timeout 0.5 s: 1.5 s of steady progress and a
- * 1.5 s paused phase must pass; then a main thread stuck in a collective must end the process
- * with DIST_EXIT_HANG and a message naming the rank, the collective and the step. */
-static void test_watchdog(void) {
-    char log[4200];
-    snprintf(log, sizeof log, "%s/watchdog.log", work_dir);
+/* Runs body in a forked world of one with the watchdog at timeout 0.5 s, stderr to log;
+ * returns the child's wait status. */
+static int watchdog_child(const char *log, void (*body)(void)) {
     pid_t child = fork();
     if (child == 0) {
         if (!freopen(log, "w", stderr)) _exit(126);
@@ -645,28 +643,54 @@ static void test_watchdog(void) {
         char *args[] = {self_path, NULL}, **argv = args;
         Dist *d = dist_init(&argc, &argv);
         dist_watchdog_start(d, 0.5);
-        for (int step = 1; step <= 30; step++) {
-            dist_watchdog_step(step);
-            dist_collective_begin("all_gather");
-            usleep(25000);
-            dist_collective_end();
-            usleep(25000);
-        }
-        dist_watchdog_pause(1);
-        usleep(1500000);
-        dist_watchdog_pause(0);
-        dist_collective_begin("all_reduce");
-        sleep(10);
+        body();
         _exit(0); /* the watchdog did not fire */
     }
     int status = 0;
     waitpid(child, &status, 0);
+    return status;
+}
+
+/* 1.5 s of steady progress and a 1.5 s paused phase, then stuck inside a collective. */
+static void progress_then_stuck_inside(void) {
+    for (int step = 1; step <= 30; step++) {
+        dist_watchdog_step(step);
+        dist_collective_begin("all_gather");
+        usleep(25000);
+        dist_collective_end();
+        usleep(25000);
+    }
+    dist_watchdog_pause(1);
+    usleep(1500000);
+    dist_watchdog_pause(0);
+    dist_collective_begin("all_reduce");
+    sleep(10);
+}
+
+static void stuck_outside(void) {
+    dist_watchdog_step(7);
+    sleep(10);
+}
+
+/* The watchdog stays quiet while progress is made or a phase is paused; a main thread stuck
+ * in a collective, or outside any, ends the process with DIST_EXIT_HANG and a message naming
+ * the rank, the collective and the step, and who is stuck as far as it can know. */
+static void test_watchdog(void) {
+    char log[4200];
+    snprintf(log, sizeof log, "%s/watchdog.log", work_dir);
+    int status = watchdog_child(log, progress_then_stuck_inside);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == DIST_EXIT_HANG,
           "the stuck process ended with status %d, wanted exit %d", status, DIST_EXIT_HANG);
     char *text = read_file(log, NULL);
     CHECK(text && strstr(text, "tng: rank 0 of 1: no progress for ") &&
               strstr(text, " s inside all_reduce (step 30)"),
           "unexpected message: %s", text ? text : "(none)");
+    free(text);
+    status = watchdog_child(log, stuck_outside);
+    text = read_file(log, NULL);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == DIST_EXIT_HANG && text &&
+              strstr(text, " s outside any collective (step 7): rank 0 (this one) is stuck"),
+          "stuck outside a collective: status %d, %s", status, text ? text : "(none)");
     free(text);
 }
 

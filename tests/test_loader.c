@@ -279,6 +279,28 @@ static void test_prep_skips_bad_images(void) {
     dataset_free(&ds);
 }
 
+/* Every image unreadable: an error naming the count, and neither a manifest (the folder is
+ * not loadable) nor a shard that a rerun after fixing the images would keep. It used to end
+ * with 0 and "0 images in 1 shards". */
+static void test_prep_all_unreadable(void) {
+    Dataset ds = {0};
+    const char *names[] = {"gone-1.jpg", "gone-2.jpg", "gone-3.jpg"};
+    for (int i = 0; i < 3; i++) dataset_item_add_caption(dataset_push_item(&ds, tmp_path(names[i]), names[i]), "a cat");
+    ShardPrepOptions opt = prep_options(tmp_path("none"), 2);
+    ShardPrepStats stats;
+    char err[512] = "", shard[300];
+    int rc = shard_prep(&ds, &opt, &stats, err, sizeof err);
+    CHECK(rc != 0 && strstr(err, "none of the 3 images could be read") && strstr(err, SHARD_SKIPPED),
+          "rc %d: %s", rc, err);
+    CHECK(access(tmp_path("none/" SHARD_MANIFEST), F_OK) != 0, "no manifest for a folder without images");
+    for (int k = 0; k < 2; k++) {
+        shard_name(shard, sizeof shard, opt.out_dir, k);
+        CHECK(access(shard, F_OK) != 0, "no shard %d left to keep", k);
+    }
+    CHECK(access(tmp_path("none/" SHARD_SKIPPED), F_OK) == 0, "the reasons are listed");
+    dataset_free(&ds);
+}
+
 /* ----------------------------------------------------------------------------
  * Loader */
 
@@ -597,6 +619,7 @@ int main(void) {
     RUN_TEST(test_shard_crc);
     RUN_TEST(test_prep_resume);
     RUN_TEST(test_prep_skips_bad_images);
+    RUN_TEST(test_prep_all_unreadable);
     RUN_TEST(test_loader_deterministic);
     RUN_TEST(test_loader_ranks);
     RUN_TEST(test_loader_captions);

@@ -2,9 +2,10 @@
  * test_run_dir.c: what train_state_save leaves in a run directory. Pruning keeps the newest
  * checkpoints of this run's past and never deletes the one `latest` names (a fresh run into a
  * folder holding later-step checkpoints once lost its own); folders a kill left incomplete and
- * temporary files of dead writers are removed; a live writer's temporary file is not. The
- * run lock admits one trainer and never blocks after its holder died; metrics.jsonl is cut back
- * to the checkpoint's step on resume, and after kills at random moments holds only whole lines.
+ * temporary files of dead writers are removed (after a save, and by the tidying a trainer does
+ * as it starts); a live writer's temporary file is not. The run lock admits one trainer and
+ * never blocks after its holder died; metrics.jsonl is cut back to the checkpoint's step on
+ * resume, and after kills at random moments holds only whole lines.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -87,14 +88,19 @@ static void test_never_deletes_latest(void) {
     clip_free(m);
 }
 
+/* A pid that is certainly gone: a child that has exited and been reaped. */
+static pid_t dead_pid(void) {
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    waitpid(child, NULL, 0);
+    return child;
+}
+
 static void test_incomplete_and_temporaries(void) {
     Clip *m = model();
     const char *run = tmp_path("tmp");
     save_at(m, run, 1);
-    /* a pid that is certainly gone: a child that has exited and been reaped */
-    pid_t child = fork();
-    if (child == 0) _exit(0);
-    waitpid(child, NULL, 0);
+    pid_t child = dead_pid();
     char path[1024], err[512];
     snprintf(path, sizeof path, "%s/ckpt-00000009", run); /* a kill during its first file */
     CHECK(make_dirs(path, err, sizeof err) == 0, "%s", err);
@@ -116,6 +122,35 @@ static void test_incomplete_and_temporaries(void) {
     save_at(m, run, 3);
     save_at(m, run, 4);
     CHECK(!exists(run, "ckpt-00000001"), "a pruned folder goes with its stray temporary file");
+    clip_free(m);
+}
+
+/* What a trainer tidies as it starts (holding the lock): dead writers' temporaries in every
+ * checkpoint folder, incomplete folders except the one `latest` names (resume reports that
+ * one); and --overwrite's train_state_remove_all, which deletes every checkpoint and `latest`. */
+static void test_tidy_and_remove_all(void) {
+    Clip *m = model();
+    const char *run = tmp_path("tidy");
+    save_at(m, run, 1);
+    save_at(m, run, 2);
+    char path[1024], err[512], name[128];
+    snprintf(name, sizeof name, "model.safetensors.tmp%d", (int)dead_pid());
+    snprintf(path, sizeof path, "%s/ckpt-00000001/%s", run, name); /* a rewrite of ckpt-1, killed */
+    touch(path);
+    snprintf(path, sizeof path, "%s/ckpt-00000005", run); /* a kill during its first file */
+    CHECK(make_dirs(path, err, sizeof err) == 0, "%s", err);
+    train_state_tidy(run);
+    snprintf(path, sizeof path, "ckpt-00000001/%s", name);
+    CHECK(!exists(run, path), "a dead writer's temporary inside an older checkpoint is removed");
+    CHECK(!exists(run, "ckpt-00000005"), "an incomplete folder is removed");
+    CHECK(exists(run, "ckpt-00000001") && strcmp(latest_name(run), "ckpt-00000002") == 0, "complete ones stay");
+    snprintf(path, sizeof path, "%s/ckpt-00000002/model.safetensors", run);
+    unlink(path);
+    train_state_tidy(run);
+    CHECK(exists(run, "ckpt-00000002"), "the folder `latest` names stays, complete or not");
+    CHECK(train_state_remove_all(run) == 2, "two checkpoints removed");
+    CHECK(!exists(run, "ckpt-00000001") && !exists(run, "ckpt-00000002") && !exists(run, "latest"),
+          "--overwrite leaves no checkpoint and no latest");
     clip_free(m);
 }
 
@@ -227,6 +262,7 @@ int main(void) {
     RUN_TEST(test_keeps_newest_two);
     RUN_TEST(test_never_deletes_latest);
     RUN_TEST(test_incomplete_and_temporaries);
+    RUN_TEST(test_tidy_and_remove_all);
     RUN_TEST(test_run_lock);
     RUN_TEST(test_metrics_log_resume_and_kill);
     scratch_remove();

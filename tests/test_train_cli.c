@@ -8,126 +8,22 @@
  * resumed or interrupted (SIGINT) run ends with the very bytes of a straight run, and
  * tng_eval's table and JSON agree.
  *
- * The programs are found in $TNG_BIN_DIR, else next to this binary's folder when that holds
- * them ($(BUILD)/tests/.. = $(BUILD), as in `make asan`), else in ".". Everything runs from
- * the repository root (the vocabulary and lexicon under data/cache).
+ * The programs run as tests/programs.h says.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
-#include "io/checkpoint.h"
-#include "util/common.h"
-#include "engine/config.h"
+#include "engine/config.h"  // defines: clip_config_preset
+#include "engine/model.h"   // defines: Clip, clip_create, clip_init_random, clip_get_params
 #include "harness.h"
 #include "engine/model.h"
-#include "train/recipe.h" // defines: train_recipes, recipe_print
+#include "io/checkpoint.h"  // defines: checkpoint_save_hf
+#include "programs.h"       // defines: run, spawn, Outcome, work, make_world, programs_setup
+#include "train/recipe.h"   // defines: train_recipes, recipe_print
+#include "util/common.h"    // defines: die, read_file
 
-/* the temporary folder is short (/tmp/...XXXXXX), so derived paths fit in PATH_LEN */
-enum { PATH_LEN = 1024 };
-static char bin_dir[PATH_MAX], work[256], world[512];
-
-/* snprintf that dies instead of truncating: every buffer here holds a path or argument. */
-static void format_text(char *out, size_t len, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(out, len, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= len) die("text too long for its buffer (%d bytes): %s", n, fmt);
-}
-
-/* ----------------------------------------------------------------------------
- * Running a program: argv built from a NULL-terminated list, stdout and stderr captured */
-
-typedef struct {
-    int status; /* the exit code, or 128 + signal like a shell reports it */
-    char *out, *err;
-} Outcome;
-
-enum { MAX_ARGS = 64 };
-
-static int exit_code(int wait_status) {
-    if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
-    if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
-    return -1;
-}
-
-/* Forks ARGS[0] (a tng program name, found in bin_dir) with ARGS[1..] (NULL-terminated);
- * in the child, cwd (when non-NULL) becomes the working folder, stdout goes to out_path and
- * stderr to err_fd. */
-static pid_t spawn(const char *cwd, const char *out_path, int err_fd, const char *const *args) {
-    char path[PATH_LEN];
-    format_text(path, sizeof path, "%s/%s", bin_dir, args[0]);
-    fflush(stdout), fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) die("fork failed: %s", strerror(errno));
-    if (pid == 0) {
-        int out_fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (out_fd < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0) _exit(126);
-        if (cwd && chdir(cwd) != 0) _exit(126);
-        execv(path, (char *const *)args);
-        _exit(127);
-    }
-    return pid;
-}
-
-static Outcome run(const char *cwd, const char *program, ...) {
-    char out_path[PATH_LEN], err_path[PATH_LEN];
-    format_text(out_path, sizeof out_path, "%s/stdout.txt", work);
-    format_text(err_path, sizeof err_path, "%s/stderr.txt", work);
-    int err_fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (err_fd < 0) die("%s: %s", err_path, strerror(errno));
-    const char *args[MAX_ARGS + 1] = {program};
-    int n = 1;
-    va_list ap;
-    va_start(ap, program);
-    for (const char *a; (a = va_arg(ap, const char *)) != NULL;) {
-        if (n == MAX_ARGS) die("too many arguments for %s", program);
-        args[n++] = a;
-    }
-    va_end(ap);
-    args[n] = NULL;
-    pid_t pid = spawn(cwd, out_path, err_fd, args);
-    close(err_fd);
-    int ws = 0;
-    if (waitpid(pid, &ws, 0) != pid) die("waitpid failed: %s", strerror(errno));
-    Outcome o = {.status = exit_code(ws), .out = read_file(out_path, NULL), .err = read_file(err_path, NULL)};
-    if (!o.out || !o.err) die("cannot read the output of %s", program);
-    return o;
-}
-
-static void outcome_free(Outcome *o) { free(o->out), free(o->err); }
-
-static int file_exists(const char *path) { return access(path, F_OK) == 0; }
-
-/* Byte-for-byte equality of two files (both must exist). */
-static int same_bytes(const char *a, const char *b) {
-    size_t na = 0, nb = 0;
-    char *x = read_file(a, &na), *y = read_file(b, &nb);
-    int same = x && y && na == nb && memcmp(x, y, na) == 0;
-    free(x), free(y);
-    return same;
-}
-
-/* Checks a run directory's checkpoint at STEP equals the reference run's, file by file. */
-static void check_same_checkpoint(const char *run_dir, const char *reference_dir, int step) {
-    static const char *const files[] = {"model.safetensors", "trainer_state.safetensors"};
-    for (int k = 0; k < 2; k++) {
-        char a[PATH_LEN], b[PATH_LEN];
-        format_text(a, sizeof a, "%s/ckpt-%08d/%s", run_dir, step, files[k]);
-        format_text(b, sizeof b, "%s/ckpt-%08d/%s", reference_dir, step, files[k]);
-        CHECK(file_exists(a), "%s is missing", a);
-        CHECK(same_bytes(a, b), "%s differs from the straight run's %s", a, b);
-    }
-}
+static char world[512];
 
 /* ----------------------------------------------------------------------------
  * The fixture: the world and one straight reference run, made once */
@@ -145,13 +41,10 @@ static Outcome train(const char *run_dir, int steps, const char *extra1, const c
 }
 
 static void make_fixture(void) {
-    Outcome o = run(NULL, "tng_synth", "--out", world, "--train", "64", "--val", "16", "--test", "16",
-                    "--size", "32", "--captions", "2", "--seed", "5", "--quiet", (char *)NULL);
-    if (o.status != 0) die("tng_synth failed (%d): %s", o.status, o.err);
-    outcome_free(&o);
+    make_world(world, 64);
     strcat(world, "/train.csv");
     format_text(straight_run, sizeof straight_run, "%s/straight", work);
-    o = train(straight_run, STEPS, NULL, NULL);
+    Outcome o = train(straight_run, STEPS, NULL, NULL);
     if (o.status != 0) die("the straight run failed (%d): %s", o.status, o.err);
     outcome_free(&o);
 }
@@ -165,8 +58,8 @@ static const char *const TRAIN_OPTIONS[] = {
     "recipe", "config", "init", "data", "format", "image-root", "captions", "fast-decode", "tng", "neg-per-image",
     "tng-ratio", "contradictions", "contradiction-weight", "tng-compat", "tng-scope", "i2t-target", "temperature",
     "freeze", "lr", "wd", "wd-on", "beta1", "beta2", "eps", "batch", "accum", "epochs", "steps", "warmup",
-    "schedule", "grad-clip", "seed", "backend", "out", "checkpoint-every", "resume", "val-mcq", "eval-every",
-    "log-every", "log-texts", "threads",
+    "schedule", "grad-clip", "seed", "backend", "out", "checkpoint-every", "resume", "resume-changed", "overwrite",
+    "val-mcq", "eval-every", "log-every", "log-texts", "threads",
     "max-nonfinite", "check-sync", "hang-timeout", "help", NULL};
 static const char *const EVAL_OPTIONS[] = {"model", "name", "mcq", "retrieval", "ccneg", "zeroshot", "templates",
                                            "image-root", "json", "batch", "quiet", "help", NULL};
@@ -357,15 +250,16 @@ static void test_cli_errors(void) {
     CHECK_REFUSED(2, "choose one of", "--tng", "maybe");
     CHECK_REFUSED(2, "fixed:VALUE or learned", "--temperature", "0.07");
     CHECK_REFUSED(2, "not both", "--config", "tiny", "--init", other_model);
-    CHECK_REFUSED(2, "unknown --config 'huge'", "--config", "huge", "--data", world, "--out", empty_run);
+    CHECK_REFUSED(2, "unknown --config 'huge'", "--config", "huge", "--data", world, "--batch", "4", "--out",
+                  empty_run);
     CHECK_REFUSED(2, "unexpected argument 'stray'", "stray");
     CHECK_REFUSED(2, "--recipe expects none or a recipe", "--recipe", "paper");
     CHECK_REFUSED(2, "--tng-compat released needs --tng on", "--recipe", "tng", "--tng", "off", "--tng-compat",
                   "released");
     /* --resume into a folder that holds no run */
-    CHECK_REFUSED(2, "no checkpoint to resume from", "--data", world, "--out", empty_run, "--resume");
+    CHECK_REFUSED(2, "no checkpoint to resume from", "--data", world, "--batch", "4", "--out", empty_run, "--resume");
     /* a finished run's folder, without --resume: refused rather than overwritten */
-    CHECK_REFUSED(2, "already holds a run", "--data", world, "--out", straight_run, "--steps", "1");
+    CHECK_REFUSED(2, "already holds a run", "--data", world, "--batch", "4", "--out", straight_run, "--steps", "1");
     /* --resume of the tiny run with a different model: the checkpoint's config differs */
     write_other_model(other_model);
     CHECK_REFUSED(2, "model config differs", "--init", other_model, "--data", world, "--out", straight_run,
@@ -581,41 +475,9 @@ static void test_embed_escapes_text(void) {
     outcome_free(&o);
 }
 
-/* ----------------------------------------------------------------------------
- * Finding the programs */
-
-static void find_programs(const char *argv0) {
-    const char *env = getenv("TNG_BIN_DIR");
-    char probe[PATH_LEN];
-    format_text(bin_dir, sizeof bin_dir, "%s", env && *env ? env : ".");
-    if (!(env && *env)) { /* $(BUILD)/tests/test_train_cli -> $(BUILD), if it holds programs */
-        char here[PATH_MAX];
-        format_text(here, sizeof here, "%s", argv0);
-        char *slash = strrchr(here, '/');
-        if (slash) {
-            format_text(slash, sizeof here - (size_t)(slash - here), "/../tng_train");
-            if (access(here, X_OK) == 0) {
-                slash[3] = 0; // keep "<dir>/.."
-                format_text(bin_dir, sizeof bin_dir, "%s", here);
-            }
-        }
-    }
-    char resolved[PATH_MAX];
-    if (!realpath(bin_dir, resolved)) die("%s: %s", bin_dir, strerror(errno));
-    format_text(bin_dir, sizeof bin_dir, "%s", resolved);
-    format_text(probe, sizeof probe, "%s/tng_train", bin_dir);
-    if (access(probe, X_OK) != 0) die("%s: not found; build the programs (make all) or set TNG_BIN_DIR", probe);
-    printf("  programs from %s\n", bin_dir);
-}
-
 int main(int argc, char **argv) {
     (void)argc;
-    find_programs(argv[0]);
-    /* The programs' OpenMP threads spin while waiting by default; on a shared 2-core machine
-     * that made this test 10x slower (60 s vs 6 s). Results do not depend on the policy. */
-    setenv("OMP_WAIT_POLICY", "passive", 0);
-    format_text(work, sizeof work, "/tmp/tng_train_cli_XXXXXX");
-    if (!mkdtemp(work)) die("mkdtemp failed: %s", strerror(errno));
+    programs_setup(argv[0], "train_cli");
     format_text(world, sizeof world, "%s/world", work);
     make_fixture();
     RUN_TEST(test_help_matches_parser);
@@ -628,8 +490,6 @@ int main(int argc, char **argv) {
     RUN_TEST(test_eval_table_and_json);
     RUN_TEST(test_embed_escapes_text);
     RUN_TEST(test_backend_choice);
-    char cmd[PATH_LEN];
-    format_text(cmd, sizeof cmd, "rm -rf %s", work);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", work);
+    programs_cleanup();
     return test_summary();
 }

@@ -41,7 +41,7 @@ typedef struct {
     X(NPY, 0, "npy", "FILE", NULL, CLI_STRING(npy),                                                          \
       "write the [N, D] float32 matrix as .npy instead of text lines")                                       \
     X(BATCH, 0, "batch", "N", "32", CLI_INT(batch, 1, 4096), "images or texts per forward pass")             \
-    BACKEND_OPTION_ROW(X, backend)                                                                           \
+    BACKEND_OPTION_ROW(X, CLI_AS_IS, backend)                                                                           \
     X(HELP, 0, "help", NULL, NULL, CLI_HELP, "show this help")
 
 enum { EMBED_OPTIONS(CLI_ENUM_ROW) N_OPTIONS };

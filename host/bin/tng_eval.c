@@ -73,7 +73,7 @@ static void name_model(const CliProgram *prog, const CliOption *opt, const char 
       "a tie between scores: strict (counts against the model) or first-index (NegBench: the lower "       \
       "index wins, as torch.argmax and a stable top-k)")                                                     \
     X(BATCH, 0, "batch", "N", "64", CLI_INT(batch, 1, 4096), "images or texts per forward pass")             \
-    BACKEND_OPTION_ROW(X, backend)                                                                           \
+    BACKEND_OPTION_ROW(X, CLI_AS_IS, backend)                                                                           \
     X(QUIET, 0, "quiet", NULL, NULL, CLI_FLAG(quiet, 1), "no progress lines")                                \
     X(HELP, 0, "help", NULL, NULL, CLI_HELP, "show this help")
 

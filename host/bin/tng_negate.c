@@ -188,7 +188,7 @@ int main(int argc, char **argv) {
     int W = a.ranks;
     Loader *loaders[MAX_RANKS];
     Lookahead ahead[MAX_RANKS];
-    Dist dists[MAX_RANKS];
+    Dist *dists[MAX_RANKS];
     char err[1024];
     float *features = NULL;
     int dim = 0;
@@ -204,9 +204,14 @@ int main(int argc, char **argv) {
         if (loader_batches_per_epoch(loaders[r]) < 1)
             die("tng_negate: fewer samples than one batch of %d per rank; give a smaller --batch", a.batch);
         if (r == 0) features = item_features(&a, model, &lopt, loader_items(loaders[0]), lex, &dim);
-        dists[r] = (Dist){.rank = r, .world = W};
+        /* a one-process Dist told its rank: the streams and the loader's shares are rank r's. Its
+         * collectives see this rank alone, so a batch that is empty on another rank only (every
+         * image unreadable) is not skipped here as the run skips it on every rank */
+        dists[r] = dist_init(NULL, NULL);
+        dists[r]->rank = r;
+        dists[r]->world = W;
         LookaheadOptions la = {.loader = loaders[r], .model = model, .cached_features = features, .dim = dim,
-                               .dist = &dists[r], .batch = a.batch, .tng = &cfg, .lexicon = lex, .tokenizer = tok};
+                               .dist = dists[r], .batch = a.batch, .tng = &cfg, .lexicon = lex, .tokenizer = tok};
         lookahead_open(&ahead[r], &la);
         lookahead_start(&ahead[r]);
     }
@@ -236,6 +241,8 @@ int main(int argc, char **argv) {
     for (int r = 0; r < W; r++) {
         lookahead_close(&ahead[r]);
         loader_close(loaders[r]);
+        dists[r]->world = 1;
+        dist_finalize(dists[r]);
     }
     free(features);
     if (model) clip_free(model);

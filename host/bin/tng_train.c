@@ -6,8 +6,9 @@
  *
  * The options are train/options.c's rows (tng_train --help lists them); the run is
  * train/trainer.h: the data, the model, the TNG producer thread, the loop, checkpoints and
- * validation. Exit status: 0, 2 for a wrong command line, 130 after SIGINT/SIGTERM (with a
- * checkpoint to --resume from), 1 for any other failure.
+ * validation. Exit status: 0, 2 for a wrong command line (or a run folder that refuses it: in
+ * use, holding another run, or a --resume that changes the run), 130 after SIGINT and 143
+ * after SIGTERM (with a checkpoint to --resume from), 1 for any other failure.
  */
 #include "engine/backend.h" // defines: backend_select
 #include "engine/dist.h"    // defines: Dist, dist_init, dist_use_backend, dist_barrier, dist_finalize

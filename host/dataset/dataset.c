@@ -145,6 +145,15 @@ void dataset_free(Dataset *ds) {
     memset(ds, 0, sizeof *ds);
 }
 
+void dataset_keep(Dataset *ds, const int *keep) {
+    int kept = 0;
+    for (int i = 0; i < ds->count; i++) {
+        if (keep[i]) ds->items[kept++] = ds->items[i];
+        else item_free(&ds->items[i]);
+    }
+    ds->count = kept;
+}
+
 static const char *const format_names[] = {
     [DATASET_AUTO] = "auto",
     [DATASET_COCO] = "coco",
@@ -559,12 +568,14 @@ static int csv_row(DatasetFormat format, const CsvColumns *cols, char **f, const
     if (!*written) return set_error(err, err_len, "%s:%d: empty image path", source, line);
     if (format == DATASET_CSV) {
         DatasetItem *item = item_for(ds, by_path, rules, written, written);
+        if (!item->line) item->line = line;
         dataset_item_add_caption(item, f[cols->caption]);
         if (cols->objects >= 0) add_objects(item, f[cols->objects]);
         return 0;
     }
     char *path = resolve_path(rules, written);
     DatasetItem *item = dataset_push_item(ds, path, written);
+    item->line = line;
     free(path);
     if (format == DATASET_NEGBENCH_MCQ) {
         char *end;

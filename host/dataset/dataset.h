@@ -43,6 +43,7 @@ typedef struct {
     int answer;         /* index of the right caption: MCQ correct_answer, CC-Neg 0; else -1 */
     char *split;        /* Karpathy split ("train", "val", "test", "restval"), else NULL */
     char *mcq_template; /* NegBench MCQ correct_answer_template ("positive", ...), else NULL */
+    int line;           /* CSV: the line where its (first) row starts, for messages; else 0 */
 } DatasetItem;
 
 typedef struct {
@@ -70,6 +71,8 @@ int dataset_parse(const char *text, size_t len, const char *source, const char *
                   size_t instances_len, const DatasetOptions *opt, Dataset *ds, char *err,
                   size_t err_len);
 void dataset_free(Dataset *ds);
+/* Drops (and frees) the items i with keep[i] == 0; the others keep their order. */
+void dataset_keep(Dataset *ds, const int *keep);
 
 /* "coco", "karpathy", "csv", "negbench-mcq", "negbench-retrieval", "ccneg", "auto". */
 const char *dataset_format_name(DatasetFormat format);

@@ -619,6 +619,16 @@ int shard_prep(const Dataset *ds, const ShardPrepOptions *opt, ShardPrepStats *s
     snprintf(path, plen, "%s/%s", opt->out_dir, SHARD_SKIPPED);
     if (write_file_atomic(path, skipped.text ? skipped.text : "", skipped.len) != 0)
         rc = set_error(err, err_len, "cannot write %s: %s", path, strerror(errno));
+    if (rc == 0 && stats->records == 0) {
+        /* no image at all: no loadable folder (no manifest), and no shard a rerun would keep
+         * once the images are fixed */
+        for (int k = 0; k < n_shards; k++) {
+            shard_name(path, plen, opt->out_dir, k);
+            unlink(path);
+        }
+        rc = set_error(err, err_len, "none of the %d images could be read (the reasons are in %s/%s): "
+                       "no shards written", ds->count, opt->out_dir, SHARD_SKIPPED);
+    }
     snprintf(path, plen, "%s/%s", opt->out_dir, SHARD_MANIFEST);
     if (rc == 0 && write_file_atomic(path, manifest.text, manifest.len) != 0)
         rc = set_error(err, err_len, "cannot write %s: %s", path, strerror(errno));

@@ -118,7 +118,8 @@ typedef struct {
  * Writes ds as shards into opt->out_dir (created if missing). A shard already there whose
  * header matches (same items, settings) and whose CRCs all verify is kept, so an
  * interrupted run resumes where it stopped. A bad image is skipped with one warning and
- * listed in skipped.txt. Returns 0, or -1 with a message.
+ * listed in skipped.txt. Returns 0, or -1 with a message; when no image at all could be read,
+ * -1 with no shard and no manifest left (skipped.txt lists why).
  */
 int shard_prep(const Dataset *ds, const ShardPrepOptions *opt, ShardPrepStats *stats, char *err,
                size_t err_len);

@@ -181,9 +181,11 @@ const Backend *backend_by_name(const char *name, char *err, size_t err_len);
 typedef enum { BACKEND_AUTO = 0, BACKEND_CPU = 1, BACKEND_CUDA = 2 } BackendChoice;
 /* "auto", "cpu", "cuda": the names of BackendChoice, for the option rows */
 extern const char *const backend_choice_names[3];
-/* The --backend row (util/cli.h) of every program that runs a model; field: an int. */
-#define BACKEND_OPTION_ROW(X, field)                                                              \
-    X(BACKEND, 0, "backend", "NAME", "auto", CLI_CHOICE(field, backend_choice_names),              \
+/* The --backend row (util/cli.h) of every program that runs a model; field: an int; MARK: a
+ * wrapper of the row's value spec (CLI_AS_IS, or tng_train's MAY_CHANGE: a run started on one
+ * backend resumes on the other). */
+#define BACKEND_OPTION_ROW(X, MARK, field)                                                        \
+    X(BACKEND, 0, "backend", "NAME", "auto", MARK(CLI_CHOICE(field, backend_choice_names)),        \
       "auto (CUDA when built with it and a GPU is visible, else the CPU), cpu or cuda")
 
 /* The chosen backend; desc (desc_len bytes) gets one line for the settings block, e.g.

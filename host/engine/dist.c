@@ -94,6 +94,22 @@ static TNG_NORETURN void watchdog_fire(const char *msg) {
     _exit(DIST_EXIT_HANG);
 }
 
+/* Who is stuck, as far as this rank can know. MPI tells no rank which peers have entered a
+ * collective, so a rank waiting inside one can name the stuck peer only when there is one
+ * peer; with more, the stuck ranks are those that print no such line (each waiting rank's
+ * watchdog fires too, and a rank stuck outside a collective names itself). A rank stopped
+ * outright (SIGSTOP) prints nothing: its silence names it. Writes into buf[160]. */
+static const char *stuck_rank_note(const Dist *d, const char *inside, char *buf) {
+    if (!inside) snprintf(buf, 160, "rank %d (this one) is stuck", d->rank);
+    else if (d->world == 2)
+        snprintf(buf, 160, "waiting for rank %d (the only peer), which is stuck or gone", 1 - d->rank);
+    else if (d->world > 2)
+        snprintf(buf, 160, "waiting for a peer that is stuck or gone (MPI does not say which: the ranks that "
+                 "print no such line)");
+    else snprintf(buf, 160, "a peer is stuck or gone");
+    return buf;
+}
+
 static void *watchdog_main(void *unused) {
     double tick = watch.timeout / 4 < 1 ? watch.timeout / 4 : 1;
     uint64_t seen = atomic_load(&watch.beats);
@@ -122,12 +138,10 @@ static void *watchdog_main(void *unused) {
         long step = atomic_load(&watch.step);
         char when[64] = "before the first step";
         if (step >= 0) snprintf(when, sizeof when, "step %ld", step);
-        if (inside)
-            snprintf(msg, sizeof msg, "no progress for %.0f s inside %s (%s): a peer is stuck or "
-                     "gone; aborting the job", now - quiet_since, inside, when);
-        else
-            snprintf(msg, sizeof msg, "no progress for %.0f s outside any collective (%s): this "
-                     "rank is stuck; aborting the job", now - quiet_since, when);
+        int len = snprintf(msg, sizeof msg, "no progress for %.0f s %s%s (%s): ", now - quiet_since,
+                           inside ? "inside " : "outside any collective", inside ? inside : "", when);
+        char note[160];
+        snprintf(msg + len, sizeof msg - (size_t)len, "%s; aborting the job", stuck_rank_note(d, inside, note));
         watchdog_fire(msg);
     }
     pthread_mutex_unlock(&watch.lock);

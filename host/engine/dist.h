@@ -98,10 +98,12 @@ const char *dist_transport(void);
  * The main thread reports progress (dist_collective_begin/end around every collective, which
  * the transports call themselves, and dist_watchdog_step once per training step); a watchdog
  * thread looks once a second (or every timeout / 4, if shorter). When no progress came for
- * `timeout_s` seconds, it prints one line naming this rank, the collective it is stuck in
- * and the step, e.g.
- *   tng: rank 0 of 2: no progress for 30 s inside all_reduce (step 12): a peer is stuck or
- *   gone; aborting the job
+ * `timeout_s` seconds, it prints one line naming this rank, the collective it is stuck in,
+ * the step and the stuck rank as far as it can be known, e.g.
+ *   tng: rank 0 of 2: no progress for 30 s inside all_reduce (step 12): waiting for rank 1
+ *   (the only peer), which is stuck or gone; aborting the job
+ * (MPI does not tell a waiting rank which of several peers is missing: with more than two
+ * ranks the line says so, and the stuck ones are the ranks that print no such line)
  * calls the device transport's abort hook, and exits with DIST_EXIT_HANG. The watchdog also
  * polls the device transport for asynchronous errors (NCCL) and aborts on one.
  *

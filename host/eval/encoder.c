@@ -51,40 +51,72 @@ static void show_progress(const char *what, int done, int total) {
     if (done == total) fputc('\n', stderr);
 }
 
-int encoder_images(Encoder *enc, const char *const *paths, int n, float *out, int progress,
-                   char *err, size_t err_len) {
+/* Reads and preprocesses one image into pixels; 0, or -1 with why filled ("PATH: reason"). */
+static int load_image(const Encoder *enc, const char *path, uint8_t *crop, float *pixels, char *why, size_t why_len) {
+    int R = enc->model->cfg.image_size;
+    size_t size = 0;
+    char *data = read_file(path, &size);
+    if (!data) {
+        snprintf(why, why_len, "%s: cannot read: %s", path, strerror(errno));
+        return -1;
+    }
+    char reason[IMAGE_ERROR_SIZE];
+    ImageStatus status = image_load_crop((const uint8_t *)data, size, R, enc->image_mode, crop, reason, sizeof reason);
+    free(data);
+    if (status != IMAGE_OK) {
+        snprintf(why, why_len, "%s: %s", path, reason);
+        return -1;
+    }
+    image_normalize_clip(crop, R, pixels);
+    return 0;
+}
+
+int encoder_images_skipping(Encoder *enc, const char *const *paths, int n, float *out, int progress,
+                            EncoderBadImageFn bad, void *ctx) {
     Clip *m = enc->model;
-    int R = m->cfg.image_size, batch = m->max_images;
+    int R = m->cfg.image_size, batch = m->max_images, D = enc->dim, n_bad = 0;
     size_t image_floats = (size_t)3 * R * R;
     uint8_t *crop = mallocCheck((size_t)R * R * 3);
-    int rc = 0;
-    for (int start = 0; start < n && rc == 0; start += batch) {
-        int count = n - start < batch ? n - start : batch;
-        for (int i = 0; i < count && rc == 0; i++) {
-            const char *path = paths[start + i];
-            size_t size = 0;
-            char *data = read_file(path, &size);
-            if (!data) {
-                snprintf(err, err_len, "%s: cannot read: %s", path, strerror(errno));
-                rc = -1;
-                break;
+    float *rows = mallocCheck(sizeof(float) * (size_t)batch * D);
+    int *at = mallocCheck(sizeof(int) * (size_t)batch); /* the input index of each good image */
+    int stopped = 0;
+    for (int start = 0; start < n && !stopped; start += batch) {
+        int count = n - start < batch ? n - start : batch, good = 0;
+        for (int i = start; i < start + count && !stopped; i++) {
+            char why[1024];
+            if (load_image(enc, paths[i], crop, enc->pixels + (size_t)good * image_floats, why, sizeof why) == 0) {
+                at[good++] = i;
+                continue;
             }
-            char why[IMAGE_ERROR_SIZE];
-            ImageStatus status = image_load_crop((const uint8_t *)data, size, R, enc->image_mode,
-                                                 crop, why, sizeof why);
-            free(data);
-            if (status != IMAGE_OK) {
-                snprintf(err, err_len, "%s: %s", path, why);
-                rc = -1;
-                break;
-            }
-            image_normalize_clip(crop, R, enc->pixels + (size_t)i * image_floats);
+            n_bad++;
+            memset(out + (size_t)i * D, 0, sizeof(float) * D);
+            stopped = bad(ctx, i, why);
         }
-        if (rc == 0) clip_encode_images(m, enc->pixels, count, out + (size_t)start * enc->dim);
-        if (progress) show_progress("images", rc == 0 ? start + count : start, n);
+        if (stopped) break;
+        if (good) clip_encode_images(m, enc->pixels, good, rows);
+        for (int k = 0; k < good; k++) memcpy(out + (size_t)at[k] * D, rows + (size_t)k * D, sizeof(float) * D);
+        if (progress) show_progress("images", start + count, n);
     }
-    free(crop);
-    return rc;
+    free(crop), free(rows), free(at);
+    return stopped ? -1 : n_bad;
+}
+
+/* encoder_images' handler: the first bad image stops it, its reason the message. */
+typedef struct {
+    char *err;
+    size_t err_len;
+} FirstError;
+
+static int stop_at_first(void *ctx, int index, const char *why) {
+    FirstError *first = ctx;
+    snprintf(first->err, first->err_len, "%s", why);
+    return 1;
+}
+
+int encoder_images(Encoder *enc, const char *const *paths, int n, float *out, int progress,
+                   char *err, size_t err_len) {
+    FirstError first = {err, err_len};
+    return encoder_images_skipping(enc, paths, n, out, progress, stop_at_first, &first) < 0 ? -1 : 0;
 }
 
 void encoder_texts(Encoder *enc, const char *const *texts, int n, float *out, int progress) {

@@ -39,6 +39,13 @@ void encoder_close(Encoder *enc);
  * image that cannot be read or decoded. progress: print a progress line on stderr. */
 int encoder_images(Encoder *enc, const char *const *paths, int n, float *out, int progress,
                    char *err, size_t err_len);
+/* An image encoder_images_skipping cannot read or decode: its index into paths and the reason
+ * ("PATH: why"). Returns 1 to stop there, 0 to go on (the image's row of out is zero). */
+typedef int (*EncoderBadImageFn)(void *ctx, int index, const char *why);
+/* Like encoder_images, but each unreadable image goes to bad(ctx, ...) first. Returns the
+ * number of such images, or -1 when bad stopped it. */
+int encoder_images_skipping(Encoder *enc, const char *const *paths, int n, float *out, int progress,
+                            EncoderBadImageFn bad, void *ctx);
 /* Embeds strings into out [n, D]. */
 void encoder_texts(Encoder *enc, const char *const *texts, int n, float *out, int progress);
 

@@ -27,21 +27,55 @@ static Dataset load_or_die(const char *path, DatasetFormat format, const char *i
     return ds;
 }
 
-/* Embeds each item's image into out [ds->count, D]. */
-static void embed_item_images(Encoder *enc, const Dataset *ds, float *out, int progress) {
-    const char **paths = mallocCheck(sizeof(char *) * (size_t)ds->count);
-    for (int i = 0; i < ds->count; i++) paths[i] = ds->items[i].image_path;
-    char err[1024];
-    if (encoder_images(enc, paths, ds->count, out, progress, err, sizeof err) != 0)
-        die("%s", err);
-    free(paths);
+/* Where a row whose image failed is reported: the file, its items, and which to keep. */
+typedef struct {
+    const char *path, *what;
+    const Dataset *ds;
+    int *keep;
+} Skipping;
+
+static int skip_item(void *ctx, int index, const char *why) {
+    Skipping *sk = ctx;
+    int line = sk->ds->items[index].line;
+    if (line) fprintf(stderr, "warning: %s:%d: %s skipped: %s\n", sk->path, line, sk->what, why);
+    else fprintf(stderr, "warning: %s: %s %d skipped: %s\n", sk->path, sk->what, index + 1, why);
+    sk->keep[index] = 0;
+    return 0;
+}
+
+/* Embeds each item's image into *out [ds->count, D] (malloc'd). An item whose image cannot be
+ * read is dropped from ds, with a warning naming its CSV line, and the scores are over the
+ * rest: one missing file costs its row, not the evaluation. Returns the number dropped; none
+ * readable ends the program. what names an item in messages ("question", ...). */
+static int embed_readable_items(Encoder *enc, const char *path, const char *what, Dataset *ds, float **out,
+                                int progress) {
+    int n = ds->count, D = enc->dim;
+    const char **paths = mallocCheck(sizeof(char *) * (size_t)n);
+    int *keep = mallocCheck(sizeof(int) * (size_t)n);
+    for (int i = 0; i < n; i++) paths[i] = ds->items[i].image_path, keep[i] = 1;
+    float *emb = mallocCheck(sizeof(float) * (size_t)n * D);
+    Skipping sk = {.path = path, .what = what, .ds = ds, .keep = keep};
+    int skipped = encoder_images_skipping(enc, paths, n, emb, progress, skip_item, &sk);
+    if (skipped == n) die("%s: no %s has a readable image (see the warnings above)", path, what);
+    if (skipped) {
+        fprintf(stderr, "warning: %s: %d of %d %ss skipped (their image cannot be read); the scores are over the "
+                "other %d\n", path, skipped, n, what, n - skipped);
+        int kept = 0;
+        for (int i = 0; i < n; i++)
+            if (keep[i]) memmove(emb + (size_t)kept++ * D, emb + (size_t)i * D, sizeof(float) * D);
+        dataset_keep(ds, keep);
+    }
+    free(paths), free(keep);
+    *out = emb;
+    return skipped;
 }
 
 void evaluate_mcq(Encoder *enc, const char *path, const char *image_root, int progress,
                   TieRule ties, McqResult *out) {
     Dataset ds = load_or_die(path, DATASET_NEGBENCH_MCQ, image_root);
+    float *image_emb;
+    int skipped = embed_readable_items(enc, path, "question", &ds, &image_emb, progress);
     int n = ds.count, D = enc->dim, n_options = ds.items[0].n_captions;
-    float *image_emb = mallocCheck(sizeof(float) * (size_t)n * D);
     float *option_emb = mallocCheck(sizeof(float) * (size_t)n * n_options * D);
     const char **texts = mallocCheck(sizeof(char *) * (size_t)n * n_options);
     int *correct = mallocCheck(sizeof(int) * (size_t)n);
@@ -57,9 +91,9 @@ void evaluate_mcq(Encoder *enc, const char *path, const char *image_root, int pr
         correct[q] = it->answer;
         for (int o = 0; o < n_options; o++) texts[(size_t)q * n_options + o] = it->captions[o];
     }
-    embed_item_images(enc, &ds, image_emb, progress);
     encoder_texts(enc, texts, n * n_options, option_emb, progress);
     metrics_mcq(image_emb, option_emb, n, n_options, D, correct, type, ties, out);
+    out->n_skipped = skipped;
     free(image_emb), free(option_emb), free(texts), free(correct), free(type);
     dataset_free(&ds);
 }
@@ -67,6 +101,8 @@ void evaluate_mcq(Encoder *enc, const char *path, const char *image_root, int pr
 void evaluate_retrieval(Encoder *enc, const char *path, const char *image_root, int progress,
                         TieRule ties, RetrievalResult *out) {
     Dataset ds = load_or_die(path, DATASET_NEGBENCH_RETRIEVAL, image_root);
+    float *image_emb;
+    int skipped = embed_readable_items(enc, path, "image", &ds, &image_emb, progress);
     int n_images = ds.count, D = enc->dim;
     long n_texts = dataset_caption_count(&ds);
     const char **texts = mallocCheck(sizeof(char *) * (size_t)n_texts);
@@ -77,11 +113,10 @@ void evaluate_retrieval(Encoder *enc, const char *path, const char *image_root, 
             texts[t] = ds.items[i].captions[c];
             text_image[t] = i;
         }
-    float *image_emb = mallocCheck(sizeof(float) * (size_t)n_images * D);
     float *text_emb = mallocCheck(sizeof(float) * (size_t)n_texts * D);
-    embed_item_images(enc, &ds, image_emb, progress);
     encoder_texts(enc, texts, (int)n_texts, text_emb, progress);
     metrics_retrieval(image_emb, n_images, text_emb, (int)n_texts, text_image, D, ties, out);
+    out->n_skipped = skipped;
     free(texts), free(text_image), free(image_emb), free(text_emb);
     dataset_free(&ds);
 }
@@ -89,6 +124,8 @@ void evaluate_retrieval(Encoder *enc, const char *path, const char *image_root, 
 double evaluate_ccneg(Encoder *enc, const char *path, const char *image_root, int progress,
                       TieRule ties) {
     Dataset ds = load_or_die(path, DATASET_CCNEG, image_root);
+    float *image_emb;
+    embed_readable_items(enc, path, "pair", &ds, &image_emb, progress);
     int n = ds.count, D = enc->dim;
     const char **captions = mallocCheck(sizeof(char *) * (size_t)n * 2);
     for (int i = 0; i < n; i++) {
@@ -96,9 +133,7 @@ double evaluate_ccneg(Encoder *enc, const char *path, const char *image_root, in
         captions[i] = ds.items[i].captions[0];
         captions[n + i] = ds.items[i].captions[1];
     }
-    float *image_emb = mallocCheck(sizeof(float) * (size_t)n * D);
     float *text_emb = mallocCheck(sizeof(float) * (size_t)n * 2 * D);
-    embed_item_images(enc, &ds, image_emb, progress);
     encoder_texts(enc, captions, 2 * n, text_emb, progress);
     double accuracy = metrics_ccneg(image_emb, text_emb, text_emb + (size_t)n * D, n, D, ties);
     free(captions), free(image_emb), free(text_emb);

@@ -4,7 +4,10 @@
  * any number of models; tng_train runs them on its validation split while it trains.
  *
  * These are program-level helpers: a missing or malformed file ends the program with a
- * message naming the file (die), since no caller can go on without its evaluation data.
+ * message naming the file (die), since no caller can go on without its evaluation data. A
+ * row whose image cannot be read (MCQ question, retrieval image with its captions, CC-Neg
+ * pair) is left out with a warning naming its CSV line, counted (n_skipped), and the scores
+ * are over the other rows; a file none of whose images can be read ends the program.
  */
 #ifndef TNG_EVALUATE_H
 #define TNG_EVALUATE_H

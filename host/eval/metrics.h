@@ -43,6 +43,7 @@ typedef struct {
     int n_by_type[MCQ_N_TYPES], correct_by_type[MCQ_N_TYPES];
     double accuracy;                     /* n_correct / n_questions (NaN when empty) */
     double accuracy_by_type[MCQ_N_TYPES]; /* NaN for a type with no questions, as NegBench */
+    int n_skipped; /* questions left out, their image unreadable (evaluate_mcq sets it) */
 } McqResult;
 
 /*
@@ -71,6 +72,7 @@ typedef struct {
     /* image->text: share of images with at least one of their own texts in the top K of all
      * texts (open_clip's rule for several captions per image). */
     double i2t[METRICS_N_RECALL];
+    int n_skipped; /* images left out with their texts, unreadable (evaluate_retrieval sets it) */
 } RetrievalResult;
 
 /*

@@ -3,9 +3,10 @@
  * checkpoint.c; this file adds the step, the ckpt-<step> naming, the `latest` pointer and
  * pruning of old checkpoints.
  *
- * Pruning deletes only what is provably this run's past or garbage: older checkpoints beyond
- * `keep`, folders a kill left incomplete and temporary files of dead writers. It never deletes
- * the checkpoint `latest` names, nor complete checkpoints of later steps.
+ * Pruning and tidying delete only what is provably this run's past or garbage: older
+ * checkpoints beyond `keep`, folders a kill left incomplete and temporary files of dead
+ * writers. They never delete the checkpoint `latest` names, nor complete checkpoints of later
+ * steps.
  */
 #include "io/train_state.h"
 
@@ -19,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "util/common.h"
+#include "util/common.h" // defines: die, make_dirs, read_file, write_file_atomic, temporary_file_pid
 
 #define PATH_LEN 4096
 
@@ -46,8 +47,7 @@ static void remove_checkpoint(const char *dir) {
     rmdir(dir);
 }
 
-/* The step a ckpt-<step> folder name stands for, or -1 for any other name. */
-static long long checkpoint_step(const char *name) {
+long long train_state_checkpoint_step(const char *name) {
     if (strncmp(name, "ckpt-", 5) != 0 || name[5] < '0' || name[5] > '9') return -1;
     char *end;
     unsigned long long step = strtoull(name + 5, &end, 10);
@@ -57,13 +57,8 @@ static long long checkpoint_step(const char *name) {
 /* A temporary file of write_file_atomic (NAME.tmp<pid>) whose writer is gone: a kill during
  * a write left it. A live writer's file (ours, or another process's) is left alone. */
 static int stale_temporary(const char *name) {
-    const char *tmp = strstr(name, ".tmp");
-    while (tmp && strstr(tmp + 1, ".tmp")) tmp = strstr(tmp + 1, ".tmp");
-    if (!tmp || tmp[4] < '0' || tmp[4] > '9') return 0;
-    char *end;
-    long pid = strtol(tmp + 4, &end, 10);
-    if (*end != '\0' || pid <= 0) return 0;
-    return pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+    long pid = temporary_file_pid(name);
+    return pid && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
 static void remove_stale_temporaries(const char *dir) {
@@ -78,38 +73,90 @@ static void remove_stale_temporaries(const char *dir) {
     closedir(d);
 }
 
-/* After checkpoint `saved_step` became `latest`: keeps it and the newest keep-1 complete
- * checkpoints BEFORE it, and removes older ones and incomplete folders (a kill during a
- * write). Complete checkpoints of later steps are not this run's past (a folder reused by
- * hand): they are never removed, and neither is the one `latest` names. */
-static void prune_checkpoints(const char *run_dir, int keep, long long saved_step) {
+/* The ckpt-* folder names in run_dir, newest first (free each, then the array). */
+static char **checkpoint_names(const char *run_dir, int *count) {
+    *count = 0;
     DIR *d = opendir(run_dir);
-    if (!d) return;
+    if (!d) return NULL;
     char **names = NULL;
-    int count = 0;
+    int n = 0;
     for (struct dirent *e; (e = readdir(d));) {
-        if (checkpoint_step(e->d_name) < 0) continue;
-        names = reallocCheck(names, sizeof(char *) * (size_t)(count + 1));
-        names[count++] = strdupCheck(e->d_name);
+        if (train_state_checkpoint_step(e->d_name) < 0) continue;
+        names = reallocCheck(names, sizeof(char *) * (size_t)(n + 1));
+        names[n++] = strdupCheck(e->d_name);
     }
     closedir(d);
-    for (int i = 0; i < count; i++) /* newest first; a handful of names */
-        for (int j = i; j > 0 && checkpoint_step(names[j - 1]) < checkpoint_step(names[j]); j--) {
+    for (int i = 0; i < n; i++) /* a handful of names */
+        for (int j = i; j > 0; j--) {
+            if (train_state_checkpoint_step(names[j - 1]) >= train_state_checkpoint_step(names[j])) break;
             char *t = names[j];
             names[j] = names[j - 1];
             names[j - 1] = t;
         }
+    *count = n;
+    return names;
+}
+
+static void free_names(char **names, int count) {
+    for (int i = 0; i < count; i++) free(names[i]);
+    free(names);
+}
+
+/* The folder name `latest` names (its first line) into name[PATH_LEN]. Returns 0, or -1
+ * (errno set, name "") when there is no `latest` to read. */
+static int latest_name(const char *run_dir, char *name) {
+    char latest[PATH_LEN];
+    join_path(latest, run_dir, TRAIN_STATE_LATEST_FILE);
+    char *text = read_file(latest, NULL);
+    name[0] = 0;
+    if (!text) return -1;
+    text[strcspn(text, "\r\n")] = '\0';
+    snprintf(name, PATH_LEN, "%s", text);
+    free(text);
+    return 0;
+}
+
+/* After checkpoint `saved_step` became `latest`: keeps it and the newest keep-1 complete
+ * checkpoints BEFORE it, and removes older ones. Complete checkpoints of later steps are not
+ * this run's past (a folder reused by hand): they are never removed. */
+static void prune_checkpoints(const char *run_dir, int keep, long long saved_step) {
+    int count;
+    char **names = checkpoint_names(run_dir, &count);
     char path[PATH_LEN];
     int kept = 0;
     for (int i = 0; i < count; i++) {
-        long long step = checkpoint_step(names[i]);
+        long long step = train_state_checkpoint_step(names[i]);
         join_path(path, run_dir, names[i]);
         if (step == saved_step) kept++;
-        else if (!checkpoint_is_complete(path)) remove_checkpoint(path);
-        else if (step < saved_step && ++kept > keep) remove_checkpoint(path);
-        free(names[i]);
+        else if (step < saved_step && checkpoint_is_complete(path) && ++kept > keep) remove_checkpoint(path);
     }
-    free(names);
+    free_names(names, count);
+}
+
+void train_state_tidy(const char *run_dir) {
+    int count;
+    char **names = checkpoint_names(run_dir, &count), latest[PATH_LEN], path[PATH_LEN];
+    latest_name(run_dir, latest);
+    for (int i = 0; i < count; i++) {
+        join_path(path, run_dir, names[i]);
+        if (!checkpoint_is_complete(path) && strcmp(names[i], latest) != 0) remove_checkpoint(path);
+        else remove_stale_temporaries(path);
+    }
+    free_names(names, count);
+    remove_stale_temporaries(run_dir);
+}
+
+int train_state_remove_all(const char *run_dir) {
+    int count;
+    char **names = checkpoint_names(run_dir, &count), path[PATH_LEN];
+    for (int i = 0; i < count; i++) {
+        join_path(path, run_dir, names[i]);
+        remove_checkpoint(path);
+    }
+    free_names(names, count);
+    join_path(path, run_dir, TRAIN_STATE_LATEST_FILE);
+    unlink(path);
+    return count;
 }
 
 int train_state_save(const char *run_dir, const Clip *m, const char *const *keys,
@@ -149,8 +196,7 @@ int train_state_save(const char *run_dir, const Clip *m, const char *const *keys
         goto done;
     }
     if (keep > 0) prune_checkpoints(run_dir, keep, (long long)m->step);
-    remove_stale_temporaries(dir);
-    remove_stale_temporaries(run_dir);
+    train_state_tidy(run_dir);
     if (saved_path) snprintf(saved_path, saved_path_len, "%s", dir);
     rc = 0;
 done:
@@ -162,17 +208,13 @@ done:
 
 int train_state_latest(const char *run_dir, char *path, size_t path_len, char *err,
                        size_t err_len) {
-    char latest[PATH_LEN];
+    char latest[PATH_LEN], name[PATH_LEN];
     join_path(latest, run_dir, TRAIN_STATE_LATEST_FILE);
-    size_t size;
-    char *text = read_file(latest, &size);
-    if (!text) {
+    if (latest_name(run_dir, name) != 0) {
         snprintf(err, err_len, "%s: no checkpoint to resume from (%s)", latest, strerror(errno));
         return -1;
     }
-    text[strcspn(text, "\r\n")] = '\0';
-    int len = snprintf(path, path_len, "%s/%s", run_dir, text);
-    free(text);
+    int len = snprintf(path, path_len, "%s/%s", run_dir, name);
     if (len < 0 || (size_t)len >= path_len) {
         snprintf(err, err_len, "%s: checkpoint path too long", latest);
         return -1;

@@ -27,6 +27,19 @@ int train_state_save(const char *run_dir, const Clip *m, const char *const *keys
                      const char *const *values, int n_meta, int keep, char *saved_path,
                      size_t saved_path_len, char *err, size_t err_len);
 
+/* The step a ckpt-<step> folder name stands for, or -1 for any other name. */
+long long train_state_checkpoint_step(const char *name);
+
+/* Removes what killed writers left in a run directory: ckpt-* folders that are not complete
+ * (unless `latest` names one) and temporary files of processes that are gone (NAME.tmpPID),
+ * in the run directory and its checkpoint folders. train_state_save does it after each save;
+ * a trainer holding the run's lock (io/run_lock.h) does it as it starts. */
+void train_state_tidy(const char *run_dir);
+
+/* Deletes every ckpt-* folder and `latest` (a run started afresh in a used folder, when the
+ * user asked for it). Returns the number of checkpoint folders removed. */
+int train_state_remove_all(const char *run_dir);
+
 /* The newest complete checkpoint of a run: writes its path into path. Returns 0, or -1 if
  * the run has none (err says why: no `latest`, or a `latest` naming a folder that does not
  * exist or lacks a model file). */

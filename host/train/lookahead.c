@@ -32,7 +32,7 @@ static int producer_source(void *ctx, TngInput *in) {
 }
 
 void lookahead_open(Lookahead *la, const LookaheadOptions *opt) {
-    *la = (Lookahead){.opt = *opt, .next_index = opt->first_index};
+    *la = (Lookahead){.opt = *opt, .next_index = opt->first_index, .empty_batches = opt->empty_batches};
     if (!opt->cached_features && !opt->model) die("lookahead: no model to embed the images with");
     int B = opt->batch, D = opt->dim, W = opt->dist->world;
     for (int k = 0; k < LOOKAHEAD_BUFFERS; k++) {
@@ -51,14 +51,29 @@ void lookahead_open(Lookahead *la, const LookaheadOptions *opt) {
     }
 }
 
-/* Fills the next buffer from the loader and hands it to the producer. */
+/* Whether a loader batch of n images is empty on this rank or any other. */
+static int empty_anywhere(const Dist *d, int n) {
+    int empty = n == 0;
+    if (d->world > 1) d->host->all_reduce(d, &empty, 1, DIST_I32, DIST_MAX);
+    return empty;
+}
+
+/* Fills the next buffer from the loader (skipping empty batches) and hands it to the producer. */
 static Pending *fetch(Lookahead *la) {
     const LookaheadOptions *o = &la->opt;
     Pending *p = &la->buffers[la->next_buffer];
     la->next_buffer = (la->next_buffer + 1) % LOOKAHEAD_BUFFERS;
     int D = o->dim;
-    p->start = loader_position(o->loader);
-    const LoaderBatch *b = loader_next(o->loader);
+    const LoaderBatch *b;
+    for (long empty_run = 0;; empty_run++) {
+        if (empty_run > loader_batches_per_epoch(o->loader))
+            die("no batch of a whole epoch holds a readable image (see the warnings above): nothing to train on");
+        p->start = loader_position(o->loader);
+        b = loader_next(o->loader);
+        if (!empty_anywhere(o->dist, b->size)) break;
+        la->empty_batches++;
+    }
+    p->empty_before = la->empty_batches;
     p->n = b->size;
     p->epoch = b->epoch;
     p->index = la->next_index++;

@@ -11,6 +11,11 @@
  *
  * Three batch buffers cycle: the head being trained, the next one, and the one the producer
  * may still be reading when the head is done.
+ *
+ * A loader batch with no image (each one failed to decode) on any rank is skipped on every
+ * rank, so that all train the same batches, and counted; the fetched batches keep their
+ * numbers (index), so a run with empty batches numbers its TNG texts as one without them.
+ * A whole epoch of empty batches ends the run: no image of it can be read.
  */
 #ifndef TNG_LOOKAHEAD_H
 #define TNG_LOOKAHEAD_H
@@ -30,6 +35,7 @@ enum { LOOKAHEAD_BUFFERS = 3 };
 typedef struct {
     int n;
     LoaderPosition start;  /* where this batch starts: the resume point if it is next */
+    int64_t empty_before;  /* empty batches skipped before this one (resumes included) */
     uint64_t epoch;
     int64_t index;         /* global micro-batch number, the same on every rank */
     int64_t stream;        /* index * world + rank: seeds this rank's TNG texts (local scope)
@@ -50,6 +56,7 @@ typedef struct {
     const Dist *dist;
     int batch;                      /* images per micro-batch, at most */
     int64_t first_index;            /* the global number of the first micro-batch fetched */
+    int64_t empty_batches;          /* empty batches skipped before it (a resumed run's count) */
     const TngConfig *tng;           /* NULL: no TNG texts */
     int tng_global;                 /* make the texts from every rank's images */
     const Lexicon *lexicon;         /* TNG's, borrowed */
@@ -62,6 +69,7 @@ typedef struct {
     int next_buffer;
     Pending *head, *next; /* the batch to train, the one after it */
     int64_t next_index;   /* the number the next fetched micro-batch gets */
+    int64_t empty_batches; /* skipped so far */
     Queue *to_producer;   /* fetched batches for the producer; closing it ends the producer */
     TngProducer *producer;
 } Lookahead;

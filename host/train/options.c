@@ -5,20 +5,29 @@
  * engine's own (optim_defaults); a row shows them as they are, so --help follows the engine.
  * A named recipe (--recipe, train/recipe.h) is applied after the command line, to the options
  * it did not give, through the same rows.
+ *
+ * Every option defines the run (a checkpoint records it and --resume refuses a change, see
+ * train_options_identity) unless its row says MAY_CHANGE: so an option added later is
+ * checked on resume until someone decides it may change.
  */
 #include "train/options.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "train/recipe.h" // defines: Recipe, train_recipes, recipe_find, recipe_print
-#include "util/cli.h"      // defines: CliOption, CliProgram, cli_parse, cli_set, cli_fail, CLI_* rows
-#include "util/common.h"   // defines: die
+#include "util/cli.h"      // defines: CliOption, CliProgram, cli_parse, cli_set, cli_fail, cli_format_value
+#include "util/common.h"   // defines: die, strdupCheck
 
 static const char *const ON_OFF[] = {"off", "on"}, *const COMPAT[] = {"ours", "released"};
 static const char *const SCOPES[] = {"local", "global"}, *const CAPTIONS[] = {"one", "all"};
 static const char *const FREEZE[] = {"vision", "text", "none"};
 static const char *const SCHEDULES[] = {"constant", "cosine"};
+
+/* The rows' mark (CliOption.mark): 0 = defines the run, the default */
+enum { MARK_MAY_CHANGE = 1 };
+#define MAY_CHANGE(spec) spec, .mark = MARK_MAY_CHANGE
 
 static void parse_temperature(const CliProgram *prog, const CliOption *opt, const char *value,
                               void *args) {
@@ -36,9 +45,15 @@ static void parse_recipe(const CliProgram *prog, const CliOption *opt, const cha
     *recipe = r ? (int)(r - train_recipes) : -1;
 }
 
+static void format_temperature(const CliOption *opt, const void *args, char *out, size_t len) {
+    float temperature = *(const float *)((const char *)args + opt->offset);
+    if (temperature == 0) snprintf(out, len, "learned");
+    else snprintf(out, len, "fixed:%.9g", temperature);
+}
+
 /* X(ID, SHORT, NAME, METAVAR, DEFAULT, TYPE, HELP): see util/cli.h */
 #define TRAIN_OPTIONS(X)                                                                                     \
-    X(RECIPE, 0, "recipe", "NAME", "none", CLI_CUSTOM(recipe, int, parse_recipe),                            \
+    X(RECIPE, 0, "recipe", "NAME", "none", MAY_CHANGE(CLI_CUSTOM(recipe, int, parse_recipe)),                \
       "tng-released or tng (above): defaults for the options the command line does not give")                \
     X(CONFIG, 0, "config", "NAME", "tiny", CLI_STRING(config),                                               \
       "train from scratch with a preset: tiny or vit-b-32")                                                  \
@@ -68,7 +83,8 @@ static void parse_recipe(const CliProgram *prog, const CliOption *opt, const cha
       "local (neighbours from this rank's batch) or global (all ranks')")                                    \
     X(I2T_TARGET, 0, "i2t-target", "MODE", "own", CLI_CHOICE(i2t, tng_i2t_names),                            \
       "own, mean, each or released-random (which --tng-compat released makes the default)")                  \
-    X(TEMPERATURE, 0, "temperature", "T", "fixed:0.07", CLI_CUSTOM(temperature, float, parse_temperature),   \
+    X(TEMPERATURE, 0, "temperature", "T", "fixed:0.07",                                                      \
+      CLI_CUSTOM_FORMAT(temperature, float, parse_temperature, format_temperature),                          \
       "fixed:VALUE (e.g. fixed:0.07) or learned")                                                            \
     X(FREEZE, 0, "freeze", "TOWER", "vision", CLI_CHOICE(freeze, FREEZE), "vision, text or none")            \
     X(LR, 0, "lr", "X", "5e-6", CLI_FLOAT(optim.lr, 0, 10), "peak learning rate")                            \
@@ -80,9 +96,9 @@ static void parse_recipe(const CliProgram *prog, const CliOption *opt, const cha
     X(EPS, 0, "eps", "X", CLI_INITIAL, CLI_FLOAT(optim.eps, 1e-12, 1), "AdamW epsilon")                      \
     X(BATCH, 0, "batch", "N", "128", CLI_INT(batch, 1, 65536), "images per micro-batch")                     \
     X(ACCUM, 0, "accum", "N", "1", CLI_INT(accum, 1, 1024), "micro-batches per optimizer step")              \
-    X(EPOCHS, 0, "epochs", "N", "1", CLI_INT(epochs, 1, 100000),                                             \
+    X(EPOCHS, 0, "epochs", "N", "1", MAY_CHANGE(CLI_INT(epochs, 1, 100000)),                                 \
       "epochs to train when --steps is not given")                                                           \
-    X(STEPS, 0, "steps", "N", NULL, CLI_LONG(steps, 1, 1L << 40),                                            \
+    X(STEPS, 0, "steps", "N", NULL, MAY_CHANGE(CLI_LONG(steps, 1, 1L << 40)),                                \
       "optimizer steps to train (overrides --epochs)")                                                       \
     X(WARMUP, 0, "warmup", "N", CLI_INITIAL, CLI_LONG(optim.warmup_steps, 0, 1L << 40),                      \
       "linear warmup steps")                                                                                 \
@@ -92,26 +108,33 @@ static void parse_recipe(const CliProgram *prog, const CliOption *opt, const cha
       "global gradient-norm clip, 0 = off")                                                                  \
     X(SEED, 0, "seed", "N", "0", CLI_U64(seed, 1ULL << 62),                                                  \
       "seed of the initialisation, the data order and TNG")                                                  \
-    BACKEND_OPTION_ROW(X, backend_choice)                                                                    \
-    X(OUT, 0, "out", "DIR", "runs/latest", CLI_STRING(out), "run directory")                                 \
-    X(CHECKPOINT_EVERY, 0, "checkpoint-every", "N", "0", CLI_LONG(checkpoint_every, 0, 1L << 40),            \
+    BACKEND_OPTION_ROW(X, MAY_CHANGE, backend_choice)                                                        \
+    X(OUT, 0, "out", "DIR", "runs/latest", MAY_CHANGE(CLI_STRING(out)),                                      \
+      "run directory")                                                                                       \
+    X(CHECKPOINT_EVERY, 0, "checkpoint-every", "N", "0",                                                     \
+      MAY_CHANGE(CLI_LONG(checkpoint_every, 0, 1L << 40)),                                                   \
       "also checkpoint every N steps, 0 = only at the end")                                                  \
-    X(RESUME, 0, "resume", NULL, NULL, CLI_FLAG(resume, 1),                                                  \
+    X(RESUME, 0, "resume", NULL, NULL, MAY_CHANGE(CLI_FLAG(resume, 1)),                                      \
       "continue the run in --out from its latest checkpoint")                                                \
-    X(VAL_MCQ, 0, "val-mcq", "CSV", NULL, CLI_STRING(val_mcq),                                               \
+    X(RESUME_CHANGED, 0, "resume-changed", "NAMES", NULL, MAY_CHANGE(CLI_STRING(resume_changed)),            \
+      "with --resume: options (e.g. lr,seed) this command may change; others must match the run's")          \
+    X(OVERWRITE, 0, "overwrite", NULL, NULL, MAY_CHANGE(CLI_FLAG(overwrite, 1)),                             \
+      "start afresh in a used --out: first delete its checkpoints, latest and metrics.jsonl")                \
+    X(VAL_MCQ, 0, "val-mcq", "CSV", NULL, MAY_CHANGE(CLI_STRING(val_mcq)),                                   \
       "validation MCQ file (NegBench format), scored every --eval-every steps")                              \
-    X(EVAL_EVERY, 0, "eval-every", "N", "0", CLI_LONG(eval_every, 0, 1L << 40),                              \
+    X(EVAL_EVERY, 0, "eval-every", "N", "0", MAY_CHANGE(CLI_LONG(eval_every, 0, 1L << 40)),                  \
       "validation interval in steps, 0 = only at the end")                                                   \
-    X(LOG_EVERY, 0, "log-every", "N", "10", CLI_LONG(log_every, 1, 1L << 40),                                \
+    X(LOG_EVERY, 0, "log-every", "N", "10", MAY_CHANGE(CLI_LONG(log_every, 1, 1L << 40)),                    \
       "log line interval when not on a terminal")                                                            \
-    X(LOG_TEXTS, 0, "log-texts", "N", "0", CLI_LONG(log_texts, 0, 1L << 40),                                 \
+    X(LOG_TEXTS, 0, "log-texts", "N", "0", MAY_CHANGE(CLI_LONG(log_texts, 0, 1L << 40)),                     \
       "keep the TNG texts of the first N micro-batches in texts.jsonl (tng_negate shows any)")               \
-    X(THREADS, 0, "threads", "N", "1", CLI_INT(threads, 1, 256), "image decoding threads")                   \
-    X(MAX_NONFINITE, 0, "max-nonfinite", "K", "5", CLI_INT(max_nonfinite, 1, 1000000),                       \
+    X(THREADS, 0, "threads", "N", "1", MAY_CHANGE(CLI_INT(threads, 1, 256)),                                 \
+      "image decoding threads")                                                                              \
+    X(MAX_NONFINITE, 0, "max-nonfinite", "K", "5", MAY_CHANGE(CLI_INT(max_nonfinite, 1, 1000000)),           \
       "abort after K non-finite steps in a row")                                                             \
-    X(CHECK_SYNC, 0, "check-sync", "N", "0", CLI_LONG(check_sync, 0, 1L << 40),                              \
+    X(CHECK_SYNC, 0, "check-sync", "N", "0", MAY_CHANGE(CLI_LONG(check_sync, 0, 1L << 40)),                  \
       "under mpirun: compare a hash of the weights across ranks every N steps, 0 = off")                     \
-    X(HANG_TIMEOUT, 0, "hang-timeout", "SECONDS", "600", CLI_DOUBLE(hang_timeout, 0, 1e7),                   \
+    X(HANG_TIMEOUT, 0, "hang-timeout", "SECONDS", "600", MAY_CHANGE(CLI_DOUBLE(hang_timeout, 0, 1e7)),       \
       "under mpirun: end the job when a rank makes no progress this long, 0 = never")                        \
     X(HELP, 0, "help", NULL, NULL, CLI_HELP, "show this help")
 
@@ -171,6 +194,54 @@ static void apply_recipe(TrainOptions *o, const Recipe *r, const int *seen) {
     }
 }
 
+/* Whether a row's value defines the run; dies when such a row cannot write its value (a
+ * custom row needs a format function), which the first run of any test catches. */
+static int defines_run(const CliOption *opt) {
+    if (opt->type == CLI_TYPE_HELP || opt->mark == MARK_MAY_CHANGE) return 0;
+    if (opt->type == CLI_TYPE_CUSTOM && !opt->format)
+        die("tng_train: --%s defines the run but its row has no format function (or mark it MAY_CHANGE)",
+            opt->name);
+    return 1;
+}
+
+void train_options_identity(const TrainOptions *o, int world, RunIdentity *id) {
+    *id = (RunIdentity){0};
+    char value[4096];
+    for (int i = 0; i < PROGRAM.n_options; i++) {
+        const CliOption *opt = &PROGRAM.options[i];
+        if (!defines_run(opt)) continue;
+        if (id->n == RUN_IDENTITY_MAX - 1) die("tng_train: raise RUN_IDENTITY_MAX");
+        cli_format_value(opt, o, value, sizeof value);
+        id->names[id->n] = opt->name;
+        id->values[id->n++] = strdupCheck(value);
+    }
+    snprintf(value, sizeof value, "%d", world);
+    id->names[id->n] = RUN_IDENTITY_RANKS;
+    id->values[id->n++] = strdupCheck(value);
+}
+
+void run_identity_free(RunIdentity *id) {
+    for (int i = 0; i < id->n; i++) free(id->values[i]);
+    *id = (RunIdentity){0};
+}
+
+/* --resume-changed: every name must be an option that defines the run. */
+static void check_resume_changed(const char *list) {
+    char *copy = strdupCheck(list), *save = NULL;
+    for (char *name = strtok_r(copy, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+        int known = strcmp(name, RUN_IDENTITY_RANKS) == 0;
+        for (int i = 0; i < PROGRAM.n_options && !known; i++) {
+            const CliOption *opt = &PROGRAM.options[i];
+            if (strcmp(opt->name, name) != 0) continue;
+            if (!defines_run(opt)) cli_fail(&PROGRAM, "--resume-changed: --%s may change on resume anyway", name);
+            known = 1;
+        }
+        if (!known)
+            cli_fail(&PROGRAM, "--resume-changed: '%s' is not an option (names without dashes, e.g. lr,seed)", name);
+    }
+    free(copy);
+}
+
 void train_options_parse(TrainOptions *o, int argc, char **argv) {
     write_summary();
     *o = (TrainOptions){.optim = optim_defaults()}; /* the rows set the rest */
@@ -190,6 +261,10 @@ void train_options_parse(TrainOptions *o, int argc, char **argv) {
     if (!o->tng && o->contradictions) cli_fail(&PROGRAM, "--contradictions needs --tng on");
     if (!o->tng && o->tng_ratio < 1) cli_fail(&PROGRAM, "--tng-ratio needs --tng on");
     if (!o->tng && o->log_texts) cli_fail(&PROGRAM, "--log-texts needs --tng on");
+    if (o->resume && o->overwrite)
+        cli_fail(&PROGRAM, "--resume continues the run in --out, --overwrite deletes it: not both");
+    if (o->resume_changed && !o->resume) cli_fail(&PROGRAM, "--resume-changed needs --resume");
+    if (o->resume_changed) check_resume_changed(o->resume_changed);
 }
 
 void train_options_print(const TrainOptions *o, const Dist *d, FILE *out) {

@@ -51,9 +51,26 @@ typedef struct {
     long checkpoint_every, eval_every, log_every;
     long log_texts;         /* micro-batches whose texts go to texts.jsonl; 0 = none */
     int resume, threads, max_nonfinite;
+    const char *resume_changed; /* comma-separated options --resume may change, or NULL */
+    int overwrite;              /* delete an earlier run in --out first */
     long check_sync;
     double hang_timeout;    /* seconds; 0 = no watchdog */
 } TrainOptions;
+
+/* The options that define a run, with their values as text: what a checkpoint records and
+ * --resume compares. One pair per option row not marked MAY_CHANGE in options.c, plus
+ * "ranks", the number of processes (mpirun -np), which --batch is per. */
+enum { RUN_IDENTITY_MAX = 64 };
+#define RUN_IDENTITY_RANKS "ranks"
+typedef struct {
+    int n;
+    const char *names[RUN_IDENTITY_MAX]; /* option names without the dashes */
+    char *values[RUN_IDENTITY_MAX];      /* malloc'd; "" for an option not given a value */
+} RunIdentity;
+
+/* Fills id from o (free it with run_identity_free). */
+void train_options_identity(const TrainOptions *o, int world, RunIdentity *id);
+void run_identity_free(RunIdentity *id);
 
 /* Fills o from the defaults and argv; --help, and any mistake (exit 2, with a message), end
  * the process. */

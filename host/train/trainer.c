@@ -19,14 +19,17 @@
 
 #include "dataset/embed_cache.h" // defines: embed_cache_image_features
 #include "dataset/loader.h"      // defines: Loader, loader_open, loader_batches_per_epoch
+#include "dataset/shard.h"       // defines: shard_dir_open, shard_close
 #include "engine/model.h"        // defines: Clip, clip_create, clip_forward, clip_backward
 #include "engine/optim.h"        // defines: clip_gradient_norm, clip_optimizer_apply, optim_lr_at
 #include "eval/encoder.h"        // defines: Encoder, encoder_attach
-#include "io/model_path.h"       // defines: model_path_load
 #include "eval/evaluate.h"       // defines: evaluate_mcq
+#include "io/metrics_log.h"      // defines: MetricsLog, metrics_log_open, metrics_log_write
+#include "io/model_path.h"       // defines: model_path_load
 #include "io/train_state.h"      // defines: train_state_save, train_state_load, train_state_latest
 #include "tng/batch.h"           // defines: TngLayout, tng_text_count, tng_i2t_targets
 #include "train/lookahead.h"     // defines: Lookahead, Pending, lookahead_advance, lookahead_texts
+#include "train/run_dir.h"       // defines: RunDir, run_dir_open, run_dir_check_resume, run_dir_meta
 #include "train/texts_log.h"     // defines: TextsLog, texts_log_open, texts_log_batch
 #include "util/common.h"         // defines: die, mallocCheck, now_seconds, make_dirs
 
@@ -44,7 +47,9 @@ struct Trainer {
     Lookahead ahead;
     int *plain_tokens, *plain_txt2img; /* --tng off: the captions' tokens */
     int *targets;                      /* [batch] the image->text targets */
-    FILE *metrics;
+    RunDir run_dir;                    /* rank 0: the folder's lock and the run's identity */
+    MetricsLog *metrics;               /* rank 0 */
+    uint64_t resumed_total;            /* the total steps the resumed run had planned, 0: none */
     TextsLog *texts_log;               /* --log-texts */
     Encoder val_encoder;
 };
@@ -52,14 +57,20 @@ struct Trainer {
 /* ----------------------------------------------------------------------------
  * Signals: the first asks for a checkpoint and a clean end, the second exits at once */
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested; /* the signal that asked, 0: none */
+static char second_signal_note[4200];         /* made before any signal can come */
 
 static void on_signal(int sig) {
-    if (stop_requested) _exit(128 + sig);
-    stop_requested = 1;
+    if (stop_requested) {
+        if (write(STDERR_FILENO, second_signal_note, strlen(second_signal_note)) < 0) { /* exiting anyway */ }
+        _exit(128 + sig);
+    }
+    stop_requested = sig;
 }
 
-static void install_signal_handlers(void) {
+static void install_signal_handlers(const char *run_dir) {
+    snprintf(second_signal_note, sizeof second_signal_note,
+             "\ntng: a second signal: exiting at once, without a checkpoint (the last one in %s is intact)\n", run_dir);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -72,33 +83,27 @@ static void install_signal_handlers(void) {
 static int stop_agreed(const Dist *d) {
     int stop = stop_requested;
     if (d->world > 1) d->host->all_reduce(d, &stop, 1, DIST_I32, DIST_MAX);
-    if (stop) stop_requested = 1;
+    if (stop) stop_requested = stop;
     return stop;
 }
 
 /* ----------------------------------------------------------------------------
  * Opening a run */
 
-/* Rank 0 resolves the model (config, initial weights, resume point); the other ranks
- * receive them, so only rank 0 needs --init and the run directory on its disk. */
-static void open_model(Trainer *t, LoaderPosition *start) {
+/* Rank 0 takes the run directory (run_dir.h) and resolves the model (config, initial weights,
+ * resume point, checked against the run); the other ranks receive them, so only rank 0 needs
+ * --init and the run directory on its disk. */
+static void open_model(Trainer *t, LoaderPosition *start, int64_t *empty_batches) {
     const TrainOptions *o = &t->opt;
     const Dist *d = t->dist;
     char err[1024], resume_from[4096] = "";
     ClipConfig cfg;
     float *params = NULL;
     if (t->lead) {
-        if (make_dirs(o->out, err, sizeof err) != 0) die("run directory: %s", err);
+        run_dir_open(&t->run_dir, o, d->world);
         if (o->resume && train_state_latest(o->out, resume_from, sizeof resume_from, err, sizeof err) != 0) {
             fprintf(stderr, "tng: --resume: %s\n", err);
             exit(2);
-        }
-        if (!o->resume) {
-            char probe[4096];
-            if (train_state_latest(o->out, probe, sizeof probe, err, sizeof err) == 0) {
-                fprintf(stderr, "tng: %s already holds a run (%s); use --resume or another --out\n", o->out, probe);
-                exit(2);
-            }
         }
         if (o->init) {
             /* an HF directory, a checkpoint or a run directory: config and weights, no model */
@@ -120,18 +125,23 @@ static void open_model(Trainer *t, LoaderPosition *start) {
                              .i2t_each = o->i2t == TNG_I2T_EACH};
     clip_prepare(t->model, &train, o->batch, tng_text_count(&most_texts));
     Clip *m = t->model;
-    uint64_t resume_state[3] = {0, 0, 0}; /* step, loader epoch, loader index */
+    uint64_t resume_state[4] = {0, 0, 0, 0}; /* step, loader epoch, loader index, empty batches */
     if (o->resume && t->lead) {
         CheckpointMeta meta = {0};
         if (train_state_load(resume_from, m, &meta, err, sizeof err) != 0) {
             fprintf(stderr, "tng: --resume: %s\n", err);
             exit(2);
         }
+        run_dir_check_resume(&t->run_dir, o, resume_from, &meta);
         const char *e = checkpoint_meta_get(&meta, "loader_epoch"), *i = checkpoint_meta_get(&meta, "loader_index");
+        const char *empty = checkpoint_meta_get(&meta, "empty_batches");
+        const char *total = checkpoint_meta_get(&meta, "total_steps");
         if (!e || !i) die("%s: checkpoint lacks the data position", resume_from);
         resume_state[0] = m->step;
         resume_state[1] = strtoull(e, NULL, 10);
         resume_state[2] = strtoull(i, NULL, 10);
+        resume_state[3] = empty ? strtoull(empty, NULL, 10) : 0;
+        t->resumed_total = total ? strtoull(total, NULL, 10) : 0;
         checkpoint_meta_free(&meta);
         fprintf(stderr, "resuming from %s at step %" PRIu64 "\n", resume_from, m->step);
     }
@@ -140,9 +150,10 @@ static void open_model(Trainer *t, LoaderPosition *start) {
     if (o->resume) {
         d->device->broadcast(d, m->adam_m, m->layout.total, DIST_F32, 0);
         d->device->broadcast(d, m->adam_v, m->layout.total, DIST_F32, 0);
-        d->host->broadcast(d, resume_state, 3, DIST_U64, 0);
+        d->host->broadcast(d, resume_state, 4, DIST_U64, 0);
         m->step = resume_state[0];
         *start = (LoaderPosition){.epoch = resume_state[1], .index = resume_state[2]};
+        *empty_batches = (int64_t)resume_state[3];
     }
 }
 
@@ -167,6 +178,47 @@ static void cache_image_features(Trainer *t, const LoaderOptions *lopt) {
     }
 }
 
+/* --batch against the data, before anything is sized by it (a batch of 65536 would allocate
+ * tens of GB first): every rank needs one full batch per epoch. Shards are counted from their
+ * metadata, mapped and closed again. */
+static void check_batch_fits(const Trainer *t, int is_shards) {
+    const TrainOptions *o = &t->opt;
+    const Dataset *items = &t->dataset;
+    Dataset shard_items;
+    ShardFile *shards = NULL;
+    int n_shards = 0, image_size;
+    char err[1024];
+    if (is_shards) {
+        if (shard_dir_open(o->data, &shards, &n_shards, &shard_items, &image_size, err, sizeof err) != 0)
+            die("%s", err);
+        items = &shard_items;
+    }
+    long samples = o->captions_all ? dataset_caption_count(items) : items->count;
+    if (is_shards) {
+        for (int k = 0; k < n_shards; k++) shard_close(&shards[k]);
+        free(shards);
+        dataset_free(&shard_items);
+    }
+    if (samples / t->dist->world < o->batch)
+        die("%s: %ld samples%s give each of %d rank%s fewer than one batch of %d (--batch)", o->data, samples,
+            o->captions_all ? " (image-caption pairs)" : "", t->dist->world, t->dist->world == 1 ? "" : "s", o->batch);
+}
+
+/* With the vision tower training, images are decoded only as batches need them, so a dataset
+ * with no image file to read would fail only inside the loop: one must open, found at the
+ * cost of an access(2) per unreadable image. (A frozen tower's embedding pass decodes every
+ * image up front and fails on none readable.) An image that opens but does not decode is
+ * left to the loop, which skips empty batches and stops after a whole epoch of them. */
+static void check_some_image_readable(const Dataset *ds, const char *data) {
+    int first_error = 0;
+    for (int i = 0; i < ds->count; i++) {
+        if (access(ds->items[i].image_path, R_OK) == 0) return;
+        if (!first_error) first_error = errno;
+    }
+    die("%s: none of its %d images can be read (the first, %s: %s); check the paths or --image-root", data,
+        ds->count, ds->items[0].image_path, strerror(first_error));
+}
+
 Trainer *trainer_open(const TrainOptions *opt, Dist *dist) {
     Trainer *t = callocCheck(1, sizeof(Trainer));
     t->opt = *opt;
@@ -188,10 +240,13 @@ Trainer *trainer_open(const TrainOptions *opt, Dist *dist) {
     if (!is_shards) {
         if (dataset_load(o->data, &dopt, &t->dataset, err, sizeof err) != 0) die("%s", err);
         if (t->dataset.count == 0) die("%s: the dataset is empty", o->data);
+        if (o->train_vision) check_some_image_readable(&t->dataset, o->data);
     }
+    check_batch_fits(t, is_shards);
     if (o->val_mcq && t->lead && access(o->val_mcq, R_OK) != 0) die("%s: cannot read the validation file", o->val_mcq);
     LoaderPosition start = {0};
-    open_model(t, &start);
+    int64_t empty_batches = 0;
+    open_model(t, &start, &empty_batches);
     const ClipConfig cfg = t->model->cfg;
     LoaderOptions lopt = {.shard_dir = is_shards ? o->data : NULL,
                           .dataset = is_shards ? NULL : &t->dataset,
@@ -208,8 +263,6 @@ Trainer *trainer_open(const TrainOptions *opt, Dist *dist) {
                           .start = start};
     t->loader = loader_open(&lopt, err, sizeof err);
     if (!t->loader) die("%s", err);
-    if (loader_batches_per_epoch(t->loader) < 1)
-        die("%s: fewer samples than one batch of %d per rank", o->data, o->batch);
     if (!o->train_vision) cache_image_features(t, &lopt);
     /* text side */
     t->tokenizer = tokenizer_load(NULL);
@@ -228,16 +281,18 @@ Trainer *trainer_open(const TrainOptions *opt, Dist *dist) {
     LookaheadOptions la = {.loader = t->loader, .model = t->model, .cached_features = t->cached_features,
                            .dim = cfg.embed_dim,
                            .dist = dist, .batch = o->batch,
-                           .first_index = (int64_t)t->model->step * o->accum,
+                           .first_index = (int64_t)t->model->step * o->accum, .empty_batches = empty_batches,
                            .tng = o->tng ? &t->tng : NULL, .tng_global = o->tng_global,
                            .lexicon = t->lexicon, .tokenizer = t->tokenizer};
     lookahead_open(&t->ahead, &la);
     if (o->log_texts)
         t->texts_log = texts_log_open(o->out, o->log_texts, o->resume ? (long)t->model->step : -1, dist, t->lexicon);
     if (t->lead) {
+        /* resumed: the records of steps after the checkpoint go, since they are trained again */
         char metrics_path[4096];
-        snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", o->out);
-        t->metrics = fopenCheck(metrics_path, o->resume ? "a" : "w");
+        snprintf(metrics_path, sizeof metrics_path, "%s/%s", o->out, TRAINER_METRICS_FILE);
+        t->metrics = metrics_log_open(metrics_path, o->resume ? (long)t->model->step : -1, err, sizeof err);
+        if (!t->metrics) die("%s", err);
         if (o->val_mcq) encoder_attach(&t->val_encoder, t->model);
     }
     return t;
@@ -253,7 +308,8 @@ void trainer_close(Trainer *t) {
     free(t->cached_features);
     loader_close(t->loader);
     dataset_free(&t->dataset);
-    if (t->metrics) fclose(t->metrics);
+    metrics_log_close(t->metrics);
+    if (t->lead) run_dir_close(&t->run_dir);
     clip_free(t->model);
     free(t);
 }
@@ -314,13 +370,19 @@ static float micro_step(Trainer *t, const Pending *p, float stats[INFONCE_NSTATS
 /* ----------------------------------------------------------------------------
  * Checkpoints, validation, checks */
 
+/* The checkpoint records where the data continues (next: the batch to train next), the empty
+ * batches skipped before it, the planned total of steps, and the options that define the run. */
 static void save_checkpoint(Trainer *t, const Pending *next) {
     if (!t->lead) return;
-    char epoch[32], index[32], path[4096], err[1024];
+    char epoch[32], index[32], empty[32], total[32], path[4096], err[1024];
     snprintf(epoch, sizeof epoch, "%" PRIu64, next->start.epoch);
     snprintf(index, sizeof index, "%" PRIu64, next->start.index);
-    const char *keys[] = {"loader_epoch", "loader_index"}, *values[] = {epoch, index};
-    if (train_state_save(t->opt.out, t->model, keys, values, 2, 2, path, sizeof path, err,
+    snprintf(empty, sizeof empty, "%" PRId64, next->empty_before);
+    snprintf(total, sizeof total, "%ld", t->opt.optim.total_steps);
+    const char *keys[4 + RUN_IDENTITY_MAX] = {"loader_epoch", "loader_index", "empty_batches", "total_steps"};
+    const char *values[4 + RUN_IDENTITY_MAX] = {epoch, index, empty, total};
+    int n = 4 + run_dir_meta(&t->run_dir, keys + 4, values + 4, RUN_IDENTITY_MAX);
+    if (train_state_save(t->opt.out, t->model, keys, values, n, 2, path, sizeof path, err,
                          sizeof err) != 0)
         die("checkpoint failed: %s", err);
     fprintf(stderr, "\ncheckpoint: %s\n", path);
@@ -329,15 +391,15 @@ static void save_checkpoint(Trainer *t, const Pending *next) {
 static void validate(Trainer *t, long step) {
     McqResult res;
     evaluate_mcq(&t->val_encoder, t->opt.val_mcq, t->opt.image_root, 0, TIES_STRICT, &res);
-    fprintf(stderr, "\nvalidation at step %ld: MCQ %.1f%% (positive %.1f, negative %.1f, hybrid %.1f)\n",
+    fprintf(stderr, "\nvalidation at step %ld: MCQ %.1f%% (positive %.1f, negative %.1f, hybrid %.1f)%s\n",
             step, 100 * res.accuracy, 100 * res.accuracy_by_type[MCQ_POSITIVE],
-            100 * res.accuracy_by_type[MCQ_NEGATIVE], 100 * res.accuracy_by_type[MCQ_HYBRID]);
-    fprintf(t->metrics,
-            "{\"step\": %ld, \"val_mcq\": %.6f, \"val_positive\": %.6f, \"val_negative\": %.6f, "
-            "\"val_hybrid\": %.6f}\n",
-            step, res.accuracy, res.accuracy_by_type[MCQ_POSITIVE],
-            res.accuracy_by_type[MCQ_NEGATIVE], res.accuracy_by_type[MCQ_HYBRID]);
-    fflush(t->metrics);
+            100 * res.accuracy_by_type[MCQ_NEGATIVE], 100 * res.accuracy_by_type[MCQ_HYBRID],
+            res.n_skipped ? " without the questions skipped above" : "");
+    metrics_log_write(t->metrics,
+                      "{\"step\": %ld, \"val_mcq\": %.6f, \"val_positive\": %.6f, \"val_negative\": %.6f, "
+                      "\"val_hybrid\": %.6f}",
+                      step, res.accuracy, res.accuracy_by_type[MCQ_POSITIVE],
+                      res.accuracy_by_type[MCQ_NEGATIVE], res.accuracy_by_type[MCQ_HYBRID]);
 }
 
 /* Rank 0's checkpoint (next != NULL) and validation (validate_step > 0) inside the loop. They
@@ -395,6 +457,7 @@ static void format_eta(double seconds, char *out, size_t len) {
 typedef struct {
     long step, total, first_step; /* step counts from 1 */
     uint64_t epoch;
+    int64_t empty_batches; /* skipped so far, for having no readable image */
     double loss, seconds, tng_wait, started;
     float t2i, i2t, lr, grad_norm;
     int pairs;
@@ -403,12 +466,13 @@ typedef struct {
 /* Rank 0's metrics line, and the progress line (every step on a terminal). */
 static void log_step(Trainer *t, const StepReport *s, int tty) {
     const Dist *d = t->dist;
-    fprintf(t->metrics,
-            "{\"step\": %ld, \"epoch\": %" PRIu64 ", \"loss\": %.6f, \"loss_t2i\": %.6f, "
-            "\"loss_i2t\": %.6f, \"lr\": %.4g, \"grad_norm\": %.6f, \"pairs_per_s\": %.2f, "
-            "\"pairs_per_s_per_rank\": %.2f, \"step_s\": %.4f, \"tng_wait_s\": %.6f}\n",
-            s->step, s->epoch, s->loss, s->t2i, s->i2t, s->lr, s->grad_norm, s->pairs / s->seconds,
-            s->pairs / s->seconds / d->world, s->seconds, s->tng_wait);
+    metrics_log_write(t->metrics,
+                      "{\"step\": %ld, \"epoch\": %" PRIu64 ", \"loss\": %.6f, \"loss_t2i\": %.6f, "
+                      "\"loss_i2t\": %.6f, \"lr\": %.4g, \"grad_norm\": %.6f, \"pairs_per_s\": %.2f, "
+                      "\"pairs_per_s_per_rank\": %.2f, \"step_s\": %.4f, \"tng_wait_s\": %.6f, "
+                      "\"empty_batches\": %" PRId64 "}",
+                      s->step, s->epoch, s->loss, s->t2i, s->i2t, s->lr, s->grad_norm, s->pairs / s->seconds,
+                      s->pairs / s->seconds / d->world, s->seconds, s->tng_wait, s->empty_batches);
     double elapsed = now_seconds() - s->started, eta = elapsed / (s->step - s->first_step) * (s->total - s->step);
     char eta_text[32];
     format_eta(eta, eta_text, sizeof eta_text);
@@ -428,7 +492,11 @@ int trainer_run(Trainer *t) {
     if (per_epoch < 1) die("%s: fewer batches per epoch than --accum %d", o->data, o->accum);
     long total = o->steps ? o->steps : per_epoch * o->epochs;
     o->optim.total_steps = total;
-    install_signal_handlers();
+    if (t->lead && t->resumed_total && t->resumed_total != (uint64_t)total && o->optim.schedule == SCHEDULE_COSINE)
+        fprintf(stderr, "note: the cosine schedule now decays over %ld steps; the run planned %" PRIu64
+                ", so the learning rate from step %" PRIu64 " on differs from its plan\n", total, t->resumed_total,
+                m->step + 1);
+    install_signal_handlers(o->out);
     int tty = isatty(STDERR_FILENO);
     /* from here on every rank reports progress; the setup (rank 0 loading a checkpoint, the
      * image embeddings) may take any time */
@@ -473,7 +541,8 @@ int trainer_run(Trainer *t) {
             check_weights_in_sync(t, step + 1);
         if (t->lead)
             log_step(t, &(StepReport){.step = step + 1, .total = total, .first_step = first_step,
-                                      .epoch = t->ahead.head->epoch, .loss = loss_sum / o->accum,
+                                      .epoch = t->ahead.head->epoch, .empty_batches = t->ahead.head->empty_before,
+                                      .loss = loss_sum / o->accum,
                                       .seconds = seconds, .tng_wait = tng_wait, .started = started,
                                       .t2i = t2i, .i2t = i2t, .lr = lr, .grad_norm = grad_norm,
                                       .pairs = pairs},
@@ -483,7 +552,6 @@ int trainer_run(Trainer *t) {
         if (checkpoint_due || validation_due)
             lead_work(t, checkpoint_due ? t->ahead.head : NULL, validation_due ? step + 1 : 0);
     }
-    if (t->metrics) fflush(t->metrics);
     dist_watchdog_pause(1); /* rank 0's last checkpoint and validation; the others wait at the end */
     if (stop_requested && t->lead) fprintf(stderr, "\ninterrupted: saving a checkpoint\n");
     save_checkpoint(t, t->ahead.head);
@@ -491,8 +559,9 @@ int trainer_run(Trainer *t) {
     if (o->val_mcq && !stop_requested && t->lead && !validated_now) validate(t, (long)m->step);
     double elapsed = now_seconds() - started;
     if (t->lead)
-        fprintf(stderr, "trained %ld steps in %.1f s; waited %.3f s for TNG texts (%.3f%% of the time); %ld unreadable images skipped\n",
-            (long)m->step - first_step, elapsed, tng_wait_total,
-            elapsed > 0 ? 100 * tng_wait_total / elapsed : 0.0, loader_bad_items(t->loader));
-    return stop_requested ? 130 : 0;
+        fprintf(stderr, "trained %ld steps in %.1f s; waited %.3f s for TNG texts (%.3f%% of the time); %ld unreadable "
+                "images skipped; %" PRId64 " batches with no readable image skipped\n",
+                (long)m->step - first_step, elapsed, tng_wait_total, elapsed > 0 ? 100 * tng_wait_total / elapsed : 0.0,
+                loader_bad_items(t->loader), t->ahead.head->empty_before);
+    return stop_requested ? 128 + stop_requested : 0;
 }

@@ -10,10 +10,18 @@
  * computed once per image (dataset/embed_cache.h) and the vision tower is not run in training
  * at all.
  *
- * A run directory holds metrics.jsonl (one JSON line per step and per validation), the
- * checkpoints (io/train_state.h), the image-embedding cache and, with --log-texts, the texts
- * of the first micro-batches (texts.jsonl, train/texts_log.h). SIGINT/SIGTERM write a
- * checkpoint and end the run; a second signal exits at once. --resume continues bit-exactly.
+ * A run directory holds metrics.jsonl (one JSON line per step and per validation, written
+ * whole at once: io/metrics_log.h), the checkpoints (io/train_state.h), the image-embedding
+ * cache, with --log-texts the texts of the first micro-batches (texts.jsonl,
+ * train/texts_log.h), and the lock of the trainer using it (train/run_dir.h: one trainer per
+ * folder, a used folder refused to a fresh run, and --resume checked against the run it
+ * continues).
+ * SIGINT/SIGTERM write a checkpoint and end the run (exit 130 / 143); a second signal exits at
+ * once. --resume continues bit-exactly.
+ *
+ * A micro-batch with no readable image (every image of it failed to decode; on any rank) is
+ * skipped and counted, and the run goes on; a dataset with no readable image is refused
+ * before training.
  *
  * Data parallel (engine/dist.h): --batch is per rank, every rank reads a disjoint share of
  * each epoch, and the loss is the exact loss of the N batches as one (ClipTrainConfig.dist).
@@ -27,13 +35,16 @@
 #include "engine/dist.h"   // defines: Dist
 #include "train/options.h" // defines: TrainOptions
 
+/* The metrics log's name inside the run directory. */
+#define TRAINER_METRICS_FILE "metrics.jsonl"
+
 typedef struct Trainer Trainer;
 
 /* Loads the data and the model (or the run to resume), fills the image-embedding cache and
  * starts the threads; dies with a message on any problem (exit 2 for a wrong command line). */
 Trainer *trainer_open(const TrainOptions *opt, Dist *dist);
 /* Trains to the end (or to a signal), writes the final checkpoint and validation. Returns the
- * exit status: 0, or 130 when a signal stopped it. */
+ * exit status: 0, or 128 + the signal that stopped it (130 SIGINT, 143 SIGTERM). */
 int trainer_run(Trainer *t);
 void trainer_close(Trainer *t);
 

@@ -89,6 +89,41 @@ void cli_set(const CliProgram *prog, const CliOption *opt, const char *value, vo
     }
 }
 
+/* A number as %g when that reads back to the same value, else with every digit it needs. */
+static void format_float(double value, int is_float, char *out, size_t len) {
+    snprintf(out, len, "%g", value);
+    int exact = is_float ? strtof(out, NULL) == (float)value : strtod(out, NULL) == value;
+    if (!exact) snprintf(out, len, is_float ? "%.9g" : "%.17g", value);
+}
+
+int cli_format_value(const CliOption *opt, const void *args, char *out, size_t len) {
+    const void *field = (const char *)args + opt->offset;
+    out[0] = 0;
+    switch (opt->type) {
+    case CLI_TYPE_FLAG: snprintf(out, len, "%s", *(const int *)field == opt->set_to ? "on" : "off"); break;
+    case CLI_TYPE_STRING:
+        if (*(const char *const *)field) snprintf(out, len, "%s", *(const char *const *)field);
+        break;
+    case CLI_TYPE_INT: snprintf(out, len, "%d", *(const int *)field); break;
+    case CLI_TYPE_LONG: snprintf(out, len, "%ld", *(const long *)field); break;
+    case CLI_TYPE_U64: snprintf(out, len, "%" PRIu64, *(const uint64_t *)field); break;
+    case CLI_TYPE_FLOAT: format_float(*(const float *)field, 1, out, len); break;
+    case CLI_TYPE_DOUBLE: format_float(*(const double *)field, 0, out, len); break;
+    case CLI_TYPE_CHOICE: {
+        int k = *(const int *)field;
+        if (k < 0 || k >= opt->n_choices) die("cli: --%s holds choice %d of %d", opt->name, k, opt->n_choices);
+        snprintf(out, len, "%s", opt->choices[k]);
+        break;
+    }
+    case CLI_TYPE_CUSTOM:
+        if (!opt->format) return -1;
+        opt->format(opt, args, out, len);
+        break;
+    case CLI_TYPE_HELP: return -1;
+    }
+    return 0;
+}
+
 /* The default --help shows for a row (into out[SHOWN_DEFAULT]), "" for none. */
 static void shown_default(const CliOption *opt, void *args, char *out) {
     out[0] = 0;
@@ -97,24 +132,8 @@ static void shown_default(const CliOption *opt, void *args, char *out) {
         snprintf(out, SHOWN_DEFAULT, "%s", opt->default_text);
         return;
     }
-    void *field = cli_field(opt, args);
-    switch (opt->type) {
-    case CLI_TYPE_STRING:
-        if (*(const char **)field) snprintf(out, SHOWN_DEFAULT, "%s", *(const char **)field);
-        break;
-    case CLI_TYPE_INT: snprintf(out, SHOWN_DEFAULT, "%d", *(int *)field); break;
-    case CLI_TYPE_LONG: snprintf(out, SHOWN_DEFAULT, "%ld", *(long *)field); break;
-    case CLI_TYPE_U64: snprintf(out, SHOWN_DEFAULT, "%" PRIu64, *(uint64_t *)field); break;
-    case CLI_TYPE_FLOAT: snprintf(out, SHOWN_DEFAULT, "%g", (double)*(float *)field); break;
-    case CLI_TYPE_DOUBLE: snprintf(out, SHOWN_DEFAULT, "%g", *(double *)field); break;
-    case CLI_TYPE_CHOICE: {
-        int k = *(int *)field;
-        if (k < 0 || k >= opt->n_choices) die("cli: --%s starts at choice %d of %d", opt->name, k, opt->n_choices);
-        snprintf(out, SHOWN_DEFAULT, "%s", opt->choices[k]);
-        break;
-    }
-    default: die("cli: --%s cannot show its initial value as a default", opt->name);
-    }
+    if (opt->type == CLI_TYPE_CUSTOM || cli_format_value(opt, args, out, SHOWN_DEFAULT) != 0)
+        die("cli: --%s cannot show its initial value as a default", opt->name);
 }
 
 /* "-o, --out DIR" (or "--out DIR", indented to line up with the short forms when there are). */

@@ -55,6 +55,8 @@ typedef struct CliProgram CliProgram;
 /* A custom option's parser: stores value into args, the whole options struct, or reports a
  * bad value with cli_fail (cli_number helps). */
 typedef void (*CliParseFn)(const CliProgram *prog, const CliOption *opt, const char *value, void *args);
+/* A custom option's value written back as text its parser takes (cli_format_value). */
+typedef void (*CliFormatFn)(const CliOption *opt, const void *args, char *out, size_t len);
 
 struct CliOption {
     int id;              /* OPT_<ID> */
@@ -72,6 +74,10 @@ struct CliOption {
     const char *const *choices;
     int n_choices;
     CliParseFn parse;
+    CliFormatFn format; /* CLI_CUSTOM: optional, for cli_format_value */
+    int mark;           /* the program's own class of the row, 0 unless set: a program wraps a
+                           TYPE in a macro of its own, #define KEPT(spec) spec, .mark = 1, and
+                           writes KEPT(CLI_INT(seed, 0, 9)) in the row */
 };
 
 /* DEFAULT: the field's value before parsing, shown formatted (see above). */
@@ -96,7 +102,11 @@ extern const char cli_initial[];
     .choices = (names), .n_choices = (int)(sizeof(names) / sizeof((names)[0]))
 /* fn stores the value into the field (of type ctype; cli_field finds it) or anywhere else in
  * the struct; a custom row's default is shown only as written (not CLI_INITIAL) */
+/* a row's spec unchanged: for row macros that take a spec wrapper */
+#define CLI_AS_IS(spec) spec
 #define CLI_CUSTOM(field, ctype, fn) .type = CLI_TYPE_CUSTOM, .offset = CLI_FIELD(field, ctype: 0), .parse = (fn)
+/* ...and format_fn (a CliFormatFn) writes it back as text, for cli_format_value */
+#define CLI_CUSTOM_FORMAT(field, ctype, fn, format_fn) CLI_CUSTOM(field, ctype, fn), .format = (format_fn)
 
 /* The rows' expansions: the enum of option ids, and the CliOption array. */
 #define CLI_ENUM_ROW(id_, short_name_, name_, metavar_, default_text_, type_, help_) OPT_##id_,
@@ -135,6 +145,12 @@ _Noreturn void cli_fail(const CliProgram *prog, const char *fmt, ...) __attribut
 
 /* The row's field inside args. */
 void *cli_field(const CliOption *opt, void *args);
+
+/* The row's value in args as text that the parser takes back to the same value: numbers
+ * in the shortest of %g and the exact %.9g (float) / %.17g (double), a choice by name, a
+ * flag "on" or "off", a missing string "". Returns 0, or -1 for a row without a value to
+ * write (--help, or a custom row without a format function). */
+int cli_format_value(const CliOption *opt, const void *args, char *out, size_t len);
 
 /* For custom parsers: a number in [min, max], or exit 2 naming the option and the range. */
 double cli_number(const CliProgram *prog, const CliOption *opt, const char *value, double min,

@@ -119,6 +119,15 @@ char *read_file(const char *path, size_t *out_size) {
     return buf;
 }
 
+long temporary_file_pid(const char *name) {
+    const char *tmp = strstr(name, ".tmp");
+    while (tmp && strstr(tmp + 1, ".tmp")) tmp = strstr(tmp + 1, ".tmp");
+    if (!tmp || tmp[4] < '0' || tmp[4] > '9') return 0;
+    char *end;
+    long pid = strtol(tmp + 4, &end, 10);
+    return *end == '\0' && pid > 0 ? pid : 0;
+}
+
 int write_file_atomic(const char *path, const void *data, size_t size) {
     size_t n = strlen(path);
     char *tmp = mallocCheck(n + 16);

@@ -58,6 +58,8 @@ char *read_file(const char *path, size_t *out_size);
  * a half-written file under the real name. Returns 0 on success, -1 with errno set.
  */
 int write_file_atomic(const char *path, const void *data, size_t size);
+/* The writer's pid in the name of such a temporary file (NAME.tmp<pid>), 0 for other names. */
+long temporary_file_pid(const char *name);
 
 /* Monotonic wall clock in seconds. */
 double now_seconds(void);
