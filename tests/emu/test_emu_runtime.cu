@@ -269,7 +269,7 @@ static void test_bf16_in_a_kernel(void) {
     cudaCheck(cudaFree(out));
 }
 
-/* ---------------------------------------------------------------- arithmetic intrinsics */
+/* ---------------------------------------------------------------- arithmetic intrinsics, min */
 
 /* volatile: each operation rounded on its own, whatever the compiler would fuse */
 static float rounded(float a, char op, float b) {
@@ -292,6 +292,7 @@ static void test_rounded_intrinsics(void) {
         CHECK(__fdiv_rn(a[i], b[i]) == rounded(a[i], '/', b[i]), "__fdiv_rn %g %g", a[i], b[i]);
     }
     CHECK(__fsqrt_rn(2.0f) == sqrtf(2.0f), "__fsqrt_rn");
+    CHECK(min(3, -2) == -2 && min(-7, 5) == -7 && min(4, 4) == 4, "min on ints");
     /* a*b + c where one fused multiply-add differs from two roundings: (1 + 2^-12)^2 is
      * 1 + 2^-11 + 2^-24, whose 2^-24 is half a float ulp at 1, a tie rounded away (to even) */
     float x = 1.0f + ldexpf(1.0f, -12), c = -(1.0f + ldexpf(1.0f, -11));
