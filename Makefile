@@ -10,6 +10,8 @@
 #   tests/fuzz/fuzz_*.c  libFuzzer targets (clang), built by `make fuzz`
 #   bench/bench_*.c      benchmark programs, built by `make bench`
 #   cuda/*.cu kernels/*.cuh  the CUDA backend, built by `make cuda` (see cuda/cuda.mk)
+#   tests/gpu/*.cu tests/emu/*.cu  the GPU tests, built for the CPU emulator and run by
+#                        `make test` (see tests/emu/emu.mk)
 
 CC ?= gcc
 ifeq ($(origin CC),default)
@@ -21,6 +23,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -fopenmp -Ihost -I/usr/include/cjson
 CFLAGS += $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 LDLIBS := -lopenblas -lutf8proc -lcjson -lturbojpeg -lz -lpthread -lm
+NO_MPI_LDLIBS := $(LDLIBS)
 # Prefer Debian's OpenMP build of OpenBLAS: BLAS then shares our OpenMP thread pool. With
 # the default pthread build, its idle workers spin while our OpenMP loops run (and the
 # other way round), and on a 2-core machine the two pools steal each other's cores.
@@ -63,6 +66,11 @@ $(BUILD)/host/engine/dist.o: host/engine/dist.c $(HOST_HEADERS)
 	@mkdir -p $(dir $@)
 	@echo "$(MPI_NOTE)"
 	$(CC) $(CFLAGS) $(MPI_CFLAGS) -c $< -o $@
+# dist.c again without MPI (a world of one): the GPU test programs link it ahead of libtng.a,
+# so they need no MPI library (the GPU machine's image has none): tests/emu/emu.mk, cuda.mk
+$(BUILD)/host/engine/dist_single.o: host/engine/dist.c $(HOST_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
 $(BUILD)/host/engine/cpu/%_f32.o: host/engine/cpu/%.c $(HOST_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DTNG_REAL_DOUBLE=0 -c $< -o $@
@@ -139,8 +147,13 @@ lexicon: $(LEXICON)
 $(LEXICON): data/build_lexicon.py
 	python3 data/build_lexicon.py --out $@
 
-test: $(TESTS) $(PROG_PATHS) $(VOCAB) $(LEXICON)
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} TNG_BIN_DIR=$(BIN_DIR) tests/run_all.sh $(TESTS)
+# The GPU tests on the CPU emulator (tests/emu/emu.mk) run after the host tests, unless
+# EMULATED=no (make asan: the emulated runs have their own ASan and TSan modes).
+EMULATED ?= yes
+include tests/emu/emu.mk
+TEST_RUNS := $(TESTS) $(if $(filter yes,$(EMULATED)),$(EMU_RUNS))
+test: $(TEST_RUNS) $(PROG_PATHS) $(VOCAB) $(LEXICON)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} TNG_BIN_DIR=$(BIN_DIR) tests/run_all.sh $(TEST_RUNS)
 
 # The main job on the embedded default: the synthetic world, pre-train, plain vs TNG, eval.
 demo: all $(VOCAB) $(LEXICON)
@@ -157,7 +170,7 @@ plot:
 
 # The same tests under AddressSanitizer + UndefinedBehaviorSanitizer, in their own tree.
 asan:
-	$(MAKE) test BUILD=build-asan TNG_CUDA=0 OPT="-O1 -fno-omit-frame-pointer" \
+	$(MAKE) test BUILD=build-asan TNG_CUDA=0 EMULATED=no OPT="-O1 -fno-omit-frame-pointer" \
 	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    EXTRA_LDFLAGS="-fsanitize=address,undefined"
 

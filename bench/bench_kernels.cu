@@ -9,7 +9,7 @@
  * `RESULT kernel=... shape=... ms=... GBps=... TFLOPs=... pct=...` line per kernel, which
  * bench/gpu.sh puts into its summary table next to bench_torch_kernels.py's numbers.
  *
- * Needs a GPU; not a test (no tolerances here: test_kernels checks correctness).
+ * Needs a GPU; not a test (no tolerances here: tests/gpu/ checks correctness).
  */
 #include <algorithm>
 #include <stdio.h>
@@ -115,9 +115,8 @@ static void measure_ceilings(cublasHandle_t handle) {
 
 template <typename io_t> static void bench_layernorm(int N, int C, const char *name) {
     size_t n = (size_t)N * C, io = sizeof(io_t);
-    io_t *x = device_random<io_t>(n, 7), *y = device_random<io_t>(n, 8),
-         *dy = device_random<io_t>(n, 9);
-    io_t *dx = device_random<io_t>(n, 10);
+    io_t *x = device_random<io_t>(n, 7), *y = device_random<io_t>(n, 8);
+    float *dy = device_random<float>(n, 9), *dx = device_random<float>(n, 10); /* gradients: fp32 */
     float *w = device_random<float>((size_t)C, 11), *b = device_random<float>((size_t)C, 12);
     float *dw = device_random<float>((size_t)C, 13), *db = device_random<float>((size_t)C, 14);
     float *mean = device_random<float>((size_t)N, 15), *rstd = device_random<float>((size_t)N, 16);
@@ -127,10 +126,11 @@ template <typename io_t> static void bench_layernorm(int N, int C, const char *n
     report(name[0] == 'b' ? "layernorm_fwd_bf16" : "layernorm_fwd_fp32", shape, ms, 2.0 * n * io, 0,
            0);
     /* backward reads x and dy, reads and writes dx (+=), and reads x and dy again for the
-     * parameter gradients (the second read is what a fused kernel would save) */
+     * parameter gradients (the second read is what a fused kernel would save); x is io_t, the
+     * gradients fp32 */
     ms = time_ms([&] { layernorm_backward<io_t>(dx, dw, db, dy, x, w, mean, rstd, N, C, 0); });
-    report(name[0] == 'b' ? "layernorm_bwd_bf16" : "layernorm_bwd_fp32", shape, ms, 4.0 * n * io, 0,
-           0);
+    report(name[0] == 'b' ? "layernorm_bwd_bf16" : "layernorm_bwd_fp32", shape, ms,
+           2.0 * n * io + 4.0 * n * sizeof(float), 0, 0);
     void *bufs[] = {x, y, dy, dx, w, b, dw, db, mean, rstd};
     for (void *p : bufs)
         cudaCheck(cudaFree(p));
@@ -141,8 +141,8 @@ static void bench_attention(int B, int T, int NH, int hs, int causal, const char
     int C = NH * hs;
     size_t nqkv = (size_t)B * T * 3 * C, natt = (size_t)B * NH * T * T, nout = (size_t)B * T * C;
     io_t *qkv = device_random<io_t>(nqkv, 17), *out = device_random<io_t>(nout, 18);
-    io_t *att = device_random<io_t>(natt, 19), *dout = device_random<io_t>(nout, 20);
-    io_t *dqkv = device_random<io_t>(nqkv, 21);
+    io_t *att = device_random<io_t>(natt, 19);
+    float *dout = device_random<float>(nout, 20), *dqkv = device_random<float>(nqkv, 21);
     float *datt = device_random<float>(natt, 22);
     char shape[64];
     snprintf(shape, sizeof shape, "B%d_T%d_NH%d_hs%d%s", B, T, NH, hs, causal ? "_causal" : "");
@@ -157,8 +157,10 @@ static void bench_attention(int B, int T, int NH, int hs, int causal, const char
         [&] { attention_backward<io_t>(dqkv, datt, dout, qkv, att, B, T, C, NH, causal, 0); });
     snprintf(kernel, sizeof kernel, "attention_bwd_%s", name);
     /* backward: dS = f(dO V^T, P), dQ = dS K, dK = dS^T Q, dV = P^T dO: 8 flops per (i,j,d) */
-    report(kernel, shape, ms, io * (nqkv * 3 + nout * 2 + natt * 2) + 8.0 * natt, 2.0 * flops,
-           sizeof(io_t) == 2);
+    /* bytes: qkv and att (io_t, att twice), dqkv read and written, dout twice, datt written
+     * and read (fp32) */
+    report(kernel, shape, ms, io * (nqkv + natt * 2) + 4.0 * (nqkv * 2 + nout * 2) + 8.0 * natt,
+           2.0 * flops, sizeof(io_t) == 2);
     void *bufs[] = {qkv, out, att, dout, dqkv, datt};
     for (void *p : bufs)
         cudaCheck(cudaFree(p));

@@ -4,8 +4,11 @@
 #   1. builds with -gencode arch=compute_90,code=sm_90 (`make cuda`), unless the binaries
 #      were built elsewhere and carried here (the device image may lack cjson/turbojpeg
 #      headers; see bench/RESULTS.md "CUDA backend" for the carry recipe);
-#   2. runs the GPU tests: test_kernels (every kernel vs the CPU op) and test_train_step;
-#   3. runs test_kernels under compute-sanitizer memcheck and racecheck (quick shapes);
+#   2. runs the GPU tests: tests/gpu/test_*.cu (each kernel family vs the CPU op, and
+#      test_train_step, whole training steps);
+#   3. runs the kernel tests under compute-sanitizer memcheck and racecheck (quick shapes),
+#      after a trivial run that shows the sanitizer works on this host (some refuse the
+#      device): if it does not, the summary says so and the steps are skipped;
 #   4. benchmarks: bench_kernels (our kernels, ceilings measured in the same run) and
 #      bench_torch_kernels.py (PyTorch's kernels at the same shapes);
 #   5. prints a summary table last.
@@ -43,7 +46,7 @@ cat "$OUT/env.log"
 # Carried libraries (make -f cuda/cuda.mk devpack) come first on the library path.
 [ -d "$BIN/lib" ] && export LD_LIBRARY_PATH="$PWD/$BIN/lib:${LD_LIBRARY_PATH:-}"
 
-if [ -x "$BIN/test_kernels" ] && [ -x "$BIN/test_train_step" ] && [ -x "$BIN/bench_kernels" ] \
+if [ -x "$BIN/test_attention" ] && [ -x "$BIN/test_train_step" ] && [ -x "$BIN/bench_kernels" ] \
     && [ "${GPU_REBUILD:-0}" != 1 ]; then
     echo "== build: using the carried binaries in $BIN"
     STATUS+=("$(printf '%-22s %-22s' build 'carried binaries')")
@@ -51,17 +54,43 @@ else
     step build 300 make cuda BUILD="$BUILD" -j"$(nproc)"
 fi
 
-# Time limits: the steps' sum (540 s) plus a carried build fits a 10-minute device call.
+# Time limits: the steps' sum (570 s) plus a carried build fits a 10-minute device call.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-8} # the CPU oracle's threads
 export PYTHONUNBUFFERED=1
-step test_kernels 100 "$BIN/test_kernels"
+export KERNEL_TESTS=$(ls "$BIN"/test_* | grep -v -e '\.' -e test_train_step | tr '\n' ' ')
+
+# run_kernel_tests ARG [COMMAND...]: COMMAND TEST ARG for every kernel test (each family's
+# test; all of them, even after a failure); fails if any failed
+run_kernel_tests() {
+    local arg=$1 rc=0
+    shift
+    for t in $KERNEL_TESTS; do
+        echo "== $(basename "$t") $arg"
+        "$@" "$t" $arg || rc=1
+    done
+    return $rc
+}
+export -f run_kernel_tests
+step kernel_tests 90 bash -c 'run_kernel_tests ""'
 step test_train_step 60 "$BIN/test_train_step"
-if command -v compute-sanitizer >/dev/null; then
-    step memcheck 80 compute-sanitizer --tool memcheck --error-exitcode 1 "$BIN/test_kernels" quick
-    step racecheck 100 compute-sanitizer --tool racecheck --racecheck-report hazard \
-        --error-exitcode 1 "$BIN/test_kernels" quick
+# sanitizer_probe: nothing when compute-sanitizer works here (a trivial run printed its ERROR
+# SUMMARY, whatever it found), else why not: some hosts refuse it the device
+sanitizer_probe() {
+    command -v compute-sanitizer >/dev/null || { echo "not found"; return; }
+    local log="$OUT/sanitizer_probe.log"
+    timeout 20 compute-sanitizer --tool memcheck "$BIN/test_l2norm" quick >"$log" 2>&1
+    grep -q "ERROR SUMMARY" "$log" ||
+        echo "cannot run here: $(grep -m1 -v '^=* *$' "$log" | cut -c1-50)"
+}
+sanitizer_note=$(sanitizer_probe)
+if [ -z "$sanitizer_note" ]; then
+    step memcheck 90 bash -c 'run_kernel_tests quick compute-sanitizer --tool memcheck \
+        --error-exitcode 1'
+    step racecheck 110 bash -c 'run_kernel_tests quick compute-sanitizer --tool racecheck \
+        --racecheck-report hazard --error-exitcode 1'
 else
-    STATUS+=("$(printf '%-22s %-22s' sanitizer 'compute-sanitizer not found')")
+    STATUS+=("$(printf '%-22s skipped: compute-sanitizer %s (%s)' sanitizer "$sanitizer_note" \
+        "$OUT/sanitizer_probe.log")")
 fi
 step bench_kernels 100 "$BIN/bench_kernels"
 step bench_torch 100 python3 bench/bench_torch_kernels.py
@@ -70,9 +99,10 @@ step bench_torch 100 python3 bench/bench_torch_kernels.py
 echo
 echo "================================ summary ================================"
 printf '%s\n' "${STATUS[@]}"
-for t in test_kernels test_train_step; do
-    [ -f "$OUT/$t.log" ] && grep -h -E "^  FAIL|^RESULT" "$OUT/$t.log" | sed "s/^/$t: /" | head -n 20
-done
+[ -f "$OUT/kernel_tests.log" ] && awk '/^== /{name=$2} /^  FAIL|^RESULT/{print name ": " $0}' \
+    "$OUT/kernel_tests.log" | head -n 40
+[ -f "$OUT/test_train_step.log" ] && grep -h -E "^  FAIL|^RESULT" "$OUT/test_train_step.log" \
+    | sed "s/^/test_train_step: /" | head -n 20
 for s in memcheck racecheck; do
     [ -f "$OUT/$s.log" ] && grep -h -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/$s.log" | sed "s/^/$s: /"
 done

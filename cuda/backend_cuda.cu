@@ -1,5 +1,7 @@
 /*
- * backend_cuda.cu: the CUDA backend's Backend table (fp32, the --precision fp32 parity mode).
+ * backend_cuda.cu: the CUDA backend's Backend table. The op interface is fp32, so the backend
+ * uses the fp32 instantiations of the kernels (strict fp32 GEMMs: no TF32), which makes it a
+ * parity backend: it reproduces the CPU backend's numbers to float rounding.
  *
  * Each entry is a thin wrapper: it picks the stream (the legacy default stream, so that
  * cudaMemcpy in to_host orders after every kernel) and the cuBLAS handle, and calls the op
@@ -178,6 +180,12 @@ static void cuda_l2norm_backward(float *dinp, const float *dout, const float *ou
 static void cuda_infonce_forward_backward(float *dcos, float *stats, const float *cos,
                                           const int *txt2img, const int *i2t_target, float scale,
                                           int Ni, int Nt, const InfonceTerms *terms) {
+    /* the column (text-to-image) kernel indexes image rows from 0 and takes a column's softmax
+     * over the block's rows: it needs every image of the global batch (InfonceTerms) */
+    shapeCheck(!terms->text_to_image || (terms->first_image == 0 && Ni == terms->n_images),
+               "infonce text_to_image on images [%d, %d) of %d: the column term needs all the "
+               "images (first_image 0, Ni == n_images)",
+               terms->first_image, terms->first_image + Ni, terms->n_images);
     infonce_forward_backward(dcos, stats, cos, txt2img, i2t_target, scale, Ni, Nt, *terms, stream);
 }
 

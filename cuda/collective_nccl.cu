@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cuda/cuda_common.h"
+#include "cuda/local_rank.h" /* defines: launcher_local_rank, local_device */
 
 static void nccl_check(ncclResult_t res, const char *what, const char *file, int line) {
     if (res == ncclSuccess)
@@ -180,12 +181,16 @@ static void nccl_release(Dist *d) {
 void dist_attach_nccl(Dist *d) {
     int devices = 0;
     cudaCheck(cudaGetDeviceCount(&devices));
-    if (d->local_rank >= devices) {
-        fprintf(stderr, "tng: rank %d is local rank %d but this node has %d GPU(s): start at most "
-                        "one rank per GPU\n", d->rank, d->local_rank, devices);
+    if (devices < 1) {
+        fprintf(stderr, "tng: rank %d: no GPU on this node\n", d->rank);
         exit(1);
     }
-    cudaCheck(cudaSetDevice(d->local_rank));
+    int local_rank = launcher_local_rank(d->local_rank);
+    int device = local_device(local_rank, devices);
+    if (local_rank >= devices)
+        fprintf(stderr, "tng: rank %d is local rank %d on a node with %d GPU(s): it shares GPU %d "
+                        "(slower; start one rank per GPU)\n", d->rank, local_rank, devices, device);
+    cudaCheck(cudaSetDevice(device));
     ncclUniqueId id;
     if (d->rank == 0)
         ncclCheck(ncclGetUniqueId(&id));

@@ -2,8 +2,9 @@
  * collective_nccl.h: NCCL as the `device` transport of a Dist (host/dist.h), for the CUDA
  * backend under mpirun.
  *
- * dist_attach_nccl picks GPU local_rank (cudaSetDevice), lets rank 0 create the NCCL unique
- * id, sends it to every rank with the Dist's host (MPI) broadcast and joins the communicator
+ * dist_attach_nccl picks GPU local_rank % devices (cudaSetDevice; the local rank as the
+ * launcher tells it, cuda/local_rank.h), lets rank 0 create the NCCL unique id, sends it to
+ * every rank with the Dist's host (MPI) broadcast and joins the communicator
  * (ncclCommInitRank). From then on d->device runs every collective on a dedicated NCCL
  * stream, ordered after the compute (legacy default) stream by an event and before it by
  * another, so the model needs no synchronisation of its own. Counts are elements, as in

@@ -2,7 +2,9 @@
 #
 #   build/cuda/libtng_cuda.a     backend_cuda(), every kernel, the NCCL collectives and the
 #                                device choice (backend_cuda_open)
-#   build/cuda/test_kernels      each kernel against the CPU op (needs a GPU to run)
+#   build/cuda/test_<family>     each kernel family against the CPU op, one program per
+#                                tests/gpu/test_*.cu (needs a GPU to run; `make test` runs
+#                                them on the CPU emulator, tests/emu/)
 #   build/cuda/test_train_step   one whole training step, CPU vs CUDA (needs a GPU)
 #   build/cuda/bench_kernels     kernel timings vs measured ceilings (needs a GPU)
 #
@@ -16,11 +18,11 @@ GENCODE ?= -gencode arch=compute_90,code=sm_90
 NVCCFLAGS := -O3 -std=c++20 $(GENCODE) -lineinfo -Ihost -I. \
              -Xcompiler -Wall,-Wextra,-Werror,-Wno-unused-parameter,-fopenmp $(EXTRA_NVCCFLAGS)
 # --as-needed: the GPU programs use only part of libtng.a, so they do not need every
-# library at run time (the device machine may lack cjson or turbojpeg).
+# library at run time (the device machine may lack cjson or turbojpeg). No MPI: they link
+# the one-process dist.c (dist_single.o, main Makefile) ahead of libtng.a, whose dist.o
+# would need libmpi, which the device machine's image does not have.
 LDLIBS := -lcublas -lcudart -lnccl -lopenblas -lutf8proc -lcjson -lturbojpeg -lz -lpthread -lm -lgomp
-# libtng.a's host/engine/dist.c speaks MPI when the main Makefile found mpicc: link it the same way
-MPICC ?= mpicc
-LDLIBS += $(shell $(MPICC) --showme:link 2>/dev/null)
+SINGLE_DIST := $(BUILD)/host/engine/dist_single.o
 LDFLAGS := -Xlinker --as-needed
 # the same OpenBLAS build as the main Makefile (the OpenMP one, sharing our thread pool)
 OPENBLAS_OMP_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
@@ -35,8 +37,8 @@ GPU_TESTS := $(patsubst tests/gpu/%.cu,$(CUDA_BUILD)/%,$(wildcard tests/gpu/test
 all: $(CUDA_BUILD)/libtng_cuda.a $(GPU_TESTS) $(CUDA_BUILD)/bench_kernels
 
 # The host library is the main Makefile's; it is rebuilt through it when a host source changes.
-$(BUILD)/libtng.a: $(wildcard host/*/*.c host/*/*.h host/*/*/*.c host/*/*/*.h)
-	$(MAKE) -f Makefile BUILD=$(BUILD) $(BUILD)/libtng.a
+$(BUILD)/libtng.a $(SINGLE_DIST): $(wildcard host/*/*.c host/*/*.h host/*/*/*.c host/*/*/*.h)
+	$(MAKE) -f Makefile BUILD=$(BUILD) $@
 
 $(CUDA_BUILD)/backend_cuda.o: cuda/backend_cuda.cu $(KERNEL_HEADERS)
 	@mkdir -p $(dir $@)
@@ -53,16 +55,16 @@ $(CUDA_BUILD)/device.o: cuda/device.cu
 $(CUDA_BUILD)/libtng_cuda.a: $(CUDA_BUILD)/backend_cuda.o $(CUDA_BUILD)/collective_nccl.o $(CUDA_BUILD)/device.o
 	rm -f $@ && ar rcs $@ $^
 
-$(CUDA_BUILD)/test_%: tests/gpu/test_%.cu tests/gpu/gpu_test_util.h tests/harness.h \
-                      $(KERNEL_HEADERS) $(CUDA_BUILD)/libtng_cuda.a $(BUILD)/libtng.a
+$(CUDA_BUILD)/test_%: tests/gpu/test_%.cu $(wildcard tests/gpu/*.h tests/*.h) \
+                      $(KERNEL_HEADERS) $(CUDA_BUILD)/libtng_cuda.a $(SINGLE_DIST) $(BUILD)/libtng.a
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -Itests $< $(CUDA_BUILD)/libtng_cuda.a $(BUILD)/libtng.a \
+	$(NVCC) $(NVCCFLAGS) -Itests $< $(CUDA_BUILD)/libtng_cuda.a $(SINGLE_DIST) $(BUILD)/libtng.a \
 	    $(LDFLAGS) $(LDLIBS) -o $@
 
 $(CUDA_BUILD)/bench_kernels: bench/bench_kernels.cu $(KERNEL_HEADERS) \
-                             $(CUDA_BUILD)/libtng_cuda.a $(BUILD)/libtng.a
+                             $(CUDA_BUILD)/libtng_cuda.a $(SINGLE_DIST) $(BUILD)/libtng.a
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) $< $(CUDA_BUILD)/libtng_cuda.a $(BUILD)/libtng.a \
+	$(NVCC) $(NVCCFLAGS) $< $(CUDA_BUILD)/libtng_cuda.a $(SINGLE_DIST) $(BUILD)/libtng.a \
 	    $(LDFLAGS) $(LDLIBS) -o $@
 
 # devpack: copies the non-CUDA shared libraries the GPU programs load (OpenBLAS and its
@@ -72,6 +74,6 @@ $(CUDA_BUILD)/bench_kernels: bench/bench_kernels.cu $(KERNEL_HEADERS) \
 .PHONY: devpack
 devpack: all
 	@mkdir -p $(CUDA_BUILD)/lib
-	ldd $(CUDA_BUILD)/test_kernels | awk '/libopenblas|libgfortran|libquadmath|libgomp/ {print $$3}' \
+	ldd $(GPU_TESTS) | awk '/libopenblas|libgfortran|libquadmath|libgomp/ {print $$3}' | sort -u \
 	    | xargs -r -I{} cp -L {} $(CUDA_BUILD)/lib/
 	@du -sh $(CUDA_BUILD)

@@ -1,9 +1,12 @@
 /*
  * cuda_common.h: error checking for CUDA and cuBLAS calls, and the backend's scratch memory.
  *
- * Every runtime call goes through cudaCheck() and every launch is followed by
- * kernelCheck(): a failure prints the file and line of the call and exits, so an error is
- * reported where it happened rather than at some later synchronising call.
+ * Every runtime call goes through cudaCheck() and every launch through TNG_LAUNCH
+ * (kernels/common.cuh), which calls kernel_check(): a failure prints the file and line of
+ * the call (and the kernel's name) and exits. A fault while a kernel runs is asynchronous:
+ * by default it surfaces at the next synchronising call, which names no kernel; with
+ * TNG_CUDA_SYNC=1 in the environment every launch is followed by a synchronisation, so the
+ * fault is reported naming the kernel that caused it and its launch site (slow: a debug mode).
  */
 #ifndef TNG_CUDA_COMMON_H
 #define TNG_CUDA_COMMON_H
@@ -12,6 +15,7 @@
 #include <cuda_runtime.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static inline void cuda_check(cudaError_t err, const char *what, const char *file, int line) {
     if (err == cudaSuccess)
@@ -31,8 +35,28 @@ static inline void cublas_check(cublasStatus_t status, const char *what, const c
 
 #define cudaCheck(call) cuda_check((call), #call, __FILE__, __LINE__)
 #define cublasCheck(call) cublas_check((call), #call, __FILE__, __LINE__)
-/* After a kernel launch: catches bad launch configurations at the launch site. */
-#define kernelCheck() cuda_check(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
+
+/* TNG_CUDA_SYNC set and not "0". Read at every launch, so that a test can set it late. */
+static inline int cuda_sync_after_launch(void) {
+    const char *v = getenv("TNG_CUDA_SYNC");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+/* After a kernel launch (TNG_LAUNCH): a bad launch configuration, and with TNG_CUDA_SYNC=1
+ * a fault while the kernel ran, is reported naming the kernel and its launch site. */
+static inline void kernel_check(const char *kernel, const char *file, int line) {
+    cudaError_t err = cudaGetLastError();
+    const char *stage = "launch";
+    if (err == cudaSuccess && cuda_sync_after_launch()) {
+        err = cudaDeviceSynchronize();
+        stage = "run (TNG_CUDA_SYNC)";
+    }
+    if (err == cudaSuccess)
+        return;
+    fprintf(stderr, "tng: CUDA error in kernel %s launched at %s:%d, at its %s: %s\n", kernel, file,
+            line, stage, cudaGetErrorString(err));
+    exit(1);
+}
 
 /* Fails with a message naming the op when a shape is outside what a kernel supports. */
 #define shapeCheck(cond, ...)                                                                      \

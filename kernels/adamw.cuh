@@ -1,9 +1,14 @@
 /*
  * adamw.cuh: the AdamW update and the sum of squares behind gradient clipping.
  *
- * AdamW follows the CPU op operation for operation (PyTorch's order: decoupled decay, then
- * the bias-corrected step), with the same float/double split: moments in float, the
- * sqrt(v)/sqrt(bc2) and step-size products in double. Memory-bound either way.
+ * AdamW computes the CPU op's float operations (host/engine/cpu/ops_cpu.c, PyTorch's order:
+ * decoupled decay, then the bias-corrected step) in the same order, so that the GPU's bits
+ * equal the CPU's. Every operation is an explicitly rounded intrinsic (__fmul_rn, __fadd_rn,
+ * ...): nvcc contracts a * b + c into one fused multiply-add wherever it may, rounding once
+ * where the CPU (C11, contraction off) rounds twice, and it never contracts the intrinsics.
+ * The scalars (step size, 1/sqrt(bc2), decay) are computed on the host as the CPU op does.
+ * Memory-bound either way. (The CPU emulator cannot show a contraction: the GPU run of
+ * tests/gpu/test_adamw.cu can.)
  *
  * sum_squares returns a host double, so it synchronises. Determinism: the number of partial
  * sums depends on n alone (sum_squares_blocks), each block's grid-stride share and the final
@@ -18,20 +23,22 @@ extern "C" {
 #include "engine/backend.h" /* defines: AdamWStep */
 }
 
+/* m = beta1 m + (1 - beta1) g, v = beta2 v + (1 - beta2) g g, g = grad * grad_scale;
+ * param = param * decay - step_size * (m / (sqrt(v) * inv_bc2_sqrt + eps)) */
 struct AdamWUpdate {
     float *param, *m, *v;
     const float *grad;
-    float beta1, beta2, eps, grad_scale, decay;
-    double step_size, bc2_sqrt;
+    float beta1, one_minus_beta1, beta2, one_minus_beta2, eps, grad_scale;
+    float decay, step_size, inv_bc2_sqrt;
     __device__ void operator()(size_t i) const {
-        float g = grad[i] * grad_scale;
-        float mi = beta1 * m[i] + (1 - beta1) * g;
-        float vi = beta2 * v[i] + (1 - beta2) * g * g;
+        float g = __fmul_rn(grad[i], grad_scale);
+        float mi = __fadd_rn(__fmul_rn(beta1, m[i]), __fmul_rn(one_minus_beta1, g));
+        float vi = __fadd_rn(__fmul_rn(beta2, v[i]), __fmul_rn(__fmul_rn(one_minus_beta2, g), g));
         m[i] = mi;
         v[i] = vi;
-        float p = param[i] * decay;
-        float denom = (float)(sqrt((double)vi) / bc2_sqrt) + eps;
-        param[i] = p - (float)(step_size * (double)(mi / denom));
+        float denom = __fadd_rn(__fmul_rn(__fsqrt_rn(vi), inv_bc2_sqrt), eps);
+        param[i] =
+            __fsub_rn(__fmul_rn(param[i], decay), __fmul_rn(step_size, __fdiv_rn(mi, denom)));
     }
 };
 
@@ -43,12 +50,15 @@ static inline void adamw_update(float *param, const float *grad, float *m, float
     f.v = v;
     f.grad = grad;
     f.beta1 = hp->beta1;
+    f.one_minus_beta1 = 1.0f - hp->beta1;
     f.beta2 = hp->beta2;
+    f.one_minus_beta2 = 1.0f - hp->beta2;
     f.eps = hp->eps;
     f.grad_scale = hp->grad_scale;
+    /* the CPU op's scalars: computed in double, rounded to float once */
     f.decay = (float)(1.0 - (double)hp->lr * hp->weight_decay);
-    f.step_size = (double)hp->lr / hp->bias_correction1;
-    f.bc2_sqrt = sqrt((double)hp->bias_correction2);
+    f.step_size = (float)((double)hp->lr / hp->bias_correction1);
+    f.inv_bc2_sqrt = (float)(1.0 / sqrt((double)hp->bias_correction2));
     launch_elementwise(f, n, stream);
 }
 
@@ -81,10 +91,8 @@ static inline double sum_squares(const float *x, size_t n, cudaStream_t stream) 
     int blocks = (int)sum_squares_blocks(n);
     double *partial = (double *)tng_cuda_scratch(sizeof(double) * (size_t)(blocks + 1));
     double *result = partial + blocks;
-    sum_squares_partial_kernel<<<blocks, SUMSQ_THREADS, 0, stream>>>(partial, x, n);
-    kernelCheck();
-    sum_squares_finish_kernel<<<1, SUMSQ_THREADS, 0, stream>>>(result, partial, blocks);
-    kernelCheck();
+    TNG_LAUNCH(sum_squares_partial_kernel, blocks, SUMSQ_THREADS, 0, stream, partial, x, n);
+    TNG_LAUNCH(sum_squares_finish_kernel, 1, SUMSQ_THREADS, 0, stream, result, partial, blocks);
     double host = 0.0;
     cudaCheck(cudaMemcpyAsync(&host, result, sizeof host, cudaMemcpyDeviceToHost, stream));
     cudaCheck(cudaStreamSynchronize(stream));

@@ -1,6 +1,13 @@
 /*
- * common.cuh: what every kernel file shares: float/bf16 load and store, warp reductions
- * and the deterministic block reduction.
+ * common.cuh: what every kernel file shares: the launch macros, float/bf16 load and store,
+ * warp reductions and the deterministic block reduction.
+ *
+ * The kernels compile with nvcc, and with a host C++ compiler against the CPU emulator of
+ * the CUDA programming model (tests/emu/) for the tests. The two constructs a host compiler
+ * cannot parse are written through two macros: TNG_LAUNCH(kernel, grid, block, smem, stream,
+ * args...) is the launch kernel<<<grid, block, smem, stream>>>(args...) followed by its
+ * error check, and TNG_DYNAMIC_SMEM(type, name) declares extern __shared__ type name[]. A
+ * kernel name with a comma goes in parentheses: TNG_LAUNCH((kernel<T, 8>), ...).
  *
  * Kernels that are templated on their I/O type (io_t = float or __nv_bfloat16) read with
  * load_f32() and write with store_as<io_t>(), and do all arithmetic in fp32. Reductions
@@ -14,7 +21,26 @@
 #include <cuda_runtime.h>
 #include <stddef.h>
 
+#include "cuda/cuda_common.h" /* defines: kernel_check, cudaCheck, shapeCheck */
 #include "launch_plan.h"
+
+#ifdef __CUDACC__
+#define TNG_LAUNCH(kernel, grid, block, smem, stream, ...)                                         \
+    do {                                                                                           \
+        kernel<<<grid, block, smem, stream>>>(__VA_ARGS__);                                        \
+        kernel_check(#kernel, __FILE__, __LINE__);                                                 \
+    } while (0)
+#define TNG_DYNAMIC_SMEM(type, name) extern __shared__ type name[]
+#elif defined(EMU_LAUNCH) /* the emulator's cuda_runtime.h */
+#define TNG_LAUNCH(kernel, grid, block, smem, stream, ...)                                         \
+    do {                                                                                           \
+        EMU_LAUNCH(kernel, grid, block, smem, stream, __VA_ARGS__);                                \
+        kernel_check(#kernel, __FILE__, __LINE__);                                                 \
+    } while (0)
+#define TNG_DYNAMIC_SMEM(type, name) EMU_EXTERN_SHARED(type, name)
+#else
+#error "kernels/ compile with nvcc, or with a host compiler against tests/emu/include"
+#endif
 
 __device__ __forceinline__ float load_f32(float x) { return x; }
 __device__ __forceinline__ float load_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
@@ -78,7 +104,7 @@ static inline size_t device_smem_optin(void) {
         if (cudaGetDevice(&device) != cudaSuccess ||
             cudaDeviceGetAttribute(&value, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) !=
                 cudaSuccess) {
-            (void)cudaGetLastError(); /* clear it: kernelCheck() would report it later */
+            (void)cudaGetLastError(); /* clear it: kernel_check() would report it later */
             value = (int)PLAN_SMEM_DEFAULT;
         }
         bytes = (size_t)value;

@@ -31,8 +31,8 @@ template <typename F> __global__ void elementwise_kernel(F f, size_t n) {
 template <typename F> void launch_elementwise(F f, size_t n, cudaStream_t stream) {
     if (n == 0)
         return;
-    elementwise_kernel<<<(unsigned)elementwise_blocks(n), ELEM_THREADS, 0, stream>>>(f, n);
-    kernelCheck();
+    TNG_LAUNCH(elementwise_kernel<F>, (unsigned)elementwise_blocks(n), ELEM_THREADS, 0, stream, f,
+               n);
 }
 
 __device__ __forceinline__ float activation_value(float x, ActKind act) {

@@ -147,8 +147,8 @@ static inline void token_embed_backward(float *dtok_emb, float *dpos, const floa
     if (dtok_emb && BT > 0) {
         TokenEmbedPlan plan = token_embed_plan(C);
         dim3 grid((unsigned)plan.channel_blocks, (unsigned)plan.vocab_slices);
-        token_embed_backward_kernel<<<grid, plan.threads, 0, stream>>>(dtok_emb, dx, ids, BT, C);
-        kernelCheck();
+        TNG_LAUNCH(token_embed_backward_kernel, grid, plan.threads, 0, stream, dtok_emb, dx, ids,
+                   BT, C);
     }
     position_grad(dpos, dx, B, T, C, stream);
 }

@@ -216,24 +216,18 @@ static inline void infonce_forward_backward(float *dcos, float *stats, const flo
     float *row_lse = (float *)tng_cuda_scratch(sizeof(float) * plan.scratch_floats);
     float *row_loss = row_lse + Ni, *row_dscale = row_loss + Ni, *row_pos = row_dscale + Ni;
     float *row_each = row_pos + Ni, *col_lse = row_each + Ni, *col_loss = col_lse + Nt;
-    if (terms.image_to_text) {
-        infonce_rows_kernel<<<(unsigned)plan.row_blocks, plan.threads, 0, stream>>>(
-            row_lse, row_loss, row_pos, row_each, cos, txt2img, i2t_target, scale,
-            terms.first_image, Nt, terms.negative_log_weight, terms.i2t_each);
-        kernelCheck();
-    }
-    if (terms.text_to_image) {
-        infonce_columns_kernel<<<(unsigned)plan.col_blocks, plan.threads, 0, stream>>>(
-            col_lse, col_loss, cos, txt2img, scale, terms.first_image, Ni, Nt);
-        kernelCheck();
-    }
-    infonce_grads_kernel<<<(unsigned)plan.row_blocks, plan.threads, 0, stream>>>(
-        dcos, row_dscale, cos, row_lse, row_pos, row_each, col_lse, txt2img, i2t_target, scale,
-        terms, Nt);
-    kernelCheck();
-    infonce_finish_kernel<<<1, plan.threads, 0, stream>>>(stats, row_loss, row_dscale, col_loss,
-                                                          terms, Ni, Nt);
-    kernelCheck();
+    if (terms.image_to_text)
+        TNG_LAUNCH(infonce_rows_kernel, (unsigned)plan.row_blocks, plan.threads, 0, stream, row_lse,
+                   row_loss, row_pos, row_each, cos, txt2img, i2t_target, scale, terms.first_image,
+                   Nt, terms.negative_log_weight, terms.i2t_each);
+    if (terms.text_to_image)
+        TNG_LAUNCH(infonce_columns_kernel, (unsigned)plan.col_blocks, plan.threads, 0, stream,
+                   col_lse, col_loss, cos, txt2img, scale, terms.first_image, Ni, Nt);
+    TNG_LAUNCH(infonce_grads_kernel, (unsigned)plan.row_blocks, plan.threads, 0, stream, dcos,
+               row_dscale, cos, row_lse, row_pos, row_each, col_lse, txt2img, i2t_target, scale,
+               terms, Nt);
+    TNG_LAUNCH(infonce_finish_kernel, 1, plan.threads, 0, stream, stats, row_loss, row_dscale,
+               col_loss, terms, Ni, Nt);
 }
 
 #endif

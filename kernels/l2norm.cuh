@@ -49,9 +49,8 @@ static inline void l2norm_forward(float *out, float *norm, const float *inp, int
     if (N == 0)
         return;
     unsigned blocks = (unsigned)plan_ceil_div((size_t)N, LN_ROWS_PER_BLOCK);
-    l2norm_forward_kernel<<<blocks, LN_ROWS_PER_BLOCK * PLAN_WARP, 0, stream>>>(out, norm, inp, N,
-                                                                                C);
-    kernelCheck();
+    TNG_LAUNCH(l2norm_forward_kernel, blocks, LN_ROWS_PER_BLOCK * PLAN_WARP, 0, stream, out, norm,
+               inp, N, C);
 }
 
 static inline void l2norm_backward(float *dinp, const float *dout, const float *out,
@@ -59,9 +58,8 @@ static inline void l2norm_backward(float *dinp, const float *dout, const float *
     if (N == 0)
         return;
     unsigned blocks = (unsigned)plan_ceil_div((size_t)N, LN_ROWS_PER_BLOCK);
-    l2norm_backward_kernel<<<blocks, LN_ROWS_PER_BLOCK * PLAN_WARP, 0, stream>>>(dinp, dout, out,
-                                                                                 norm, N, C);
-    kernelCheck();
+    TNG_LAUNCH(l2norm_backward_kernel, blocks, LN_ROWS_PER_BLOCK * PLAN_WARP, 0, stream, dinp,
+               dout, out, norm, N, C);
 }
 
 #endif

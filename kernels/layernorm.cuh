@@ -8,8 +8,9 @@
  * statistics to ~1e-6. Any width up to LN_MAX_WIDTH and any row count work: every column
  * and row index is guarded, nothing assumes N or C is a multiple of anything.
  *
- * Templated on the activation type io_t (float, or __nv_bfloat16 for a bf16 backend);
- * weight, bias, the saved mean/rstd and the parameter gradients stay fp32.
+ * Templated on the activation type io_t (float, or __nv_bfloat16 for a bf16 backend) of inp
+ * and out; weight, bias, the saved mean/rstd and every gradient (dout, dinp, dweight, dbias)
+ * stay fp32, since an accumulation (+=) in bf16 would round at every add.
  *
  * Gradients, as everywhere in the backend, accumulate: dinp += and dweight/dbias +=.
  * dweight/dbias are column sums over rows, done by the deterministic two-stage reduction of
@@ -64,14 +65,15 @@ __global__ void layernorm_forward_kernel(io_t *out, float *mean, float *rstd, co
 
 /* dinp += (dnorm - mean(dnorm) - norm * mean(dnorm * norm)) * rstd, dnorm = dout * weight */
 template <typename io_t, int PER_LANE>
-__global__ void layernorm_backward_input_kernel(io_t *dinp, const io_t *dout, const io_t *inp,
+__global__ void layernorm_backward_input_kernel(float *dinp, const float *dout, const io_t *inp,
                                                 const float *weight, const float *mean,
                                                 const float *rstd, int N, int C) {
     int lane = threadIdx.x % PLAN_WARP, warp = threadIdx.x / PLAN_WARP;
     size_t row = (size_t)blockIdx.x * LN_ROWS_PER_BLOCK + warp;
     if (row >= (size_t)N)
         return;
-    const io_t *x = inp + row * C, *dy = dout + row * C;
+    const io_t *x = inp + row * C;
+    const float *dy = dout + row * C;
     float mu = mean[row], rs = rstd[row];
     float norm[PER_LANE], dnorm[PER_LANE];
     float dnorm_sum = 0.0f, dnorm_norm_sum = 0.0f;
@@ -79,30 +81,29 @@ __global__ void layernorm_backward_input_kernel(io_t *dinp, const io_t *dout, co
     for (int k = 0; k < PER_LANE; k++) {
         int c = lane + k * PLAN_WARP;
         norm[k] = c < C ? (load_f32(x[c]) - mu) * rs : 0.0f;
-        dnorm[k] = c < C ? load_f32(dy[c]) * weight[c] : 0.0f;
+        dnorm[k] = c < C ? dy[c] * weight[c] : 0.0f;
         dnorm_sum += dnorm[k];
         dnorm_norm_sum += dnorm[k] * norm[k];
     }
     float dnorm_mean = warp_sum(dnorm_sum) / C;
     float dnorm_norm_mean = warp_sum(dnorm_norm_sum) / C;
-    io_t *dx = dinp + row * C;
+    float *dx = dinp + row * C;
 #pragma unroll
     for (int k = 0; k < PER_LANE; k++) {
         int c = lane + k * PLAN_WARP;
-        if (c < C) {
-            float g = (dnorm[k] - dnorm_mean - norm[k] * dnorm_norm_mean) * rs;
-            dx[c] = store_as<io_t>(load_f32(dx[c]) + g);
-        }
+        if (c < C)
+            dx[c] += (dnorm[k] - dnorm_mean - norm[k] * dnorm_norm_mean) * rs;
     }
 }
 
 /* One element's contribution to (dweight, dbias): (dout * norm, dout). */
 template <typename io_t> struct LayerNormParamGrads {
-    const io_t *dout, *inp;
+    const float *dout;
+    const io_t *inp;
     const float *mean, *rstd;
     size_t C;
     __device__ void operator()(size_t row, size_t col, float *out) const {
-        float dy = load_f32(dout[row * C + col]);
+        float dy = dout[row * C + col];
         out[0] = dy * (load_f32(inp[row * C + col]) - mean[row]) * rstd[row];
         out[1] = dy;
     }
@@ -113,19 +114,18 @@ template <typename io_t> struct LayerNormParamGrads {
     do {                                                                                           \
         switch (per_lane) {                                                                        \
         case 8:                                                                                    \
-            KERNEL<io_t, 8><<<grid, block, 0, stream>>>(__VA_ARGS__);                              \
+            TNG_LAUNCH((KERNEL<io_t, 8>), grid, block, 0, stream, __VA_ARGS__);                    \
             break;                                                                                 \
         case 16:                                                                                   \
-            KERNEL<io_t, 16><<<grid, block, 0, stream>>>(__VA_ARGS__);                             \
+            TNG_LAUNCH((KERNEL<io_t, 16>), grid, block, 0, stream, __VA_ARGS__);                   \
             break;                                                                                 \
         case 32:                                                                                   \
-            KERNEL<io_t, 32><<<grid, block, 0, stream>>>(__VA_ARGS__);                             \
+            TNG_LAUNCH((KERNEL<io_t, 32>), grid, block, 0, stream, __VA_ARGS__);                   \
             break;                                                                                 \
         default:                                                                                   \
-            KERNEL<io_t, 64><<<grid, block, 0, stream>>>(__VA_ARGS__);                             \
+            TNG_LAUNCH((KERNEL<io_t, 64>), grid, block, 0, stream, __VA_ARGS__);                   \
             break;                                                                                 \
         }                                                                                          \
-        kernelCheck();                                                                             \
     } while (0)
 
 template <typename io_t>
@@ -140,9 +140,9 @@ void layernorm_forward(io_t *out, float *mean, float *rstd, const io_t *inp, con
 }
 
 template <typename io_t>
-void layernorm_backward(io_t *dinp, float *dweight, float *dbias, const io_t *dout, const io_t *inp,
-                        const float *weight, const float *mean, const float *rstd, int N, int C,
-                        cudaStream_t stream) {
+void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                        const io_t *inp, const float *weight, const float *mean, const float *rstd,
+                        int N, int C, cudaStream_t stream) {
     if (N == 0)
         return;
     RowPlan plan = layernorm_plan((size_t)N, C);

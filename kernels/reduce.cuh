@@ -80,11 +80,9 @@ void colsum_accumulate(float *dst0, float *dst1, F f, size_t N, size_t C, cudaSt
     shapeCheck(plan.ok, "column sum over %zu rows x %zu columns", N, C);
     float *partial = (float *)tng_cuda_scratch(sizeof(float) * K * plan.partial_elems);
     dim3 grid((unsigned)plan.col_tiles, (unsigned)plan.row_chunks);
-    colsum_partial_kernel<K><<<grid, plan.threads, 0, stream>>>(partial, f, N, C);
-    kernelCheck();
-    colsum_finish_kernel<K><<<(unsigned)plan_ceil_div(C, 256), 256, 0, stream>>>(
-        dst0, dst1, partial, plan.row_chunks, C);
-    kernelCheck();
+    TNG_LAUNCH((colsum_partial_kernel<K, F>), grid, plan.threads, 0, stream, partial, f, N, C);
+    TNG_LAUNCH(colsum_finish_kernel<K>, (unsigned)plan_ceil_div(C, 256), 256, 0, stream, dst0,
+               dst1, partial, plan.row_chunks, C);
 }
 
 /* The plainest functor: element (row, col) of a row-major matrix with a row stride. */

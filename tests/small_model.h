@@ -7,11 +7,13 @@
 #define TNG_TEST_SMALL_MODEL_H
 
 #include <math.h>
+#include <string.h>
 
 #include "engine/config.h"
 
 static inline ClipConfig small_config(void) {
-    ClipConfig c = {0};
+    ClipConfig c;
+    memset(&c, 0, sizeof c); /* not = {0}: C++ (the GPU tests) warns of the fields left out */
     c.vision = (TowerConfig){32, 2, 2, 64, ACT_QUICK_GELU};
     c.image_size = 16;
     c.patch_size = 4;

@@ -1,11 +1,23 @@
 /*
- * gpu_test_util.h: paired host/device buffers for testing CUDA ops against the CPU oracle.
+ * gpu_test_util.h: what the GPU tests (tests/gpu/test_*.cu, one per kernel family) share:
+ * paired host/device buffers for testing CUDA ops against the CPU oracle, the tolerances, and
+ * the start of every test binary.
  *
  * A Pair holds the same n floats twice: `host` for the CPU backend's op and `dev` for the
  * CUDA backend's. Inputs are random (never zeros); outputs that an op overwrites start as
  * NaN on both sides (poisoned), so an element the kernel forgets to write fails the
  * comparison; gradients that an op accumulates into start as the same random values on both
  * sides, so a kernel that overwrites instead of adding fails too.
+ *
+ * Tolerances (fp32): the CPU accumulates in double, the GPU in float, in another order.
+ * A sum of K terms then differs by about sqrt(K) float ulps of the terms' size, so most
+ * checks are "scaled": |gpu - cpu| <= tol * (max |cpu| over the tensor) + tol * |cpu|, with
+ * tol = TOL = 1e-5 (about 100 float ulps), well below any formula error. Ops whose GPU
+ * arithmetic is the CPU's, operation for operation, are compared bit for bit.
+ *
+ * The tests run on a GPU (`make cuda`, bench/gpu.sh) and on the CPU emulator (`make test`,
+ * tests/emu/emu.mk). `test_X quick` runs a few shapes per family, for the sanitizer runs
+ * (compute-sanitizer on a GPU, TSan and ASan on the emulator), which are 10-100x slower.
  */
 #ifndef TNG_GPU_TEST_UTIL_H
 #define TNG_GPU_TEST_UTIL_H
@@ -23,7 +35,19 @@ extern "C" {
 #include "util/rng.h"
 }
 
+#define TOL 1e-5
+
 static Rng gpu_test_rng;
+static const Backend *cpu, *gpu;
+static int quick; /* `test_X quick`: the sanitizer runs' few shapes */
+
+/* The start of every GPU test binary's main. */
+static inline void gpu_test_init(int argc, char **argv) {
+    quick = argc > 1 && strcmp(argv[1], "quick") == 0;
+    rng_seed(&gpu_test_rng, 20261129);
+    cpu = backend_cpu();
+    gpu = backend_cuda();
+}
 
 typedef struct {
     float *host, *dev;
@@ -81,6 +105,17 @@ static inline void pair_free(Pair p) {
     backend_cuda()->release(p.dev);
 }
 
+/* PAIRS_FREE(a, b, ...): frees every pair named. */
+static inline void pairs_free(const Pair *pairs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        pair_free(pairs[i]);
+}
+#define PAIRS_FREE(...)                                                                            \
+    do {                                                                                           \
+        Pair pairs_[] = {__VA_ARGS__};                                                             \
+        pairs_free(pairs_, sizeof pairs_ / sizeof *pairs_);                                        \
+    } while (0)
+
 static inline float *pair_download(Pair p) {
     float *got = (float *)mallocCheck(sizeof(float) * (p.n ? p.n : 1));
     backend_cuda()->to_host(got, p.dev, sizeof(float) * p.n);
@@ -108,6 +143,16 @@ static inline int pair_check_exact(const char *what, Pair p) {
     return bad == 0;
 }
 
+/* The determinism promise: two runs of one op on the same inputs (results in the devices
+ * sides of a and b) give the same bits. */
+static inline int check_same_bits(const char *what, Pair a, Pair b) {
+    float *x = pair_download(a), *y = pair_download(b);
+    int same = a.n == b.n && memcmp(x, y, sizeof(float) * a.n) == 0;
+    CHECK(same, "%s differs between two runs", what);
+    free(x), free(y);
+    return same;
+}
+
 static inline IntPair int_pair(const int *values, size_t n) {
     IntPair p;
     p.n = n;
@@ -129,6 +174,11 @@ static inline double max_abs(const float *x, size_t n) {
     for (size_t i = 0; i < n; i++)
         m = fmax(m, fabs((double)x[i]));
     return m;
+}
+
+/* The scaled comparison (TOL above): |gpu - cpu| <= tol max|cpu| + tol |cpu|. */
+static inline int check_scaled(const char *what, Pair p, double tol) {
+    return pair_check(what, p, tol * max_abs(p.host, p.n), tol);
 }
 
 /* ---- bf16 helpers: host-side round trips for the bf16 kernel instantiations ---- */

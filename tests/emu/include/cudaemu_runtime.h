@@ -1,0 +1,138 @@
+/*
+ * cudaemu_runtime.h: the CUDA runtime API and the device math of the emulator (cudaemu.h):
+ * device memory, copies, streams and events, device attributes, and the arithmetic
+ * intrinsics the kernels call.
+ *
+ * Device memory is host memory from malloc, filled with 0xFF (NaN as float and bf16) so that
+ * reading what no kernel or copy wrote shows; the emulator keeps the ranges so that a
+ * kernel argument or a copy outside them is reported. Copies are synchronous (there is
+ * nothing to wait for), and once a kernel has faulted every call returns the fault.
+ * The shared-memory opt-in limit is sm_90's 227 KB unless EMU_SMEM_OPTIN lowers it.
+ */
+#ifndef CUDAEMU_RUNTIME_H
+#define CUDAEMU_RUNTIME_H
+
+#include <math.h>
+
+#include "cudaemu.h"
+
+/* ------------------------------------------------------------------ device math */
+inline int min(int a, int b) { return a < b ? a : b; }
+
+/* IEEE single operations rounded to nearest even, never contracted into a fused
+ * multiply-add: what nvcc's __fadd_rn & co. promise. The emulated build compiles with
+ * -ffp-contract=off (tests/emu/emu.mk), so host arithmetic is exactly these operations. */
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline float __fsqrt_rn(float a) { return sqrtf(a); }
+
+/* ------------------------------------------------------------------ runtime API */
+namespace emu {
+/* The fault of a kernel that trapped: every call after it returns it (a sticky error). */
+inline cudaError_t sticky() { return st().fault ? (st().last_error = st().fault) : cudaSuccess; }
+} // namespace emu
+
+inline cudaError_t cudaMalloc(void **p, size_t bytes) {
+    if (emu::sticky())
+        return emu::st().fault;
+    size_t n = bytes ? bytes : 1;
+    *p = malloc(n);
+    if (!*p)
+        return emu::st().last_error = cudaErrorMemoryAllocation;
+    memset(*p, 0xff, n); /* NaN: reading what no kernel wrote shows */
+    emu::st().allocations[(uintptr_t)*p] = n;
+    return cudaSuccess;
+}
+template <typename T> inline cudaError_t cudaMalloc(T **p, size_t bytes) {
+    return cudaMalloc((void **)p, bytes);
+}
+inline cudaError_t cudaFree(void *p) {
+    if (emu::sticky())
+        return emu::st().fault;
+    if (!p)
+        return cudaSuccess;
+    auto &a = emu::st().allocations;
+    auto it = a.find((uintptr_t)p);
+    if (it == a.end())
+        return emu::st().last_error = cudaErrorInvalidDevicePointer;
+    a.erase(it);
+    free(p);
+    return cudaSuccess;
+}
+/* Both ends are checked against the device ranges the kind says they are in. */
+inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+    if (emu::sticky())
+        return emu::st().fault;
+    bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+    bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+    bool dst_bad = dst_dev && !emu::is_device_range(dst, bytes);
+    bool src_bad = src_dev && !emu::is_device_range(src, bytes);
+    if (dst_bad || src_bad) {
+        fprintf(stderr, "cudaemu: cudaMemcpy of %zu bytes (kind %d): %s is not a device range\n",
+                bytes, (int)kind, dst_bad ? "dst" : "src");
+        return emu::st().last_error = cudaErrorInvalidValue;
+    }
+    memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+                                   cudaStream_t) {
+    return cudaMemcpy(dst, src, bytes, kind);
+}
+inline cudaError_t cudaMemset(void *p, int v, size_t bytes) {
+    if (emu::sticky())
+        return emu::st().fault;
+    if (!emu::is_device_range(p, bytes)) {
+        fprintf(stderr, "cudaemu: cudaMemset of %zu bytes at %p: not a device range\n", bytes, p);
+        return emu::st().last_error = cudaErrorInvalidValue;
+    }
+    memset(p, v, bytes);
+    return cudaSuccess;
+}
+inline cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t) {
+    return cudaMemset(p, v, bytes);
+}
+/* The last error of a call, cleared by reading it; a kernel's fault is not one (it is
+ * reported by the synchronising calls). */
+inline cudaError_t cudaGetLastError() {
+    cudaError_t e = emu::st().last_error;
+    emu::st().last_error = cudaSuccess;
+    return e;
+}
+inline const char *cudaGetErrorString(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    }
+    return "unknown error";
+}
+inline cudaError_t cudaDeviceSynchronize() { return emu::sticky(); }
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return emu::sticky(); }
+inline cudaError_t cudaGetDevice(int *d) {
+    *d = 0;
+    return emu::sticky();
+}
+inline cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr attr, int) {
+    if (attr != cudaDevAttrMaxSharedMemoryPerBlockOptin)
+        return emu::st().last_error = cudaErrorInvalidValue;
+    *v = (int)emu::st().smem_optin;
+    return emu::sticky();
+}
+/* Raises one kernel's dynamic shared memory allowance, at most to the opt-in limit. */
+template <typename F> inline cudaError_t cudaFuncSetAttribute(F f, cudaFuncAttribute attr, int v) {
+    if (emu::sticky())
+        return emu::st().fault;
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || v < 0 ||
+        (size_t)v > emu::st().smem_optin)
+        return emu::st().last_error = cudaErrorInvalidValue;
+    emu::st().max_dyn_smem[(const void *)f] = v;
+    return cudaSuccess;
+}
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * test_infonce.cu: the fused InfoNCE loss (kernels/infonce.cuh) against the CPU op: the whole
+ * matrix and the row and column blocks of a data-parallel rank, with contradiction negatives
+ * and the each-positive rows, up to TNG's 1024 x 3072; dcos to TOL, the statistics to 1e-6
+ * absolute + TOL relative. A text-to-image block that lacks images is refused with a message.
+ */
+#include "expect_exit.h"   /* defines: run_in_child, child_said */
+#include "gpu_test_util.h" /* defines: Pair, IntPair, cpu, gpu, check_scaled, gpu_test_init */
+
+/* TNG's shape: each image has 3 texts; some images pick one text, the rest the mean.
+ * The call is the block of a global batch of Ni * ranks images that rank `rank` computes
+ * (InfonceTerms): with ranks == 1 the whole matrix; otherwise `rows` selects image->text on
+ * [its images x all texts], else text->image on [all images x its texts]. With `contra`,
+ * each image's first text is a contradiction negative (txt2img -1) of weight 0.5; with
+ * `each`, the mean-target rows use terms.i2t_each. */
+static void infonce_case(int Ni, int per_image, float scale, int ranks, int rank, int rows,
+                         int contra, int each) {
+    char what[128];
+    int Ni_g = Ni * ranks, scored_per_image = per_image - (contra ? 1 : 0);
+    int Nt_g = Ni_g * scored_per_image;
+    InfonceTerms terms = infonce_whole(Ni, Ni * scored_per_image);
+    int block_Ni = Ni, block_Nt = Ni * per_image, first_text = 0;
+    if (ranks > 1) {
+        terms = InfonceTerms{rows, !rows, rows ? rank * Ni : 0, Ni_g, Nt_g, 0.0f, 0};
+        block_Ni = rows ? Ni : Ni_g;
+        block_Nt = rows ? Nt_g : Ni * per_image;
+        first_text = rows ? 0 : rank * Ni * per_image;
+    }
+    if (contra)
+        terms.negative_log_weight = logf(0.5f);
+    terms.i2t_each = each;
+    int *txt2img = (int *)mallocCheck(sizeof(int) * block_Nt),
+        *target = (int *)mallocCheck(sizeof(int) * block_Ni);
+    for (int t = 0; t < block_Nt; t++)
+        txt2img[t] = contra && (first_text + t) % per_image == 0 ? -1 /* targets skip text 0 */
+                                                                 : (first_text + t) / per_image;
+    for (int i = 0; i < block_Ni; i++) {
+        int g = terms.first_image + i;
+        int pick = contra ? 1 + g % (per_image - 1) : g % per_image; /* never a -1 text */
+        target[i] = g % 3 == 0 ? -1 : g * per_image + pick;
+    }
+    IntPair t2i = int_pair(txt2img, block_Nt), i2t = int_pair(target, block_Ni);
+    Pair cos = pair_random_away_from_zero((size_t)block_Ni * block_Nt);
+    for (size_t k = 0; k < cos.n; k++)
+        cos.host[k] *= 0.4f; /* |cos| in [0.2, 0.6) */
+    pair_upload(cos);
+    Pair stats = pair_poisoned(INFONCE_NSTATS);
+    /* in place, as the model calls it: dcos overwrites cos */
+    cpu->infonce_forward_backward(cos.host, stats.host, cos.host, t2i.host, i2t.host, scale,
+                                  block_Ni, block_Nt, &terms);
+    gpu->infonce_forward_backward(cos.dev, stats.dev, cos.dev, t2i.dev, i2t.dev, scale, block_Ni,
+                                  block_Nt, &terms);
+    const char *kind = ranks == 1 ? "whole" : rows ? "row block" : "column block";
+    char label[96];
+    snprintf(label, sizeof label, "%d x %d scale %g (%s%s%s)", block_Ni, block_Nt, scale, kind,
+             contra ? ", contradictions" : "", each ? ", each" : "");
+    snprintf(what, sizeof what, "infonce dcos %s", label);
+    check_scaled(what, cos, TOL);
+    snprintf(what, sizeof what, "infonce stats %s", label);
+    pair_check(what, stats, 1e-6, TOL);
+    free(txt2img), free(target);
+    int_pair_free(t2i), int_pair_free(i2t);
+    pair_free(cos), pair_free(stats);
+}
+
+static void test_infonce(void) {
+    for (int each = 0; each <= 1; each++)
+        for (int contra = 0; contra <= 1; contra++) {
+            infonce_case(5, 3, 14.285714f, 1, 0, 0, contra, each);
+            infonce_case(5, 3, 14.285714f, 3, 1, 1, contra, each); /* rank 1 of 3: its rows */
+            infonce_case(5, 3, 14.285714f, 3, 1, 0, contra, each);
+        }
+    if (quick)
+        return;
+    infonce_case(1024, 3, 14.285714f, 1, 0, 0, 0, 0); /* the 1024 x 3072 of a TNG batch */
+    infonce_case(1024, 4, 14.285714f, 1, 0, 0, 1, 0); /* the same with one contradiction each */
+    infonce_case(1024, 4, 14.285714f, 1, 0, 0, 1, 1); /* ... each positive against the negatives */
+    infonce_case(333, 1, 100.0f, 1, 0, 0, 0, 0);      /* plain CLIP, the largest logit scale */
+    infonce_case(256, 3, 14.285714f, 8, 5, 1, 0, 0);  /* 8 ranks of 256: 256 x 6144 */
+    infonce_case(256, 3, 14.285714f, 8, 5, 0, 0, 0);  /* 2048 x 768 */
+}
+
+/* The text-to-image term on the rows of one rank: its column softmax would miss the other
+ * ranks' images. */
+static void call_column_term_on_row_block(void *unused) {
+    const int Ni = 4, Nt = 12;
+    int txt2img[Nt], target[Ni];
+    for (int t = 0; t < Nt; t++)
+        txt2img[t] = t / 3;
+    for (int i = 0; i < Ni; i++)
+        target[i] = -1;
+    IntPair t2i = int_pair(txt2img, Nt), i2t = int_pair(target, Ni);
+    Pair cos = pair_random((size_t)Ni * Nt, 0.3), stats = pair_poisoned(INFONCE_NSTATS);
+    InfonceTerms terms = {1, 1, Ni, 2 * Ni, Nt, 0.0f, 0}; /* rows [4, 8) of 8 images */
+    gpu->infonce_forward_backward(cos.dev, stats.dev, cos.dev, t2i.dev, i2t.dev, 14.0f, Ni, Nt,
+                                  &terms);
+}
+
+static void test_infonce_refuses_partial_columns(void) {
+    ChildEnd end = run_in_child(call_column_term_on_row_block, NULL);
+    CHECK(end.exited && end.code == 1 && child_said(&end, "the column term needs all the images"),
+          "exited %d code %d: %s", end.exited, end.code, end.message);
+}
+
+int main(int argc, char **argv) {
+    gpu_test_init(argc, argv);
+    RUN_TEST(test_infonce);
+    RUN_TEST(test_infonce_refuses_partial_columns);
+    return test_summary();
+}

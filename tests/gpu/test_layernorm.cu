@@ -1,0 +1,115 @@
+/*
+ * test_layernorm.cu: LayerNorm (kernels/layernorm.cuh) against the CPU op, forward and
+ * backward, over widths up to 2048 and row counts up to a ViT-B/32 batch; its bf16
+ * instantiation; and the determinism of its parameter gradients (column sums).
+ *
+ * bf16: the activations inp and out are bf16, everything else (weight, bias, mean, rstd and
+ * every gradient) fp32. The inputs are rounded to bf16 on both sides, so the CPU computes
+ * from the very values the kernel reads: only out carries bf16 rounding (atol 2^-8 of its
+ * scale + rtol 2^-7); the gradients, accumulated in fp32 into random prior values, meet the
+ * fp32 tolerance TOL, which an accumulation in bf16 (2^-9 relative per add) could not.
+ */
+#include "gpu_test_util.h" /* defines: Pair, cpu, gpu, check_scaled, bf16_upload, gpu_test_init */
+#include "kernels/layernorm.cuh"
+
+/* One shape, with fp32 activations through the backend's op, or with bf16 ones through the
+ * kernels' bf16 instantiation. */
+static void layernorm_case(int N, int C, int bf16) {
+    char what[96];
+    size_t n = (size_t)N * C;
+    const char *type = bf16 ? "bf16" : "fp32";
+    Pair inp = pair_random(n, 2.0), w = pair_random((size_t)C, 1.0);
+    Pair b = pair_random((size_t)C, 1.0);
+    for (size_t i = 0; i < n; i++) {
+        inp.host[i] += 3.0f; /* a mean far from 0 */
+        if (bf16)
+            inp.host[i] = bf16_round(inp.host[i]);
+    }
+    pair_upload(inp);
+    __nv_bfloat16 *inp16 = bf16 ? bf16_upload(inp.host, n) : NULL;
+    Pair out = pair_poisoned(n), mean = pair_poisoned((size_t)N);
+    Pair rstd = pair_poisoned((size_t)N);
+    cpu->layernorm_forward(out.host, mean.host, rstd.host, inp.host, w.host, b.host, N, C);
+    snprintf(what, sizeof what, "layernorm_forward %s out N=%d C=%d", type, N, C);
+    if (bf16) {
+        __nv_bfloat16 *out16 = bf16_poisoned(n);
+        layernorm_forward<__nv_bfloat16>(out16, mean.dev, rstd.dev, inp16, w.dev, b.dev, N, C, 0);
+        float *got = bf16_download(out16, n);
+        /* atol: 2^-8 of the output scale covers values near 0 after the bf16 rounding */
+        harness_allclose(what, got, out.host, n, max_abs(out.host, n) / 256, BF16_RTOL);
+        free(got);
+        cudaCheck(cudaFree(out16));
+    } else {
+        gpu->layernorm_forward(out.dev, mean.dev, rstd.dev, inp.dev, w.dev, b.dev, N, C);
+        check_scaled(what, out, TOL);
+    }
+    snprintf(what, sizeof what, "layernorm_forward %s mean N=%d C=%d", type, N, C);
+    check_scaled(what, mean, TOL);
+    snprintf(what, sizeof what, "layernorm_forward %s rstd N=%d C=%d", type, N, C);
+    check_scaled(what, rstd, TOL);
+
+    Pair dout = pair_random(n, 1.0), dinp = pair_random(n, 1.0);
+    Pair dw = pair_random((size_t)C, 1.0), db = pair_random((size_t)C, 1.0);
+    /* twice: all gradients, then dinp alone (NULL gradients are skipped, nothing else touched) */
+    for (int dinp_only = 0; dinp_only <= 1; dinp_only++) {
+        float *dw_dev = dinp_only ? NULL : dw.dev, *db_dev = dinp_only ? NULL : db.dev;
+        cpu->layernorm_backward(dinp.host, dinp_only ? NULL : dw.host, dinp_only ? NULL : db.host,
+                                dout.host, inp.host, w.host, mean.host, rstd.host, N, C);
+        if (bf16)
+            layernorm_backward<__nv_bfloat16>(dinp.dev, dw_dev, db_dev, dout.dev, inp16, w.dev,
+                                              mean.dev, rstd.dev, N, C, 0);
+        else
+            gpu->layernorm_backward(dinp.dev, dw_dev, db_dev, dout.dev, inp.dev, w.dev, mean.dev,
+                                    rstd.dev, N, C);
+        snprintf(what, sizeof what, "layernorm_backward %s dinp%s N=%d C=%d", type,
+                 dinp_only ? " only" : "", N, C);
+        check_scaled(what, dinp, TOL);
+    }
+    snprintf(what, sizeof what, "layernorm_backward %s dweight N=%d C=%d", type, N, C);
+    check_scaled(what, dw, TOL);
+    snprintf(what, sizeof what, "layernorm_backward %s dbias N=%d C=%d", type, N, C);
+    check_scaled(what, db, TOL);
+    if (inp16)
+        cudaCheck(cudaFree(inp16));
+    PAIRS_FREE(inp, w, b, out, mean, rstd, dout, dinp, dw, db);
+}
+
+static void test_layernorm(void) {
+    int widths[] = {40, 512, 768, 1024, 2048};
+    int rows[] = {1, 7, 1001};
+    if (quick) {
+        layernorm_case(7, 40, 0);
+        layernorm_case(33, 768, 0);
+        return;
+    }
+    for (size_t w = 0; w < sizeof widths / sizeof *widths; w++)
+        for (size_t r = 0; r < sizeof rows / sizeof *rows; r++)
+            layernorm_case(rows[r], widths[w], 0);
+    layernorm_case(25600, 768, 0); /* a ViT-B/32 batch of 512 x 50 tokens: 100 column chunks */
+}
+
+static void test_layernorm_bf16(void) { layernorm_case(quick ? 33 : 333, 768, 1); }
+
+/* The column sums (dweight, dbias) run twice from the same inputs: the same bits. */
+static void test_layernorm_determinism(void) {
+    const int N = quick ? 77 : 308, C = 512;
+    Pair inp = pair_random((size_t)N * C, 1.0), dout = pair_random((size_t)N * C, 1.0);
+    Pair w = pair_random((size_t)C, 1.0), mean = pair_random((size_t)N, 1.0);
+    Pair rstd = pair_random_away_from_zero((size_t)N);
+    Pair dw[2] = {pair_alloc((size_t)C), pair_alloc((size_t)C)};
+    Pair db[2] = {pair_alloc((size_t)C), pair_alloc((size_t)C)};
+    for (int r = 0; r < 2; r++)
+        gpu->layernorm_backward(NULL, dw[r].dev, db[r].dev, dout.dev, inp.dev, w.dev, mean.dev,
+                                rstd.dev, N, C);
+    check_same_bits("layernorm dweight", dw[0], dw[1]);
+    check_same_bits("layernorm dbias", db[0], db[1]);
+    PAIRS_FREE(inp, dout, w, mean, rstd, dw[0], dw[1], db[0], db[1]);
+}
+
+int main(int argc, char **argv) {
+    gpu_test_init(argc, argv);
+    RUN_TEST(test_layernorm);
+    RUN_TEST(test_layernorm_bf16);
+    RUN_TEST(test_layernorm_determinism);
+    return test_summary();
+}
