@@ -152,8 +152,9 @@ $(LEXICON): data/build_lexicon.py
 EMULATED ?= yes
 include tests/emu/emu.mk
 TEST_RUNS := $(TESTS) $(if $(filter yes,$(EMULATED)),$(EMU_RUNS))
-test: $(TEST_RUNS) $(PROG_PATHS) $(VOCAB) $(LEXICON)
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} TNG_BIN_DIR=$(BIN_DIR) tests/run_all.sh $(TEST_RUNS)
+test: $(TEST_RUNS) $(PROG_PATHS) $(if $(filter yes,$(EMULATED)),$(EMU_PROGRAMS)) $(VOCAB) $(LEXICON)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} TNG_BIN_DIR=$(BIN_DIR) \
+	    TNG_EMU_BIN_DIR=$(if $(filter yes,$(EMULATED)),$(EMU_BUILD)/bin) tests/run_all.sh $(TEST_RUNS)
 
 # The main job on the embedded default: the synthetic world, pre-train, plain vs TNG, eval.
 demo: all $(VOCAB) $(LEXICON)

@@ -12,6 +12,8 @@
 #ifndef CUDAEMU_RUNTIME_H
 #define CUDAEMU_RUNTIME_H
 
+#include <stdio.h>
+
 #include <math.h>
 
 #include "cudaemu.h"
@@ -117,6 +119,25 @@ inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return emu::sticky(); }
 inline cudaError_t cudaGetDevice(int *d) {
     *d = 0;
     return emu::sticky();
+}
+/* One device, named as what it is, so a program's device choice and settings block run as on a
+ * GPU machine (cuda/device.cu). */
+inline cudaError_t cudaGetDeviceCount(int *count) {
+    *count = 1;
+    return cudaSuccess;
+}
+inline cudaError_t cudaSetDevice(int device) {
+    return device == 0 ? cudaSuccess : (emu::st().last_error = cudaErrorInvalidValue);
+}
+struct cudaDeviceProp {
+    char name[256];
+    size_t totalGlobalMem;
+};
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device) {
+    if (device != 0) return emu::st().last_error = cudaErrorInvalidValue;
+    snprintf(prop->name, sizeof prop->name, "cudaemu (the CPU emulator of tests/emu)");
+    prop->totalGlobalMem = (size_t)1 << 30;
+    return cudaSuccess;
 }
 inline cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr attr, int) {
     if (attr != cudaDevAttrMaxSharedMemoryPerBlockOptin)

@@ -1,0 +1,177 @@
+/*
+ * test_emulated_programs.c: the GPU path end to end, without a GPU. tng_train and tng_eval built
+ * with the CUDA backend for the CPU emulator (tests/emu/emu.mk: the kernels of kernels/, the
+ * backend table, the device choice, the programs' own wiring) train and evaluate with
+ * `--backend cuda`, and their results must equal the CPU backend's runs of the same command:
+ *   - one process: TNG texts, contradictions, the frozen vision tower's embedding cache and
+ *     gradient accumulation;
+ *   - mpirun -np 2: the data-parallel loss and the gradient all-reduce (the emulated backend's
+ *     collectives go over MPI, its device memory being host memory);
+ *   - tng_eval's table on the trained model.
+ * This proves the wiring, not only the kernels (tests/gpu check each kernel against its CPU op).
+ *
+ * Tolerances: the two backends compute the same float32 operations in other orders (cuBLAS
+ * stand-in vs OpenBLAS blocking, warp-tree vs row-chunk reductions), so results differ by
+ * rounding: a loss by a few 1e-6 relative (measured at most 5e-6 over three steps, under mpirun); we allow
+ * 2e-5. AdamW divides each update by the root of its second moment, so a weight whose gradient
+ * is zero up to rounding (softmax ignores k_proj's bias) may move by up to lr per step either
+ * way: the weights are held to 2 lr x steps at most, and to 1e-4 x the largest update in the
+ * root mean square over all weights, which a wrong gradient anywhere would exceed.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "io/checkpoint.h" // defines: checkpoint_load_hf
+#include "programs.h"      // defines: run, Outcome, work, make_world, programs_setup
+#include "util/common.h"   // defines: die, read_file
+
+#define LR 1e-3
+#define STEPS 3
+
+static char emu_dir[PATH_LEN], world[PATH_LEN];
+
+/* Runs a program of the emulated build (else of the normal one) in the test's way. */
+static Outcome run_in(const char *dir, const char *program, const char *const *args) {
+    char saved[sizeof bin_dir];
+    memcpy(saved, bin_dir, sizeof saved);
+    if (dir != bin_dir) snprintf(bin_dir, sizeof bin_dir, "%s", dir);
+    const char *all[MAX_ARGS + 1] = {program};
+    int n = 1;
+    for (; args[n - 1]; n++) all[n] = args[n - 1];
+    all[n] = NULL;
+    Outcome o = run_args(NULL, all);
+    memcpy(bin_dir, saved, sizeof saved);
+    return o;
+}
+
+/* The "loss" of every step record of RUN/metrics.jsonl, in order; returns the count. */
+static int step_losses(const char *run_dir, double *out, int max) {
+    char path[PATH_LEN];
+    format_text(path, sizeof path, "%s/metrics.jsonl", run_dir);
+    char *text = read_file(path, NULL);
+    int n = 0;
+    for (char *at = text; at && n < max && (at = strstr(at, "\"loss\": ")); at += 8) out[n++] = atof(at + 8);
+    free(text);
+    return n;
+}
+
+/* The model weights of RUN/ckpt-<STEPS>. */
+static float *final_weights(const char *run_dir, size_t *n) {
+    char dir[PATH_LEN], err[512];
+    format_text(dir, sizeof dir, "%s/ckpt-%08d", run_dir, STEPS);
+    ClipConfig cfg;
+    float *params = NULL;
+    if (checkpoint_load_hf(dir, &cfg, &params, n, err, sizeof err) != 0) die("%s", err);
+    return params;
+}
+
+/* The CPU run and the emulated GPU run of one command must agree (tolerances: file header). */
+static void compare_runs(const char *what, const char *cpu_run, const char *gpu_run) {
+    double cpu[16], gpu[16];
+    int n_cpu = step_losses(cpu_run, cpu, 16), n_gpu = step_losses(gpu_run, gpu, 16);
+    CHECK(n_cpu == STEPS && n_gpu == STEPS, "%s: %d and %d step records, want %d", what, n_cpu, n_gpu, STEPS);
+    for (int s = 0; s < n_cpu && s < n_gpu; s++)
+        CHECK(fabs(gpu[s] - cpu[s]) <= 2e-5 * fabs(cpu[s]), "%s: step %d loss %.7f (cuda) vs %.7f (cpu)", what,
+              s + 1, gpu[s], cpu[s]);
+    size_t n = 0, n2 = 0;
+    float *a = final_weights(cpu_run, &n), *b = final_weights(gpu_run, &n2);
+    CHECK(n == n2, "%s: %zu vs %zu weights", what, n, n2);
+    double worst = 0, sum_sq = 0;
+    for (size_t i = 0; i < n && n == n2; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        worst = d > worst ? d : worst;
+        sum_sq += d * d;
+    }
+    double rms = n ? sqrt(sum_sq / (double)n) : 0;
+    printf("  %s: losses %.7f %.7f %.7f (cpu) vs %.7f %.7f %.7f (cuda); weights max |diff| %.2e, rms %.2e\n",
+           what, cpu[0], cpu[1], cpu[2], gpu[0], gpu[1], gpu[2], worst, rms);
+    CHECK(worst <= 2 * LR * STEPS, "%s: a weight differs by %.3g, more than 2 lr x steps", what, worst);
+    CHECK(rms <= 1e-4 * LR * STEPS, "%s: weights differ by %.3g in rms, more than 1e-4 x lr x steps", what, rms);
+    free(a);
+    free(b);
+}
+
+#define TRAIN_ARGS(data, batch, out) \
+    "--data", data, "--batch", batch, "--steps", "3", "--accum", "2", "--contradictions", "2", "--lr", "1e-3", \
+        "--seed", "3", "--out", out
+
+static void test_one_process(void) {
+    char cpu_run[PATH_LEN], gpu_run[PATH_LEN];
+    format_text(cpu_run, sizeof cpu_run, "%s/cpu", work);
+    format_text(gpu_run, sizeof gpu_run, "%s/cuda", work);
+    const char *cpu_args[] = {"--backend", "cpu", TRAIN_ARGS(world, "4", cpu_run), NULL};
+    const char *gpu_args[] = {"--backend", "cuda", TRAIN_ARGS(world, "4", gpu_run), NULL};
+    Outcome o = run_in(bin_dir, "tng_train", cpu_args);
+    CHECK(o.status == 0, "cpu run: exit %d: %.300s", o.status, o.err);
+    outcome_free(&o);
+    o = run_in(emu_dir, "tng_train", gpu_args);
+    CHECK(o.status == 0 && strstr(o.err, "backend    cuda: cudaemu"), "emulated cuda run: exit %d: %.400s",
+          o.status, o.err);
+    outcome_free(&o);
+    compare_runs("one process", cpu_run, gpu_run);
+}
+
+/* mpirun -np 2 of a program: 0 when it exited 0 */
+static int mpirun(const char *dir, const char *program, const char *args) {
+    char cmd[4 * PATH_LEN];
+    format_text(cmd, sizeof cmd,
+                "mpirun --allow-run-as-root --oversubscribe -x OMP_NUM_THREADS=1 -x OMP_WAIT_POLICY=passive "
+                "-np 2 %s/%s %s > %s/mpirun.log 2>&1", dir, program, args, work);
+    return system(cmd);
+}
+
+static void test_two_ranks(void) {
+    if (system("command -v mpirun > /dev/null") != 0) {
+        printf("  (no mpirun: skipped)\n");
+        return;
+    }
+    char args[2 * PATH_LEN];
+    format_text(args, sizeof args, "--backend cpu --data %s --batch 2 --steps 3 --accum 2 --contradictions 2 "
+                "--lr 1e-3 --seed 3 --out %s/cpu_np2", world, work);
+    CHECK(mpirun(bin_dir, "tng_train", args) == 0, "mpirun -np 2 of the cpu run failed (see %s/mpirun.log)", work);
+    format_text(args, sizeof args, "--backend cuda --data %s --batch 2 --steps 3 --accum 2 --contradictions 2 "
+                "--lr 1e-3 --seed 3 --out %s/cuda_np2", world, work);
+    CHECK(mpirun(emu_dir, "tng_train", args) == 0, "mpirun -np 2 of the emulated cuda run failed");
+    char cpu_run[PATH_LEN], gpu_run[PATH_LEN];
+    format_text(cpu_run, sizeof cpu_run, "%s/cpu_np2", work);
+    format_text(gpu_run, sizeof gpu_run, "%s/cuda_np2", work);
+    compare_runs("mpirun -np 2", cpu_run, gpu_run);
+}
+
+/* tng_eval --backend cuda prints the CPU's table (same rounding to 0.1: the scores differ by
+ * float rounding only, far below the 1/questions step of an accuracy) */
+static void test_eval_equal(void) {
+    char model[PATH_LEN], mcq[PATH_LEN];
+    format_text(model, sizeof model, "%s/cpu", work);
+    format_text(mcq, sizeof mcq, "%s/world/mcq_test.csv", work);
+    const char *cpu_args[] = {"--backend", "cpu", "--quiet", "--model", model, "--name", "m", "--mcq", mcq, NULL};
+    const char *gpu_args[] = {"--backend", "cuda", "--quiet", "--model", model, "--name", "m", "--mcq", mcq, NULL};
+    Outcome a = run_in(bin_dir, "tng_eval", cpu_args), b = run_in(emu_dir, "tng_eval", gpu_args);
+    CHECK(a.status == 0 && b.status == 0, "tng_eval exits %d (cpu) and %d (cuda): %.300s", a.status, b.status,
+          b.err);
+    CHECK(a.out && b.out && strcmp(a.out, b.out) == 0 && strstr(a.out, "MCQ"), "tables differ:\n%s\nvs\n%s",
+          a.out ? a.out : "", b.out ? b.out : "");
+    outcome_free(&a);
+    outcome_free(&b);
+}
+
+int main(int argc, char **argv) {
+    const char *dir = getenv("TNG_EMU_BIN_DIR");
+    if (!dir || !*dir) {
+        printf("  (no emulated programs: TNG_EMU_BIN_DIR unset, as in make asan; make test runs these)\n");
+        return test_summary();
+    }
+    programs_setup(argv[0], "emulated");
+    snprintf(emu_dir, sizeof emu_dir, "%s", dir);
+    format_text(world, sizeof world, "%s/world", work);
+    make_world(world, 16);
+    format_text(world, sizeof world, "%s/world/train.csv", work);
+    RUN_TEST(test_one_process);
+    RUN_TEST(test_two_ranks);
+    RUN_TEST(test_eval_equal);
+    programs_cleanup();
+    return test_summary();
+}
