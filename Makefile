@@ -72,17 +72,47 @@ $(BUILD)/host/engine/cpu/%_f64.o: host/engine/cpu/%.c $(HOST_HEADERS)
 $(BUILD)/libtng.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
+# The CUDA backend in the programs that run a model (CUDA_PROGRAMS): where nvcc, cuBLAS and NCCL
+# are found (and TNG_CUDA is not 0), they link $(BUILD)/cuda/libtng_cuda.a (cuda/cuda.mk) and take
+# --backend cuda; the library, the other programs and the tests stay CPU-only. --undefined makes the linker take the entry points that
+# engine/backend.c and engine/dist.c refer to only weakly (a weak reference pulls nothing out of
+# an archive). Without nvcc the programs are CPU-only, exactly as before.
+NVCC ?= /usr/local/cuda/bin/nvcc
+TNG_CUDA ?= auto
+CUDA_LIBDIR ?= $(patsubst %/bin/nvcc,%,$(NVCC))/lib64
+CUDA_FOUND := $(and $(wildcard $(NVCC)),$(wildcard $(CUDA_LIBDIR)/libcublas.so),\
+                    $(wildcard $(CUDA_LIBDIR)/libnccl.so /usr/lib/x86_64-linux-gnu/libnccl.so))
+ifneq ($(and $(filter-out 0,$(TNG_CUDA)),$(CUDA_FOUND)),)
+CUDA_PROGRAMS := tng_train tng_eval tng_embed tng_negate
+PROG_CUDA := $(BUILD)/cuda/libtng_cuda.a
+CUDA_LINK := $(PROG_CUDA) -Wl,--undefined=backend_cuda -Wl,--undefined=backend_cuda_open \
+    -Wl,--undefined=dist_attach_nccl -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) \
+    -lcublas -lcudart -lnccl -lstdc++
+CUDA_NOTE := CUDA: yes ($(NVCC), cuBLAS and NCCL in $(CUDA_LIBDIR)): the programs take --backend cuda
+else
+CUDA_NOTE := CUDA: no ($(if $(filter 0,$(TNG_CUDA)),TNG_CUDA=0,nvcc, cuBLAS or NCCL not found)): CPU-only programs
+endif
+$(BUILD)/cuda/libtng_cuda.a: $(wildcard cuda/*.cu cuda/*.h kernels/*.cuh kernels/*.h) $(HOST_HEADERS)
+	@echo "$(CUDA_NOTE)"
+	$(MAKE) -f cuda/cuda.mk NVCC=$(NVCC) BUILD=$(BUILD) $@
+
 # Programs land at the top level in the default build, inside $(BUILD) otherwise.
 LINK_PROGRAM = @mkdir -p $(dir $@) && echo "link $@" && \
-    $(CC) $(CFLAGS) $< $(BUILD)/libtng.a $(LDFLAGS) $(LDLIBS) -o $@
+    $(CC) $(CFLAGS) $< $(PROG_CUDA_LINK) $(BUILD)/libtng.a $(LDFLAGS) $(LDLIBS) -o $@
 ifeq ($(BUILD),build)
 PROG_PATHS := $(PROGS)
+CUDA_PROG_PATHS := $(filter $(CUDA_PROGRAMS),$(PROGS))
 $(PROGS): %: host/bin/%.c $(BUILD)/libtng.a
 	$(LINK_PROGRAM)
 else
 PROG_PATHS := $(addprefix $(BUILD)/,$(PROGS))
+CUDA_PROG_PATHS := $(addprefix $(BUILD)/,$(filter $(CUDA_PROGRAMS),$(PROGS)))
 $(PROG_PATHS): $(BUILD)/%: host/bin/%.c $(BUILD)/libtng.a
 	$(LINK_PROGRAM)
+endif
+ifneq ($(PROG_CUDA),)
+$(CUDA_PROG_PATHS): $(PROG_CUDA)
+$(CUDA_PROG_PATHS): PROG_CUDA_LINK = $(CUDA_LINK)
 endif
 all: $(PROG_PATHS)
 # where the tests find the programs of this build
@@ -127,7 +157,7 @@ plot:
 
 # The same tests under AddressSanitizer + UndefinedBehaviorSanitizer, in their own tree.
 asan:
-	$(MAKE) test BUILD=build-asan OPT="-O1 -march=native -fno-omit-frame-pointer" \
+	$(MAKE) test BUILD=build-asan TNG_CUDA=0 OPT="-O1 -march=native -fno-omit-frame-pointer" \
 	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    EXTRA_LDFLAGS="-fsanitize=address,undefined"
 
@@ -136,7 +166,7 @@ asan:
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 fuzz:
-	$(MAKE) fuzzers BUILD=build-fuzz CC=clang OPT="-O1 -fno-omit-frame-pointer" \
+	$(MAKE) fuzzers BUILD=build-fuzz TNG_CUDA=0 CC=clang OPT="-O1 -fno-omit-frame-pointer" \
 	    EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" \
 	    EXTRA_LDFLAGS="-fsanitize=fuzzer,address,undefined"
 fuzzers: $(FUZZERS)
@@ -145,7 +175,6 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/libtng.a
 	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libtng.a $(LDFLAGS) $(LDLIBS) -o $@
 
 # CUDA: compiled and linked here and in CI; run only where a GPU exists.
-NVCC ?= /usr/local/cuda/bin/nvcc
 CUDA_SRCS := $(wildcard cuda/*.cu kernels/*.cu tests/gpu/*.cu)
 cuda:
 ifeq ($(strip $(CUDA_SRCS)),)

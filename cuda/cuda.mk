@@ -1,6 +1,7 @@
 # cuda.mk: the CUDA backend, its GPU tests and the kernel benchmark (run by `make cuda`).
 #
-#   build/cuda/libtng_cuda.a     backend_cuda(), every kernel, and the NCCL collectives
+#   build/cuda/libtng_cuda.a     backend_cuda(), every kernel, the NCCL collectives and the
+#                                device choice (backend_cuda_open)
 #   build/cuda/test_kernels      each kernel against the CPU op (needs a GPU to run)
 #   build/cuda/test_train_step   one whole training step, CPU vs CUDA (needs a GPU)
 #   build/cuda/bench_kernels     kernel timings vs measured ceilings (needs a GPU)
@@ -45,7 +46,11 @@ $(CUDA_BUILD)/collective_nccl.o: cuda/collective_nccl.cu $(KERNEL_HEADERS)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
-$(CUDA_BUILD)/libtng_cuda.a: $(CUDA_BUILD)/backend_cuda.o $(CUDA_BUILD)/collective_nccl.o
+$(CUDA_BUILD)/device.o: cuda/device.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(CUDA_BUILD)/libtng_cuda.a: $(CUDA_BUILD)/backend_cuda.o $(CUDA_BUILD)/collective_nccl.o $(CUDA_BUILD)/device.o
 	rm -f $@ && ar rcs $@ $^
 
 $(CUDA_BUILD)/test_%: tests/gpu/test_%.cu tests/gpu/gpu_test_util.h tests/harness.h \

@@ -223,8 +223,8 @@ static void test_tie_rules(void) {
     CHECK(metrics_ccneg(image, caption, negated, 1, 2, TIES_STRICT) == 0.0, "strict: a CC-Neg tie is wrong");
     CHECK(metrics_ccneg(image, caption, negated, 1, 2, TIES_FIRST_INDEX) == 1.0,
           "first index: the caption (index 0) wins a CC-Neg tie");
-    CHECK(strcmp(tie_rule_name(TIES_FIRST_INDEX), "first-index") == 0 &&
-              strcmp(tie_rule_name(TIES_STRICT), "strict") == 0, "tie rule names");
+    CHECK(strcmp(tie_rule_names[TIES_FIRST_INDEX], "first-index") == 0 &&
+              strcmp(tie_rule_names[TIES_STRICT], "strict") == 0, "tie rule names");
 }
 
 int main(void) {

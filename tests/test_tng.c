@@ -1,5 +1,6 @@
 /*
- * test_tng.c: the TNG negation generator (host/tng.c, host/producer.c) and its WordNet lexicon.
+ * test_tng.c: the TNG negation generator (host/tng/generator.c, producer.c) and its WordNet
+ * lexicon. The layout these tests recompute by hand is batch.h's (test_tng_batch.c).
  *
  * Needs data/cache/lexicon.tsv (make lexicon) and the BPE vocabulary (make vocab). Captions are
  * drawn at random from COCO-like phrase lists and embeddings are random unit vectors, except
@@ -17,7 +18,7 @@
 #include "harness.h"
 #include "text/lexicon.h"   // defines: lexicon_load, lexicon_lookup
 #include "util/rng.h"       // defines: Rng, rng_seed, rng_below, rng_normal
-#include "tng/generator.h"       // defines: tng_make_texts, tng_producer_*, TngTexts
+#include "tng/generator.h" // defines: tng_make_texts, tng_producer_*, TngTexts
 #include "text/tokenizer.h" // defines: tokenizer_load, tokenizer_encode, tokenizer_encode_raw
 
 static Lexicon *lex;
@@ -271,26 +272,11 @@ static void test_own_caption_never_negated(void) {
                               want_src);
                     }
                 }
-                for (int i = 0; i < n; i++) {
-                    if (released)
-                        CHECK(t.i2t_target[i] >= 0 && t.i2t_target[i] < t.n_texts, "i2t %d",
-                              t.i2t_target[i]);
-                    else
-                        CHECK(t.i2t_target[i] == i, "i2t_target[%d] = %d", i, t.i2t_target[i]);
-                }
                 CHECK(bad_rows(&t) == 0, "B=%d M=%d", n, m);
                 batch_free(&b);
             }
         }
     }
-    TngConfig cfg;
-    tng_config_default(&cfg);
-    cfg.i2t_mean = 1;
-    Batch b;
-    batch_random(&b, 3, 8, 5);
-    generate(&cfg, &b, 0, &t);
-    for (int i = 0; i < 3; i++) CHECK(t.i2t_target[i] == -1, "mean target %d", t.i2t_target[i]);
-    batch_free(&b);
     tng_texts_free(&t);
 }
 
@@ -403,12 +389,8 @@ static void test_contradictions(void) {
         int n_pos = (cfg.negations_per_image + 1) * B;
         CHECK(t.n_texts == n_pos + C * B, "n_texts %d, expected %d", t.n_texts, n_pos + C * B);
         CHECK(memcmp(t.tokens, plain.tokens, sizeof(int) * (size_t)n_pos * t.context) == 0 &&
-                  memcmp(t.txt2img, plain.txt2img, sizeof(int) * n_pos) == 0 &&
-                  memcmp(t.i2t_target, plain.i2t_target, sizeof(int) * B) == 0,
+                  memcmp(t.txt2img, plain.txt2img, sizeof(int) * n_pos) == 0,
               "positives differ from the run without contradictions (released %d)", released);
-        for (int i = 0; i < B; i++)
-            CHECK(t.i2t_target[i] < n_pos, "image %d targets text %d, a contradiction", i,
-                  t.i2t_target[i]);
         for (int k = n_pos; k < t.n_texts; k++) {
             int i = (k - n_pos) % B, c = (k - n_pos) / B;
             CHECK(t.txt2img[k] == -1 && t.source_image[k] == i, "text %d: txt2img %d source %d", k,
@@ -513,7 +495,6 @@ static void poison_texts(TngTexts *t) {
     memset(t->txt2img, 0x7f, (size_t)t->capacity_texts * sizeof(int));
     memset(t->kind, 0x7f, (size_t)t->capacity_texts * sizeof(TngTextKind));
     memset(t->source_image, 0x7f, (size_t)t->capacity_texts * sizeof(int));
-    memset(t->i2t_target, 0x7f, (size_t)t->capacity_images * sizeof(int));
     memset(t->object_lemma, 0x7f, (size_t)t->capacity_images * sizeof(int));
     memset(t->object_from, 0x7f, (size_t)t->capacity_images * sizeof(int));
     memset(t->text_arena, '#', t->arena_capacity);
@@ -538,12 +519,6 @@ static int share_mismatches(const TngTexts *whole, const TngTexts *share, const 
             fprintf(stderr, "  image %d (pool %d): object %d from %d, whole pool %d from %d\n", j,
                     i, share->object_lemma[j], share->object_from[j], whole->object_lemma[i],
                     whole->object_from[i]);
-            bad++;
-        }
-        int want_target = cfg->i2t_mean ? -1 : j, target = share->i2t_target[j];
-        if (cfg->released ? target < 0 || target >= (cfg->negations_per_image + 1) * n
-                          : target != want_target) {
-            fprintf(stderr, "  image %d: i2t target %d\n", j, target);
             bad++;
         }
         for (int m = 0; m < per_image; m++) {
@@ -593,7 +568,6 @@ static void test_share_equals_slice_of_whole_pool(void) {
             tng_config_default(&cfg);
             cfg.seed = 31 + variant;
             cfg.released = variant % 4 == 3;
-            cfg.i2t_mean = variant == 5;
             cfg.negations_per_image = 1 + variant % 4;
             cfg.contradictions = variant % 3 == 1 ? 3 : 0;
             int64_t batch_index = 7 * (int64_t)s + variant;
@@ -641,7 +615,6 @@ static int texts_equal(const TngTexts *a, const TngTexts *b) {
     if (a->n_texts != b->n_texts || a->context != b->context) return 0;
     if (memcmp(a->tokens, b->tokens, (size_t)a->n_texts * a->context * sizeof(int))) return 0;
     if (memcmp(a->txt2img, b->txt2img, (size_t)a->n_texts * sizeof(int))) return 0;
-    if (memcmp(a->i2t_target, b->i2t_target, (size_t)a->n_images * sizeof(int))) return 0;
     for (int k = 0; k < a->n_texts; k++)
         if (strcmp(a->texts[k], b->texts[k])) return 0;
     return 1;

@@ -157,20 +157,33 @@ static void make_fixture(void) {
 /* ----------------------------------------------------------------------------
  * --help against the parser */
 
-/* Options tng_train's parser accepts (host/tng_train.c OPTIONS) that --help must list. */
+/* The options each program's --help must list (its rows in host/bin/ or host/train/options.c);
+ * new ones may be added without touching this test. */
 static const char *const TRAIN_OPTIONS[] = {
     "config", "init", "data", "format", "image-root", "captions", "fast-decode", "tng", "neg-per-image", "tng-ratio",
-    "tng-compat", "tng-scope", "i2t-target", "temperature", "freeze", "lr", "wd", "beta1", "beta2", "eps",
-    "batch", "accum", "epochs", "steps", "warmup", "schedule", "grad-clip", "seed", "out",
-    "checkpoint-every", "resume", "val-mcq", "eval-every", "log-every", "threads", "max-nonfinite",
-    "check-sync", "help"};
-enum { N_TRAIN_OPTIONS = sizeof TRAIN_OPTIONS / sizeof *TRAIN_OPTIONS };
+    "contradictions", "contradiction-weight", "tng-compat", "tng-scope", "i2t-target", "temperature", "freeze",
+    "lr", "wd", "beta1", "beta2", "eps", "batch", "accum", "epochs", "steps", "warmup", "schedule", "grad-clip",
+    "seed", "out", "checkpoint-every", "resume", "val-mcq", "eval-every", "log-every", "threads",
+    "max-nonfinite", "check-sync", "hang-timeout", "help", NULL};
+static const char *const EVAL_OPTIONS[] = {"model", "name", "mcq", "retrieval", "ccneg", "zeroshot", "templates",
+                                           "image-root", "json", "batch", "quiet", "help", NULL};
+static const char *const EMBED_OPTIONS[] = {"model", "image", "text", "npy", "batch", "help", NULL};
+static const char *const PREP_OPTIONS[] = {"data", "out", "format", "image-root", "instances", "splits", "image-size",
+                                           "shard-items", "threads", "fast", "no-progress", "help", NULL};
+static const char *const SYNTH_OPTIONS[] = {"out", "seed", "size", "train", "val", "test", "captions", "quality",
+                                            "phrasing", "quiet", "help", NULL};
+static const char *const TOKENIZE_OPTIONS[] = {"context", "vocab", "help", NULL};
 
 /* One help line's option: "  [-x, ]--name ARG   text" or "  [-x, ]--name   text". Returns 1
- * and fills name / takes_value when the line documents an option. */
-static int help_line_option(const char *line, char *name, size_t name_len, int *takes_value) {
+ * and fills name, the short alias (0 for none) and takes_value when the line documents an
+ * option. */
+static int help_line_option(const char *line, char *name, size_t name_len, char *alias, int *takes_value) {
     while (*line == ' ') line++;
-    if (line[0] == '-' && line[1] != '-' && line[2] == ',' && line[3] == ' ') line += 4; // "-o, "
+    *alias = 0;
+    if (line[0] == '-' && line[1] != '-' && line[2] == ',' && line[3] == ' ') { // "-o, "
+        *alias = line[1];
+        line += 4;
+    }
     if (strncmp(line, "--", 2) != 0) return 0;
     line += 2;
     size_t n = strspn(line, "abcdefghijklmnopqrstuvwxyz0123456789-");
@@ -181,51 +194,87 @@ static int help_line_option(const char *line, char *name, size_t name_len, int *
     return 1;
 }
 
+/* The X of a help line ending in "(default X)", into out; 0 when the line shows no default. */
+static int help_line_default(const char *line, char *out, size_t len) {
+    const char *at = NULL;
+    for (const char *p = line; (p = strstr(p, "(default ")) != NULL; p++) at = p; /* the last */
+    size_t n = at ? strlen(at) : 0;
+    if (!at || at[n - 1] != ')') return 0;
+    at += strlen("(default ");
+    n = strlen(at) - 1;
+    if (n == 0 || n >= len) return 0;
+    memcpy(out, at, n);
+    out[n] = 0;
+    return 1;
+}
+
+/* Runs PROGRAM with one argument (or two); wants exit code WANT and, unless NULL, NEEDLE in
+ * stderr without "unrecognized". Returns 1 when it holds (each failure is reported). */
+static int probe(const char *program, const char *arg, const char *value, int want, const char *needle) {
+    Outcome o = run(work, program, arg, value, (char *)NULL);
+    int ok = o.status == want && (!needle || (strstr(o.err, needle) && !strstr(o.err, "unrecognized")));
+    CHECK(ok, "%s %s %s: exit %d, want %d and '%s'; stderr: %.300s", program, arg, value ? value : "", o.status,
+          want, needle ? needle : "", o.err);
+    outcome_free(&o);
+    return ok;
+}
+
 /* For every option in PROGRAM's --help, asks the parser about it without letting it work
  * (in an empty folder, so a mistake cannot touch the repository): a value option given no
- * value must be refused with "requires an argument", a flag given "=x" with "doesn't allow",
- * and neither may be "unrecognized". Returns the number of options listed. */
-static int check_help_matches_parser(const char *program, const char *const *expected, int n_expected) {
+ * value must be refused with "requires an argument" (its short alias too), a flag given "=x"
+ * with "doesn't allow", neither may be "unrecognized", and the default --help shows must be a
+ * value the parser takes (given before --help, the program must still exit 0). Returns the
+ * number of options listed. */
+static int check_help_matches_parser(const char *program, const char *const *expected) {
     Outcome help = run(work, program, "--help", (char *)NULL);
     CHECK(help.status == 0, "%s --help exited %d", program, help.status);
     CHECK(help.err[0] == 0, "%s --help wrote to stderr: %s", program, help.err);
-    int listed = 0, found[64] = {0};
+    int listed = 0, defaults = 0, found[64] = {0}, n_expected = 0;
+    while (expected[n_expected]) n_expected++;
     if (n_expected > 64) die("raise found[] to %d options", n_expected);
     for (char *line = help.out; line && *line;) {
         char *end = strchr(line, '\n');
         if (end) *end = 0;
-        char name[64], probe[80];
+        char name[64], probe_arg[80], alias, shown[256];
         int takes_value;
-        if (help_line_option(line, name, sizeof name, &takes_value)) {
+        if (help_line_option(line, name, sizeof name, &alias, &takes_value)) {
             listed++;
             for (int i = 0; i < n_expected; i++) found[i] |= strcmp(expected[i], name) == 0;
-            format_text(probe, sizeof probe, takes_value ? "--%s" : "--%s=x", name);
-            Outcome o = run(work, program, probe, (char *)NULL);
-            const char *want = takes_value ? "requires an argument" : "doesn't allow an argument";
-            CHECK(o.status == 2 && strstr(o.err, want) && !strstr(o.err, "unrecognized"),
-                  "%s %s: exit %d, want 2 and '%s'; stderr: %.300s", program, probe, o.status, want, o.err);
-            outcome_free(&o);
+            format_text(probe_arg, sizeof probe_arg, takes_value ? "--%s" : "--%s=x", name);
+            probe(program, probe_arg, NULL, 2, takes_value ? "requires an argument" : "doesn't allow an argument");
+            if (alias && takes_value) {
+                format_text(probe_arg, sizeof probe_arg, "-%c", alias);
+                probe(program, probe_arg, NULL, 2, "requires an argument");
+            }
+            if (takes_value && help_line_default(line, shown, sizeof shown)) {
+                format_text(probe_arg, sizeof probe_arg, "--%s=%s", name, shown);
+                defaults += probe(program, probe_arg, "--help", 0, NULL);
+            }
         }
         line = end ? end + 1 : NULL;
     }
     for (int i = 0; i < n_expected; i++)
         CHECK(found[i], "%s --help does not list --%s, which the parser accepts", program, expected[i]);
+    CHECK(listed >= n_expected, "%s --help lists %d options, want at least %d", program, listed, n_expected);
     outcome_free(&help);
-    return listed;
+    return defaults;
 }
 
-/* Help and getopt table come from one OPTIONS array (host/cli.c), so a listed option the
- * parser rejects means the array and the parser's table drifted; the lists here are the
- * options that must stay documented (new ones may be added without touching this test). */
+/* Help and getopt table come from one row per option (host/util/cli.h), so a listed option the
+ * parser rejects, or a shown default it refuses, means the rows and the parser drifted. */
 static void test_help_matches_parser(void) {
-    int listed = check_help_matches_parser("tng_train", TRAIN_OPTIONS, N_TRAIN_OPTIONS);
-    CHECK(listed >= N_TRAIN_OPTIONS, "tng_train --help lists %d options, want at least %d", listed,
-          N_TRAIN_OPTIONS);
-    static const char *const eval_options[] = {"model", "name", "mcq", "retrieval", "ccneg", "zeroshot",
-                                               "templates", "image-root", "json", "batch", "quiet", "help"};
-    int n_eval = (int)(sizeof eval_options / sizeof *eval_options);
-    listed = check_help_matches_parser("tng_eval", eval_options, n_eval);
-    CHECK(listed >= n_eval, "tng_eval --help lists %d options, want at least %d", listed, n_eval);
+    static const struct {
+        const char *program;
+        const char *const *options;
+        int min_defaults; /* defaults --help must show (and the parser must take) */
+    } programs[] = {{"tng_train", TRAIN_OPTIONS, 30}, {"tng_eval", EVAL_OPTIONS, 1},
+                    {"tng_embed", EMBED_OPTIONS, 1},  {"tng_prep", PREP_OPTIONS, 4},
+                    {"tng_synth", SYNTH_OPTIONS, 8},  {"tng_tokenize", TOKENIZE_OPTIONS, 1}};
+    for (size_t k = 0; k < sizeof programs / sizeof *programs; k++) {
+        int defaults = check_help_matches_parser(programs[k].program, programs[k].options);
+        CHECK(defaults >= programs[k].min_defaults, "%s --help shows %d accepted defaults, want %d",
+              programs[k].program, defaults, programs[k].min_defaults);
+    }
 }
 
 /* ----------------------------------------------------------------------------
@@ -407,6 +456,8 @@ static void test_eval_table_and_json(void) {
     CHECK(json != NULL, "%s is missing or not valid JSON", json_path);
     cJSON *model = cJSON_GetObjectItemCaseSensitive(json, "tiny");
     CHECK(cJSON_IsObject(model), "the JSON has no object for model 'tiny'");
+    cJSON *ties = cJSON_GetObjectItemCaseSensitive(json, "ties");
+    CHECK(cJSON_IsString(ties) && strcmp(ties->valuestring, "strict") == 0, "the JSON names the tie rule");
     for (int r = 0; r < N_ROWS; r++) {
         char prefix[128];
         format_text(prefix, sizeof prefix, "\n| %s | ", rows[r]);
@@ -421,6 +472,68 @@ static void test_eval_table_and_json(void) {
     }
     cJSON_Delete(json);
     free(json_text);
+    outcome_free(&o);
+    /* an unwritable --json fails before any evaluation, naming the option */
+    o = run(NULL, "tng_eval", "--quiet", "--model", straight_run, "--mcq", mcq, "--ties", "first-index",
+            "--json", "/nonexistent-dir/results.json", (char *)NULL);
+    CHECK(o.status != 0 && strstr(o.err, "--json /nonexistent-dir/results.json: cannot write") &&
+              !strstr(o.out, "| metric |"), "exit %d, err '%.300s'", o.status, o.err);
+    outcome_free(&o);
+}
+
+/* --backend: cuda is refused with one clear line where it cannot run (exit 2 in a build without
+ * CUDA, exit 1 where no device is visible), never a crash; auto falls back to the CPU and says so
+ * in the settings block. This machine has no GPU; on one with a GPU the cuda run is bench/gpu.sh's. */
+static void test_backend_choice(void) {
+    char run_dir[PATH_LEN];
+    format_text(run_dir, sizeof run_dir, "%s/backend_run", work);
+    const char *programs[][12] = {
+        {"tng_train", "--backend", "cuda", "--data", world, "--out", run_dir, "--steps", "1", NULL},
+        {"tng_eval", "--backend", "cuda", "--quiet", "--model", straight_run, "--mcq", world, NULL},
+        {"tng_embed", "--backend", "cuda", "--model", straight_run, "--text", "a dog", NULL},
+    };
+    for (size_t k = 0; k < sizeof programs / sizeof *programs; k++) {
+        const char *const *a = programs[k];
+        Outcome o = run(NULL, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]);
+        int without = o.status == 2 && strstr(o.err, "built without CUDA");
+        int no_device = o.status == 1 && strstr(o.err, "no CUDA device");
+        const char *second_line = strchr(o.err, '\n');
+        CHECK((without || no_device) && second_line && second_line[1] == '\0',
+              "%s --backend cuda: exit %d, want one line 'built without CUDA' (2) or 'no CUDA device' (1): %.300s",
+              a[0], o.status, o.err);
+        outcome_free(&o);
+    }
+    char latest[PATH_LEN];
+    format_text(latest, sizeof latest, "%s/latest", run_dir);
+    CHECK(!file_exists(latest), "a refused --backend cuda wrote a checkpoint");
+    Outcome o = run(NULL, "tng_train", "--backend", "tpu", (char *)NULL);
+    CHECK(o.status == 2 && strstr(o.err, "choose one of"), "--backend tpu: exit %d %.200s", o.status, o.err);
+    outcome_free(&o);
+    o = run(NULL, "tng_train", "--data", world, "--out", run_dir, "--steps", "1", "--batch", "4", (char *)NULL);
+    CHECK(o.status == 0 && strstr(o.err, "\n  backend    cpu"), "auto without a GPU trains on the CPU, "
+          "saying so: exit %d, %.300s", o.status, o.err);
+    outcome_free(&o);
+}
+
+/* tng_embed: a --text holding a tab, a newline and a backslash stays one escaped field on one
+ * line (it used to add fields and lines to the TSV) */
+static void test_embed_escapes_text(void) {
+    Outcome o = run(NULL, "tng_embed", "--model", straight_run, "--text", "a cat\twith\nno \\ dog",
+                    "--text", "plain", (char *)NULL);
+    CHECK(o.status == 0, "tng_embed exited %d: %.300s", o.status, o.err);
+    int lines = 0, tabs_first = 0;
+    for (const char *p = o.out; *p; p++) {
+        if (*p == '\n') lines++;
+        if (*p == '\t' && lines == 0) tabs_first++;
+    }
+    const char *second = strchr(o.out, '\n');
+    int tabs_second = 0;
+    for (const char *p = second ? second + 1 : ""; *p && *p != '\n'; p++) tabs_second += *p == '\t';
+    CHECK(lines == 2, "two inputs, %d lines: %.300s", lines, o.out);
+    const char *want = "text\ta cat\\twith\\nno \\\\ dog\t";
+    CHECK(strncmp(o.out, want, strlen(want)) == 0, "escaped field: %.80s", o.out);
+    CHECK(tabs_first == tabs_second && tabs_first > 2, "both lines have the same fields (%d, %d tabs)",
+          tabs_first, tabs_second);
     outcome_free(&o);
 }
 
@@ -467,6 +580,8 @@ int main(int argc, char **argv) {
     RUN_TEST(test_tng_ratio);
     RUN_TEST(test_sigint_checkpoints_and_resumes);
     RUN_TEST(test_eval_table_and_json);
+    RUN_TEST(test_embed_escapes_text);
+    RUN_TEST(test_backend_choice);
     char cmd[PATH_LEN];
     format_text(cmd, sizeof cmd, "rm -rf %s", work);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", work);

@@ -14,30 +14,52 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/cli.h"       // defines: CliOption, cli_getopt_table, cli_usage, cli_long
+#include "util/cli.h"       // defines: CliOption, CliProgram, cli_parse, cli_fail, CLI_* row specs
 #include "util/common.h"    // defines: die, mallocCheck, write_file_atomic
 #include "util/escape.h"    // defines: tsv_write_field
+#include "engine/backend.h" // defines: backend_select, BACKEND_OPTION_ROW
 #include "eval/encoder.h"   // defines: Encoder, encoder_open, encoder_images, encoder_texts
 #include "text/tokenizer.h" // defines: TOKEN_EOT
 
-static const CliOption OPTIONS[] = {
-    {"model", "DIR", "HF CLIP directory (config.json + model.safetensors) or tng checkpoint"},
-    {"image", "PATH", "a JPEG image to embed (repeatable)"},
-    {"text", "STRING", "a text to embed (repeatable)"},
-    {"npy", "FILE", "write the [N, D] float32 matrix as .npy instead of text lines"},
-    {"batch", "N", "images or texts per forward pass (default 32)"},
-    {"help", NULL, "show this help"},
-};
-enum { OPT_MODEL, OPT_IMAGE, OPT_TEXT, OPT_NPY, OPT_BATCH, OPT_HELP, N_OPTIONS };
+typedef struct {
+    const char *model, *npy;
+    int batch;
+    int backend; /* BackendChoice */
+    /* the inputs in command-line order: is_image[k], value[k] (room for one per argument) */
+    int n_inputs, *is_image;
+    const char **value;
+} EmbedArgs;
 
-static void usage(FILE *out) {
-    cli_usage(out, "tng_embed", "--model DIR [--image PATH]... [--text STRING]... [--npy FILE]",
-              "Prints one line per input, in order: image|text <TAB> input <TAB> the components\n"
-              "of its L2-normalised embedding (%.7g, tab-separated). In the input field a tab,\n"
-              "newline, carriage return and backslash are written \\t \\n \\r \\\\. Vocabulary: $TNG_VOCAB or\n"
-              TOKENIZER_DEFAULT_VOCAB ".",
-              OPTIONS, N_OPTIONS);
+/* X(ID, SHORT, NAME, METAVAR, DEFAULT, TYPE, HELP): see util/cli.h */
+#define EMBED_OPTIONS(X)                                                                                     \
+    X(MODEL, 0, "model", "DIR", NULL, CLI_STRING(model),                                                     \
+      "HF CLIP directory (config.json + model.safetensors) or tng checkpoint")                               \
+    X(IMAGE, 0, "image", "PATH", NULL, CLI_CUSTOM(value, const char **, push_input),                         \
+      "a JPEG image to embed (repeatable)")                                                                  \
+    X(TEXT, 0, "text", "STRING", NULL, CLI_CUSTOM(value, const char **, push_input),                         \
+      "a text to embed (repeatable)")                                                                        \
+    X(NPY, 0, "npy", "FILE", NULL, CLI_STRING(npy),                                                          \
+      "write the [N, D] float32 matrix as .npy instead of text lines")                                       \
+    X(BATCH, 0, "batch", "N", "32", CLI_INT(batch, 1, 4096), "images or texts per forward pass")             \
+    BACKEND_OPTION_ROW(X, backend)                                                                           \
+    X(HELP, 0, "help", NULL, NULL, CLI_HELP, "show this help")
+
+enum { EMBED_OPTIONS(CLI_ENUM_ROW) N_OPTIONS };
+
+/* --image and --text: one more input, in command-line order. */
+static void push_input(const CliProgram *prog, const CliOption *opt, const char *value, void *args) {
+    EmbedArgs *a = args;
+    a->is_image[a->n_inputs] = opt->id == OPT_IMAGE;
+    a->value[a->n_inputs++] = value;
 }
+
+
+#define CLI_ARGS EmbedArgs
+CLI_PROGRAM(EMBED_OPTIONS, "tng_embed", "--model DIR [--image PATH]... [--text STRING]... [--npy FILE]",
+            "Prints one line per input, in order: image|text <TAB> input <TAB> the components\n"
+            "of its L2-normalised embedding (%.7g, tab-separated). In the input field a tab,\n"
+            "newline, carriage return and backslash are written \\t \\n \\r \\\\. Vocabulary: $TNG_VOCAB or\n"
+            TOKENIZER_DEFAULT_VOCAB ".");
 
 /* NumPy .npy version 1.0: magic, header length, a Python dict literal padded with spaces to
  * a multiple of 64 bytes (ending in '\n'), then the little-endian data. */
@@ -60,36 +82,17 @@ static void write_npy(const char *path, const float *data, int rows, int cols) {
 }
 
 int main(int argc, char **argv) {
-    const char *model_dir = NULL, *npy = NULL;
-    int batch = 32, n_inputs = 0;
-    /* inputs in command-line order: is_image[k], value[k] */
-    int *is_image = mallocCheck(sizeof(int) * (size_t)argc);
-    const char **value = mallocCheck(sizeof(char *) * (size_t)argc);
-    struct option *table = cli_getopt_table(OPTIONS, N_OPTIONS);
-    for (int opt; (opt = getopt_long(argc, argv, "", table, NULL)) != -1;) {
-        switch (opt - CLI_OPTION_BASE) {
-        case OPT_MODEL: model_dir = optarg; break;
-        case OPT_IMAGE:
-        case OPT_TEXT:
-            is_image[n_inputs] = opt - CLI_OPTION_BASE == OPT_IMAGE;
-            value[n_inputs++] = optarg;
-            break;
-        case OPT_NPY: npy = optarg; break;
-        case OPT_BATCH: batch = (int)cli_long("batch", optarg, 1, 4096); break;
-        case OPT_HELP: usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    free(table);
-    if (optind < argc || !model_dir || n_inputs == 0) {
-        if (optind < argc) fprintf(stderr, "tng_embed: unexpected argument '%s'\n", argv[optind]);
-        else fprintf(stderr, "tng_embed: give --model and at least one --image or --text\n");
-        usage(stderr);
-        return 2;
-    }
+    EmbedArgs args = {.is_image = mallocCheck(sizeof(int) * (size_t)argc),
+                      .value = mallocCheck(sizeof(char *) * (size_t)argc)};
+    cli_parse(&PROGRAM, argc, argv, &args, NULL);
+    if (!args.model || args.n_inputs == 0) cli_fail(&PROGRAM, "give --model and at least one --image or --text");
+    const char *model_dir = args.model, *npy = args.npy, **value = args.value;
+    int batch = args.batch, n_inputs = args.n_inputs, *is_image = args.is_image;
     Encoder enc;
     char err[1024];
-    if (encoder_open(&enc, model_dir, batch, err, sizeof err) != 0) die("tng_embed: %s", err);
+    char backend[256];
+    const Backend *be = backend_select((BackendChoice)args.backend, 0, backend, sizeof backend);
+    if (encoder_open(&enc, model_dir, batch, be, err, sizeof err) != 0) die("tng_embed: %s", err);
     if (enc.model->cfg.vocab_size != TOKEN_EOT + 1)
         die("tng_embed: %s has vocab_size %d; the CLIP tokenizer needs %d (EOT = %d)", model_dir,
             enc.model->cfg.vocab_size, TOKEN_EOT + 1, TOKEN_EOT);

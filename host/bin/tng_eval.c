@@ -8,31 +8,17 @@
  * Embeddings are cosine similarities of L2-normalised features, as NegBench scores them.
  */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "util/cli.h"      // defines: CliOption, cli_getopt_table, cli_usage
+#include "util/cli.h"      // defines: CliOption, CliProgram, cli_parse, cli_fail, CLI_* row specs
 #include "util/common.h"   // defines: die, mallocCheck
+#include "engine/backend.h" // defines: backend_select, BACKEND_OPTION_ROW
 #include "eval/encoder.h"  // defines: Encoder, encoder_open, encoder_close
 #include "eval/evaluate.h" // defines: evaluate_mcq, evaluate_retrieval, evaluate_ccneg, evaluate_zeroshot
-
-static const CliOption OPTIONS[] = {
-    {"model", "DIR", "model to evaluate: HF/tng model dir or tng run dir (repeatable)"},
-    {"name", "NAME", "column label of the preceding --model (default: its path)"},
-    {"mcq", "CSV", "NegBench multiple-choice CSV (repeatable)"},
-    {"retrieval", "CSV", "NegBench retrieval CSV: filepath,captions (repeatable)"},
-    {"ccneg", "CSV", "CC-Neg CSV: image_path,caption,negated_caption (repeatable)"},
-    {"zeroshot", "DIR", "zero-shot classification: one folder of images per class"},
-    {"templates", "FILE", "prompt templates for --zeroshot, one per line, {} = class name"},
-    {"image-root", "DIR", "re-root the image paths inside the CSV files"},
-    {"json", "FILE", "also write the results as JSON"},
-    {"batch", "N", "images or texts per forward pass (default 64)"},
-    {"quiet", NULL, "no progress lines"},
-    {"help", NULL, "show this help"},
-};
-enum { OPT_MODEL, OPT_NAME, OPT_MCQ, OPT_RETRIEVAL, OPT_CCNEG, OPT_ZEROSHOT, OPT_TEMPLATES,
-       OPT_IMAGE_ROOT, OPT_JSON, OPT_BATCH, OPT_QUIET, OPT_HELP, N_OPTIONS };
 
 #define MAX_INPUTS 32
 
@@ -41,17 +27,62 @@ typedef struct {
     int count;
 } PathList;
 
-static void push_path(PathList *list, const char *what, const char *path) {
-    if (list->count == MAX_INPUTS) die("at most %d %s arguments", MAX_INPUTS, what);
-    list->path[list->count++] = path;
-}
-
 typedef struct {
     PathList models, mcq, retrieval, ccneg;
     const char *names[MAX_INPUTS];
     const char *zeroshot, *templates, *image_root, *json;
-    int batch, progress;
+    int batch, quiet;
+    int ties;    /* TieRule */
+    int backend; /* BackendChoice */
 } EvalArgs;
+
+/* A repeatable option: one more path in its list. */
+static void push_path(const CliProgram *prog, const CliOption *opt, const char *value, void *args) {
+    PathList *list = cli_field(opt, args);
+    if (list->count == MAX_INPUTS) cli_fail(prog, "at most %d --%s arguments", MAX_INPUTS, opt->name);
+    list->path[list->count++] = value;
+}
+
+/* --name labels the --model before it. */
+static void name_model(const CliProgram *prog, const CliOption *opt, const char *value, void *args) {
+    EvalArgs *a = args;
+    if (a->models.count == 0) cli_fail(prog, "--%s must follow a --model", opt->name);
+    a->names[a->models.count - 1] = value;
+}
+
+/* X(ID, SHORT, NAME, METAVAR, DEFAULT, TYPE, HELP): see util/cli.h */
+#define EVAL_OPTIONS(X)                                                                                      \
+    X(MODEL, 0, "model", "DIR", NULL, CLI_CUSTOM(models, PathList, push_path),                               \
+      "model to evaluate: HF/tng model dir or tng run dir (repeatable)")                                     \
+    X(NAME, 0, "name", "NAME", NULL, CLI_CUSTOM(names, const char **, name_model),                           \
+      "column label of the preceding --model (its path when not given)")                                     \
+    X(MCQ, 0, "mcq", "CSV", NULL, CLI_CUSTOM(mcq, PathList, push_path),                                      \
+      "NegBench multiple-choice CSV (repeatable)")                                                           \
+    X(RETRIEVAL, 0, "retrieval", "CSV", NULL, CLI_CUSTOM(retrieval, PathList, push_path),                    \
+      "NegBench retrieval CSV: filepath,captions (repeatable)")                                              \
+    X(CCNEG, 0, "ccneg", "CSV", NULL, CLI_CUSTOM(ccneg, PathList, push_path),                                \
+      "CC-Neg CSV: image_path,caption,negated_caption (repeatable)")                                         \
+    X(ZEROSHOT, 0, "zeroshot", "DIR", NULL, CLI_STRING(zeroshot),                                            \
+      "zero-shot classification: one folder of images per class")                                            \
+    X(TEMPLATES, 0, "templates", "FILE", NULL, CLI_STRING(templates),                                        \
+      "prompt templates for --zeroshot, one per line, {} = class name")                                      \
+    X(IMAGE_ROOT, 0, "image-root", "DIR", NULL, CLI_STRING(image_root),                                      \
+      "re-root the image paths inside the CSV files")                                                        \
+    X(JSON, 0, "json", "FILE", NULL, CLI_STRING(json), "also write the results as JSON")                     \
+    X(TIES, 0, "ties", "RULE", "strict", CLI_CHOICE(ties, tie_rule_names),                                   \
+      "a tie between scores: strict (counts against the model) or first-index (NegBench: the lower "       \
+      "index wins, as torch.argmax and a stable top-k)")                                                     \
+    X(BATCH, 0, "batch", "N", "64", CLI_INT(batch, 1, 4096), "images or texts per forward pass")             \
+    BACKEND_OPTION_ROW(X, backend)                                                                           \
+    X(QUIET, 0, "quiet", NULL, NULL, CLI_FLAG(quiet, 1), "no progress lines")                                \
+    X(HELP, 0, "help", NULL, NULL, CLI_HELP, "show this help")
+
+enum { EVAL_OPTIONS(CLI_ENUM_ROW) N_OPTIONS };
+
+#define CLI_ARGS EvalArgs
+CLI_PROGRAM(EVAL_OPTIONS, "tng_eval",
+            "--model DIR [--model DIR]... [--mcq CSV] [--retrieval CSV] [--ccneg CSV] ...",
+            "Evaluates CLIP models on negation benchmarks and prints a Markdown table.");
 
 /* One row of the results table: a metric name and its value per model. */
 typedef struct {
@@ -85,7 +116,7 @@ static const char *base_name(const char *path) {
 static void eval_mcq(Encoder *enc, int model, const char *path, const EvalArgs *args,
                      MetricTable *table) {
     McqResult r;
-    evaluate_mcq(enc, path, args->image_root, args->progress, TIES_STRICT, &r);
+    evaluate_mcq(enc, path, args->image_root, !args->quiet, (TieRule)args->ties, &r);
     char name[160];
     snprintf(name, sizeof name, "%s MCQ", base_name(path));
     record(table, model, name, 100 * r.accuracy);
@@ -98,7 +129,7 @@ static void eval_mcq(Encoder *enc, int model, const char *path, const EvalArgs *
 static void eval_retrieval(Encoder *enc, int model, const char *path, const EvalArgs *args,
                            MetricTable *table) {
     RetrievalResult r;
-    evaluate_retrieval(enc, path, args->image_root, args->progress, TIES_STRICT, &r);
+    evaluate_retrieval(enc, path, args->image_root, !args->quiet, (TieRule)args->ties, &r);
     char name[160];
     for (int k = 0; k < METRICS_N_RECALL; k++) {
         snprintf(name, sizeof name, "%s T2I R@%d", base_name(path), metrics_recall_k[k]);
@@ -114,7 +145,7 @@ static void eval_ccneg(Encoder *enc, int model, const char *path, const EvalArgs
                        MetricTable *table) {
     char name[160];
     snprintf(name, sizeof name, "%s CC-Neg acc", base_name(path));
-    record(table, model, name, 100 * evaluate_ccneg(enc, path, args->image_root, args->progress, TIES_STRICT));
+    record(table, model, name, 100 * evaluate_ccneg(enc, path, args->image_root, !args->quiet, (TieRule)args->ties));
 }
 
 static void eval_zeroshot(Encoder *enc, int model, const EvalArgs *args, MetricTable *table) {
@@ -143,6 +174,7 @@ static void print_table(const MetricTable *t, const EvalArgs *args) {
 
 static void write_json(const MetricTable *t, const EvalArgs *args) {
     cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "ties", tie_rule_names[args->ties]);
     for (int m = 0; m < args->models.count; m++) {
         cJSON *model = cJSON_AddObjectToObject(root, args->names[m]);
         cJSON_AddStringToObject(model, "path", args->models.path[m]);
@@ -158,55 +190,32 @@ static void write_json(const MetricTable *t, const EvalArgs *args) {
     cJSON_Delete(root);
 }
 
-static void usage(FILE *out) {
-    cli_usage(out, "tng_eval", "--model DIR [--model DIR]... [--mcq CSV] [--retrieval CSV] [--ccneg CSV] ...",
-              "Evaluates CLIP models on negation benchmarks and prints a Markdown table.", OPTIONS,
-              N_OPTIONS);
-}
-
 int main(int argc, char **argv) {
-    EvalArgs args = {.batch = 64, .progress = 1};
-    struct option *table = cli_getopt_table(OPTIONS, N_OPTIONS);
-    for (int opt; (opt = getopt_long(argc, argv, "", table, NULL)) != -1;) {
-        switch (opt - CLI_OPTION_BASE) {
-        case OPT_MODEL: push_path(&args.models, "--model", optarg); break;
-        case OPT_NAME:
-            if (args.models.count == 0) { fprintf(stderr, "tng: --name must follow a --model\n"); exit(2); }
-            args.names[args.models.count - 1] = optarg;
-            break;
-        case OPT_MCQ: push_path(&args.mcq, "--mcq", optarg); break;
-        case OPT_RETRIEVAL: push_path(&args.retrieval, "--retrieval", optarg); break;
-        case OPT_CCNEG: push_path(&args.ccneg, "--ccneg", optarg); break;
-        case OPT_ZEROSHOT: args.zeroshot = optarg; break;
-        case OPT_TEMPLATES: args.templates = optarg; break;
-        case OPT_IMAGE_ROOT: args.image_root = optarg; break;
-        case OPT_JSON: args.json = optarg; break;
-        case OPT_BATCH: args.batch = (int)cli_long("batch", optarg, 1, 4096); break;
-        case OPT_QUIET: args.progress = 0; break;
-        case OPT_HELP: usage(stdout); exit(0); /* exit, not return: the table is still held */
-        default: usage(stderr); exit(2);
-        }
-    }
-    free(table);
-    if (optind < argc) { fprintf(stderr, "tng: unexpected argument '%s'\n", argv[optind]); return 2; }
-    if (args.models.count == 0) { fprintf(stderr, "tng: give at least one --model\n"); usage(stderr); return 2; }
-    if (!args.mcq.count && !args.retrieval.count && !args.ccneg.count && !args.zeroshot) {
-        fprintf(stderr, "tng: nothing to evaluate: give --mcq, --retrieval, --ccneg or --zeroshot\n");
-        return 2;
-    }
-    if (!args.zeroshot != !args.templates) {
-        fprintf(stderr, "tng: --zeroshot and --templates go together\n");
-        return 2;
-    }
+    EvalArgs args = {0};
+    cli_parse(&PROGRAM, argc, argv, &args, NULL);
+    if (args.models.count == 0) cli_fail(&PROGRAM, "give at least one --model");
+    if (!args.mcq.count && !args.retrieval.count && !args.ccneg.count && !args.zeroshot)
+        cli_fail(&PROGRAM, "nothing to evaluate: give --mcq, --retrieval, --ccneg or --zeroshot");
+    if (!args.zeroshot != !args.templates) cli_fail(&PROGRAM, "--zeroshot and --templates go together");
     for (int m = 0; m < args.models.count; m++)
         if (!args.names[m]) args.names[m] = args.models.path[m];
+    /* an unwritable --json is found now, not after the whole evaluation */
+    if (args.json) {
+        char probe[4096];
+        snprintf(probe, sizeof probe, "%s.probe%ld", args.json, (long)getpid());
+        if (write_file_atomic(probe, "", 0) != 0) die("--json %s: cannot write there: %s", args.json, strerror(errno));
+        unlink(probe);
+    }
 
+    char backend[256];
+    const Backend *be = backend_select((BackendChoice)args.backend, 0, backend, sizeof backend);
+    if (!args.quiet) fprintf(stderr, "backend %s\n", backend);
     MetricTable results = {0};
     for (int m = 0; m < args.models.count; m++) {
         Encoder enc;
         char err[1024];
-        if (encoder_open(&enc, args.models.path[m], args.batch, err, sizeof err) != 0) die("%s", err);
-        if (args.progress) fprintf(stderr, "model %s\n", args.names[m]);
+        if (encoder_open(&enc, args.models.path[m], args.batch, be, err, sizeof err) != 0) die("%s", err);
+        if (!args.quiet) fprintf(stderr, "model %s\n", args.names[m]);
         for (int i = 0; i < args.mcq.count; i++) eval_mcq(&enc, m, args.mcq.path[i], &args, &results);
         for (int i = 0; i < args.retrieval.count; i++)
             eval_retrieval(&enc, m, args.retrieval.path[i], &args, &results);
@@ -214,6 +223,7 @@ int main(int argc, char **argv) {
         if (args.zeroshot) eval_zeroshot(&enc, m, &args, &results);
         encoder_close(&enc);
     }
+    fprintf(stderr, "scores in %%, ties scored %s (--ties)\n", tie_rule_names[args.ties]);
     print_table(&results, &args);
     if (args.json) write_json(&results, &args);
     free(results.rows);

@@ -10,68 +10,61 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/cli.h"     // defines: CliOption, cli_getopt_table, cli_usage, cli_long
+#include "util/cli.h"     // defines: CliOption, CliProgram, cli_parse, cli_fail, CLI_* row specs
 #include "util/common.h"  // defines: die, now_seconds
 #include "dataset/dataset.h" // defines: Dataset, dataset_load, dataset_format_parse
 #include "dataset/shard.h"   // defines: ShardPrepOptions, shard_prep
 
-static const CliOption OPTIONS[] = {
-    {"data", "FILE", "dataset: COCO captions JSON, Karpathy dataset_coco.json, CSV/TSV"},
-    {"out", "DIR", "output folder (created if missing)"},
-    {"format", "NAME", "auto (default), coco, karpathy, csv, negbench-mcq, negbench-retrieval, ccneg"},
-    {"image-root", "DIR", "image folder: relative paths go under it, absolute ones keep their name"},
-    {"instances", "FILE", "COCO instances JSON: object labels from its categories"},
-    {"splits", "LIST", "Karpathy: comma-separated splits to keep (e.g. train,restval)"},
-    {"image-size", "R", "crop size (default 224)"},
-    {"shard-items", "N", "dataset items per shard (default 1000)"},
-    {"threads", "N", "decoding threads (default 2)"},
-    {"fast", NULL, "DCT-scaled decoding: faster, NOT bit-exact with Pillow"},
-    {"no-progress", NULL, "no progress output"},
-    {"help", NULL, "show this help"},
-};
-enum { OPT_DATA, OPT_OUT, OPT_FORMAT, OPT_ROOT, OPT_INSTANCES, OPT_SPLITS, OPT_SIZE, OPT_ITEMS,
-       OPT_THREADS, OPT_FAST, OPT_NO_PROGRESS, OPT_HELP, N_OPTIONS };
+typedef struct {
+    const char *data;
+    DatasetOptions dataset;
+    ShardPrepOptions prep;
+    int fast, no_progress;
+} PrepArgs;
 
-static void usage(FILE *out) {
-    cli_usage(out, "tng_prep", "--data FILE --out DIR [options]",
-              "Writes DIR/shard-NNNNN.tng (uint8 RxR crops + captions, objects, ids), DIR/skipped.txt\n"
-              "and DIR/manifest.txt. Run the same command again to resume an interrupted run.",
-              OPTIONS, N_OPTIONS);
+static void parse_format(const CliProgram *prog, const CliOption *opt, const char *value, void *args) {
+    if (dataset_format_parse(value, cli_field(opt, args)) != 0)
+        cli_fail(prog, "unknown --%s '%s'", opt->name, value);
 }
 
+/* X(ID, SHORT, NAME, METAVAR, DEFAULT, TYPE, HELP): see util/cli.h */
+#define PREP_OPTIONS(X)                                                                                      \
+    X(DATA, 0, "data", "FILE", NULL, CLI_STRING(data),                                                       \
+      "dataset: COCO captions JSON, Karpathy dataset_coco.json, CSV/TSV")                                    \
+    X(OUT, 0, "out", "DIR", NULL, CLI_STRING(prep.out_dir), "output folder (created if missing)")            \
+    X(FORMAT, 0, "format", "NAME", "auto", CLI_CUSTOM(dataset.format, DatasetFormat, parse_format),          \
+      "auto, coco, karpathy, csv, negbench-mcq, negbench-retrieval, ccneg")                                  \
+    X(IMAGE_ROOT, 0, "image-root", "DIR", NULL, CLI_STRING(dataset.image_root),                              \
+      "image folder: relative paths go under it, absolute ones keep their name")                             \
+    X(INSTANCES, 0, "instances", "FILE", NULL, CLI_STRING(dataset.instances),                                \
+      "COCO instances JSON: object labels from its categories")                                              \
+    X(SPLITS, 0, "splits", "LIST", NULL, CLI_STRING(dataset.splits),                                         \
+      "Karpathy: comma-separated splits to keep (e.g. train,restval)")                                       \
+    X(IMAGE_SIZE, 0, "image-size", "R", "224", CLI_INT(prep.image_size, 1, 4096), "crop size")               \
+    X(SHARD_ITEMS, 0, "shard-items", "N", "1000", CLI_INT(prep.shard_items, 1, 1000000),                     \
+      "dataset items per shard")                                                                             \
+    X(THREADS, 0, "threads", "N", "2", CLI_INT(prep.threads, 1, 256), "decoding threads")                    \
+    X(FAST, 0, "fast", NULL, NULL, CLI_FLAG(fast, 1),                                                        \
+      "DCT-scaled decoding: faster, NOT bit-exact with Pillow")                                              \
+    X(NO_PROGRESS, 0, "no-progress", NULL, NULL, CLI_FLAG(no_progress, 1), "no progress output")             \
+    X(HELP, 0, "help", NULL, NULL, CLI_HELP, "show this help")
+
+enum { PREP_OPTIONS(CLI_ENUM_ROW) N_OPTIONS };
+
+#define CLI_ARGS PrepArgs
+CLI_PROGRAM(PREP_OPTIONS, "tng_prep", "--data FILE --out DIR [options]",
+            "Writes DIR/shard-NNNNN.tng (uint8 RxR crops + captions, objects, ids), DIR/skipped.txt\n"
+            "and DIR/manifest.txt. Run the same command again to resume an interrupted run.");
+
 int main(int argc, char **argv) {
-    const char *data = NULL;
-    DatasetOptions dopt = {0};
-    ShardPrepOptions popt = {.image_size = 224, .shard_items = 1000, .threads = 2, .progress = 1,
-                             .mode = IMAGE_EXACT};
-    struct option *table = cli_getopt_table(OPTIONS, N_OPTIONS);
-    for (int opt; (opt = getopt_long(argc, argv, "", table, NULL)) != -1;) {
-        switch (opt - CLI_OPTION_BASE) {
-        case OPT_DATA: data = optarg; break;
-        case OPT_OUT: popt.out_dir = optarg; break;
-        case OPT_FORMAT:
-            if (dataset_format_parse(optarg, &dopt.format) != 0)
-                die("tng_prep: unknown --format '%s' (see --help)", optarg);
-            break;
-        case OPT_ROOT: dopt.image_root = optarg; break;
-        case OPT_INSTANCES: dopt.instances = optarg; break;
-        case OPT_SPLITS: dopt.splits = optarg; break;
-        case OPT_SIZE: popt.image_size = (int)cli_long("image-size", optarg, 1, 4096); break;
-        case OPT_ITEMS: popt.shard_items = (int)cli_long("shard-items", optarg, 1, 1000000); break;
-        case OPT_THREADS: popt.threads = (int)cli_long("threads", optarg, 1, 256); break;
-        case OPT_FAST: popt.mode = IMAGE_FAST; break;
-        case OPT_NO_PROGRESS: popt.progress = 0; break;
-        case OPT_HELP: usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    free(table);
-    if (optind < argc || !data || !popt.out_dir) {
-        if (optind < argc) fprintf(stderr, "tng_prep: unexpected argument '%s'\n", argv[optind]);
-        else fprintf(stderr, "tng_prep: --data and --out are required\n");
-        usage(stderr);
-        return 2;
-    }
+    PrepArgs args = {0};
+    cli_parse(&PROGRAM, argc, argv, &args, NULL);
+    if (!args.data || !args.prep.out_dir) cli_fail(&PROGRAM, "--data and --out are required");
+    const char *data = args.data;
+    const DatasetOptions dopt = args.dataset;
+    ShardPrepOptions popt = args.prep;
+    popt.mode = args.fast ? IMAGE_FAST : IMAGE_EXACT;
+    popt.progress = !args.no_progress;
     char err[1024];
     Dataset ds;
     double start = now_seconds();

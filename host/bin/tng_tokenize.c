@@ -7,61 +7,41 @@
  * truncated to the context exactly as open_clip does, without padding.
  * Lines may be any length; a NUL byte ends a line's text (the tokenizer takes C strings).
  */
+#include "util/cli.h"       // defines: CliOption, CliProgram, cli_parse, CLI_* row specs
 #include "util/common.h"    // defines: die
-#include "text/tokenizer.h" // defines: tokenizer_load, tokenizer_encode, tokenizer_free
+#include "text/tokenizer.h" // defines: tokenizer_load, tokenizer_encode, tokenizer_free, TOKEN_SOT
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: tng_tokenize [--context N] [--vocab PATH] < lines.txt\n"
-            "Prints one line of space-separated CLIP token ids per input line:\n"
-            "%d, the ids, %d; cut to the context like open_clip, no padding.\n"
-            "  -c, --context N   ids per line at most, N >= 2 (default 77)\n"
-            "  -v, --vocab PATH  BPE vocabulary (default $TNG_VOCAB, else %s)\n"
-            "  -h, --help        show this help\n",
-            TOKEN_SOT, TOKEN_EOT, TOKENIZER_DEFAULT_VOCAB);
-}
+typedef struct {
+    int context;
+    const char *vocab; /* NULL: $TNG_VOCAB, else TOKENIZER_DEFAULT_VOCAB */
+} TokenizeArgs;
+
+/* X(ID, SHORT, NAME, METAVAR, DEFAULT, TYPE, HELP): see util/cli.h */
+#define TOKENIZE_OPTIONS(X)                                                                                  \
+    X(CONTEXT, 'c', "context", "N", "77", CLI_INT(context, 2, 1000000), "ids per line at most")              \
+    X(VOCAB, 'v', "vocab", "PATH", NULL, CLI_STRING(vocab),                                                  \
+      "BPE vocabulary; without it $TNG_VOCAB, else " TOKENIZER_DEFAULT_VOCAB)                                \
+    X(HELP, 'h', "help", NULL, NULL, CLI_HELP, "show this help")
+
+enum { TOKENIZE_OPTIONS(CLI_ENUM_ROW) N_OPTIONS };
+
+#define STRINGIFY(x) #x
+#define TEXT_OF(x) STRINGIFY(x)
+#define CLI_ARGS TokenizeArgs
+CLI_PROGRAM(TOKENIZE_OPTIONS, "tng_tokenize", "[--context N] [--vocab PATH] < lines.txt",
+            "Prints one line of space-separated CLIP token ids per input line (read from stdin):\n"
+            TEXT_OF(TOKEN_SOT) ", the ids, " TEXT_OF(TOKEN_EOT)
+            "; cut to the context like open_clip, no padding.");
 
 int main(int argc, char **argv) {
-    static const struct option options[] = {
-        {"context", required_argument, NULL, 'c'},
-        {"vocab", required_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int context = 77;
-    const char *vocab = NULL;
-    for (int opt; (opt = getopt_long(argc, argv, "c:v:h", options, NULL)) != -1;) {
-        switch (opt) {
-        case 'c': {
-            char *end;
-            long value = strtol(optarg, &end, 10);
-            if (*optarg == 0 || *end != 0 || value < 2 || value > 1000000)
-                die("tng_tokenize: --context expects an integer in [2, 1000000], got '%s'", optarg);
-            context = (int)value;
-            break;
-        }
-        case 'v':
-            vocab = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "tng_tokenize: unexpected argument '%s' (input is read from stdin)\n", argv[optind]);
-        usage(stderr);
-        return 2;
-    }
-
+    TokenizeArgs args = {0};
+    cli_parse(&PROGRAM, argc, argv, &args, NULL);
+    int context = args.context;
+    const char *vocab = args.vocab;
     Tokenizer *tok = tokenizer_load(vocab);
     int *ids = mallocCheck((size_t)context * sizeof(int));
     char *out_line = mallocCheck((size_t)context * 6); // ids are at most 5 digits, plus a separator

@@ -1,12 +1,15 @@
 /*
  * loader.c: the prefetching loader declared in loader.h.
  *
- * Positions are numbered by one counter g (0 = the start position). Workers claim the next
- * g under the lock, map it to (item, caption) right there, decode outside the lock into ring
- * slot g % capacity, and mark it ready (or bad). The consumer waits for slot g, copies it
- * into the batch and frees it. Claims never run more than `capacity` ahead of the consumer,
- * and capacity never exceeds one epoch, so at most two epochs are in flight: two cached
- * permutations (indexed by epoch parity) are enough.
+ * Positions are numbered by one counter g (0 = the start position). With T workers, worker w
+ * decodes positions w, w + T, w + 2T, ... in that order, so the consumer knows where position g
+ * comes from without asking: it takes worker g % T's next sample. Each worker owns a few sample
+ * buffers that cycle through two queues (util/queue.h): `empty` (free to fill) and `decoded`
+ * (filled, in the worker's order); the consumer copies a decoded sample into the batch and
+ * hands its buffer back. A worker waits for an empty buffer, so the workers together never
+ * run more than their buffers (`capacity` samples, at most one epoch) ahead of the consumer:
+ * at most two epochs are in flight, and two cached permutations (indexed by epoch parity)
+ * are enough.
  */
 #include "dataset/loader.h"
 
@@ -17,16 +20,23 @@
 #include <string.h>
 
 #include "util/common.h" // defines: mallocCheck, callocCheck
+#include "util/queue.h"  // defines: Queue, queue_create, queue_push, queue_pop, queue_close
 #include "util/rng.h"    // defines: Rng, rng_seed, rng_below, splitmix64
 #include "dataset/shard.h"  // defines: ShardFile, shard_dir_open, shard_read_pixels
 
-enum { SLOT_FREE = 0, SLOT_BUSY, SLOT_READY, SLOT_BAD };
-
 typedef struct {
     uint64_t g;
-    int state, item, caption;
-    float *pixels; /* [3, R, R] */
-} Slot;
+    int ok, item, caption; /* ok 0: the image failed to decode and is skipped */
+    float *pixels;         /* [3, R, R] */
+} Sample;
+
+typedef struct {
+    Loader *loader;
+    int index;       /* w: decodes positions w, w + T, ... */
+    Sample *samples; /* its buffers */
+    Queue *empty, *decoded;
+    pthread_t thread;
+} Worker;
 
 struct Loader {
     LoaderOptions opt;
@@ -45,13 +55,11 @@ struct Loader {
     int *perm[2];
     uint64_t perm_epoch[2];
     int perm_valid[2];
-    /* the ring */
-    Slot *ring;
-    uint64_t capacity, next_claim, consumed;
-    pthread_mutex_t lock;
-    pthread_cond_t ready, space;
-    pthread_t *workers;
-    int stop;
+    /* the workers: n_workers of them, capacity sample buffers in all */
+    Worker *workers;
+    int n_workers, per_worker, started;
+    uint64_t capacity, consumed;
+    pthread_mutex_t lock; /* guards the permutations, warned and bad_items */
     unsigned char *warned; /* [items] 1 once an item has failed */
     long bad_items;
     LoaderBatch batch;
@@ -128,33 +136,32 @@ static int load_item(Loader *L, int item, float *pixels, uint8_t *crop, char *er
     return 0;
 }
 
-static void *worker_main(void *arg) {
-    Loader *L = arg;
-    uint8_t *crop = mallocCheck((size_t)L->R * L->R * 3);
-    char msg[IMAGE_ERROR_SIZE + 512];
+static void note_bad_item(Loader *L, int item, const char *msg) {
     pthread_mutex_lock(&L->lock);
-    while (!L->stop) {
-        if (L->next_claim >= L->consumed + L->capacity) {
-            pthread_cond_wait(&L->space, &L->lock);
-            continue;
-        }
-        uint64_t g = L->next_claim++;
-        Slot *slot = &L->ring[g % L->capacity];
-        slot->g = g;
-        slot->state = SLOT_BUSY;
-        sample_at(L, g, &slot->item, &slot->caption);
-        pthread_mutex_unlock(&L->lock);
-        int ok = load_item(L, slot->item, slot->pixels, crop, msg, sizeof msg) == 0;
-        pthread_mutex_lock(&L->lock);
-        if (!ok && !L->warned[slot->item]) {
-            L->warned[slot->item] = 1;
-            L->bad_items++;
-            if (!L->opt.quiet) fprintf(stderr, "tng loader: warning: skipping %s\n", msg);
-        }
-        slot->state = ok ? SLOT_READY : SLOT_BAD;
-        pthread_cond_broadcast(&L->ready);
+    if (!L->warned[item]) {
+        L->warned[item] = 1;
+        L->bad_items++;
+        if (!L->opt.quiet) fprintf(stderr, "tng loader: warning: skipping %s\n", msg);
     }
     pthread_mutex_unlock(&L->lock);
+}
+
+static void *worker_main(void *arg) {
+    Worker *w = arg;
+    Loader *L = w->loader;
+    uint8_t *crop = mallocCheck((size_t)L->R * L->R * 3);
+    char msg[IMAGE_ERROR_SIZE + 512];
+    void *buffer;
+    for (uint64_t g = (uint64_t)w->index; queue_pop(w->empty, &buffer); g += (uint64_t)L->n_workers) {
+        Sample *sample = buffer;
+        sample->g = g;
+        pthread_mutex_lock(&L->lock);
+        sample_at(L, g, &sample->item, &sample->caption);
+        pthread_mutex_unlock(&L->lock);
+        sample->ok = load_item(L, sample->item, sample->pixels, crop, msg, sizeof msg) == 0;
+        if (!sample->ok) note_bad_item(L, sample->item, msg);
+        if (queue_push(w->decoded, sample) != 0) break; /* the loader is closing */
+    }
     free(crop);
     return NULL;
 }
@@ -189,6 +196,7 @@ static int open_items(Loader *L, char *err, size_t err_len) {
 
 Loader *loader_open(const LoaderOptions *opt, char *err, size_t err_len) {
     Loader *L = callocCheck(1, sizeof(Loader));
+    pthread_mutex_init(&L->lock, NULL);
     L->opt = *opt;
     LoaderOptions *o = &L->opt;
     if (o->prefetch_batches <= 0) o->prefetch_batches = 2;
@@ -235,9 +243,9 @@ Loader *loader_open(const LoaderOptions *opt, char *err, size_t err_len) {
     }
     uint64_t want = (uint64_t)o->prefetch_batches * (uint64_t)B;
     L->capacity = want < (uint64_t)L->per_rank ? want : (uint64_t)L->per_rank;
-    L->ring = callocCheck(L->capacity, sizeof(Slot));
+    L->n_workers = (uint64_t)o->threads < L->capacity ? o->threads : (int)L->capacity;
+    L->per_worker = (int)(L->capacity / (uint64_t)L->n_workers);
     size_t pixels = (size_t)3 * L->R * L->R;
-    for (uint64_t i = 0; i < L->capacity; i++) L->ring[i].pixels = mallocCheck(sizeof(float) * pixels);
     L->warned = callocCheck((size_t)ds->count, 1);
     L->batch.images = mallocCheck(sizeof(float) * pixels * B);
     L->batch.captions = mallocCheck(sizeof(char *) * B);
@@ -245,16 +253,22 @@ Loader *loader_open(const LoaderOptions *opt, char *err, size_t err_len) {
     L->batch.item_index = mallocCheck(sizeof(int) * B);
     L->batch.items = mallocCheck(sizeof(DatasetItem *) * B);
     L->batch.image_size = L->R;
-    pthread_mutex_init(&L->lock, NULL);
-    pthread_cond_init(&L->ready, NULL);
-    pthread_cond_init(&L->space, NULL);
-    L->workers = mallocCheck(sizeof(pthread_t) * o->threads);
-    for (int t = 0; t < o->threads; t++)
-        if (pthread_create(&L->workers[t], NULL, worker_main, L) != 0)
-            die("loader: cannot start decoding thread %d", t);
+    L->workers = callocCheck((size_t)L->n_workers, sizeof(Worker));
+    for (int t = 0; t < L->n_workers; t++) {
+        Worker *w = &L->workers[t];
+        *w = (Worker){.loader = L, .index = t,
+                      .samples = callocCheck((size_t)L->per_worker, sizeof(Sample)),
+                      .empty = queue_create(L->per_worker), .decoded = queue_create(L->per_worker)};
+        for (int k = 0; k < L->per_worker; k++) {
+            w->samples[k].pixels = mallocCheck(sizeof(float) * pixels);
+            queue_push(w->empty, &w->samples[k]);
+        }
+    }
+    for (; L->started < L->n_workers; L->started++)
+        if (pthread_create(&L->workers[L->started].thread, NULL, worker_main, &L->workers[L->started]) != 0)
+            die("loader: cannot start decoding thread %d", L->started);
     return L;
 fail:
-    o->threads = 0; /* no workers were started */
     loader_close(L);
     return NULL;
 }
@@ -273,27 +287,26 @@ const LoaderBatch *loader_next(Loader *L) {
     b->size = b->skipped = 0;
     for (int t = 0; t < count; t++) {
         uint64_t g = L->consumed;
-        Slot *slot = &L->ring[g % L->capacity];
-        pthread_mutex_lock(&L->lock);
-        while (slot->g != g || (slot->state != SLOT_READY && slot->state != SLOT_BAD))
-            pthread_cond_wait(&L->ready, &L->lock);
-        pthread_mutex_unlock(&L->lock);
-        if (slot->state == SLOT_READY) { /* the slot is ours until consumed moves past it */
+        Worker *w = &L->workers[g % (uint64_t)L->n_workers];
+        void *buffer;
+        if (!queue_pop(w->decoded, &buffer)) die("loader: decoding thread %d stopped early", w->index);
+        Sample *sample = buffer;
+        if (sample->g != g)
+            die("loader: position %llu arrived where %llu was due", (unsigned long long)sample->g,
+                (unsigned long long)g);
+        if (sample->ok) {
             int n = b->size++;
-            const DatasetItem *item = &L->items->items[slot->item];
-            memcpy(b->images + pixels * n, slot->pixels, sizeof(float) * pixels);
+            const DatasetItem *item = &L->items->items[sample->item];
+            memcpy(b->images + pixels * n, sample->pixels, sizeof(float) * pixels);
             b->items[n] = item;
-            b->item_index[n] = slot->item;
-            b->caption_index[n] = slot->caption;
-            b->captions[n] = slot->caption >= 0 ? item->captions[slot->caption] : "";
+            b->item_index[n] = sample->item;
+            b->caption_index[n] = sample->caption;
+            b->captions[n] = sample->caption >= 0 ? item->captions[sample->caption] : "";
         } else {
             b->skipped++;
         }
-        pthread_mutex_lock(&L->lock);
-        slot->state = SLOT_FREE;
+        queue_push(w->empty, sample); /* the worker may refill it */
         L->consumed++;
-        pthread_cond_broadcast(&L->space);
-        pthread_mutex_unlock(&L->lock);
     }
     return b;
 }
@@ -319,19 +332,20 @@ long loader_bad_items(const Loader *L) {
 
 void loader_close(Loader *L) {
     if (!L) return;
-    if (L->workers) {
-        pthread_mutex_lock(&L->lock);
-        L->stop = 1;
-        pthread_cond_broadcast(&L->space);
-        pthread_mutex_unlock(&L->lock);
-        for (int t = 0; t < L->opt.threads; t++) pthread_join(L->workers[t], NULL);
-        pthread_mutex_destroy(&L->lock);
-        pthread_cond_destroy(&L->ready);
-        pthread_cond_destroy(&L->space);
-        free(L->workers);
+    for (int t = 0; L->workers && t < L->n_workers; t++) { /* wakes a worker wherever it waits */
+        queue_close(L->workers[t].empty);
+        queue_close(L->workers[t].decoded);
     }
-    for (uint64_t i = 0; L->ring && i < L->capacity; i++) free(L->ring[i].pixels);
-    free(L->ring);
+    for (int t = 0; t < L->started; t++) pthread_join(L->workers[t].thread, NULL);
+    for (int t = 0; L->workers && t < L->n_workers; t++) {
+        Worker *w = &L->workers[t];
+        for (int k = 0; k < L->per_worker; k++) free(w->samples[k].pixels);
+        free(w->samples);
+        queue_free(w->empty);
+        queue_free(w->decoded);
+    }
+    free(L->workers);
+    pthread_mutex_destroy(&L->lock);
     for (int k = 0; k < L->n_shards; k++) shard_close(&L->shards[k]);
     free(L->shards);
     free(L->shard_first);

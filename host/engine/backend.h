@@ -1,7 +1,8 @@
 /*
- * backend.h: the op interface. The CLIP orchestration in model.c is written once against
- * this table of functions; the CPU backend (host/cpu/ops_cpu.c, the embedded default and
- * the oracle) and the CUDA backend (cuda/) each fill it in.
+ * backend.h: the op interface. The CLIP orchestration in model.c (and the loss in loss.c) is
+ * written once against this table of functions; the CPU backend (host/engine/cpu/, one file
+ * per op family: the embedded default and the oracle) and the CUDA backend (cuda/) each fill
+ * it in. backend_by_name picks one by name.
  *
  * Conventions every backend keeps:
  * - Every pointer argument is backend memory (host memory for the CPU backend, device
@@ -53,11 +54,13 @@ typedef struct {
                         text-to-image mean's denominator */
     float negative_log_weight; /* ln w: added to the image-to-text logit of every text with
                                   no positive image, weighting it w in the softmax; 0 = w 1 */
-    int i2t_each; /* rows with i2t_target -1: each positive against the negatives alone */
+    int i2t_each; /* rows with i2t_target -1: each positive against the negatives alone
+                     (read only with image_to_text) */
 } InfonceTerms;
 
-/* Both terms on a whole [Ni, Nt] matrix where every text has a positive image: the
- * single-process loss without contradiction negatives. */
+/* Both terms on a whole [Ni, Nt] matrix where every text has a positive image and no option
+ * is set: the plain single-process loss, for the op tests and benchmarks. (The engine builds
+ * its terms, options included, in one place: loss.c.) */
 static inline InfonceTerms infonce_whole(int Ni, int Nt) {
     InfonceTerms terms = {1, 1, 0, Ni, Nt, 0.0f, 0}; /* no compound literal: C++ includes this */
     return terms;
@@ -154,5 +157,40 @@ typedef struct Backend {
 
 /* The CPU backend (float32, OpenBLAS + OpenMP). */
 const Backend *backend_cpu(void);
+
+/* The backend called `name`: "cpu", or "cuda" when the program is linked with the CUDA
+ * backend. Otherwise NULL, with the reason in err (an unknown name lists the known ones; "cuda"
+ * in a program built without it says so).
+ *
+ * How a program gets CUDA: link cuda's library (build/cuda/libtng_cuda.a, `make cuda`, with
+ * cuda/cuda.mk's libraries) and make sure the linker takes backend_cuda from it, either by
+ * calling backend_cuda() somewhere (cuda/backend_cuda.h) or with -Wl,--undefined=backend_cuda.
+ * backend.c refers to backend_cuda only weakly, so that CPU-only programs link exactly as
+ * before, with no CUDA library; and a weak reference alone never pulls a member out of an
+ * archive, hence the strong one. */
+const Backend *backend_by_name(const char *name, char *err, size_t err_len);
+
+/* ----------------------------------------------------------------------------
+ * A program's --backend choice
+ *
+ * auto: CUDA when the program has it and a device is visible, else the CPU (saying why);
+ * cpu: the CPU; cuda: the GPU, or the program ends (exit 2 "built without CUDA", exit 1 "no CUDA
+ * device") with one line and no core dump. Under mpirun each rank takes GPU local_rank % devices,
+ * chosen before any CUDA handle, stream or cached attribute exists, so call this before anything
+ * else touches CUDA (dist_init does not). */
+typedef enum { BACKEND_AUTO = 0, BACKEND_CPU = 1, BACKEND_CUDA = 2 } BackendChoice;
+/* "auto", "cpu", "cuda": the names of BackendChoice, for the option rows */
+extern const char *const backend_choice_names[3];
+/* The --backend row (util/cli.h) of every program that runs a model; field: an int. */
+#define BACKEND_OPTION_ROW(X, field)                                                              \
+    X(BACKEND, 0, "backend", "NAME", "auto", CLI_CHOICE(field, backend_choice_names),              \
+      "auto (CUDA when built with it and a GPU is visible, else the CPU), cpu or cuda")
+
+/* The chosen backend; desc (desc_len bytes) gets one line for the settings block, e.g.
+ * "cuda: NVIDIA H100 80GB HBM3 (device 1 of 8)" or "cpu (auto: no CUDA device: ...)". */
+const Backend *backend_select(BackendChoice choice, int local_rank, char *desc, size_t desc_len);
+
+/* 1 when this program was linked with the CUDA backend. */
+int backend_have_cuda(void);
 
 #endif

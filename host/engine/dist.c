@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/backend.h" // defines: Backend, backend_cpu
 #include "util/common.h"
 
 #ifdef TNG_HAVE_MPI
@@ -355,6 +356,15 @@ Dist *dist_init(int *argc, char ***argv) {
             size);
 #endif
     return d;
+}
+
+/* cuda/collective_nccl.cu, when the program links it (weak: see engine/backend.c) */
+extern void dist_attach_nccl(Dist *d) __attribute__((weak));
+
+/* Under mpirun (even -np 1, which is how one GPU tests NCCL), a GPU backend's tensors travel
+ * over NCCL; a single process started alone has no collectives to run. */
+void dist_use_backend(Dist *d, const Backend *be) {
+    if (d->host != &single_ops && be != backend_cpu() && dist_attach_nccl) dist_attach_nccl(d);
 }
 
 void dist_finalize(Dist *d) {

@@ -35,6 +35,7 @@ typedef enum { DIST_F32 = 0, DIST_I32 = 1, DIST_U64 = 2, DIST_BYTE = 3 } DistTyp
 typedef enum { DIST_SUM = 0, DIST_AVG = 1, DIST_MAX = 2 } DistReduce;
 
 typedef struct Dist Dist;
+typedef struct Backend Backend;
 
 typedef struct {
     const char *name; /* "mpi", "nccl" or "single" */
@@ -78,6 +79,11 @@ struct Dist {
 /* Joins MPI when launched by mpirun (MPI_Init_thread, FUNNELED: only the main thread calls
  * collectives), else returns a world of one. Call first thing in main. */
 Dist *dist_init(int *argc, char ***argv);
+/* The backend the model runs on: with a GPU backend under mpirun (any number of ranks), the
+ * device collectives go over NCCL (cuda/collective_nccl.h) when the program is linked with it;
+ * MPI then carries only host metadata and bootstraps NCCL's id. A GPU backend without NCCL keeps
+ * MPI, which is right only where backend memory is host memory (the CUDA emulator's). */
+void dist_use_backend(Dist *d, const Backend *be);
 /* Leaves MPI cleanly (all ranks must call it) and frees d. */
 void dist_finalize(Dist *d);
 void dist_barrier(const Dist *d);

@@ -3,7 +3,9 @@
  *
  * Reading order: the parameter layout (one walk over the model defines every tensor's name,
  * shape and place), the activation arena, the transformer encoder shared by both towers,
- * the vision and text stems and heads, the loss, then the public entry points.
+ * the vision and text stems and heads, then the public entry points. The loss is its own
+ * object (loss.c), fed the two towers' features; so is the data-parallel gradient
+ * all-reduce (grad_reduce.c), which the backward tells when each layer is done.
  *
  * Two choices a reader must know:
  * - The text batch is cut to max(EOT position)+1 tokens before the text tower. The causal
@@ -18,8 +20,10 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "util/common.h"
-#include "util/rng.h"
+#include "engine/grad_reduce.h" // defines: grad_reduce_create, grad_reduce_layer_done, ...
+#include "engine/loss.h"        // defines: ClipLoss, clip_loss_forward, clip_loss_backward
+#include "util/common.h"        // defines: die, callocCheck, reallocCheck
+#include "util/rng.h"           // defines: Rng, rng_seed, rng_normal
 
 /* ----------------------------------------------------------------------------
  * Parameter layout: one walk defines names, shapes, order, tower and decay */
@@ -287,15 +291,13 @@ static void encoder_forward(const Backend *be, const TowerWeights *w, const Towe
     }
 }
 
-static void layer_gradients_final(Clip *m, Tower tower, int layer);
-
 /* Backward through every block. On entry a->d_x holds dloss/d(x[L]); on exit, dloss/d(x[0]).
  * Each LayerNorm backward adds its branch's gradient into d_x, which already carries the
  * residual path's, so the residual adds need no code of their own. After each block, the
- * block's gradients are final: m may start their all-reduce (layer_gradients_final). */
+ * block's gradients are final: their all-reduce may start (grad_reduce_layer_done). */
 static void encoder_backward(const Backend *be, const TowerWeights *w, TowerWeights *g,
                              const TowerConfig *tc, TowerActs *a, int B, int T, int causal,
-                             Clip *m, Tower tower) {
+                             GradReduce *reduce, Tower tower) {
     int C = tc->width, M = tc->mlp_width, NH = tc->heads, N = B * T;
     size_t NC = (size_t)N * C, NM = (size_t)N * M;
     for (int l = tc->layers - 1; l >= 0; l--) {
@@ -323,7 +325,7 @@ static void encoder_backward(const Backend *be, const TowerWeights *w, TowerWeig
                             3 * C);
         be->layernorm_backward(a->d_x, bg->ln1_w, bg->ln1_b, a->d_ln, a->x[l], bw->ln1_w,
                                ba->ln1_mean, ba->ln1_rstd, N, C);
-        layer_gradients_final(m, tower, l);
+        grad_reduce_layer_done(reduce, tower, l);
     }
 }
 
@@ -382,7 +384,7 @@ static void vision_backward(Clip *m, int B) {
     TowerActs *a = &m->vision_acts;
     int P = cfg->patch_size, NP = clip_num_patches(cfg), T = NP + 1, C = tc->width;
     head_backward(be, &m->w.vision, &m->g.vision, tc, a, NULL, B, T, cfg->embed_dim);
-    encoder_backward(be, &m->w.vision, &m->g.vision, tc, a, B, T, 0, m, TOWER_VISION);
+    encoder_backward(be, &m->w.vision, &m->g.vision, tc, a, B, T, 0, m->reduce, TOWER_VISION);
     be->zero(a->d_embed, sizeof(float) * (size_t)B * T * C);
     be->layernorm_backward(a->d_embed, m->g.vision.ln_pre_w, m->g.vision.ln_pre_b, a->d_x,
                            a->embed, m->w.vision.ln_pre_w, a->ln_pre_mean, a->ln_pre_rstd, B * T,
@@ -446,216 +448,9 @@ static void text_backward(Clip *m, int B) {
     TowerActs *a = &m->text_acts;
     int T = m->text_tokens;
     head_backward(be, &m->w.text, &m->g.text, &cfg->text, a, a->pool_rows, B, T, cfg->embed_dim);
-    encoder_backward(be, &m->w.text, &m->g.text, &cfg->text, a, B, T, 1, m, TOWER_TEXT);
+    encoder_backward(be, &m->w.text, &m->g.text, &cfg->text, a, B, T, 1, m->reduce, TOWER_TEXT);
     be->token_embed_backward(m->g.text.embed, m->g.text.pos, a->d_x, a->ids, B, T,
                              cfg->text.width);
-}
-
-/* ----------------------------------------------------------------------------
- * Data parallelism: the gathered batch (see ClipTrainConfig.dist) */
-
-static int distributed(const Clip *m) { return m->train.dist && m->train.dist->world > 1; }
-
-static void gathered_free(Clip *m) {
-    void *device[] = {m->images_all, m->texts_all, m->d_images_all, m->d_texts_all,
-                      m->cos_columns, m->d_home};
-    for (size_t i = 0; i < sizeof device / sizeof *device; i++)
-        if (device[i]) m->be->release(device[i]);
-    free(m->image_counts), free(m->text_counts), free(m->image_offsets), free(m->text_offsets);
-    m->images_all = m->texts_all = m->d_images_all = m->d_texts_all = NULL;
-    m->cos_columns = m->d_home = NULL;
-    m->image_counts = m->text_counts = m->image_offsets = m->text_offsets = NULL;
-}
-
-static void gathered_alloc(Clip *m) {
-    const Backend *be = m->be;
-    size_t W = (size_t)m->train.dist->world, D = (size_t)m->cfg.embed_dim;
-    size_t images = W * m->max_images, texts = W * m->max_texts;
-    m->images_all = be->alloc(sizeof(float) * images * D);
-    m->texts_all = be->alloc(sizeof(float) * texts * D);
-    m->d_images_all = be->alloc(sizeof(float) * images * D);
-    m->d_texts_all = be->alloc(sizeof(float) * texts * D);
-    m->cos_columns = be->alloc(sizeof(float) * images * m->max_texts);
-    size_t home = m->max_images > m->max_texts ? m->max_images : m->max_texts;
-    m->d_home = be->alloc(sizeof(float) * home * D);
-    m->image_counts = callocCheck(W, sizeof(int));
-    m->text_counts = callocCheck(W, sizeof(int));
-    m->image_offsets = callocCheck(W + 1, sizeof(int));
-    m->text_offsets = callocCheck(W + 1, sizeof(int));
-}
-
-/* counts[r] * D: a per-rank count of rows as a count of floats */
-static int *times_dim(const Clip *m, const int *counts) {
-    int W = m->train.dist->world, *out = mallocCheck(sizeof(int) * (size_t)W);
-    for (int r = 0; r < W; r++) out[r] = counts[r] * m->cfg.embed_dim;
-    return out;
-}
-
-/* Texts of the batch with a positive image: the text-to-image mean's denominator. */
-static int scored_texts(const ClipBatch *batch) {
-    int n = 0;
-    for (int t = 0; t < batch->n_texts; t++) n += batch->txt2img[t] >= 0;
-    return n;
-}
-
-/* Gathers every rank's batch: sizes, features (rank order) and positives as global ids.
- * Uploads this rank's image->text targets as global text ids. */
-static void gather_batch(Clip *m, const ClipBatch *batch) {
-    const Dist *d = m->train.dist;
-    const Backend *be = m->be;
-    int W = d->world, me = d->rank, Ni = batch->n_images, Nt = batch->n_texts;
-    int mine[3] = {Ni, Nt, scored_texts(batch)}, *triples = mallocCheck(sizeof(int) * 3 * (size_t)W);
-    int *threes = mallocCheck(sizeof(int) * (size_t)W);
-    for (int r = 0; r < W; r++) threes[r] = 3;
-    d->host->all_gather(d, triples, mine, threes, DIST_I32);
-    m->n_scored_global = 0;
-    for (int r = 0; r < W; r++) {
-        m->image_counts[r] = triples[3 * r], m->text_counts[r] = triples[3 * r + 1];
-        m->n_scored_global += triples[3 * r + 2];
-    }
-    m->n_images_global = dist_offsets(d, m->image_counts, m->image_offsets);
-    m->n_texts_global = dist_offsets(d, m->text_counts, m->text_offsets);
-
-    int *image_floats = times_dim(m, m->image_counts), *text_floats = times_dim(m, m->text_counts);
-    d->device->all_gather(d, m->images_all, m->vision_acts.features, image_floats, DIST_F32);
-    d->device->all_gather(d, m->texts_all, m->text_acts.features, text_floats, DIST_F32);
-
-    int *positives = mallocCheck(sizeof(int) * (size_t)m->n_texts_global);
-    int *own = positives + m->text_offsets[me]; /* gathered in place */
-    for (int t = 0; t < Nt; t++) /* -1 (no positive image) stays -1 */
-        own[t] = batch->txt2img[t] >= 0 ? m->image_offsets[me] + batch->txt2img[t] : -1;
-    d->host->all_gather(d, positives, own, m->text_counts, DIST_I32);
-    be->to_device(m->txt2img, positives, sizeof(int) * (size_t)m->n_texts_global);
-    int *targets = mallocCheck(sizeof(int) * (size_t)Ni);
-    for (int i = 0; i < Ni; i++) {
-        int t = batch->i2t_target[i];
-        targets[i] = t >= 0 ? m->text_offsets[me] + t : -1;
-    }
-    be->to_device(m->i2t_target, targets, sizeof(int) * (size_t)Ni);
-    free(triples), free(threes), free(image_floats), free(text_floats), free(positives), free(targets);
-}
-
-/* The two blocks this rank owns; stats: this rank's shares, then their global sums. */
-static void distributed_loss(Clip *m, float local[INFONCE_NSTATS], float global[INFONCE_NSTATS]) {
-    const Backend *be = m->be;
-    const Dist *d = m->train.dist;
-    int Ni = m->n_images, Nt = m->n_texts, D = m->cfg.embed_dim;
-    int Nig = m->n_images_global, Ntg = m->n_texts_global;
-    be->matmul_forward(m->cos, m->vision_acts.features, m->texts_all, NULL, Ni, D, Ntg);
-    be->matmul_forward(m->cos_columns, m->images_all, m->text_acts.features, NULL, Nig, D, Nt);
-    float log_weight = m->train.contradiction_log_weight;
-    InfonceTerms rows = {1, 0, m->image_offsets[d->rank], Nig, m->n_scored_global, log_weight,
-                         m->train.i2t_each};
-    InfonceTerms columns = {0, 1, 0, Nig, m->n_scored_global, log_weight, 0};
-    be->infonce_forward_backward(m->cos, m->stats, m->cos, m->txt2img, m->i2t_target, m->scale,
-                                 Ni, Ntg, &rows);
-    be->infonce_forward_backward(m->cos_columns, m->stats + INFONCE_NSTATS, m->cos_columns,
-                                 m->txt2img + m->text_offsets[d->rank], NULL, m->scale, Nig, Nt,
-                                 &columns);
-    float both[2 * INFONCE_NSTATS];
-    be->to_host(both, m->stats, sizeof both);
-    for (int k = 0; k < INFONCE_NSTATS; k++) global[k] = local[k] = both[k] + both[INFONCE_NSTATS + k];
-    d->host->all_reduce(d, global, INFONCE_NSTATS, DIST_F32, DIST_SUM);
-}
-
-/* Feature gradients of the two blocks; the gathered ones go home by reduce-scatter. */
-static void distributed_loss_backward(Clip *m, int train_vision, int train_text) {
-    const Backend *be = m->be;
-    const Dist *d = m->train.dist;
-    TowerActs *va = &m->vision_acts, *ta = &m->text_acts;
-    int Ni = m->n_images, Nt = m->n_texts, D = m->cfg.embed_dim;
-    int Nig = m->n_images_global, Ntg = m->n_texts_global;
-    if (train_vision) be->zero(m->d_images_all, sizeof(float) * (size_t)Nig * D);
-    if (train_text) be->zero(m->d_texts_all, sizeof(float) * (size_t)Ntg * D);
-    /* rows: cos = my images @ all texts^T */
-    be->matmul_backward(train_vision ? va->d_features : NULL, train_text ? m->d_texts_all : NULL,
-                        NULL, m->cos, va->features, m->texts_all, Ni, D, Ntg);
-    /* columns: cos = all images @ my texts^T */
-    be->matmul_backward(train_vision ? m->d_images_all : NULL, train_text ? ta->d_features : NULL,
-                        NULL, m->cos_columns, m->images_all, ta->features, Nig, D, Nt);
-    if (train_text) {
-        int *floats = times_dim(m, m->text_counts);
-        d->device->reduce_scatter(d, m->d_home, m->d_texts_all, floats);
-        be->accumulate(ta->d_features, m->d_home, (size_t)Nt * D);
-        free(floats);
-    }
-    if (train_vision) {
-        int *floats = times_dim(m, m->image_counts);
-        d->device->reduce_scatter(d, m->d_home, m->d_images_all, floats);
-        be->accumulate(va->d_features, m->d_home, (size_t)Ni * D);
-        free(floats);
-    }
-}
-
-/* ----------------------------------------------------------------------------
- * Data parallelism: the gradient all-reduce, in buckets started during the backward
- *
- * Why a bucket per transformer layer: a layer's gradients are final as soon as its backward
- * is done (nothing later in the backward adds to them), and its tensors are adjacent in the
- * layout, so each layer is one all-reduce that travels while the layers before it compute.
- * Once the text backward is done, all of the text tower's gradients and logit_scale's are
- * final too (the vision backward comes after), so its other tensors go next. What is left,
- * the vision stem and head, goes in clip_reduce_gradients, which then waits for all. Every
- * rank starts the same buckets in the same order, and a frozen tower's gradients (zeros)
- * never cross the network. */
-
-/* Each encoder layer's tensors, found by their HF name prefix: [i0, i1) of the layout. */
-static void buckets_build(Clip *m) {
-    const ParamLayout *L = &m->layout;
-    int nt = m->cfg.text.layers, n = nt + m->cfg.vision.layers;
-    m->layer_tensors = reallocCheck(m->layer_tensors, sizeof *m->layer_tensors * (size_t)n);
-    m->grad_sent = reallocCheck(m->grad_sent, (size_t)L->count);
-    memset(m->grad_sent, 0, (size_t)L->count);
-    for (int k = 0; k < n; k++) {
-        char prefix[64];
-        snprintf(prefix, sizeof prefix, "%s_model.encoder.layers.%d.", k < nt ? "text" : "vision",
-                 k < nt ? k : k - nt);
-        size_t len = strlen(prefix);
-        int i0 = -1, i1 = -1, found = 0;
-        for (int i = 0; i < L->count; i++)
-            if (strncmp(L->params[i].name, prefix, len) == 0) {
-                if (i0 < 0) i0 = i;
-                i1 = i + 1;
-                found++;
-            }
-        if (found == 0 || found != i1 - i0) die("model layout: the tensors of %s* are not adjacent", prefix);
-        m->layer_tensors[k][0] = i0;
-        m->layer_tensors[k][1] = i1;
-    }
-}
-
-/* One all-reduce of tensors [i0, i1), which are adjacent in the buffer. */
-static void start_tensors(Clip *m, int i0, int i1) {
-    const Dist *d = m->train.dist;
-    const ParamInfo *first = &m->layout.params[i0], *last = &m->layout.params[i1 - 1];
-    d->device->all_reduce_start(d, m->grads + first->offset,
-                                last->offset + last->numel - first->offset);
-    memset(m->grad_sent + i0, 1, (size_t)(i1 - i0));
-}
-
-static void layer_gradients_final(Clip *m, Tower tower, int layer) {
-    if (!m->reducing) return;
-    int k = tower == TOWER_TEXT ? layer : m->cfg.text.layers + layer;
-    start_tensors(m, m->layer_tensors[k][0], m->layer_tensors[k][1]);
-}
-
-/* A trainable tensor not yet sent; text_side: only the text tower's and logit_scale. */
-static int unsent(const Clip *m, int i, int text_side) {
-    const ParamInfo *p = &m->layout.params[i];
-    return !m->grad_sent[i] && clip_tensor_trains(m, p) && !(text_side && p->tower == TOWER_VISION);
-}
-
-/* One all-reduce per run of adjacent unsent tensors. */
-static void start_unsent(Clip *m, int text_side) {
-    for (int i = 0; i < m->layout.count;) {
-        if (!unsent(m, i, text_side)) {
-            i++;
-            continue;
-        }
-        int i0 = i;
-        while (i < m->layout.count && unsent(m, i, text_side)) i++;
-        start_tensors(m, i0, i);
-    }
 }
 
 /* ----------------------------------------------------------------------------
@@ -670,6 +465,7 @@ Clip *clip_create(const ClipConfig *cfg, const Backend *be) {
     param_layout_build(cfg, &m->layout);
     m->params = be->alloc(sizeof(float) * m->layout.total);
     clip_weights_view(cfg, m->params, &m->w);
+    m->loss = clip_loss_create(be, cfg->embed_dim);
     m->train.train_text = 1;
     m->train.train_vision = 1;
     return m;
@@ -682,12 +478,11 @@ void clip_free(Clip *m) {
     tower_acts_free(be, &m->text_acts);
     clip_weights_free(&m->w);
     clip_weights_free(&m->g);
-    void *buffers[] = {m->params, m->grads, m->adam_m, m->adam_v, m->cos,
-                       m->stats,  m->txt2img, m->i2t_target};
+    void *buffers[] = {m->params, m->grads, m->adam_m, m->adam_v};
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++)
         if (buffers[i]) be->release(buffers[i]);
-    gathered_free(m);
-    free(m->layer_tensors), free(m->grad_sent);
+    clip_loss_free(m->loss);
+    grad_reduce_free(m->reduce);
     param_layout_free(&m->layout);
     free(m);
 }
@@ -736,6 +531,17 @@ void clip_init_random(Clip *m, uint64_t seed) {
     free(host);
 }
 
+/* 1 if the tower trains, so that its gradients are used. TOWER_SHARED is logit_scale. */
+static int tower_trains(const Clip *m, Tower tower) {
+    switch (tower) {
+    case TOWER_VISION: return m->train.train_vision;
+    case TOWER_TEXT: return m->train.train_text;
+    default: return m->train.temperature <= 0; /* logit_scale learns only when not fixed */
+    }
+}
+
+int clip_tensor_trains(const Clip *m, const ParamInfo *p) { return tower_trains(m, p->tower); }
+
 void clip_prepare(Clip *m, const ClipTrainConfig *train, int max_images, int max_texts) {
     const Backend *be = m->be;
     m->train = *train;
@@ -744,18 +550,10 @@ void clip_prepare(Clip *m, const ClipTrainConfig *train, int max_images, int max
     tower_acts_create(be, &m->vision_acts, &m->cfg, &m->cfg.vision, 1, max_images,
                       train->train_vision);
     tower_acts_create(be, &m->text_acts, &m->cfg, &m->cfg.text, 0, max_texts, train->train_text);
-    void **loss_buffers[] = {(void **)&m->cos, (void **)&m->stats, (void **)&m->txt2img,
-                             (void **)&m->i2t_target};
-    for (size_t i = 0; i < sizeof loss_buffers / sizeof *loss_buffers; i++)
-        if (*loss_buffers[i]) be->release(*loss_buffers[i]);
-    /* data parallel: the rows block is [local images x all texts] */
-    size_t world = train->dist ? (size_t)train->dist->world : 1;
-    m->cos = be->alloc(sizeof(float) * (size_t)max_images * max_texts * world);
-    m->stats = be->alloc(sizeof(float) * 2 * INFONCE_NSTATS);
-    m->txt2img = be->alloc(sizeof(int) * (size_t)max_texts * world);
-    m->i2t_target = be->alloc(sizeof(int) * (size_t)max_images);
-    gathered_free(m);
-    if (distributed(m)) gathered_alloc(m);
+    ClipLossConfig objective = {.dist = train->dist,
+                                .contradiction_log_weight = train->contradiction_log_weight,
+                                .i2t_each = train->i2t_each};
+    clip_loss_prepare(m->loss, &objective, max_images, max_texts);
     int training = train->train_vision || train->train_text || train->temperature <= 0;
     if (training && !m->grads) {
         size_t bytes = sizeof(float) * m->layout.total;
@@ -764,7 +562,14 @@ void clip_prepare(Clip *m, const ClipTrainConfig *train, int max_images, int max
         m->adam_v = be->alloc(bytes);
         clip_weights_view(&m->cfg, m->grads, &m->g);
     }
-    if (distributed(m) && m->grads) buckets_build(m);
+    grad_reduce_free(m->reduce);
+    m->reduce = NULL;
+    if (train->dist && train->dist->world > 1 && m->grads) {
+        int trains[3] = {[TOWER_VISION] = tower_trains(m, TOWER_VISION),
+                         [TOWER_TEXT] = tower_trains(m, TOWER_TEXT),
+                         [TOWER_SHARED] = tower_trains(m, TOWER_SHARED)};
+        m->reduce = grad_reduce_create(&m->cfg, &m->layout, m->grads, train->dist, trains);
+    }
 }
 
 static void check_batch(const Clip *m, const ClipBatch *batch) {
@@ -778,23 +583,7 @@ static void check_batch(const Clip *m, const ClipBatch *batch) {
             batch->images ? "both" : "neither");
     if (batch->image_features && m->train.train_vision)
         die("precomputed image features need a frozen vision tower");
-    int *positives = callocCheck((size_t)Ni, sizeof(int));
-    for (int t = 0; t < Nt; t++) {
-        if (batch->txt2img[t] < -1 || batch->txt2img[t] >= Ni)
-            die("text %d names image %d, outside [-1, %d)", t, batch->txt2img[t], Ni);
-        if (batch->txt2img[t] >= 0) positives[batch->txt2img[t]]++;
-    }
-    if (scored_texts(batch) == 0) die("a batch needs a text with a positive image (all are -1)");
-    for (int i = 0; i < Ni; i++) {
-        int target = batch->i2t_target[i];
-        if (target < -1 || target >= Nt)
-            die("image %d: image-to-text target %d outside [-1, %d)", i, target, Nt);
-        if (target >= 0 && batch->txt2img[target] < 0)
-            die("image %d: image-to-text target %d is a text with no positive image", i, target);
-        if (target == -1 && positives[i] == 0)
-            die("image %d has no positive text, so its mean target is undefined", i);
-    }
-    free(positives);
+    clip_loss_check_targets(batch->txt2img, Nt, batch->i2t_target, Ni);
 }
 
 float clip_forward(Clip *m, const ClipBatch *batch, float stats[INFONCE_NSTATS]) {
@@ -808,91 +597,46 @@ float clip_forward(Clip *m, const ClipBatch *batch, float stats[INFONCE_NSTATS])
     else be->to_device(m->vision_acts.features, batch->image_features, sizeof(float) * (size_t)Ni * D);
     text_forward(m, batch->tokens, Nt);
 
+    float scale;
     if (m->train.temperature > 0) {
-        m->scale = 1.0f / m->train.temperature;
+        scale = 1.0f / m->train.temperature;
     } else {
         float logit_scale;
         be->to_host(&logit_scale, m->w.logit_scale, sizeof(float));
-        m->scale = expf(logit_scale);
+        scale = expf(logit_scale);
     }
-    float local_stats[INFONCE_NSTATS], host_stats[INFONCE_NSTATS];
-    if (distributed(m)) {
-        gather_batch(m, batch);
-        distributed_loss(m, local_stats, host_stats);
-    } else {
-        m->n_images_global = Ni;
-        m->n_texts_global = Nt;
-        m->n_scored_global = scored_texts(batch);
-        /* cos[i,t] = image_i . text_t, as a linear layer whose weight is the text features */
-        be->matmul_forward(m->cos, m->vision_acts.features, m->text_acts.features, NULL, Ni, D, Nt);
-        be->to_device(m->txt2img, batch->txt2img, sizeof(int) * (size_t)Nt);
-        be->to_device(m->i2t_target, batch->i2t_target, sizeof(int) * (size_t)Ni);
-        /* dcos is computed in place: cos is not needed after the loss */
-        InfonceTerms whole = infonce_whole(Ni, m->n_scored_global);
-        whole.negative_log_weight = m->train.contradiction_log_weight;
-        whole.i2t_each = m->train.i2t_each;
-        be->infonce_forward_backward(m->cos, m->stats, m->cos, m->txt2img, m->i2t_target,
-                                     m->scale, Ni, Nt, &whole);
-        be->to_host(host_stats, m->stats, sizeof host_stats);
-        memcpy(local_stats, host_stats, sizeof host_stats);
-    }
-    m->dscale = local_stats[INFONCE_DSCALE];
-    if (stats) memcpy(stats, host_stats, sizeof host_stats);
-    return host_stats[INFONCE_LOSS];
+    return clip_loss_forward(m->loss, m->vision_acts.features, Ni, m->text_acts.features, Nt,
+                             batch->txt2img, batch->i2t_target, scale, stats);
 }
 
-/* reduce: start the gradient buckets' all-reduces as the backward goes (clip_backward_last) */
-static void backward(Clip *m, int reduce) {
+/* overlap: start the gradient buckets' all-reduces as the backward goes (clip_backward_last) */
+static void backward(Clip *m, int overlap) {
     const Backend *be = m->be;
     if (!m->grads) die("clip_backward: the model was prepared with nothing to train");
-    if (m->reducing)
-        die("clip_backward: the gradients' all-reduce of the last step is still in flight "
-            "(call clip_reduce_gradients after clip_backward_last)");
-    m->reducing = reduce;
+    grad_reduce_backward_begins(m->reduce, overlap);
     int Ni = m->n_images, Nt = m->n_texts, D = m->cfg.embed_dim;
     int train_vision = m->train.train_vision && !m->images_from_features;
     TowerActs *va = &m->vision_acts, *ta = &m->text_acts;
-    /* through cos = img @ txt^T (m->cos now holds dcos) */
     be->zero(va->d_features, sizeof(float) * (size_t)Ni * D);
     be->zero(ta->d_features, sizeof(float) * (size_t)Nt * D);
-    if (distributed(m))
-        distributed_loss_backward(m, train_vision, m->train.train_text);
-    else
-        be->matmul_backward(train_vision ? va->d_features : NULL,
-                            m->train.train_text ? ta->d_features : NULL, NULL, m->cos,
-                            va->features, ta->features, Ni, D, Nt);
+    clip_loss_backward(m->loss, train_vision ? va->d_features : NULL,
+                       m->train.train_text ? ta->d_features : NULL);
     if (m->train.temperature <= 0) { /* learned: dloss/dlogit_scale = dloss/dscale * scale */
         float grad;
         be->to_host(&grad, m->g.logit_scale, sizeof(float));
-        grad += m->dscale * m->scale; /* this rank's share: clip_reduce_gradients sums them */
+        grad += m->loss->dscale * m->loss->scale; /* this rank's share: summed across ranks */
         be->to_device(m->g.logit_scale, &grad, sizeof(float));
     }
     if (m->train.train_text) text_backward(m, Nt);
-    if (m->reducing) start_unsent(m, 1);
+    grad_reduce_text_done(m->reduce);
     if (train_vision) vision_backward(m, Ni);
 }
 
 void clip_backward(Clip *m) { backward(m, 0); }
 
-void clip_backward_last(Clip *m) { backward(m, distributed(m)); }
+void clip_backward_last(Clip *m) { backward(m, m->reduce != NULL); }
 
-int clip_tensor_trains(const Clip *m, const ParamInfo *p) {
-    switch (p->tower) {
-    case TOWER_VISION: return m->train.train_vision;
-    case TOWER_TEXT: return m->train.train_text;
-    default: return m->train.temperature <= 0; /* logit_scale learns only when not fixed */
-    }
-}
-
-/* The buckets the backward did not start (all of them after a plain clip_backward), then
- * the wait for every one. */
-void clip_reduce_gradients(Clip *m) {
-    if (!distributed(m) || !m->grads) return;
-    start_unsent(m, 0);
-    m->train.dist->device->all_reduce_wait(m->train.dist);
-    memset(m->grad_sent, 0, (size_t)m->layout.count);
-    m->reducing = 0;
-}
+void clip_reduce_gradients(Clip *m) { grad_reduce_finish(m->reduce); }
 
 /* Inference in chunks of the prepared batch size. */
 void clip_encode_images(Clip *m, const float *images, int n, float *out) {

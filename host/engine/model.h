@@ -1,6 +1,7 @@
 /*
  * model.h: a CLIP dual encoder on any backend: parameter layout, activations, forward and
- * backward orchestration, and the InfoNCE objective.
+ * backward orchestration. The InfoNCE objective it trains is its own object (loss.h), and
+ * so is the data-parallel reduction of its gradients (grad_reduce.h).
  *
  * All parameters live in one contiguous float buffer (likewise their gradients and the two
  * AdamW moments), laid out tensor by tensor in Hugging Face CLIPModel order and named with
@@ -13,9 +14,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/backend.h"
-#include "engine/config.h"
-#include "engine/dist.h" // defines: Dist, DistOps
+#include "engine/backend.h" // defines: Backend
+#include "engine/config.h"  // defines: ClipConfig, TowerConfig
+#include "engine/dist.h"    // defines: Dist
+#include "engine/loss.h"    // defines: ClipLoss
+
+typedef struct GradReduce GradReduce; /* grad_reduce.h */
 
 /* ----------------------------------------------------------------------------
  * Parameter layout */
@@ -117,14 +121,13 @@ typedef struct {
     int train_text;
     int full_context;     /* 1 disables the cut to max(EOT)+1 (for the equivalence test) */
     /* Data parallelism: NULL (or a world of one) is one process. With world > 1 each rank
-     * passes its own batch and the loss is that of all ranks' batches as one (docs/REFERENCE.md §6):
-     * features are all-gathered, each rank computes image->text for its images over all
-     * texts and text->image for its texts over all images, normalised by the global counts,
-     * and the gathered features' gradients are reduce-scattered (summed) back to their
-     * owners. Every rank must call clip_forward/clip_backward in step, with the same config
+     * passes its own batch and the loss is that of all ranks' batches as one (loss.h says
+     * how); each rank's gradients are its share of the big batch's, and clip_reduce_gradients
+     * sums them. Every rank must call clip_forward/clip_backward in step, with the same config
      * and max sizes. */
     const Dist *dist;
-    /* ln w for contradiction negatives (texts with txt2img -1): their image-to-text logits
+    /* The objective's options, which clip_prepare hands to the loss (ClipLossConfig):
+     * ln w for contradiction negatives (texts with txt2img -1): their image-to-text logits
      * are offset by it, weighting them w in the softmax. 0 (weight 1) when unset. */
     float contradiction_log_weight;
     int i2t_each; /* image-to-text mean target: each positive against the negatives alone */
@@ -139,27 +142,11 @@ typedef struct {
     TowerActs vision_acts, text_acts;
     ClipTrainConfig train;
     int max_images, max_texts;
-    /* loss */
-    float *cos, *stats;       /* [max_images * max_texts * world], [2 * INFONCE_NSTATS] */
-    int *txt2img, *i2t_target; /* [max_texts * world] global image ids, [max_images] */
-    float scale;              /* the logit scale used by the last forward */
-    float dscale;             /* this process's share of dloss/dscale in the last forward */
     int n_images, n_texts, text_tokens; /* shapes of the last forward */
-    /* data parallel (train.dist world > 1): the gathered batch of the last forward */
-    int n_images_global, n_texts_global; /* = n_images, n_texts in one process */
-    int n_scored_global;                 /* texts with a positive image (txt2img >= 0) */
-    int *image_counts, *text_counts;     /* host [world]: each rank's batch */
-    int *image_offsets, *text_offsets;   /* host [world + 1]: where each rank's rows start */
-    float *images_all, *texts_all;       /* gathered features [sum images, D], [sum texts, D] */
-    float *d_images_all, *d_texts_all;   /* this rank's partial gradients of those */
-    float *cos_columns;                  /* [sum images, local texts]; m->cos holds the rows */
-    float *d_home;                       /* reduce-scatter landing [max(images, texts), D] */
-    int images_from_features;
-    /* data parallel: the gradient all-reduce (clip_backward_last, clip_reduce_gradients) */
-    int (*layer_tensors)[2];  /* [text layers + vision layers]: each layer's tensors [i0, i1) */
-    unsigned char *grad_sent; /* [layout.count]: the tensor's all-reduce has started */
-    int reducing;             /* clip_backward_last has started all-reduces not yet waited for */
-    uint64_t step;            /* optimizer steps taken */
+    int images_from_features;           /* the last forward's batch gave image features */
+    ClipLoss *loss;                     /* the objective, its buffers and gathered batch */
+    GradReduce *reduce;                 /* data parallel training: the gradients' all-reduce */
+    uint64_t step;                      /* optimizer steps taken */
 } Clip;
 
 Clip *clip_create(const ClipConfig *cfg, const Backend *be);

@@ -10,12 +10,13 @@
 #include "io/model_path.h" // defines: model_path_load
 #include "util/common.h"   // defines: mallocCheck, read_file
 
-int encoder_open(Encoder *enc, const char *model_path, int batch, char *err, size_t err_len) {
+int encoder_open(Encoder *enc, const char *model_path, int batch, const Backend *be, char *err,
+                 size_t err_len) {
     memset(enc, 0, sizeof *enc);
     ClipConfig cfg;
     float *params = NULL;
     if (model_path_load(model_path, &cfg, &params, NULL, 0, err, err_len) != 0) return -1;
-    Clip *model = clip_create(&cfg, backend_cpu());
+    Clip *model = clip_create(&cfg, be);
     clip_set_params(model, params);
     free(params);
     ClipTrainConfig inference = {.temperature = 1.0f, .train_vision = 0, .train_text = 0};

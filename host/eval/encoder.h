@@ -25,10 +25,11 @@ typedef struct {
 
 /*
  * Loads a model from any path io/model_path.h accepts (an HF CLIP directory, a tng
- * checkpoint, or a tng run directory: its latest checkpoint). batch bounds how many images
- * or texts go through the model at once. Returns 0, or -1 with a message.
+ * checkpoint, or a tng run directory: its latest checkpoint) onto backend be. batch bounds how
+ * many images or texts go through the model at once. Returns 0, or -1 with a message.
  */
-int encoder_open(Encoder *enc, const char *model_path, int batch, char *err, size_t err_len);
+int encoder_open(Encoder *enc, const char *model_path, int batch, const Backend *be, char *err,
+                 size_t err_len);
 /* Borrows a prepared model (a training run evaluating itself): the encoder uses its
  * max_images / max_texts as the batch and overwrites its activations. */
 void encoder_attach(Encoder *enc, Clip *model);

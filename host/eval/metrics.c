@@ -29,7 +29,7 @@ int mcq_type_from_name(const char *name) {
     return -1;
 }
 
-const char *tie_rule_name(TieRule ties) { return ties == TIES_FIRST_INDEX ? "first-index" : "strict"; }
+const char *const tie_rule_names[2] = {"strict", "first-index"};
 
 /* Whether a competitor (score, index) ranks ahead of the target (score, index). Strict: any
  * competitor that is not below the target. First index: a higher score, or an equal one at a

@@ -30,8 +30,8 @@
 typedef enum { MCQ_POSITIVE = 0, MCQ_NEGATIVE = 1, MCQ_HYBRID = 2, MCQ_N_TYPES = 3 } McqType;
 
 typedef enum { TIES_STRICT = 0, TIES_FIRST_INDEX = 1 } TieRule;
-/* "strict" or "first-index". */
-const char *tie_rule_name(TieRule ties);
+/* The rules' names in TieRule order: "strict", "first-index". */
+extern const char *const tie_rule_names[2];
 
 /* "positive", "negative", "hybrid". */
 const char *mcq_type_name(McqType type);

@@ -1,11 +1,12 @@
 /*
  * metrics_log.h: a run's metrics.jsonl, one JSON object per line, that survives a kill.
  *
- * Every record is one write(2) of a whole line to a file opened O_APPEND, made right away: a
- * kill leaves whole lines (at most the last one torn, if the disk fills mid-write), never a
- * buffer's worth cut mid-line. On resume the log is first cut back to the checkpoint's step:
- * records of steps after it (which the resumed run does again) and a torn last line go, so
- * every step appears once and the file stays line-parsable.
+ * Every record is one write(2) of a whole line to a file opened O_APPEND, made right away, so
+ * nothing waits in a buffer: a kill loses no finished record, and can tear at most the record
+ * being written (SIGKILL or a full disk may cut a write at a page boundary), the last line. On
+ * resume the log is first cut back to the checkpoint's step: records of steps after it (which
+ * the resumed run does again) and a torn last line go, so every step appears once, no record
+ * is glued to a torn one, and the file stays line-parsable.
  */
 #ifndef TNG_METRICS_LOG_H
 #define TNG_METRICS_LOG_H

@@ -1,6 +1,7 @@
 /*
- * tng.c: the TNG negation generator: nearest neighbours, absent objects, templates, length
- * fitting and tokenization of one batch (the behaviour is specified in tng.h).
+ * generator.c: the TNG negation generator: nearest neighbours, absent objects, templates,
+ * length fitting and tokenization of one batch (the behaviour is specified in generator.h,
+ * the layout of the texts in batch.h).
  *
  * Key design choice: every random draw for image i comes from its own stream seeded by
  * (seed, batch_index, i), and the per-image work reads only pool-wide data computed first
@@ -216,7 +217,7 @@ struct TngGenerator {
 
 void tng_config_default(TngConfig *cfg) {
     *cfg = (TngConfig){.negations_per_image = 2, .context = 77, .seed = 1234, .released = 0,
-                       .i2t_mean = 0, .contradictions = 0};
+                       .contradictions = 0};
 }
 
 TngGenerator *tng_generator_create(const TngConfig *cfg, const Lexicon *lex, const Tokenizer *tok) {
@@ -255,7 +256,6 @@ void tng_generator_free(TngGenerator *gen) {
 void tng_texts_free(TngTexts *t) {
     free(t->tokens);
     free(t->txt2img);
-    free(t->i2t_target);
     free(t->texts);
     free(t->kind);
     free(t->source_image);
@@ -301,7 +301,6 @@ static void ensure_capacity(TngGenerator *gen, TngTexts *out, int n_pool, int n_
         out->capacity_texts = n_texts;
     }
     if (n_made > out->capacity_images) {
-        GROW(out->i2t_target, n_made);
         GROW(out->object_lemma, n_made);
         GROW(out->object_from, n_made);
         out->capacity_images = n_made;
@@ -528,7 +527,7 @@ static void make_text(TngGenerator *gen, TngTexts *out, size_t *arena_used, int 
     gen->text_offset[t] = arena_append(out, arena_used, gen->render, len);
 }
 
-/* Contradiction c of pool image i into text t (kinds cycle with c % 4, see tng.h): a false
+/* Contradiction c of pool image i into text t (kinds cycle with c % 4, see generator.h): a false
  * hybrid negating a noun that caption_i contains; a false full negation of caption_i; a
  * role-swapped hybrid "a <object_i>, no <noun of caption_i>"; caption_i plus "a <object_i>"
  * affirmed. A caption without lexicon nouns gets the false full negation in the hybrid kinds'
@@ -571,7 +570,7 @@ static void seed_image_stream(Rng *rng, uint64_t seed, int64_t batch_index, int 
 /* Every text of pool image i, written as image j of the output (n_made images). Reads only
  * pool-wide data and i's own random stream, so it is the same whichever images are made. */
 static void make_image_texts(TngGenerator *gen, const char *const *captions, int n_pool, int i,
-                             int j, int n_made, int64_t batch_index, TngTexts *out,
+                             int j, const TngLayout *layout, int64_t batch_index, TngTexts *out,
                              size_t *arena_used) {
     const TngConfig *cfg = &gen->cfg;
     int context = cfg->context, n_neg = cfg->negations_per_image;
@@ -588,19 +587,20 @@ static void make_image_texts(TngGenerator *gen, const char *const *captions, int
     Span object_subject = {gen->object_subject, strlen(gen->object_subject)};
 
     // the original caption, cut like open_clip cuts any text
-    int *row = out->tokens + (size_t)j * context;
+    int original = tng_caption_text(layout, j);
+    int *row = out->tokens + (size_t)original * context;
     int n = tokenizer_encode(gen->tok, captions[i], row, context);
     memset(row + n, 0, (size_t)(context - n) * sizeof(int));
-    gen->text_offset[j] = arena_append(out, arena_used, captions[i], strlen(captions[i]));
-    out->txt2img[j] = j;
-    out->kind[j] = TNG_ORIGINAL;
-    out->source_image[j] = i;
+    gen->text_offset[original] = arena_append(out, arena_used, captions[i], strlen(captions[i]));
+    out->txt2img[original] = j;
+    out->kind[original] = TNG_ORIGINAL;
+    out->source_image[original] = i;
 
     int hybrid_start = (int)rng_below(&rng, TNG_N_HYBRID_TEMPLATES);
     int full_start = (int)rng_below(&rng, TNG_N_FULL_TEMPLATES);
     int n_hybrids = 0, n_fulls = 0;
     for (int m = 0; m < n_neg; m++) {
-        int t = (m + 1) * n_made + j;
+        int t = tng_negation_text(layout, j, m);
         int source = m % 2 == 1 ? full_negation_source(gen, i, neighbours, n_fulls, n_pool) : i;
         if (m % 2 == 0 || source < 0) {
             // hybrid (also the stand-in for a full negation when no other caption exists);
@@ -624,15 +624,14 @@ static void make_image_texts(TngGenerator *gen, const char *const *captions, int
         }
         out->txt2img[t] = j;
     }
-    // released: one draw whatever the bound, so the draws after it do not depend on n_made
-    int n_positive_texts = (n_neg + 1) * n_made;
-    out->i2t_target[j] = cfg->released ? (int)rng_below(&rng, (uint64_t)n_positive_texts)
-                         : cfg->i2t_mean ? -1
-                                         : j;
+    // Released mode's stream skips one number here: the generator once drew the image->text
+    // target at this point (batch.h owns that now); skipping it keeps the contradiction texts
+    // below, and so every released run with contradictions, the same bits.
+    if (cfg->released) rng_next(&rng);
     // contradictions draw after every other choice, so C = 0 leaves those unchanged
     for (int c = 0; c < cfg->contradictions; c++)
-        make_contradiction(gen, out, arena_used, n_positive_texts + c * n_made + j, c, i, object,
-                           &rng);
+        make_contradiction(gen, out, arena_used, tng_contradiction_text(layout, j, c), c, i,
+                           object, &rng);
 }
 
 void tng_make_texts(TngGenerator *gen, const char *const *captions, const float *image_emb,
@@ -645,7 +644,9 @@ void tng_make_texts(TngGenerator *gen, const char *const *captions, const float 
     if (n_make < 1 || n_make > n_pool)
         die("tng_make_texts: expected 1 to %d images to make texts for, found %d", n_pool, n_make);
     const TngConfig *cfg = &gen->cfg;
-    int n_texts = (cfg->negations_per_image + 1 + cfg->contradictions) * n_make;
+    const TngLayout layout = {.n_images = n_make, .negations = cfg->negations_per_image,
+                              .contradictions = cfg->contradictions};
+    int n_texts = tng_text_count(&layout);
     int max_nouns = 0;
     for (int k = 0; k < n_pool; k++) max_nouns += (int)(strlen(captions[k]) / 2 + 1);
     ensure_capacity(gen, out, n_pool, n_make, n_texts, max_nouns);
@@ -677,6 +678,6 @@ void tng_make_texts(TngGenerator *gen, const char *const *captions, const float 
 
     size_t arena_used = 0;
     for (int j = 0; j < n_make; j++)
-        make_image_texts(gen, captions, n_pool, made[j], j, n_make, batch_index, out, &arena_used);
+        make_image_texts(gen, captions, n_pool, made[j], j, &layout, batch_index, out, &arena_used);
     for (int t = 0; t < n_texts; t++) out->texts[t] = out->text_arena + gen->text_offset[t];
 }

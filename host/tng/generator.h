@@ -1,14 +1,12 @@
 /*
- * tng.h: TNG-CLIP's training-time negation generator, and the thread that runs it ahead of
+ * generator.h: TNG-CLIP's training-time negation generator, and the thread that runs it ahead of
  * the training loop.
  *
  * Per batch of B (image, caption) pairs and the B L2-normalised image embeddings, it builds
- * (M+1)*B tokenized texts, all positives of one image each:
- *
- *   text t = i            the original caption of image i (i2t_target[i] = i by default)
- *   text t = (1+m)*B + i  negation m of image i, m = 0..M-1:
- *                           m even: a hybrid negation, caption_i plus "no <object_i>"
- *                           m odd:  a full negation of another image's caption
+ * (M+1)*B tokenized texts, all positives of one image each, in the layout of tng/batch.h:
+ * image i's original caption, then its negations m = 0..M-1:
+ *   m even: a hybrid negation, caption_i plus "no <object_i>"
+ *   m odd:  a full negation of another image's caption
  *
  * object_i is a concrete noun (WordNet lexicon, lexicon.h) found in the caption of image i's
  * nearest neighbour j (cosine similarity of the embeddings) and absent from caption_i, compared
@@ -21,11 +19,10 @@
  * second full negation, for M > 3, the second least similar, ...). It never negates caption_i:
  * with B = 1 there is no other caption, and that slot holds one more hybrid (another template).
  *
- * Contradiction negatives (TngConfig.contradictions = C > 0) follow: C texts per image that
- * are FALSE for image i and a positive of no image (txt2img -1, so they take part only in the
- * image-to-text softmax, as negatives image i must rank below its caption):
- *
- *   text t = (M+1+c)*B + i  contradiction c of image i, c = 0..C-1, by c % 4:
+ * Contradiction negatives (TngConfig.contradictions = C > 0) follow every positive text: C
+ * texts per image that are FALSE for image i and a positive of no image (txt2img -1, so they
+ * take part only in the image-to-text softmax, as negatives image i must rank below its
+ * caption). Contradiction c of image i, c = 0..C-1, is by c % 4:
  *                             0: a false hybrid, caption_i plus "no <object present in
  *                                caption_i>" (a lexicon noun of caption_i, whole word;
  *                                hybrid templates)
@@ -47,35 +44,34 @@
  * captions come from. A call may make the texts of only some pool images (a rank's share of the
  * global batch under --tng-scope global, so no rank builds the texts of the others' images).
  * Each gets exactly the texts, kinds, sources and object the whole-pool call gives it (i above,
- * and so its random stream, stays its pool position), numbered as a batch of the share alone:
- * with n share images, text m*n + j is the m-th text of share image j, and txt2img and
- * i2t_target count share images; source_image and object_from stay pool positions. The one
- * difference: released mode's random i2t target is drawn from the share's (M+1)*n texts.
+ * and so its random stream, stays its pool position), laid out as a batch of the share alone
+ * (batch.h with n share images; txt2img counts share images); source_image and object_from
+ * stay pool positions.
  *
  * Length: a text longer than the context keeps its negation clause and loses trailing words of
  * its caption part, measured with tokenizer_encode_raw. The original caption is cut like
  * open_clip cuts any text (EOT forced into the last slot).
  *
- * Differences from the authors' released code, kept only behind TngConfig.released:
+ * Differences from the authors' released code (the first kept behind TngConfig.released):
  *   - Released: the full negation of image i negates caption B-1-i. That is arbitrary (it may
  *     be true of image i), and for the middle image of an odd batch it is image i's own caption,
  *     labelled positive. Ours: the least similar image; never the own caption. In released mode
  *     the middle image of an odd batch takes the next image after it (cyclically) instead.
- *   - Released: the image-to-text target of image i is drawn at random from all 3B texts, so it
- *     usually belongs to another image. Ours: the own caption (or -1, "mean over the image's
- *     positives", with TngConfig.i2t_mean). Released mode draws uniformly from all (M+1)*B texts.
+ *   - Released: the image-to-text target of image i is drawn at random from all 3B texts. That
+ *     is the loss's target, not the texts: tng/batch.h holds the policies the trainer picks.
  *   - Not switchable (they are bugs, not choices): the released object list drifts out of
  *     alignment with its images, absence is a case-sensitive substring test, and the fallback
  *     noun is one fixed word. Objects here are chosen as described above in both modes.
  */
-#ifndef TNG_TNG_H
-#define TNG_TNG_H
+#ifndef TNG_GENERATOR_H
+#define TNG_GENERATOR_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "text/lexicon.h"   // defines: Lexicon, lexicon_load, lexicon_lookup
 #include "text/tokenizer.h" // defines: Tokenizer, tokenizer_encode, tokenizer_encode_raw
+#include "tng/batch.h"      // defines: TngLayout, tng_negation_text, tng_contradiction_text
 
 #define TNG_N_HYBRID_TEMPLATES 43
 #define TNG_N_FULL_TEMPLATES 17
@@ -84,8 +80,7 @@ typedef struct {
     int negations_per_image; /* M >= 1; 2 in the paper (one hybrid, one full) */
     int context;             /* tokens per text, SOT and EOT included; 77 in CLIP */
     uint64_t seed;
-    int released;            /* 1: the released code's pairing and i2t targets (see above) */
-    int i2t_mean;            /* 1: i2t_target[i] = -1, "mean over image i's positives" */
+    int released;            /* 1: the released code's full-negation pairing (see above) */
     int contradictions;      /* C >= 0 contradiction negatives per image (see above); 0 = off */
 } TngConfig;
 
@@ -109,8 +104,6 @@ typedef struct {
     int64_t batch_index;
     int *tokens;        /* [n_texts, context] ids, zero-padded after EOT */
     int *txt2img;       /* [n_texts] the image each text is a positive of, -1 for none */
-    int *i2t_target;    /* [n_images] index of the target text (never a contradiction), or
-                           -1 for the mean */
     char **texts;       /* [n_texts] the strings (pointers into text_arena) for logs */
     TngTextKind *kind;  /* [n_texts] */
     int *source_image;  /* [n_texts] the pool image whose caption the text negates or quotes
@@ -176,8 +169,9 @@ const TngTexts *tng_producer_pop(TngProducer *p);
 void tng_producer_release(TngProducer *p, const TngTexts *texts);
 /* Seconds the consumer has spent blocked in tng_producer_pop so far. */
 double tng_producer_wait_seconds(const TngProducer *p);
-/* Stops the thread (it finishes the batch in hand, including a source call in progress), joins
- * it and frees everything, batches not yet released included. Safe at any point. */
+/* Stops the thread, joins it and frees everything, batches not yet released included. Safe at
+ * any point. The thread ends at its next wait or push: it finishes the batch in hand (a source
+ * call in progress included) and, if a buffer is free, may start one more. */
 void tng_producer_stop(TngProducer *p);
 
 #endif

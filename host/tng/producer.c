@@ -1,33 +1,29 @@
 /*
- * producer.c: the thread that runs the TNG generator ahead of the training loop (tng.h).
+ * producer.c: the thread that runs the TNG generator ahead of the training loop (generator.h).
  *
- * Key design choice: a fixed pool of depth+1 TngTexts buffers cycles between a free list and a
- * FIFO of finished batches, so nothing is allocated per batch once the buffers have grown, and
- * the producer stalls (instead of queueing without bound) when the consumer falls behind. The
- * extra buffer is the one the consumer holds. One mutex guards both lists; the generator itself
- * runs outside the lock.
+ * Key design choice: a fixed set of depth+1 TngTexts buffers cycles through two queues
+ * (util/queue.h): `empty` holds the buffers free to fill, `ready` the finished batches in source
+ * order. Nothing is allocated per batch once the buffers have grown, and the thread stalls
+ * (instead of running on without bound) when the consumer falls behind: it waits for an empty
+ * buffer. The extra buffer is the one the consumer holds. The generator runs outside any lock.
  */
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "util/common.h" // defines: die, mallocCheck, callocCheck, now_seconds
-#include "tng/generator.h"    // defines: TngProducer API, tng_make_texts, tng_generator_create
+#include "util/common.h"    // defines: die, mallocCheck, callocCheck, now_seconds
+#include "util/queue.h"     // defines: Queue, queue_create, queue_push, queue_pop, queue_close
+#include "tng/generator.h"  // defines: TngProducer API, tng_make_texts, tng_generator_create
 
 struct TngProducer {
     TngGenerator *gen;
     TngSourceFn source;
     void *source_ctx;
     pthread_t thread;
-    pthread_mutex_t mutex;
-    pthread_cond_t slot_freed; /* a buffer was released, or stop was asked */
-    pthread_cond_t batch_done; /* a batch was finished, or the producer ended */
     int n_slots;
     TngTexts *slots;
-    int *free_slots, n_free;
-    int *ready, ready_head, n_ready; /* FIFO ring of finished slot indices */
-    int finished;                    /* the producer has returned: no more batches */
-    int stop;
-    double wait_seconds;
+    Queue *empty; /* buffers to fill; closed by tng_producer_stop */
+    Queue *ready; /* finished batches; closed when the thread ends */
+    double wait_seconds; /* read and written by the consumer only */
 };
 
 static void check_input(const TngInput *in) {
@@ -42,37 +38,16 @@ static void check_input(const TngInput *in) {
 
 static void *producer_main(void *arg) {
     TngProducer *p = arg;
-    for (;;) {
-        pthread_mutex_lock(&p->mutex);
-        while (!p->stop && p->n_free == 0) pthread_cond_wait(&p->slot_freed, &p->mutex);
-        if (p->stop) {
-            pthread_mutex_unlock(&p->mutex);
-            break;
-        }
-        int slot = p->free_slots[--p->n_free];
-        pthread_mutex_unlock(&p->mutex);
-
+    void *slot;
+    while (queue_pop(p->empty, &slot)) {
         TngInput in = {0};
-        int more = p->source(p->source_ctx, &in);
-        if (more) {
-            check_input(&in);
-            tng_make_texts(p->gen, in.captions, in.image_emb, in.n_pool, in.dim, in.make_for,
-                           in.make_for ? in.n_make : in.n_pool, in.batch_index, &p->slots[slot]);
-        }
-        pthread_mutex_lock(&p->mutex);
-        if (!more) {
-            p->free_slots[p->n_free++] = slot;
-            pthread_mutex_unlock(&p->mutex);
-            break;
-        }
-        p->ready[(p->ready_head + p->n_ready++) % p->n_slots] = slot;
-        pthread_cond_signal(&p->batch_done);
-        pthread_mutex_unlock(&p->mutex);
+        if (!p->source(p->source_ctx, &in)) break; /* the end of the data */
+        check_input(&in);
+        tng_make_texts(p->gen, in.captions, in.image_emb, in.n_pool, in.dim, in.make_for,
+                       in.make_for ? in.n_make : in.n_pool, in.batch_index, slot);
+        if (queue_push(p->ready, slot) != 0) break; /* stopped while generating */
     }
-    pthread_mutex_lock(&p->mutex);
-    p->finished = 1;
-    pthread_cond_broadcast(&p->batch_done);
-    pthread_mutex_unlock(&p->mutex);
+    queue_close(p->ready); /* the consumer takes what is ready, then sees the end */
     return NULL;
 }
 
@@ -85,59 +60,41 @@ TngProducer *tng_producer_start(const TngConfig *cfg, const Lexicon *lex, const 
     p->source_ctx = source_ctx;
     p->n_slots = depth + 1;
     p->slots = callocCheck((size_t)p->n_slots, sizeof(TngTexts));
-    p->free_slots = mallocCheck((size_t)p->n_slots * sizeof(int));
-    p->ready = mallocCheck((size_t)p->n_slots * sizeof(int));
-    for (int s = p->n_slots - 1; s >= 0; s--) p->free_slots[p->n_free++] = s;
-    pthread_mutex_init(&p->mutex, NULL);
-    pthread_cond_init(&p->slot_freed, NULL);
-    pthread_cond_init(&p->batch_done, NULL);
+    /* each queue can hold every buffer, so handing one back never waits */
+    p->empty = queue_create(p->n_slots);
+    p->ready = queue_create(p->n_slots);
+    for (int s = 0; s < p->n_slots; s++) queue_push(p->empty, &p->slots[s]);
     if (pthread_create(&p->thread, NULL, producer_main, p) != 0)
         die("tng producer: pthread_create failed");
     return p;
 }
 
 const TngTexts *tng_producer_pop(TngProducer *p) {
-    pthread_mutex_lock(&p->mutex);
-    if (p->n_ready == 0 && !p->finished) {
-        double start = now_seconds();
-        while (p->n_ready == 0 && !p->finished) pthread_cond_wait(&p->batch_done, &p->mutex);
-        p->wait_seconds += now_seconds() - start;
-    }
-    const TngTexts *texts = NULL;
-    if (p->n_ready > 0) {
-        texts = &p->slots[p->ready[p->ready_head]];
-        p->ready_head = (p->ready_head + 1) % p->n_slots;
-        p->n_ready--;
-    }
-    pthread_mutex_unlock(&p->mutex);
-    return texts;
+    double start = now_seconds();
+    void *texts = NULL;
+    int got = queue_pop(p->ready, &texts);
+    p->wait_seconds += now_seconds() - start;
+    return got ? texts : NULL;
 }
 
 void tng_producer_release(TngProducer *p, const TngTexts *texts) {
     long slot = texts - p->slots;
     if (slot < 0 || slot >= p->n_slots) die("tng producer: released a batch it does not own");
-    pthread_mutex_lock(&p->mutex);
-    p->free_slots[p->n_free++] = (int)slot;
-    pthread_cond_signal(&p->slot_freed);
-    pthread_mutex_unlock(&p->mutex);
+    queue_push(p->empty, &p->slots[slot]);
 }
 
 double tng_producer_wait_seconds(const TngProducer *p) { return p->wait_seconds; }
 
 void tng_producer_stop(TngProducer *p) {
     if (!p) return;
-    pthread_mutex_lock(&p->mutex);
-    p->stop = 1;
-    pthread_cond_broadcast(&p->slot_freed);
-    pthread_mutex_unlock(&p->mutex);
+    /* a thread waiting for a buffer wakes and ends; one generating ends at its push */
+    queue_close(p->empty);
+    queue_close(p->ready);
     pthread_join(p->thread, NULL);
     for (int s = 0; s < p->n_slots; s++) tng_texts_free(&p->slots[s]);
     free(p->slots);
-    free(p->free_slots);
-    free(p->ready);
-    pthread_mutex_destroy(&p->mutex);
-    pthread_cond_destroy(&p->slot_freed);
-    pthread_cond_destroy(&p->batch_done);
+    queue_free(p->empty);
+    queue_free(p->ready);
     tng_generator_free(p->gen);
     free(p);
 }

@@ -1,10 +1,12 @@
 /*
  * ops_cpu.h: the CPU ops, declared for both precisions.
  *
- * ops_cpu.c is compiled twice: once with float (the engine's CPU backend, whose table
- * backend_cpu() returns) and once with double (suffix _f64), the higher-precision reference
- * that the finite-difference tests differentiate. One source, so the two cannot drift.
- * Semantics are those of the Backend table in backend.h.
+ * Each op family has its own file, named as its CUDA counterpart in kernels/ (matmul.c,
+ * layernorm.c, attention.c, elementwise.c, embed.c, l2norm.c, infonce.c, adamw.c), and each
+ * is compiled twice (cpu_common.h): with float (suffix _f32, the ops of the engine's CPU
+ * backend, whose table backend_cpu.c holds) and with double (suffix _f64, the
+ * higher-precision reference that the finite-difference tests differentiate). One source,
+ * so the two cannot drift. Semantics are those of the Backend table in backend.h.
  */
 #ifndef TNG_OPS_CPU_H
 #define TNG_OPS_CPU_H

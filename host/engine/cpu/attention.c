@@ -1,0 +1,73 @@
+/*
+ * attention.c: the CPU multi-head self-attention on packed qkv, forward and backward; the
+ * oracle of kernels/attention.cuh.
+ *
+ * qkv[b,t] holds q (C values), then k, then v; head h uses the slice [h*hs, (h+1)*hs) of
+ * each, so one head's q, k or v is a [T, hs] matrix with row stride 3C that BLAS reads in
+ * place. att[b,h] is the [T, T] softmax; masked entries are 0. Each (b, h) is independent,
+ * so OpenMP splits them; the GEMMs inside run on one thread.
+ */
+#include "engine/cpu/ops_cpu.h" // declares: every CPU op, in both precisions
+
+#include <math.h>
+
+#include "engine/cpu/cpu_common.h" // defines: real, OP(), GEMM, EXP, row_chunks, add_partials
+
+void OP(attention_forward)(real *out, real *att, const real *qkv, int B, int T, int C, int NH,
+                           int causal) {
+    int hs = C / NH, row = 3 * C;
+    real scale = (real)(1.0 / sqrt((double)hs));
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            const real *q = qkv + (size_t)b * T * row + h * hs, *k = q + C, *v = q + 2 * C;
+            real *a = att + ((size_t)b * NH + h) * T * T;
+            /* scores = scale * q @ k^T, then a row softmax over the visible keys */
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, row, k, row, 0, a, T);
+            for (int t = 0; t < T; t++) {
+                real *r = a + (size_t)t * T;
+                int visible = causal ? t + 1 : T;
+                double maxv = -INFINITY, sum = 0;
+                for (int t2 = 0; t2 < visible; t2++) maxv = fmax(maxv, r[t2]);
+                for (int t2 = 0; t2 < visible; t2++) sum += (r[t2] = EXP(r[t2] - (real)maxv));
+                for (int t2 = 0; t2 < visible; t2++) r[t2] = (real)(r[t2] / sum);
+                for (int t2 = visible; t2 < T; t2++) r[t2] = 0;
+            }
+            /* out_h = att @ v */
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1, a, T, v, row, 0,
+                 out + (size_t)b * T * C + h * hs, C);
+        }
+    }
+}
+
+void OP(attention_backward)(real *dqkv, real *datt, const real *dout, const real *qkv,
+                            const real *att, int B, int T, int C, int NH, int causal) {
+    int hs = C / NH, row = 3 * C;
+    real scale = (real)(1.0 / sqrt((double)hs));
+    /* each (b, h) owns a disjoint slice of dqkv and datt, so the loop has no races */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            size_t base = (size_t)b * T * row + h * hs;
+            const real *q = qkv + base, *k = q + C, *v = q + 2 * C;
+            real *dq = dqkv + base, *dk = dq + C, *dv = dq + 2 * C;
+            const real *a = att + ((size_t)b * NH + h) * T * T;
+            real *da = datt + ((size_t)b * NH + h) * T * T;
+            const real *dy = dout + (size_t)b * T * C + h * hs;
+            /* through out = att @ v */
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1, dy, C, v, row, 0, da, T);
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1, a, T, dy, C, 1, dv, row);
+            /* through the softmax: dscore = att * (datt - sum(att * datt)); masked stay 0 */
+            for (int t = 0; t < T; t++) {
+                const real *ar = a + (size_t)t * T;
+                real *dr = da + (size_t)t * T;
+                double weighted = 0;
+                for (int t2 = 0; t2 < T; t2++) weighted += (double)ar[t2] * dr[t2];
+                for (int t2 = 0; t2 < T; t2++) dr[t2] = (real)(ar[t2] * (dr[t2] - weighted));
+            }
+            /* through scores = scale * q @ k^T */
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, da, T, k, row, 1, dq, row);
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, da, T, q, row, 1, dk, row);
+        }
+    }
+}

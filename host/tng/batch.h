@@ -1,0 +1,52 @@
+/*
+ * batch.h: the layout of a batch of TNG texts and the image-to-text target policy, defined
+ * here once for the generator (tng/generator.c), the trainer (train/trainer.c) and the tests.
+ *
+ * Layout. For n images with M negations and C contradictions each there are (1 + M + C) * n
+ * texts, grouped by kind and, inside a group, by image:
+ *
+ *   text j                  image j's caption                       (the positive it was given)
+ *   text (1 + m) * n + j    image j's m-th negation, m = 0..M-1     (also a positive of image j)
+ *   text (1 + M + c) * n + j  image j's c-th contradiction, c = 0..C-1 (a positive of no image)
+ *
+ * So the first n texts are the captions alone (the layout with M = C = 0, the batch of a step
+ * without TNG texts), and the (1 + M) * n positive texts come before every contradiction.
+ *
+ * Image-to-text target. The image->text softmax of image j needs a target: its own caption
+ * (own), the mean over its positives (mean, target -1), each positive as its own term (each,
+ * target -1 and ClipTrainConfig.i2t_each), or, like the authors' released code, a text drawn
+ * at random from the positive texts of the batch (released-random), usually another image's.
+ * The draw depends only on the seed and the batch's stream number, so a resumed run draws the
+ * same targets.
+ */
+#ifndef TNG_BATCH_H
+#define TNG_BATCH_H
+
+#include <stdint.h>
+
+typedef struct {
+    int n_images;       /* n */
+    int negations;      /* M >= 0 per image */
+    int contradictions; /* C >= 0 per image */
+} TngLayout;
+
+/* The layout of n images' captions alone: M = C = 0. */
+TngLayout tng_layout_captions(int n_images);
+
+int tng_texts_per_image(const TngLayout *l);   /* 1 + M + C */
+int tng_text_count(const TngLayout *l);        /* (1 + M + C) * n */
+int tng_positive_text_count(const TngLayout *l); /* (1 + M) * n: captions and negations */
+int tng_caption_text(const TngLayout *l, int image);
+int tng_negation_text(const TngLayout *l, int image, int m);
+int tng_contradiction_text(const TngLayout *l, int image, int c);
+
+typedef enum { TNG_I2T_OWN, TNG_I2T_MEAN, TNG_I2T_RELEASED_RANDOM, TNG_I2T_EACH, TNG_I2T_COUNT } TngI2tTarget;
+/* The policies' names, as --i2t-target takes them, indexed by TngI2tTarget. */
+extern const char *const tng_i2t_names[TNG_I2T_COUNT];
+
+/* targets[j] for the n images of a batch laid out as l: own: image j's caption; mean and each:
+ * -1; released-random: uniform over the positive texts, drawn from (seed, stream). */
+void tng_i2t_targets(TngI2tTarget policy, const TngLayout *l, uint64_t seed, int64_t stream,
+                     int *targets);
+
+#endif

@@ -1,0 +1,147 @@
+/*
+ * options.c: tng_train's command line (options.h), one row per option (util/cli.h).
+ *
+ * The optimizer's betas, epsilon, warmup, schedule and clipping default to the engine's own
+ * (optim_defaults); a row shows them as they are, so --help follows the engine.
+ */
+#include "train/options.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "util/cli.h" // defines: CliOption, CliProgram, cli_parse, cli_fail, CLI_* row specs
+
+static const char *const ON_OFF[] = {"off", "on"}, *const COMPAT[] = {"ours", "released"};
+static const char *const SCOPES[] = {"local", "global"}, *const CAPTIONS[] = {"one", "all"};
+static const char *const FREEZE[] = {"vision", "text", "none"};
+static const char *const SCHEDULES[] = {"constant", "cosine"};
+
+static void parse_temperature(const CliProgram *prog, const CliOption *opt, const char *value,
+                              void *args) {
+    float *temperature = cli_field(opt, args); /* 0: learned */
+    if (strcmp(value, "learned") == 0) *temperature = 0;
+    else if (strncmp(value, "fixed:", 6) == 0) *temperature = (float)cli_number(prog, opt, value + 6, 1e-4, 100);
+    else cli_fail(prog, "--temperature expects fixed:VALUE or learned, got '%s'", value);
+}
+
+/* X(ID, SHORT, NAME, METAVAR, DEFAULT, TYPE, HELP): see util/cli.h */
+#define TRAIN_OPTIONS(X)                                                                                     \
+    X(CONFIG, 0, "config", "NAME", "tiny", CLI_STRING(config),                                               \
+      "train from scratch with a preset: tiny or vit-b-32")                                                  \
+    X(INIT, 0, "init", "DIR", NULL, CLI_STRING(init),                                                        \
+      "start from an HF CLIP directory, a tng checkpoint or a tng run")                                      \
+    X(DATA, 0, "data", "PATH", "data/cache/synth/train.csv", CLI_STRING(data),                               \
+      "training data: CSV/COCO/Karpathy file or tng_prep shard folder")                                      \
+    X(FORMAT, 0, "format", "NAME", "auto", CLI_STRING(format), "dataset format: auto, csv, coco, karpathy")  \
+    X(IMAGE_ROOT, 0, "image-root", "DIR", NULL, CLI_STRING(image_root),                                      \
+      "re-root the image paths of --data and --val-mcq")                                                     \
+    X(CAPTIONS, 0, "captions", "MODE", "one", CLI_CHOICE(captions_all, CAPTIONS),                            \
+      "one (a caption per image per epoch) or all (every pair)")                                             \
+    X(FAST_DECODE, 0, "fast-decode", NULL, NULL, CLI_FLAG(fast_decode, 1),                                   \
+      "DCT-scaled JPEG decoding: faster, not bit-exact (training only)")                                     \
+    X(TNG, 0, "tng", "on|off", "on", CLI_CHOICE(tng, ON_OFF), "generate negation texts each batch")          \
+    X(NEG_PER_IMAGE, 0, "neg-per-image", "M", "2", CLI_INT(neg_per_image, 1, 16),                            \
+      "negation texts per image, hybrid and full in turn (2: one of each)")                                  \
+    X(TNG_RATIO, 0, "tng-ratio", "R", "1", CLI_DOUBLE(tng_ratio, 0.01, 1),                                   \
+      "fraction of steps on TNG texts; the rest on the original captions alone")                             \
+    X(CONTRADICTIONS, 0, "contradictions", "C", "0", CLI_INT(contradictions, 0, 16),                         \
+      "contradiction negatives per image: false for it, positive of no image")                               \
+    X(CONTRADICTION_WEIGHT, 0, "contradiction-weight", "W", "1", CLI_FLOAT(contradiction_weight, 1e-6, 1e6), \
+      "weight of contradiction negatives in the image->text softmax")                                        \
+    X(TNG_COMPAT, 0, "tng-compat", "MODE", "ours", CLI_CHOICE(released, COMPAT),                             \
+      "ours or released: the authors' code's pairing and targets")                                           \
+    X(TNG_SCOPE, 0, "tng-scope", "MODE", "local", CLI_CHOICE(tng_global, SCOPES),                            \
+      "local (neighbours from this rank's batch) or global (all ranks')")                                    \
+    X(I2T_TARGET, 0, "i2t-target", "MODE", "own", CLI_CHOICE(i2t, tng_i2t_names),                            \
+      "own, mean, each or released-random (which --tng-compat released makes the default)")                  \
+    X(TEMPERATURE, 0, "temperature", "T", "fixed:0.07", CLI_CUSTOM(temperature, float, parse_temperature),   \
+      "fixed:VALUE (e.g. fixed:0.07) or learned")                                                            \
+    X(FREEZE, 0, "freeze", "TOWER", "vision", CLI_CHOICE(freeze, FREEZE), "vision, text or none")            \
+    X(LR, 0, "lr", "X", "5e-6", CLI_FLOAT(optim.lr, 0, 10), "peak learning rate")                            \
+    X(WD, 0, "wd", "X", "0.01", CLI_FLOAT(optim.weight_decay, 0, 10), "AdamW weight decay")                  \
+    X(BETA1, 0, "beta1", "X", CLI_INITIAL, CLI_FLOAT(optim.beta1, 0, 0.999999), "AdamW beta1")               \
+    X(BETA2, 0, "beta2", "X", CLI_INITIAL, CLI_FLOAT(optim.beta2, 0, 0.999999), "AdamW beta2")               \
+    X(EPS, 0, "eps", "X", CLI_INITIAL, CLI_FLOAT(optim.eps, 1e-12, 1), "AdamW epsilon")                      \
+    X(BATCH, 0, "batch", "N", "128", CLI_INT(batch, 1, 65536), "images per micro-batch")                     \
+    X(ACCUM, 0, "accum", "N", "1", CLI_INT(accum, 1, 1024), "micro-batches per optimizer step")              \
+    X(EPOCHS, 0, "epochs", "N", "1", CLI_INT(epochs, 1, 100000),                                             \
+      "epochs to train when --steps is not given")                                                           \
+    X(STEPS, 0, "steps", "N", NULL, CLI_LONG(steps, 1, 1L << 40),                                            \
+      "optimizer steps to train (overrides --epochs)")                                                       \
+    X(WARMUP, 0, "warmup", "N", CLI_INITIAL, CLI_LONG(optim.warmup_steps, 0, 1L << 40),                      \
+      "linear warmup steps")                                                                                 \
+    X(SCHEDULE, 0, "schedule", "NAME", CLI_INITIAL, CLI_CHOICE(optim.schedule, SCHEDULES),                   \
+      "constant or cosine")                                                                                  \
+    X(GRAD_CLIP, 0, "grad-clip", "X", CLI_INITIAL, CLI_FLOAT(optim.grad_clip, 0, 1e9),                       \
+      "global gradient-norm clip, 0 = off")                                                                  \
+    X(SEED, 0, "seed", "N", "0", CLI_U64(seed, 1ULL << 62),                                                  \
+      "seed of the initialisation, the data order and TNG")                                                  \
+    BACKEND_OPTION_ROW(X, backend_choice)                                                                    \
+    X(OUT, 0, "out", "DIR", "runs/latest", CLI_STRING(out), "run directory")                                 \
+    X(CHECKPOINT_EVERY, 0, "checkpoint-every", "N", "0", CLI_LONG(checkpoint_every, 0, 1L << 40),            \
+      "also checkpoint every N steps, 0 = only at the end")                                                  \
+    X(RESUME, 0, "resume", NULL, NULL, CLI_FLAG(resume, 1),                                                  \
+      "continue the run in --out from its latest checkpoint")                                                \
+    X(VAL_MCQ, 0, "val-mcq", "CSV", NULL, CLI_STRING(val_mcq),                                               \
+      "validation MCQ file (NegBench format), scored every --eval-every steps")                              \
+    X(EVAL_EVERY, 0, "eval-every", "N", "0", CLI_LONG(eval_every, 0, 1L << 40),                              \
+      "validation interval in steps, 0 = only at the end")                                                   \
+    X(LOG_EVERY, 0, "log-every", "N", "10", CLI_LONG(log_every, 1, 1L << 40),                                \
+      "log line interval when not on a terminal")                                                            \
+    X(THREADS, 0, "threads", "N", "1", CLI_INT(threads, 1, 256), "image decoding threads")                   \
+    X(MAX_NONFINITE, 0, "max-nonfinite", "K", "5", CLI_INT(max_nonfinite, 1, 1000000),                       \
+      "abort after K non-finite steps in a row")                                                             \
+    X(CHECK_SYNC, 0, "check-sync", "N", "0", CLI_LONG(check_sync, 0, 1L << 40),                              \
+      "under mpirun: compare a hash of the weights across ranks every N steps, 0 = off")                     \
+    X(HANG_TIMEOUT, 0, "hang-timeout", "SECONDS", "600", CLI_DOUBLE(hang_timeout, 0, 1e7),                   \
+      "under mpirun: end the job when a rank makes no progress this long, 0 = never")                        \
+    X(HELP, 0, "help", NULL, NULL, CLI_HELP, "show this help")
+
+enum { TRAIN_OPTIONS(CLI_ENUM_ROW) N_OPTIONS };
+
+#define CLI_ARGS TrainOptions
+CLI_PROGRAM(TRAIN_OPTIONS, "tng_train", "[options]",
+            "Fine-tunes CLIP with TNG negation texts (or plainly with --tng off) on a GPU or the CPU.\n"
+            "Data parallel: mpirun -np N tng_train ... (--batch is per rank).");
+
+void train_options_parse(TrainOptions *o, int argc, char **argv) {
+    *o = (TrainOptions){.optim = optim_defaults()}; /* the rows set the rest */
+    int seen[N_OPTIONS];
+    cli_parse(&PROGRAM, argc, argv, o, seen);
+    o->train_vision = o->freeze != 0;
+    o->train_text = o->freeze != 1;
+    if (seen[OPT_CONFIG] && seen[OPT_INIT]) cli_fail(&PROGRAM, "give --config or --init, not both");
+    if (!o->train_vision && !o->train_text && o->temperature > 0)
+        cli_fail(&PROGRAM, "--freeze with a fixed temperature: nothing would train");
+    if (o->released && !seen[OPT_I2T_TARGET]) o->i2t = TNG_I2T_RELEASED_RANDOM;
+    if (!o->tng && o->released) cli_fail(&PROGRAM, "--tng-compat released needs --tng on");
+    if (!o->tng && o->contradictions) cli_fail(&PROGRAM, "--contradictions needs --tng on");
+    if (!o->tng && o->tng_ratio < 1) cli_fail(&PROGRAM, "--tng-ratio needs --tng on");
+}
+
+void train_options_print(const TrainOptions *o, const Dist *d, FILE *out) {
+    fprintf(out, "tng_train settings:\n");
+    fprintf(out, "  backend    %s\n", o->backend_desc);
+    fprintf(out, "  model      %s %s\n", o->init ? "init" : "config", o->init ? o->init : o->config);
+    fprintf(out, "  data       %s (format %s, captions %s%s)\n", o->data, o->format,
+            CAPTIONS[o->captions_all], o->fast_decode ? ", fast decode" : "");
+    fprintf(out, "  tng        %s, M=%d, compat %s, i2t target %s, scope %s, contradictions %d (weight %g), "
+                 "ratio %g\n",
+            ON_OFF[o->tng], o->neg_per_image, COMPAT[o->released], tng_i2t_names[o->i2t],
+            SCOPES[o->tng_global], o->contradictions, o->contradiction_weight, o->tng_ratio);
+    if (o->temperature > 0) fprintf(out, "  temperature fixed %g\n", o->temperature);
+    else fprintf(out, "  temperature learned\n");
+    fprintf(out, "  train      vision %s, text %s\n", o->train_vision ? "yes" : "frozen",
+            o->train_text ? "yes" : "frozen");
+    fprintf(out, "  optimizer  AdamW lr %g wd %g betas (%g, %g) eps %g, %s schedule, warmup %ld, clip %g\n",
+            o->optim.lr, o->optim.weight_decay, o->optim.beta1, o->optim.beta2, o->optim.eps,
+            SCHEDULES[o->optim.schedule], o->optim.warmup_steps, o->optim.grad_clip);
+    fprintf(out, "  batch      %d x accum %d, %s %ld\n", o->batch, o->accum, o->steps ? "steps" : "epochs",
+            o->steps ? o->steps : (long)o->epochs);
+    fprintf(out, "  parallel   %d rank%s (%s; tensors over %s), global batch %d, check-sync every %ld, "
+            "hang timeout %g s\n", d->world, d->world == 1 ? "" : "s",
+            d->world == 1 ? "one process" : dist_transport(), d->device->name, o->batch * d->world,
+            o->check_sync, o->hang_timeout);
+    fprintf(out, "  run        out %s, seed %" PRIu64 ", checkpoint every %ld, eval every %ld%s\n", o->out,
+            o->seed, o->checkpoint_every, o->eval_every, o->resume ? ", resuming" : "");
+}

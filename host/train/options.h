@@ -1,0 +1,61 @@
+/*
+ * options.h: everything a training run is told, as one struct, and the command line that fills
+ * it (tng_train's options, one row each in options.c).
+ *
+ * Adding an option: a field here and a row in options.c (name, value, default, help); checks
+ * that involve several options go in train_options_parse after the rows are applied.
+ */
+#ifndef TNG_TRAIN_OPTIONS_H
+#define TNG_TRAIN_OPTIONS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "engine/backend.h" // defines: Backend, BackendChoice
+#include "engine/dist.h"    // defines: Dist
+#include "engine/optim.h" // defines: OptimConfig, Schedule
+#include "tng/batch.h"    // defines: TngI2tTarget
+
+typedef struct {
+    /* model and data */
+    const char *config;     /* preset name, used without --init */
+    const char *init;       /* HF directory, tng checkpoint or run, or NULL */
+    const char *data, *format, *image_root;
+    int captions_all;       /* 1: every (image, caption) pair per epoch */
+    int fast_decode;
+    /* TNG */
+    int tng;
+    int neg_per_image;      /* M */
+    double tng_ratio;       /* fraction of steps that use the TNG texts (the rest: originals only) */
+    int contradictions;     /* C */
+    float contradiction_weight;
+    int released;           /* --tng-compat released */
+    int tng_global;         /* --tng-scope global */
+    TngI2tTarget i2t;
+    /* loss and optimizer */
+    float temperature;      /* 0 = learned */
+    int freeze;             /* 0 vision, 1 text, 2 none; read train_vision and train_text */
+    int train_vision, train_text;
+    OptimConfig optim;      /* total_steps is set by the trainer */
+    int batch, accum, epochs;
+    long steps;             /* 0: --epochs decides */
+    uint64_t seed;
+    /* the run */
+    int backend_choice;     /* BackendChoice: --backend */
+    const Backend *be;      /* the backend it resolved to (tng_train's main, before the run) */
+    char backend_desc[256]; /* that backend in words, for the settings block */
+    const char *out, *val_mcq;
+    long checkpoint_every, eval_every, log_every;
+    int resume, threads, max_nonfinite;
+    long check_sync;
+    double hang_timeout;    /* seconds; 0 = no watchdog */
+} TrainOptions;
+
+/* Fills o from the defaults and argv; --help, and any mistake (exit 2, with a message), end
+ * the process. */
+void train_options_parse(TrainOptions *o, int argc, char **argv);
+
+/* The settings block the log starts with. */
+void train_options_print(const TrainOptions *o, const Dist *d, FILE *out);
+
+#endif

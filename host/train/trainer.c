@@ -1,0 +1,491 @@
+/*
+ * trainer.c: one training run (trainer.h).
+ *
+ * Reading order: trainer_run is the loop (steps of --accum micro-steps, then the optimizer,
+ * the log line, and the checkpoint and validation when due); micro_step is one forward and
+ * backward on the head batch; trainer_open and open_model set the run up. The one choice to
+ * know: every rank runs the same steps in the same order; only rank 0 (lead) writes.
+ */
+#include "train/trainer.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dataset/embed_cache.h" // defines: embed_cache_image_features
+#include "dataset/loader.h"      // defines: Loader, loader_open, loader_batches_per_epoch
+#include "engine/model.h"        // defines: Clip, clip_create, clip_forward, clip_backward
+#include "engine/optim.h"        // defines: clip_gradient_norm, clip_optimizer_apply, optim_lr_at
+#include "eval/encoder.h"        // defines: Encoder, encoder_attach
+#include "io/model_path.h"       // defines: model_path_load
+#include "eval/evaluate.h"       // defines: evaluate_mcq
+#include "io/train_state.h"      // defines: train_state_save, train_state_load, train_state_latest
+#include "tng/batch.h"           // defines: TngLayout, tng_text_count, tng_i2t_targets
+#include "train/lookahead.h"     // defines: Lookahead, Pending, lookahead_advance, lookahead_texts
+#include "util/common.h"         // defines: die, mallocCheck, now_seconds, make_dirs
+
+struct Trainer {
+    TrainOptions opt;
+    Dist *dist; /* not const: the trainer starts its hang watchdog */
+    int lead; /* rank 0: logs, validates, checkpoints */
+    Clip *model;
+    Dataset dataset;
+    Loader *loader;
+    float *cached_features; /* [items, D] when the vision tower is frozen */
+    Tokenizer *tokenizer;
+    Lexicon *lexicon;
+    TngConfig tng;
+    Lookahead ahead;
+    int *plain_tokens, *plain_txt2img; /* --tng off: the captions' tokens */
+    int *targets;                      /* [batch] the image->text targets */
+    FILE *metrics;
+    Encoder val_encoder;
+};
+
+/* ----------------------------------------------------------------------------
+ * Signals: the first asks for a checkpoint and a clean end, the second exits at once */
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+    if (stop_requested) _exit(128 + sig);
+    stop_requested = 1;
+}
+
+static void install_signal_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* A stop request (signal) on any rank stops every rank at the same step. */
+static int stop_agreed(const Dist *d) {
+    int stop = stop_requested;
+    if (d->world > 1) d->host->all_reduce(d, &stop, 1, DIST_I32, DIST_MAX);
+    if (stop) stop_requested = 1;
+    return stop;
+}
+
+/* ----------------------------------------------------------------------------
+ * Opening a run */
+
+/* Rank 0 resolves the model (config, initial weights, resume point); the other ranks
+ * receive them, so only rank 0 needs --init and the run directory on its disk. */
+static void open_model(Trainer *t, LoaderPosition *start) {
+    const TrainOptions *o = &t->opt;
+    const Dist *d = t->dist;
+    char err[1024], resume_from[4096] = "";
+    ClipConfig cfg;
+    float *params = NULL;
+    if (t->lead) {
+        if (make_dirs(o->out, err, sizeof err) != 0) die("run directory: %s", err);
+        if (o->resume && train_state_latest(o->out, resume_from, sizeof resume_from, err, sizeof err) != 0) {
+            fprintf(stderr, "tng: --resume: %s\n", err);
+            exit(2);
+        }
+        if (!o->resume) {
+            char probe[4096];
+            if (train_state_latest(o->out, probe, sizeof probe, err, sizeof err) == 0) {
+                fprintf(stderr, "tng: %s already holds a run (%s); use --resume or another --out\n", o->out, probe);
+                exit(2);
+            }
+        }
+        if (o->init) {
+            /* an HF directory, a checkpoint or a run directory: config and weights, no model */
+            if (model_path_load(o->init, &cfg, &params, NULL, 0, err, sizeof err) != 0) die("--init: %s", err);
+        } else if (clip_config_preset(o->config, &cfg) != 0) {
+            fprintf(stderr, "tng: unknown --config '%s' (tiny or vit-b-32)\n", o->config);
+            exit(2);
+        }
+    }
+    d->host->broadcast(d, &cfg, sizeof cfg, DIST_BYTE, 0);
+    t->model = clip_create(&cfg, o->be);
+    if (params) clip_set_params(t->model, params), free(params);
+    else clip_init_random(t->model, o->seed);
+    TngLayout most_texts = {.n_images = o->batch, .negations = o->tng ? o->neg_per_image : 0,
+                            .contradictions = o->tng ? o->contradictions : 0};
+    ClipTrainConfig train = {.temperature = o->temperature, .train_vision = o->train_vision,
+                             .train_text = o->train_text, .dist = d,
+                             .contradiction_log_weight = logf(o->contradiction_weight),
+                             .i2t_each = o->i2t == TNG_I2T_EACH};
+    clip_prepare(t->model, &train, o->batch, tng_text_count(&most_texts));
+    Clip *m = t->model;
+    uint64_t resume_state[3] = {0, 0, 0}; /* step, loader epoch, loader index */
+    if (o->resume && t->lead) {
+        CheckpointMeta meta = {0};
+        if (train_state_load(resume_from, m, &meta, err, sizeof err) != 0) {
+            fprintf(stderr, "tng: --resume: %s\n", err);
+            exit(2);
+        }
+        const char *e = checkpoint_meta_get(&meta, "loader_epoch"), *i = checkpoint_meta_get(&meta, "loader_index");
+        if (!e || !i) die("%s: checkpoint lacks the data position", resume_from);
+        resume_state[0] = m->step;
+        resume_state[1] = strtoull(e, NULL, 10);
+        resume_state[2] = strtoull(i, NULL, 10);
+        checkpoint_meta_free(&meta);
+        fprintf(stderr, "resuming from %s at step %" PRIu64 "\n", resume_from, m->step);
+    }
+    /* every rank starts from rank 0's weights, moments and step */
+    d->device->broadcast(d, m->params, m->layout.total, DIST_F32, 0);
+    if (o->resume) {
+        d->device->broadcast(d, m->adam_m, m->layout.total, DIST_F32, 0);
+        d->device->broadcast(d, m->adam_v, m->layout.total, DIST_F32, 0);
+        d->host->broadcast(d, resume_state, 3, DIST_U64, 0);
+        m->step = resume_state[0];
+        *start = (LoaderPosition){.epoch = resume_state[1], .index = resume_state[2]};
+    }
+}
+
+/* With the vision tower frozen, every image's embedding once, cached across runs. */
+static void cache_image_features(Trainer *t, const LoaderOptions *lopt) {
+    const TrainOptions *o = &t->opt;
+    char cache[4096], err[1024];
+    snprintf(cache, sizeof cache, "%s/image_embeddings.cache", o->out);
+    int n = 0;
+    EmbedCacheStats stats;
+    if (t->lead) fprintf(stderr, "image embeddings (frozen vision tower)...\n");
+    /* rank 0 first: on a shared disk the others then reuse its file instead of racing */
+    if (!t->lead) {
+        dist_barrier(t->dist);
+        if (make_dirs(o->out, err, sizeof err) != 0) die("run directory: %s", err);
+    }
+    if (embed_cache_image_features(t->model, lopt, cache, &t->cached_features, &n, &stats, err, sizeof err) != 0)
+        die("%s", err);
+    if (t->lead) {
+        dist_barrier(t->dist);
+        fprintf(stderr, "image embeddings: %d images, %s\n", n, stats.reused ? "reused from the cache" : "computed");
+    }
+}
+
+Trainer *trainer_open(const TrainOptions *opt, Dist *dist) {
+    Trainer *t = callocCheck(1, sizeof(Trainer));
+    t->opt = *opt;
+    t->dist = dist;
+    t->lead = dist->rank == 0;
+    const TrainOptions *o = &t->opt;
+    char err[1024];
+    /* the data first: a missing or empty dataset is reported before any model is built */
+    DatasetOptions dopt = {.image_root = o->image_root};
+    if (dataset_format_parse(o->format, &dopt.format) != 0) {
+        fprintf(stderr, "tng: unknown --format '%s'\n", o->format);
+        exit(2);
+    }
+    struct stat st;
+    if (stat(o->data, &st) != 0)
+        die("%s: no training data here (%s); for the synthetic world run ./tng_synth --out data/cache/synth",
+            o->data, strerror(errno));
+    int is_shards = S_ISDIR(st.st_mode);
+    if (!is_shards) {
+        if (dataset_load(o->data, &dopt, &t->dataset, err, sizeof err) != 0) die("%s", err);
+        if (t->dataset.count == 0) die("%s: the dataset is empty", o->data);
+    }
+    if (o->val_mcq && t->lead && access(o->val_mcq, R_OK) != 0) die("%s: cannot read the validation file", o->val_mcq);
+    LoaderPosition start = {0};
+    open_model(t, &start);
+    const ClipConfig cfg = t->model->cfg;
+    LoaderOptions lopt = {.shard_dir = is_shards ? o->data : NULL,
+                          .dataset = is_shards ? NULL : &t->dataset,
+                          .image_size = cfg.image_size,
+                          .mode = o->fast_decode ? IMAGE_FAST : IMAGE_EXACT,
+                          .batch_size = o->batch,
+                          .threads = o->threads,
+                          .seed = o->seed,
+                          .shuffle = 1,
+                          .rank = dist->rank,
+                          .world = dist->world,
+                          .captions = o->captions_all ? LOADER_ALL_PAIRS : LOADER_ONE_CAPTION,
+                          .drop_last = 1,
+                          .start = start};
+    t->loader = loader_open(&lopt, err, sizeof err);
+    if (!t->loader) die("%s", err);
+    if (loader_batches_per_epoch(t->loader) < 1)
+        die("%s: fewer samples than one batch of %d per rank", o->data, o->batch);
+    if (!o->train_vision) cache_image_features(t, &lopt);
+    /* text side */
+    t->tokenizer = tokenizer_load(NULL);
+    t->plain_tokens = mallocCheck(sizeof(int) * (size_t)o->batch * cfg.context_length);
+    t->plain_txt2img = mallocCheck(sizeof(int) * (size_t)o->batch);
+    t->targets = mallocCheck(sizeof(int) * (size_t)o->batch);
+    if (o->tng) {
+        t->lexicon = lexicon_load(NULL);
+        tng_config_default(&t->tng);
+        t->tng.negations_per_image = o->neg_per_image;
+        t->tng.context = cfg.context_length;
+        t->tng.seed = o->seed;
+        t->tng.released = o->released;
+        t->tng.contradictions = o->contradictions;
+    }
+    LookaheadOptions la = {.loader = t->loader, .model = t->model, .cached_features = t->cached_features,
+                           .dist = dist, .batch = o->batch,
+                           .first_index = (int64_t)t->model->step * o->accum,
+                           .tng = o->tng ? &t->tng : NULL, .tng_global = o->tng_global,
+                           .lexicon = t->lexicon, .tokenizer = t->tokenizer};
+    lookahead_open(&t->ahead, &la);
+    if (t->lead) {
+        char metrics_path[4096];
+        snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", o->out);
+        t->metrics = fopenCheck(metrics_path, o->resume ? "a" : "w");
+        if (o->val_mcq) encoder_attach(&t->val_encoder, t->model);
+    }
+    return t;
+}
+
+void trainer_close(Trainer *t) {
+    lookahead_close(&t->ahead);
+    if (t->opt.val_mcq && t->lead) encoder_close(&t->val_encoder);
+    if (t->lexicon) lexicon_free(t->lexicon);
+    tokenizer_free(t->tokenizer);
+    free(t->plain_tokens), free(t->plain_txt2img), free(t->targets);
+    free(t->cached_features);
+    loader_close(t->loader);
+    dataset_free(&t->dataset);
+    if (t->metrics) fclose(t->metrics);
+    clip_free(t->model);
+    free(t);
+}
+
+/* ----------------------------------------------------------------------------
+ * One micro-step */
+
+/* --tng-ratio R: step s trains on the TNG texts when floor((s + 1) R) > floor(s R), so the
+ * TNG steps are spread evenly, every rank agrees, and a resumed run makes the same choices. */
+static int uses_tng_texts(const TrainOptions *o, int64_t step) {
+    return floor((double)(step + 1) * o->tng_ratio) > floor((double)step * o->tng_ratio);
+}
+
+/* Runs one micro-batch forward and backward; returns its loss (NaN skips the backward).
+ * last: the step's last micro-batch, whose backward starts the gradients' all-reduce. */
+static float micro_step(Trainer *t, const Pending *p, float stats[INFONCE_NSTATS], double *tng_wait, int last) {
+    Clip *m = t->model;
+    const TrainOptions *o = &t->opt;
+    ClipBatch batch = {.n_images = p->n};
+    if (t->cached_features) batch.image_features = p->features;
+    else batch.images = p->images;
+    /* the texts of this step: TNG's, or on a step off the ratio (or with --tng off) the
+     * captions alone, which are the first texts of TNG's layout too */
+    TngLayout tng_layout = {.n_images = p->n, .negations = o->neg_per_image, .contradictions = o->contradictions};
+    int tng_step = o->tng && uses_tng_texts(o, p->index / o->accum);
+    TngLayout layout = tng_step ? tng_layout : tng_layout_captions(p->n);
+    const TngTexts *texts = NULL;
+    if (o->tng) {
+        texts = lookahead_texts(&t->ahead, p, tng_wait);
+        if (texts->n_texts != tng_text_count(&tng_layout)) die("TNG producer out of step");
+        batch.tokens = texts->tokens;
+        batch.txt2img = texts->txt2img;
+    } else {
+        int ctx = m->cfg.context_length;
+        memset(t->plain_tokens, 0, sizeof(int) * (size_t)p->n * ctx);
+        for (int i = 0; i < p->n; i++) {
+            int text = tng_caption_text(&layout, i);
+            tokenizer_encode(t->tokenizer, p->captions[i], t->plain_tokens + (size_t)text * ctx, ctx);
+            t->plain_txt2img[text] = i;
+        }
+        batch.tokens = t->plain_tokens;
+        batch.txt2img = t->plain_txt2img;
+    }
+    batch.n_texts = tng_text_count(&layout);
+    /* released-random draws from this rank's positive texts (the released code's per-GPU
+     * batch), seeded by the batch so a resumed run draws the same */
+    tng_i2t_targets(o->i2t, &layout, o->seed, p->stream, t->targets);
+    batch.i2t_target = t->targets;
+    float loss = clip_forward(m, &batch, stats);
+    if (texts) lookahead_release(&t->ahead, texts);
+    if (!isfinite(loss)) return loss;
+    if (last) clip_backward_last(m);
+    else clip_backward(m);
+    return loss;
+}
+
+/* ----------------------------------------------------------------------------
+ * Checkpoints, validation, checks */
+
+static void save_checkpoint(Trainer *t, const Pending *next) {
+    if (!t->lead) return;
+    char epoch[32], index[32], path[4096], err[1024];
+    snprintf(epoch, sizeof epoch, "%" PRIu64, next->start.epoch);
+    snprintf(index, sizeof index, "%" PRIu64, next->start.index);
+    const char *keys[] = {"loader_epoch", "loader_index"}, *values[] = {epoch, index};
+    if (train_state_save(t->opt.out, t->model, keys, values, 2, 2, path, sizeof path, err,
+                         sizeof err) != 0)
+        die("checkpoint failed: %s", err);
+    fprintf(stderr, "\ncheckpoint: %s\n", path);
+}
+
+static void validate(Trainer *t, long step) {
+    McqResult res;
+    evaluate_mcq(&t->val_encoder, t->opt.val_mcq, t->opt.image_root, 0, TIES_STRICT, &res);
+    fprintf(stderr, "\nvalidation at step %ld: MCQ %.1f%% (positive %.1f, negative %.1f, hybrid %.1f)\n",
+            step, 100 * res.accuracy, 100 * res.accuracy_by_type[MCQ_POSITIVE],
+            100 * res.accuracy_by_type[MCQ_NEGATIVE], 100 * res.accuracy_by_type[MCQ_HYBRID]);
+    fprintf(t->metrics,
+            "{\"step\": %ld, \"val_mcq\": %.6f, \"val_positive\": %.6f, \"val_negative\": %.6f, "
+            "\"val_hybrid\": %.6f}\n",
+            step, res.accuracy, res.accuracy_by_type[MCQ_POSITIVE],
+            res.accuracy_by_type[MCQ_NEGATIVE], res.accuracy_by_type[MCQ_HYBRID]);
+    fflush(t->metrics);
+}
+
+/* Rank 0's checkpoint (next != NULL) and validation (validate_step > 0) inside the loop. They
+ * may take minutes, which the other ranks spend waiting at a barrier: the hang watchdog is
+ * paused for them on every rank, and rank 0 watches again from that barrier on (dist.h). */
+static void lead_work(Trainer *t, const Pending *next, long validate_step) {
+    dist_watchdog_pause(1);
+    if (t->lead) {
+        if (next) save_checkpoint(t, next);
+        if (validate_step) validate(t, validate_step);
+        dist_watchdog_pause(0);
+    }
+    dist_barrier(t->dist);
+    dist_watchdog_pause(0);
+}
+
+/* --check-sync: every rank hashes its weights; any rank that differs from rank 0 ends the
+ * job, named in the message, before the divergence is trained further or checkpointed. */
+static void check_weights_in_sync(const Trainer *t, long step) {
+    const Dist *d = t->dist;
+    const Clip *m = t->model;
+    float *host = mallocCheck(sizeof(float) * m->layout.total);
+    clip_get_params(m, host);
+    uint64_t mine = dist_hash(host, sizeof(float) * m->layout.total);
+    free(host);
+    uint64_t *all = mallocCheck(sizeof(uint64_t) * (size_t)d->world);
+    int *ones = mallocCheck(sizeof(int) * (size_t)d->world);
+    for (int k = 0; k < d->world; k++) ones[k] = 1;
+    d->host->all_gather(d, all, &mine, ones, DIST_U64);
+    char msg[1024];
+    int len = snprintf(msg, sizeof msg, "weights diverged at step %ld: rank 0 has %016" PRIx64, step, all[0]);
+    int diverged = 0;
+    for (int k = 1; k < d->world; k++)
+        if (all[k] != all[0]) {
+            diverged++;
+            if (len < (int)sizeof msg - 64)
+                len += snprintf(msg + len, sizeof msg - (size_t)len, ", rank %d has %016" PRIx64, k, all[k]);
+        }
+    free(all), free(ones);
+    if (!diverged) return;
+    if (t->lead) dist_abort(d, 3, msg);
+    dist_barrier(d); /* never returns: rank 0's abort ends the job */
+}
+
+/* ----------------------------------------------------------------------------
+ * The loop */
+
+static void format_eta(double seconds, char *out, size_t len) {
+    long s = (long)(seconds + 0.5);
+    if (s >= 3600) snprintf(out, len, "%ldh%02ldm", s / 3600, s / 60 % 60);
+    else snprintf(out, len, "%ldm%02lds", s / 60, s % 60);
+}
+
+/* What one optimizer step reports. */
+typedef struct {
+    long step, total, first_step; /* step counts from 1 */
+    uint64_t epoch;
+    double loss, seconds, tng_wait, started;
+    float t2i, i2t, lr, grad_norm;
+    int pairs;
+} StepReport;
+
+/* Rank 0's metrics line, and the progress line (every step on a terminal). */
+static void log_step(Trainer *t, const StepReport *s, int tty) {
+    const Dist *d = t->dist;
+    fprintf(t->metrics,
+            "{\"step\": %ld, \"epoch\": %" PRIu64 ", \"loss\": %.6f, \"loss_t2i\": %.6f, "
+            "\"loss_i2t\": %.6f, \"lr\": %.4g, \"grad_norm\": %.6f, \"pairs_per_s\": %.2f, "
+            "\"pairs_per_s_per_rank\": %.2f, \"step_s\": %.4f, \"tng_wait_s\": %.6f}\n",
+            s->step, s->epoch, s->loss, s->t2i, s->i2t, s->lr, s->grad_norm, s->pairs / s->seconds,
+            s->pairs / s->seconds / d->world, s->seconds, s->tng_wait);
+    double elapsed = now_seconds() - s->started, eta = elapsed / (s->step - s->first_step) * (s->total - s->step);
+    char eta_text[32];
+    format_eta(eta, eta_text, sizeof eta_text);
+    if (tty || s->step % t->opt.log_every == 0 || s->step == s->total) {
+        fprintf(stderr, "%sstep %ld/%ld | epoch %" PRIu64 " | loss %.4f | lr %.3g | %.0f img/s | ETA %s%s",
+                tty ? "\r" : "", s->step, s->total, s->epoch, s->loss, s->lr, s->pairs / s->seconds,
+                eta_text, tty ? "   " : "\n");
+        fflush(stderr);
+    }
+}
+
+int trainer_run(Trainer *t) {
+    TrainOptions *o = &t->opt;
+    Dist *dist = t->dist;
+    Clip *m = t->model;
+    long per_epoch = loader_batches_per_epoch(t->loader) / o->accum;
+    if (per_epoch < 1) die("%s: fewer batches per epoch than --accum %d", o->data, o->accum);
+    long total = o->steps ? o->steps : per_epoch * o->epochs;
+    o->optim.total_steps = total;
+    install_signal_handlers();
+    int tty = isatty(STDERR_FILENO);
+    /* from here on every rank reports progress; the setup (rank 0 loading a checkpoint, the
+     * image embeddings) may take any time */
+    if (dist->world > 1) dist_watchdog_start(dist, o->hang_timeout);
+
+    lookahead_start(&t->ahead);
+    int nonfinite_run = 0;
+    double started = now_seconds(), tng_wait_total = 0;
+    long first_step = (long)m->step;
+    for (long step = first_step; step < total && !stop_agreed(dist); step++) {
+        dist_watchdog_step(step + 1);
+        double t0 = now_seconds(), tng_wait = 0, loss_sum = 0;
+        float stats[INFONCE_NSTATS], t2i = 0, i2t = 0;
+        int pairs = 0, finite = 1;
+        for (int micro = 0; micro < o->accum; micro++) {
+            float loss = micro_step(t, t->ahead.head, stats, &tng_wait, micro == o->accum - 1 && finite);
+            finite &= isfinite(loss);
+            loss_sum += loss;
+            t2i += stats[INFONCE_T2I] / o->accum;
+            i2t += stats[INFONCE_I2T] / o->accum;
+            pairs += m->loss->n_images_global;
+            lookahead_advance(&t->ahead);
+        }
+        /* the loss is global, so every rank takes the same branch here */
+        if (finite) clip_reduce_gradients(m);
+        float grad_norm = finite ? clip_gradient_norm(m, o->accum) : NAN;
+        float lr = optim_lr_at(&o->optim, m->step);
+        if (!finite || !isfinite(grad_norm)) {
+            m->be->zero(m->grads, sizeof(float) * m->layout.total);
+            if (t->lead) fprintf(stderr, "\nstep %ld: non-finite %s, step skipped\n", step + 1, finite ? "gradient" : "loss");
+            if (++nonfinite_run >= o->max_nonfinite)
+                die("%d non-finite steps in a row: stopping; the last checkpoint in %s is intact "
+                    "(try a lower --lr)", nonfinite_run, o->out);
+            m->step++; /* the step is spent, so the schedule and data stay aligned */
+            continue;
+        }
+        nonfinite_run = 0;
+        clip_optimizer_apply(m, &o->optim, o->accum, grad_norm);
+        double seconds = now_seconds() - t0;
+        tng_wait_total += tng_wait;
+        if (o->check_sync && (step + 1) % o->check_sync == 0 && dist->world > 1)
+            check_weights_in_sync(t, step + 1);
+        if (t->lead)
+            log_step(t, &(StepReport){.step = step + 1, .total = total, .first_step = first_step,
+                                      .epoch = t->ahead.head->epoch, .loss = loss_sum / o->accum,
+                                      .seconds = seconds, .tng_wait = tng_wait, .started = started,
+                                      .t2i = t2i, .i2t = i2t, .lr = lr, .grad_norm = grad_norm,
+                                      .pairs = pairs},
+                     tty);
+        int checkpoint_due = o->checkpoint_every && (step + 1) % o->checkpoint_every == 0 && step + 1 < total;
+        int validation_due = o->val_mcq && o->eval_every && (step + 1) % o->eval_every == 0;
+        if (checkpoint_due || validation_due)
+            lead_work(t, checkpoint_due ? t->ahead.head : NULL, validation_due ? step + 1 : 0);
+    }
+    if (t->metrics) fflush(t->metrics);
+    dist_watchdog_pause(1); /* rank 0's last checkpoint and validation; the others wait at the end */
+    if (stop_requested && t->lead) fprintf(stderr, "\ninterrupted: saving a checkpoint\n");
+    save_checkpoint(t, t->ahead.head);
+    int validated_now = o->eval_every && (long)m->step % o->eval_every == 0;
+    if (o->val_mcq && !stop_requested && t->lead && !validated_now) validate(t, (long)m->step);
+    double elapsed = now_seconds() - started;
+    if (t->lead)
+        fprintf(stderr, "trained %ld steps in %.1f s; waited %.3f s for TNG texts (%.3f%% of the time); %ld unreadable images skipped\n",
+            (long)m->step - first_step, elapsed, tng_wait_total,
+            elapsed > 0 ? 100 * tng_wait_total / elapsed : 0.0, loader_bad_items(t->loader));
+    return stop_requested ? 130 : 0;
+}
