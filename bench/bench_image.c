@@ -6,20 +6,30 @@
  *
  * The files are read into memory first, so the timing covers decode, resize, crop and
  * normalisation (to CHW float32), the same work bench_image.py times for Pillow + torchvision.
+ * Times are the process's CPU time (it runs one thread), as bench_image.py's are: on a
+ * machine shared with other jobs that counts only the time the benchmark itself ran, where
+ * wall time also counts the time the other jobs held the core.
  *
  * Usage: bench_image DIR [R] [REPEATS] [all|exact|fast|decode]
  *   (bench/bench_image.sh runs everything; one mode alone is for profilers)
  */
 #include <dirent.h>
 #include <string.h>
+#include <time.h>
 
-#include "util/common.h"  // defines: read_file, mallocCheck, now_seconds, die
+#include "util/common.h"  // defines: read_file, mallocCheck, die
 #include "dataset/image.h"   // defines: image_load_crop, image_normalize_clip
 
 typedef struct {
     uint8_t *data;
     size_t size;
 } JpegFile;
+
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
 
 static int load_dir(const char *dir, JpegFile **out) {
     DIR *d = opendir(dir);
@@ -46,7 +56,7 @@ static int load_dir(const char *dir, JpegFile **out) {
 static double time_decode(const JpegFile *files, int count, int repeats) {
     double best = 1e30;
     for (int rep = 0; rep < repeats; rep++) {
-        double t0 = now_seconds();
+        double t0 = cpu_seconds();
         for (int i = 0; i < count; i++) {
             DecodedImage img;
             char err[IMAGE_ERROR_SIZE];
@@ -54,7 +64,7 @@ static double time_decode(const JpegFile *files, int count, int repeats) {
                 die("%s", err);
             image_free(&img);
         }
-        double t = now_seconds() - t0;
+        double t = cpu_seconds() - t0;
         if (t < best) best = t;
     }
     return count / best;
@@ -71,14 +81,14 @@ static void print_exact_stages(const JpegFile *files, int count, int r, int repe
         for (int i = 0; i < count; i++) {
             DecodedImage img;
             char err[IMAGE_ERROR_SIZE];
-            double t0 = now_seconds();
+            double t0 = cpu_seconds();
             if (image_decode(files[i].data, files[i].size, 0, &img, err, sizeof(err)) != IMAGE_OK)
                 die("%s", err);
-            double t1 = now_seconds();
+            double t1 = cpu_seconds();
             image_resize_center_crop(&img, r, crop);
-            double t2 = now_seconds();
+            double t2 = cpu_seconds();
             image_normalize_clip(crop, r, chw);
-            stage[0] += t1 - t0, stage[1] += t2 - t1, stage[2] += now_seconds() - t2;
+            stage[0] += t1 - t0, stage[1] += t2 - t1, stage[2] += cpu_seconds() - t2;
             image_free(&img);
         }
         double total = stage[0] + stage[1] + stage[2];
@@ -97,14 +107,14 @@ static double time_mode(const JpegFile *files, int count, int r, ImageMode mode,
     float *chw = mallocCheck(sizeof(float) * 3 * r * r);
     double best = 1e30;
     for (int rep = 0; rep < repeats; rep++) {
-        double t0 = now_seconds();
+        double t0 = cpu_seconds();
         for (int i = 0; i < count; i++) {
             char err[IMAGE_ERROR_SIZE];
             if (image_load_crop(files[i].data, files[i].size, r, mode, crop, err, sizeof(err)) != IMAGE_OK)
                 die("%s", err);
             image_normalize_clip(crop, r, chw);
         }
-        double t = now_seconds() - t0;
+        double t = cpu_seconds() - t0;
         if (t < best) best = t;
     }
     free(crop);

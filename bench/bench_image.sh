@@ -41,5 +41,7 @@ if [ -n "${PILLOW_SIMD:-}" ]; then
            --ratio "decode tng/Pillow-SIMD=tng_decode/simd_decode")
 fi
 "$python" bench/paired.py "${args[@]}"
-"$python" bench/bench_image.py run "$dir" 224 | head -1   # which Pillow and libjpeg-turbo
-[ -z "${PILLOW_SIMD:-}" ] || PYTHONPATH="$PILLOW_SIMD" "$python" bench/bench_image.py run "$dir" 224 | head -1
+# which Pillow and libjpeg-turbo each side ran
+versions='import PIL; from PIL import features; print("PIL", PIL.__version__, "from", PIL.__path__[0], "libjpeg-turbo", features.version("libjpeg_turbo"))'
+"$python" -c "$versions"
+[ -z "${PILLOW_SIMD:-}" ] || PYTHONPATH="$PILLOW_SIMD" "$python" -c "$versions"

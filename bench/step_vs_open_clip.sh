@@ -14,7 +14,10 @@
 #   bench/step_vs_open_clip.sh CONFIG BATCH [STEPS] [ROUNDS] [BUILD_DIR] [CAPTION]
 #   bench/step_vs_open_clip.sh tiny 128 5 5
 #   bench/step_vs_open_clip.sh vit-b-32 8 3 5
-# PYTHON=... (default .venv/bin/python).
+# PYTHON=... (default .venv/bin/python); THREADS=N (default 2) threads on both sides;
+# CLOCK=cpu times both sides with their process's CPU time instead of the wall clock: with
+# THREADS=1 the steadier measure on a machine shared with other jobs. BASELINE=PATH adds an
+# older build's bench_step as one more side (its EOT-cut step), for before/after ratios.
 set -euo pipefail
 config=${1:?config (tiny or vit-b-32)}
 batch=${2:?batch}
@@ -23,12 +26,20 @@ rounds=${4:-5}
 build=${5:-build}
 caption=${6:-16}
 python=${PYTHON:-.venv/bin/python}
+threads=${THREADS:-2}
+clock_flag=
+[ "${CLOCK:-wall}" = cpu ] && clock_flag=--cpu-time
 cut=$((caption + 1))
 make -s BUILD="$build" "$build/bench/bench_step"
-tng="env OMP_NUM_THREADS=2 $build/bench/bench_step --config $config --batch $batch --steps $steps --caption-tokens $caption"
-oc="$python bench/bench_step_torch.py --config $config --batch $batch --steps $steps --caption-tokens $caption --threads 2"
+tng="env OMP_NUM_THREADS=$threads $build/bench/bench_step --config $config --batch $batch --steps $steps --caption-tokens $caption $clock_flag"
+oc="$python bench/bench_step_torch.py --config $config --batch $batch --steps $steps --caption-tokens $caption --threads $threads $clock_flag"
 ms='step ([0-9.]+) ms'
-"$python" bench/paired.py --rounds "$rounds" \
+baseline=()
+if [ -n "${BASELINE:-}" ]; then
+    baseline=(--side "base_cut=env OMP_NUM_THREADS=$threads $BASELINE --config $config --batch $batch --steps $steps --caption-tokens $caption $clock_flag"
+              --metric "base_cut_ms=base_cut:$ms" --ratio "this build vs BASELINE, cut=base_cut_ms/tng_cut_ms")
+fi
+"$python" bench/paired.py --rounds "$rounds" "${baseline[@]}" \
     --side "tng_cut=$tng" --side "tng_full=$tng --full-context" \
     --side "oc_77=$oc" --side "oc_cut=$oc --context-length $cut" \
     --side "sgemm=env OMP_NUM_THREADS=2 $build/bench/bench_step --sgemm-peak; $python bench/bench_step_torch.py --sgemm --threads 2" \
