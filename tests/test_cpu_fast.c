@@ -6,8 +6,9 @@
  * determinism and its bit-exact resume rest on them, and the CUDA kernels are held to the
  * plain loops. So every comparison here is memcmp, on random inputs of sizes around every
  * boundary the fast paths have (vector width, chunk groups, leftover tails). The one
- * exception is QuickGELU, whose vectorised e^x is a few ulp from libm's expf: it is held to
- * 4 ulp of the plain loop (2^-21 relative), which still catches a wrong formula or lane.
+ * exceptions are QuickGELU and the attention softmax, whose vectorised e^x is a few ulp from
+ * libm's expf: they are held to 4 ulp of the plain loop (8 for the attention output, a sum
+ * of such terms), which still catches a wrong formula or lane.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -125,10 +126,39 @@ static void test_quick_gelu_close(void) {
     free(x), free(dout), free(y), free(y_ref), free(d), free(d_ref);
 }
 
+/* ---------------------------------------------------------------- attention softmax */
+
+static void test_attention_close(void) {
+    const int lengths[] = {5, 17, 50, 77};
+    for (int li = 0; li < 4; li++)
+        for (int causal = 0; causal < 2; causal++) {
+            int B = 2, T = lengths[li], C = 64, NH = 2;
+            size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C, n_att = (size_t)B * NH * T * T;
+            float *qkv = random_floats(n_qkv, 2); /* scores of a few units: exps far from 1 */
+            float *out = mallocCheck(sizeof(float) * n_out), *out_ref = mallocCheck(sizeof(float) * n_out);
+            float *att = mallocCheck(sizeof(float) * n_att), *att_ref = mallocCheck(sizeof(float) * n_att);
+            attention_forward_f32(out, att, qkv, B, T, C, NH, causal);
+            attention_forward_reference_f32(out_ref, att_ref, qkv, B, T, C, NH, causal);
+            size_t at = 0;
+            double att_ulps = worst_ulps(att, att_ref, n_att, &at);
+            /* the output is a weighted mean of v, so its error is measured in ulps of max |v| */
+            double vmax = 0, out_err = 0;
+            for (size_t i = 0; i < n_qkv; i++)
+                if ((i / C) % 3 == 2) vmax = fmax(vmax, fabs(qkv[i]));
+            for (size_t i = 0; i < n_out; i++) out_err = fmax(out_err, fabs((double)out[i] - out_ref[i]));
+            double out_ulps = out_err / ldexp(vmax, -23);
+            CHECK(att_ulps <= 4 && out_ulps <= 8, "T %d causal %d: softmax %.2f ulp, output %.2f ulp of max|v|",
+                  T, causal, att_ulps, out_ulps);
+            if (T == 77 && causal) printf("  T 77 causal: softmax %.2f ulp, output %.2f ulp of max|v|\n", att_ulps, out_ulps);
+            free(qkv), free(out), free(out_ref), free(att), free(att_ref);
+        }
+}
+
 int main(void) {
     rng_seed(&rng, 2026);
     RUN_TEST(test_adamw_same_bits);
     RUN_TEST(test_sum_squares_same_bits);
     RUN_TEST(test_quick_gelu_close);
+    RUN_TEST(test_attention_close);
     return test_summary();
 }

@@ -57,7 +57,9 @@
                             const AdamWStep *hp);                                               \
     double sum_squares_##sfx(const real *x, size_t n);                                          \
     /* the plain loops the faster ops above are held to (test_cpu_fast): bit for bit, except  \
-       QuickGELU's vectorised exp, held to a few ulp */                                        \
+       where a vectorised exp (QuickGELU, the attention softmax) is held to a few ulp */       \
+    void attention_forward_reference_##sfx(real *out, real *att, const real *qkv, int B, int T, \
+                                           int C, int NH, int causal);                          \
     void activation_forward_reference_##sfx(real *out, const real *inp, size_t n, ActKind act); \
     void activation_backward_reference_##sfx(real *dinp, const real *inp, const real *dout,    \
                                              size_t n, ActKind act);                           \
