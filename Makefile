@@ -171,7 +171,7 @@ plot:
 
 # The same tests under AddressSanitizer + UndefinedBehaviorSanitizer, in their own tree.
 asan:
-	$(MAKE) test BUILD=build-asan TNG_CUDA=0 EMULATED=no OPT="-O1 -fno-omit-frame-pointer" \
+	$(MAKE) test BUILD=build-asan TNG_CUDA=0 EMULATED=no OPT="-O1 -march=native -fno-omit-frame-pointer" \
 	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    EXTRA_LDFLAGS="-fsanitize=address,undefined"
 

@@ -1,65 +1,233 @@
 /*
  * bench_step.c: the CPU engine's training step: time, achieved GFLOP/s, and how much of the
- * step is GEMM and at what rate, for a named config and batch.
+ * step is GEMM and at what rate, for a named config and batch; with --profile, every op's
+ * share of the step: calls, ms, bytes moved, GB/s against the machine's memory bandwidth
+ * measured in the same run.
  *
- * FLOPs are counted, not estimated: the benchmark runs the model on a copy of the CPU
- * backend whose matmul and attention entries are wrapped to count the floating-point work
- * each call does and the time it takes. Everything else runs the real CPU ops unchanged.
+ * FLOPs and bytes are counted, not sampled: the benchmark runs the model on a copy of the CPU
+ * backend whose every entry is wrapped to count the work each call does and the time it
+ * takes (one clock read before and after each call). The ops themselves run unchanged.
+ * --cpu-time reads the process's CPU time instead of the wall clock: with OMP_NUM_THREADS=1
+ * that counts only the time the step itself ran, the steadier measure on a machine shared
+ * with other jobs (with more threads it also counts their waiting at barriers).
  *
  *   build/bench/bench_step --config tiny --batch 64 [--steps 10] [--caption-tokens 16]
- *                          [--full-context] [--freeze-vision] [--sgemm-peak]
+ *                          [--full-context] [--freeze-vision] [--profile] [--sgemm-peak]
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/common.h"
 #include "engine/model.h"
 #include "engine/optim.h"
 #include "util/rng.h"
 
+/* ---------------------------------------------------------------------------------------- */
+/* per-op profile: every entry of the CPU table wrapped to count calls, time and bytes */
+
+/* The minimum traffic of each op: every tensor it reads or writes, once (an accumulated
+   output counts twice, read and written); float32. A reference for GB/s, not a measurement
+   of the caches. */
+enum {
+    P_MATMUL_FWD, P_MATMUL_BWD, P_LN_FWD, P_LN_BWD, P_ATTN_FWD, P_ATTN_BWD, P_ACT_FWD, P_ACT_BWD,
+    P_RESIDUAL, P_ACCUMULATE, P_SCALE, P_IM2COL, P_VEMBED_FWD, P_VEMBED_BWD, P_TEMBED_FWD,
+    P_TEMBED_BWD, P_GATHER, P_SCATTER, P_L2_FWD, P_L2_BWD, P_INFONCE, P_ADAMW, P_SUMSQ, P_ZERO,
+    P_COUNT
+};
+static const char *const op_names[P_COUNT] = {
+    "matmul_forward", "matmul_backward", "layernorm_forward", "layernorm_backward",
+    "attention_forward", "attention_backward", "activation_forward", "activation_backward",
+    "residual_forward", "accumulate", "scale", "im2col_patches", "vision_embed_forward",
+    "vision_embed_backward", "token_embed_forward", "token_embed_backward", "gather_rows",
+    "scatter_rows", "l2norm_forward", "l2norm_backward", "infonce_forward_backward",
+    "adamw_update", "sum_squares", "zero"};
 static struct {
-    double gemm_flops, gemm_seconds, attn_flops, attn_seconds;
-} counters;
+    long calls;
+    double seconds, bytes, flops;
+} prof[P_COUNT];
 
-static void timed_matmul_forward(float *out, const float *inp, const float *weight,
-                                 const float *bias, int N, int IC, int OC) {
-    double t0 = now_seconds();
-    backend_cpu()->matmul_forward(out, inp, weight, bias, N, IC, OC);
-    counters.gemm_seconds += now_seconds() - t0;
-    counters.gemm_flops += 2.0 * N * IC * OC;
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
+/* the clock every time in this program is read from: wall (now_seconds) or --cpu-time */
+static double (*clock_seconds)(void) = now_seconds;
 
-static void timed_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                                  const float *inp, const float *weight, int N, int IC, int OC) {
-    double t0 = now_seconds();
-    backend_cpu()->matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, IC, OC);
-    counters.gemm_seconds += now_seconds() - t0;
-    counters.gemm_flops += 2.0 * N * IC * OC * ((dinp != NULL) + (dweight != NULL));
+static void account(int op, double t0, double floats, double flops) {
+    prof[op].seconds += clock_seconds() - t0;
+    prof[op].calls++;
+    prof[op].bytes += 4.0 * floats;
+    prof[op].flops += flops;
 }
+#define CPU backend_cpu()
 
+static void p_matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
+                             int N, int IC, int OC) {
+    double t0 = clock_seconds();
+    CPU->matmul_forward(out, inp, weight, bias, N, IC, OC);
+    account(P_MATMUL_FWD, t0, (double)N * IC + (double)OC * IC + OC + (double)N * OC,
+            2.0 * N * IC * OC);
+}
+static void p_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                              const float *inp, const float *weight, int N, int IC, int OC) {
+    double t0 = clock_seconds();
+    CPU->matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, IC, OC);
+    double floats = (double)N * OC, flops = 0;
+    if (dinp) floats += (double)OC * IC + 2.0 * N * IC, flops += 2.0 * N * IC * OC;
+    if (dweight) floats += (double)N * IC + 2.0 * OC * IC, flops += 2.0 * N * IC * OC;
+    if (dbias) floats += 2.0 * OC;
+    account(P_MATMUL_BWD, t0, floats, flops);
+}
+static void p_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                                const float *weight, const float *bias, int N, int C) {
+    double t0 = clock_seconds();
+    CPU->layernorm_forward(out, mean, rstd, inp, weight, bias, N, C);
+    account(P_LN_FWD, t0, 2.0 * N * C + 2.0 * C + 2.0 * N, 0);
+}
+static void p_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                                 const float *inp, const float *weight, const float *mean,
+                                 const float *rstd, int N, int C) {
+    double t0 = clock_seconds();
+    CPU->layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+    account(P_LN_BWD, t0, 2.0 * N * C + 2.0 * N + C + (dinp ? 2.0 * N * C : 0) + 4.0 * C, 0);
+}
 /* q.k and att.v: 2 multiply-adds per (query, key, channel); causal rows see half the keys */
 static double attention_flops(int B, int T, int C, int causal) {
     double pairs = causal ? 0.5 * T * (T + 1) : (double)T * T;
     return 4.0 * B * pairs * C;
 }
-
-static void timed_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
-                                    int NH, int causal) {
-    double t0 = now_seconds();
-    backend_cpu()->attention_forward(out, att, qkv, B, T, C, NH, causal);
-    counters.attn_seconds += now_seconds() - t0;
-    counters.attn_flops += attention_flops(B, T, C, causal);
+static void p_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
+                                int NH, int causal) {
+    double t0 = clock_seconds();
+    CPU->attention_forward(out, att, qkv, B, T, C, NH, causal);
+    account(P_ATTN_FWD, t0, 4.0 * B * T * C + (double)B * NH * T * T, attention_flops(B, T, C, causal));
 }
+static void p_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                                 const float *att, int B, int T, int C, int NH, int causal) {
+    double t0 = clock_seconds();
+    CPU->attention_backward(dqkv, datt, dout, qkv, att, B, T, C, NH, causal);
+    account(P_ATTN_BWD, t0, 10.0 * B * T * C + 3.0 * B * NH * T * T, 2 * attention_flops(B, T, C, causal));
+}
+static void p_activation_forward(float *out, const float *inp, size_t n, ActKind act) {
+    double t0 = clock_seconds();
+    CPU->activation_forward(out, inp, n, act);
+    account(P_ACT_FWD, t0, 2.0 * n, 0);
+}
+static void p_activation_backward(float *dinp, const float *inp, const float *dout, size_t n,
+                                  ActKind act) {
+    double t0 = clock_seconds();
+    CPU->activation_backward(dinp, inp, dout, n, act);
+    account(P_ACT_BWD, t0, 4.0 * n, 0);
+}
+static void p_residual_forward(float *out, const float *a, const float *b, size_t n) {
+    double t0 = clock_seconds();
+    CPU->residual_forward(out, a, b, n);
+    account(P_RESIDUAL, t0, 3.0 * n, 0);
+}
+static void p_accumulate(float *dst, const float *src, size_t n) {
+    double t0 = clock_seconds();
+    CPU->accumulate(dst, src, n);
+    account(P_ACCUMULATE, t0, 3.0 * n, 0);
+}
+static void p_scale(float *x, float factor, size_t n) {
+    double t0 = clock_seconds();
+    CPU->scale(x, factor, n);
+    account(P_SCALE, t0, 2.0 * n, 0);
+}
+static void p_im2col_patches(float *patches, const float *images, int B, int H, int W, int P) {
+    double t0 = clock_seconds();
+    CPU->im2col_patches(patches, images, B, H, W, P);
+    account(P_IM2COL, t0, 2.0 * B * 3 * H * W, 0);
+}
+static void p_vision_embed_forward(float *x, const float *patch_out, const float *class_emb,
+                                   const float *pos, int B, int NP, int C) {
+    double t0 = clock_seconds();
+    CPU->vision_embed_forward(x, patch_out, class_emb, pos, B, NP, C);
+    account(P_VEMBED_FWD, t0, (double)B * NP * C + (NP + 2.0) * C + (double)B * (NP + 1) * C, 0);
+}
+static void p_vision_embed_backward(float *dpatch_out, float *dclass_emb, float *dpos,
+                                    const float *dx, int B, int NP, int C) {
+    double t0 = clock_seconds();
+    CPU->vision_embed_backward(dpatch_out, dclass_emb, dpos, dx, B, NP, C);
+    account(P_VEMBED_BWD, t0, (double)B * (NP + 1) * C + (dpatch_out ? 2.0 * B * NP * C : 0) +
+                                  2.0 * (NP + 2) * C, 0);
+}
+static void p_token_embed_forward(float *x, const int *ids, const float *tok_emb, const float *pos,
+                                  int B, int T, int C) {
+    double t0 = clock_seconds();
+    CPU->token_embed_forward(x, ids, tok_emb, pos, B, T, C);
+    account(P_TEMBED_FWD, t0, 2.0 * B * T * C + (double)T * C + (double)B * T, 0);
+}
+static void p_token_embed_backward(float *dtok_emb, float *dpos, const float *dx, const int *ids,
+                                   int B, int T, int C) {
+    double t0 = clock_seconds();
+    CPU->token_embed_backward(dtok_emb, dpos, dx, ids, B, T, C);
+    account(P_TEMBED_BWD, t0, (double)B * T * C + (dtok_emb ? 2.0 * B * T * C : 0) +
+                                  (dpos ? 2.0 * T * C : 0) + (double)B * T, 0);
+}
+static void p_gather_rows(float *out, const float *x, const int *rows, int B, int T, int C) {
+    double t0 = clock_seconds();
+    CPU->gather_rows(out, x, rows, B, T, C);
+    account(P_GATHER, t0, 2.0 * B * C, 0);
+}
+static void p_scatter_rows(float *dx, const float *dout, const int *rows, int B, int T, int C) {
+    double t0 = clock_seconds();
+    CPU->scatter_rows(dx, dout, rows, B, T, C);
+    account(P_SCATTER, t0, 3.0 * B * C, 0);
+}
+static void p_l2norm_forward(float *out, float *norm, const float *inp, int N, int C) {
+    double t0 = clock_seconds();
+    CPU->l2norm_forward(out, norm, inp, N, C);
+    account(P_L2_FWD, t0, 2.0 * N * C + N, 0);
+}
+static void p_l2norm_backward(float *dinp, const float *dout, const float *out, const float *norm,
+                              int N, int C) {
+    double t0 = clock_seconds();
+    CPU->l2norm_backward(dinp, dout, out, norm, N, C);
+    account(P_L2_BWD, t0, 4.0 * N * C + N, 0);
+}
+static void p_infonce(float *dcos, float *stats, const float *cos, const int *txt2img,
+                      const int *i2t_target, float scale, int Ni, int Nt, const InfonceTerms *terms) {
+    double t0 = clock_seconds();
+    CPU->infonce_forward_backward(dcos, stats, cos, txt2img, i2t_target, scale, Ni, Nt, terms);
+    account(P_INFONCE, t0, 2.0 * Ni * Nt + Ni + Nt, 0);
+}
+static void p_adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
+                           const AdamWStep *hp) {
+    double t0 = clock_seconds();
+    CPU->adamw_update(param, grad, m, v, n, hp);
+    account(P_ADAMW, t0, 7.0 * n, 0);
+}
+static double p_sum_squares(const float *x, size_t n) {
+    double t0 = clock_seconds();
+    double s = CPU->sum_squares(x, n);
+    account(P_SUMSQ, t0, (double)n, 0);
+    return s;
+}
+static void p_zero(void *ptr, size_t bytes) {
+    double t0 = clock_seconds();
+    CPU->zero(ptr, bytes);
+    account(P_ZERO, t0, bytes / 4.0, 0);
+}
+#undef CPU
 
-static void timed_attention_backward(float *dqkv, float *datt, const float *dout,
-                                     const float *qkv, const float *att, int B, int T, int C,
-                                     int NH, int causal) {
-    double t0 = now_seconds();
-    backend_cpu()->attention_backward(dqkv, datt, dout, qkv, att, B, T, C, NH, causal);
-    counters.attn_seconds += now_seconds() - t0;
-    counters.attn_flops += 2 * attention_flops(B, T, C, causal);
+static void profile_table(Backend *t) {
+    t->matmul_forward = p_matmul_forward, t->matmul_backward = p_matmul_backward;
+    t->layernorm_forward = p_layernorm_forward, t->layernorm_backward = p_layernorm_backward;
+    t->attention_forward = p_attention_forward, t->attention_backward = p_attention_backward;
+    t->activation_forward = p_activation_forward, t->activation_backward = p_activation_backward;
+    t->residual_forward = p_residual_forward, t->accumulate = p_accumulate, t->scale = p_scale;
+    t->im2col_patches = p_im2col_patches;
+    t->vision_embed_forward = p_vision_embed_forward, t->vision_embed_backward = p_vision_embed_backward;
+    t->token_embed_forward = p_token_embed_forward, t->token_embed_backward = p_token_embed_backward;
+    t->gather_rows = p_gather_rows, t->scatter_rows = p_scatter_rows;
+    t->l2norm_forward = p_l2norm_forward, t->l2norm_backward = p_l2norm_backward;
+    t->infonce_forward_backward = p_infonce;
+    t->adamw_update = p_adamw_update, t->sum_squares = p_sum_squares, t->zero = p_zero;
 }
 
 static double sgemm_gflops(int n, int reps) {
@@ -76,6 +244,57 @@ static double sgemm_gflops(int n, int reps) {
     return 2.0 * n * n * n * reps / seconds / 1e9;
 }
 
+/* STREAM's triad a = b + s * c on 3 arrays of 2^25 floats (3 x 128 MB, far past the caches),
+   OpenMP threads and clock as set; best of 5, counting 3 x 4 bytes per element as STREAM
+   does. */
+static double triad_gbs(void) {
+    size_t n = (size_t)1 << 25;
+    float *a = mallocCheck(sizeof(float) * n), *b = mallocCheck(sizeof(float) * n);
+    float *c = mallocCheck(sizeof(float) * n);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) a[i] = 0, b[i] = 1, c[i] = 2;
+    double best = 1e30;
+    for (int r = 0; r < 5; r++) {
+        double t0 = clock_seconds();
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) a[i] = b[i] + 3.0f * c[i];
+        double t = clock_seconds() - t0;
+        if (t < best) best = t;
+    }
+    free(a), free(b), free(c);
+    return 12.0 * n / best / 1e9;
+}
+
+/* The profile table: ops by time, each with its share of the step and its traffic. */
+static void print_profile(double step_seconds, int steps, double bandwidth) {
+    printf("memory bandwidth (STREAM triad, same threads): %.1f GB/s\n", bandwidth);
+    printf("%-26s %7s %9s %6s %9s %8s %7s %9s\n", "op", "calls", "ms/step", "step%", "MB/step",
+           "GB/s", "bw%", "GFLOP/s");
+    int order[P_COUNT];
+    for (int i = 0; i < P_COUNT; i++) order[i] = i;
+    for (int i = 1; i < P_COUNT; i++) /* insertion sort by time, largest first */
+        for (int j = i; j > 0 && prof[order[j]].seconds > prof[order[j - 1]].seconds; j--) {
+            int t = order[j];
+            order[j] = order[j - 1], order[j - 1] = t;
+        }
+    double in_ops = 0;
+    for (int k = 0; k < P_COUNT; k++) {
+        int i = order[k];
+        in_ops += prof[i].seconds;
+        if (prof[i].calls == 0) continue;
+        double gbs = prof[i].bytes / prof[i].seconds / 1e9;
+        printf("%-26s %7.0f %9.2f %5.1f%% %9.1f %8.1f %6.0f%% ", op_names[i],
+               (double)prof[i].calls / steps, 1e3 * prof[i].seconds / steps,
+               100 * prof[i].seconds / (step_seconds * steps), prof[i].bytes / steps / 1e6, gbs,
+               100 * gbs / bandwidth);
+        if (prof[i].flops > 0) printf("%9.1f\n", prof[i].flops / prof[i].seconds / 1e9);
+        else printf("%9s\n", "-");
+    }
+    printf("%-26s %7s %9.2f %5.1f%%   (orchestration, host copies, timer reads)\n",
+           "outside the ops", "", 1e3 * (step_seconds * steps - in_ops) / steps,
+           100 * (1 - in_ops / (step_seconds * steps)));
+}
+
 static void usage(FILE *out) {
     fprintf(out,
             "usage: bench_step [options]\n"
@@ -85,18 +304,22 @@ static void usage(FILE *out) {
             "  --caption-tokens N    EOT position of every caption (default 16)\n"
             "  --full-context        run all context positions (disable the EOT cut)\n"
             "  --freeze-vision       train the text tower only\n"
+            "  --profile             time every op of the table; print ms, MB and GB/s per op\n"
+            "  --cpu-time            time with the process's CPU time, not the wall clock\n"
             "  --sgemm-peak          measure OpenBLAS sgemm at 2048^3 and exit\n"
             "  --help                this text\n");
 }
 
 int main(int argc, char **argv) {
     const char *config_name = "tiny";
-    int batch = 32, steps = 5, caption_tokens = 16, full_context = 0, freeze_vision = 0;
+    int batch = 32, steps = 5, caption_tokens = 16, full_context = 0, freeze_vision = 0, profile = 0;
     static const struct option options[] = {
         {"config", required_argument, 0, 'c'},   {"batch", required_argument, 0, 'b'},
         {"steps", required_argument, 0, 's'},    {"caption-tokens", required_argument, 0, 't'},
         {"full-context", no_argument, 0, 'f'},   {"freeze-vision", no_argument, 0, 'v'},
-        {"sgemm-peak", no_argument, 0, 'p'},     {"help", no_argument, 0, 'h'},
+        {"sgemm-peak", no_argument, 0, 'p'},     {"profile", no_argument, 0, 'P'},
+        {"cpu-time", no_argument, 0, 'C'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     for (int opt; (opt = getopt_long(argc, argv, "", options, NULL)) != -1;) {
         switch (opt) {
@@ -106,6 +329,8 @@ int main(int argc, char **argv) {
         case 't': caption_tokens = atoi(optarg); break;
         case 'f': full_context = 1; break;
         case 'v': freeze_vision = 1; break;
+        case 'P': profile = 1; break;
+        case 'C': clock_seconds = cpu_seconds; break;
         case 'p': printf("sgemm 2048^3: %.1f GFLOP/s\n", sgemm_gflops(2048, 5)); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -117,10 +342,7 @@ int main(int argc, char **argv) {
         die("--batch and --steps must be >= 1 and --caption-tokens in [1, %d)", cfg.context_length);
 
     Backend timed = *backend_cpu();
-    timed.matmul_forward = timed_matmul_forward;
-    timed.matmul_backward = timed_matmul_backward;
-    timed.attention_forward = timed_attention_forward;
-    timed.attention_backward = timed_attention_backward;
+    profile_table(&timed);
     Clip *m = clip_create(&cfg, &timed);
     clip_init_random(m, 1);
     ClipTrainConfig train = {.temperature = 0, .train_vision = !freeze_vision, .train_text = 1,
@@ -146,21 +368,26 @@ int main(int argc, char **argv) {
     OptimConfig oc = optim_defaults();
     double total = 0;
     for (int s = 0; s <= steps; s++) {
-        if (s == 1) memset(&counters, 0, sizeof counters); /* step 0 warms up */
-        double t0 = now_seconds();
+        if (s == 1) memset(prof, 0, sizeof prof); /* step 0 warms up */
+        double t0 = clock_seconds();
         clip_forward(m, &cb, NULL);
         clip_backward(m);
         clip_optimizer_step(m, &oc, 1);
-        if (s > 0) total += now_seconds() - t0;
+        if (s > 0) total += clock_seconds() - t0;
     }
-    double step = total / steps, flops = (counters.gemm_flops + counters.attn_flops) / steps;
+    double gemm_s = prof[P_MATMUL_FWD].seconds + prof[P_MATMUL_BWD].seconds;
+    double gemm_flops = prof[P_MATMUL_FWD].flops + prof[P_MATMUL_BWD].flops;
+    double attn_s = prof[P_ATTN_FWD].seconds + prof[P_ATTN_BWD].seconds;
+    double attn_flops = prof[P_ATTN_FWD].flops + prof[P_ATTN_BWD].flops;
+    double step = total / steps, flops = (gemm_flops + attn_flops) / steps;
     printf("config=%s batch=%d text_tokens=%d vision=%s steps=%d\n", config_name, batch,
            m->text_tokens, freeze_vision ? "frozen" : "trained", steps);
     printf("step %.1f ms  %.1f pairs/s  %.2f GFLOP/step  %.1f GFLOP/s\n", step * 1e3, batch / step,
            flops / 1e9, flops / step / 1e9);
     printf("gemm %.1f%% of step at %.1f GFLOP/s; attention %.1f%% at %.1f GFLOP/s\n",
-           100 * counters.gemm_seconds / total, counters.gemm_flops / counters.gemm_seconds / 1e9,
-           100 * counters.attn_seconds / total, counters.attn_flops / counters.attn_seconds / 1e9);
+           100 * gemm_s / total, gemm_flops / gemm_s / 1e9, 100 * attn_s / total,
+           attn_flops / attn_s / 1e9);
+    if (profile) print_profile(step, steps, triad_gbs());
     free(images), free(tokens), free(txt2img), free(target);
     clip_free(m);
     return 0;

@@ -12,11 +12,13 @@ bench_tokenizer.py: captions/s of three CLIP tokenizers on the same texts, in on
            truncated to 77 like open_clip; and its Rust core alone (backend_tokenizer.encode_batch,
            no padding). Both run batches on all cores (rayon).
 Each rate is given twice: by wall time, and by CPU time (all threads; the child's for C), which
-is steadier on a machine shared with other jobs.
+is steadier on a machine shared with other jobs; HF's CPU / wall says how many cores it used.
+The four sides run in rotating order over --rounds rounds, and every rate and ratio is the
+median [min..max] over the rounds (ratios paired within a round, as bench/paired.py does).
 Texts: the parity corpus (tests/fixtures/tokenizer/inputs.txt.gz), whole and its COCO-like
 caption family alone. It also reports how often HF fast agrees with open_clip's ids.
 
-    .venv/bin/python bench/bench_tokenizer.py [--bin ./tng_tokenize]
+    .venv/bin/python bench/bench_tokenizer.py [--bin ./tng_tokenize] [--rounds 5]
 """
 import argparse
 import gzip
@@ -29,6 +31,8 @@ import time
 
 import open_clip
 from transformers import CLIPTokenizerFast
+
+from paired import spread  # median [min..max]
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(REPO_ROOT, "tests", "fixtures", "tokenizer", "inputs.txt.gz")
@@ -104,9 +108,29 @@ def time_hf_core(tokenizer, texts):
     return t
 
 
+def measure_round(args, hf, records, texts, n, order):
+    """One round on the first n texts, the sides in the given order: wall and CPU rates."""
+    timed, rows = {}, {}
+    for side in order:
+        if side == "C":
+            timed[side], rows[side] = time_c(args.bin, records[:n], PASSES)
+        elif side == "open_clip":
+            timed[side], rows[side] = time_open_clip(texts[:n])
+        elif side == "HF":
+            timed[side], rows[side] = time_hf(hf, texts[:n])
+        else:
+            timed[side] = time_hf_core(hf, texts[:n])
+    passes = {"C": PASSES}
+    rates = {side: (passes.get(side, 1) * n / t.wall, passes.get(side, 1) * n / t.cpu)
+             for side, t in timed.items()}
+    cores = timed["HF"].cpu / timed["HF"].wall
+    return rates, rows, cores
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bin", default=os.path.join(REPO_ROOT, "tng_tokenize"))
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     records = gzip.open(CORPUS).read().split(b"\n")[:-1]
     texts = [r.decode("utf-8", errors="replace") for r in records]
@@ -114,26 +138,34 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         hf = build_hf_fast(tmp)
 
-    print("texts/s by wall time / by CPU time; C is one thread, HF uses both cores")
+    sides = ["C", "open_clip", "HF", "HF core"]
+    print("texts/s by wall time / by CPU time, median [min..max] over %d rounds (1-min load "
+          "average %.2f at the start); C is one thread" % (args.rounds, os.getloadavg()[0]))
     print("| texts | n | C tng_tokenize x%d | open_clip (Python) | HF CLIPTokenizerFast | HF Rust core | "
-          "C / open_clip | C / HF | C / HF core |" % PASSES)
-    print("|---|---|---|---|---|---|---|---|---|")
+          "C / open_clip | C / HF | C / HF core | HF cores used |" % PASSES)
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, n in (("COCO-like captions", NUM_CAPTIONS), ("whole parity corpus", len(records))):
-        c, c_out = time_c(args.bin, records[:n], PASSES)
-        oc, oc_rows = time_open_clip(texts[:n])
-        hf_t, hf_rows = time_hf(hf, texts[:n])
-        core = time_hf_core(hf, texts[:n])
-        rates = [(PASSES * n / c.wall, PASSES * n / c.cpu)] + [(n / t.wall, n / t.cpu) for t in (oc, hf_t, core)]
-        cells = ["%.0f / %.0f" % r for r in rates]
-        ratios = ["%.0fx / %.0fx" % (rates[0][0] / r[0], rates[0][1] / r[1]) for r in rates[1:]]
-        print("| %s | %d | %s | %s |" % (name, n, " | ".join(cells), " | ".join(ratios)))
-        c_rows = [list(map(int, line.split())) for line in c_out.decode().split("\n")[:-1]]
-        oc_ids = [row[:len(row) - row[::-1].index(EOT)] for row in oc_rows]  # zeros pad after the last EOT
-        hf_ids = [row[:row.index(EOT) + 1] for row in hf_rows]  # HF pads with EOT itself
-        print("| strings with open_clip's ids | | %d | %d (reference) | %d | | | | |"
+        per_round = []
+        for r in range(args.rounds):
+            order = sides[r % 4:] + sides[:r % 4]
+            rates, rows, cores = measure_round(args, hf, records, texts, n, order)
+            per_round.append((rates, cores))
+            if r == 0:
+                first_rows = rows
+        cells = ["%s / %s" % tuple(spread([rates[side][k] for rates, _ in per_round]) for k in (0, 1))
+                 for side in sides]
+        ratios = ["%sx / %sx" % tuple(spread([rates["C"][k] / rates[side][k] for rates, _ in per_round])
+                                      for k in (0, 1)) for side in sides[1:]]
+        cores = spread([c for _, c in per_round])
+        print("| %s | %d | %s | %s | %s |" % (name, n, " | ".join(cells), " | ".join(ratios), cores))
+        c_rows = [list(map(int, line.split())) for line in first_rows["C"].decode().split("\n")[:-1]]
+        oc_ids = [row[:len(row) - row[::-1].index(EOT)] for row in first_rows["open_clip"]]  # zeros pad after the last EOT
+        hf_ids = [row[:row.index(EOT) + 1] for row in first_rows["HF"]]  # HF pads with EOT itself
+        print("| strings with open_clip's ids | | %d | %d (reference) | %d | | | | | |"
               % (sum(a == b for a, b in zip(c_rows, oc_ids)), n, sum(a == b for a, b in zip(hf_ids, oc_ids))))
     print("\nC vocabulary load (tng_tokenize on empty input): %.3f s wall, %.3f s CPU; included above"
           % (load.wall, load.cpu))
+    print("1-min load average at the end: %.2f" % os.getloadavg()[0])
 
 
 if __name__ == "__main__":

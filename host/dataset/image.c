@@ -7,17 +7,8 @@
  * separable filter depends only on its own row/column coefficients, so evaluating those
  * coefficients for the crop's rows and columns alone gives the same bytes for less work
  * (an image 40x wider than tall is upscaled to ~9000 columns by Pillow; we compute 224).
- *
- * Pillow semantics reproduced here (libImaging/Resample.c, ImagingResampleInner):
- *   - bicubic a = -0.5, support 2, widened by in/out when downscaling;
- *   - centre (x + 0.5) * scale, window [int(c - s + 0.5), int(c + s + 0.5)) clamped to the
- *     image, weights normalised to sum 1, then rounded to 22-bit fixed point;
- *   - two passes, each rounding (+2^21, >> 22) and clipping to 0..255; horizontal first,
- *     except that Pillow 13 goes vertical first when the height shrinks by more than twice
- *     what the width loses (see pillow_vertical_first);
- *   - a pass whose size does not change is skipped (here: a one-tap identity, same bytes).
- * The coefficient arithmetic is double precision in the same order as Pillow's; the pragma
- * below stops clang from fusing it into FMAs (gcc in -std=c11 mode never does).
+ * The two passes themselves, Pillow's fixed-point arithmetic included, are in resample.c;
+ * this file picks their order and the rows and columns they cover.
  */
 #include "dataset/image.h"
 
@@ -27,13 +18,8 @@
 #include <string.h>
 #include <turbojpeg.h>
 
-#include "util/common.h"  // defines: mallocCheck, read_file
-
-#ifdef __clang__
-#pragma STDC FP_CONTRACT OFF
-#endif
-
-#define RESAMPLE_BITS 22 /* Pillow's PRECISION_BITS: 32 - 8 bits of pixel - 2 of headroom */
+#include "dataset/resample.h"  // defines: ResampleAxis, resample_axis, resample_rows, resample_columns
+#include "util/common.h"        // defines: mallocCheck, read_file
 
 /* ---------------------------------------------------------------------------------------- */
 /* errors */
@@ -198,142 +184,7 @@ void image_to_rgb(const DecodedImage *img, uint8_t *rgb) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Pillow's bicubic resample, restricted to the outputs [first, first + count) */
-
-static double bicubic(double x) {
-    const double a = -0.5;
-    if (x < 0.0) x = -x;
-    if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
-    if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
-    return 0.0;
-}
-
-/* Fixed-point filter taps for one axis. Output i reads input[start[i] .. start[i]+taps[i])
-   with weights[i * max_taps ...]. */
-typedef struct {
-    int max_taps;
-    int *start, *taps;
-    int32_t *weights;
-} ResampleAxis;
-
-/*
- * Taps for the outputs [first, first + count) of an in_size -> out_size resample. When the
- * size does not change Pillow skips the pass; a one-tap identity gives the same bytes
- * ((v << 22) + 2^21) >> 22 = v) and lets both passes always run.
- */
-static ResampleAxis resample_axis(int in_size, int out_size, int first, int count) {
-    double scale = (double)in_size / out_size;
-    double filterscale = scale < 1.0 ? 1.0 : scale;
-    double support = 2.0 * filterscale;
-    ResampleAxis axis;
-    axis.max_taps = in_size == out_size ? 1 : (int)ceil(support) * 2 + 1;
-    axis.start = mallocCheck(sizeof(int) * count);
-    axis.taps = mallocCheck(sizeof(int) * count);
-    axis.weights = mallocCheck(sizeof(int32_t) * count * axis.max_taps);
-    double *w = mallocCheck(sizeof(double) * axis.max_taps);
-    for (int i = 0; i < count; i++) {
-        int out = first + i;
-        int32_t *fixed = axis.weights + (size_t)i * axis.max_taps;
-        if (in_size == out_size) {
-            axis.start[i] = out;
-            axis.taps[i] = 1;
-            fixed[0] = 1 << RESAMPLE_BITS;
-            continue;
-        }
-        double center = (out + 0.5) * scale;
-        double inv_filterscale = 1.0 / filterscale;
-        int lo = (int)(center - support + 0.5); /* truncation toward zero, as in Pillow */
-        if (lo < 0) lo = 0;
-        int hi = (int)(center + support + 0.5);
-        if (hi > in_size) hi = in_size;
-        int n = hi - lo;
-        double total = 0.0;
-        for (int k = 0; k < n; k++) {
-            w[k] = bicubic((k + lo - center + 0.5) * inv_filterscale);
-            total += w[k];
-        }
-        for (int k = 0; k < n; k++) {
-            double v = total != 0.0 ? w[k] / total : w[k];
-            fixed[k] = v < 0 ? (int32_t)(-0.5 + v * (1 << RESAMPLE_BITS))
-                             : (int32_t)(0.5 + v * (1 << RESAMPLE_BITS));
-        }
-        axis.start[i] = lo;
-        axis.taps[i] = n;
-    }
-    free(w);
-    return axis;
-}
-
-/* The input range [*lo, *hi) the axis reads; shifts the axis to start reading at *lo. */
-static void resample_axis_span(ResampleAxis *axis, int count, int *lo, int *hi) {
-    *lo = axis->start[0];
-    *hi = axis->start[count - 1] + axis->taps[count - 1];
-    for (int i = 0; i < count; i++) axis->start[i] -= *lo;
-}
-
-static void resample_axis_free(ResampleAxis *axis) {
-    free(axis->start);
-    free(axis->taps);
-    free(axis->weights);
-}
-
-/* Pillow's clip8: the accumulator carries 2^21 of rounding; >> is a floor, as in Pillow. */
-static inline uint8_t clip_fixed(int32_t acc) {
-    int32_t v = acc >> RESAMPLE_BITS;
-    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-}
-
-/*
- * Horizontal pass: rows rows of src (stride src_stride bytes) into dst (out_cols pixels per
- * row, packed). Inlined per channel count so the channel loop unrolls.
- */
-static inline __attribute__((always_inline)) void horizontal_pass_n(
-    const uint8_t *src, size_t src_stride, int rows, const ResampleAxis *axis, int out_cols,
-    int channels, uint8_t *dst) {
-    for (int y = 0; y < rows; y++) {
-        const uint8_t *row = src + (size_t)y * src_stride;
-        uint8_t *out = dst + (size_t)y * out_cols * channels;
-        for (int x = 0; x < out_cols; x++) {
-            const uint8_t *in = row + (size_t)axis->start[x] * channels;
-            const int32_t *k = axis->weights + (size_t)x * axis->max_taps;
-            int32_t acc[4] = {1 << (RESAMPLE_BITS - 1), 1 << (RESAMPLE_BITS - 1),
-                              1 << (RESAMPLE_BITS - 1), 1 << (RESAMPLE_BITS - 1)};
-            for (int t = 0; t < axis->taps[x]; t++)
-                for (int c = 0; c < channels; c++) acc[c] += in[t * channels + c] * k[t];
-            for (int c = 0; c < channels; c++) out[x * channels + c] = clip_fixed(acc[c]);
-        }
-    }
-}
-
-static void horizontal_pass(const uint8_t *src, size_t src_stride, int rows,
-                            const ResampleAxis *axis, int out_cols, int channels, uint8_t *dst) {
-    switch (channels) {
-    case 1: horizontal_pass_n(src, src_stride, rows, axis, out_cols, 1, dst); break;
-    case 3: horizontal_pass_n(src, src_stride, rows, axis, out_cols, 3, dst); break;
-    default: horizontal_pass_n(src, src_stride, rows, axis, out_cols, 4, dst); break;
-    }
-}
-
-/*
- * Vertical pass: each output row is a weighted sum of whole input rows (row_bytes wide),
- * so it runs along the row with one accumulator per byte (integer sums: tap order does not
- * matter).
- */
-static void vertical_pass(const uint8_t *src, size_t src_stride, const ResampleAxis *axis,
-                          int out_rows, int row_bytes, uint8_t *dst) {
-    int32_t *acc = mallocCheck(sizeof(int32_t) * row_bytes);
-    for (int y = 0; y < out_rows; y++) {
-        for (int j = 0; j < row_bytes; j++) acc[j] = 1 << (RESAMPLE_BITS - 1);
-        const int32_t *k = axis->weights + (size_t)y * axis->max_taps;
-        for (int t = 0; t < axis->taps[y]; t++) {
-            const uint8_t *in = src + (size_t)(axis->start[y] + t) * src_stride;
-            int32_t weight = k[t];
-            for (int j = 0; j < row_bytes; j++) acc[j] += in[j] * weight;
-        }
-        for (int j = 0; j < row_bytes; j++) dst[(size_t)y * row_bytes + j] = clip_fixed(acc[j]);
-    }
-    free(acc);
-}
+/* Resize + CenterCrop */
 
 /* Python's int(round(d / 2.0)) for d >= 0: halves go to the even neighbour. */
 static int half_round_even(int d) {
@@ -367,28 +218,33 @@ void image_resize_center_crop(const DecodedImage *img, int size, uint8_t *crop_r
     int top = half_round_even(new_h - size), left = half_round_even(new_w - size);
     ResampleAxis horiz = resample_axis(w, new_w, left, size);
     ResampleAxis vert = resample_axis(h, new_h, top, size);
-    uint8_t *crop = mallocCheck((size_t)size * size * ch);
+    /* An RGB image is already in its final mode: the passes write the result in place. */
+    uint8_t *crop = ch == 3 ? crop_rgb : mallocCheck((size_t)size * size * ch);
     int lo, hi;
     if (pillow_vertical_first(w, h, new_w, new_h)) {
         /* crop rows over the source columns the horizontal pass reads, then the columns */
-        resample_axis_span(&horiz, size, &lo, &hi);
-        uint8_t *temp = mallocCheck((size_t)size * (hi - lo) * ch);
-        vertical_pass(img->pixels + (size_t)lo * ch, (size_t)w * ch, &vert, size, (hi - lo) * ch, temp);
-        horizontal_pass(temp, (size_t)(hi - lo) * ch, size, &horiz, size, ch, crop);
+        resample_axis_span(&horiz, &lo, &hi);
+        size_t temp_bytes = (size_t)size * (hi - lo) * ch;
+        uint8_t *temp = mallocCheck(temp_bytes);
+        resample_columns(img->pixels + (size_t)lo * ch, (size_t)w * ch, &vert, (hi - lo) * ch, temp);
+        resample_rows(temp, (size_t)(hi - lo) * ch, temp_bytes, size, &horiz, ch, crop);
         free(temp);
     } else {
         /* crop columns over the source rows the vertical pass reads, then the rows */
-        resample_axis_span(&vert, size, &lo, &hi);
+        resample_axis_span(&vert, &lo, &hi);
         uint8_t *temp = mallocCheck((size_t)(hi - lo) * size * ch);
-        horizontal_pass(img->pixels + (size_t)lo * w * ch, (size_t)w * ch, hi - lo, &horiz, size, ch, temp);
-        vertical_pass(temp, (size_t)size * ch, &vert, size, size * ch, crop);
+        resample_rows(img->pixels + (size_t)lo * w * ch, (size_t)w * ch,
+                      (size_t)(h - lo) * w * ch, hi - lo, &horiz, ch, temp);
+        resample_columns(temp, (size_t)size * ch, &vert, size * ch, crop);
         free(temp);
     }
     resample_axis_free(&horiz);
     resample_axis_free(&vert);
     /* Last, Pillow's convert("RGB"), as OpenAI CLIP and open_clip apply it after the crop. */
-    pixels_to_rgb(crop, ch, (size_t)size * size, crop_rgb);
-    free(crop);
+    if (crop != crop_rgb) {
+        pixels_to_rgb(crop, ch, (size_t)size * size, crop_rgb);
+        free(crop);
+    }
 }
 
 ImageStatus image_load_crop(const uint8_t *data, size_t size, int crop_size, ImageMode mode,

@@ -60,13 +60,16 @@ void clip_optimizer_apply(Clip *m, const OptimConfig *oc, int accum_steps, float
                     .grad_scale = (float)(grad_scale * clip)};
     for (int i = 0; i < L->count; i++) {
         const ParamInfo *p = &L->params[i];
-        if (!clip_tensor_trains(m, p)) continue;
-        int decays = p->decay || oc->decay_set == DECAY_ALL;
-        hp.weight_decay = decays ? oc->weight_decay : 0.0f;
-        be->adamw_update(m->params + p->offset, m->grads + p->offset, m->adam_m + p->offset,
-                         m->adam_v + p->offset, p->numel, &hp);
+        if (clip_tensor_trains(m, p)) {
+            int decays = p->decay || oc->decay_set == DECAY_ALL;
+            hp.weight_decay = decays ? oc->weight_decay : 0.0f;
+            be->adamw_update(m->params + p->offset, m->grads + p->offset, m->adam_m + p->offset,
+                             m->adam_v + p->offset, p->numel, &hp);
+        }
+        /* every gradient zeroed, each right after its update: what the cache still holds of
+           it is overwritten there instead of read back from memory by a later pass */
+        be->zero(m->grads + p->offset, sizeof(float) * p->numel);
     }
-    be->zero(m->grads, sizeof(float) * L->total);
     if (m->train.temperature <= 0) {
         float logit_scale;
         be->to_host(&logit_scale, m->w.logit_scale, sizeof(float));

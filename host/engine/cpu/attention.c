@@ -6,15 +6,38 @@
  * each, so one head's q, k or v is a [T, hs] matrix with row stride 3C that BLAS reads in
  * place. att[b,h] is the [T, T] softmax; masked entries are 0. Each (b, h) is independent,
  * so OpenMP splits them; the GEMMs inside run on one thread.
+ *
+ * The softmax's exponentials are the one part BLAS does not do: in float32 they run eight
+ * lanes at a time (cpu_simd.h, within a few ulp of expf), with the sum still taken in double
+ * in order; attention_forward_reference keeps expf, and tests/test_cpu_fast.c holds the op
+ * to it.
  */
 #include "engine/cpu/ops_cpu.h" // declares: every CPU op, in both precisions
 
 #include <math.h>
 
 #include "engine/cpu/cpu_common.h" // defines: real, OP(), GEMM, EXP, row_chunks, add_partials
+#include "engine/cpu/cpu_simd.h"   // defines: exp_lanes, CPU_EXP_LANES (float32 with AVX2+FMA)
 
-void OP(attention_forward)(real *out, real *att, const real *qkv, int B, int T, int C, int NH,
-                           int causal) {
+/* r[i] = e^(r[i] - shift) for i < n; returns their sum, in order, in double. With `lanes`
+   the exponentials are the vectorised ones, else libm's. */
+static inline double exp_shifted(real *r, int n, real shift, int lanes) {
+    int i = 0;
+#ifdef CPU_EXP_LANES
+    if (lanes) {
+        __m256 s = _mm256_set1_ps(shift);
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(r + i, exp_lanes(_mm256_sub_ps(_mm256_loadu_ps(r + i), s)));
+    }
+#endif
+    for (; i < n; i++) r[i] = EXP(r[i] - shift); /* the tail past the last 8 */
+    double sum = 0;
+    for (int j = 0; j < n; j++) sum += r[j];
+    return sum;
+}
+
+static void attention_forward_lanes(real *out, real *att, const real *qkv, int B, int T, int C,
+                                    int NH, int causal, int lanes) {
     int hs = C / NH, row = 3 * C;
     real scale = (real)(1.0 / sqrt((double)hs));
 #pragma omp parallel for collapse(2) schedule(static)
@@ -27,9 +50,9 @@ void OP(attention_forward)(real *out, real *att, const real *qkv, int B, int T, 
             for (int t = 0; t < T; t++) {
                 real *r = a + (size_t)t * T;
                 int visible = causal ? t + 1 : T;
-                double maxv = -INFINITY, sum = 0;
+                double maxv = -INFINITY;
                 for (int t2 = 0; t2 < visible; t2++) maxv = fmax(maxv, r[t2]);
-                for (int t2 = 0; t2 < visible; t2++) sum += (r[t2] = EXP(r[t2] - (real)maxv));
+                double sum = exp_shifted(r, visible, (real)maxv, lanes);
                 for (int t2 = 0; t2 < visible; t2++) r[t2] = (real)(r[t2] / sum);
                 for (int t2 = visible; t2 < T; t2++) r[t2] = 0;
             }
@@ -38,6 +61,16 @@ void OP(attention_forward)(real *out, real *att, const real *qkv, int B, int T, 
                  out + (size_t)b * T * C + h * hs, C);
         }
     }
+}
+
+void OP(attention_forward_reference)(real *out, real *att, const real *qkv, int B, int T, int C,
+                                     int NH, int causal) {
+    attention_forward_lanes(out, att, qkv, B, T, C, NH, causal, 0);
+}
+
+void OP(attention_forward)(real *out, real *att, const real *qkv, int B, int T, int C, int NH,
+                           int causal) {
+    attention_forward_lanes(out, att, qkv, B, T, C, NH, causal, 1);
 }
 
 void OP(attention_backward)(real *dqkv, real *datt, const real *dout, const real *qkv,

@@ -78,19 +78,27 @@ void OP(token_embed_forward)(real *x, const int *ids, const real *tok_emb, const
 
 void OP(token_embed_backward)(real *dtok_emb, real *dpos, const real *dx, const int *ids, int B,
                               int T, int C) {
-    /* Threads split the channels; each walks every token in order, so repeated ids add up
-     * in the same order on every run (a deterministic scatter-add, no atomics). */
+    /* Threads split the channels in blocks of CHANNEL_BLOCK; each walks every token in order,
+     * so repeated ids add up in the same order on every run (a deterministic scatter-add, no
+     * atomics), and reads and writes a block's channels of a row as one contiguous run. */
+    enum { CHANNEL_BLOCK = 16 };
+    int blocks = (C + CHANNEL_BLOCK - 1) / CHANNEL_BLOCK;
 #pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        for (int bt = 0; bt < B * T; bt++) {
-            real g = dx[(size_t)bt * C + c];
-            if (dtok_emb) dtok_emb[(size_t)ids[bt] * C + c] += g;
+    for (int k = 0; k < blocks; k++) {
+        int c0 = k * CHANNEL_BLOCK, c1 = c0 + CHANNEL_BLOCK < C ? c0 + CHANNEL_BLOCK : C;
+        if (dtok_emb) {
+            for (int bt = 0; bt < B * T; bt++) {
+                const real *g = dx + (size_t)bt * C;
+                real *row = dtok_emb + (size_t)ids[bt] * C;
+                for (int c = c0; c < c1; c++) row[c] += g[c];
+            }
         }
         if (dpos) {
             for (int t = 0; t < T; t++) {
-                double sum = 0;
-                for (int b = 0; b < B; b++) sum += dx[((size_t)b * T + t) * C + c];
-                dpos[(size_t)t * C + c] += (real)sum;
+                double sum[CHANNEL_BLOCK] = {0};
+                for (int b = 0; b < B; b++)
+                    for (int c = c0; c < c1; c++) sum[c - c0] += dx[((size_t)b * T + t) * C + c];
+                for (int c = c0; c < c1; c++) dpos[(size_t)t * C + c] += (real)sum[c - c0];
             }
         }
     }

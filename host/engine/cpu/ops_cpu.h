@@ -55,7 +55,17 @@
                                         const InfonceTerms *terms);                             \
     void adamw_update_##sfx(real *param, const real *grad, real *m, real *v, size_t n,          \
                             const AdamWStep *hp);                                               \
-    double sum_squares_##sfx(const real *x, size_t n);
+    double sum_squares_##sfx(const real *x, size_t n);                                          \
+    /* the plain loops the faster ops above are held to (test_cpu_fast): bit for bit, except  \
+       where a vectorised exp (QuickGELU, the attention softmax) is held to a few ulp */       \
+    void attention_forward_reference_##sfx(real *out, real *att, const real *qkv, int B, int T, \
+                                           int C, int NH, int causal);                          \
+    void activation_forward_reference_##sfx(real *out, const real *inp, size_t n, ActKind act); \
+    void activation_backward_reference_##sfx(real *dinp, const real *inp, const real *dout,    \
+                                             size_t n, ActKind act);                           \
+    void adamw_update_reference_##sfx(real *param, const real *grad, real *m, real *v,          \
+                                      size_t n, const AdamWStep *hp);                           \
+    double sum_squares_reference_##sfx(const real *x, size_t n);
 
 CPU_OPS_DECLARE(float, f32)
 CPU_OPS_DECLARE(double, f64)
