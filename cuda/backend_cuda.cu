@@ -8,8 +8,9 @@
  * family's launcher in kernels/. All shapes and launch geometry are decided in
  * kernels/launch_plan.h; all device code lives in kernels/, one .cuh file per op family.
  *
- * State kept here: one cuBLAS handle and one grow-only scratch buffer (tng_cuda_scratch),
- * both created on first use and kept for the life of the process.
+ * State kept here: one cuBLAS handle, created on first use, and one scratch buffer
+ * (tng_cuda_scratch), sized once from the model's plan (reserve_scratch), both kept for the
+ * life of the process.
  */
 #include "cuda/backend_cuda.h" /* defines: backend_cuda */
 
@@ -33,17 +34,38 @@ static cublasHandle_t cublas(void) {
     return handle;
 }
 
+static void *scratch;
+static size_t scratch_capacity;
+static int scratch_planned; /* 1 once the model sized it (cuda_reserve_scratch) */
+
+/* cudaFree waits for the device, so no kernel still reads the old buffer */
+static void scratch_resize(size_t bytes) {
+    if (scratch)
+        cudaCheck(cudaFree(scratch));
+    scratch_capacity = bytes;
+    cudaCheck(cudaMalloc(&scratch, bytes));
+}
+
+/* A model's plan (kernels/launch_plan.h) sizes the scratch once, before its first step, so a
+ * step never allocates; an op that asks for more than the plan is a planning bug, reported
+ * as one. Without a plan (the kernel tests call ops directly) it grows on demand. */
+static void cuda_reserve_scratch(size_t batch, size_t tokens, size_t width, int images, int texts) {
+    size_t bytes = scratch_plan_bytes(batch, tokens, width, images, texts);
+    if (bytes > scratch_capacity || !scratch_planned)
+        scratch_resize(bytes > scratch_capacity ? bytes : scratch_capacity);
+    scratch_planned = 1;
+}
+
 void *tng_cuda_scratch(size_t bytes) {
-    static void *buffer;
-    static size_t capacity;
-    if (bytes > capacity) {
-        /* cudaFree waits for the device, so no kernel still reads the old buffer */
-        if (buffer)
-            cudaCheck(cudaFree(buffer));
-        capacity = bytes + bytes / 2;
-        cudaCheck(cudaMalloc(&buffer, capacity));
+    if (bytes > scratch_capacity) {
+        if (scratch_planned) {
+            fprintf(stderr, "tng: CUDA scratch: an op needs %zu bytes, the model's plan reserved "
+                            "%zu (kernels/launch_plan.h, scratch_plan_bytes)\n", bytes, scratch_capacity);
+            exit(1);
+        }
+        scratch_resize(bytes + bytes / 2);
     }
-    return buffer;
+    return scratch;
 }
 
 /* ---- memory ---- */
@@ -194,11 +216,12 @@ static void cuda_adamw_update(float *param, const float *grad, float *m, float *
     adamw_update(param, grad, m, v, n, hp, stream);
 }
 
-static double cuda_sum_squares(const float *x, size_t n) { return sum_squares(x, n, stream); }
+static void cuda_sum_squares(double *acc, const float *x, size_t n) { sum_squares(acc, x, n, stream); }
 
 static const Backend cuda_backend = {
     .name = "cuda",
     .alloc = cuda_alloc,
+    .reserve_scratch = cuda_reserve_scratch,
     .release = cuda_release,
     .to_device = cuda_to_device,
     .to_host = cuda_to_host,

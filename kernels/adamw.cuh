@@ -10,7 +10,8 @@
  * Memory-bound either way. (The CPU emulator cannot show a contraction: the GPU run of
  * tests/gpu/test_adamw.cu can.)
  *
- * sum_squares returns a host double, so it synchronises. Determinism: the number of partial
+ * sum_squares adds into a device double, so a step's norm needs one read-back, not one per
+ * tensor. Determinism: the number of partial
  * sums depends on n alone (sum_squares_blocks), each block's grid-stride share and the final
  * sum use fixed reduction trees, all in double.
  */
@@ -75,28 +76,24 @@ static __global__ void __launch_bounds__(SUMSQ_THREADS)
 }
 
 static __global__ void __launch_bounds__(SUMSQ_THREADS)
-    sum_squares_finish_kernel(double *result, const double *partial, int count) {
+    sum_squares_finish_kernel(double *acc, const double *partial, int count) {
     __shared__ double shared[PLAN_WARP];
-    double acc = 0.0;
+    double sum = 0.0;
     for (int k = threadIdx.x; k < count; k += blockDim.x)
-        acc += partial[k];
-    acc = block_sum(acc, shared);
+        sum += partial[k];
+    sum = block_sum(sum, shared);
     if (threadIdx.x == 0)
-        *result = acc;
+        *acc += sum;
 }
 
-static inline double sum_squares(const float *x, size_t n, cudaStream_t stream) {
+/* acc[0] (device memory) += the sum of x[i]^2: two launches, no host synchronisation. */
+static inline void sum_squares(double *acc, const float *x, size_t n, cudaStream_t stream) {
     if (n == 0)
-        return 0.0;
+        return;
     int blocks = (int)sum_squares_blocks(n);
-    double *partial = (double *)tng_cuda_scratch(sizeof(double) * (size_t)(blocks + 1));
-    double *result = partial + blocks;
+    double *partial = (double *)tng_cuda_scratch(sizeof(double) * (size_t)blocks);
     TNG_LAUNCH(sum_squares_partial_kernel, blocks, SUMSQ_THREADS, 0, stream, partial, x, n);
-    TNG_LAUNCH(sum_squares_finish_kernel, 1, SUMSQ_THREADS, 0, stream, result, partial, blocks);
-    double host = 0.0;
-    cudaCheck(cudaMemcpyAsync(&host, result, sizeof host, cudaMemcpyDeviceToHost, stream));
-    cudaCheck(cudaStreamSynchronize(stream));
-    return host;
+    TNG_LAUNCH(sum_squares_finish_kernel, 1, SUMSQ_THREADS, 0, stream, acc, partial, blocks);
 }
 
 #endif

@@ -240,4 +240,24 @@ static inline TokenEmbedPlan token_embed_plan(int C) {
     return p;
 }
 
+/* ----------------------------------------------------------------------------
+ * The backend's scratch, sized once (Backend.reserve_scratch): the most any op asks for when
+ * no batch has more than `batch` sequences of `tokens` positions, no matrix more than `width`
+ * columns, and the loss no block beyond images x texts. Its users: the column sums (bias and
+ * LayerNorm parameter gradients over batch x tokens rows, two quantities at once; position
+ * embedding gradients over batch rows of tokens x width), InfoNCE's row and column statistics
+ * and the sum of squares' partials. Each plan grows with its arguments, so the largest shapes
+ * give the largest need. */
+
+static inline size_t scratch_plan_bytes(size_t batch, size_t tokens, size_t width, int images,
+                                        int texts) {
+    size_t rows_sum = sizeof(float) * 2 * colsum_plan(batch * tokens, width).partial_elems;
+    size_t position_sum = sizeof(float) * colsum_plan(batch, tokens * width).partial_elems;
+    size_t colsum = rows_sum > position_sum ? rows_sum : position_sum;
+    size_t infonce = sizeof(float) * infonce_plan(images, texts).scratch_floats;
+    size_t sumsq = sizeof(double) * SUMSQ_MAX_BLOCKS;
+    size_t most = colsum > infonce ? colsum : infonce;
+    return most > sumsq ? most : sumsq;
+}
+
 #endif

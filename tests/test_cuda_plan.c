@@ -148,6 +148,29 @@ static void test_elementwise_and_reductions(void) {
     CHECK(token_embed_plan(200).channel_blocks == 2, "token embed 200 wide");
 }
 
+/* The scratch a model reserves once covers every op at every shape up to the plan's: the
+ * row sums (two at once) over batch x tokens rows, the position sums over batch rows of
+ * tokens x C columns, InfoNCE's statistics, the sum of squares' partials. */
+static void test_scratch_plan_covers_every_op(void) {
+    const size_t batches[] = {1, 3, 64, 1024}, tokens[] = {17, 50, 77, 257}, widths[] = {64, 3072};
+    for (size_t bi = 0; bi < 4; bi++)
+        for (size_t ti = 0; ti < 4; ti++)
+            for (size_t wi = 0; wi < 2; wi++) {
+                size_t B = batches[bi], T = tokens[ti], W = widths[wi];
+                size_t plan = scratch_plan_bytes(B, T, W, (int)B, (int)(3 * B));
+                for (size_t b = 1; b <= B; b = b * 2 + 1)
+                    for (size_t c = 1; c <= W; c = c * 3 + 1) {
+                        size_t rows = 2 * sizeof(float) * colsum_plan(b * T, c).partial_elems;
+                        size_t position = sizeof(float) * colsum_plan(b, T * c).partial_elems;
+                        CHECK(rows <= plan && position <= plan, "B %zu T %zu W %zu: %zu and %zu > plan %zu",
+                              b, T, c, rows, position, plan);
+                    }
+                CHECK(sizeof(float) * infonce_plan((int)B, (int)(3 * B)).scratch_floats <= plan &&
+                          sizeof(double) * SUMSQ_MAX_BLOCKS <= plan,
+                      "B %zu: the loss or the sum of squares outgrows the plan", B);
+            }
+}
+
 int main(void) {
     RUN_TEST(test_attention_clip_lengths_fit_h200);
     RUN_TEST(test_attention_tiled_paths);
@@ -157,5 +180,6 @@ int main(void) {
     RUN_TEST(test_colsum_plan);
     RUN_TEST(test_infonce_plan);
     RUN_TEST(test_elementwise_and_reductions);
+    RUN_TEST(test_scratch_plan_covers_every_op);
     return test_summary();
 }

@@ -71,6 +71,12 @@ typedef struct Backend {
 
     /* ---- memory ---- */
     void *(*alloc)(size_t bytes); /* zero-filled */
+    /* The largest shapes the model will pass (clip_prepare calls it): at most `batch`
+     * sequences of `tokens` positions, matrices of at most `width` columns, loss blocks of at
+     * most images x texts. A backend that needs working memory sizes it here, once, so that
+     * nothing is allocated inside a step (the GPU's cudaMalloc/cudaFree stall the device and
+     * break graph capture). NULL when a backend needs none. */
+    void (*reserve_scratch)(size_t batch, size_t tokens, size_t width, int images, int texts);
     void (*release)(void *ptr);
     void (*to_device)(void *dst, const void *src, size_t bytes);
     void (*to_host)(void *dst, const void *src, size_t bytes);
@@ -152,7 +158,10 @@ typedef struct Backend {
     /* ---- optimizer ---- */
     void (*adamw_update)(float *param, const float *grad, float *m, float *v, size_t n,
                          const AdamWStep *hp);
-    double (*sum_squares)(const float *x, size_t n); /* result on the host, double precision */
+    /* acc[0] += the sum of x[i]^2, in double: acc is one double of backend memory, so the
+     * gradient norm of every tensor accumulates on the device and is read back once per step
+     * (no host synchronisation per tensor). */
+    void (*sum_squares)(double *acc, const float *x, size_t n);
 } Backend;
 
 /* The CPU backend (float32, OpenBLAS + OpenMP). */

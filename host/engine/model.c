@@ -478,7 +478,7 @@ void clip_free(Clip *m) {
     tower_acts_free(be, &m->text_acts);
     clip_weights_free(&m->w);
     clip_weights_free(&m->g);
-    void *buffers[] = {m->params, m->grads, m->adam_m, m->adam_v};
+    void *buffers[] = {m->params, m->grads, m->adam_m, m->adam_v, m->grad_sumsq};
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++)
         if (buffers[i]) be->release(buffers[i]);
     clip_loss_free(m->loss);
@@ -542,6 +542,25 @@ static int tower_trains(const Clip *m, Tower tower) {
 
 int clip_tensor_trains(const Clip *m, const ParamInfo *p) { return tower_trains(m, p->tower); }
 
+/* The largest shapes any op gets, for a backend that sizes its working memory once: both
+ * towers' sequences, their widest matrices (q|k|v, the MLP, the projection) and the loss's
+ * blocks, which data parallelism widens to every rank's rows or columns. */
+static void reserve_scratch(Clip *m, const ClipTrainConfig *train, int max_images, int max_texts) {
+    const ClipConfig *c = &m->cfg;
+    const TowerConfig *towers[2] = {&c->vision, &c->text};
+    size_t width = (size_t)c->embed_dim;
+    for (int k = 0; k < 2; k++) {
+        size_t qkv = 3 * (size_t)towers[k]->width, mlp = (size_t)towers[k]->mlp_width;
+        width = qkv > width ? qkv : width;
+        width = mlp > width ? mlp : width;
+    }
+    int world = train->dist ? train->dist->world : 1;
+    size_t batch = (size_t)(max_images > max_texts ? max_images : max_texts);
+    size_t vision_tokens = (size_t)clip_vision_tokens(c), text_tokens = (size_t)c->context_length;
+    m->be->reserve_scratch(batch, vision_tokens > text_tokens ? vision_tokens : text_tokens, width,
+                           max_images * world, max_texts * world);
+}
+
 void clip_prepare(Clip *m, const ClipTrainConfig *train, int max_images, int max_texts) {
     const Backend *be = m->be;
     m->train = *train;
@@ -554,12 +573,14 @@ void clip_prepare(Clip *m, const ClipTrainConfig *train, int max_images, int max
                                 .contradiction_log_weight = train->contradiction_log_weight,
                                 .i2t_each = train->i2t_each};
     clip_loss_prepare(m->loss, &objective, max_images, max_texts);
+    if (be->reserve_scratch) reserve_scratch(m, train, max_images, max_texts);
     int training = train->train_vision || train->train_text || train->temperature <= 0;
     if (training && !m->grads) {
         size_t bytes = sizeof(float) * m->layout.total;
         m->grads = be->alloc(bytes);
         m->adam_m = be->alloc(bytes);
         m->adam_v = be->alloc(bytes);
+        m->grad_sumsq = be->alloc(sizeof(double));
         clip_weights_view(&m->cfg, m->grads, &m->g);
     }
     grad_reduce_free(m->reduce);

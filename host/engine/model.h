@@ -138,6 +138,7 @@ typedef struct {
     const Backend *be;
     ParamLayout layout;
     float *params, *grads, *adam_m, *adam_v; /* backend memory, layout.total floats each */
+    double *grad_sumsq;                       /* backend memory: the gradient norm's accumulator */
     ClipWeights w, g;
     TowerActs vision_acts, text_acts;
     ClipTrainConfig train;

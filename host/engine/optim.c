@@ -30,13 +30,17 @@ float optim_lr_at(const OptimConfig *oc, uint64_t step) {
     return (float)(0.5 * (1.0 + cos(M_PI * progress)) * oc->lr);
 }
 
+/* Every tensor's sum of squares accumulates in one backend double (m->grad_sumsq), read back
+ * once: on a GPU that is one synchronisation per step, not one per tensor. */
 float clip_gradient_norm(const Clip *m, int accum_steps) {
     const Backend *be = m->be;
     const ParamLayout *L = &m->layout;
-    double sumsq = 0;
+    be->zero(m->grad_sumsq, sizeof(double));
     for (int i = 0; i < L->count; i++)
         if (clip_tensor_trains(m, &L->params[i]))
-            sumsq += be->sum_squares(m->grads + L->params[i].offset, L->params[i].numel);
+            be->sum_squares(m->grad_sumsq, m->grads + L->params[i].offset, L->params[i].numel);
+    double sumsq;
+    be->to_host(&sumsq, m->grad_sumsq, sizeof sumsq);
     return (float)(sqrt(sumsq) / (accum_steps > 0 ? accum_steps : 1));
 }
 

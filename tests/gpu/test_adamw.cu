@@ -21,12 +21,23 @@ static void test_adamw_and_sum_squares(void) {
     pair_check_exact("adamw param", param);
     pair_check_exact("adamw m", m);
     pair_check_exact("adamw v", v);
-    double want = cpu->sum_squares(grad.host, n), got = gpu->sum_squares(grad.dev, n);
+    /* into accumulators that already hold a value: the op adds (acc += sum) */
+    const double start = 0.25;
+    double want = start, got = 0, again = 0, *acc = (double *)gpu->alloc(sizeof(double));
+    cpu->sum_squares(&want, grad.host, n);
+    gpu->to_device(acc, &start, sizeof start);
+    gpu->sum_squares(acc, grad.dev, n);
+    gpu->to_host(&got, acc, sizeof got);
     /* both sum exact double squares, in different orders */
     CHECK(fabs(got - want) <= 1e-11 * want, "sum_squares %.17g vs %.17g", got, want);
-    double again = gpu->sum_squares(grad.dev, n);
+    gpu->to_device(acc, &start, sizeof start);
+    gpu->sum_squares(acc, grad.dev, n);
+    gpu->to_host(&again, acc, sizeof again);
     CHECK(memcmp(&got, &again, sizeof got) == 0, "sum_squares not deterministic");
-    CHECK(gpu->sum_squares(grad.dev, 0) == 0.0, "sum_squares of nothing");
+    gpu->sum_squares(acc, grad.dev, 0);
+    gpu->to_host(&again, acc, sizeof again);
+    CHECK(memcmp(&got, &again, sizeof got) == 0, "sum_squares of nothing adds nothing");
+    gpu->release(acc);
     pair_free(param), pair_free(grad), pair_free(m), pair_free(v);
 }
 

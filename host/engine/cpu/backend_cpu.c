@@ -21,6 +21,9 @@ static void cpu_release(void *ptr) { free(ptr); }
 static void cpu_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
 static void cpu_zero(void *ptr, size_t bytes) { memset(ptr, 0, bytes); }
 
+/* The table's form of sum_squares: into an accumulator (host memory here). */
+static void accumulate_sum_squares(double *acc, const float *x, size_t n) { *acc += sum_squares_f32(x, n); }
+
 static const Backend cpu_backend = {
     .name = "cpu",
     .alloc = cpu_alloc,
@@ -50,7 +53,7 @@ static const Backend cpu_backend = {
     .l2norm_backward = l2norm_backward_f32,
     .infonce_forward_backward = infonce_forward_backward_f32,
     .adamw_update = adamw_update_f32,
-    .sum_squares = sum_squares_f32,
+    .sum_squares = accumulate_sum_squares,
 };
 
 const Backend *backend_cpu(void) { return &cpu_backend; }
