@@ -11,7 +11,10 @@
 #      device): if it does not, the summary says so and the steps are skipped;
 #   4. benchmarks: bench_kernels (our kernels, ceilings measured in the same run) and
 #      bench_torch_kernels.py (PyTorch's kernels at the same shapes);
-#   5. prints a summary table last.
+#   5. runs the programs with --backend cuda (bench/gpu_programs.sh: tiny training beside the
+#      CPU, tng_eval, mpirun -np 1 over NCCL, a ViT-B/32 step in fp32 and TF32) when they
+#      were built for this machine or carried with their libraries;
+#   6. prints a summary table last.
 # Every step's log goes under $OUT (or build/gpu-logs when OUT is unset). A failing step is
 # reported in the summary and the script goes on, so one run yields everything it can.
 #
@@ -54,7 +57,8 @@ else
     step build 300 make cuda BUILD="$BUILD" -j"$(nproc)"
 fi
 
-# Time limits: the steps' sum (570 s) plus a carried build fits a 10-minute device call.
+# Time limits: the steps' sum (600 s; the runs take far less) plus a carried build fits a
+# 10-minute device call.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-8} # the CPU oracle's threads
 export PYTHONUNBUFFERED=1
 export KERNEL_TESTS=$(ls "$BIN"/test_* | grep -v -e '\.' -e test_train_step | tr '\n' ' ')
@@ -84,16 +88,19 @@ sanitizer_probe() {
 }
 sanitizer_note=$(sanitizer_probe)
 if [ -z "$sanitizer_note" ]; then
-    step memcheck 90 bash -c 'run_kernel_tests quick compute-sanitizer --tool memcheck \
+    step memcheck 70 bash -c 'run_kernel_tests quick compute-sanitizer --tool memcheck \
         --error-exitcode 1'
-    step racecheck 110 bash -c 'run_kernel_tests quick compute-sanitizer --tool racecheck \
+    step racecheck 80 bash -c 'run_kernel_tests quick compute-sanitizer --tool racecheck \
         --racecheck-report hazard --error-exitcode 1'
 else
     STATUS+=("$(printf '%-22s skipped: compute-sanitizer %s (%s)' sanitizer "$sanitizer_note" \
         "$OUT/sanitizer_probe.log")")
 fi
-step bench_kernels 100 "$BIN/bench_kernels"
-step bench_torch 100 python3 bench/bench_torch_kernels.py
+step bench_kernels 90 "$BIN/bench_kernels"
+step bench_torch 90 python3 bench/bench_torch_kernels.py
+# the programs with --backend cuda (tiny training beside the CPU, tng_eval, mpirun -np 1 over
+# NCCL, a ViT-B/32 step in fp32 and TF32); skipped with a note where they cannot run
+step programs 120 bash bench/gpu_programs.sh "$OUT/programs"
 
 # ---- summary: step fates, then every benchmarked kernel with PyTorch's best beside it ----
 echo
@@ -103,6 +110,7 @@ printf '%s\n' "${STATUS[@]}"
     "$OUT/kernel_tests.log" | head -n 40
 [ -f "$OUT/test_train_step.log" ] && grep -h -E "^  FAIL|^RESULT" "$OUT/test_train_step.log" \
     | sed "s/^/test_train_step: /" | head -n 20
+[ -f "$OUT/programs.log" ] && sed 's/^/programs: /' "$OUT/programs.log" | tail -n 30
 for s in memcheck racecheck; do
     [ -f "$OUT/$s.log" ] && grep -h -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/$s.log" | sed "s/^/$s: /"
 done

@@ -12,6 +12,9 @@
  * (tng_cuda_scratch), sized once from the model's plan (reserve_scratch), both kept for the
  * life of the process.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "cuda/backend_cuda.h" /* defines: backend_cuda */
 
 #include "kernels/adamw.cuh"
@@ -24,12 +27,16 @@
 
 static const cudaStream_t stream = 0;
 
+/* TNG_CUDA_MATH=tf32 lets cuBLAS round fp32 GEMM inputs to TF32 on tensor cores (for the
+ * benchmark's fp32-vs-TF32 step time, until the --precision option of the bf16 engine);
+ * anything else keeps strict fp32, the parity mode. */
 static cublasHandle_t cublas(void) {
     static cublasHandle_t handle;
     if (!handle) {
+        const char *math = getenv("TNG_CUDA_MATH");
+        int tf32 = math && strcmp(math, "tf32") == 0;
         cublasCheck(cublasCreate(&handle));
-        /* strict fp32: no TF32 tensor-core rounding in the parity mode */
-        cublasCheck(cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH));
+        cublasCheck(cublasSetMathMode(handle, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     }
     return handle;
 }

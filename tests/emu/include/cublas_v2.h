@@ -8,7 +8,7 @@
 typedef struct cublasContext *cublasHandle_t;
 typedef enum { CUBLAS_STATUS_SUCCESS = 0, CUBLAS_STATUS_INVALID_VALUE = 7 } cublasStatus_t;
 typedef enum { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1 } cublasOperation_t;
-typedef enum { CUBLAS_DEFAULT_MATH = 0 } cublasMath_t;
+typedef enum { CUBLAS_DEFAULT_MATH = 0, CUBLAS_TF32_TENSOR_OP_MATH = 3 } cublasMath_t; /* TF32 rounds nothing here */
 static inline cublasStatus_t cublasCreate(cublasHandle_t *h) {
     *h = (cublasHandle_t)1;
     return CUBLAS_STATUS_SUCCESS;
