@@ -7,7 +7,8 @@
  *     gradient accumulation;
  *   - mpirun -np 2: the data-parallel loss and the gradient all-reduce (the emulated backend's
  *     collectives go over MPI, its device memory being host memory);
- *   - tng_eval's table on the trained model.
+ *   - tng_eval's table on the trained model;
+ *   - a run started on one backend resumed on the other, both ways.
  * This proves the wiring, not only the kernels (tests/gpu check each kernel against its CPU op).
  *
  * Tolerances: the two backends compute the same float32 operations in other orders (cuBLAS
@@ -58,10 +59,10 @@ static int step_losses(const char *run_dir, double *out, int max) {
     return n;
 }
 
-/* The model weights of RUN/ckpt-<STEPS>. */
-static float *final_weights(const char *run_dir, size_t *n) {
+/* The model weights of RUN/ckpt-<steps>. */
+static float *final_weights(const char *run_dir, int steps, size_t *n) {
     char dir[PATH_LEN], err[512];
-    format_text(dir, sizeof dir, "%s/ckpt-%08d", run_dir, STEPS);
+    format_text(dir, sizeof dir, "%s/ckpt-%08d", run_dir, steps);
     ClipConfig cfg;
     float *params = NULL;
     if (checkpoint_load_hf(dir, &cfg, &params, n, err, sizeof err) != 0) die("%s", err);
@@ -69,15 +70,15 @@ static float *final_weights(const char *run_dir, size_t *n) {
 }
 
 /* The CPU run and the emulated GPU run of one command must agree (tolerances: file header). */
-static void compare_runs(const char *what, const char *cpu_run, const char *gpu_run) {
+static void compare_steps(const char *what, const char *cpu_run, const char *gpu_run, int steps) {
     double cpu[16], gpu[16];
     int n_cpu = step_losses(cpu_run, cpu, 16), n_gpu = step_losses(gpu_run, gpu, 16);
-    CHECK(n_cpu == STEPS && n_gpu == STEPS, "%s: %d and %d step records, want %d", what, n_cpu, n_gpu, STEPS);
+    CHECK(n_cpu == steps && n_gpu == steps, "%s: %d and %d step records, want %d", what, n_cpu, n_gpu, steps);
     for (int s = 0; s < n_cpu && s < n_gpu; s++)
         CHECK(fabs(gpu[s] - cpu[s]) <= 2e-5 * fabs(cpu[s]), "%s: step %d loss %.7f (cuda) vs %.7f (cpu)", what,
               s + 1, gpu[s], cpu[s]);
     size_t n = 0, n2 = 0;
-    float *a = final_weights(cpu_run, &n), *b = final_weights(gpu_run, &n2);
+    float *a = final_weights(cpu_run, steps, &n), *b = final_weights(gpu_run, steps, &n2);
     CHECK(n == n2, "%s: %zu vs %zu weights", what, n, n2);
     double worst = 0, sum_sq = 0;
     for (size_t i = 0; i < n && n == n2; i++) {
@@ -86,24 +87,29 @@ static void compare_runs(const char *what, const char *cpu_run, const char *gpu_
         sum_sq += d * d;
     }
     double rms = n ? sqrt(sum_sq / (double)n) : 0;
-    printf("  %s: losses %.7f %.7f %.7f (cpu) vs %.7f %.7f %.7f (cuda); weights max |diff| %.2e, rms %.2e\n",
-           what, cpu[0], cpu[1], cpu[2], gpu[0], gpu[1], gpu[2], worst, rms);
-    CHECK(worst <= 2 * LR * STEPS, "%s: a weight differs by %.3g, more than 2 lr x steps", what, worst);
-    CHECK(rms <= 1e-4 * LR * STEPS, "%s: weights differ by %.3g in rms, more than 1e-4 x lr x steps", what, rms);
+    printf("  %s: losses (cpu | cuda)", what);
+    for (int s = 0; s < n_cpu && s < n_gpu; s++) printf(" %.7f | %.7f%s", cpu[s], gpu[s], s + 1 < n_cpu ? "," : "");
+    printf("; weights max |diff| %.2e, rms %.2e\n", worst, rms);
+    CHECK(worst <= 2 * LR * steps, "%s: a weight differs by %.3g, more than 2 lr x steps", what, worst);
+    CHECK(rms <= 1e-4 * LR * steps, "%s: weights differ by %.3g in rms, more than 1e-4 x lr x steps", what, rms);
     free(a);
     free(b);
 }
 
-#define TRAIN_ARGS(data, batch, out) \
-    "--data", data, "--batch", batch, "--steps", "3", "--accum", "2", "--contradictions", "2", "--lr", "1e-3", \
+static void compare_runs(const char *what, const char *cpu_run, const char *gpu_run) {
+    compare_steps(what, cpu_run, gpu_run, STEPS);
+}
+
+#define TRAIN_ARGS(data, batch, steps, out) \
+    "--data", data, "--batch", batch, "--steps", steps, "--accum", "2", "--contradictions", "2", "--lr", "1e-3", \
         "--seed", "3", "--out", out
 
 static void test_one_process(void) {
     char cpu_run[PATH_LEN], gpu_run[PATH_LEN];
     format_text(cpu_run, sizeof cpu_run, "%s/cpu", work);
     format_text(gpu_run, sizeof gpu_run, "%s/cuda", work);
-    const char *cpu_args[] = {"--backend", "cpu", TRAIN_ARGS(world, "4", cpu_run), NULL};
-    const char *gpu_args[] = {"--backend", "cuda", TRAIN_ARGS(world, "4", gpu_run), NULL};
+    const char *cpu_args[] = {"--backend", "cpu", TRAIN_ARGS(world, "4", "3", cpu_run), NULL};
+    const char *gpu_args[] = {"--backend", "cuda", TRAIN_ARGS(world, "4", "3", gpu_run), NULL};
     Outcome o = run_in(bin_dir, "tng_train", cpu_args);
     CHECK(o.status == 0, "cpu run: exit %d: %.300s", o.status, o.err);
     outcome_free(&o);
@@ -141,6 +147,33 @@ static void test_two_ranks(void) {
     compare_runs("mpirun -np 2", cpu_run, gpu_run);
 }
 
+/* Checkpoints do not depend on the backend: a run started on the CPU resumes on the GPU and
+ * the other way round, and each mixed run equals the straight CPU run of all 5 steps. */
+static void test_resume_across_backends(void) {
+    char straight[PATH_LEN], cpu_then_gpu[PATH_LEN], gpu_then_cpu[PATH_LEN];
+    format_text(straight, sizeof straight, "%s/straight5", work);
+    format_text(cpu_then_gpu, sizeof cpu_then_gpu, "%s/cpu_then_cuda", work);
+    format_text(gpu_then_cpu, sizeof gpu_then_cpu, "%s/cuda_then_cpu", work);
+    const char *const firsts[2] = {"cpu", "cuda"}, *const seconds[2] = {"cuda", "cpu"};
+    const char *const runs[2] = {cpu_then_gpu, gpu_then_cpu};
+    const char *args5[] = {"--backend", "cpu", TRAIN_ARGS(world, "4", "5", straight), NULL};
+    Outcome o = run_in(bin_dir, "tng_train", args5);
+    CHECK(o.status == 0, "straight cpu run: exit %d %.300s", o.status, o.err);
+    outcome_free(&o);
+    for (int k = 0; k < 2; k++) {
+        const char *first[] = {"--backend", firsts[k], TRAIN_ARGS(world, "4", "3", runs[k]), NULL};
+        const char *second[] = {"--backend", seconds[k], TRAIN_ARGS(world, "4", "5", runs[k]), "--resume", NULL};
+        o = run_in(k == 0 ? bin_dir : emu_dir, "tng_train", first);
+        CHECK(o.status == 0, "%s first: exit %d %.300s", firsts[k], o.status, o.err);
+        outcome_free(&o);
+        o = run_in(k == 0 ? emu_dir : bin_dir, "tng_train", second);
+        CHECK(o.status == 0 && strstr(o.err, "resuming from"), "%s resumes on %s: exit %d %.400s", firsts[k],
+              seconds[k], o.status, o.err);
+        outcome_free(&o);
+        compare_steps(k == 0 ? "cpu then cuda" : "cuda then cpu", straight, runs[k], 5);
+    }
+}
+
 /* tng_eval --backend cuda prints the CPU's table (same rounding to 0.1: the scores differ by
  * float rounding only, far below the 1/questions step of an accuracy) */
 static void test_eval_equal(void) {
@@ -172,6 +205,7 @@ int main(int argc, char **argv) {
     RUN_TEST(test_one_process);
     RUN_TEST(test_two_ranks);
     RUN_TEST(test_eval_equal);
+    RUN_TEST(test_resume_across_backends);
     programs_cleanup();
     return test_summary();
 }
