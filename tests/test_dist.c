@@ -42,6 +42,7 @@
 #include "util/common.h"
 #include "engine/dist.h"
 #include "harness.h"
+#include "run_metrics.h" // defines: run_step_losses
 #include "small_model.h"
 #include "engine/model.h"
 #include "engine/optim.h"
@@ -419,18 +420,6 @@ static const char *train_flags(void) {
     return flags;
 }
 
-/* The losses of metrics.jsonl, in step order. Returns how many. */
-static int read_losses(const char *run_dir, float *losses, int max) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
-    char *text = read_file(path, NULL);
-    int n = 0;
-    for (char *at = text; at && n < max && (at = strstr(at, "\"loss\": ")); at++)
-        losses[n++] = strtof(at + 8, NULL);
-    free(text);
-    return n;
-}
-
 /* The weights of a run's latest checkpoint; NULL if it does not load. */
 static float *load_latest(const char *run_dir, uint64_t *step) {
     char path[4200], err[512];
@@ -477,7 +466,7 @@ static void test_train_tng_global_equals_one_process(void) {
     CHECK(rc2 == 0, "mpirun -np 2 exited %d", rc2);
     if (rc2 != 0) show_log(log);
     float want[3], got[3];
-    CHECK(read_losses(one, want, 3) == 3 && read_losses(two, got, 3) == 3, "missing losses");
+    CHECK(run_step_losses(one, want, 3) == 3 && run_step_losses(two, got, 3) == 3, "missing losses");
     /* metrics.jsonl prints 6 decimals: compare to that precision */
     harness_allclose("losses of 3 steps", got, want, 3, 2e-6, 1e-5);
     float *a = load_latest(one, NULL), *b = load_latest(two, NULL);

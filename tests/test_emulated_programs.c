@@ -27,6 +27,7 @@
 #include "harness.h"
 #include "io/checkpoint.h" // defines: checkpoint_load_hf
 #include "programs.h"      // defines: run, Outcome, work, make_world, programs_setup
+#include "run_metrics.h"   // defines: run_step_losses
 #include "util/common.h"   // defines: die, read_file
 
 #define LR 1e-3
@@ -48,17 +49,6 @@ static Outcome run_in(const char *dir, const char *program, const char *const *a
     return o;
 }
 
-/* The "loss" of every step record of RUN/metrics.jsonl, in order; returns the count. */
-static int step_losses(const char *run_dir, double *out, int max) {
-    char path[PATH_LEN];
-    format_text(path, sizeof path, "%s/metrics.jsonl", run_dir);
-    char *text = read_file(path, NULL);
-    int n = 0;
-    for (char *at = text; at && n < max && (at = strstr(at, "\"loss\": ")); at += 8) out[n++] = atof(at + 8);
-    free(text);
-    return n;
-}
-
 /* The model weights of RUN/ckpt-<steps>. */
 static float *final_weights(const char *run_dir, int steps, size_t *n) {
     char dir[PATH_LEN], err[512];
@@ -71,8 +61,8 @@ static float *final_weights(const char *run_dir, int steps, size_t *n) {
 
 /* The CPU run and the emulated GPU run of one command must agree (tolerances: file header). */
 static void compare_steps(const char *what, const char *cpu_run, const char *gpu_run, int steps) {
-    double cpu[16], gpu[16];
-    int n_cpu = step_losses(cpu_run, cpu, 16), n_gpu = step_losses(gpu_run, gpu, 16);
+    float cpu[16], gpu[16];
+    int n_cpu = run_step_losses(cpu_run, cpu, 16), n_gpu = run_step_losses(gpu_run, gpu, 16);
     CHECK(n_cpu == steps && n_gpu == steps, "%s: %d and %d step records, want %d", what, n_cpu, n_gpu, steps);
     for (int s = 0; s < n_cpu && s < n_gpu; s++)
         CHECK(fabs(gpu[s] - cpu[s]) <= 2e-5 * fabs(cpu[s]), "%s: step %d loss %.7f (cuda) vs %.7f (cpu)", what,
