@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -57,15 +58,17 @@ struct Trainer {
 /* ----------------------------------------------------------------------------
  * Signals: the first asks for a checkpoint and a clean end, the second exits at once */
 
-static volatile sig_atomic_t stop_requested; /* the signal that asked, 0: none */
-static char second_signal_note[4200];         /* made before any signal can come */
+/* Atomic, not just sig_atomic_t: a signal sent to the process may land on any of its threads
+ * (OpenMP workers, the text producer, the loader), so two signals can run this handler at the
+ * same time on two threads; the exchange makes exactly one of them the second. */
+static atomic_int stop_requested;     /* the signal that asked, 0: none */
+static char second_signal_note[4200]; /* made before any signal can come */
 
 static void on_signal(int sig) {
-    if (stop_requested) {
+    if (atomic_exchange(&stop_requested, sig) != 0) {
         if (write(STDERR_FILENO, second_signal_note, strlen(second_signal_note)) < 0) { /* exiting anyway */ }
         _exit(128 + sig);
     }
-    stop_requested = sig;
 }
 
 static void install_signal_handlers(const char *run_dir) {
