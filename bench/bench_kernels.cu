@@ -242,7 +242,7 @@ static void bench_backend_ops(const Backend *be) {
 }
 
 int main(void) {
-    const Backend *be = backend_cuda();
+    const Backend *be = backend_cuda(PRECISION_FP32);
     cudaDeviceProp prop;
     cudaCheck(cudaGetDeviceProperties(&prop, 0));
     printf("device %s, %d SMs, L2 %d MB\n", prop.name, prop.multiProcessorCount,

@@ -1,18 +1,24 @@
 /*
- * bench_step.c: the CPU engine's training step: time, achieved GFLOP/s, and how much of the
- * step is GEMM and at what rate, for a named config and batch; with --profile, every op's
- * share of the step: calls, ms, bytes moved, GB/s against the machine's memory bandwidth
- * measured in the same run.
+ * bench_step.c: the engine's training step: time, achieved GFLOP/s (MFU with --peak-tflops),
+ * memory allocated, and on the CPU how much of the step is GEMM and at what rate, for a named
+ * config, batch and texts per image, on the CPU or (built with CUDA) the GPU in any precision;
+ * with --profile (CPU), every op's share of the step: calls, ms, bytes moved, GB/s against the
+ * machine's memory bandwidth measured in the same run.
  *
- * FLOPs and bytes are counted, not sampled: the benchmark runs the model on a copy of the CPU
- * backend whose every entry is wrapped to count the work each call does and the time it
- * takes (one clock read before and after each call). The ops themselves run unchanged.
+ * FLOPs and bytes are counted, not sampled: the benchmark runs the model on a copy of the
+ * backend's table whose every entry is wrapped to count the work each call does (GEMMs: 2 N IC
+ * OC per product; attention: 4 B T^2 C forward, halved where causal, twice that backward) and
+ * the time it takes (one clock read before and after each call; meaningful on the CPU only,
+ * where the ops are synchronous). The ops themselves run unchanged. Each step ends by reading
+ * one value back, so a GPU's step time includes all of its kernels.
  * --cpu-time reads the process's CPU time instead of the wall clock: with OMP_NUM_THREADS=1
  * that counts only the time the step itself ran, the steadier measure on a machine shared
  * with other jobs (with more threads it also counts their waiting at barriers).
  *
  *   build/bench/bench_step --config tiny --batch 64 [--steps 10] [--caption-tokens 16]
  *                          [--full-context] [--freeze-vision] [--profile] [--sgemm-peak]
+ *   build/bench/bench_step --backend cuda --precision bf16 --config vit-b-32 --batch 256
+ *                          --cached-features --texts-per-image 3 --peak-tflops 989
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -20,25 +26,33 @@
 #include <string.h>
 #include <time.h>
 
-#include "util/common.h"
+#include <math.h>
+
+#include "engine/backend.h" // defines: backend_select, precision_names
 #include "engine/model.h"
+#include "util/common.h"
 #include "engine/optim.h"
 #include "util/rng.h"
 
 /* ---------------------------------------------------------------------------------------- */
-/* per-op profile: every entry of the CPU table wrapped to count calls, time and bytes */
+/* per-op profile: every entry of the table wrapped to count calls, time and bytes */
+
+static const Backend *inner; /* the backend whose ops the wrappers call and count */
+static double allocated_bytes; /* everything the model and the loss allocated */
 
 /* The minimum traffic of each op: every tensor it reads or writes, once (an accumulated
    output counts twice, read and written); float32. A reference for GB/s, not a measurement
    of the caches. */
 enum {
-    P_MATMUL_FWD, P_MATMUL_BWD, P_LN_FWD, P_LN_BWD, P_ATTN_FWD, P_ATTN_BWD, P_ACT_FWD, P_ACT_BWD,
+    P_MATMUL_FWD, P_MATMUL_BWD, P_LINEAR_FWD, P_LINEAR_BWD, P_LN_FWD, P_LN_BWD, P_ATTN_FWD, P_ATTN_BWD,
+    P_ACT_FWD, P_ACT_BWD,
     P_RESIDUAL, P_ACCUMULATE, P_SCALE, P_IM2COL, P_VEMBED_FWD, P_VEMBED_BWD, P_TEMBED_FWD,
     P_TEMBED_BWD, P_GATHER, P_SCATTER, P_L2_FWD, P_L2_BWD, P_INFONCE, P_ADAMW, P_SUMSQ, P_ZERO,
     P_COUNT
 };
 static const char *const op_names[P_COUNT] = {
-    "matmul_forward", "matmul_backward", "layernorm_forward", "layernorm_backward",
+    "matmul_forward", "matmul_backward", "linear_forward", "linear_backward", "layernorm_forward",
+    "layernorm_backward",
     "attention_forward", "attention_backward", "activation_forward", "activation_backward",
     "residual_forward", "accumulate", "scale", "im2col_patches", "vision_embed_forward",
     "vision_embed_backward", "token_embed_forward", "token_embed_backward", "gather_rows",
@@ -63,36 +77,54 @@ static void account(int op, double t0, double floats, double flops) {
     prof[op].bytes += 4.0 * floats;
     prof[op].flops += flops;
 }
-#define CPU backend_cpu()
 
+static double matmul_forward_floats(int N, int IC, int OC) {
+    return (double)N * IC + (double)OC * IC + OC + (double)N * OC;
+}
+static void matmul_backward_cost(const float *dinp, const float *dweight, const float *dbias, int N, int IC,
+                                 int OC, double *floats, double *flops) {
+    *floats = (double)N * OC, *flops = 0;
+    if (dinp) *floats += (double)OC * IC + 2.0 * N * IC, *flops += 2.0 * N * IC * OC;
+    if (dweight) *floats += (double)N * IC + 2.0 * OC * IC, *flops += 2.0 * N * IC * OC;
+    if (dbias) *floats += 2.0 * OC;
+}
 static void p_matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
                              int N, int IC, int OC) {
     double t0 = clock_seconds();
-    CPU->matmul_forward(out, inp, weight, bias, N, IC, OC);
-    account(P_MATMUL_FWD, t0, (double)N * IC + (double)OC * IC + OC + (double)N * OC,
-            2.0 * N * IC * OC);
+    inner->matmul_forward(out, inp, weight, bias, N, IC, OC);
+    account(P_MATMUL_FWD, t0, matmul_forward_floats(N, IC, OC), 2.0 * N * IC * OC);
 }
 static void p_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                               const float *inp, const float *weight, int N, int IC, int OC) {
-    double t0 = clock_seconds();
-    CPU->matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, IC, OC);
-    double floats = (double)N * OC, flops = 0;
-    if (dinp) floats += (double)OC * IC + 2.0 * N * IC, flops += 2.0 * N * IC * OC;
-    if (dweight) floats += (double)N * IC + 2.0 * OC * IC, flops += 2.0 * N * IC * OC;
-    if (dbias) floats += 2.0 * OC;
+    double t0 = clock_seconds(), floats, flops;
+    inner->matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, IC, OC);
+    matmul_backward_cost(dinp, dweight, dbias, N, IC, OC, &floats, &flops);
     account(P_MATMUL_BWD, t0, floats, flops);
 }
-static void p_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+static void p_linear_forward(Act *out, const Act *inp, const Act *weight, const float *bias, int N, int IC,
+                             int OC) {
+    double t0 = clock_seconds();
+    inner->linear_forward(out, inp, weight, bias, N, IC, OC);
+    account(P_LINEAR_FWD, t0, matmul_forward_floats(N, IC, OC), 2.0 * N * IC * OC);
+}
+static void p_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const Act *inp,
+                              const Act *weight, int N, int IC, int OC) {
+    double t0 = clock_seconds(), floats, flops;
+    inner->linear_backward(dinp, dweight, dbias, dout, inp, weight, N, IC, OC);
+    matmul_backward_cost(dinp, dweight, dbias, N, IC, OC, &floats, &flops);
+    account(P_LINEAR_BWD, t0, floats, flops);
+}
+static void p_layernorm_forward(Act *out, float *mean, float *rstd, const Act *inp,
                                 const float *weight, const float *bias, int N, int C) {
     double t0 = clock_seconds();
-    CPU->layernorm_forward(out, mean, rstd, inp, weight, bias, N, C);
+    inner->layernorm_forward(out, mean, rstd, inp, weight, bias, N, C);
     account(P_LN_FWD, t0, 2.0 * N * C + 2.0 * C + 2.0 * N, 0);
 }
 static void p_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                                 const float *inp, const float *weight, const float *mean,
+                                 const Act *inp, const float *weight, const float *mean,
                                  const float *rstd, int N, int C) {
     double t0 = clock_seconds();
-    CPU->layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+    inner->layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
     account(P_LN_BWD, t0, 2.0 * N * C + 2.0 * N + C + (dinp ? 2.0 * N * C : 0) + 4.0 * C, 0);
 }
 /* q.k and att.v: 2 multiply-adds per (query, key, channel); causal rows see half the keys */
@@ -100,122 +132,128 @@ static double attention_flops(int B, int T, int C, int causal) {
     double pairs = causal ? 0.5 * T * (T + 1) : (double)T * T;
     return 4.0 * B * pairs * C;
 }
-static void p_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
+static void p_attention_forward(Act *out, Act *att, const Act *qkv, int B, int T, int C,
                                 int NH, int causal) {
     double t0 = clock_seconds();
-    CPU->attention_forward(out, att, qkv, B, T, C, NH, causal);
+    inner->attention_forward(out, att, qkv, B, T, C, NH, causal);
     account(P_ATTN_FWD, t0, 4.0 * B * T * C + (double)B * NH * T * T, attention_flops(B, T, C, causal));
 }
-static void p_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                                 const float *att, int B, int T, int C, int NH, int causal) {
+static void p_attention_backward(float *dqkv, float *datt, const float *dout, const Act *qkv,
+                                 const Act *att, int B, int T, int C, int NH, int causal) {
     double t0 = clock_seconds();
-    CPU->attention_backward(dqkv, datt, dout, qkv, att, B, T, C, NH, causal);
+    inner->attention_backward(dqkv, datt, dout, qkv, att, B, T, C, NH, causal);
     account(P_ATTN_BWD, t0, 10.0 * B * T * C + 3.0 * B * NH * T * T, 2 * attention_flops(B, T, C, causal));
 }
-static void p_activation_forward(float *out, const float *inp, size_t n, ActKind act) {
+static void p_activation_forward(Act *out, const Act *inp, size_t n, ActKind act) {
     double t0 = clock_seconds();
-    CPU->activation_forward(out, inp, n, act);
+    inner->activation_forward(out, inp, n, act);
     account(P_ACT_FWD, t0, 2.0 * n, 0);
 }
-static void p_activation_backward(float *dinp, const float *inp, const float *dout, size_t n,
+static void p_activation_backward(float *dinp, const Act *inp, const float *dout, size_t n,
                                   ActKind act) {
     double t0 = clock_seconds();
-    CPU->activation_backward(dinp, inp, dout, n, act);
+    inner->activation_backward(dinp, inp, dout, n, act);
     account(P_ACT_BWD, t0, 4.0 * n, 0);
 }
-static void p_residual_forward(float *out, const float *a, const float *b, size_t n) {
+static void p_residual_forward(Act *out, const Act *a, const Act *b, size_t n) {
     double t0 = clock_seconds();
-    CPU->residual_forward(out, a, b, n);
+    inner->residual_forward(out, a, b, n);
     account(P_RESIDUAL, t0, 3.0 * n, 0);
 }
 static void p_accumulate(float *dst, const float *src, size_t n) {
     double t0 = clock_seconds();
-    CPU->accumulate(dst, src, n);
+    inner->accumulate(dst, src, n);
     account(P_ACCUMULATE, t0, 3.0 * n, 0);
 }
 static void p_scale(float *x, float factor, size_t n) {
     double t0 = clock_seconds();
-    CPU->scale(x, factor, n);
+    inner->scale(x, factor, n);
     account(P_SCALE, t0, 2.0 * n, 0);
 }
-static void p_im2col_patches(float *patches, const float *images, int B, int H, int W, int P) {
+static void p_im2col_patches(Act *patches, const float *images, int B, int H, int W, int P) {
     double t0 = clock_seconds();
-    CPU->im2col_patches(patches, images, B, H, W, P);
+    inner->im2col_patches(patches, images, B, H, W, P);
     account(P_IM2COL, t0, 2.0 * B * 3 * H * W, 0);
 }
-static void p_vision_embed_forward(float *x, const float *patch_out, const float *class_emb,
+static void p_vision_embed_forward(Act *x, const Act *patch_out, const float *class_emb,
                                    const float *pos, int B, int NP, int C) {
     double t0 = clock_seconds();
-    CPU->vision_embed_forward(x, patch_out, class_emb, pos, B, NP, C);
+    inner->vision_embed_forward(x, patch_out, class_emb, pos, B, NP, C);
     account(P_VEMBED_FWD, t0, (double)B * NP * C + (NP + 2.0) * C + (double)B * (NP + 1) * C, 0);
 }
 static void p_vision_embed_backward(float *dpatch_out, float *dclass_emb, float *dpos,
                                     const float *dx, int B, int NP, int C) {
     double t0 = clock_seconds();
-    CPU->vision_embed_backward(dpatch_out, dclass_emb, dpos, dx, B, NP, C);
+    inner->vision_embed_backward(dpatch_out, dclass_emb, dpos, dx, B, NP, C);
     account(P_VEMBED_BWD, t0, (double)B * (NP + 1) * C + (dpatch_out ? 2.0 * B * NP * C : 0) +
                                   2.0 * (NP + 2) * C, 0);
 }
-static void p_token_embed_forward(float *x, const int *ids, const float *tok_emb, const float *pos,
+static void p_token_embed_forward(Act *x, const int *ids, const float *tok_emb, const float *pos,
                                   int B, int T, int C) {
     double t0 = clock_seconds();
-    CPU->token_embed_forward(x, ids, tok_emb, pos, B, T, C);
+    inner->token_embed_forward(x, ids, tok_emb, pos, B, T, C);
     account(P_TEMBED_FWD, t0, 2.0 * B * T * C + (double)T * C + (double)B * T, 0);
 }
 static void p_token_embed_backward(float *dtok_emb, float *dpos, const float *dx, const int *ids,
                                    int B, int T, int C) {
     double t0 = clock_seconds();
-    CPU->token_embed_backward(dtok_emb, dpos, dx, ids, B, T, C);
+    inner->token_embed_backward(dtok_emb, dpos, dx, ids, B, T, C);
     account(P_TEMBED_BWD, t0, (double)B * T * C + (dtok_emb ? 2.0 * B * T * C : 0) +
                                   (dpos ? 2.0 * T * C : 0) + (double)B * T, 0);
 }
-static void p_gather_rows(float *out, const float *x, const int *rows, int B, int T, int C) {
+static void p_gather_rows(Act *out, const Act *x, const int *rows, int B, int T, int C) {
     double t0 = clock_seconds();
-    CPU->gather_rows(out, x, rows, B, T, C);
+    inner->gather_rows(out, x, rows, B, T, C);
     account(P_GATHER, t0, 2.0 * B * C, 0);
 }
 static void p_scatter_rows(float *dx, const float *dout, const int *rows, int B, int T, int C) {
     double t0 = clock_seconds();
-    CPU->scatter_rows(dx, dout, rows, B, T, C);
+    inner->scatter_rows(dx, dout, rows, B, T, C);
     account(P_SCATTER, t0, 3.0 * B * C, 0);
 }
-static void p_l2norm_forward(float *out, float *norm, const float *inp, int N, int C) {
+static void p_l2norm_forward(float *out, float *norm, const Act *inp, int N, int C) {
     double t0 = clock_seconds();
-    CPU->l2norm_forward(out, norm, inp, N, C);
+    inner->l2norm_forward(out, norm, inp, N, C);
     account(P_L2_FWD, t0, 2.0 * N * C + N, 0);
 }
 static void p_l2norm_backward(float *dinp, const float *dout, const float *out, const float *norm,
                               int N, int C) {
     double t0 = clock_seconds();
-    CPU->l2norm_backward(dinp, dout, out, norm, N, C);
+    inner->l2norm_backward(dinp, dout, out, norm, N, C);
     account(P_L2_BWD, t0, 4.0 * N * C + N, 0);
 }
 static void p_infonce(float *dcos, float *stats, const float *cos, const int *txt2img,
                       const int *i2t_target, float scale, int Ni, int Nt, const InfonceTerms *terms) {
     double t0 = clock_seconds();
-    CPU->infonce_forward_backward(dcos, stats, cos, txt2img, i2t_target, scale, Ni, Nt, terms);
+    inner->infonce_forward_backward(dcos, stats, cos, txt2img, i2t_target, scale, Ni, Nt, terms);
     account(P_INFONCE, t0, 2.0 * Ni * Nt + Ni + Nt, 0);
 }
 static void p_adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
                            const AdamWStep *hp) {
     double t0 = clock_seconds();
-    CPU->adamw_update(param, grad, m, v, n, hp);
+    inner->adamw_update(param, grad, m, v, n, hp);
     account(P_ADAMW, t0, 7.0 * n, 0);
 }
 static void p_sum_squares(double *acc, const float *x, size_t n) {
     double t0 = clock_seconds();
-    CPU->sum_squares(acc, x, n);
+    inner->sum_squares(acc, x, n);
     account(P_SUMSQ, t0, (double)n, 0);
 }
 static void p_zero(void *ptr, size_t bytes) {
     double t0 = clock_seconds();
-    CPU->zero(ptr, bytes);
+    inner->zero(ptr, bytes);
     account(P_ZERO, t0, bytes / 4.0, 0);
 }
-#undef CPU
+
+static void *p_alloc(size_t bytes) {
+    allocated_bytes += (double)bytes;
+    return inner->alloc(bytes);
+}
 
 static void profile_table(Backend *t) {
+    t->alloc = p_alloc;
     t->matmul_forward = p_matmul_forward, t->matmul_backward = p_matmul_backward;
+    t->linear_forward = p_linear_forward, t->linear_backward = p_linear_backward;
     t->layernorm_forward = p_layernorm_forward, t->layernorm_backward = p_layernorm_backward;
     t->attention_forward = p_attention_forward, t->attention_backward = p_attention_backward;
     t->activation_forward = p_activation_forward, t->activation_backward = p_activation_backward;
@@ -298,24 +336,46 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: bench_step [options]\n"
             "  --config NAME         model preset: tiny or vit-b-32 (default tiny)\n"
-            "  --batch N             images per step; one text per image (default 32)\n"
+            "  --batch N             images per step (default 32)\n"
+            "  --texts-per-image K   texts per image, all positives of it: TNG's 1 + M (default 1)\n"
             "  --steps N             timed steps after one warm-up step (default 5)\n"
             "  --caption-tokens N    EOT position of every caption (default 16)\n"
             "  --full-context        run all context positions (disable the EOT cut)\n"
-            "  --freeze-vision       train the text tower only\n"
+            "  --freeze-vision       train the text tower only (the vision tower still runs)\n"
+            "  --cached-features     train the text tower only, from cached image features, as\n"
+            "                        tng_train does when the vision tower is frozen\n"
+            "  --backend NAME        cpu (default) or cuda, when this program is built with it\n"
+            "  --precision NAME      auto, fp32, tf32 or bf16 (as the programs' --precision)\n"
+            "  --peak-tflops X       the device's dense peak for this precision: prints MFU\n"
             "  --profile             time every op of the table; print ms, MB and GB/s per op\n"
-            "  --cpu-time            time with the process's CPU time, not the wall clock\n"
+            "                        (CPU only: GPU kernels run asynchronously)\n"
+            "  --cpu-time            time with the process's CPU time, not the wall clock (CPU)\n"
             "  --sgemm-peak          measure OpenBLAS sgemm at 2048^3 and exit\n"
             "  --help                this text\n");
 }
 
+/* Backend choice by name: cpu or cuda (engine/backend.h) */
+static int choice_index(const char *name, const char *const *names, int count) {
+    for (int i = 0; i < count; i++)
+        if (strcmp(name, names[i]) == 0) return i;
+    die("unknown choice '%s'", name);
+}
+
 int main(int argc, char **argv) {
     const char *config_name = "tiny";
-    int batch = 32, steps = 5, caption_tokens = 16, full_context = 0, freeze_vision = 0, profile = 0;
+    int batch = 32, per_image = 1, steps = 5, caption_tokens = 16, full_context = 0, freeze_vision = 0;
+    int cached_features = 0, profile = 0, cpu_time = 0;
+    BackendChoice backend = BACKEND_CPU;
+    Precision precision = PRECISION_AUTO;
+    double peak_tflops = 0;
     static const struct option options[] = {
         {"config", required_argument, 0, 'c'},   {"batch", required_argument, 0, 'b'},
+        {"texts-per-image", required_argument, 0, 'k'},
         {"steps", required_argument, 0, 's'},    {"caption-tokens", required_argument, 0, 't'},
         {"full-context", no_argument, 0, 'f'},   {"freeze-vision", no_argument, 0, 'v'},
+        {"cached-features", no_argument, 0, 'F'},
+        {"backend", required_argument, 0, 'B'},  {"precision", required_argument, 0, 'R'},
+        {"peak-tflops", required_argument, 0, 'T'},
         {"sgemm-peak", no_argument, 0, 'p'},     {"profile", no_argument, 0, 'P'},
         {"cpu-time", no_argument, 0, 'C'},
         {"help", no_argument, 0, 'h'},
@@ -324,12 +384,17 @@ int main(int argc, char **argv) {
         switch (opt) {
         case 'c': config_name = optarg; break;
         case 'b': batch = atoi(optarg); break;
+        case 'k': per_image = atoi(optarg); break;
         case 's': steps = atoi(optarg); break;
         case 't': caption_tokens = atoi(optarg); break;
         case 'f': full_context = 1; break;
         case 'v': freeze_vision = 1; break;
+        case 'F': cached_features = freeze_vision = 1; break;
+        case 'B': backend = (BackendChoice)choice_index(optarg, backend_choice_names, 3); break;
+        case 'R': precision = (Precision)choice_index(optarg, precision_names, PRECISION_COUNT); break;
+        case 'T': peak_tflops = atof(optarg); break;
         case 'P': profile = 1; break;
-        case 'C': clock_seconds = cpu_seconds; break;
+        case 'C': cpu_time = 1, clock_seconds = cpu_seconds; break;
         case 'p': printf("sgemm 2048^3: %.1f GFLOP/s\n", sgemm_gflops(2048, 5)); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -337,32 +402,46 @@ int main(int argc, char **argv) {
     }
     ClipConfig cfg;
     if (clip_config_preset(config_name, &cfg) != 0) die("unknown config '%s'", config_name);
-    if (batch < 1 || steps < 1 || caption_tokens < 1 || caption_tokens >= cfg.context_length)
-        die("--batch and --steps must be >= 1 and --caption-tokens in [1, %d)", cfg.context_length);
+    if (batch < 1 || per_image < 1 || steps < 1 || caption_tokens < 1 || caption_tokens >= cfg.context_length)
+        die("--batch, --texts-per-image and --steps must be >= 1 and --caption-tokens in [1, %d)",
+            cfg.context_length);
+    char desc[512];
+    inner = backend_select(backend, precision, 0, desc, sizeof desc);
+    if (inner != backend_cpu() && (profile || cpu_time))
+        die("--profile and --cpu-time time the CPU's ops; a GPU's run asynchronously");
 
-    Backend timed = *backend_cpu();
+    Backend timed = *inner;
     profile_table(&timed);
     Clip *m = clip_create(&cfg, &timed);
     clip_init_random(m, 1);
     ClipTrainConfig train = {.temperature = 0, .train_vision = !freeze_vision, .train_text = 1,
                              .full_context = full_context};
-    clip_prepare(m, &train, batch, batch);
+    int n_texts = batch * per_image;
+    clip_prepare(m, &train, batch, n_texts);
 
     Rng rng;
     rng_seed(&rng, 2);
-    size_t npix = (size_t)batch * 3 * cfg.image_size * cfg.image_size;
-    float *images = mallocCheck(sizeof(float) * npix);
+    size_t npix = (size_t)batch * 3 * cfg.image_size * cfg.image_size, nfeat = (size_t)batch * cfg.embed_dim;
+    float *images = mallocCheck(sizeof(float) * npix), *features = mallocCheck(sizeof(float) * nfeat);
     for (size_t i = 0; i < npix; i++) images[i] = (float)rng_normal(&rng);
-    int *tokens = callocCheck((size_t)batch * cfg.context_length, sizeof(int));
-    int *txt2img = mallocCheck(sizeof(int) * batch), *target = mallocCheck(sizeof(int) * batch);
-    for (int b = 0; b < batch; b++) {
-        int *row = tokens + (size_t)b * cfg.context_length;
-        row[0] = cfg.vocab_size - 2;
-        for (int t = 1; t < caption_tokens; t++) row[t] = 1 + (int)rng_below(&rng, 40000);
-        row[caption_tokens] = clip_eot_token(&cfg);
-        txt2img[b] = target[b] = b;
+    for (int b = 0; b < batch; b++) { /* unit rows, as the cache holds */
+        float *f = features + (size_t)b * cfg.embed_dim;
+        double norm = 0;
+        for (int d = 0; d < cfg.embed_dim; d++) f[d] = (float)rng_normal(&rng), norm += (double)f[d] * f[d];
+        for (int d = 0; d < cfg.embed_dim; d++) f[d] = (float)(f[d] / sqrt(norm));
     }
-    ClipBatch cb = {.n_images = batch, .images = images, .n_texts = batch, .tokens = tokens,
+    int *tokens = callocCheck((size_t)n_texts * cfg.context_length, sizeof(int));
+    int *txt2img = mallocCheck(sizeof(int) * n_texts), *target = mallocCheck(sizeof(int) * batch);
+    for (int t = 0; t < n_texts; t++) {
+        int *row = tokens + (size_t)t * cfg.context_length;
+        row[0] = cfg.vocab_size - 2;
+        for (int k = 1; k < caption_tokens; k++) row[k] = 1 + (int)rng_below(&rng, 40000);
+        row[caption_tokens] = clip_eot_token(&cfg);
+        txt2img[t] = t % batch; /* grouped as TNG's batches are: text t belongs to image t mod batch */
+    }
+    for (int b = 0; b < batch; b++) target[b] = per_image > 1 ? -1 : b;
+    ClipBatch cb = {.n_images = batch, .images = cached_features ? NULL : images,
+                    .image_features = cached_features ? features : NULL, .n_texts = n_texts, .tokens = tokens,
                     .txt2img = txt2img, .i2t_target = target};
     OptimConfig oc = optim_defaults();
     double total = 0;
@@ -372,22 +451,26 @@ int main(int argc, char **argv) {
         clip_forward(m, &cb, NULL);
         clip_backward(m);
         clip_optimizer_step(m, &oc, 1);
+        float sync; /* a GPU's step ends when its last kernel has */
+        m->be->to_host(&sync, m->w.logit_scale, sizeof sync);
         if (s > 0) total += clock_seconds() - t0;
     }
-    double gemm_s = prof[P_MATMUL_FWD].seconds + prof[P_MATMUL_BWD].seconds;
-    double gemm_flops = prof[P_MATMUL_FWD].flops + prof[P_MATMUL_BWD].flops;
+    double gemm_s = 0, gemm_flops = 0;
+    for (int op = P_MATMUL_FWD; op <= P_LINEAR_BWD; op++) gemm_s += prof[op].seconds, gemm_flops += prof[op].flops;
     double attn_s = prof[P_ATTN_FWD].seconds + prof[P_ATTN_BWD].seconds;
     double attn_flops = prof[P_ATTN_FWD].flops + prof[P_ATTN_BWD].flops;
     double step = total / steps, flops = (gemm_flops + attn_flops) / steps;
-    printf("config=%s batch=%d text_tokens=%d vision=%s steps=%d\n", config_name, batch,
-           m->text_tokens, freeze_vision ? "frozen" : "trained", steps);
-    printf("step %.1f ms  %.1f pairs/s  %.2f GFLOP/step  %.1f GFLOP/s\n", step * 1e3, batch / step,
-           flops / 1e9, flops / step / 1e9);
-    printf("gemm %.1f%% of step at %.1f GFLOP/s; attention %.1f%% at %.1f GFLOP/s\n",
-           100 * gemm_s / total, gemm_flops / gemm_s / 1e9, 100 * attn_s / total,
-           attn_flops / attn_s / 1e9);
+    printf("config=%s batch=%d texts=%d text_tokens=%d vision=%s steps=%d backend=%s\n", config_name, batch,
+           n_texts, m->text_tokens, cached_features ? "cached" : freeze_vision ? "frozen" : "trained", steps, desc);
+    printf("step %.2f ms  %.1f pairs/s  %.2f GFLOP/step  %.1f GFLOP/s  %.2f GB allocated", step * 1e3,
+           batch / step, flops / 1e9, flops / step / 1e9, allocated_bytes / 1e9);
+    if (peak_tflops > 0) printf("  MFU %.1f%% of %.0f TFLOP/s", 100 * flops / step / (peak_tflops * 1e12), peak_tflops);
+    printf("\n");
+    if (inner == backend_cpu())
+        printf("gemm %.1f%% of step at %.1f GFLOP/s; attention %.1f%% at %.1f GFLOP/s\n", 100 * gemm_s / total,
+               gemm_flops / gemm_s / 1e9, 100 * attn_s / total, attn_flops / attn_s / 1e9);
     if (profile) print_profile(step, steps, triad_gbs());
-    free(images), free(tokens), free(txt2img), free(target);
+    free(images), free(features), free(tokens), free(txt2img), free(target);
     clip_free(m);
     return 0;
 }

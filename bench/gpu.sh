@@ -11,10 +11,13 @@
 #      device): if it does not, the summary says so and the steps are skipped;
 #   4. benchmarks: bench_kernels (our kernels, ceilings measured in the same run) and
 #      bench_torch_kernels.py (PyTorch's kernels at the same shapes);
-#   5. runs the programs with --backend cuda (bench/gpu_programs.sh: tiny training beside the
-#      CPU, tng_eval, mpirun -np 1 over NCCL, a ViT-B/32 step in fp32 and TF32) when they
-#      were built for this machine or carried with their libraries;
-#   6. prints a summary table last.
+#   5. whole training steps, ours (build/cuda/bench_step: ViT-B/32 full fine-tuning and the
+#      TNG step, bf16 / tf32 / fp32, MFU) beside PyTorch's (transformers CLIPModel, bf16
+#      autocast + SDPA, eager and torch.compile; the released TNG-CLIP step): bench/gpu_steps.sh;
+#   6. runs the programs with --backend cuda (bench/gpu_programs.sh: tiny training beside the
+#      CPU in fp32 and bf16, tng_eval, mpirun -np 1 over NCCL) when they were built for this
+#      machine or carried with their libraries;
+#   7. prints a summary table last.
 # Every step's log goes under $OUT (or build/gpu-logs when OUT is unset). A failing step is
 # reported in the summary and the script goes on, so one run yields everything it can.
 #
@@ -50,6 +53,7 @@ cat "$OUT/env.log"
 [ -d "$BIN/lib" ] && export LD_LIBRARY_PATH="$PWD/$BIN/lib:${LD_LIBRARY_PATH:-}"
 
 if [ -x "$BIN/test_attention" ] && [ -x "$BIN/test_train_step" ] && [ -x "$BIN/bench_kernels" ] \
+    && [ -x "$BIN/bench_step" ] \
     && [ "${GPU_REBUILD:-0}" != 1 ]; then
     echo "== build: using the carried binaries in $BIN"
     STATUS+=("$(printf '%-22s %-22s' build 'carried binaries')")
@@ -98,8 +102,9 @@ else
 fi
 step bench_kernels 90 "$BIN/bench_kernels"
 step bench_torch 90 python3 bench/bench_torch_kernels.py
-# the programs with --backend cuda (tiny training beside the CPU, tng_eval, mpirun -np 1 over
-# NCCL, a ViT-B/32 step in fp32 and TF32); skipped with a note where they cannot run
+step steps 240 bash bench/gpu_steps.sh "$OUT/steps" "$BIN"
+# the programs with --backend cuda (tiny training beside the CPU in fp32 and bf16, tng_eval,
+# mpirun -np 1 over NCCL); skipped with a note where they cannot run
 step programs 120 bash bench/gpu_programs.sh "$OUT/programs"
 
 # ---- summary: step fates, then every benchmarked kernel with PyTorch's best beside it ----
@@ -110,6 +115,7 @@ printf '%s\n' "${STATUS[@]}"
     "$OUT/kernel_tests.log" | head -n 40
 [ -f "$OUT/test_train_step.log" ] && grep -h -E "^  FAIL|^RESULT" "$OUT/test_train_step.log" \
     | sed "s/^/test_train_step: /" | head -n 20
+[ -f "$OUT/steps.log" ] && grep -h -E "^GPU|^OURS|^TORCH_STEP|FAILED" "$OUT/steps.log" | sed 's/^/steps: /'
 [ -f "$OUT/programs.log" ] && sed 's/^/programs: /' "$OUT/programs.log" | tail -n 30
 for s in memcheck racecheck; do
     [ -f "$OUT/$s.log" ] && grep -h -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/$s.log" | sed "s/^/$s: /"

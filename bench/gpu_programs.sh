@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # gpu_programs.sh: the programs on the GPU, beside the CPU (bench/gpu.sh runs it; the programs
 # must be built for this machine or carried with their libraries: it checks first).
-#   1. tng_train --backend cuda and --backend cpu on the tiny config, 20 steps: losses side by side
-#   2. tng_eval --backend cuda equal to --backend cpu on the model just trained
+#   1. tng_train on the CPU, and on the GPU in fp32 and in bf16 (the default), the tiny config,
+#      20 steps: losses side by side
+#   2. tng_eval --backend cuda --precision fp32 equal to --backend cpu on the model just trained
 #   3. mpirun -np 1 tng_train --backend cuda: the NCCL transport on one GPU
-#   4. a ViT-B/32 full fine-tuning step (vision trains), batch 128: step time in fp32 and TF32
 # Usage: bash bench/gpu_programs.sh OUT_DIR
 set -u -o pipefail
 OUT=${1:?usage: gpu_programs.sh OUT_DIR}
@@ -17,14 +17,18 @@ done
 ./tng_synth --out "$OUT/world" --train 256 --val 16 --test 64 --size 64 --seed 1 --quiet || exit 1
 A="--data $OUT/world/train.csv --batch 32 --steps 20 --contradictions 2 --lr 1e-3 --seed 1 --log-every 5"
 ./tng_train --backend cpu $A --out "$OUT/cpu" >"$OUT/train_cpu.log" 2>&1 || echo "cpu run failed"
-./tng_train --backend cuda $A --out "$OUT/cuda" >"$OUT/train_cuda.log" 2>&1 || echo "cuda run failed"
-grep -m1 "backend " "$OUT/train_cuda.log"
-echo "step  loss(cpu)  loss(cuda)  step_s(cpu)  step_s(cuda)"
-paste <(grep -o '"loss": [0-9.]*\|"step_s": [0-9.]*' "$OUT/cpu/metrics.jsonl" | paste - - | awk '{print $2, $4}') \
-      <(grep -o '"loss": [0-9.]*\|"step_s": [0-9.]*' "$OUT/cuda/metrics.jsonl" | paste - - | awk '{print $2, $4}') |
-    awk '{printf "%4d  %9s  %10s  %11s  %12s\n", NR, $1, $3, $2, $4}'
+for p in fp32 bf16; do
+    ./tng_train --backend cuda --precision $p $A --out "$OUT/cuda_$p" >"$OUT/train_cuda_$p.log" 2>&1 ||
+        echo "cuda $p run failed"
+    grep -m1 "backend " "$OUT/train_cuda_$p.log"
+done
+# loss_and_time RUN: "loss step_s" per step of a run
+loss_and_time() { grep -o '"loss": [0-9.]*\|"step_s": [0-9.]*' "$1/metrics.jsonl" | paste - - | awk '{print $2, $4}'; }
+echo "step  loss(cpu)  loss(fp32)  loss(bf16)  step_s(cpu)  step_s(fp32)  step_s(bf16)"
+paste <(loss_and_time "$OUT/cpu") <(loss_and_time "$OUT/cuda_fp32") <(loss_and_time "$OUT/cuda_bf16") |
+    awk '{printf "%4d  %9s  %10s  %10s  %11s  %12s  %12s\n", NR, $1, $3, $5, $2, $4, $6}'
 for b in cpu cuda; do
-    ./tng_eval --backend $b --quiet --model "$OUT/cpu" --name m --mcq "$OUT/world/mcq_test.csv" \
+    ./tng_eval --backend $b --precision fp32 --quiet --model "$OUT/cpu" --name m --mcq "$OUT/world/mcq_test.csv" \
         >"$OUT/eval_$b.md" 2>"$OUT/eval_$b.log"
 done
 cmp -s "$OUT/eval_cpu.md" "$OUT/eval_cuda.md" && echo "tng_eval: cuda table == cpu table" ||
@@ -36,10 +40,3 @@ if command -v mpirun >/dev/null; then
 else
     echo "mpirun -np 1: skipped (no mpirun here)"
 fi
-for math in fp32 tf32; do
-    TNG_CUDA_MATH=$math ./tng_train --backend cuda --config vit-b-32 --freeze none --temperature learned \
-        --data "$OUT/world/train.csv" --batch 128 --steps 6 --lr 1e-5 --out "$OUT/vitb32_$math" \
-        >"$OUT/vitb32_$math.log" 2>&1 || { echo "vit-b-32 $math FAILED"; continue; }
-    grep -o '"step_s": [0-9.]*' "$OUT/vitb32_$math/metrics.jsonl" | tail -n 4 | awk -v m=$math \
-        '{s += $2; n++} END {printf "vit-b-32 full fine-tuning, batch 128, %s: %.3f s/step (mean of the last %d)\n", m, s / n, n}'
-done

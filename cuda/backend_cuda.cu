@@ -1,16 +1,21 @@
 /*
- * backend_cuda.cu: the CUDA backend's Backend table. The op interface is fp32, so the backend
- * uses the fp32 instantiations of the kernels (strict fp32 GEMMs: no TF32), which makes it a
- * parity backend: it reproduces the CPU backend's numbers to float rounding.
+ * backend_cuda.cu: the CUDA backend's Backend tables, one per precision (engine/backend.h):
+ * - fp32, the parity mode: fp32 activations, strict fp32 GEMMs; it reproduces the CPU
+ *   backend's numbers to float rounding;
+ * - tf32: the same, with the towers' GEMMs on TF32 tensor cores (inputs rounded to TF32);
+ * - bf16: bf16 activations and weight copies, fp32 accumulation in every GEMM and kernel,
+ *   fp32 parameters, gradients, statistics, features and loss.
+ * One template, instantiated on the activation type io_t, builds each table; the loss's
+ * similarity GEMMs (matmul_*) are strict fp32 in all three.
  *
  * Each entry is a thin wrapper: it picks the stream (the legacy default stream, so that
  * cudaMemcpy in to_host orders after every kernel) and the cuBLAS handle, and calls the op
  * family's launcher in kernels/. All shapes and launch geometry are decided in
  * kernels/launch_plan.h; all device code lives in kernels/, one .cuh file per op family.
  *
- * State kept here: one cuBLAS handle, created on first use, and one scratch buffer
- * (tng_cuda_scratch), sized once from the model's plan (reserve_scratch), both kept for the
- * life of the process.
+ * State kept here: two cuBLAS handles (strict fp32 and TF32 math), created on first use, and
+ * one scratch buffer (tng_cuda_scratch), sized once from the model's plan (reserve_scratch),
+ * all kept for the life of the process.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,20 +30,19 @@
 #include "kernels/layernorm.cuh"
 #include "kernels/matmul.cuh"
 
+typedef __nv_bfloat16 bf16;
+
 static const cudaStream_t stream = 0;
 
-/* TNG_CUDA_MATH=tf32 lets cuBLAS round fp32 GEMM inputs to TF32 on tensor cores (for the
- * benchmark's fp32-vs-TF32 step time, until the --precision option of the bf16 engine);
- * anything else keeps strict fp32, the parity mode. */
-static cublasHandle_t cublas(void) {
-    static cublasHandle_t handle;
-    if (!handle) {
-        const char *math = getenv("TNG_CUDA_MATH");
-        int tf32 = math && strcmp(math, "tf32") == 0;
-        cublasCheck(cublasCreate(&handle));
-        cublasCheck(cublasSetMathMode(handle, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+/* The handle for strict fp32 GEMMs (tf32 = 0; also the bf16 GEMMs, whose math mode is set
+ * by their compute type) or for TF32 tensor-op GEMMs (tf32 = 1). */
+static cublasHandle_t cublas(int tf32) {
+    static cublasHandle_t handles[2];
+    if (!handles[tf32]) {
+        cublasCheck(cublasCreate(&handles[tf32]));
+        cublasCheck(cublasSetMathMode(handles[tf32], tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     }
-    return handle;
+    return handles[tf32];
 }
 
 static void *scratch;
@@ -56,8 +60,10 @@ static void scratch_resize(size_t bytes) {
 /* A model's plan (kernels/launch_plan.h) sizes the scratch once, before its first step, so a
  * step never allocates; an op that asks for more than the plan is a planning bug, reported
  * as one. Without a plan (the kernel tests call ops directly) it grows on demand. */
+template <typename io_t>
 static void cuda_reserve_scratch(size_t batch, size_t tokens, size_t width, int images, int texts) {
-    size_t bytes = scratch_plan_bytes(batch, tokens, width, images, texts);
+    size_t dout_copy = sizeof(io_t) < sizeof(float) ? sizeof(io_t) : 0; /* linear_backward's, in bf16 */
+    size_t bytes = scratch_plan_bytes(batch, tokens, width, images, texts, dout_copy);
     if (bytes > scratch_capacity || !scratch_planned)
         scratch_resize(bytes > scratch_capacity ? bytes : scratch_capacity);
     scratch_planned = 1;
@@ -99,56 +105,76 @@ static void cuda_zero(void *ptr, size_t bytes) {
     cudaCheck(cudaMemsetAsync(ptr, 0, bytes, stream));
 }
 
+template <typename io_t> static void cuda_to_act(Act *dst, const float *src, size_t n) {
+    launch_elementwise(ToAct<io_t>{(io_t *)dst, src}, n, stream);
+}
+
 /* ---- linear layers ---- */
 
 static void cuda_matmul_forward(float *out, const float *inp, const float *weight,
                                 const float *bias, int N, int IC, int OC) {
-    matmul_forward(cublas(), out, inp, weight, bias, N, IC, OC, stream);
+    matmul_forward(cublas(0), out, inp, weight, bias, N, IC, OC, stream);
 }
 
 static void cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                                  const float *inp, const float *weight, int N, int IC, int OC) {
-    matmul_backward(cublas(), dinp, dweight, dbias, dout, inp, weight, N, IC, OC, stream);
+    matmul_backward(cublas(0), dinp, dweight, dbias, dout, inp, weight, N, IC, OC, stream);
+}
+
+template <typename io_t, int TF32>
+static void cuda_linear_forward(Act *out, const Act *inp, const Act *weight, const float *bias, int N, int IC,
+                                int OC) {
+    linear_forward<io_t>(cublas(TF32), (io_t *)out, (const io_t *)inp, (const io_t *)weight, bias, N, IC, OC,
+                         stream);
+}
+
+template <typename io_t, int TF32>
+static void cuda_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const Act *inp,
+                                 const Act *weight, int N, int IC, int OC) {
+    linear_backward<io_t>(cublas(TF32), dinp, dweight, dbias, dout, (const io_t *)inp, (const io_t *)weight, N, IC,
+                          OC, stream);
 }
 
 /* ---- layer norm ---- */
 
-static void cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                                   const float *weight, const float *bias, int N, int C) {
-    layernorm_forward<float>(out, mean, rstd, inp, weight, bias, N, C, stream);
+template <typename io_t>
+static void cuda_layernorm_forward(Act *out, float *mean, float *rstd, const Act *inp, const float *weight,
+                                   const float *bias, int N, int C) {
+    layernorm_forward<io_t>((io_t *)out, mean, rstd, (const io_t *)inp, weight, bias, N, C, stream);
 }
 
-static void cuda_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                                    const float *inp, const float *weight, const float *mean,
-                                    const float *rstd, int N, int C) {
-    layernorm_backward<float>(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, stream);
+template <typename io_t>
+static void cuda_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const Act *inp,
+                                    const float *weight, const float *mean, const float *rstd, int N, int C) {
+    layernorm_backward<io_t>(dinp, dweight, dbias, dout, (const io_t *)inp, weight, mean, rstd, N, C, stream);
 }
 
 /* ---- attention ---- */
 
-static void cuda_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
-                                   int NH, int causal) {
-    attention_forward<float>(out, att, qkv, B, T, C, NH, causal, stream);
+template <typename io_t>
+static void cuda_attention_forward(Act *out, Act *att, const Act *qkv, int B, int T, int C, int NH, int causal) {
+    attention_forward<io_t>((io_t *)out, (io_t *)att, (const io_t *)qkv, B, T, C, NH, causal, stream);
 }
 
-static void cuda_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                                    const float *att, int B, int T, int C, int NH, int causal) {
-    attention_backward<float>(dqkv, datt, dout, qkv, att, B, T, C, NH, causal, stream);
+template <typename io_t>
+static void cuda_attention_backward(float *dqkv, float *datt, const float *dout, const Act *qkv, const Act *att,
+                                    int B, int T, int C, int NH, int causal) {
+    attention_backward<io_t>(dqkv, datt, dout, (const io_t *)qkv, (const io_t *)att, B, T, C, NH, causal, stream);
 }
 
 /* ---- elementwise ---- */
 
-static void cuda_activation_forward(float *out, const float *inp, size_t n, ActKind act) {
-    launch_elementwise(ActivationForward{out, inp, act}, n, stream);
+template <typename io_t> static void cuda_activation_forward(Act *out, const Act *inp, size_t n, ActKind act) {
+    launch_elementwise(ActivationForward<io_t>{(io_t *)out, (const io_t *)inp, act}, n, stream);
 }
 
-static void cuda_activation_backward(float *dinp, const float *inp, const float *dout, size_t n,
-                                     ActKind act) {
-    launch_elementwise(ActivationBackward{dinp, inp, dout, act}, n, stream);
+template <typename io_t>
+static void cuda_activation_backward(float *dinp, const Act *inp, const float *dout, size_t n, ActKind act) {
+    launch_elementwise(ActivationBackward<io_t>{dinp, (const io_t *)inp, dout, act}, n, stream);
 }
 
-static void cuda_residual_forward(float *out, const float *a, const float *b, size_t n) {
-    launch_elementwise(ResidualForward{out, a, b}, n, stream);
+template <typename io_t> static void cuda_residual_forward(Act *out, const Act *a, const Act *b, size_t n) {
+    launch_elementwise(ResidualForward<io_t>{(io_t *)out, (const io_t *)a, (const io_t *)b}, n, stream);
 }
 
 static void cuda_accumulate(float *dst, const float *src, size_t n) {
@@ -161,14 +187,16 @@ static void cuda_scale(float *x, float factor, size_t n) {
 
 /* ---- embeddings and pooling ---- */
 
-static void cuda_im2col_patches(float *patches, const float *images, int B, int H, int W, int P) {
+template <typename io_t>
+static void cuda_im2col_patches(Act *patches, const float *images, int B, int H, int W, int P) {
     size_t n = (size_t)B * (H / P) * (W / P) * 3 * P * P;
-    launch_elementwise(Im2colPatches{patches, images, H, W, P}, n, stream);
+    launch_elementwise(Im2colPatches<io_t>{(io_t *)patches, images, H, W, P}, n, stream);
 }
 
-static void cuda_vision_embed_forward(float *x, const float *patch_out, const float *class_emb,
-                                      const float *pos, int B, int NP, int C) {
-    launch_elementwise(VisionEmbedForward{x, patch_out, class_emb, pos, NP, C},
+template <typename io_t>
+static void cuda_vision_embed_forward(Act *x, const Act *patch_out, const float *class_emb, const float *pos,
+                                      int B, int NP, int C) {
+    launch_elementwise(VisionEmbedForward<io_t>{(io_t *)x, (const io_t *)patch_out, class_emb, pos, NP, C},
                        (size_t)B * (NP + 1) * C, stream);
 }
 
@@ -177,9 +205,10 @@ static void cuda_vision_embed_backward(float *dpatch_out, float *dclass_emb, flo
     vision_embed_backward(dpatch_out, dclass_emb, dpos, dx, B, NP, C, stream);
 }
 
-static void cuda_token_embed_forward(float *x, const int *ids, const float *tok_emb,
-                                     const float *pos, int B, int T, int C) {
-    launch_elementwise(TokenEmbedForward{x, ids, tok_emb, pos, T, C}, (size_t)B * T * C, stream);
+template <typename io_t>
+static void cuda_token_embed_forward(Act *x, const int *ids, const float *tok_emb, const float *pos, int B, int T,
+                                     int C) {
+    launch_elementwise(TokenEmbedForward<io_t>{(io_t *)x, ids, tok_emb, pos, T, C}, (size_t)B * T * C, stream);
 }
 
 static void cuda_token_embed_backward(float *dtok_emb, float *dpos, const float *dx, const int *ids,
@@ -187,8 +216,9 @@ static void cuda_token_embed_backward(float *dtok_emb, float *dpos, const float 
     token_embed_backward(dtok_emb, dpos, dx, ids, B, T, C, stream);
 }
 
-static void cuda_gather_rows(float *out, const float *x, const int *rows, int B, int T, int C) {
-    launch_elementwise(GatherRows{out, x, rows, T, C}, (size_t)B * C, stream);
+template <typename io_t>
+static void cuda_gather_rows(Act *out, const Act *x, const int *rows, int B, int T, int C) {
+    launch_elementwise(GatherRows<io_t>{(io_t *)out, (const io_t *)x, rows, T, C}, (size_t)B * C, stream);
 }
 
 static void cuda_scatter_rows(float *dx, const float *dout, const int *rows, int B, int T, int C) {
@@ -197,8 +227,8 @@ static void cuda_scatter_rows(float *dx, const float *dout, const int *rows, int
 
 /* ---- L2 norm, loss, optimizer ---- */
 
-static void cuda_l2norm_forward(float *out, float *norm, const float *inp, int N, int C) {
-    l2norm_forward(out, norm, inp, N, C, stream);
+template <typename io_t> static void cuda_l2norm_forward(float *out, float *norm, const Act *inp, int N, int C) {
+    l2norm_forward<io_t>(out, norm, (const io_t *)inp, N, C, stream);
 }
 
 static void cuda_l2norm_backward(float *dinp, const float *dout, const float *out,
@@ -225,37 +255,55 @@ static void cuda_adamw_update(float *param, const float *grad, float *m, float *
 
 static void cuda_sum_squares(double *acc, const float *x, size_t n) { sum_squares(acc, x, n, stream); }
 
-static const Backend cuda_backend = {
-    .name = "cuda",
-    .alloc = cuda_alloc,
-    .reserve_scratch = cuda_reserve_scratch,
-    .release = cuda_release,
-    .to_device = cuda_to_device,
-    .to_host = cuda_to_host,
-    .zero = cuda_zero,
-    .matmul_forward = cuda_matmul_forward,
-    .matmul_backward = cuda_matmul_backward,
-    .layernorm_forward = cuda_layernorm_forward,
-    .layernorm_backward = cuda_layernorm_backward,
-    .attention_forward = cuda_attention_forward,
-    .attention_backward = cuda_attention_backward,
-    .activation_forward = cuda_activation_forward,
-    .activation_backward = cuda_activation_backward,
-    .residual_forward = cuda_residual_forward,
-    .accumulate = cuda_accumulate,
-    .scale = cuda_scale,
-    .im2col_patches = cuda_im2col_patches,
-    .vision_embed_forward = cuda_vision_embed_forward,
-    .vision_embed_backward = cuda_vision_embed_backward,
-    .token_embed_forward = cuda_token_embed_forward,
-    .token_embed_backward = cuda_token_embed_backward,
-    .gather_rows = cuda_gather_rows,
-    .scatter_rows = cuda_scatter_rows,
-    .l2norm_forward = cuda_l2norm_forward,
-    .l2norm_backward = cuda_l2norm_backward,
-    .infonce_forward_backward = cuda_infonce_forward_backward,
-    .adamw_update = cuda_adamw_update,
-    .sum_squares = cuda_sum_squares,
-};
+/* The table of activation type io_t; TF32: the towers' fp32 GEMMs on TF32 tensor cores. */
+template <typename io_t, int TF32> static constexpr Backend cuda_table(const char *name, Precision precision) {
+    return Backend{
+        .name = name,
+        .precision = precision,
+        .act_bytes = sizeof(io_t),
+        .alloc = cuda_alloc,
+        .reserve_scratch = cuda_reserve_scratch<io_t>,
+        .release = cuda_release,
+        .to_device = cuda_to_device,
+        .to_host = cuda_to_host,
+        .zero = cuda_zero,
+        .to_act = sizeof(io_t) == sizeof(float) ? nullptr : cuda_to_act<io_t>,
+        .matmul_forward = cuda_matmul_forward,
+        .matmul_backward = cuda_matmul_backward,
+        .linear_forward = cuda_linear_forward<io_t, TF32>,
+        .linear_backward = cuda_linear_backward<io_t, TF32>,
+        .layernorm_forward = cuda_layernorm_forward<io_t>,
+        .layernorm_backward = cuda_layernorm_backward<io_t>,
+        .attention_forward = cuda_attention_forward<io_t>,
+        .attention_backward = cuda_attention_backward<io_t>,
+        .activation_forward = cuda_activation_forward<io_t>,
+        .activation_backward = cuda_activation_backward<io_t>,
+        .residual_forward = cuda_residual_forward<io_t>,
+        .accumulate = cuda_accumulate,
+        .scale = cuda_scale,
+        .im2col_patches = cuda_im2col_patches<io_t>,
+        .vision_embed_forward = cuda_vision_embed_forward<io_t>,
+        .vision_embed_backward = cuda_vision_embed_backward,
+        .token_embed_forward = cuda_token_embed_forward<io_t>,
+        .token_embed_backward = cuda_token_embed_backward,
+        .gather_rows = cuda_gather_rows<io_t>,
+        .scatter_rows = cuda_scatter_rows,
+        .l2norm_forward = cuda_l2norm_forward<io_t>,
+        .l2norm_backward = cuda_l2norm_backward,
+        .infonce_forward_backward = cuda_infonce_forward_backward,
+        .adamw_update = cuda_adamw_update,
+        .sum_squares = cuda_sum_squares,
+    };
+}
 
-const Backend *backend_cuda(void) { return &cuda_backend; }
+static const Backend cuda_fp32 = cuda_table<float, 0>("cuda", PRECISION_FP32);
+static const Backend cuda_tf32 = cuda_table<float, 1>("cuda", PRECISION_TF32);
+static const Backend cuda_bf16 = cuda_table<bf16, 0>("cuda", PRECISION_BF16);
+
+const Backend *backend_cuda(Precision precision) {
+    switch (precision) {
+    case PRECISION_FP32: return &cuda_fp32;
+    case PRECISION_TF32: return &cuda_tf32;
+    default: return &cuda_bf16; /* bf16, and auto */
+    }
+}

@@ -1,9 +1,10 @@
 /*
- * backend_cuda.h: the CUDA backend (cuda/backend_cuda.cu), fp32 parity mode.
+ * backend_cuda.h: the CUDA backend (cuda/backend_cuda.cu), one Backend table per precision.
  *
- * Fills the Backend table of host/backend.h with device memory, cuBLAS GEMMs and the
- * kernels of kernels/. The first call picks the current CUDA device and creates the cuBLAS
- * handle. Every op runs on the legacy default stream, so to_host() sees all earlier work.
+ * Fills the Backend table of engine/backend.h with device memory, cuBLAS GEMMs and the
+ * kernels of kernels/: fp32 (the parity mode), tf32 or bf16 (engine/backend.h, Precision).
+ * The first GEMM creates the cuBLAS handles on the current device. Every op runs on the
+ * legacy default stream, so to_host() sees all earlier work.
  */
 #ifndef TNG_BACKEND_CUDA_H
 #define TNG_BACKEND_CUDA_H
@@ -15,7 +16,8 @@ extern "C" {
 
 #include "engine/backend.h"
 
-const Backend *backend_cuda(void);
+/* The table computing in `precision` (fp32, tf32 or bf16; auto is bf16). */
+const Backend *backend_cuda(Precision precision);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,8 @@
 #                                them on the CPU emulator, tests/emu/)
 #   build/cuda/test_train_step   one whole training step, CPU vs CUDA (needs a GPU)
 #   build/cuda/bench_kernels     kernel timings vs measured ceilings (needs a GPU)
+#   build/cuda/bench_step        bench/bench_step.c with the CUDA backend: whole training
+#                                steps in any precision (needs a GPU for --backend cuda)
 #
 # Compiles and links anywhere nvcc exists; the programs run only where a GPU does.
 # GENCODE defaults to the H200 (sm_90) alone, which keeps the build quick.
@@ -34,7 +36,7 @@ KERNEL_HEADERS := $(wildcard kernels/*.cuh kernels/*.h) $(wildcard cuda/*.h) $(w
 GPU_TESTS := $(patsubst tests/gpu/%.cu,$(CUDA_BUILD)/%,$(wildcard tests/gpu/test_*.cu))
 
 .PHONY: all
-all: $(CUDA_BUILD)/libtng_cuda.a $(GPU_TESTS) $(CUDA_BUILD)/bench_kernels
+all: $(CUDA_BUILD)/libtng_cuda.a $(GPU_TESTS) $(CUDA_BUILD)/bench_kernels $(CUDA_BUILD)/bench_step
 
 # The host library is the main Makefile's; it is rebuilt through it when a host source changes.
 $(BUILD)/libtng.a $(SINGLE_DIST): $(wildcard host/*/*.c host/*/*.h host/*/*/*.c host/*/*/*.h)
@@ -67,6 +69,18 @@ $(CUDA_BUILD)/bench_kernels: bench/bench_kernels.cu $(KERNEL_HEADERS) \
 	$(NVCC) $(NVCCFLAGS) $< $(CUDA_BUILD)/libtng_cuda.a $(SINGLE_DIST) $(BUILD)/libtng.a \
 	    $(LDFLAGS) $(LDLIBS) -o $@
 
+# bench_step is C: compiled by the host compiler, linked like the GPU tests, with the linker
+# told to take the backend's entry points, to which engine/backend.c refers only weakly.
+BENCH_STEP_CFLAGS := -std=c11 -D_GNU_SOURCE -O3 -g -Wall -Wextra -Werror -Wno-unused-parameter -fopenmp \
+                     -Ihost -I/usr/include/cjson
+$(CUDA_BUILD)/bench_step.o: bench/bench_step.c $(wildcard host/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_STEP_CFLAGS) -c $< -o $@
+
+$(CUDA_BUILD)/bench_step: $(CUDA_BUILD)/bench_step.o $(CUDA_BUILD)/libtng_cuda.a $(SINGLE_DIST) $(BUILD)/libtng.a
+	$(NVCC) $(NVCCFLAGS) $< $(CUDA_BUILD)/libtng_cuda.a -Xlinker --undefined=backend_cuda \
+	    -Xlinker --undefined=backend_cuda_open $(SINGLE_DIST) $(BUILD)/libtng.a $(LDFLAGS) $(LDLIBS) -o $@
+
 # devpack: copies the non-CUDA shared libraries the GPU programs load (OpenBLAS and its
 # Fortran runtime, OpenMP) into $(CUDA_BUILD)/lib, so that $(CUDA_BUILD) alone can be
 # carried to a GPU machine whose image lacks them; bench/gpu.sh puts that folder first on
@@ -74,6 +88,6 @@ $(CUDA_BUILD)/bench_kernels: bench/bench_kernels.cu $(KERNEL_HEADERS) \
 .PHONY: devpack
 devpack: all
 	@mkdir -p $(CUDA_BUILD)/lib
-	ldd $(GPU_TESTS) | awk '/libopenblas|libgfortran|libquadmath|libgomp/ {print $$3}' | sort -u \
+	ldd $(GPU_TESTS) $(CUDA_BUILD)/bench_step | awk '/libopenblas|libgfortran|libquadmath|libgomp/ {print $$3}' | sort -u \
 	    | xargs -r -I{} cp -L {} $(CUDA_BUILD)/lib/
 	@du -sh $(CUDA_BUILD)

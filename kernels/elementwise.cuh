@@ -1,6 +1,7 @@
 /*
  * elementwise.cuh: one-element-per-thread ops: GELU / QuickGELU forward and backward, the
- * residual add, accumulate, scale, and the linear layer's bias add.
+ * residual add, accumulate, scale, the linear layer's bias add and the fp32-to-activation
+ * cast.
  *
  * One grid-stride kernel template runs a functor over n elements (size_t, so n past 2^31
  * works); the grid is capped by elementwise_blocks() in launch_plan.h. No shape assumption
@@ -47,26 +48,40 @@ __device__ __forceinline__ float activation_grad(float x, ActKind act) {
     return s + QUICK_GELU_ALPHA_F * x * s * (1.0f - s);
 }
 
-struct ActivationForward {
-    float *out;
-    const float *inp;
-    ActKind act;
-    __device__ void operator()(size_t i) const { out[i] = activation_value(inp[i], act); }
-};
-
-struct ActivationBackward {
-    float *dinp;
-    const float *inp, *dout;
+/* The forward functors read and write activations of type io_t (float, or bf16 in the bf16
+ * backend) and compute in fp32; gradients are always fp32 (backend.h). */
+template <typename io_t> struct ActivationForward {
+    io_t *out;
+    const io_t *inp;
     ActKind act;
     __device__ void operator()(size_t i) const {
-        dinp[i] += activation_grad(inp[i], act) * dout[i];
+        out[i] = store_as<io_t>(activation_value(load_f32(inp[i]), act));
     }
 };
 
-struct ResidualForward {
-    float *out;
-    const float *a, *b;
-    __device__ void operator()(size_t i) const { out[i] = a[i] + b[i]; }
+template <typename io_t> struct ActivationBackward {
+    float *dinp;
+    const io_t *inp;
+    const float *dout;
+    ActKind act;
+    __device__ void operator()(size_t i) const {
+        dinp[i] += activation_grad(load_f32(inp[i]), act) * dout[i];
+    }
+};
+
+template <typename io_t> struct ResidualForward {
+    io_t *out;
+    const io_t *a, *b;
+    __device__ void operator()(size_t i) const {
+        out[i] = store_as<io_t>(load_f32(a[i]) + load_f32(b[i]));
+    }
+};
+
+/* dst[i] = src[i] in the activation type: the weights' compute copy */
+template <typename io_t> struct ToAct {
+    io_t *dst;
+    const float *src;
+    __device__ void operator()(size_t i) const { dst[i] = store_as<io_t>(src[i]); }
 };
 
 struct Accumulate {
@@ -82,11 +97,13 @@ struct Scale {
 };
 
 /* out[n, o] += bias[o] over an [N, OC] matrix */
-struct BiasAdd {
-    float *out;
+template <typename io_t> struct BiasAdd {
+    io_t *out;
     const float *bias;
     size_t OC;
-    __device__ void operator()(size_t i) const { out[i] += bias[i % OC]; }
+    __device__ void operator()(size_t i) const {
+        out[i] = store_as<io_t>(load_f32(out[i]) + bias[i % OC]);
+    }
 };
 
 #endif

@@ -2,7 +2,8 @@
  * embed.cuh: the stems and the pooling of the two towers: patch im2col, the vision and
  * token embeddings (forward and backward), and gathering / scattering one row per sequence.
  *
- * Forward ops are elementwise functors (elementwise.cuh). The backward sums that run over
+ * Forward ops are elementwise functors (elementwise.cuh), templated on the activation type
+ * io_t of what they write (float, or bf16 in the bf16 backend). The backward sums that run over
  * the batch (position and class embeddings) are deterministic column sums (reduce.cuh).
  * The token-embedding gradient is a scatter-add with repeated ids; instead of atomics, thread
  * (vocabulary slice, channel) walks all tokens in order and adds those whose id falls in its
@@ -16,8 +17,8 @@
 #include "reduce.cuh"
 
 /* patches[b*np + p][(ch*P + y)*P + x] = images[b][ch][py*P + y][px*P + x] */
-struct Im2colPatches {
-    float *patches;
+template <typename io_t> struct Im2colPatches {
+    io_t *patches;
     const float *images;
     int H, W, P;
     __device__ void operator()(size_t i) const {
@@ -27,22 +28,23 @@ struct Im2colPatches {
         size_t b = patch / np;
         int p = (int)(patch % np), py = p / grid_w, px = p % grid_w;
         int ch = col / (P * P), y = (col / P) % P, x = col % P;
-        patches[i] = images[((b * 3 + ch) * H + (size_t)py * P + y) * W + (size_t)px * P + x];
+        patches[i] = store_as<io_t>(images[((b * 3 + ch) * H + (size_t)py * P + y) * W + (size_t)px * P + x]);
     }
 };
 
 /* x[b, 0] = class_emb + pos[0]; x[b, 1+p] = patch_out[b*NP + p] + pos[1+p] */
-struct VisionEmbedForward {
-    float *x;
-    const float *patch_out, *class_emb, *pos;
+template <typename io_t> struct VisionEmbedForward {
+    io_t *x;
+    const io_t *patch_out;
+    const float *class_emb, *pos;
     int NP, C;
     __device__ void operator()(size_t i) const {
         int T = NP + 1, c = (int)(i % C);
         size_t bt = i / C;
         int t = (int)(bt % T);
         size_t b = bt / T;
-        float v = t == 0 ? class_emb[c] : patch_out[(b * NP + t - 1) * C + c];
-        x[i] = v + pos[(size_t)t * C + c];
+        float v = t == 0 ? class_emb[c] : load_f32(patch_out[(b * NP + t - 1) * C + c]);
+        x[i] = store_as<io_t>(v + pos[(size_t)t * C + c]);
     }
 };
 
@@ -59,15 +61,15 @@ struct VisionEmbedPatchGrad {
 };
 
 /* x[b, t] = tok_emb[ids[b*T + t]] + pos[t] */
-struct TokenEmbedForward {
-    float *x;
+template <typename io_t> struct TokenEmbedForward {
+    io_t *x;
     const int *ids;
     const float *tok_emb, *pos;
     int T, C;
     __device__ void operator()(size_t i) const {
         size_t bt = i / C;
         int c = (int)(i % C), t = (int)(bt % T);
-        x[i] = tok_emb[(size_t)ids[bt] * C + c] + pos[(size_t)t * C + c];
+        x[i] = store_as<io_t>(tok_emb[(size_t)ids[bt] * C + c] + pos[(size_t)t * C + c]);
     }
 };
 
@@ -96,9 +98,9 @@ static __global__ void __launch_bounds__(TOKEMB_THREADS)
 }
 
 /* out[b] = x[b, rows[b]] (rows NULL: row 0) */
-struct GatherRows {
-    float *out;
-    const float *x;
+template <typename io_t> struct GatherRows {
+    io_t *out;
+    const io_t *x;
     const int *rows;
     int T, C;
     __device__ void operator()(size_t i) const {

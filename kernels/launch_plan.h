@@ -245,19 +245,22 @@ static inline TokenEmbedPlan token_embed_plan(int C) {
  * no batch has more than `batch` sequences of `tokens` positions, no matrix more than `width`
  * columns, and the loss no block beyond images x texts. Its users: the column sums (bias and
  * LayerNorm parameter gradients over batch x tokens rows, two quantities at once; position
- * embedding gradients over batch rows of tokens x width), InfoNCE's row and column statistics
- * and the sum of squares' partials. Each plan grows with its arguments, so the largest shapes
- * give the largest need. */
+ * embedding gradients over batch rows of tokens x width), InfoNCE's row and column statistics,
+ * the sum of squares' partials, and in the bf16 backend (act_bytes 2; 0 otherwise) the linear
+ * backward's bf16 copy of dout, batch x tokens rows of width. Each plan grows with its
+ * arguments, so the largest shapes give the largest need. */
 
 static inline size_t scratch_plan_bytes(size_t batch, size_t tokens, size_t width, int images,
-                                        int texts) {
+                                        int texts, size_t act_bytes) {
     size_t rows_sum = sizeof(float) * 2 * colsum_plan(batch * tokens, width).partial_elems;
     size_t position_sum = sizeof(float) * colsum_plan(batch, tokens * width).partial_elems;
     size_t colsum = rows_sum > position_sum ? rows_sum : position_sum;
     size_t infonce = sizeof(float) * infonce_plan(images, texts).scratch_floats;
     size_t sumsq = sizeof(double) * SUMSQ_MAX_BLOCKS;
+    size_t dout_copy = act_bytes * batch * tokens * width;
     size_t most = colsum > infonce ? colsum : infonce;
-    return most > sumsq ? most : sumsq;
+    most = most > sumsq ? most : sumsq;
+    return most > dout_copy ? most : dout_copy;
 }
 
 #endif

@@ -150,14 +150,18 @@ static void test_elementwise_and_reductions(void) {
 
 /* The scratch a model reserves once covers every op at every shape up to the plan's: the
  * row sums (two at once) over batch x tokens rows, the position sums over batch rows of
- * tokens x C columns, InfoNCE's statistics, the sum of squares' partials. */
+ * tokens x C columns, InfoNCE's statistics, the sum of squares' partials, and in bf16 the
+ * linear backward's copy of dout. */
 static void test_scratch_plan_covers_every_op(void) {
     const size_t batches[] = {1, 3, 64, 1024}, tokens[] = {17, 50, 77, 257}, widths[] = {64, 3072};
     for (size_t bi = 0; bi < 4; bi++)
         for (size_t ti = 0; ti < 4; ti++)
             for (size_t wi = 0; wi < 2; wi++) {
                 size_t B = batches[bi], T = tokens[ti], W = widths[wi];
-                size_t plan = scratch_plan_bytes(B, T, W, (int)B, (int)(3 * B));
+                size_t plan = scratch_plan_bytes(B, T, W, (int)B, (int)(3 * B), 0);
+                size_t plan_bf16 = scratch_plan_bytes(B, T, W, (int)B, (int)(3 * B), 2);
+                CHECK(plan_bf16 >= plan && plan_bf16 >= 2 * B * T * W, "B %zu T %zu W %zu: bf16 dout copy %zu",
+                      B, T, W, plan_bf16);
                 for (size_t b = 1; b <= B; b = b * 2 + 1)
                     for (size_t c = 1; c <= W; c = c * 3 + 1) {
                         size_t rows = 2 * sizeof(float) * colsum_plan(b * T, c).partial_elems;

@@ -448,8 +448,22 @@ static void test_backend_choice(void) {
     CHECK(o.status == 2 && strstr(o.err, "choose one of"), "--backend tpu: exit %d %.200s", o.status, o.err);
     outcome_free(&o);
     o = run(NULL, "tng_train", "--data", world, "--out", run_dir, "--steps", "1", "--batch", "4", (char *)NULL);
-    CHECK(o.status == 0 && strstr(o.err, "\n  backend    cpu"), "auto without a GPU trains on the CPU, "
+    CHECK(o.status == 0 && strstr(o.err, "\n  backend    cpu fp32"), "auto without a GPU trains on the CPU in fp32, "
           "saying so: exit %d, %.300s", o.status, o.err);
+    outcome_free(&o);
+    /* the CPU computes in fp32 only: bf16 or tf32 asked of it is refused, in one line, before any work */
+    const char *precisions[] = {"bf16", "tf32"};
+    for (int k = 0; k < 2; k++) {
+        o = run(NULL, "tng_eval", "--backend", "cpu", "--precision", precisions[k], "--quiet", "--model", straight_run,
+                "--mcq", world, (char *)NULL);
+        const char *second_line = strchr(o.err, '\n');
+        CHECK(o.status == 2 && strstr(o.err, "the CPU backend computes in fp32 only") && second_line &&
+                  second_line[1] == '\0',
+              "--backend cpu --precision %s: exit %d %.300s", precisions[k], o.status, o.err);
+        outcome_free(&o);
+    }
+    o = run(NULL, "tng_train", "--precision", "fp16", (char *)NULL);
+    CHECK(o.status == 2 && strstr(o.err, "choose one of"), "--precision fp16: exit %d %.200s", o.status, o.err);
     outcome_free(&o);
 }
 

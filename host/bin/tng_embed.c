@@ -24,6 +24,7 @@
 typedef struct {
     const char *model, *npy;
     int batch;
+    int precision; /* Precision */
     int backend; /* BackendChoice */
     /* the inputs in command-line order: is_image[k], value[k] (room for one per argument) */
     int n_inputs, *is_image;
@@ -41,7 +42,7 @@ typedef struct {
     X(NPY, 0, "npy", "FILE", NULL, CLI_STRING(npy),                                                          \
       "write the [N, D] float32 matrix as .npy instead of text lines")                                       \
     X(BATCH, 0, "batch", "N", "32", CLI_INT(batch, 1, 4096), "images or texts per forward pass")             \
-    BACKEND_OPTION_ROW(X, CLI_AS_IS, backend)                                                                           \
+    BACKEND_OPTION_ROWS(X, CLI_AS_IS, backend, precision)                                                    \
     X(HELP, 0, "help", NULL, NULL, CLI_HELP, "show this help")
 
 enum { EMBED_OPTIONS(CLI_ENUM_ROW) N_OPTIONS };
@@ -91,7 +92,8 @@ int main(int argc, char **argv) {
     Encoder enc;
     char err[1024];
     char backend[256];
-    const Backend *be = backend_select((BackendChoice)args.backend, 0, backend, sizeof backend);
+    const Backend *be =
+        backend_select((BackendChoice)args.backend, (Precision)args.precision, 0, backend, sizeof backend);
     if (encoder_open(&enc, model_dir, batch, be, err, sizeof err) != 0) die("tng_embed: %s", err);
     if (enc.model->cfg.vocab_size != TOKEN_EOT + 1)
         die("tng_embed: %s has vocab_size %d; the CLIP tokenizer needs %d (EOT = %d)", model_dir,

@@ -33,6 +33,7 @@ typedef struct {
     const char *zeroshot, *templates, *image_root, *json;
     int batch, quiet;
     int ties;    /* TieRule */
+    int precision; /* Precision */
     int backend; /* BackendChoice */
 } EvalArgs;
 
@@ -73,7 +74,7 @@ static void name_model(const CliProgram *prog, const CliOption *opt, const char 
       "a tie between scores: strict (counts against the model) or first-index (NegBench: the lower "       \
       "index wins, as torch.argmax and a stable top-k)")                                                     \
     X(BATCH, 0, "batch", "N", "64", CLI_INT(batch, 1, 4096), "images or texts per forward pass")             \
-    BACKEND_OPTION_ROW(X, CLI_AS_IS, backend)                                                                           \
+    BACKEND_OPTION_ROWS(X, CLI_AS_IS, backend, precision)                                                    \
     X(QUIET, 0, "quiet", NULL, NULL, CLI_FLAG(quiet, 1), "no progress lines")                                \
     X(HELP, 0, "help", NULL, NULL, CLI_HELP, "show this help")
 
@@ -208,7 +209,8 @@ int main(int argc, char **argv) {
     }
 
     char backend[256];
-    const Backend *be = backend_select((BackendChoice)args.backend, 0, backend, sizeof backend);
+    const Backend *be =
+        backend_select((BackendChoice)args.backend, (Precision)args.precision, 0, backend, sizeof backend);
     if (!args.quiet) fprintf(stderr, "backend %s\n", backend);
     MetricTable results = {0};
     for (int m = 0; m < args.models.count; m++) {

@@ -43,6 +43,7 @@ typedef struct {
     int neg_per_image, contradictions, released;
     uint64_t seed;
     int batch, ranks, threads;
+    int precision; /* Precision */
     int backend; /* BackendChoice: where --model computes the image embeddings */
     long batches;
     int jsonl, stats, top;
@@ -74,7 +75,7 @@ static const char *const CAPTIONS[] = {"one", "all"}, *const LAST[] = {"drop", "
     X(TNG_COMPAT, 0, "tng-compat", "MODE", "ours", CLI_CHOICE(released, COMPAT),                             \
       "ours or released: the authors' code's full-negation pairing")                                         \
     X(SEED, 0, "seed", "N", "0", CLI_U64(seed, 1ULL << 62), "seed of the data order and TNG, as tng_train")  \
-    BACKEND_OPTION_ROW(X, CLI_AS_IS, backend)                                                                \
+    BACKEND_OPTION_ROWS(X, CLI_AS_IS, backend, precision)                                                    \
     X(BATCH, 0, "batch", "N", "128", CLI_INT(batch, 1, 65536), "images per micro-batch (per rank)")          \
     X(RANKS, 0, "ranks", "N", "1", CLI_INT(ranks, 1, MAX_RANKS),                                             \
       "the texts of each rank of mpirun -np N tng_train --tng-scope local")                                  \
@@ -135,7 +136,8 @@ static Clip *open_model(const NegateArgs *a) {
     char err[1024];
     if (model_path_load(a->model, &cfg, &params, NULL, 0, err, sizeof err) != 0) die("tng_negate: --model: %s", err);
     char backend[256];
-    Clip *m = clip_create(&cfg, backend_select((BackendChoice)a->backend, 0, backend, sizeof backend));
+    const Backend *be = backend_select((BackendChoice)a->backend, (Precision)a->precision, 0, backend, sizeof backend);
+    Clip *m = clip_create(&cfg, be);
     clip_set_params(m, params);
     free(params);
     ClipTrainConfig inference = {.temperature = 1.0f, .train_vision = 0, .train_text = 0};

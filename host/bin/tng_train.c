@@ -20,8 +20,8 @@ int main(int argc, char **argv) {
     TrainOptions options;
     train_options_parse(&options, argc, argv);
     /* the GPU first (local rank % devices), then the collectives that run on it */
-    options.be = backend_select((BackendChoice)options.backend_choice, dist->local_rank,
-                                options.backend_desc, sizeof options.backend_desc);
+    options.be = backend_select((BackendChoice)options.backend_choice, (Precision)options.precision,
+                                dist->local_rank, options.backend_desc, sizeof options.backend_desc);
     dist_use_backend(dist, options.be);
     if (dist->rank == 0) train_options_print(&options, dist, stderr);
     Trainer *trainer = trainer_open(&options, dist);

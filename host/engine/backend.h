@@ -14,6 +14,9 @@
  *   pointer means "not needed" and that part of the work is skipped.
  * - Linear weights are [out, in] (PyTorch/HF layout): out = inp @ weight^T + bias.
  * - Results are deterministic: the same inputs give the same bits, run after run.
+ * - Activations (the towers' forward values, typed Act below) are stored in the backend's
+ *   activation type, act_bytes wide; everything else is fp32: parameters, gradients of
+ *   parameters and of activations, LayerNorm statistics, the features and the loss.
  */
 #ifndef TNG_BACKEND_H
 #define TNG_BACKEND_H
@@ -66,8 +69,24 @@ static inline InfonceTerms infonce_whole(int Ni, int Nt) {
     return terms;
 }
 
+/* Act: one activation element, in the backend's storage type: fp32 on the CPU and in CUDA's
+ * fp32 and tf32 modes, bf16 in CUDA's bf16 mode (Backend.act_bytes says which width). The
+ * model never reads an activation; it only carves buffers of act_bytes-wide elements and
+ * passes them between ops, so one orchestration serves every precision. It is void so that
+ * fp32 code (the CPU ops, the tests) passes its float buffers as they are. */
+typedef void Act;
+
+/* How a backend computes (--precision): fp32 (the parity mode: every GEMM in strict fp32),
+ * tf32 (fp32 storage, GEMM inputs rounded to TF32 on tensor cores) or bf16 (bf16 activations
+ * and weight copies, fp32 accumulation, fp32 master weights and gradients). */
+typedef enum { PRECISION_AUTO = 0, PRECISION_FP32, PRECISION_TF32, PRECISION_BF16, PRECISION_COUNT } Precision;
+/* "auto", "fp32", "tf32", "bf16", indexed by Precision (the option rows' choices) */
+extern const char *const precision_names[PRECISION_COUNT];
+
 typedef struct Backend {
     const char *name;
+    Precision precision; /* what this table computes in (never PRECISION_AUTO) */
+    size_t act_bytes;    /* sizeof one Act element: 4 (fp32) or 2 (bf16) */
 
     /* ---- memory ---- */
     void *(*alloc)(size_t bytes); /* zero-filled */
@@ -81,58 +100,68 @@ typedef struct Backend {
     void (*to_device)(void *dst, const void *src, size_t bytes);
     void (*to_host)(void *dst, const void *src, size_t bytes);
     void (*zero)(void *ptr, size_t bytes);
+    /* dst[i] = src[i] rounded to the activation type, both backend memory: the weights'
+     * compute copy (model.c). NULL when act_bytes == sizeof(float): the copy is the weights. */
+    void (*to_act)(Act *dst, const float *src, size_t n);
 
     /* ---- linear layers ---- */
-    /* out[N,OC] = inp[N,IC] @ weight[OC,IC]^T (+ bias[OC] if bias != NULL) */
+    /* out[N,OC] = inp[N,IC] @ weight[OC,IC]^T (+ bias[OC] if bias != NULL), all fp32 and in
+     * strict fp32 whatever the precision: the loss's similarity matrix and its gradient */
     void (*matmul_forward)(float *out, const float *inp, const float *weight, const float *bias,
                            int N, int IC, int OC);
     void (*matmul_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
                             const float *inp, const float *weight, int N, int IC, int OC);
+    /* The towers' linear layers, the same maths in the backend's precision: activations and
+     * the weights' compute copy are Act, bias and every gradient fp32 */
+    void (*linear_forward)(Act *out, const Act *inp, const Act *weight, const float *bias, int N,
+                           int IC, int OC);
+    void (*linear_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
+                            const Act *inp, const Act *weight, int N, int IC, int OC);
 
     /* ---- layer norm over the last dim C, eps CLIP_LN_EPS; mean/rstd [N] saved ---- */
-    void (*layernorm_forward)(float *out, float *mean, float *rstd, const float *inp,
+    void (*layernorm_forward)(Act *out, float *mean, float *rstd, const Act *inp,
                               const float *weight, const float *bias, int N, int C);
     void (*layernorm_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
-                               const float *inp, const float *weight, const float *mean,
+                               const Act *inp, const float *weight, const float *mean,
                                const float *rstd, int N, int C);
 
     /* ---- multi-head self-attention on packed qkv [B,T,3C] (q|k|v along the last dim,
      *      heads contiguous inside each); out [B,T,C]; att [B,NH,T,T] the saved softmax ---- */
-    void (*attention_forward)(float *out, float *att, const float *qkv, int B, int T, int C,
-                              int NH, int causal);
-    /* datt is scratch of att's size (overwritten) */
-    void (*attention_backward)(float *dqkv, float *datt, const float *dout, const float *qkv,
-                               const float *att, int B, int T, int C, int NH, int causal);
+    void (*attention_forward)(Act *out, Act *att, const Act *qkv, int B, int T, int C, int NH,
+                              int causal);
+    /* datt is fp32 scratch of att's size (overwritten) */
+    void (*attention_backward)(float *dqkv, float *datt, const float *dout, const Act *qkv,
+                               const Act *att, int B, int T, int C, int NH, int causal);
 
     /* ---- elementwise ---- */
-    void (*activation_forward)(float *out, const float *inp, size_t n, ActKind act);
-    void (*activation_backward)(float *dinp, const float *inp, const float *dout, size_t n,
+    void (*activation_forward)(Act *out, const Act *inp, size_t n, ActKind act);
+    void (*activation_backward)(float *dinp, const Act *inp, const float *dout, size_t n,
                                 ActKind act);
-    void (*residual_forward)(float *out, const float *a, const float *b, size_t n);
+    void (*residual_forward)(Act *out, const Act *a, const Act *b, size_t n);
     void (*accumulate)(float *dst, const float *src, size_t n); /* dst += src */
     void (*scale)(float *x, float factor, size_t n);
 
     /* ---- embeddings ---- */
     /* images [B,3,H,W] -> patches [B*NP, 3*P*P], flattened in (channel, row, col) order so
      * that a conv weight [C,3,P,P] is a linear weight [C, 3*P*P] */
-    void (*im2col_patches)(float *patches, const float *images, int B, int H, int W, int P);
+    void (*im2col_patches)(Act *patches, const float *images, int B, int H, int W, int P);
     /* x[b,0] = class_emb + pos[0]; x[b,1+p] = patch_out[b*NP+p] + pos[1+p] */
-    void (*vision_embed_forward)(float *x, const float *patch_out, const float *class_emb,
+    void (*vision_embed_forward)(Act *x, const Act *patch_out, const float *class_emb,
                                  const float *pos, int B, int NP, int C);
     void (*vision_embed_backward)(float *dpatch_out, float *dclass_emb, float *dpos,
                                   const float *dx, int B, int NP, int C);
     /* x[b,t] = tok_emb[ids[b*T+t]] + pos[t] */
-    void (*token_embed_forward)(float *x, const int *ids, const float *tok_emb, const float *pos,
+    void (*token_embed_forward)(Act *x, const int *ids, const float *tok_emb, const float *pos,
                                 int B, int T, int C);
     void (*token_embed_backward)(float *dtok_emb, float *dpos, const float *dx, const int *ids,
                                  int B, int T, int C);
 
     /* ---- pooling: out[b] = x[b, rows[b]] (rows NULL: row 0, the class token) ---- */
-    void (*gather_rows)(float *out, const float *x, const int *rows, int B, int T, int C);
+    void (*gather_rows)(Act *out, const Act *x, const int *rows, int B, int T, int C);
     void (*scatter_rows)(float *dx, const float *dout, const int *rows, int B, int T, int C);
 
     /* ---- L2 normalisation of rows; norm [N] saved ---- */
-    void (*l2norm_forward)(float *out, float *norm, const float *inp, int N, int C);
+    void (*l2norm_forward)(float *out, float *norm, const Act *inp, int N, int C);
     void (*l2norm_backward)(float *dinp, const float *dout, const float *out, const float *norm,
                             int N, int C);
 
@@ -190,16 +219,22 @@ const Backend *backend_by_name(const char *name, char *err, size_t err_len);
 typedef enum { BACKEND_AUTO = 0, BACKEND_CPU = 1, BACKEND_CUDA = 2 } BackendChoice;
 /* "auto", "cpu", "cuda": the names of BackendChoice, for the option rows */
 extern const char *const backend_choice_names[3];
-/* The --backend row (util/cli.h) of every program that runs a model; field: an int; MARK: a
- * wrapper of the row's value spec (CLI_AS_IS, or tng_train's MAY_CHANGE: a run started on one
- * backend resumes on the other). */
-#define BACKEND_OPTION_ROW(X, MARK, field)                                                        \
-    X(BACKEND, 0, "backend", "NAME", "auto", MARK(CLI_CHOICE(field, backend_choice_names)),        \
-      "auto (CUDA when built with it and a GPU is visible, else the CPU), cpu or cuda")
+/* The --backend and --precision rows (util/cli.h) of every program that runs a model; the
+ * fields: ints; MARK: a wrapper of the rows' value specs (CLI_AS_IS, or tng_train's MAY_CHANGE:
+ * a run started on one backend or precision resumes on another, since checkpoints hold the
+ * fp32 master weights). */
+#define BACKEND_OPTION_ROWS(X, MARK, backend_field, precision_field)                                \
+    X(BACKEND, 0, "backend", "NAME", "auto", MARK(CLI_CHOICE(backend_field, backend_choice_names)), \
+      "auto (CUDA when built with it and a GPU is visible, else the CPU), cpu or cuda")              \
+    X(PRECISION, 0, "precision", "NAME", "auto", MARK(CLI_CHOICE(precision_field, precision_names)), \
+      "auto (bf16 on a GPU, fp32 on the CPU), fp32 (parity), tf32 or bf16 (the last two: GPU only)")
 
-/* The chosen backend; desc (desc_len bytes) gets one line for the settings block, e.g.
- * "cuda: NVIDIA H100 80GB HBM3 (device 1 of 8)" or "cpu (auto: no CUDA device: ...)". */
-const Backend *backend_select(BackendChoice choice, int local_rank, char *desc, size_t desc_len);
+/* The chosen backend in the chosen precision; desc (desc_len bytes) gets one line for the
+ * settings block, e.g. "cuda bf16: NVIDIA H100 80GB HBM3 (device 1 of 8)" or
+ * "cpu fp32 (auto: no CUDA device: ...)". tf32 or bf16 asked of the CPU ends the program
+ * (exit 2): the CPU backend computes in fp32 only. */
+const Backend *backend_select(BackendChoice choice, Precision precision, int local_rank, char *desc,
+                              size_t desc_len);
 
 /* 1 when this program was linked with the CUDA backend. */
 int backend_have_cuda(void);

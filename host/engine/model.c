@@ -165,19 +165,23 @@ void clip_weights_free(ClipWeights *view) {
 
 /* ----------------------------------------------------------------------------
  * Activation arena: one allocation per tower, carved by a two-pass walk (count, then
- * assign) so the sizes are written in exactly one place. */
+ * assign) so the sizes are written in exactly one place. Buffers are either activations, in
+ * the backend's type (act_bytes each), or fp32. */
 
 typedef struct {
-    float *base; /* NULL on the counting pass */
-    size_t used;
+    char *base; /* NULL on the counting pass */
+    size_t used, act_bytes;
 } ArenaWalk;
 
-static float *arena_take(ArenaWalk *arena, size_t nfloats) {
-    float *ptr = arena->base ? arena->base + arena->used : NULL;
+static void *arena_take(ArenaWalk *arena, size_t n, size_t elem_bytes) {
+    void *ptr = arena->base ? arena->base + arena->used : NULL;
     /* keep every buffer 64-byte aligned */
-    arena->used += (nfloats + 15) & ~(size_t)15;
+    arena->used += (n * elem_bytes + 63) & ~(size_t)63;
     return ptr;
 }
+
+static Act *act_take(ArenaWalk *arena, size_t n) { return arena_take(arena, n, arena->act_bytes); }
+static float *f32_take(ArenaWalk *arena, size_t n) { return arena_take(arena, n, sizeof(float)); }
 
 static void tower_acts_walk(TowerActs *a, ArenaWalk *arena, const ClipConfig *cfg,
                             const TowerConfig *tc, int is_vision) {
@@ -187,55 +191,55 @@ static void tower_acts_walk(TowerActs *a, ArenaWalk *arena, const ClipConfig *cf
     int L = tc->layers, keep = a->keep_for_backward;
     if (is_vision) {
         size_t NP = (size_t)clip_num_patches(cfg), P = (size_t)cfg->patch_size;
-        a->images = arena_take(arena, R * 3 * (size_t)cfg->image_size * cfg->image_size);
-        a->patches = arena_take(arena, R * NP * 3 * P * P);
-        a->patch_out = arena_take(arena, R * NP * C);
-        a->embed = arena_take(arena, RT * C);
-        a->ln_pre_mean = arena_take(arena, RT);
-        a->ln_pre_rstd = arena_take(arena, RT);
+        a->images = f32_take(arena, R * 3 * (size_t)cfg->image_size * cfg->image_size);
+        a->patches = act_take(arena, R * NP * 3 * P * P);
+        a->patch_out = act_take(arena, R * NP * C);
+        a->embed = act_take(arena, RT * C);
+        a->ln_pre_mean = f32_take(arena, RT);
+        a->ln_pre_rstd = f32_take(arena, RT);
     }
     int n_streams = keep ? L + 1 : 2;
-    float *streams[n_streams];
-    for (int s = 0; s < n_streams; s++) streams[s] = arena_take(arena, RT * C);
+    Act *streams[n_streams];
+    for (int s = 0; s < n_streams; s++) streams[s] = act_take(arena, RT * C);
     for (int l = 0; l <= L; l++) a->x[l] = streams[keep ? l : l % 2];
     int n_block_sets = keep ? L : 1;
     for (int l = 0; l < n_block_sets; l++) {
         BlockActs *b = &a->blocks[l];
-        b->ln1 = arena_take(arena, RT * C);
-        b->ln1_mean = arena_take(arena, RT);
-        b->ln1_rstd = arena_take(arena, RT);
-        b->qkv = arena_take(arena, RT * 3 * C);
-        b->att = arena_take(arena, R * NH * T * T);
-        b->atty = arena_take(arena, RT * C);
-        b->x_mid = arena_take(arena, RT * C);
-        b->ln2 = arena_take(arena, RT * C);
-        b->ln2_mean = arena_take(arena, RT);
-        b->ln2_rstd = arena_take(arena, RT);
-        b->fc1 = arena_take(arena, RT * M);
-        b->act = arena_take(arena, RT * M);
+        b->ln1 = act_take(arena, RT * C);
+        b->ln1_mean = f32_take(arena, RT);
+        b->ln1_rstd = f32_take(arena, RT);
+        b->qkv = act_take(arena, RT * 3 * C);
+        b->att = act_take(arena, R * NH * T * T);
+        b->atty = act_take(arena, RT * C);
+        b->x_mid = act_take(arena, RT * C);
+        b->ln2 = act_take(arena, RT * C);
+        b->ln2_mean = f32_take(arena, RT);
+        b->ln2_rstd = f32_take(arena, RT);
+        b->fc1 = act_take(arena, RT * M);
+        b->act = act_take(arena, RT * M);
     }
     for (int l = n_block_sets; l < L; l++) a->blocks[l] = a->blocks[0];
-    a->branch_out = arena_take(arena, RT * C);
-    a->pooled = arena_take(arena, R * C);
-    a->ln_out = arena_take(arena, R * C);
-    a->ln_out_mean = arena_take(arena, R);
-    a->ln_out_rstd = arena_take(arena, R);
-    a->proj_out = arena_take(arena, R * D);
-    a->features = arena_take(arena, R * D);
-    a->feature_norm = arena_take(arena, R);
-    a->d_features = arena_take(arena, R * D); /* also the loss's gradient for a frozen tower */
+    a->branch_out = act_take(arena, RT * C);
+    a->pooled = act_take(arena, R * C);
+    a->ln_out = act_take(arena, R * C);
+    a->ln_out_mean = f32_take(arena, R);
+    a->ln_out_rstd = f32_take(arena, R);
+    a->proj_out = act_take(arena, R * D);
+    a->features = f32_take(arena, R * D);
+    a->feature_norm = f32_take(arena, R);
+    a->d_features = f32_take(arena, R * D); /* also the loss's gradient for a frozen tower */
     if (keep) {
-        a->d_x = arena_take(arena, RT * C);
-        a->d_ln = arena_take(arena, RT * C);
-        a->d_qkv = arena_take(arena, RT * 3 * C);
-        a->d_att = arena_take(arena, R * NH * T * T);
-        a->d_atty = arena_take(arena, RT * C);
-        a->d_fc1 = arena_take(arena, RT * M);
-        a->d_act = arena_take(arena, RT * M);
-        a->d_embed = arena_take(arena, RT * C);
-        a->d_pooled = arena_take(arena, R * C);
-        a->d_ln_out = arena_take(arena, R * C);
-        a->d_proj_out = arena_take(arena, R * D);
+        a->d_x = f32_take(arena, RT * C);
+        a->d_ln = f32_take(arena, RT * C);
+        a->d_qkv = f32_take(arena, RT * 3 * C);
+        a->d_att = f32_take(arena, R * NH * T * T);
+        a->d_atty = f32_take(arena, RT * C);
+        a->d_fc1 = f32_take(arena, RT * M);
+        a->d_act = f32_take(arena, RT * M);
+        a->d_embed = f32_take(arena, RT * C);
+        a->d_pooled = f32_take(arena, R * C);
+        a->d_ln_out = f32_take(arena, R * C);
+        a->d_proj_out = f32_take(arena, R * D);
     }
 }
 
@@ -254,12 +258,12 @@ static void tower_acts_create(const Backend *be, TowerActs *a, const ClipConfig 
     a->max_rows = rows;
     a->max_tokens = is_vision ? clip_vision_tokens(cfg) : cfg->context_length;
     a->keep_for_backward = keep;
-    a->x = callocCheck((size_t)tc->layers + 1, sizeof(float *));
+    a->x = callocCheck((size_t)tc->layers + 1, sizeof(Act *));
     a->blocks = callocCheck((size_t)tc->layers, sizeof(BlockActs));
-    ArenaWalk count = {0};
+    ArenaWalk count = {.act_bytes = be->act_bytes};
     tower_acts_walk(a, &count, cfg, tc, is_vision);
-    a->arena = be->alloc(count.used * sizeof(float));
-    ArenaWalk assign = {.base = a->arena};
+    a->arena = be->alloc(count.used);
+    ArenaWalk assign = {.base = a->arena, .act_bytes = be->act_bytes};
     tower_acts_walk(a, &assign, cfg, tc, is_vision);
     if (!is_vision) {
         a->ids = be->alloc(sizeof(int) * (size_t)rows * (size_t)a->max_tokens);
@@ -270,23 +274,30 @@ static void tower_acts_create(const Backend *be, TowerActs *a, const ClipConfig 
 /* ----------------------------------------------------------------------------
  * The transformer encoder and pooled head, shared by both towers */
 
-static void encoder_forward(const Backend *be, const TowerWeights *w, const TowerConfig *tc,
+/* A linear weight as the linear ops take it: the same tensor in the compute copy. */
+static const Act *compute_weight(const Clip *m, const float *weight) {
+    return (const char *)m->params_act + (size_t)(weight - m->params) * m->be->act_bytes;
+}
+
+static void encoder_forward(const Clip *m, const TowerWeights *w, const TowerConfig *tc,
                             TowerActs *a, int B, int T, int causal) {
+    const Backend *be = m->be;
     int C = tc->width, M = tc->mlp_width, N = B * T;
     for (int l = 0; l < tc->layers; l++) {
         const BlockWeights *bw = &w->blocks[l];
         BlockActs *ba = &a->blocks[l];
         be->layernorm_forward(ba->ln1, ba->ln1_mean, ba->ln1_rstd, a->x[l], bw->ln1_w, bw->ln1_b,
                               N, C);
-        be->matmul_forward(ba->qkv, ba->ln1, bw->qkv_w, bw->qkv_b, N, C, 3 * C);
+        be->linear_forward(ba->qkv, ba->ln1, compute_weight(m, bw->qkv_w), bw->qkv_b, N, C, 3 * C);
         be->attention_forward(ba->atty, ba->att, ba->qkv, B, T, C, tc->heads, causal);
-        be->matmul_forward(a->branch_out, ba->atty, bw->attn_out_w, bw->attn_out_b, N, C, C);
+        be->linear_forward(a->branch_out, ba->atty, compute_weight(m, bw->attn_out_w), bw->attn_out_b, N,
+                           C, C);
         be->residual_forward(ba->x_mid, a->x[l], a->branch_out, (size_t)N * C);
         be->layernorm_forward(ba->ln2, ba->ln2_mean, ba->ln2_rstd, ba->x_mid, bw->ln2_w,
                               bw->ln2_b, N, C);
-        be->matmul_forward(ba->fc1, ba->ln2, bw->fc1_w, bw->fc1_b, N, C, M);
+        be->linear_forward(ba->fc1, ba->ln2, compute_weight(m, bw->fc1_w), bw->fc1_b, N, C, M);
         be->activation_forward(ba->act, ba->fc1, (size_t)N * M, tc->act);
-        be->matmul_forward(a->branch_out, ba->act, bw->fc2_w, bw->fc2_b, N, M, C);
+        be->linear_forward(a->branch_out, ba->act, compute_weight(m, bw->fc2_w), bw->fc2_b, N, M, C);
         be->residual_forward(a->x[l + 1], ba->x_mid, a->branch_out, (size_t)N * C);
     }
 }
@@ -295,9 +306,10 @@ static void encoder_forward(const Backend *be, const TowerWeights *w, const Towe
  * Each LayerNorm backward adds its branch's gradient into d_x, which already carries the
  * residual path's, so the residual adds need no code of their own. After each block, the
  * block's gradients are final: their all-reduce may start (grad_reduce_layer_done). */
-static void encoder_backward(const Backend *be, const TowerWeights *w, TowerWeights *g,
+static void encoder_backward(const Clip *m, const TowerWeights *w, TowerWeights *g,
                              const TowerConfig *tc, TowerActs *a, int B, int T, int causal,
-                             GradReduce *reduce, Tower tower) {
+                             Tower tower) {
+    const Backend *be = m->be;
     int C = tc->width, M = tc->mlp_width, NH = tc->heads, N = B * T;
     size_t NC = (size_t)N * C, NM = (size_t)N * M;
     for (int l = tc->layers - 1; l >= 0; l--) {
@@ -306,49 +318,53 @@ static void encoder_backward(const Backend *be, const TowerWeights *w, TowerWeig
         BlockActs *ba = &a->blocks[l];
         /* MLP branch */
         be->zero(a->d_act, NM * sizeof(float));
-        be->matmul_backward(a->d_act, bg->fc2_w, bg->fc2_b, a->d_x, ba->act, bw->fc2_w, N, M, C);
+        be->linear_backward(a->d_act, bg->fc2_w, bg->fc2_b, a->d_x, ba->act, compute_weight(m, bw->fc2_w), N,
+                            M, C);
         be->zero(a->d_fc1, NM * sizeof(float));
         be->activation_backward(a->d_fc1, ba->fc1, a->d_act, NM, tc->act);
         be->zero(a->d_ln, NC * sizeof(float));
-        be->matmul_backward(a->d_ln, bg->fc1_w, bg->fc1_b, a->d_fc1, ba->ln2, bw->fc1_w, N, C, M);
+        be->linear_backward(a->d_ln, bg->fc1_w, bg->fc1_b, a->d_fc1, ba->ln2, compute_weight(m, bw->fc1_w), N,
+                            C, M);
         be->layernorm_backward(a->d_x, bg->ln2_w, bg->ln2_b, a->d_ln, ba->x_mid, bw->ln2_w,
                                ba->ln2_mean, ba->ln2_rstd, N, C);
         /* attention branch */
         be->zero(a->d_atty, NC * sizeof(float));
-        be->matmul_backward(a->d_atty, bg->attn_out_w, bg->attn_out_b, a->d_x, ba->atty,
-                            bw->attn_out_w, N, C, C);
+        be->linear_backward(a->d_atty, bg->attn_out_w, bg->attn_out_b, a->d_x, ba->atty,
+                            compute_weight(m, bw->attn_out_w), N, C, C);
         be->zero(a->d_qkv, 3 * NC * sizeof(float));
         be->attention_backward(a->d_qkv, a->d_att, a->d_atty, ba->qkv, ba->att, B, T, C, NH,
                                causal);
         be->zero(a->d_ln, NC * sizeof(float));
-        be->matmul_backward(a->d_ln, bg->qkv_w, bg->qkv_b, a->d_qkv, ba->ln1, bw->qkv_w, N, C,
-                            3 * C);
+        be->linear_backward(a->d_ln, bg->qkv_w, bg->qkv_b, a->d_qkv, ba->ln1, compute_weight(m, bw->qkv_w), N,
+                            C, 3 * C);
         be->layernorm_backward(a->d_x, bg->ln1_w, bg->ln1_b, a->d_ln, a->x[l], bw->ln1_w,
                                ba->ln1_mean, ba->ln1_rstd, N, C);
-        grad_reduce_layer_done(reduce, tower, l);
+        grad_reduce_layer_done(m->reduce, tower, l);
     }
 }
 
 /* Pool one row per sequence, ln_post/ln_final, project, L2-normalise. rows NULL: token 0. */
-static void head_forward(const Backend *be, const TowerWeights *w, const TowerConfig *tc,
+static void head_forward(const Clip *m, const TowerWeights *w, const TowerConfig *tc,
                          TowerActs *a, const int *rows, int B, int T, int D) {
+    const Backend *be = m->be;
     int C = tc->width;
     be->gather_rows(a->pooled, a->x[tc->layers], rows, B, T, C);
     be->layernorm_forward(a->ln_out, a->ln_out_mean, a->ln_out_rstd, a->pooled, w->ln_out_w,
                           w->ln_out_b, B, C);
-    be->matmul_forward(a->proj_out, a->ln_out, w->proj, NULL, B, C, D);
+    be->linear_forward(a->proj_out, a->ln_out, compute_weight(m, w->proj), NULL, B, C, D);
     be->l2norm_forward(a->features, a->feature_norm, a->proj_out, B, D);
 }
 
 /* From a->d_features back to a->d_x (zeroed here, then holding dloss/d(x[L])). */
-static void head_backward(const Backend *be, const TowerWeights *w, TowerWeights *g,
+static void head_backward(const Clip *m, const TowerWeights *w, TowerWeights *g,
                           const TowerConfig *tc, TowerActs *a, const int *rows, int B, int T,
                           int D) {
+    const Backend *be = m->be;
     int C = tc->width;
     be->zero(a->d_proj_out, sizeof(float) * (size_t)B * D);
     be->l2norm_backward(a->d_proj_out, a->d_features, a->features, a->feature_norm, B, D);
     be->zero(a->d_ln_out, sizeof(float) * (size_t)B * C);
-    be->matmul_backward(a->d_ln_out, g->proj, NULL, a->d_proj_out, a->ln_out, w->proj, B, C, D);
+    be->linear_backward(a->d_ln_out, g->proj, NULL, a->d_proj_out, a->ln_out, compute_weight(m, w->proj), B, C, D);
     be->zero(a->d_pooled, sizeof(float) * (size_t)B * C);
     be->layernorm_backward(a->d_pooled, g->ln_out_w, g->ln_out_b, a->d_ln_out, a->pooled,
                            w->ln_out_w, a->ln_out_mean, a->ln_out_rstd, B, C);
@@ -368,13 +384,14 @@ static void vision_forward(Clip *m, const float *images_host, int B) {
     int C = tc->width;
     be->to_device(a->images, images_host, sizeof(float) * (size_t)B * 3 * R * R);
     be->im2col_patches(a->patches, a->images, B, R, R, P);
-    be->matmul_forward(a->patch_out, a->patches, m->w.vision.embed, NULL, B * NP, 3 * P * P, C);
+    be->linear_forward(a->patch_out, a->patches, compute_weight(m, m->w.vision.embed), NULL, B * NP, 3 * P * P,
+                       C);
     be->vision_embed_forward(a->embed, a->patch_out, m->w.vision.class_emb, m->w.vision.pos, B,
                              NP, C);
     be->layernorm_forward(a->x[0], a->ln_pre_mean, a->ln_pre_rstd, a->embed, m->w.vision.ln_pre_w,
                           m->w.vision.ln_pre_b, B * T, C);
-    encoder_forward(be, &m->w.vision, tc, a, B, T, 0);
-    head_forward(be, &m->w.vision, tc, a, NULL, B, T, cfg->embed_dim);
+    encoder_forward(m, &m->w.vision, tc, a, B, T, 0);
+    head_forward(m, &m->w.vision, tc, a, NULL, B, T, cfg->embed_dim);
 }
 
 static void vision_backward(Clip *m, int B) {
@@ -383,8 +400,8 @@ static void vision_backward(Clip *m, int B) {
     const TowerConfig *tc = &cfg->vision;
     TowerActs *a = &m->vision_acts;
     int P = cfg->patch_size, NP = clip_num_patches(cfg), T = NP + 1, C = tc->width;
-    head_backward(be, &m->w.vision, &m->g.vision, tc, a, NULL, B, T, cfg->embed_dim);
-    encoder_backward(be, &m->w.vision, &m->g.vision, tc, a, B, T, 0, m->reduce, TOWER_VISION);
+    head_backward(m, &m->w.vision, &m->g.vision, tc, a, NULL, B, T, cfg->embed_dim);
+    encoder_backward(m, &m->w.vision, &m->g.vision, tc, a, B, T, 0, TOWER_VISION);
     be->zero(a->d_embed, sizeof(float) * (size_t)B * T * C);
     be->layernorm_backward(a->d_embed, m->g.vision.ln_pre_w, m->g.vision.ln_pre_b, a->d_x,
                            a->embed, m->w.vision.ln_pre_w, a->ln_pre_mean, a->ln_pre_rstd, B * T,
@@ -394,8 +411,8 @@ static void vision_backward(Clip *m, int B) {
     be->zero(d_patch_out, sizeof(float) * (size_t)B * NP * C);
     be->vision_embed_backward(d_patch_out, m->g.vision.class_emb, m->g.vision.pos, a->d_embed, B,
                               NP, C);
-    be->matmul_backward(NULL, m->g.vision.embed, NULL, d_patch_out, a->patches, m->w.vision.embed,
-                        B * NP, 3 * P * P, C);
+    be->linear_backward(NULL, m->g.vision.embed, NULL, d_patch_out, a->patches,
+                        compute_weight(m, m->w.vision.embed), B * NP, 3 * P * P, C);
 }
 
 int clip_eot_position(const ClipConfig *cfg, const int *row) {
@@ -438,8 +455,8 @@ static void text_forward(Clip *m, const int *tokens_host, int B) {
     m->text_tokens = T;
     be->token_embed_forward(a->x[0], a->ids, m->w.text.embed, m->w.text.pos, B, T,
                             cfg->text.width);
-    encoder_forward(be, &m->w.text, &cfg->text, a, B, T, 1);
-    head_forward(be, &m->w.text, &cfg->text, a, a->pool_rows, B, T, cfg->embed_dim);
+    encoder_forward(m, &m->w.text, &cfg->text, a, B, T, 1);
+    head_forward(m, &m->w.text, &cfg->text, a, a->pool_rows, B, T, cfg->embed_dim);
 }
 
 static void text_backward(Clip *m, int B) {
@@ -447,8 +464,8 @@ static void text_backward(Clip *m, int B) {
     const ClipConfig *cfg = &m->cfg;
     TowerActs *a = &m->text_acts;
     int T = m->text_tokens;
-    head_backward(be, &m->w.text, &m->g.text, &cfg->text, a, a->pool_rows, B, T, cfg->embed_dim);
-    encoder_backward(be, &m->w.text, &m->g.text, &cfg->text, a, B, T, 1, m->reduce, TOWER_TEXT);
+    head_backward(m, &m->w.text, &m->g.text, &cfg->text, a, a->pool_rows, B, T, cfg->embed_dim);
+    encoder_backward(m, &m->w.text, &m->g.text, &cfg->text, a, B, T, 1, TOWER_TEXT);
     be->token_embed_backward(m->g.text.embed, m->g.text.pos, a->d_x, a->ids, B, T,
                              cfg->text.width);
 }
@@ -464,6 +481,7 @@ Clip *clip_create(const ClipConfig *cfg, const Backend *be) {
     m->be = be;
     param_layout_build(cfg, &m->layout);
     m->params = be->alloc(sizeof(float) * m->layout.total);
+    m->params_act = be->act_bytes == sizeof(float) ? (Act *)m->params : be->alloc(be->act_bytes * m->layout.total);
     clip_weights_view(cfg, m->params, &m->w);
     m->loss = clip_loss_create(be, cfg->embed_dim);
     m->train.train_text = 1;
@@ -478,6 +496,7 @@ void clip_free(Clip *m) {
     tower_acts_free(be, &m->text_acts);
     clip_weights_free(&m->w);
     clip_weights_free(&m->g);
+    if (m->params_act != (Act *)m->params) be->release(m->params_act);
     void *buffers[] = {m->params, m->grads, m->adam_m, m->adam_v, m->grad_sumsq};
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++)
         if (buffers[i]) be->release(buffers[i]);
@@ -489,6 +508,12 @@ void clip_free(Clip *m) {
 
 void clip_set_params(Clip *m, const float *host) {
     m->be->to_device(m->params, host, sizeof(float) * m->layout.total);
+    clip_params_changed(m, 0, m->layout.total);
+}
+
+void clip_params_changed(Clip *m, size_t offset, size_t n) {
+    if (m->params_act == (Act *)m->params) return;
+    m->be->to_act((char *)m->params_act + offset * m->be->act_bytes, m->params + offset, n);
 }
 
 void clip_get_params(const Clip *m, float *host) {

@@ -76,27 +76,31 @@ void clip_weights_free(ClipWeights *view);
 /* ----------------------------------------------------------------------------
  * Activations of one tower, sized for a maximum batch */
 
+/* Act buffers hold the backend's activation type (engine/backend.h); float ones are fp32 on
+ * every backend: statistics, features and all gradients. */
 typedef struct {
-    float *ln1, *ln1_mean, *ln1_rstd;
-    float *qkv, *att, *atty;
-    float *x_mid; /* residual stream after attention */
-    float *ln2, *ln2_mean, *ln2_rstd;
-    float *fc1, *act; /* MLP hidden before and after the activation */
+    Act *ln1, *qkv, *att, *atty;
+    Act *x_mid; /* residual stream after attention */
+    Act *ln2;
+    Act *fc1, *act; /* MLP hidden before and after the activation */
+    float *ln1_mean, *ln1_rstd, *ln2_mean, *ln2_rstd;
 } BlockActs;
 
 typedef struct {
     int max_rows, max_tokens; /* rows = images or texts */
     int keep_for_backward;    /* 0: one layer's buffers are reused by every layer */
     /* vision stem */
-    float *images, *patches, *patch_out, *embed, *ln_pre_mean, *ln_pre_rstd;
-    float **x; /* residual stream entering each block; x[L] leaves the last block */
+    float *images, *ln_pre_mean, *ln_pre_rstd;
+    Act *patches, *patch_out, *embed;
+    Act **x; /* residual stream entering each block; x[L] leaves the last block */
     BlockActs *blocks;
-    float *branch_out; /* attention or MLP output before the residual add */
-    int *pool_rows;    /* text: EOT position of each row (backend memory) */
-    int *ids;          /* text: token ids, cut to the batch's length (backend memory) */
-    float *pooled, *ln_out, *ln_out_mean, *ln_out_rstd, *proj_out, *features, *feature_norm;
+    Act *branch_out; /* attention or MLP output before the residual add */
+    int *pool_rows;  /* text: EOT position of each row (backend memory) */
+    int *ids;        /* text: token ids, cut to the batch's length (backend memory) */
+    Act *pooled, *ln_out, *proj_out;
+    float *ln_out_mean, *ln_out_rstd, *features, *feature_norm;
     /* backward scratch, one set per tower */
-    float *d_x, *d_ln, *d_qkv, *d_att, *d_atty, *d_fc1, *d_act, *d_branch, *d_embed;
+    float *d_x, *d_ln, *d_qkv, *d_att, *d_atty, *d_fc1, *d_act, *d_embed;
     float *d_pooled, *d_ln_out, *d_proj_out, *d_features;
     void *arena;
 } TowerActs;
@@ -138,6 +142,8 @@ typedef struct {
     const Backend *be;
     ParamLayout layout;
     float *params, *grads, *adam_m, *adam_v; /* backend memory, layout.total floats each */
+    Act *params_act; /* the weights' compute copy in the activation type, refreshed after every
+                        change (clip_params_changed); params itself when that type is fp32 */
     double *grad_sumsq;                       /* backend memory: the gradient norm's accumulator */
     ClipWeights w, g;
     TowerActs vision_acts, text_acts;
@@ -156,6 +162,9 @@ void clip_free(Clip *m);
 void clip_init_random(Clip *m, uint64_t seed);
 /* Uploads / downloads all parameters as one host array of layout.total floats. */
 void clip_set_params(Clip *m, const float *host);
+/* After params[offset, offset + n) changed on the backend (the optimizer): refreshes the
+ * compute copy of those weights. */
+void clip_params_changed(Clip *m, size_t offset, size_t n);
 void clip_get_params(const Clip *m, float *host);
 
 /* Sizes activations and the loss for up to max_images x max_texts, and allocates grads and

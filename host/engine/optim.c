@@ -69,6 +69,7 @@ void clip_optimizer_apply(Clip *m, const OptimConfig *oc, int accum_steps, float
             hp.weight_decay = decays ? oc->weight_decay : 0.0f;
             be->adamw_update(m->params + p->offset, m->grads + p->offset, m->adam_m + p->offset,
                              m->adam_v + p->offset, p->numel, &hp);
+            clip_params_changed(m, p->offset, p->numel);
         }
         /* every gradient zeroed, each right after its update: what the cache still holds of
            it is overwritten there instead of read back from memory by a later pass */

@@ -108,7 +108,7 @@ static void format_temperature(const CliOption *opt, const void *args, char *out
       "global gradient-norm clip, 0 = off")                                                                  \
     X(SEED, 0, "seed", "N", "0", CLI_U64(seed, 1ULL << 62),                                                  \
       "seed of the initialisation, the data order and TNG")                                                  \
-    BACKEND_OPTION_ROW(X, MAY_CHANGE, backend_choice)                                                        \
+    BACKEND_OPTION_ROWS(X, MAY_CHANGE, backend_choice, precision)                                            \
     X(OUT, 0, "out", "DIR", "runs/latest", MAY_CHANGE(CLI_STRING(out)),                                      \
       "run directory")                                                                                       \
     X(CHECKPOINT_EVERY, 0, "checkpoint-every", "N", "0",                                                     \

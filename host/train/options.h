@@ -45,6 +45,7 @@ typedef struct {
     uint64_t seed;
     /* the run */
     int backend_choice;     /* BackendChoice: --backend */
+    int precision;          /* Precision: --precision */
     const Backend *be;      /* the backend it resolved to (tng_train's main, before the run) */
     char backend_desc[256]; /* that backend in words, for the settings block */
     const char *out, *val_mcq;

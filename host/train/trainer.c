@@ -150,6 +150,7 @@ static void open_model(Trainer *t, LoaderPosition *start, int64_t *empty_batches
     }
     /* every rank starts from rank 0's weights, moments and step */
     d->device->broadcast(d, m->params, m->layout.total, DIST_F32, 0);
+    clip_params_changed(m, 0, m->layout.total); /* the compute copy follows (bf16) */
     if (o->resume) {
         d->device->broadcast(d, m->adam_m, m->layout.total, DIST_F32, 0);
         d->device->broadcast(d, m->adam_v, m->layout.total, DIST_F32, 0);

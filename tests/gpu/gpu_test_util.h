@@ -38,7 +38,7 @@ extern "C" {
 #define TOL 1e-5
 
 static Rng gpu_test_rng;
-static const Backend *cpu, *gpu;
+static const Backend *cpu, *gpu, *gpu16; /* gpu: CUDA in fp32 (parity); gpu16: CUDA in bf16 */
 static int quick; /* `test_X quick`: the sanitizer runs' few shapes */
 
 /* The start of every GPU test binary's main. */
@@ -46,7 +46,8 @@ static inline void gpu_test_init(int argc, char **argv) {
     quick = argc > 1 && strcmp(argv[1], "quick") == 0;
     rng_seed(&gpu_test_rng, 20261129);
     cpu = backend_cpu();
-    gpu = backend_cuda();
+    gpu = backend_cuda(PRECISION_FP32);
+    gpu16 = backend_cuda(PRECISION_BF16);
 }
 
 typedef struct {
@@ -63,12 +64,12 @@ static inline Pair pair_alloc(size_t n) {
     Pair p;
     p.n = n;
     p.host = (float *)mallocCheck(sizeof(float) * (n ? n : 1));
-    p.dev = (float *)backend_cuda()->alloc(sizeof(float) * (n ? n : 1));
+    p.dev = (float *)backend_cuda(PRECISION_FP32)->alloc(sizeof(float) * (n ? n : 1));
     return p;
 }
 
 static inline void pair_upload(Pair p) {
-    backend_cuda()->to_device(p.dev, p.host, sizeof(float) * p.n);
+    backend_cuda(PRECISION_FP32)->to_device(p.dev, p.host, sizeof(float) * p.n);
 }
 
 /* Random N(0, scale^2) values, the same on both sides. */
@@ -102,7 +103,7 @@ static inline Pair pair_poisoned(size_t n) {
 
 static inline void pair_free(Pair p) {
     free(p.host);
-    backend_cuda()->release(p.dev);
+    backend_cuda(PRECISION_FP32)->release(p.dev);
 }
 
 /* PAIRS_FREE(a, b, ...): frees every pair named. */
@@ -118,7 +119,7 @@ static inline void pairs_free(const Pair *pairs, size_t n) {
 
 static inline float *pair_download(Pair p) {
     float *got = (float *)mallocCheck(sizeof(float) * (p.n ? p.n : 1));
-    backend_cuda()->to_host(got, p.dev, sizeof(float) * p.n);
+    backend_cuda(PRECISION_FP32)->to_host(got, p.dev, sizeof(float) * p.n);
     return got;
 }
 
@@ -158,14 +159,14 @@ static inline IntPair int_pair(const int *values, size_t n) {
     p.n = n;
     p.host = (int *)mallocCheck(sizeof(int) * (n ? n : 1));
     memcpy(p.host, values, sizeof(int) * n);
-    p.dev = (int *)backend_cuda()->alloc(sizeof(int) * (n ? n : 1));
-    backend_cuda()->to_device(p.dev, p.host, sizeof(int) * n);
+    p.dev = (int *)backend_cuda(PRECISION_FP32)->alloc(sizeof(int) * (n ? n : 1));
+    backend_cuda(PRECISION_FP32)->to_device(p.dev, p.host, sizeof(int) * n);
     return p;
 }
 
 static inline void int_pair_free(IntPair p) {
     free(p.host);
-    backend_cuda()->release(p.dev);
+    backend_cuda(PRECISION_FP32)->release(p.dev);
 }
 
 /* Largest |x| over n host floats: the scale an absolute tolerance is stated against. */
@@ -218,5 +219,39 @@ static inline float *bf16_download(const __nv_bfloat16 *dev, size_t n) {
 
 /* bf16 tolerance of the task: |gpu - cpu| <= atol + 2^-7 |cpu| */
 #define BF16_RTOL (1.0 / 128.0)
+
+/* Rounds a pair's values to bf16 on both sides, so that the CPU op computes from the very
+ * values a bf16 kernel reads; returns the device bf16 copy (cudaFree it). */
+static inline __nv_bfloat16 *pair_to_bf16(Pair p) {
+    for (size_t i = 0; i < p.n; i++)
+        p.host[i] = bf16_round(p.host[i]);
+    pair_upload(p);
+    return bf16_upload(p.host, p.n);
+}
+
+/* A bf16 activation the kernel wrote against the CPU's fp32 result: the kernel rounded once
+ * (or twice: a GEMM's bf16 result, then + bias) where the CPU did not, 2^-9 relative each,
+ * within BF16_RTOL; atol, 2^-8 of the tensor's scale, covers values near 0, where the
+ * rounding of what they were computed from dominates. */
+static inline int check_bf16(const char *what, const __nv_bfloat16 *dev, const float *want, size_t n) {
+    float *got = bf16_download(dev, n);
+    int ok = harness_allclose(what, got, want, n, max_abs(want, n) / 256, BF16_RTOL);
+    free(got);
+    return ok;
+}
+
+/* A bf16 activation that must be the CPU's fp32 result rounded to bf16, bit for bit: a copy, a
+ * cast, or a sum that is exact in fp32. */
+static inline int check_bf16_exact(const char *what, const __nv_bfloat16 *dev, const float *want, size_t n) {
+    float *got = bf16_download(dev, n);
+    size_t bad = 0, first = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(got[i] == bf16_round(want[i])) && bad++ == 0)
+            first = i;
+    CHECK(bad == 0, "%s: %zu of %zu elements are not the CPU's value rounded to bf16; first [%zu] got %.9g "
+          "want %.9g", what, bad, n, first, (double)got[first], (double)bf16_round(want[first]));
+    free(got);
+    return bad == 0;
+}
 
 #endif

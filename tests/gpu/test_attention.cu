@@ -65,18 +65,13 @@ static void test_attention_bf16(void) {
         size_t nqkv = (size_t)B * T * 3 * C, natt = (size_t)B * NH * T * T,
                nout = (size_t)B * T * C;
         Pair qkv = pair_random(nqkv, 1.0), out = pair_poisoned(nout), att = pair_poisoned(natt);
-        for (size_t i = 0; i < nqkv; i++)
-            qkv.host[i] = bf16_round(qkv.host[i]);
-        __nv_bfloat16 *qkv16 = bf16_upload(qkv.host, nqkv);
+        __nv_bfloat16 *qkv16 = pair_to_bf16(qkv);
         __nv_bfloat16 *out16 = bf16_poisoned(nout), *att16 = bf16_poisoned(natt);
         cpu->attention_forward(out.host, att.host, qkv.host, B, T, C, NH, causal);
-        attention_forward<__nv_bfloat16>(out16, att16, qkv16, B, T, C, NH, causal, 0);
-        float *got_out = bf16_download(out16, nout), *got_att = bf16_download(att16, natt);
-        /* atol 2^-8 of each tensor's scale: bf16 rounding of small values near zero */
-        harness_allclose(causal ? "attention bf16 out causal" : "attention bf16 out", got_out,
-                         out.host, nout, max_abs(out.host, nout) / 256, BF16_RTOL);
-        harness_allclose(causal ? "attention bf16 att causal" : "attention bf16 att", got_att,
-                         att.host, natt, max_abs(att.host, natt) / 256, BF16_RTOL);
+        gpu16->attention_forward(out16, att16, qkv16, B, T, C, NH, causal);
+        check_bf16(causal ? "attention bf16 out causal" : "attention bf16 out", out16, out.host, nout);
+        check_bf16(causal ? "attention bf16 att causal" : "attention bf16 att", att16, att.host, natt);
+        float *got_att = bf16_download(att16, natt);
 
         /* the backward from the att the kernel saved, on both sides */
         memcpy(att.host, got_att, sizeof(float) * natt);
@@ -84,10 +79,9 @@ static void test_attention_bf16(void) {
         Pair datt = pair_poisoned(natt);
         cpu->attention_backward(dqkv.host, datt.host, dout.host, qkv.host, att.host, B, T, C, NH,
                                 causal);
-        attention_backward<__nv_bfloat16>(dqkv.dev, datt.dev, dout.dev, qkv16, att16, B, T, C, NH,
-                                          causal, 0);
+        gpu16->attention_backward(dqkv.dev, datt.dev, dout.dev, qkv16, att16, B, T, C, NH, causal);
         check_scaled(causal ? "attention bf16 dqkv causal" : "attention bf16 dqkv", dqkv, TOL);
-        free(got_out), free(got_att);
+        free(got_att);
         __nv_bfloat16 *dev16[] = {qkv16, out16, att16};
         for (size_t i = 0; i < sizeof dev16 / sizeof *dev16; i++)
             cudaCheck(cudaFree(dev16[i]));

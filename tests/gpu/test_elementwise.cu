@@ -1,7 +1,10 @@
 /*
  * test_elementwise.cu: the elementwise ops (kernels/elementwise.cuh) against the CPU op:
  * GELU and QuickGELU forward and backward (float erff/expf against double erf/exp: atol 1e-6
- * + rtol 1e-5), and the residual add, accumulate and scale, which must match bit for bit.
+ * + rtol 1e-5), and the residual add, accumulate and scale, which must match bit for bit;
+ * then the bf16 backend's: bf16 activations in and out (inputs rounded to bf16 on both
+ * sides), fp32 gradients. A residual add of two bf16 values is exact in fp32, so its bf16
+ * result is the CPU's rounded, bit for bit; so is the fp32 -> bf16 cast (to_act).
  */
 #include "gpu_test_util.h" /* defines: Pair, cpu, gpu, pair_check_exact, gpu_test_init */
 
@@ -32,8 +35,38 @@ static void test_elementwise(void) {
     pair_free(a), pair_free(b), pair_free(out);
 }
 
+static void test_elementwise_bf16(void) {
+    const size_t n = quick ? 10007 : 100003;
+    for (int act = ACT_QUICK_GELU; act <= ACT_GELU; act++) {
+        Pair inp = pair_random(n, 3.0), out = pair_poisoned(n);
+        __nv_bfloat16 *inp16 = pair_to_bf16(inp), *out16 = bf16_poisoned(n);
+        cpu->activation_forward(out.host, inp.host, n, (ActKind)act);
+        gpu16->activation_forward(out16, inp16, n, (ActKind)act);
+        check_bf16(act == ACT_GELU ? "gelu forward bf16" : "quick_gelu forward bf16", out16, out.host, n);
+        Pair dout = pair_random(n, 1.0), dinp = pair_random(n, 1.0);
+        cpu->activation_backward(dinp.host, inp.host, dout.host, n, (ActKind)act);
+        gpu16->activation_backward(dinp.dev, inp16, dout.dev, n, (ActKind)act);
+        pair_check(act == ACT_GELU ? "gelu backward bf16" : "quick_gelu backward bf16", dinp, 1e-6, 1e-5);
+        cudaCheck(cudaFree(inp16)), cudaCheck(cudaFree(out16));
+        PAIRS_FREE(inp, out, dout, dinp);
+    }
+    Pair a = pair_random(n, 1.0), b = pair_random(n, 1.0), out = pair_poisoned(n);
+    __nv_bfloat16 *a16 = pair_to_bf16(a), *b16 = pair_to_bf16(b), *out16 = bf16_poisoned(n);
+    cpu->residual_forward(out.host, a.host, b.host, n);
+    gpu16->residual_forward(out16, a16, b16, n);
+    check_bf16_exact("residual_forward bf16", out16, out.host, n);
+    Pair src = pair_random(n, 10.0);
+    gpu16->to_act(out16, src.dev, n);
+    check_bf16_exact("to_act bf16", out16, src.host, n);
+    __nv_bfloat16 *dev16[] = {a16, b16, out16};
+    for (size_t i = 0; i < sizeof dev16 / sizeof *dev16; i++)
+        cudaCheck(cudaFree(dev16[i]));
+    PAIRS_FREE(a, b, out, src);
+}
+
 int main(int argc, char **argv) {
     gpu_test_init(argc, argv);
     RUN_TEST(test_elementwise);
+    RUN_TEST(test_elementwise_bf16);
     return test_summary();
 }

@@ -2,7 +2,9 @@
  * test_embed.cu: the stems and the pooling (kernels/embed.cuh) against the CPU op: patch
  * im2col, the vision and token embeddings forward and backward, gathering and scattering one
  * row per sequence. Copies and the token-embedding gradient (added in the CPU's order) match
- * bit for bit; the column sums (position and class embeddings) to TOL.
+ * bit for bit; the column sums (position and class embeddings) to TOL. The bf16 backend's
+ * forward ops write bf16: its copies and its single fp32 adds of bf16 or fp32 inputs are the
+ * CPU's results rounded to bf16, bit for bit.
  */
 #include "gpu_test_util.h" /* defines: Pair, IntPair, cpu, gpu, check_scaled, gpu_test_init */
 
@@ -85,10 +87,54 @@ static void test_rows(void) {
     int_pair_free(rows);
 }
 
+/* The bf16 backend's stems and pooling; every float the CPU reads is the bf16 kernel's. */
+static void test_embed_bf16(void) {
+    const int B = 3, R = 64, P = 16, C = 48, NP = (R / P) * (R / P), T = NP + 1;
+    Pair images = pair_random((size_t)B * 3 * R * R, 1.0), patches = pair_poisoned((size_t)B * NP * 3 * P * P);
+    __nv_bfloat16 *patches16 = bf16_poisoned(patches.n);
+    cpu->im2col_patches(patches.host, images.host, B, R, R, P);
+    gpu16->im2col_patches(patches16, images.dev, B, R, R, P);
+    check_bf16_exact("im2col_patches bf16", patches16, patches.host, patches.n);
+
+    Pair patch_out = pair_random((size_t)B * NP * C, 1.0), cls = pair_random((size_t)C, 1.0);
+    Pair pos = pair_random((size_t)T * C, 1.0), x = pair_poisoned((size_t)B * T * C);
+    __nv_bfloat16 *patch_out16 = pair_to_bf16(patch_out), *x16 = bf16_poisoned(x.n);
+    cpu->vision_embed_forward(x.host, patch_out.host, cls.host, pos.host, B, NP, C);
+    gpu16->vision_embed_forward(x16, patch_out16, cls.dev, pos.dev, B, NP, C);
+    check_bf16_exact("vision_embed_forward bf16", x16, x.host, x.n);
+
+    const int V = 300, Tt = 23;
+    int ids_host[B * Tt];
+    for (int i = 0; i < B * Tt; i++)
+        ids_host[i] = (int)rng_below(&gpu_test_rng, V);
+    IntPair ids = int_pair(ids_host, (size_t)B * Tt);
+    Pair tok = pair_random((size_t)V * C, 1.0), tpos = pair_random((size_t)Tt * C, 1.0);
+    Pair tx = pair_poisoned((size_t)B * Tt * C);
+    __nv_bfloat16 *tx16 = bf16_poisoned(tx.n);
+    cpu->token_embed_forward(tx.host, ids.host, tok.host, tpos.host, B, Tt, C);
+    gpu16->token_embed_forward(tx16, ids.dev, tok.dev, tpos.dev, B, Tt, C);
+    check_bf16_exact("token_embed_forward bf16", tx16, tx.host, tx.n);
+
+    int rows_host[B] = {22, 0, 5};
+    IntPair rows = int_pair(rows_host, B);
+    Pair seq = pair_random((size_t)B * Tt * C, 1.0), pooled = pair_poisoned((size_t)B * C);
+    __nv_bfloat16 *seq16 = pair_to_bf16(seq), *pooled16 = bf16_poisoned(pooled.n);
+    cpu->gather_rows(pooled.host, seq.host, rows.host, B, Tt, C);
+    gpu16->gather_rows(pooled16, seq16, rows.dev, B, Tt, C);
+    check_bf16_exact("gather_rows bf16", pooled16, pooled.host, pooled.n);
+
+    __nv_bfloat16 *dev16[] = {patches16, patch_out16, x16, tx16, seq16, pooled16};
+    for (size_t i = 0; i < sizeof dev16 / sizeof *dev16; i++)
+        cudaCheck(cudaFree(dev16[i]));
+    int_pair_free(ids), int_pair_free(rows);
+    PAIRS_FREE(images, patches, patch_out, cls, pos, x, tok, tpos, tx, seq, pooled);
+}
+
 int main(int argc, char **argv) {
     gpu_test_init(argc, argv);
     RUN_TEST(test_vision_embed);
     RUN_TEST(test_token_embed);
     RUN_TEST(test_rows);
+    RUN_TEST(test_embed_bf16);
     return test_summary();
 }

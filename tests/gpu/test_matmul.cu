@@ -1,7 +1,14 @@
 /*
  * test_matmul.cu: the linear layer (kernels/matmul.cuh: cuBLAS SGEMM, the bias kernel, the
  * bias gradient's column sum) against the CPU op, forward and backward, with and without
- * bias, up to the K = 3072 of c_proj.
+ * bias, up to the K = 3072 of c_proj; and the towers' linear layer of the tf32 and bf16
+ * backends.
+ *
+ * bf16: inp and weight are rounded to bf16 on both sides; the forward's bf16 output is
+ * checked with check_bf16. The backward's dout is rounded too, so the kernel's own rounding of
+ * dout to bf16 changes nothing: the fp32 gradients, accumulated into random prior values,
+ * meet TOL. tf32 rounds GEMM inputs to 10 mantissa bits (2^-11 relative each) on a GPU, so
+ * its tolerance is 2^-9 of the scale; the emulator does not round (tests/emu/README.md).
  */
 #include "gpu_test_util.h" /* defines: Pair, cpu, gpu, check_scaled, TOL, gpu_test_init */
 
@@ -30,6 +37,66 @@ static void matmul_case(int N, int IC, int OC, int with_bias) {
     PAIRS_FREE(inp, w, bias, out, dout, dinp, dw, db);
 }
 
+static void linear_tf32_case(int N, int IC, int OC) {
+    const Backend *tf32 = backend_cuda(PRECISION_TF32);
+    Pair inp = pair_random((size_t)N * IC, 1.0), w = pair_random((size_t)OC * IC, 0.05);
+    Pair bias = pair_random((size_t)OC, 1.0), out = pair_poisoned((size_t)N * OC);
+    cpu->linear_forward(out.host, inp.host, w.host, bias.host, N, IC, OC);
+    tf32->linear_forward(out.dev, inp.dev, w.dev, bias.dev, N, IC, OC);
+    check_scaled("linear_forward tf32", out, 1.0 / 512);
+    Pair dout = pair_random((size_t)N * OC, 1.0), dinp = pair_random((size_t)N * IC, 1.0);
+    Pair dw = pair_random((size_t)OC * IC, 1.0), db = pair_random((size_t)OC, 1.0);
+    cpu->linear_backward(dinp.host, dw.host, db.host, dout.host, inp.host, w.host, N, IC, OC);
+    tf32->linear_backward(dinp.dev, dw.dev, db.dev, dout.dev, inp.dev, w.dev, N, IC, OC);
+    check_scaled("linear_backward tf32 dinp", dinp, 1.0 / 512);
+    check_scaled("linear_backward tf32 dweight", dw, 1.0 / 512);
+    check_scaled("linear_backward tf32 dbias", db, TOL);
+    PAIRS_FREE(inp, w, bias, out, dout, dinp, dw, db);
+}
+
+static void linear_bf16_case(int N, int IC, int OC, int with_bias) {
+    char what[96];
+    size_t n_out = (size_t)N * OC;
+    Pair inp = pair_random((size_t)N * IC, 1.0), w = pair_random((size_t)OC * IC, 0.05);
+    Pair bias = pair_random((size_t)OC, 1.0), out = pair_poisoned(n_out);
+    __nv_bfloat16 *inp16 = pair_to_bf16(inp), *w16 = pair_to_bf16(w), *out16 = bf16_poisoned(n_out);
+    cpu->matmul_forward(out.host, inp.host, w.host, with_bias ? bias.host : NULL, N, IC, OC);
+    gpu16->linear_forward(out16, inp16, w16, with_bias ? bias.dev : NULL, N, IC, OC);
+    snprintf(what, sizeof what, "linear_forward bf16 N=%d IC=%d OC=%d bias=%d", N, IC, OC, with_bias);
+    check_bf16(what, out16, out.host, n_out);
+
+    Pair dout = pair_random(n_out, 1.0), dinp = pair_random((size_t)N * IC, 1.0);
+    Pair dw = pair_random((size_t)OC * IC, 1.0), db = pair_random((size_t)OC, 1.0);
+    cudaCheck(cudaFree(pair_to_bf16(dout))); /* the values rounded; the backend takes fp32 dout */
+    cpu->matmul_backward(dinp.host, dw.host, with_bias ? db.host : NULL, dout.host, inp.host, w.host, N, IC, OC);
+    gpu16->linear_backward(dinp.dev, dw.dev, with_bias ? db.dev : NULL, dout.dev, inp16, w16, N, IC, OC);
+    snprintf(what, sizeof what, "linear_backward bf16 dinp N=%d IC=%d OC=%d", N, IC, OC);
+    check_scaled(what, dinp, TOL);
+    snprintf(what, sizeof what, "linear_backward bf16 dweight N=%d IC=%d OC=%d", N, IC, OC);
+    check_scaled(what, dw, TOL);
+    snprintf(what, sizeof what, "linear_backward bf16 dbias N=%d IC=%d OC=%d", N, IC, OC);
+    check_scaled(what, db, TOL);
+    /* dinp alone (the first layer's dweight-only call has the mirror shape in the model) */
+    gpu16->linear_backward(dinp.dev, NULL, NULL, dout.dev, inp16, w16, N, IC, OC);
+    cpu->matmul_backward(dinp.host, NULL, NULL, dout.host, inp.host, w.host, N, IC, OC);
+    snprintf(what, sizeof what, "linear_backward bf16 dinp only N=%d IC=%d OC=%d", N, IC, OC);
+    check_scaled(what, dinp, TOL);
+    __nv_bfloat16 *dev16[] = {inp16, w16, out16};
+    for (size_t i = 0; i < sizeof dev16 / sizeof *dev16; i++)
+        cudaCheck(cudaFree(dev16[i]));
+    PAIRS_FREE(inp, w, bias, out, dout, dinp, dw, db);
+}
+
+static void test_linear_tf32_bf16(void) {
+    linear_tf32_case(7, 40, 72);
+    linear_bf16_case(7, 40, 72, 1);
+    if (quick)
+        return;
+    linear_bf16_case(231, 512, 1536, 1);
+    linear_bf16_case(1001, 768, 512, 0);
+    linear_bf16_case(600, 3072, 768, 1);
+}
+
 static void test_matmul(void) {
     matmul_case(7, 40, 72, 1);
     if (quick)
@@ -42,5 +109,6 @@ static void test_matmul(void) {
 int main(int argc, char **argv) {
     gpu_test_init(argc, argv);
     RUN_TEST(test_matmul);
+    RUN_TEST(test_linear_tf32_bf16);
     return test_summary();
 }

@@ -1,6 +1,6 @@
 /*
  * test_train_step.cu: whole training steps, the same model and batch through backend_cpu()
- * and backend_cuda(): the loss and its terms, the features, every parameter gradient and
+ * and the CUDA backend: the loss and its terms, the features, every parameter gradient and
  * the parameters after AdamW steps must agree.
  *
  * Tolerance (fp32 parity mode): 1e-4 relative. Per tensor, |gpu - cpu| <= 1e-4 * max|cpu|
@@ -27,6 +27,13 @@ extern "C" {
 }
 
 #define STEP_TOL 1e-4
+/* The bf16 backend rounds every activation to 8 mantissa bits (2^-9 relative) and its linear
+ * backward rounds dout; the learned temperature's softmaxes amplify that. Measured on the
+ * emulator (small model, 2 steps): features within 1.4% of their scale, a few gradient elements
+ * up to 9% of their tensor's scale, none past 10%; so the test allows 0.1 of the scale + 0.1
+ * relative, which still catches a formula error (a wrong transpose, a missing term), of the
+ * full size. */
+#define BF16_STEP_TOL 1e-1
 
 typedef struct {
     int Ni, Nt;
@@ -73,21 +80,21 @@ static float *download(const Backend *be, const float *src, size_t n) {
     return host;
 }
 
-/* |got - want| <= max(STEP_TOL max|want|, floor) + STEP_TOL |want| */
+/* |got - want| <= max(tol max|want|, floor) + tol |want| */
 static void compare_tensors(const char *what, const float *got, const float *want, size_t n,
-                            double floor) {
-    harness_allclose(what, got, want, n, fmax(STEP_TOL * max_abs(want, n), floor), STEP_TOL);
+                            double floor, double tol) {
+    harness_allclose(what, got, want, n, fmax(tol * max_abs(want, n), floor), tol);
 }
 
 /* Every named tensor of the layout, CPU buffer against CUDA buffer; tensor i gets at least
  * the absolute tolerance floors[i]. */
 static void compare_by_param(const char *what, const Clip *m, const float *got, const float *want,
-                             const double *floors) {
+                             const double *floors, double tol) {
     char name[PARAM_NAME_MAX + 32];
     for (int i = 0; i < m->layout.count; i++) {
         const ParamInfo *p = &m->layout.params[i];
         snprintf(name, sizeof name, "%s %s", what, p->name);
-        compare_tensors(name, got + p->offset, want + p->offset, p->numel, floors[i]);
+        compare_tensors(name, got + p->offset, want + p->offset, p->numel, floors[i], tol);
     }
 }
 
@@ -99,7 +106,7 @@ static void compare_by_param(const char *what, const Clip *m, const float *got, 
  * a few float ulps of them. So the floor is STEP_TOL (about 1000 ulps) times the largest of
  * those two gradients; a real error in the key bias's gradient is of their full size. 0 for
  * every other tensor. */
-static double zero_gradient_floor(const Clip *m, const ParamInfo *p, const float *grads) {
+static double zero_gradient_floor(const Clip *m, const ParamInfo *p, const float *grads, double tol) {
     const char *k = strstr(p->name, "k_proj.bias");
     if (!k)
         return 0.0;
@@ -113,11 +120,12 @@ static double zero_gradient_floor(const Clip *m, const ParamInfo *p, const float
         if (q)
             scale = fmax(scale, max_abs(grads + q->offset, q->numel));
     }
-    return STEP_TOL * scale;
+    return tol * scale;
 }
 
+/* `steps` steps on the CPU and on the CUDA backend `cuda`, compared with tolerance tol */
 static void run_steps(const ClipConfig *cfg, const ClipTrainConfig *train, int Ni, int per_image,
-                      int steps, float grad_clip) {
+                      int steps, float grad_clip, const Backend *cuda, double tol) {
     StepBatch b = make_batch(cfg, Ni, per_image, 77);
     ClipBatch cb = {};
     cb.n_images = b.Ni;
@@ -133,7 +141,7 @@ static void run_steps(const ClipConfig *cfg, const ClipTrainConfig *train, int N
      * and -lr on the other. eps 1e-3 keeps the step a smooth function of g. */
     oc.eps = 1e-3f;
     oc.grad_clip = grad_clip;
-    Clip *model[2] = {clip_create(cfg, cpu), clip_create(cfg, gpu)};
+    Clip *model[2] = {clip_create(cfg, cpu), clip_create(cfg, cuda)};
     for (int k = 0; k < 2; k++) {
         clip_init_random(model[k], 1234);
         clip_prepare(model[k], train, b.Ni, b.Nt);
@@ -142,8 +150,9 @@ static void run_steps(const ClipConfig *cfg, const ClipTrainConfig *train, int N
     int count = model[0]->layout.count;
     /* the absolute floors (zero_gradient_floor) of each tensor's gradient, and of its value:
      * one AdamW step moves a parameter by at most lr |m_hat| / eps <= lr max|g| / eps (m_hat
-     * averages the clipped gradients), so where each backend's gradient is noise below the
-     * floor f, the two copies of the parameter part by at most 2 lr f / eps per step */
+     * averages the clipped gradients), so where the two backends' gradients may part by f (noise
+     * below the floor, or the tolerance accepted for the tensor: tol of its scale), the two
+     * copies of the parameter part by at most 2 lr f / eps per step */
     double *grad_floor = (double *)callocCheck((size_t)count, sizeof(double));
     double *param_floor = (double *)callocCheck((size_t)count, sizeof(double));
     for (int s = 0; s < steps; s++) {
@@ -151,15 +160,15 @@ static void run_steps(const ClipConfig *cfg, const ClipTrainConfig *train, int N
         for (int k = 0; k < 2; k++)
             clip_forward(model[k], &cb, stats[k]);
         for (int j = 0; j < INFONCE_NSTATS; j++)
-            CHECK(fabs(stats[1][j] - stats[0][j]) <= STEP_TOL * fabs(stats[0][j]) + 1e-7,
+            CHECK(fabs(stats[1][j] - stats[0][j]) <= tol * fabs(stats[0][j]) + 1e-7,
                   "step %d stat %d: cuda %.9g cpu %.9g", s, j, stats[1][j], stats[0][j]);
         float *feat[2][2];
         for (int k = 0; k < 2; k++) {
             feat[k][0] = download(model[k]->be, model[k]->vision_acts.features, (size_t)b.Ni * D);
             feat[k][1] = download(model[k]->be, model[k]->text_acts.features, (size_t)b.Nt * D);
         }
-        compare_tensors("image features", feat[1][0], feat[0][0], (size_t)b.Ni * D, 0.0);
-        compare_tensors("text features", feat[1][1], feat[0][1], (size_t)b.Nt * D, 0.0);
+        compare_tensors("image features", feat[1][0], feat[0][0], (size_t)b.Ni * D, 0.0, tol);
+        compare_tensors("text features", feat[1][1], feat[0][1], (size_t)b.Nt * D, 0.0, tol);
         for (int k = 0; k < 2; k++)
             free(feat[k][0]), free(feat[k][1]);
 
@@ -169,23 +178,25 @@ static void run_steps(const ClipConfig *cfg, const ClipTrainConfig *train, int N
         for (int k = 0; k < 2; k++)
             grads[k] = download(model[k]->be, model[k]->grads, total);
         for (int i = 0; i < count; i++) {
-            grad_floor[i] = zero_gradient_floor(model[0], &model[0]->layout.params[i], grads[0]);
-            param_floor[i] += 2.0 * oc.lr / oc.eps * grad_floor[i];
+            const ParamInfo *p = &model[0]->layout.params[i];
+            grad_floor[i] = zero_gradient_floor(model[0], p, grads[0], tol);
+            double accepted = fmax(grad_floor[i], tol * max_abs(grads[0] + p->offset, p->numel));
+            param_floor[i] += 2.0 * oc.lr / oc.eps * accepted;
         }
-        compare_by_param("grad", model[0], grads[1], grads[0], grad_floor);
+        compare_by_param("grad", model[0], grads[1], grads[0], grad_floor, tol);
         free(grads[0]), free(grads[1]);
 
         float norms[2];
         for (int k = 0; k < 2; k++)
             norms[k] = clip_optimizer_step(model[k], &oc, 1);
-        CHECK(fabs(norms[1] - norms[0]) <= STEP_TOL * norms[0], "step %d grad norm %.9g vs %.9g", s,
+        CHECK(fabs(norms[1] - norms[0]) <= tol * norms[0], "step %d grad norm %.9g vs %.9g", s,
               norms[1], norms[0]);
         float *params[2];
         for (int k = 0; k < 2; k++) {
             params[k] = (float *)mallocCheck(sizeof(float) * total);
             clip_get_params(model[k], params[k]);
         }
-        compare_by_param("param", model[0], params[1], params[0], param_floor);
+        compare_by_param("param", model[0], params[1], params[0], param_floor, tol);
         free(params[0]), free(params[1]);
     }
     clip_free(model[0]);
@@ -200,7 +211,17 @@ static void test_small_model_two_steps(void) {
     train.temperature = 0; /* learned: the logit_scale gradient is checked too */
     train.train_vision = 1;
     train.train_text = 1;
-    run_steps(&c, &train, 6, 3, 2, 1.0f);
+    run_steps(&c, &train, 6, 3, 2, 1.0f, gpu, STEP_TOL);
+}
+
+/* The same steps in bf16: what the default GPU precision computes stays near the fp32 oracle */
+static void test_small_model_bf16(void) {
+    ClipConfig c = small_config();
+    ClipTrainConfig train = {};
+    train.temperature = 0;
+    train.train_vision = 1;
+    train.train_text = 1;
+    run_steps(&c, &train, 6, 3, 2, 1.0f, gpu16, BF16_STEP_TOL);
 }
 
 static void test_vitb32_widths_one_layer(void) {
@@ -213,12 +234,13 @@ static void test_vitb32_widths_one_layer(void) {
     train.train_vision = 1;
     train.train_text = 1;
     train.full_context = 1; /* all 77 text positions */
-    run_steps(&c, &train, 2, 3, 1, 0.0f);
+    run_steps(&c, &train, 2, 3, 1, 0.0f, gpu, STEP_TOL);
 }
 
 int main(int argc, char **argv) {
     gpu_test_init(argc, argv);
     RUN_TEST(test_small_model_two_steps);
+    RUN_TEST(test_small_model_bf16);
     if (!quick) /* `quick`: the small model alone */
         RUN_TEST(test_vitb32_widths_one_layer);
     return test_summary();

@@ -24,8 +24,59 @@ static void cpu_zero(void *ptr, size_t bytes) { memset(ptr, 0, bytes); }
 /* The table's form of sum_squares: into an accumulator (host memory here). */
 static void accumulate_sum_squares(double *acc, const float *x, size_t n) { *acc += sum_squares_f32(x, n); }
 
+/* The ops that take activations, in the table's types: here an Act is a float (act_bytes 4),
+ * so each is its float op. */
+static void linear_forward(Act *out, const Act *inp, const Act *weight, const float *bias, int N, int IC, int OC) {
+    matmul_forward_f32(out, inp, weight, bias, N, IC, OC);
+}
+static void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const Act *inp,
+                            const Act *weight, int N, int IC, int OC) {
+    matmul_backward_f32(dinp, dweight, dbias, dout, inp, weight, N, IC, OC);
+}
+static void layernorm_forward(Act *out, float *mean, float *rstd, const Act *inp, const float *weight,
+                              const float *bias, int N, int C) {
+    layernorm_forward_f32(out, mean, rstd, inp, weight, bias, N, C);
+}
+static void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const Act *inp,
+                               const float *weight, const float *mean, const float *rstd, int N, int C) {
+    layernorm_backward_f32(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+}
+static void attention_forward(Act *out, Act *att, const Act *qkv, int B, int T, int C, int NH, int causal) {
+    attention_forward_f32(out, att, qkv, B, T, C, NH, causal);
+}
+static void attention_backward(float *dqkv, float *datt, const float *dout, const Act *qkv, const Act *att, int B,
+                               int T, int C, int NH, int causal) {
+    attention_backward_f32(dqkv, datt, dout, qkv, att, B, T, C, NH, causal);
+}
+static void activation_forward(Act *out, const Act *inp, size_t n, ActKind act) {
+    activation_forward_f32(out, inp, n, act);
+}
+static void activation_backward(float *dinp, const Act *inp, const float *dout, size_t n, ActKind act) {
+    activation_backward_f32(dinp, inp, dout, n, act);
+}
+static void residual_forward(Act *out, const Act *a, const Act *b, size_t n) { residual_forward_f32(out, a, b, n); }
+static void im2col_patches(Act *patches, const float *images, int B, int H, int W, int P) {
+    im2col_patches_f32(patches, images, B, H, W, P);
+}
+static void vision_embed_forward(Act *x, const Act *patch_out, const float *class_emb, const float *pos, int B,
+                                 int NP, int C) {
+    vision_embed_forward_f32(x, patch_out, class_emb, pos, B, NP, C);
+}
+static void token_embed_forward(Act *x, const int *ids, const float *tok_emb, const float *pos, int B, int T,
+                                int C) {
+    token_embed_forward_f32(x, ids, tok_emb, pos, B, T, C);
+}
+static void gather_rows(Act *out, const Act *x, const int *rows, int B, int T, int C) {
+    gather_rows_f32(out, x, rows, B, T, C);
+}
+static void l2norm_forward(float *out, float *norm, const Act *inp, int N, int C) {
+    l2norm_forward_f32(out, norm, inp, N, C);
+}
+
 static const Backend cpu_backend = {
     .name = "cpu",
+    .precision = PRECISION_FP32,
+    .act_bytes = sizeof(float),
     .alloc = cpu_alloc,
     .release = cpu_release,
     .to_device = cpu_copy,
@@ -33,23 +84,25 @@ static const Backend cpu_backend = {
     .zero = cpu_zero,
     .matmul_forward = matmul_forward_f32,
     .matmul_backward = matmul_backward_f32,
-    .layernorm_forward = layernorm_forward_f32,
-    .layernorm_backward = layernorm_backward_f32,
-    .attention_forward = attention_forward_f32,
-    .attention_backward = attention_backward_f32,
-    .activation_forward = activation_forward_f32,
-    .activation_backward = activation_backward_f32,
-    .residual_forward = residual_forward_f32,
+    .linear_forward = linear_forward,
+    .linear_backward = linear_backward,
+    .layernorm_forward = layernorm_forward,
+    .layernorm_backward = layernorm_backward,
+    .attention_forward = attention_forward,
+    .attention_backward = attention_backward,
+    .activation_forward = activation_forward,
+    .activation_backward = activation_backward,
+    .residual_forward = residual_forward,
     .accumulate = accumulate_f32,
     .scale = scale_f32,
-    .im2col_patches = im2col_patches_f32,
-    .vision_embed_forward = vision_embed_forward_f32,
+    .im2col_patches = im2col_patches,
+    .vision_embed_forward = vision_embed_forward,
     .vision_embed_backward = vision_embed_backward_f32,
-    .token_embed_forward = token_embed_forward_f32,
+    .token_embed_forward = token_embed_forward,
     .token_embed_backward = token_embed_backward_f32,
-    .gather_rows = gather_rows_f32,
+    .gather_rows = gather_rows,
     .scatter_rows = scatter_rows_f32,
-    .l2norm_forward = l2norm_forward_f32,
+    .l2norm_forward = l2norm_forward,
     .l2norm_backward = l2norm_backward_f32,
     .infonce_forward_backward = infonce_forward_backward_f32,
     .adamw_update = adamw_update_f32,

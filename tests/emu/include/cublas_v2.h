@@ -1,9 +1,14 @@
 /* cublas_v2.h for the CPU emulator (tests/emu/README.md): the cuBLAS calls the backend
- * makes, SGEMM forwarded to column-major CBLAS. It checks the call sites (transposes,
- * leading dimensions, matrices in device memory), not cuBLAS itself. */
+ * makes, SGEMM forwarded to column-major CBLAS; GemmEx with bf16 A and B widened to fp32
+ * (exactly), multiplied by SGEMM (fp32 accumulation, as CUBLAS_COMPUTE_32F) and written as
+ * fp32 or rounded to bf16. It checks the call sites (transposes, leading dimensions, types,
+ * matrices in device memory), not cuBLAS itself. */
 #pragma once
 #include <cblas.h>
 
+#include <vector>
+
+#include "cuda_bf16.h"
 #include "cudaemu.h"
 typedef struct cublasContext *cublasHandle_t;
 typedef enum { CUBLAS_STATUS_SUCCESS = 0, CUBLAS_STATUS_INVALID_VALUE = 7 } cublasStatus_t;
@@ -19,21 +24,66 @@ static inline cublasStatus_t cublasSetMathMode(cublasHandle_t, cublasMath_t) {
 template <typename S> static inline cublasStatus_t cublasSetStream(cublasHandle_t, S) {
     return CUBLAS_STATUS_SUCCESS;
 }
-static inline cublasStatus_t cublasSgemm(cublasHandle_t, cublasOperation_t ta,
-                                         cublasOperation_t tb, int m, int n, int k,
-                                         const float *alpha, const float *A, int lda,
-                                         const float *B, int ldb, const float *beta, float *C,
-                                         int ldc) {
-    if (m < 0 || n < 0 || k < 0 || lda < (ta == CUBLAS_OP_N ? m : k) ||
-        ldb < (tb == CUBLAS_OP_N ? k : n) || ldc < m)
+/* The checks every GEMM call passes: shapes, leading dimensions, device memory. */
+static inline cublasStatus_t emu_gemm_check(const char *name, cublasOperation_t ta, cublasOperation_t tb, int m,
+                                            int n, int k, const void *A, int lda, const void *B, int ldb,
+                                            const void *C, int ldc) {
+    if (m < 0 || n < 0 || k < 0 || lda < (ta == CUBLAS_OP_N ? m : k) || ldb < (tb == CUBLAS_OP_N ? k : n) ||
+        ldc < m)
         return CUBLAS_STATUS_INVALID_VALUE;
-    if (!emu::is_device_range(A, 0) || !emu::is_device_range(B, 0) ||
-        !emu::is_device_range(C, 0)) {
-        fprintf(stderr, "cudaemu: cublasSgemm on a matrix outside device memory\n");
+    if (!emu::is_device_range(A, 0) || !emu::is_device_range(B, 0) || !emu::is_device_range(C, 0)) {
+        fprintf(stderr, "cudaemu: %s on a matrix outside device memory\n", name);
         return CUBLAS_STATUS_INVALID_VALUE;
     }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+static inline cublasStatus_t cublasSgemm(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                                         int k, const float *alpha, const float *A, int lda, const float *B,
+                                         int ldb, const float *beta, float *C, int ldc) {
+    cublasStatus_t status = emu_gemm_check("cublasSgemm", ta, tb, m, n, k, A, lda, B, ldb, C, ldc);
+    if (status != CUBLAS_STATUS_SUCCESS) return status;
     cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_T ? CblasTrans : CblasNoTrans,
-                tb == CUBLAS_OP_T ? CblasTrans : CblasNoTrans, m, n, k, *alpha, A, lda, B, ldb,
-                *beta, C, ldc);
+                tb == CUBLAS_OP_T ? CblasTrans : CblasNoTrans, m, n, k, *alpha, A, lda, B, ldb, *beta, C, ldc);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+typedef enum { CUDA_R_32F = 0, CUDA_R_16BF = 14 } cudaDataType_t;
+typedef enum { CUBLAS_COMPUTE_32F = 68 } cublasComputeType_t;
+typedef enum { CUBLAS_GEMM_DEFAULT = -1 } cublasGemmAlgo_t;
+
+/* The column-major [rows, cols] matrix at p (leading dimension ld) of type t, as floats; what
+ * lies past the last column's rows is neither read nor written. */
+static inline std::vector<float> emu_widen(const void *p, cudaDataType_t t, int rows, int cols, int ld) {
+    std::vector<float> out((size_t)ld * cols);
+    size_t used = cols > 0 ? (size_t)ld * (cols - 1) + rows : 0;
+    for (size_t i = 0; i < used; i++)
+        out[i] = t == CUDA_R_32F ? ((const float *)p)[i] : __bfloat162float(((const __nv_bfloat16 *)p)[i]);
+    return out;
+}
+
+/* Only the combination the backend uses: bf16 A and B, fp32 or bf16 C, fp32 compute. */
+static inline cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                                          int k, const float *alpha, const void *A, cudaDataType_t at, int lda,
+                                          const void *B, cudaDataType_t bt, int ldb, const float *beta, void *C,
+                                          cudaDataType_t ct, int ldc, cublasComputeType_t compute,
+                                          cublasGemmAlgo_t) {
+    if (at != CUDA_R_16BF || bt != CUDA_R_16BF || (ct != CUDA_R_16BF && ct != CUDA_R_32F) ||
+        compute != CUBLAS_COMPUTE_32F)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    cublasStatus_t status = emu_gemm_check("cublasGemmEx", ta, tb, m, n, k, A, lda, B, ldb, C, ldc);
+    if (status != CUBLAS_STATUS_SUCCESS || m == 0 || n == 0) return status;
+    std::vector<float> a = emu_widen(A, at, ta == CUBLAS_OP_N ? m : k, ta == CUBLAS_OP_N ? k : m, lda);
+    std::vector<float> b = emu_widen(B, bt, tb == CUBLAS_OP_N ? k : n, tb == CUBLAS_OP_N ? n : k, ldb);
+    std::vector<float> c = emu_widen(C, ct, m, n, ldc);
+    cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_T ? CblasTrans : CblasNoTrans,
+                tb == CUBLAS_OP_T ? CblasTrans : CblasNoTrans, m, n, k, *alpha, a.data(), lda, b.data(), ldb,
+                *beta, c.data(), ldc);
+    for (int col = 0; col < n; col++)
+        for (int row = 0; row < m; row++) {
+            size_t i = (size_t)col * ldc + row;
+            if (ct == CUDA_R_32F) ((float *)C)[i] = c[i];
+            else ((__nv_bfloat16 *)C)[i] = __float2bfloat16_rn(c[i]);
+        }
     return CUBLAS_STATUS_SUCCESS;
 }
