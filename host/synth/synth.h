@@ -25,7 +25,7 @@
  * from its own stream so turning one on changes nothing else): a share of captions carry a
  * truthful negation clause ("..., without a key") from a pre-training-only template set, and
  * captions may name only some of the objects, as COCO's do (then TNG's "not mentioned =
- * absent" is sometimes wrong; synth_caption_stats counts how often, exactly).
+ * absent" is sometimes wrong; synth_world_caption_stats counts how often, exactly).
  */
 #ifndef TNG_SYNTH_H
 #define TNG_SYNTH_H
@@ -144,8 +144,8 @@ typedef struct {
 typedef struct {
     const char *name;   /* "std", "alt", "intemplate" */
     const char *suffix; /* appended to evaluation file names: "", "_alt", "_intemplate" */
-    const char *role;   /* how a result table names it: "held-out", "held-out-2", "in-template" */
-    int held_out;       /* 1: shares no fragment with training or TNG text; 0: built from it */
+    int held_out;       /* 1: shares no fragment with training or TNG text (std: "held-out", alt:
+                           "held-out-2" in result tables); 0: built from it ("in-template") */
     const char *affirm[SYNTH_N_EVAL_TEMPLATES]; /* {s} */
     const char *negate[SYNTH_N_EVAL_TEMPLATES]; /* {x} or {X} */
     const char *hybrid[SYNTH_N_EVAL_TEMPLATES]; /* {s} and {x} or {X} */
@@ -225,7 +225,7 @@ typedef struct {
 void synth_config_default(SynthConfig *cfg);
 
 /* The caption statistics of one split of the world cfg describes, regenerated from its scenes
- * (no image is drawn; a 5000-image split takes milliseconds). */
+ * and captions (no image is drawn). */
 void synth_world_caption_stats(const SynthConfig *cfg, SynthSplit split, SynthCaptionStats *out);
 
 /*
