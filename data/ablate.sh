@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # ablate.sh: the TNG ablation harness (make ablate). From ONE pre-trained base it fine-tunes
 # every variant for the same steps, data and seed, evaluates each on the test split every
-# EVERY steps (standard and alternative phrasings), and writes a Markdown table and PNG curves
-# per metric into bench/ablation/.
+# EVERY steps (three phrasing sets: in-template = the training-time frames, std = held-out,
+# alt = held-out-2), and writes a Markdown table and PNG curves per metric into bench/ablation/.
 #
 # Key design choice: training and evaluation never overlap (one heavy job at a time on a small
 # machine). tng_train keeps only its last two checkpoints, so while a variant trains this script
@@ -18,10 +18,14 @@
 #   VARIANTS="plain tng ..."   (names from variant_flags below)
 #   SEED_VARIANTS="plain ..." EXTRA_SEEDS="1 2"
 #   ABLATE_OUT=runs/ablate  BENCH_OUT=bench/ablation  WORLD=data/cache/synth  BIN=. (programs)
+#   SYNTH_FLAGS="--caption-negations 0.02 --caption-coverage 0.7" (tng_synth options; give such
+#   a world its own WORLD folder, and a base pre-trained on it its own ABLATE_OUT)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. data/synth_world.sh # defines: synth_world
 
 WORLD=${WORLD:-data/cache/synth}
+SYNTH_FLAGS=${SYNTH_FLAGS:-}
 OUT=${ABLATE_OUT:-runs/ablate}
 BENCH=${BENCH_OUT:-bench/ablation}
 BIN=${BIN:-.}
@@ -74,13 +78,15 @@ SEED_VARIANTS=${SEED_VARIANTS:-"plain tng tng_m1 each_m1_c4 each_m1_c4_lr2e-5"}
 EXTRA_SEEDS=${EXTRA_SEEDS:-"1 2"}
 for v in $VARIANTS $SEED_VARIANTS; do variant_flags "$v" >/dev/null; done # fail early on a typo
 
-EVAL_SETS=(--mcq "$WORLD/mcq_test.csv" --mcq "$WORLD/mcq_test_alt.csv"
-    --retrieval "$WORLD/retrieval_test.csv" --retrieval "$WORLD/retrieval_test_alt.csv"
-    --retrieval "$WORLD/negated_retrieval_test.csv" --retrieval "$WORLD/negated_retrieval_test_alt.csv"
-    --ccneg "$WORLD/ccneg_test.csv" --ccneg "$WORLD/ccneg_test_alt.csv")
+EVAL_SETS=()
+for sfx in "" _alt _intemplate; do # std (held-out), alt (held-out-2), in-template
+    EVAL_SETS+=(--mcq "$WORLD/mcq_test$sfx.csv" --retrieval "$WORLD/retrieval_test$sfx.csv"
+        --retrieval "$WORLD/negated_retrieval_test$sfx.csv" --ccneg "$WORLD/ccneg_test$sfx.csv")
+done
 
 started=$(date +%s)
-[ -f "$WORLD/world.json" ] || "$BIN/tng_synth" --out "$WORLD" --seed 1 --quiet
+# shellcheck disable=SC2086 # flags are words on purpose
+synth_world "$WORLD" "$BIN" $SYNTH_FLAGS
 mkdir -p "$OUT" "$BENCH"
 
 if [ ! -f "$OUT/base/latest" ]; then
@@ -157,7 +163,7 @@ for v in $SEED_VARIANTS; do
 done
 
 base_ckpt=$(tr -d '\n' <"$OUT/base/latest") # a reused base may differ from BASE_STEPS
-command_line="STEPS=$STEPS EVERY=$EVERY BATCH=$BATCH LR=$LR SEED=$SEED BASE_STEPS=$BASE_STEPS VARIANTS=\"$VARIANTS\" SEED_VARIANTS=\"$SEED_VARIANTS\" EXTRA_SEEDS=\"$EXTRA_SEEDS\" bash data/ablate.sh"
+command_line="WORLD=$WORLD SYNTH_FLAGS=\"$SYNTH_FLAGS\" STEPS=$STEPS EVERY=$EVERY BATCH=$BATCH LR=$LR SEED=$SEED BASE_STEPS=$BASE_STEPS VARIANTS=\"$VARIANTS\" SEED_VARIANTS=\"$SEED_VARIANTS\" EXTRA_SEEDS=\"$EXTRA_SEEDS\" bash data/ablate.sh"
 python3 - "$OUT" "$BENCH" "$command_line" "$(( $(date +%s) - started ))" "$base_ckpt" "$SEED" \
     "$SEED_VARIANTS" "$EXTRA_SEEDS" $VARIANTS <<'PY'
 import datetime, json, os, sys
@@ -167,14 +173,14 @@ variants = sys.argv[9:]
 METRICS = [("positive", "{m} MCQ positive"), ("negative", "{m} MCQ negative"),
            ("hybrid", "{m} MCQ hybrid"), ("MCQ", "{m} MCQ"),
            ("R@1", "{r} T2I R@1"), ("neg R@1", "{n} T2I R@1"), ("CC-Neg", "{c} CC-Neg acc")]
-PHRASINGS = {"std": dict(m="mcq_test.csv", r="retrieval_test.csv", n="negated_retrieval_test.csv",
-                         c="ccneg_test.csv"),
-             "alt": dict(m="mcq_test_alt.csv", r="retrieval_test_alt.csv",
-                         n="negated_retrieval_test_alt.csv", c="ccneg_test_alt.csv")}
+# phrasing set -> (how the table names it, its file suffix)
+PHRASINGS = {"intemplate": ("in-template", "_intemplate"), "std": ("held-out", ""), "alt": ("held-out-2", "_alt")}
 base = json.load(open(f"{out}/base/eval.json"))["step0"]
 
 def value(row, key, phrasing):
-    v = row.get(key.format(**PHRASINGS[phrasing]))
+    sfx = PHRASINGS[phrasing][1]
+    v = row.get(key.format(m=f"mcq_test{sfx}.csv", r=f"retrieval_test{sfx}.csv",
+                           n=f"negated_retrieval_test{sfx}.csv", c=f"ccneg_test{sfx}.csv"))
     return float("nan") if v is None else v
 
 curves = {}  # variant -> [(step, row)]
@@ -188,8 +194,8 @@ lines = [f"# TNG ablation ({datetime.date.today()})", "",
          "Machine: 2-core Debian VM, no GPU, shared. One pre-trained base; every variant fine-tunes",
          "from it with the same data, steps and seed (vision frozen, temperature 0.07 unless its",
          "flags say otherwise). Test split, %, at the last step; `base` is the starting point.", ""]
-for phrasing in ("std", "alt"):
-    lines += [f"## {phrasing} phrasings", "",
+for phrasing, (role, _) in PHRASINGS.items():
+    lines += [f"## {phrasing} phrasings ({role})", "",
               "| variant | flags | " + " | ".join(n for n, _ in METRICS) + " | train s | eval s |",
               "|---|---|" + "---|" * (len(METRICS) + 2)]
     lines.append("| base | | " + " | ".join(f"{value(base, k, phrasing):.1f}" for _, k in METRICS) + " | | |")

@@ -19,6 +19,7 @@
 #include "dataset/csv.h"     // defines: CsvReader, csv_init, csv_next_row, python_list_parse
 #include "dataset/dataset.h" // defines: dataset_load, Dataset, DATASET_*
 #include "harness.h"
+#include "synth_words.h" // defines: has_word
 #include "dataset/image.h"   // defines: image_decode_file
 #include "text/lexicon.h" // defines: lexicon_load, lexicon_lookup
 #include "synth/synth.h"
@@ -264,15 +265,6 @@ static void test_render_draws_the_scene(void) {
 // ---------------------------------------------------------------------------------------------
 // Text, checked in memory over many scenes
 
-static int has_word(const char *text, const char *word) {
-    size_t n = strlen(word);
-    for (const char *p = text; (p = strcasestr(p, word)); p++) {
-        int start = p == text || !isalpha((unsigned char)p[-1]);
-        if (start && !isalpha((unsigned char)p[n])) return 1;
-    }
-    return 0;
-}
-
 static void test_captions_true_and_affirmative(void) {
     static const char *const negation_words[] = {"no", "not", "without", "none", "nothing", "never",
                                                  "lacking", "missing", "absent", "free"};
@@ -281,7 +273,7 @@ static void test_captions_true_and_affirmative(void) {
         SynthScene sc;
         synth_make_scene(11, SYNTH_TRAIN, i, &sc);
         memset(captions, 0xFF, sizeof(captions));
-        synth_captions(&sc, 11, SYNTH_TRAIN, i, 8, captions);
+        synth_captions(&sc, &synth_caption_style_default, 11, SYNTH_TRAIN, i, 8, captions, NULL);
         for (int c = 0; c < 8; c++) {
             for (size_t w = 0; w < sizeof(negation_words) / sizeof(*negation_words); w++)
                 CHECK(!has_word(captions[c], negation_words[w]), "caption \"%s\" negates", captions[c]);
@@ -350,8 +342,8 @@ static void test_eval_rows_ground_truth(void) {
             char where[64];
             snprintf(where, sizeof(where), "%s test %d", synth_phrasings[p].name, i);
             check_eval_rows(&sc, &synth_phrasings[p], rows, where);
-            // the other phrasing asks about the same objects: each option mentions the same kinds
-            synth_eval_rows(&sc, &synth_phrasings[1 - p], 5, SYNTH_TEST, i, other);
+            // the next phrasing asks about the same objects: each option mentions the same kinds
+            synth_eval_rows(&sc, &synth_phrasings[(p + 1) % SYNTH_N_PHRASINGS], 5, SYNTH_TEST, i, other);
             for (int t = 0; t < MCQ_N_TYPES; t++)
                 for (int o = 0; o < 4; o++)
                     for (int k = 0; k < SYNTH_N_KINDS; k++)
@@ -455,23 +447,33 @@ static void test_template_hygiene(void) {
           "found %d hybrid and %d full templates in %s, expected %d and %d", n_hybrid, n_full, TNG_SOURCE,
           TNG_N_HYBRID_TEMPLATES, TNG_N_FULL_TEMPLATES);
 
-    StrList seen_frags = {0}, known_words = {0};
+    // frames: what training text holds (TNG templates, training captions); clauses: the
+    // pre-training-only negation clauses, which no evaluation set and no TNG template may share
+    StrList frames = {0}, clauses = {0}, known_words = {0};
     for (int i = 0; i < tng.n; i++) {
-        add_fragments(&seen_frags, tng.item[i]);
+        add_fragments(&frames, tng.item[i]);
         add_words(&known_words, tng.item[i]);
     }
     for (int i = 0; i < synth_n_caption_templates; i++) {
-        add_fragments(&seen_frags, synth_caption_templates[i].text);
+        add_fragments(&frames, synth_caption_templates[i].text);
         add_words(&known_words, synth_caption_templates[i].text);
     }
+    for (int i = 0; i < synth_n_negation_clauses; i++) add_fragments(&clauses, synth_negation_clauses[i]);
+    for (int f = 0; f < clauses.n; f++)
+        CHECK(!list_has(&frames, clauses.item[f]), "negation clause fragment \"%s\" occurs in a TNG or caption template",
+              clauses.item[f]);
     // what the placeholders of training captions expand to
     for (int k = 0; k < SYNTH_N_KINDS; k++) add_words(&known_words, synth_kind_names[k]);
     for (int c = 0; c < SYNTH_N_COLOURS; c++) add_words(&known_words, synth_colour_names[c]);
     add_words(&known_words, "a an and one two three object objects");
 
+    // held-out sets: every fragment new; the in-template set: every fragment a training frame
     StrList phrasing_frags[SYNTH_N_PHRASINGS] = {{0}};
+    int n_held_out = 0, n_in_template = 0;
     for (int p = 0; p < SYNTH_N_PHRASINGS; p++) {
         const SynthPhrasing *ph = &synth_phrasings[p];
+        n_held_out += ph->held_out;
+        n_in_template += !ph->held_out;
         for (int s = 0; s < SYNTH_N_EVAL_TEMPLATES; s++) {
             const char *tmpls[3] = {ph->affirm[s], ph->negate[s], ph->hybrid[s]};
             for (int t = 0; t < 3; t++) {
@@ -479,9 +481,11 @@ static void test_template_hygiene(void) {
                 add_fragments(&frags, tmpls[t]);
                 add_words(&words, tmpls[t]);
                 for (int f = 0; f < frags.n; f++) {
-                    CHECK(!list_has(&seen_frags, frags.item[f]),
-                          "%s template \"%s\": fragment \"%s\" occurs in a training or TNG template", ph->name,
-                          tmpls[t], frags.item[f]);
+                    CHECK(list_has(&frames, frags.item[f]) == !ph->held_out,
+                          "%s template \"%s\": fragment \"%s\" %s training or TNG template", ph->name, tmpls[t],
+                          frags.item[f], ph->held_out ? "occurs in a" : "is in no");
+                    CHECK(!list_has(&clauses, frags.item[f]), "%s template \"%s\": fragment \"%s\" occurs in a negation clause",
+                          ph->name, tmpls[t], frags.item[f]);
                     list_add(&phrasing_frags[p], frags.item[f], strlen(frags.item[f]));
                 }
                 for (int w = 0; w < words.n; w++)
@@ -493,18 +497,23 @@ static void test_template_hygiene(void) {
             }
         }
     }
-    for (int f = 0; f < phrasing_frags[1].n; f++)
-        CHECK(!list_has(&phrasing_frags[0], phrasing_frags[1].item[f]), "std and alt share the fragment \"%s\"",
-              phrasing_frags[1].item[f]);
+    CHECK(n_held_out == 2 && n_in_template == 1, "%d held-out and %d in-template sets", n_held_out, n_in_template);
+    for (int p = 0; p < SYNTH_N_PHRASINGS; p++)
+        for (int q = 0; q < p; q++)
+            for (int f = 0; f < phrasing_frags[p].n && synth_phrasings[p].held_out && synth_phrasings[q].held_out; f++)
+                CHECK(!list_has(&phrasing_frags[q], phrasing_frags[p].item[f]), "%s and %s share the fragment \"%s\"",
+                      synth_phrasings[q].name, synth_phrasings[p].name, phrasing_frags[p].item[f]);
     for (int p = 0; p < SYNTH_N_PHRASINGS; p++) list_free(&phrasing_frags[p]);
-    list_free(&seen_frags);
+    list_free(&frames);
+    list_free(&clauses);
     list_free(&known_words);
     list_free(&tng);
 }
 
 static void test_lexicon_agrees(void) {
     // Every kind is a TNG lexicon noun (so TNG can pick it as an absent object), and no other
-    // word of a training caption is (so TNG never picks "image" or a colour instead).
+    // word of a training caption or negation clause is (so TNG never picks "image" or a colour
+    // instead).
     CHECK(access(LEXICON_DEFAULT_PATH, R_OK) == 0, "%s missing: run python3 data/build_lexicon.py", LEXICON_DEFAULT_PATH);
     if (access(LEXICON_DEFAULT_PATH, R_OK) != 0) return;
     Lexicon *lex = lexicon_load(LEXICON_DEFAULT_PATH);
@@ -514,6 +523,7 @@ static void test_lexicon_agrees(void) {
     }
     StrList words = {0};
     for (int i = 0; i < synth_n_caption_templates; i++) add_words(&words, synth_caption_templates[i].text);
+    for (int i = 0; i < synth_n_negation_clauses; i++) add_words(&words, synth_negation_clauses[i]);
     for (int c = 0; c < SYNTH_N_COLOURS; c++) add_words(&words, synth_colour_names[c]);
     add_words(&words, "a an and one two three object objects");
     for (int w = 0; w < words.n; w++)
@@ -561,6 +571,7 @@ static SynthConfig tiny_config(void) {
     cfg.n_images[SYNTH_VAL] = 5;
     cfg.n_images[SYNTH_TEST] = 7;
     cfg.n_captions = 3;
+    cfg.phrasing_mask = (1 << SYNTH_N_PHRASINGS) - 1;
     cfg.verbose = 0;
     return cfg;
 }
@@ -578,8 +589,8 @@ static void test_world_is_deterministic(void) {
     compare_root_b = dir_b;
     compare_n_files = compare_n_diff = 0;
     nftw(dir_a, compare_entry, 16, FTW_PHYS);
-    // 20 images + 3 pair CSVs + 2 splits x 2 phrasings x 4 eval CSVs + world.json
-    CHECK(compare_n_files == 20 + 3 + 16 + 1, "found %d files, expected 40", compare_n_files);
+    // 20 images + 3 pair CSVs + 2 splits x 3 phrasings x 4 eval CSVs + world.json
+    CHECK(compare_n_files == 20 + 3 + 24 + 1, "found %d files, expected 48", compare_n_files);
     CHECK(compare_n_diff == 0, "%d files differ between two runs", compare_n_diff);
 }
 

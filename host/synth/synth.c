@@ -11,6 +11,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -39,22 +40,55 @@ const SynthCaptionTemplate synth_caption_templates[] = {
 const int synth_n_caption_templates =
     (int)(sizeof(synth_caption_templates) / sizeof(synth_caption_templates[0]));
 
-/* The evaluation phrasings. Every fragment between placeholders is new (no training caption or
- * TNG template has it), every word is old (training captions have "include" and "there is",
- * TNG templates have "shows", "not", "present", "you will find", ...). The two sets share no
- * fragment either, so "alt" measures how far negation understanding carries to new wording. */
+/* Pre-training negation clauses, like the negations web captions carry now and then. Each
+ * fragment is new to the evaluation phrasings and to the TNG templates, so held-out questions
+ * stay held out; they teach "no", "not" and "without" a meaning, not the test's wording. No word
+ * here is a lexicon noun, so TNG never takes one for an object. */
+const char *const synth_negation_clauses[] = {
+    "{c}, without {x}",
+    "{c}, not including {x}",
+    "{c}, yet no {X} at all",
+    "{c}; {x} is missing",
+    "{c}; {x} is not there",
+};
+const int synth_n_negation_clauses = (int)(sizeof(synth_negation_clauses) / sizeof(synth_negation_clauses[0]));
+
+const SynthCaptionStyle synth_caption_style_default = {.negations = 0, .coverage = 1};
+
+/* The evaluation phrasings. Held-out sets: every fragment between placeholders is new (no
+ * training caption, pre-training clause or TNG template has it), every word is old (training
+ * captions have "include" and "there is", TNG templates have "shows", "not", "present", "you
+ * will find", ...). std and alt share no fragment either, so "alt" measures how far negation
+ * understanding carries to new wording. The in-template set is made of the training frames
+ * themselves: affirmations are training captions ("there is {L}", "an image of {L}"), negations
+ * are TNG hybrid clauses ("{c}. There is no {x} in the scene.", "{c}; no {x} can be seen.")
+ * standing alone or after such a caption, exactly as TNG writes them in training. */
 const SynthPhrasing synth_phrasings[SYNTH_N_PHRASINGS] = {
     {"std",
      "",
+     1,
      {"This image shows {s}.", "{s} can be found in this image."},
      {"This image does not include {x}.", "In this image there is not any {X}."},
      {"This image shows {s} but does not include {x}.", "In this image there is {s} but not any {X}."}},
     {"alt",
      "_alt",
+     1,
      {"Visible here: {s}.", "Here you will find {s}."},
      {"{x} is not present here.", "Here you will find no {X}."},
      {"Visible here: {s}, though {x} is not present.", "Here you will find {s} while {x} is not present."}},
+    {"intemplate",
+     "_intemplate",
+     0,
+     {"there is {s}", "an image of {s}"},
+     {"There is no {X} in the scene.", "No {X} can be seen."},
+     {"there is {s}. There is no {X} in the scene.", "an image of {s}; no {X} can be seen."}},
 };
+
+int synth_phrasing_index(const char *name) {
+    for (int p = 0; p < SYNTH_N_PHRASINGS; p++)
+        if (strcmp(name, synth_phrasings[p].name) == 0) return p;
+    return -1;
+}
 
 static const char *const COUNT_WORDS[SYNTH_MAX_OBJECTS + 1] = {"", "one object", "two objects",
                                                                "three objects"};
@@ -136,10 +170,55 @@ static void shuffled_objects(const SynthScene *scene, Rng *rng, const SynthObjec
     for (int i = 0; i < scene->n_objects; i++) out[i] = &scene->objects[order[i]];
 }
 
-void synth_captions(const SynthScene *scene, uint64_t seed, SynthSplit split, int64_t index,
-                    int n_captions, char (*out)[SYNTH_TEXT_MAX]) {
-    Rng rng;
+/* A kind the scene does not hold, uniformly. */
+static int absent_kind(const SynthScene *scene, Rng *rng) {
+    int absent[SYNTH_N_KINDS], n = 0;
+    for (int k = 0; k < SYNTH_N_KINDS; k++)
+        if (!synth_scene_has_kind(scene, k)) absent[n++] = k;
+    return absent[rng_below(rng, (uint64_t)n)];
+}
+
+/* The objects one caption names (bit a: objects[a]): each with probability coverage, at least
+ * one; with coverage 1 all of them, drawing nothing. */
+static unsigned named_objects(const SynthScene *scene, double coverage, Rng *rng) {
+    unsigned all = (1u << scene->n_objects) - 1, named = 0;
+    if (coverage >= 1) return all;
+    for (int a = 0; a < scene->n_objects; a++)
+        if (rng_uniform(rng) < coverage) named |= 1u << a;
+    if (named == 0) named = 1u << rng_below(rng, (uint64_t)scene->n_objects);
+    return named;
+}
+
+/* Whether a caption template can state n_named of the scene's objects: enough of them, and no
+ * count ("two objects: ...") unless the caption names them all, where the count is true. */
+static int template_fits(const SynthCaptionTemplate *t, int n_named, int n_objects) {
+    return t->min_objects <= n_named && (n_named == n_objects || !strstr(t->text, "{n}"));
+}
+
+/* Appends a negation clause denying an absent kind to the caption in out; returns the kind. */
+static int add_negation_clause(const SynthScene *scene, Rng *rng, char *out) {
+    SynthObject absent = {.kind = absent_kind(scene, rng)};
+    const char *clause = synth_negation_clauses[rng_below(rng, (uint64_t)synth_n_negation_clauses)];
+    Denied name;
+    denied_phrase(&name, &absent, 0);
+    char caption[SYNTH_TEXT_MAX];
+    memcpy(caption, out, SYNTH_TEXT_MAX);
+    const char *value[128] = {0};
+    value['c'] = caption;
+    value['x'] = name.with_article;
+    value['X'] = name.bare;
+    render(out, clause, value);
+    return absent.kind;
+}
+
+void synth_captions(const SynthScene *scene, const SynthCaptionStyle *style, uint64_t seed,
+                    SynthSplit split, int64_t index, int n_captions, char (*out)[SYNTH_TEXT_MAX],
+                    SynthCaptionFacts *facts) {
+    // three streams: the historical captions draw exactly what they always drew
+    Rng rng, coverage_rng, negation_rng;
     rng_seed(&rng, synth_stream_seed(seed, split, index, SYNTH_STREAM_CAPTIONS));
+    rng_seed(&coverage_rng, synth_stream_seed(seed, split, index, SYNTH_STREAM_COVERAGE));
+    rng_seed(&negation_rng, synth_stream_seed(seed, split, index, SYNTH_STREAM_NEGATION));
     int eligible[64], n_eligible = 0;
     for (int k = 0; k < synth_n_caption_templates; k++)
         if (synth_caption_templates[k].min_objects <= scene->n_objects) eligible[n_eligible++] = k;
@@ -152,34 +231,54 @@ void synth_captions(const SynthScene *scene, uint64_t seed, SynthSplit split, in
                 eligible[i] = eligible[j];
                 eligible[j] = t;
             }
-        const SynthObject *objs[SYNTH_MAX_OBJECTS];
-        shuffled_objects(scene, &rng, objs);
+        unsigned named = named_objects(scene, style->coverage, &coverage_rng);
+        const SynthObject *shuffled[SYNTH_MAX_OBJECTS], *objs[SYNTH_MAX_OBJECTS];
+        shuffled_objects(scene, &rng, shuffled);
+        int n_named = 0;
+        for (int i = 0; i < scene->n_objects; i++)
+            if (named >> (shuffled[i] - scene->objects) & 1) objs[n_named++] = shuffled[i];
+        // the shuffled template, or the next one that fits a partial caption (the list holds {L})
+        int pick = slot;
+        while (!template_fits(&synth_caption_templates[eligible[pick]], n_named, scene->n_objects))
+            pick = (pick + 1) % n_eligible;
         char coloured[SYNTH_TEXT_MAX], plain[SYNTH_TEXT_MAX], first[SYNTH_TEXT_MAX], rest[SYNTH_TEXT_MAX];
         Text t_col = {coloured, 0}, t_plain = {plain, 0}, t_first = {first, 0}, t_rest = {rest, 0};
-        list_phrase(&t_col, objs, scene->n_objects, 1);
-        list_phrase(&t_plain, objs, scene->n_objects, 0);
+        list_phrase(&t_col, objs, n_named, 1);
+        list_phrase(&t_plain, objs, n_named, 0);
         list_phrase(&t_first, objs, 1, 1);
-        list_phrase(&t_rest, objs + 1, scene->n_objects - 1, 1);
+        list_phrase(&t_rest, objs + 1, n_named - 1, 1);
         const char *value[128] = {0};
         value['L'] = coloured;
         value['l'] = plain;
-        value['n'] = COUNT_WORDS[scene->n_objects];
+        value['n'] = COUNT_WORDS[n_named];
         value['A'] = first;
         value['B'] = rest;
-        render(out[c], synth_caption_templates[eligible[slot]].text, value);
+        render(out[c], synth_caption_templates[eligible[pick]].text, value);
+
+        int denied = -1;
+        if (style->negations > 0 && rng_uniform(&negation_rng) < style->negations)
+            denied = add_negation_clause(scene, &negation_rng, out[c]);
+        if (facts) facts[c] = (SynthCaptionFacts){.named = named, .denied_kind = denied};
+    }
+}
+
+void synth_caption_stats_add(SynthCaptionStats *stats, const SynthScene *scene,
+                             const SynthCaptionFacts *facts, int n_captions) {
+    for (int c = 0; c < n_captions; c++) {
+        int n_named = __builtin_popcount(facts[c].named), negated = facts[c].denied_kind >= 0;
+        stats->captions++;
+        stats->partial += n_named < scene->n_objects;
+        stats->negated += negated;
+        stats->objects += scene->n_objects;
+        stats->named += n_named;
+        // the denied kind is absent, so it is a mention distinct from the named objects
+        stats->unmentioned += SYNTH_N_KINDS - n_named - negated;
+        stats->unmentioned_present += scene->n_objects - n_named;
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Evaluation rows
-
-/* A kind the scene does not hold, uniformly. */
-static int absent_kind(const SynthScene *scene, Rng *rng) {
-    int absent[SYNTH_N_KINDS], n = 0;
-    for (int k = 0; k < SYNTH_N_KINDS; k++)
-        if (!synth_scene_has_kind(scene, k)) absent[n++] = k;
-    return absent[rng_below(rng, (uint64_t)n)];
-}
 
 /* Renders one evaluation template: {s} the stated objects, {x} / {X} the denied one. */
 static void render_sx(char *dst, const char *tmpl, const char *s, const Denied *x) {
@@ -264,8 +363,23 @@ void synth_config_default(SynthConfig *cfg) {
                          .n_images = {5000, 500, 1000},
                          .n_captions = 5,
                          .quality = 90,
-                         .phrasing_mask = (1 << SYNTH_N_PHRASINGS) - 1,
+                         .phrasing_mask = SYNTH_DEFAULT_PHRASINGS,
+                         .caption_style = synth_caption_style_default,
                          .verbose = 1};
+}
+
+void synth_world_caption_stats(const SynthConfig *cfg, SynthSplit split, SynthCaptionStats *out) {
+    *out = (SynthCaptionStats){0};
+    char(*captions)[SYNTH_TEXT_MAX] = mallocCheck((size_t)cfg->n_captions * SYNTH_TEXT_MAX);
+    SynthCaptionFacts *facts = mallocCheck((size_t)cfg->n_captions * sizeof(SynthCaptionFacts));
+    for (int64_t i = 0; i < cfg->n_images[split]; i++) {
+        SynthScene scene;
+        synth_make_scene(cfg->seed, split, i, &scene);
+        synth_captions(&scene, &cfg->caption_style, cfg->seed, split, i, cfg->n_captions, captions, facts);
+        synth_caption_stats_add(out, &scene, facts, cfg->n_captions);
+    }
+    free(captions);
+    free(facts);
 }
 
 /* mkdir -p, or die naming the folder. */
@@ -338,6 +452,14 @@ static void write_eval_rows(const EvalFiles *f, const SynthEvalRows *rows, const
     csv_field(f->ccneg, rows->ccneg_negated, 1);
 }
 
+/* A double as JSON, in the fewest digits that read back to the same value. */
+static void json_double(FILE *f, double v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.15g", v);
+    if (strtod(buf, NULL) != v) snprintf(buf, sizeof buf, "%.17g", v);
+    fputs(buf, f);
+}
+
 static void write_world_json(const SynthConfig *cfg, const char *out_dir) {
     char path[4096];
     snprintf(path, sizeof(path), "%s/world.json", out_dir);
@@ -353,7 +475,23 @@ static void write_world_json(const SynthConfig *cfg, const char *out_dir) {
     fprintf(f, "],\n  \"phrasings\": [");
     for (int p = 0, n = 0; p < SYNTH_N_PHRASINGS; p++)
         if (cfg->phrasing_mask >> p & 1) fprintf(f, "%s\"%s\"", n++ ? ", " : "", synth_phrasings[p].name);
-    fprintf(f, "]\n}\n");
+    fprintf(f, "]");
+    const SynthCaptionStyle *style = &cfg->caption_style;
+    if (style->negations != synth_caption_style_default.negations || style->coverage != synth_caption_style_default.coverage) {
+        // only a non-default world says more, so a default world.json keeps its historical bytes
+        SynthCaptionStats st;
+        synth_world_caption_stats(cfg, SYNTH_TRAIN, &st);
+        fprintf(f, ",\n  \"caption_negations\": ");
+        json_double(f, style->negations);
+        fprintf(f, ",\n  \"caption_coverage\": ");
+        json_double(f, style->coverage);
+        fprintf(f, ",\n");
+        fprintf(f, "  \"train_caption_stats\": {\"captions\": %lld, \"partial\": %lld, \"negated\": %lld, "
+                   "\"objects\": %lld, \"named\": %lld, \"unmentioned\": %lld, \"unmentioned_present\": %lld}",
+                (long long)st.captions, (long long)st.partial, (long long)st.negated, (long long)st.objects,
+                (long long)st.named, (long long)st.unmentioned, (long long)st.unmentioned_present);
+    }
+    fprintf(f, "\n}\n");
     fcloseCheck(f);
 }
 
@@ -361,6 +499,9 @@ void synth_write_world(const SynthConfig *cfg, const char *out_dir) {
     if (cfg->size < 8 || cfg->size > 4096) die("synth: image size must be 8..4096, found %d", cfg->size);
     if (cfg->n_captions < 1 || cfg->n_captions > 64) die("synth: captions per image must be 1..64, found %d", cfg->n_captions);
     if (cfg->quality < 1 || cfg->quality > 100) die("synth: JPEG quality must be 1..100, found %d", cfg->quality);
+    const SynthCaptionStyle *style = &cfg->caption_style;
+    if (!(style->negations >= 0 && style->negations <= 1) || !(style->coverage >= 0 && style->coverage <= 1))
+        die("synth: caption negations and coverage must be 0..1, found %g and %g", style->negations, style->coverage);
     char dir[4096];
     make_dir(out_dir);
     snprintf(dir, sizeof(dir), "%s/images", out_dir);
@@ -415,7 +556,7 @@ void synth_write_world(const SynthConfig *cfg, const char *out_dir) {
                 if (o) text_puts(&t_obj, ";");
                 text_puts(&t_obj, synth_kind_names[scene.objects[o].kind]);
             }
-            synth_captions(&scene, cfg->seed, (SynthSplit)split, i, cfg->n_captions, captions);
+            synth_captions(&scene, &cfg->caption_style, cfg->seed, (SynthSplit)split, i, cfg->n_captions, captions, NULL);
             for (int c = 0; c < cfg->n_captions; c++) {
                 csv_field(pairs, rel, 0);
                 csv_field(pairs, captions[c], 0);

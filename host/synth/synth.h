@@ -13,10 +13,19 @@
  * world is identical however it is produced, and the two phrasing sets ask the very same
  * questions (same objects, same template slot) in different words.
  *
- * Text hygiene: training captions are affirmative only. The evaluation phrasings (MCQ,
- * retrieval, CC-Neg) share no template fragment with the training captions nor with the TNG
- * generator's negation templates, yet use only words that training captions or TNG templates
- * contain; tests/test_synth.c checks both. The "alt" phrasing set is disjoint from "std" too.
+ * Text hygiene: by default training captions are affirmative and name every object. The
+ * held-out evaluation phrasings (std, alt) share no template fragment with the training
+ * captions, the pre-training negation clauses, nor the TNG generator's negation templates,
+ * yet use only words that training captions or TNG templates contain; the "alt" set is
+ * disjoint from "std" too. The third set, "intemplate", is the opposite on purpose: its
+ * questions are built only from training-caption frames and TNG negation clauses, so a
+ * result reads in-template / held-out / held-out-2. tests/test_synth.c checks all of this.
+ *
+ * Two caption options make pre-training more like web data (both off by default, each drawn
+ * from its own stream so turning one on changes nothing else): a share of captions carry a
+ * truthful negation clause ("..., without a key") from a pre-training-only template set, and
+ * captions may name only some of the objects, as COCO's do (then TNG's "not mentioned =
+ * absent" is sometimes wrong; synth_world_caption_stats counts how often, exactly).
  */
 #ifndef TNG_SYNTH_H
 #define TNG_SYNTH_H
@@ -63,7 +72,13 @@ typedef struct {
 
 /* The seed of one random stream of one image. purpose separates the scene, its training
  * captions and its evaluation rows. */
-typedef enum { SYNTH_STREAM_SCENE = 0, SYNTH_STREAM_CAPTIONS = 1, SYNTH_STREAM_EVAL = 2 } SynthStream;
+typedef enum {
+    SYNTH_STREAM_SCENE = 0,
+    SYNTH_STREAM_CAPTIONS = 1,
+    SYNTH_STREAM_EVAL = 2,
+    SYNTH_STREAM_COVERAGE = 3, /* which objects each caption names (--caption-coverage) */
+    SYNTH_STREAM_NEGATION = 4  /* which captions carry a negation clause (--caption-negations) */
+} SynthStream;
 uint64_t synth_stream_seed(uint64_t seed, SynthSplit split, int64_t index, SynthStream purpose);
 
 /* The scene of image (split, index). Independent of the image size. */
@@ -95,26 +110,78 @@ extern const SynthCaptionTemplate synth_caption_templates[];
 extern const int synth_n_caption_templates;
 
 /*
+ * Pre-training negation clauses, appended to a share of training captions when asked
+ * (SynthCaptionStyle.negations). Placeholders: {c} the caption, {x} a kind the scene does not
+ * hold, with its article, {X} the same without it. Written for pre-training only: no fragment
+ * is shared with the evaluation phrasings nor with the TNG generator's templates.
+ */
+extern const char *const synth_negation_clauses[];
+extern const int synth_n_negation_clauses;
+
+/* How training captions are written. {0, 1} (synth_caption_style_default) is the historical
+ * world: every caption affirmative and naming every object. */
+typedef struct {
+    double negations; /* share of captions that get a negation clause, 0..1 */
+    double coverage;  /* chance that a caption names each object (at least one is named), 0..1 */
+} SynthCaptionStyle;
+extern const SynthCaptionStyle synth_caption_style_default;
+
+/* What one caption says about its scene, for counting: the objects it names and the kind its
+ * negation clause denies. */
+typedef struct {
+    unsigned named;  /* bit a: scene->objects[a] is named */
+    int denied_kind; /* -1: no negation clause */
+} SynthCaptionFacts;
+
+/*
  * One phrasing set of the evaluation files. Placeholders: {s} the objects stated present,
  * {x} the object stated absent (or, in a false option, a present one) with its article, {X}
  * the same without it, for templates that bring a determiner ("not any {X}"). Each kind has
  * SYNTH_N_EVAL_TEMPLATES shapes; a question uses one slot for all four options.
  */
 #define SYNTH_N_EVAL_TEMPLATES 2
-#define SYNTH_N_PHRASINGS 2
+#define SYNTH_N_PHRASINGS 3
 typedef struct {
-    const char *name;   /* "std", "alt" */
-    const char *suffix; /* appended to evaluation file names: "", "_alt" */
+    const char *name;   /* "std", "alt", "intemplate" */
+    const char *suffix; /* appended to evaluation file names: "", "_alt", "_intemplate" */
+    int held_out;       /* 1: shares no fragment with training or TNG text (std: "held-out", alt:
+                           "held-out-2" in result tables); 0: built from it ("in-template") */
     const char *affirm[SYNTH_N_EVAL_TEMPLATES]; /* {s} */
     const char *negate[SYNTH_N_EVAL_TEMPLATES]; /* {x} or {X} */
     const char *hybrid[SYNTH_N_EVAL_TEMPLATES]; /* {s} and {x} or {X} */
 } SynthPhrasing;
 extern const SynthPhrasing synth_phrasings[SYNTH_N_PHRASINGS];
+/* The phrasing sets a world gets by default (std and alt: the historical files). */
+#define SYNTH_DEFAULT_PHRASINGS 3
+/* The index of a phrasing set by name, or -1. */
+int synth_phrasing_index(const char *name);
 
-/* The n_captions training captions of a scene (distinct templates while they last), drawn
- * from the image's caption stream. out[k] holds SYNTH_TEXT_MAX bytes. */
-void synth_captions(const SynthScene *scene, uint64_t seed, SynthSplit split, int64_t index,
-                    int n_captions, char (*out)[SYNTH_TEXT_MAX]);
+/*
+ * The n_captions training captions of a scene (distinct templates while they last), drawn
+ * from the image's caption stream; style's choices come from the coverage and negation
+ * streams. out[k] holds SYNTH_TEXT_MAX bytes; facts (NULL: not wanted) gets one entry per
+ * caption. A caption that names only some objects avoids the count templates ("two
+ * objects: ..."), which would then be false.
+ */
+void synth_captions(const SynthScene *scene, const SynthCaptionStyle *style, uint64_t seed,
+                    SynthSplit split, int64_t index, int n_captions, char (*out)[SYNTH_TEXT_MAX],
+                    SynthCaptionFacts *facts);
+
+/*
+ * Counts over the captions of one split, from the scenes' ground truth: how often TNG's
+ * assumption "a kind the caption does not mention is absent" is wrong. A kind counts as
+ * mentioned when the caption names it, present or denied (TNG reads the nouns of a caption).
+ */
+typedef struct {
+    int64_t captions;
+    int64_t partial;           /* captions that leave a present object unnamed */
+    int64_t negated;           /* captions with a negation clause */
+    int64_t objects, named;    /* present objects over all captions, and those named */
+    int64_t unmentioned;       /* (caption, kind) pairs where the caption does not mention the kind */
+    int64_t unmentioned_present; /* ...and the kind is present: TNG's assumption is wrong */
+} SynthCaptionStats;
+void synth_caption_stats_add(SynthCaptionStats *stats, const SynthScene *scene,
+                             const SynthCaptionFacts *facts, int n_captions);
 
 /*
  * The evaluation rows of one image under one phrasing set, all drawn from the image's eval
@@ -151,10 +218,15 @@ typedef struct {
     int n_captions;                  /* training captions per image (COCO has 5) */
     int quality;                     /* JPEG quality */
     int phrasing_mask;               /* bit p: write the evaluation files of synth_phrasings[p] */
+    SynthCaptionStyle caption_style; /* how captions are written (all splits) */
     int verbose;                     /* progress lines on stderr */
 } SynthConfig;
 
 void synth_config_default(SynthConfig *cfg);
+
+/* The caption statistics of one split of the world cfg describes, regenerated from its scenes
+ * and captions (no image is drawn). */
+void synth_world_caption_stats(const SynthConfig *cfg, SynthSplit split, SynthCaptionStats *out);
 
 /*
  * Writes the world under out_dir (created if missing):
@@ -164,7 +236,9 @@ void synth_config_default(SynthConfig *cfg);
  *   retrieval_{val,test}<suffix>.csv    filepath,captions (a Python list literal)
  *   negated_retrieval_{val,test}<suffix>.csv
  *   ccneg_{val,test}<suffix>.csv        image_path,caption,negated_caption
- *   world.json                          the configuration, kinds and colours
+ *   world.json                          the configuration, kinds and colours; with a
+ *                                       non-default caption style also that style and the
+ *                                       training split's caption statistics
  * Paths inside the CSVs are relative to out_dir (NegBench's readers re-root paths anyway), so
  * the world can move and two runs give identical bytes. Dies with a message naming the file
  * on any I/O error.
