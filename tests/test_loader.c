@@ -540,6 +540,16 @@ static void test_embed_cache(void) {
     CHECK(rc == 0 && !st.reused && st.computed == 6, "vision change rebuilds");
     CHECK(rc == 0 && memcmp(f1, f3, sizeof(float) * 6 * 8) != 0, "new features differ");
     free(f3);
+    /* features computed in another precision are another cache; fp32 ones share the key on
+     * every backend (a copy of the CPU table that says bf16 stands for the GPU's) */
+    Backend bf16 = *backend_cpu();
+    bf16.precision = PRECISION_BF16;
+    uint64_t key = embed_cache_key(m, IMAGE_EXACT);
+    m->be = &bf16;
+    CHECK(embed_cache_key(m, IMAGE_EXACT) != key, "the precision is part of the key");
+    bf16.precision = PRECISION_FP32;
+    CHECK(embed_cache_key(m, IMAGE_EXACT) == key, "fp32 keys do not depend on the backend table");
+    m->be = backend_cpu();
     /* another decode mode, a corrupt file, and another item list all rebuild */
     source.mode = IMAGE_FAST;
     rc = embed_cache_image_features(m, &source, cache, &f3, &n, &st, err, sizeof err);

@@ -43,6 +43,10 @@ uint64_t embed_cache_key(const Clip *m, ImageMode mode) {
         h = hash64(params + p->offset, sizeof(float) * p->numel, h);
     }
     free(params);
+    /* the precision the tower computes in: bf16 or tf32 features differ from fp32 ones beyond
+     * rounding, so they are another cache (fp32 keys stay what they were: the CPU's and the
+     * GPU's fp32 features agree to float rounding and share one) */
+    if (m->be->precision != PRECISION_FP32) h = hash64_str(precision_names[m->be->precision], h);
     return h;
 }
 

@@ -2,8 +2,9 @@
  * embed_cache.h: image embeddings of a frozen vision tower, computed once and kept on disk.
  *
  * With the vision tower frozen an image's embedding never changes, so training needs each
- * image through the tower once. The cache file is keyed by a hash of the vision weights and
- * the preprocessing (resolution, decode mode, CLIP mean/std), and stores the id of every row
+ * image through the tower once. The cache file is keyed by a hash of the vision weights, the
+ * preprocessing (resolution, decode mode, CLIP mean/std) and the compute precision (fp32, or
+ * the GPU's bf16 or tf32), and stores the id of every row
  * (the item's source id and its content's stamp: the image file's size and modification time,
  * or its shard files'); any difference in key, item count or ids rebuilds the whole file
  * (written atomically), never reuses it silently. When an image cannot be read, its row is NaN
@@ -29,7 +30,8 @@ typedef struct {
     int bad;      /* images that failed to decode: their rows are NaN */
 } EmbedCacheStats;
 
-/* The key: the vision tower's weights, its shape, the resolution and the decode mode. */
+/* The key: the vision tower's weights, its shape, the resolution, the decode mode and the
+ * backend's precision. */
 uint64_t embed_cache_key(const Clip *m, ImageMode mode);
 
 /*
