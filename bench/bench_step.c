@@ -44,7 +44,7 @@ static double allocated_bytes; /* everything the model and the loss allocated */
    output counts twice, read and written); float32. A reference for GB/s, not a measurement
    of the caches. */
 enum {
-    P_MATMUL_FWD, P_MATMUL_BWD, P_LINEAR_FWD, P_LINEAR_BWD, P_LN_FWD, P_LN_BWD, P_ATTN_FWD, P_ATTN_BWD,
+    P_MATMUL_FWD, P_MATMUL_BWD, P_LINEAR_FWD, P_LINEAR_BWD, P_LN_FWD, P_LN_BWD, P_RES_LN_FWD, P_ATTN_FWD, P_ATTN_BWD,
     P_ACT_FWD, P_ACT_BWD,
     P_RESIDUAL, P_ACCUMULATE, P_SCALE, P_IM2COL, P_VEMBED_FWD, P_VEMBED_BWD, P_TEMBED_FWD,
     P_TEMBED_BWD, P_GATHER, P_SCATTER, P_L2_FWD, P_L2_BWD, P_INFONCE, P_ADAMW, P_SUMSQ, P_ZERO,
@@ -52,7 +52,7 @@ enum {
 };
 static const char *const op_names[P_COUNT] = {
     "matmul_forward", "matmul_backward", "linear_forward", "linear_backward", "layernorm_forward",
-    "layernorm_backward",
+    "layernorm_backward", "residual_layernorm_forward",
     "attention_forward", "attention_backward", "activation_forward", "activation_backward",
     "residual_forward", "accumulate", "scale", "im2col_patches", "vision_embed_forward",
     "vision_embed_backward", "token_embed_forward", "token_embed_backward", "gather_rows",
@@ -126,6 +126,12 @@ static void p_layernorm_backward(float *dinp, float *dweight, float *dbias, cons
     double t0 = clock_seconds();
     inner->layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
     account(P_LN_BWD, t0, 2.0 * N * C + 2.0 * N + C + (dinp ? 2.0 * N * C : 0) + 4.0 * C, 0);
+}
+static void p_residual_layernorm_forward(Act *residual, Act *out, float *mean, float *rstd, const Act *a,
+                                         const Act *b, const float *weight, const float *bias, int N, int C) {
+    double t0 = clock_seconds();
+    inner->residual_layernorm_forward(residual, out, mean, rstd, a, b, weight, bias, N, C);
+    account(P_RES_LN_FWD, t0, 4.0 * N * C + 2.0 * C + 2.0 * N, 0);
 }
 /* q.k and att.v: 2 multiply-adds per (query, key, channel); causal rows see half the keys */
 static double attention_flops(int B, int T, int C, int causal) {
@@ -255,6 +261,7 @@ static void profile_table(Backend *t) {
     t->matmul_forward = p_matmul_forward, t->matmul_backward = p_matmul_backward;
     t->linear_forward = p_linear_forward, t->linear_backward = p_linear_backward;
     t->layernorm_forward = p_layernorm_forward, t->layernorm_backward = p_layernorm_backward;
+    t->residual_layernorm_forward = p_residual_layernorm_forward;
     t->attention_forward = p_attention_forward, t->attention_backward = p_attention_backward;
     t->activation_forward = p_activation_forward, t->activation_backward = p_activation_backward;
     t->residual_forward = p_residual_forward, t->accumulate = p_accumulate, t->scale = p_scale;

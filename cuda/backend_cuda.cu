@@ -149,6 +149,13 @@ static void cuda_layernorm_backward(float *dinp, float *dweight, float *dbias, c
     layernorm_backward<io_t>(dinp, dweight, dbias, dout, (const io_t *)inp, weight, mean, rstd, N, C, stream);
 }
 
+template <typename io_t>
+static void cuda_residual_layernorm_forward(Act *residual, Act *out, float *mean, float *rstd, const Act *a,
+                                            const Act *b, const float *weight, const float *bias, int N, int C) {
+    residual_layernorm_forward<io_t>((io_t *)residual, (io_t *)out, mean, rstd, (const io_t *)a, (const io_t *)b,
+                                     weight, bias, N, C, stream);
+}
+
 /* ---- attention ---- */
 
 template <typename io_t>
@@ -274,6 +281,7 @@ template <typename io_t, int TF32> static constexpr Backend cuda_table(const cha
         .linear_backward = cuda_linear_backward<io_t, TF32>,
         .layernorm_forward = cuda_layernorm_forward<io_t>,
         .layernorm_backward = cuda_layernorm_backward<io_t>,
+        .residual_layernorm_forward = cuda_residual_layernorm_forward<io_t>,
         .attention_forward = cuda_attention_forward<io_t>,
         .attention_backward = cuda_attention_backward<io_t>,
         .activation_forward = cuda_activation_forward<io_t>,

@@ -12,6 +12,9 @@
  * and out; weight, bias, the saved mean/rstd and every gradient (dout, dinp, dweight, dbias)
  * stay fp32, since an accumulation (+=) in bf16 would round at every add.
  *
+ * The forward can also do the residual add in front of the norm (residual_layernorm_forward):
+ * the transformer block's "x + branch, then LayerNorm" in one pass over the row.
+ *
  * Gradients, as everywhere in the backend, accumulate: dinp += and dweight/dbias +=.
  * dweight/dbias are column sums over rows, done by the deterministic two-stage reduction of
  * reduce.cuh rather than atomics.
@@ -25,9 +28,14 @@ extern "C" {
 #include "engine/config.h" /* defines: CLIP_LN_EPS */
 }
 
+/* With add == NULL, out = LayerNorm(inp). With add, the residual add fused in front:
+ * residual = inp + add (written, rounded to io_t), out = LayerNorm(residual) computed from the
+ * rounded values, so the result is the unfused pair's, bit for bit, with one read of the
+ * residual stream saved. */
 template <typename io_t, int PER_LANE>
 __global__ void layernorm_forward_kernel(io_t *out, float *mean, float *rstd, const io_t *inp,
-                                         const float *weight, const float *bias, int N, int C) {
+                                         const io_t *add, io_t *residual, const float *weight,
+                                         const float *bias, int N, int C) {
     int lane = threadIdx.x % PLAN_WARP, warp = threadIdx.x / PLAN_WARP;
     size_t row = (size_t)blockIdx.x * LN_ROWS_PER_BLOCK + warp;
     if (row >= (size_t)N)
@@ -39,6 +47,11 @@ __global__ void layernorm_forward_kernel(io_t *out, float *mean, float *rstd, co
     for (int k = 0; k < PER_LANE; k++) {
         int c = lane + k * PLAN_WARP;
         v[k] = c < C ? load_f32(x[c]) : 0.0f;
+        if (add && c < C) {
+            io_t r = store_as<io_t>(v[k] + load_f32(add[row * C + c]));
+            residual[row * C + c] = r;
+            v[k] = load_f32(r);
+        }
         sum += v[k];
     }
     float mu = warp_sum(sum) / C;
@@ -128,15 +141,24 @@ template <typename io_t> struct LayerNormParamGrads {
         }                                                                                          \
     } while (0)
 
+/* residual = a + add, out = LayerNorm(residual); add NULL: out = LayerNorm(a), residual unused */
 template <typename io_t>
-void layernorm_forward(io_t *out, float *mean, float *rstd, const io_t *inp, const float *weight,
-                       const float *bias, int N, int C, cudaStream_t stream) {
+void residual_layernorm_forward(io_t *residual, io_t *out, float *mean, float *rstd, const io_t *a,
+                                const io_t *add, const float *weight, const float *bias, int N, int C,
+                                cudaStream_t stream) {
     if (N == 0)
         return;
     RowPlan plan = layernorm_plan((size_t)N, C);
     shapeCheck(plan.ok, "layernorm over %d rows of width %d (width 1..%d)", N, C, LN_MAX_WIDTH);
     LN_DISPATCH_PER_LANE(plan.per_lane, layernorm_forward_kernel, io_t, (unsigned)plan.blocks,
-                         plan.threads, stream, out, mean, rstd, inp, weight, bias, N, C);
+                         plan.threads, stream, out, mean, rstd, a, add, residual, weight, bias, N,
+                         C);
+}
+
+template <typename io_t>
+void layernorm_forward(io_t *out, float *mean, float *rstd, const io_t *inp, const float *weight,
+                       const float *bias, int N, int C, cudaStream_t stream) {
+    residual_layernorm_forward<io_t>(NULL, out, mean, rstd, inp, NULL, weight, bias, N, C, stream);
 }
 
 template <typename io_t>

@@ -124,6 +124,12 @@ typedef struct Backend {
     void (*layernorm_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
                                const Act *inp, const float *weight, const float *mean,
                                const float *rstd, int N, int C);
+    /* residual = a + b, then out = LayerNorm(residual): a block's residual add and the norm
+     * after it in one op (a GPU reads the residual stream once), with exactly the results of
+     * residual_forward followed by layernorm_forward */
+    void (*residual_layernorm_forward)(Act *residual, Act *out, float *mean, float *rstd, const Act *a,
+                                       const Act *b, const float *weight, const float *bias, int N,
+                                       int C);
 
     /* ---- multi-head self-attention on packed qkv [B,T,3C] (q|k|v along the last dim,
      *      heads contiguous inside each); out [B,T,C]; att [B,NH,T,T] the saved softmax ---- */

@@ -279,26 +279,33 @@ static const Act *compute_weight(const Clip *m, const float *weight) {
     return (const char *)m->params_act + (size_t)(weight - m->params) * m->be->act_bytes;
 }
 
+/* Each residual add is fused with the LayerNorm that reads its result: the block's second norm,
+ * and the next block's first (the last block's add stands alone). */
 static void encoder_forward(const Clip *m, const TowerWeights *w, const TowerConfig *tc,
                             TowerActs *a, int B, int T, int causal) {
     const Backend *be = m->be;
-    int C = tc->width, M = tc->mlp_width, N = B * T;
-    for (int l = 0; l < tc->layers; l++) {
+    int C = tc->width, M = tc->mlp_width, N = B * T, L = tc->layers;
+    be->layernorm_forward(a->blocks[0].ln1, a->blocks[0].ln1_mean, a->blocks[0].ln1_rstd, a->x[0],
+                          w->blocks[0].ln1_w, w->blocks[0].ln1_b, N, C);
+    for (int l = 0; l < L; l++) {
         const BlockWeights *bw = &w->blocks[l];
         BlockActs *ba = &a->blocks[l];
-        be->layernorm_forward(ba->ln1, ba->ln1_mean, ba->ln1_rstd, a->x[l], bw->ln1_w, bw->ln1_b,
-                              N, C);
         be->linear_forward(ba->qkv, ba->ln1, compute_weight(m, bw->qkv_w), bw->qkv_b, N, C, 3 * C);
         be->attention_forward(ba->atty, ba->att, ba->qkv, B, T, C, tc->heads, causal);
         be->linear_forward(a->branch_out, ba->atty, compute_weight(m, bw->attn_out_w), bw->attn_out_b, N,
                            C, C);
-        be->residual_forward(ba->x_mid, a->x[l], a->branch_out, (size_t)N * C);
-        be->layernorm_forward(ba->ln2, ba->ln2_mean, ba->ln2_rstd, ba->x_mid, bw->ln2_w,
-                              bw->ln2_b, N, C);
+        be->residual_layernorm_forward(ba->x_mid, ba->ln2, ba->ln2_mean, ba->ln2_rstd, a->x[l],
+                                       a->branch_out, bw->ln2_w, bw->ln2_b, N, C);
         be->linear_forward(ba->fc1, ba->ln2, compute_weight(m, bw->fc1_w), bw->fc1_b, N, C, M);
         be->activation_forward(ba->act, ba->fc1, (size_t)N * M, tc->act);
         be->linear_forward(a->branch_out, ba->act, compute_weight(m, bw->fc2_w), bw->fc2_b, N, M, C);
-        be->residual_forward(a->x[l + 1], ba->x_mid, a->branch_out, (size_t)N * C);
+        if (l + 1 < L) {
+            BlockActs *next = &a->blocks[l + 1];
+            be->residual_layernorm_forward(a->x[l + 1], next->ln1, next->ln1_mean, next->ln1_rstd, ba->x_mid,
+                                           a->branch_out, w->blocks[l + 1].ln1_w, w->blocks[l + 1].ln1_b, N, C);
+        } else {
+            be->residual_forward(a->x[l + 1], ba->x_mid, a->branch_out, (size_t)N * C);
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 /*
  * test_layernorm.cu: LayerNorm (kernels/layernorm.cuh) against the CPU op, forward and
  * backward, over widths up to 2048 and row counts up to a ViT-B/32 batch; the bf16
- * backend's LayerNorm; and the determinism of its parameter gradients (column sums).
+ * backend's LayerNorm; the residual add fused in front of it; and the determinism of its parameter gradients (column sums).
  *
  * bf16: the activations inp and out are bf16, everything else (weight, bias, mean, rstd and
  * every gradient) fp32. The inputs are rounded to bf16 on both sides, so the CPU computes
@@ -83,6 +83,54 @@ static void test_layernorm(void) {
 
 static void test_layernorm_bf16(void) { layernorm_case(quick ? 33 : 333, 768, 1); }
 
+/* residual_layernorm_forward: the residual add fused in front of the norm must give the unfused
+ * pair's results: the CPU runs residual_forward then layernorm_forward (in bf16 on the residual
+ * rounded to bf16, as the unfused GPU pair would store and read it). The residual itself is bit
+ * for bit; out, mean and rstd as in layernorm_case. (The fp32 residual needs no rounding.) */
+static void residual_layernorm_case(int N, int C, int bf16) {
+    char what[96];
+    size_t n = (size_t)N * C;
+    const char *type = bf16 ? "bf16" : "fp32";
+    const Backend *be = bf16 ? gpu16 : gpu;
+    Pair a = pair_random(n, 2.0), b = pair_random(n, 1.0), w = pair_random((size_t)C, 1.0);
+    Pair bias = pair_random((size_t)C, 1.0), residual = pair_poisoned(n), out = pair_poisoned(n);
+    Pair mean = pair_poisoned((size_t)N), rstd = pair_poisoned((size_t)N);
+    snprintf(what, sizeof what, "residual_layernorm_forward %s N=%d C=%d", type, N, C);
+    if (bf16) {
+        __nv_bfloat16 *a16 = pair_to_bf16(a), *b16 = pair_to_bf16(b);
+        __nv_bfloat16 *res16 = bf16_poisoned(n), *out16 = bf16_poisoned(n);
+        /* the CPU's residual from the rounded inputs, then rounded */
+        cpu->residual_forward(residual.host, a.host, b.host, n);
+        for (size_t i = 0; i < n; i++)
+            residual.host[i] = bf16_round(residual.host[i]);
+        cpu->layernorm_forward(out.host, mean.host, rstd.host, residual.host, w.host, bias.host, N, C);
+        be->residual_layernorm_forward(res16, out16, mean.dev, rstd.dev, a16, b16, w.dev, bias.dev, N, C);
+        check_bf16_exact(what, res16, residual.host, n);
+        check_bf16(what, out16, out.host, n);
+        __nv_bfloat16 *dev16[] = {a16, b16, res16, out16};
+        for (size_t i = 0; i < sizeof dev16 / sizeof *dev16; i++)
+            cudaCheck(cudaFree(dev16[i]));
+    } else {
+        cpu->residual_forward(residual.host, a.host, b.host, n);
+        cpu->layernorm_forward(out.host, mean.host, rstd.host, residual.host, w.host, bias.host, N, C);
+        be->residual_layernorm_forward(residual.dev, out.dev, mean.dev, rstd.dev, a.dev, b.dev, w.dev, bias.dev, N,
+                                       C);
+        pair_check_exact(what, residual);
+        check_scaled(what, out, TOL);
+    }
+    check_scaled("residual_layernorm_forward mean", mean, TOL);
+    check_scaled("residual_layernorm_forward rstd", rstd, TOL);
+    PAIRS_FREE(a, b, w, bias, residual, out, mean, rstd);
+}
+
+static void test_residual_layernorm(void) {
+    for (int bf16 = 0; bf16 <= 1; bf16++) {
+        residual_layernorm_case(7, 40, bf16);
+        if (!quick)
+            residual_layernorm_case(1001, 768, bf16);
+    }
+}
+
 /* The column sums (dweight, dbias) run twice from the same inputs: the same bits. */
 static void test_layernorm_determinism(void) {
     const int N = quick ? 77 : 308, C = 512;
@@ -103,6 +151,7 @@ int main(int argc, char **argv) {
     gpu_test_init(argc, argv);
     RUN_TEST(test_layernorm);
     RUN_TEST(test_layernorm_bf16);
+    RUN_TEST(test_residual_layernorm);
     RUN_TEST(test_layernorm_determinism);
     return test_summary();
 }

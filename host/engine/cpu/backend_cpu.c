@@ -41,6 +41,11 @@ static void layernorm_backward(float *dinp, float *dweight, float *dbias, const 
                                const float *weight, const float *mean, const float *rstd, int N, int C) {
     layernorm_backward_f32(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
 }
+static void residual_layernorm_forward(Act *residual, Act *out, float *mean, float *rstd, const Act *a,
+                                       const Act *b, const float *weight, const float *bias, int N, int C) {
+    residual_forward_f32(residual, a, b, (size_t)N * C);
+    layernorm_forward_f32(out, mean, rstd, residual, weight, bias, N, C);
+}
 static void attention_forward(Act *out, Act *att, const Act *qkv, int B, int T, int C, int NH, int causal) {
     attention_forward_f32(out, att, qkv, B, T, C, NH, causal);
 }
@@ -88,6 +93,7 @@ static const Backend cpu_backend = {
     .linear_backward = linear_backward,
     .layernorm_forward = layernorm_forward,
     .layernorm_backward = layernorm_backward,
+    .residual_layernorm_forward = residual_layernorm_forward,
     .attention_forward = attention_forward,
     .attention_backward = attention_backward,
     .activation_forward = activation_forward,
