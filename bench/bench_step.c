@@ -44,14 +44,15 @@ static double allocated_bytes; /* everything the model and the loss allocated */
    output counts twice, read and written); float32. A reference for GB/s, not a measurement
    of the caches. */
 enum {
-    P_MATMUL_FWD, P_MATMUL_BWD, P_LINEAR_FWD, P_LINEAR_BWD, P_LN_FWD, P_LN_BWD, P_RES_LN_FWD, P_ATTN_FWD, P_ATTN_BWD,
-    P_ACT_FWD, P_ACT_BWD,
+    P_MATMUL_FWD, P_MATMUL_BWD, P_LINEAR_FWD, P_LINEAR_BWD, P_LINEAR_ACT_FWD, P_LN_FWD, P_LN_BWD,
+    P_RES_LN_FWD, P_ATTN_FWD, P_ATTN_BWD, P_ACT_FWD, P_ACT_BWD,
     P_RESIDUAL, P_ACCUMULATE, P_SCALE, P_IM2COL, P_VEMBED_FWD, P_VEMBED_BWD, P_TEMBED_FWD,
     P_TEMBED_BWD, P_GATHER, P_SCATTER, P_L2_FWD, P_L2_BWD, P_INFONCE, P_ADAMW, P_SUMSQ, P_ZERO,
     P_COUNT
 };
 static const char *const op_names[P_COUNT] = {
-    "matmul_forward", "matmul_backward", "linear_forward", "linear_backward", "layernorm_forward",
+    "matmul_forward", "matmul_backward", "linear_forward", "linear_backward", "linear_activation_forward",
+    "layernorm_forward",
     "layernorm_backward", "residual_layernorm_forward",
     "attention_forward", "attention_backward", "activation_forward", "activation_backward",
     "residual_forward", "accumulate", "scale", "im2col_patches", "vision_embed_forward",
@@ -113,6 +114,12 @@ static void p_linear_backward(float *dinp, float *dweight, float *dbias, const f
     inner->linear_backward(dinp, dweight, dbias, dout, inp, weight, N, IC, OC);
     matmul_backward_cost(dinp, dweight, dbias, N, IC, OC, &floats, &flops);
     account(P_LINEAR_BWD, t0, floats, flops);
+}
+static void p_linear_activation_forward(Act *pre, Act *out, const Act *inp, const Act *weight, const float *bias,
+                                        ActKind act, int N, int IC, int OC) {
+    double t0 = clock_seconds();
+    inner->linear_activation_forward(pre, out, inp, weight, bias, act, N, IC, OC);
+    account(P_LINEAR_ACT_FWD, t0, matmul_forward_floats(N, IC, OC) + 2.0 * N * OC, 2.0 * N * IC * OC);
 }
 static void p_layernorm_forward(Act *out, float *mean, float *rstd, const Act *inp,
                                 const float *weight, const float *bias, int N, int C) {
@@ -260,6 +267,7 @@ static void profile_table(Backend *t) {
     t->alloc = p_alloc;
     t->matmul_forward = p_matmul_forward, t->matmul_backward = p_matmul_backward;
     t->linear_forward = p_linear_forward, t->linear_backward = p_linear_backward;
+    t->linear_activation_forward = p_linear_activation_forward;
     t->layernorm_forward = p_layernorm_forward, t->layernorm_backward = p_layernorm_backward;
     t->residual_layernorm_forward = p_residual_layernorm_forward;
     t->attention_forward = p_attention_forward, t->attention_backward = p_attention_backward;
@@ -463,7 +471,7 @@ int main(int argc, char **argv) {
         if (s > 0) total += clock_seconds() - t0;
     }
     double gemm_s = 0, gemm_flops = 0;
-    for (int op = P_MATMUL_FWD; op <= P_LINEAR_BWD; op++) gemm_s += prof[op].seconds, gemm_flops += prof[op].flops;
+    for (int op = P_MATMUL_FWD; op <= P_LINEAR_ACT_FWD; op++) gemm_s += prof[op].seconds, gemm_flops += prof[op].flops;
     double attn_s = prof[P_ATTN_FWD].seconds + prof[P_ATTN_BWD].seconds;
     double attn_flops = prof[P_ATTN_FWD].flops + prof[P_ATTN_BWD].flops;
     double step = total / steps, flops = (gemm_flops + attn_flops) / steps;

@@ -135,6 +135,13 @@ static void cuda_linear_backward(float *dinp, float *dweight, float *dbias, cons
                           OC, stream);
 }
 
+template <typename io_t, int TF32>
+static void cuda_linear_activation_forward(Act *pre, Act *out, const Act *inp, const Act *weight, const float *bias,
+                                           ActKind act, int N, int IC, int OC) {
+    linear_activation_forward<io_t>(cublas(TF32), (io_t *)pre, (io_t *)out, (const io_t *)inp, (const io_t *)weight,
+                                    bias, act, N, IC, OC, stream);
+}
+
 /* ---- layer norm ---- */
 
 template <typename io_t>
@@ -279,6 +286,7 @@ template <typename io_t, int TF32> static constexpr Backend cuda_table(const cha
         .matmul_backward = cuda_matmul_backward,
         .linear_forward = cuda_linear_forward<io_t, TF32>,
         .linear_backward = cuda_linear_backward<io_t, TF32>,
+        .linear_activation_forward = cuda_linear_activation_forward<io_t, TF32>,
         .layernorm_forward = cuda_layernorm_forward<io_t>,
         .layernorm_backward = cuda_layernorm_backward<io_t>,
         .residual_layernorm_forward = cuda_residual_layernorm_forward<io_t>,

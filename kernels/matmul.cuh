@@ -85,6 +85,19 @@ void linear_forward(cublasHandle_t handle, io_t *out, const io_t *inp, const io_
     }
 }
 
+/* pre = inp @ weight^T + bias, out = act(pre): the GEMM, then one kernel for bias and activation */
+template <typename io_t>
+void linear_activation_forward(cublasHandle_t handle, io_t *pre, io_t *out, const io_t *inp,
+                               const io_t *weight, const float *bias, ActKind act, int N, int IC,
+                               int OC, cudaStream_t stream) {
+    linear_forward<io_t>(handle, pre, inp, weight, NULL, N, IC, OC, stream);
+    size_t n = (size_t)N * OC;
+    if (bias)
+        launch_elementwise(BiasActivationForward<io_t>{pre, out, bias, (size_t)OC, act}, n, stream);
+    else
+        launch_elementwise(ActivationForward<io_t>{out, pre, act}, n, stream);
+}
+
 template <typename io_t>
 void linear_backward(cublasHandle_t handle, float *dinp, float *dweight, float *dbias,
                      const float *dout, const io_t *inp, const io_t *weight, int N, int IC, int OC,

@@ -117,6 +117,11 @@ typedef struct Backend {
                            int IC, int OC);
     void (*linear_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
                             const Act *inp, const Act *weight, int N, int IC, int OC);
+    /* pre = linear_forward(inp, weight, bias), out = activation(pre): the MLP's first layer
+     * with its activation fused into the bias epilogue (a GPU writes pre and out in one pass),
+     * with exactly the results of linear_forward followed by activation_forward */
+    void (*linear_activation_forward)(Act *pre, Act *out, const Act *inp, const Act *weight,
+                                      const float *bias, ActKind act, int N, int IC, int OC);
 
     /* ---- layer norm over the last dim C, eps CLIP_LN_EPS; mean/rstd [N] saved ---- */
     void (*layernorm_forward)(Act *out, float *mean, float *rstd, const Act *inp,

@@ -296,8 +296,8 @@ static void encoder_forward(const Clip *m, const TowerWeights *w, const TowerCon
                            C, C);
         be->residual_layernorm_forward(ba->x_mid, ba->ln2, ba->ln2_mean, ba->ln2_rstd, a->x[l],
                                        a->branch_out, bw->ln2_w, bw->ln2_b, N, C);
-        be->linear_forward(ba->fc1, ba->ln2, compute_weight(m, bw->fc1_w), bw->fc1_b, N, C, M);
-        be->activation_forward(ba->act, ba->fc1, (size_t)N * M, tc->act);
+        be->linear_activation_forward(ba->fc1, ba->act, ba->ln2, compute_weight(m, bw->fc1_w), bw->fc1_b, tc->act, N,
+                                      C, M);
         be->linear_forward(a->branch_out, ba->act, compute_weight(m, bw->fc2_w), bw->fc2_b, N, M, C);
         if (l + 1 < L) {
             BlockActs *next = &a->blocks[l + 1];

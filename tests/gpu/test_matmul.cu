@@ -1,8 +1,8 @@
 /*
  * test_matmul.cu: the linear layer (kernels/matmul.cuh: cuBLAS SGEMM, the bias kernel, the
  * bias gradient's column sum) against the CPU op, forward and backward, with and without
- * bias, up to the K = 3072 of c_proj; and the towers' linear layer of the tf32 and bf16
- * backends.
+ * bias, up to the K = 3072 of c_proj; the towers' linear layer of the tf32 and bf16
+ * backends; and the linear layer with its activation fused into the bias epilogue.
  *
  * bf16: inp and weight are rounded to bf16 on both sides; the forward's bf16 output is
  * checked with check_bf16. The backward's dout is rounded too, so the kernel's own rounding of
@@ -87,7 +87,36 @@ static void linear_bf16_case(int N, int IC, int OC, int with_bias) {
     PAIRS_FREE(inp, w, bias, out, dout, dinp, dw, db);
 }
 
-static void test_linear_tf32_bf16(void) {
+/* linear_activation_forward against the CPU's linear then activation: pre and out of the fp32
+ * table within TOL, of the bf16 table as check_bf16 (inputs rounded to bf16 on both sides). */
+static void linear_activation_case(int N, int IC, int OC, int bf16) {
+    char what[96];
+    size_t n_out = (size_t)N * OC;
+    Pair inp = pair_random((size_t)N * IC, 1.0), w = pair_random((size_t)OC * IC, 0.05);
+    Pair bias = pair_random((size_t)OC, 1.0), pre = pair_poisoned(n_out), out = pair_poisoned(n_out);
+    snprintf(what, sizeof what, "linear_activation_forward %s N=%d IC=%d OC=%d", bf16 ? "bf16" : "fp32", N, IC, OC);
+    if (bf16) {
+        __nv_bfloat16 *inp16 = pair_to_bf16(inp), *w16 = pair_to_bf16(w);
+        __nv_bfloat16 *pre16 = bf16_poisoned(n_out), *out16 = bf16_poisoned(n_out);
+        gpu16->linear_activation_forward(pre16, out16, inp16, w16, bias.dev, ACT_QUICK_GELU, N, IC, OC);
+        cpu->linear_activation_forward(pre.host, out.host, inp.host, w.host, bias.host, ACT_QUICK_GELU, N, IC, OC);
+        check_bf16(what, pre16, pre.host, n_out);
+        check_bf16(what, out16, out.host, n_out);
+        __nv_bfloat16 *dev16[] = {inp16, w16, pre16, out16};
+        for (size_t i = 0; i < sizeof dev16 / sizeof *dev16; i++)
+            cudaCheck(cudaFree(dev16[i]));
+    } else {
+        gpu->linear_activation_forward(pre.dev, out.dev, inp.dev, w.dev, bias.dev, ACT_QUICK_GELU, N, IC, OC);
+        cpu->linear_activation_forward(pre.host, out.host, inp.host, w.host, bias.host, ACT_QUICK_GELU, N, IC, OC);
+        check_scaled(what, pre, TOL);
+        check_scaled(what, out, TOL);
+    }
+    PAIRS_FREE(inp, w, bias, pre, out);
+}
+
+static void test_linear_precisions_and_fusion(void) {
+    for (int bf16 = 0; bf16 <= 1; bf16++)
+        linear_activation_case(quick ? 7 : 231, quick ? 40 : 512, quick ? 72 : 2048, bf16);
     linear_tf32_case(7, 40, 72);
     linear_bf16_case(7, 40, 72, 1);
     if (quick)
@@ -109,6 +138,6 @@ static void test_matmul(void) {
 int main(int argc, char **argv) {
     gpu_test_init(argc, argv);
     RUN_TEST(test_matmul);
-    RUN_TEST(test_linear_tf32_bf16);
+    RUN_TEST(test_linear_precisions_and_fusion);
     return test_summary();
 }

@@ -33,6 +33,11 @@ static void linear_backward(float *dinp, float *dweight, float *dbias, const flo
                             const Act *weight, int N, int IC, int OC) {
     matmul_backward_f32(dinp, dweight, dbias, dout, inp, weight, N, IC, OC);
 }
+static void linear_activation_forward(Act *pre, Act *out, const Act *inp, const Act *weight, const float *bias,
+                                      ActKind act, int N, int IC, int OC) {
+    matmul_forward_f32(pre, inp, weight, bias, N, IC, OC);
+    activation_forward_f32(out, pre, (size_t)N * OC, act);
+}
 static void layernorm_forward(Act *out, float *mean, float *rstd, const Act *inp, const float *weight,
                               const float *bias, int N, int C) {
     layernorm_forward_f32(out, mean, rstd, inp, weight, bias, N, C);
@@ -91,6 +96,7 @@ static const Backend cpu_backend = {
     .matmul_backward = matmul_backward_f32,
     .linear_forward = linear_forward,
     .linear_backward = linear_backward,
+    .linear_activation_forward = linear_activation_forward,
     .layernorm_forward = layernorm_forward,
     .layernorm_backward = layernorm_backward,
     .residual_layernorm_forward = residual_layernorm_forward,
