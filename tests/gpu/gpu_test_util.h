@@ -220,6 +220,17 @@ static inline float *bf16_download(const __nv_bfloat16 *dev, size_t n) {
 /* bf16 tolerance of the task: |gpu - cpu| <= atol + 2^-7 |cpu| */
 #define BF16_RTOL (1.0 / 128.0)
 
+/* BF16_FREE(a, b, ...): frees every device bf16 buffer named. */
+static inline void bf16_free_all(__nv_bfloat16 *const *bufs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        cudaCheck(cudaFree(bufs[i]));
+}
+#define BF16_FREE(...)                                                                             \
+    do {                                                                                           \
+        __nv_bfloat16 *bufs_[] = {__VA_ARGS__};                                                    \
+        bf16_free_all(bufs_, sizeof bufs_ / sizeof *bufs_);                                        \
+    } while (0)
+
 /* Rounds a pair's values to bf16 on both sides, so that the CPU op computes from the very
  * values a bf16 kernel reads; returns the device bf16 copy (cudaFree it). */
 static inline __nv_bfloat16 *pair_to_bf16(Pair p) {

@@ -82,9 +82,7 @@ static void test_attention_bf16(void) {
         gpu16->attention_backward(dqkv.dev, datt.dev, dout.dev, qkv16, att16, B, T, C, NH, causal);
         check_scaled(causal ? "attention bf16 dqkv causal" : "attention bf16 dqkv", dqkv, TOL);
         free(got_att);
-        __nv_bfloat16 *dev16[] = {qkv16, out16, att16};
-        for (size_t i = 0; i < sizeof dev16 / sizeof *dev16; i++)
-            cudaCheck(cudaFree(dev16[i]));
+        BF16_FREE(qkv16, out16, att16);
         PAIRS_FREE(qkv, out, att, dout, dqkv, datt);
     }
 }

@@ -47,7 +47,7 @@ static void test_elementwise_bf16(void) {
         cpu->activation_backward(dinp.host, inp.host, dout.host, n, (ActKind)act);
         gpu16->activation_backward(dinp.dev, inp16, dout.dev, n, (ActKind)act);
         pair_check(act == ACT_GELU ? "gelu backward bf16" : "quick_gelu backward bf16", dinp, 1e-6, 1e-5);
-        cudaCheck(cudaFree(inp16)), cudaCheck(cudaFree(out16));
+        BF16_FREE(inp16, out16);
         PAIRS_FREE(inp, out, dout, dinp);
     }
     Pair a = pair_random(n, 1.0), b = pair_random(n, 1.0), out = pair_poisoned(n);
@@ -58,9 +58,7 @@ static void test_elementwise_bf16(void) {
     Pair src = pair_random(n, 10.0);
     gpu16->to_act(out16, src.dev, n);
     check_bf16_exact("to_act bf16", out16, src.host, n);
-    __nv_bfloat16 *dev16[] = {a16, b16, out16};
-    for (size_t i = 0; i < sizeof dev16 / sizeof *dev16; i++)
-        cudaCheck(cudaFree(dev16[i]));
+    BF16_FREE(a16, b16, out16);
     PAIRS_FREE(a, b, out, src);
 }
 

@@ -123,9 +123,7 @@ static void test_embed_bf16(void) {
     gpu16->gather_rows(pooled16, seq16, rows.dev, B, Tt, C);
     check_bf16_exact("gather_rows bf16", pooled16, pooled.host, pooled.n);
 
-    __nv_bfloat16 *dev16[] = {patches16, patch_out16, x16, tx16, seq16, pooled16};
-    for (size_t i = 0; i < sizeof dev16 / sizeof *dev16; i++)
-        cudaCheck(cudaFree(dev16[i]));
+    BF16_FREE(patches16, patch_out16, x16, tx16, seq16, pooled16);
     int_pair_free(ids), int_pair_free(rows);
     PAIRS_FREE(images, patches, patch_out, cls, pos, x, tok, tpos, tx, seq, pooled);
 }

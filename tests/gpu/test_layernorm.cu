@@ -107,9 +107,7 @@ static void residual_layernorm_case(int N, int C, int bf16) {
         be->residual_layernorm_forward(res16, out16, mean.dev, rstd.dev, a16, b16, w.dev, bias.dev, N, C);
         check_bf16_exact(what, res16, residual.host, n);
         check_bf16(what, out16, out.host, n);
-        __nv_bfloat16 *dev16[] = {a16, b16, res16, out16};
-        for (size_t i = 0; i < sizeof dev16 / sizeof *dev16; i++)
-            cudaCheck(cudaFree(dev16[i]));
+        BF16_FREE(a16, b16, res16, out16);
     } else {
         cpu->residual_forward(residual.host, a.host, b.host, n);
         cpu->layernorm_forward(out.host, mean.host, rstd.host, residual.host, w.host, bias.host, N, C);

@@ -81,9 +81,7 @@ static void linear_bf16_case(int N, int IC, int OC, int with_bias) {
     cpu->matmul_backward(dinp.host, NULL, NULL, dout.host, inp.host, w.host, N, IC, OC);
     snprintf(what, sizeof what, "linear_backward bf16 dinp only N=%d IC=%d OC=%d", N, IC, OC);
     check_scaled(what, dinp, TOL);
-    __nv_bfloat16 *dev16[] = {inp16, w16, out16};
-    for (size_t i = 0; i < sizeof dev16 / sizeof *dev16; i++)
-        cudaCheck(cudaFree(dev16[i]));
+    BF16_FREE(inp16, w16, out16);
     PAIRS_FREE(inp, w, bias, out, dout, dinp, dw, db);
 }
 
@@ -102,9 +100,7 @@ static void linear_activation_case(int N, int IC, int OC, int bf16) {
         cpu->linear_activation_forward(pre.host, out.host, inp.host, w.host, bias.host, ACT_QUICK_GELU, N, IC, OC);
         check_bf16(what, pre16, pre.host, n_out);
         check_bf16(what, out16, out.host, n_out);
-        __nv_bfloat16 *dev16[] = {inp16, w16, pre16, out16};
-        for (size_t i = 0; i < sizeof dev16 / sizeof *dev16; i++)
-            cudaCheck(cudaFree(dev16[i]));
+        BF16_FREE(inp16, w16, pre16, out16);
     } else {
         gpu->linear_activation_forward(pre.dev, out.dev, inp.dev, w.dev, bias.dev, ACT_QUICK_GELU, N, IC, OC);
         cpu->linear_activation_forward(pre.host, out.host, inp.host, w.host, bias.host, ACT_QUICK_GELU, N, IC, OC);
