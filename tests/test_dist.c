@@ -14,7 +14,9 @@
  *                   first step, the weights after 5 AdamW steps. The gradients are reduced
  *                   in buckets started during the backward (clip_backward_last), except in
  *                   model_one_shot (clip_backward, then one reduction); model_accum
- *                   accumulates 2 micro-batches per step and must reduce once
+ *                   accumulates 2 micro-batches per step and must reduce once;
+ *                   model_standalone: each image's last text a standalone negation whose
+ *                   exclusion mask (loss.h) every rank cuts from the gathered objects
  *   tng_train       np 2 with --tng-scope global vs one process with twice the batch;
  *                   resume under np 2 equals the uninterrupted run; a killed rank, and a
  *                   stopped one (SIGSTOP, caught by --hang-timeout), end the job within 60 s
@@ -75,24 +77,51 @@ typedef struct {
     int one_shot;          /* 1: clip_backward, then one reduction (not bucketed) */
     int accum;             /* micro-batches per step (0: 1) */
     int i2t_each;          /* 1: mean-target rows score each positive against the negatives */
+    int standalone;        /* 1: each image's last text is a standalone negation (ClipAbsence) */
 } Scenario;
 
 static const Scenario SCENARIOS[] = {
-    {"model_plain", 2, {4, 4}, 1, 0, 0, 0, 0, 0, 0},
-    {"model_tng", 2, {4, 4}, 3, 1, 0, 0, 0, 0, 0},
-    {"model_uneven", 3, {3, 3, 2}, 3, 0, 0, 0, 0, 0, 0},
-    {"model_contradictions", 3, {3, 3, 2}, 3, 1, 1, 0, 0, 0, 0},
-    {"model_i2t_each", 3, {3, 3, 2}, 3, 1, 1, 0, 0, 0, 1},
-    {"model_one_shot", 2, {4, 4}, 3, 0, 0, 0, 1, 0, 0},
-    {"model_text_frozen", 3, {3, 3, 2}, 3, 0, 0, 1, 0, 0, 0},
-    {"model_accum", 2, {3, 4}, 3, 0, 0, 0, 0, 2, 0},
+    {"model_plain", 2, {4, 4}, 1, 0, 0, 0, 0, 0, 0, 0},
+    {"model_tng", 2, {4, 4}, 3, 1, 0, 0, 0, 0, 0, 0},
+    {"model_uneven", 3, {3, 3, 2}, 3, 0, 0, 0, 0, 0, 0, 0},
+    {"model_contradictions", 3, {3, 3, 2}, 3, 1, 1, 0, 0, 0, 0, 0},
+    {"model_i2t_each", 3, {3, 3, 2}, 3, 1, 1, 0, 0, 0, 1, 0},
+    {"model_one_shot", 2, {4, 4}, 3, 0, 0, 0, 1, 0, 0, 0},
+    {"model_text_frozen", 3, {3, 3, 2}, 3, 0, 0, 1, 0, 0, 0, 0},
+    {"model_accum", 2, {3, 4}, 3, 0, 0, 0, 0, 2, 0, 0},
+    {"model_standalone", 3, {3, 3, 2}, 3, 1, 0, 0, 0, 0, 1, 1},
 };
+enum { OBJECTS = 6 }; /* model_standalone's object ids: few, so captions share them */
 
 typedef struct {
     int n_images, n_texts;
     float *images, *features;
     int *tokens, *txt2img, *target;
+    int *absent, *named_start, *named; /* standalone: ClipAbsence's arrays, else NULL */
 } Batch;
+
+/* model_standalone: image j (global g) names each object with probability 1/2, and its
+ * standalone text denies one it does not name (-1 when it names all), drawn from (step, g). */
+static void make_absence(const Scenario *sc, int step, int first, Batch *b) {
+    int n = b->n_images;
+    b->absent = mallocCheck(sizeof(int) * (size_t)b->n_texts);
+    b->named_start = mallocCheck(sizeof(int) * ((size_t)n + 1));
+    b->named = mallocCheck(sizeof(int) * ((size_t)n * OBJECTS + 1));
+    b->named_start[0] = 0;
+    for (int t = 0; t < b->n_texts; t++) b->absent[t] = -1;
+    for (int j = 0; j < n; j++) {
+        Rng rng;
+        rng_seed(&rng, 7777u + 1000u * (uint64_t)step + (uint64_t)(first + j));
+        int lacked[OBJECTS], n_lacked = 0, at = b->named_start[j];
+        for (int x = 0; x < OBJECTS; x++) {
+            if (rng_below(&rng, 2)) b->named[at++] = x;
+            else lacked[n_lacked++] = x;
+        }
+        b->named_start[j + 1] = at;
+        int standalone = (sc->texts_per_image - 1) * n + j;
+        b->absent[standalone] = n_lacked ? lacked[rng_below(&rng, (uint64_t)n_lacked)] : -1;
+    }
+}
 
 /* Rank r's batch of step `step`: image j is global image first + j and its k-th text is
  * local text k * n + j. Every value is drawn from (step, global image, k), so a rank and the
@@ -127,10 +156,13 @@ static void make_batch(const Scenario *sc, const ClipConfig *c, int step, int ra
         }
         b->target[j] = K > 1 && g % 3 == 1 ? -1 : j;
     }
+    b->absent = b->named_start = b->named = NULL;
+    if (sc->standalone) make_absence(sc, step, first, b);
 }
 
 static void batch_free(Batch *b) {
     free(b->images), free(b->features), free(b->tokens), free(b->txt2img), free(b->target);
+    free(b->absent), free(b->named_start), free(b->named);
 }
 
 /* The one-process batch: every rank's batch one after another, indices made global. */
@@ -147,6 +179,13 @@ static void make_global_batch(const Scenario *sc, const ClipConfig *c, int step,
     all->tokens = mallocCheck(sizeof(int) * (size_t)nt * ctx);
     all->txt2img = mallocCheck(sizeof(int) * (size_t)nt);
     all->target = mallocCheck(sizeof(int) * (size_t)ni);
+    all->absent = all->named_start = all->named = NULL;
+    if (sc->standalone) {
+        all->absent = mallocCheck(sizeof(int) * (size_t)nt);
+        all->named_start = mallocCheck(sizeof(int) * ((size_t)ni + 1));
+        all->named = mallocCheck(sizeof(int) * ((size_t)ni * OBJECTS + 1));
+        all->named_start[0] = 0;
+    }
     int io = 0, to = 0;
     for (int r = 0; r < sc->world; r++) {
         Batch *p = &parts[r];
@@ -157,6 +196,12 @@ static void make_global_batch(const Scenario *sc, const ClipConfig *c, int step,
             all->txt2img[to + t] = p->txt2img[t] < 0 ? -1 : io + p->txt2img[t];
         for (int i = 0; i < p->n_images; i++)
             all->target[io + i] = p->target[i] < 0 ? -1 : to + p->target[i];
+        if (sc->standalone) { /* object ids are global already; the named lists follow on */
+            memcpy(all->absent + to, p->absent, sizeof(int) * (size_t)p->n_texts);
+            int base = all->named_start[io];
+            memcpy(all->named + base, p->named, sizeof(int) * (size_t)p->named_start[p->n_images]);
+            for (int i = 0; i < p->n_images; i++) all->named_start[io + i + 1] = base + p->named_start[i + 1];
+        }
         io += p->n_images, to += p->n_texts;
         batch_free(p);
     }
@@ -193,7 +238,8 @@ static void train_scenario(const Scenario *sc, const Dist *dist, float *losses, 
             if (dist) make_batch(sc, &c, s * accum + micro, dist->rank, &b);
             else make_global_batch(sc, &c, s * accum + micro, &b);
             ClipBatch cb = {.n_images = b.n_images, .n_texts = b.n_texts, .tokens = b.tokens,
-                            .txt2img = b.txt2img, .i2t_target = b.target};
+                            .txt2img = b.txt2img, .i2t_target = b.target,
+                            .absence = {.absent = b.absent, .named_start = b.named_start, .named = b.named}};
             if (sc->frozen_vision) cb.image_features = b.features;
             else cb.images = b.images;
             losses[s] += clip_forward(m, &cb, NULL) / accum;
@@ -407,6 +453,22 @@ static void test_model_one_shot_reduction(void) { check_scenario(&SCENARIOS[5]);
 static void test_model_text_frozen(void) { check_scenario(&SCENARIOS[6]); }
 /* a reduction after each micro-batch would count the first one world times */
 static void test_model_accumulation(void) { check_scenario(&SCENARIOS[7]); }
+/* standalone negations: the mask of each block, cut from the gathered objects, is the one
+ * process's mask sliced (uneven ranks, so the offsets matter) */
+static void test_model_standalone_negations(void) {
+    check_scenario(&SCENARIOS[8]);
+    /* the mask must matter here, or the equality above would not test it */
+    Scenario unmasked = SCENARIOS[8];
+    unmasked.standalone = 0;
+    size_t n = model_floats();
+    float masked_losses[STEPS], plain_losses[STEPS], *grads = mallocCheck(sizeof(float) * n);
+    float *params = mallocCheck(sizeof(float) * n);
+    train_scenario(&SCENARIOS[8], NULL, masked_losses, grads, params);
+    train_scenario(&unmasked, NULL, plain_losses, grads, params);
+    CHECK(fabsf(masked_losses[0] - plain_losses[0]) > 1e-3, "the exclusion mask left the loss %.6f",
+          plain_losses[0]);
+    free(grads), free(params);
+}
 
 /* ---- tng_train under mpirun ---- */
 
@@ -735,6 +797,7 @@ int main(int argc, char **argv) {
         RUN_TEST(test_model_one_shot_reduction);
         RUN_TEST(test_model_text_frozen);
         RUN_TEST(test_model_accumulation);
+        RUN_TEST(test_model_standalone_negations);
         SynthConfig sc;
         synth_config_default(&sc);
         sc.n_images[SYNTH_TRAIN] = 48, sc.n_images[SYNTH_VAL] = 4, sc.n_images[SYNTH_TEST] = 4;

@@ -55,7 +55,7 @@ static Result through_the_object(const ClipLossConfig *cfg, const float *images,
     Result r = {0};
     ClipLoss *loss = clip_loss_create(backend_cpu(), D);
     clip_loss_prepare(loss, cfg, NI, NT);
-    r.loss = clip_loss_forward(loss, images, NI, texts, NT, TXT2IMG, I2T_TARGET, SCALE, r.stats);
+    r.loss = clip_loss_forward(loss, images, NI, texts, NT, TXT2IMG, I2T_TARGET, NULL, SCALE, r.stats);
     clip_loss_backward(loss, r.d_images, r.d_texts);
     clip_loss_free(loss);
     return r;
@@ -100,7 +100,7 @@ static void test_backward_contract(void) {
     ClipLoss *loss = clip_loss_create(backend_cpu(), D);
     clip_loss_prepare(loss, &cfg, 2, 3); /* too small, then prepared again */
     clip_loss_prepare(loss, &cfg, NI, NT);
-    clip_loss_forward(loss, images, NI, texts, NT, TXT2IMG, I2T_TARGET, SCALE, NULL);
+    clip_loss_forward(loss, images, NI, texts, NT, TXT2IMG, I2T_TARGET, NULL, SCALE, NULL);
     float fresh_images[NI * D] = {0}, fresh_texts[NT * D] = {0}, texts_only[NT * D] = {0};
     float added_images[NI * D], added_texts[NT * D];
     clip_loss_backward(loss, fresh_images, fresh_texts);
