@@ -17,7 +17,8 @@
  *                   accumulates 2 micro-batches per step and must reduce once;
  *                   model_standalone: each image's last text a standalone negation whose
  *                   exclusion mask (loss.h) every rank cuts from the gathered objects
- *   tng_train       np 2 with --tng-scope global vs one process with twice the batch;
+ *   tng_train       np 2 with --tng-scope global vs one process with twice the batch (and
+ *                   the same with --standalone-negations 1);
  *                   resume under np 2 equals the uninterrupted run; a killed rank, and a
  *                   stopped one (SIGSTOP, caught by --hang-timeout), end the job within 60 s
  *                   and its last checkpoint resumes; --check-sync catches ranks whose
@@ -514,17 +515,17 @@ static size_t tiny_floats(void) {
 }
 
 /* TNG's texts with --tng-scope global come from every rank's images in the loader's order,
- * so 2 ranks of batch 4 train exactly like one process of batch 8. */
-static void test_train_tng_global_equals_one_process(void) {
+ * so 2 ranks of batch 4 train exactly like one process of batch 8 (with `extra` flags). */
+static void check_tng_global_equals_one_process(const char *name, const char *extra) {
     char one[4200], two[4200], log[4300];
-    snprintf(one, sizeof one, "%s/run_one", work_dir);
-    snprintf(two, sizeof two, "%s/run_two", work_dir);
-    snprintf(log, sizeof log, "%s/tng_global.log", work_dir);
-    int rc1 = run(log, "%s %s --batch 8 --steps 3 --out %s", train_path, train_flags(), one);
+    snprintf(one, sizeof one, "%s/%s_one", work_dir, name);
+    snprintf(two, sizeof two, "%s/%s_two", work_dir, name);
+    snprintf(log, sizeof log, "%s/%s.log", work_dir, name);
+    int rc1 = run(log, "%s %s %s --batch 8 --steps 3 --out %s", train_path, train_flags(), extra, one);
     CHECK(rc1 == 0, "one process exited %d", rc1);
     if (rc1 != 0) show_log(log);
-    int rc2 = run(log, MPIRUN "-np 2 %s %s --batch 4 --steps 3 --tng-scope global --out %s", train_path,
-                  train_flags(), two);
+    int rc2 = run(log, MPIRUN "-np 2 %s %s %s --batch 4 --steps 3 --tng-scope global --out %s", train_path,
+                  train_flags(), extra, two);
     CHECK(rc2 == 0, "mpirun -np 2 exited %d", rc2);
     if (rc2 != 0) show_log(log);
     float want[3], got[3];
@@ -535,6 +536,14 @@ static void test_train_tng_global_equals_one_process(void) {
     CHECK(a && b, "checkpoints did not load");
     if (a && b) check_close("weights after 3 steps", b, a, tiny_floats());
     free(a), free(b);
+}
+
+static void test_train_tng_global_equals_one_process(void) { check_tng_global_equals_one_process("tng_global", ""); }
+
+/* --standalone-negations: the texts' objects and the images' named nouns reach every rank's
+ * mask, so the ranks train like the one process, masks and all */
+static void test_train_standalone_negations(void) {
+    check_tng_global_equals_one_process("standalone", "--standalone-negations 1 --i2t-target each");
 }
 
 static void test_train_resume_under_two_ranks(void) {
@@ -806,6 +815,7 @@ int main(int argc, char **argv) {
         snprintf(world_dir, sizeof world_dir, "%s/world", work_dir);
         synth_write_world(&sc, world_dir);
         RUN_TEST(test_train_tng_global_equals_one_process);
+        RUN_TEST(test_train_standalone_negations);
         RUN_TEST(test_train_resume_under_two_ranks);
         RUN_TEST(test_train_killed_rank);
         RUN_TEST(test_train_stopped_rank);
