@@ -15,6 +15,7 @@
  * averages over its positives p the cross-entropy of p against the row's NEGATIVES alone
  * (the image's other positives leave the softmax): row_lse holds the log-sum-exp of the
  * negatives and row_each the mean over p of N / (e^s_p + N), N that negative mass.
+ * A pair terms.exclude marks (NULL: none) is skipped by every max and sum and gets dcos 0.
  *
  * Four kernels, none with atomics:
  *   rows:    block per image row: online max/sum-exp over the texts, the target logit
@@ -41,6 +42,11 @@ __device__ __forceinline__ float i2t_logit(float logit, int positive_image, floa
     return positive_image < 0 ? logit + log_weight : logit;
 }
 
+/* Whether element `at` of the block is excluded from the objective (InfonceTerms.exclude). */
+__device__ __forceinline__ bool infonce_excluded(const unsigned char *exclude, size_t at) {
+    return exclude && exclude[at];
+}
+
 /* log(e^a + e^b) without overflow. */
 __device__ __forceinline__ float log_add_exp(float a, float b) {
     return fmaxf(a, b) + log1pf(expf(-fabsf(a - b)));
@@ -63,14 +69,16 @@ __device__ __forceinline__ void lse_merge(float &m, float &s, float m2, float s2
 static __global__ void __launch_bounds__(INFONCE_THREADS)
     infonce_rows_kernel(float *row_lse, float *row_loss, float *row_pos, float *row_each,
                         const float *cos, const int *txt2img, const int *i2t_target, float scale,
-                        int first, int Nt, float log_weight, int each) {
+                        int first, int Nt, float log_weight, int each, const unsigned char *exclude) {
     __shared__ float shared[PLAN_WARP];
     int i = blockIdx.x;
     const float *r = cos + (size_t)i * Nt;
+    const unsigned char *row_exclude = exclude ? exclude + (size_t)i * Nt : NULL;
     float m = -INFINITY, s = 0.0f, own_sum = 0.0f, own_count = 0.0f;
     for (int t = threadIdx.x; t < Nt; t += blockDim.x) {
         float x = scale * r[t];
-        lse_merge(m, s, i2t_logit(x, txt2img[t], log_weight), 1.0f);
+        if (!infonce_excluded(row_exclude, t))
+            lse_merge(m, s, i2t_logit(x, txt2img[t], log_weight), 1.0f);
         if (txt2img[t] == first + i) {
             own_sum += x;
             own_count += 1.0f;
@@ -83,7 +91,7 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
     if (each && i2t_target[i] < 0) { /* each positive against the negatives: a second pass */
         float neg_m = -INFINITY, neg_s = 0.0f, loss = 0.0f, share = 0.0f;
         for (int t = threadIdx.x; t < Nt; t += blockDim.x)
-            if (txt2img[t] != first + i)
+            if (txt2img[t] != first + i && !infonce_excluded(row_exclude, t))
                 lse_merge(neg_m, neg_s, i2t_logit(scale * r[t], txt2img[t], log_weight), 1.0f);
         float neg_block_m = block_max(neg_m, shared);
         float neg_sum = block_sum(neg_m == -INFINITY ? 0.0f : neg_s * expf(neg_m - neg_block_m), shared);
@@ -116,7 +124,7 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
 
 static __global__ void __launch_bounds__(INFONCE_THREADS)
     infonce_columns_kernel(float *col_lse, float *col_loss, const float *cos, const int *txt2img,
-                           float scale, int first, int Ni, int Nt) {
+                           float scale, int first, int Ni, int Nt, const unsigned char *exclude) {
     __shared__ float group_m[INFONCE_COL_GROUPS][INFONCE_COL_TILE];
     __shared__ float group_s[INFONCE_COL_GROUPS][INFONCE_COL_TILE];
     int lane = threadIdx.x % INFONCE_COL_TILE, group = threadIdx.x / INFONCE_COL_TILE;
@@ -125,7 +133,8 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
     int scored = t < Nt && txt2img[t] >= 0; /* a contradiction column has no term */
     if (scored)
         for (int i = group; i < Ni; i += INFONCE_COL_GROUPS)
-            lse_merge(m, s, scale * cos[(size_t)i * Nt + t], 1.0f);
+            if (!infonce_excluded(exclude, (size_t)i * Nt + t))
+                lse_merge(m, s, scale * cos[(size_t)i * Nt + t], 1.0f);
     group_m[group][lane] = m;
     group_s[group][lane] = s;
     __syncthreads();
@@ -158,6 +167,10 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
     float dscale = 0.0f;
     for (int t = threadIdx.x; t < Nt; t += blockDim.x) {
         size_t at = (size_t)i * Nt + t;
+        if (infonce_excluded(terms.exclude, at)) { /* in no softmax: no gradient, no dscale */
+            dcos[at] = 0.0f;
+            continue;
+        }
         float c = cos[at], logit = scale * c;
         int own = txt2img[t] == terms.first_image + i;
         float col_term = 0.0f, row_term = 0.0f;
@@ -219,10 +232,10 @@ static inline void infonce_forward_backward(float *dcos, float *stats, const flo
     if (terms.image_to_text)
         TNG_LAUNCH(infonce_rows_kernel, (unsigned)plan.row_blocks, plan.threads, 0, stream, row_lse,
                    row_loss, row_pos, row_each, cos, txt2img, i2t_target, scale, terms.first_image,
-                   Nt, terms.negative_log_weight, terms.i2t_each);
+                   Nt, terms.negative_log_weight, terms.i2t_each, terms.exclude);
     if (terms.text_to_image)
         TNG_LAUNCH(infonce_columns_kernel, (unsigned)plan.col_blocks, plan.threads, 0, stream,
-                   col_lse, col_loss, cos, txt2img, scale, terms.first_image, Ni, Nt);
+                   col_lse, col_loss, cos, txt2img, scale, terms.first_image, Ni, Nt, terms.exclude);
     TNG_LAUNCH(infonce_grads_kernel, (unsigned)plan.row_blocks, plan.threads, 0, stream, dcos,
                row_dscale, cos, row_lse, row_pos, row_each, col_lse, txt2img, i2t_target, scale,
                terms, Nt);

@@ -14,8 +14,11 @@
  *                   first step, the weights after 5 AdamW steps. The gradients are reduced
  *                   in buckets started during the backward (clip_backward_last), except in
  *                   model_one_shot (clip_backward, then one reduction); model_accum
- *                   accumulates 2 micro-batches per step and must reduce once
- *   tng_train       np 2 with --tng-scope global vs one process with twice the batch;
+ *                   accumulates 2 micro-batches per step and must reduce once;
+ *                   model_standalone: each image's last text a standalone negation whose
+ *                   exclusion mask (loss.h) every rank cuts from the gathered objects
+ *   tng_train       np 2 with --tng-scope global vs one process with twice the batch (and
+ *                   the same with --standalone-negations 1);
  *                   resume under np 2 equals the uninterrupted run; a killed rank, and a
  *                   stopped one (SIGSTOP, caught by --hang-timeout), end the job within 60 s
  *                   and its last checkpoint resumes; --check-sync catches ranks whose
@@ -44,6 +47,7 @@
 #include "harness.h"
 #include "run_metrics.h" // defines: run_step_losses
 #include "small_model.h"
+#include "dist_scenarios.h" // defines: Scenario, SCENARIOS, Batch, make_batch, make_global_batch
 #include "engine/model.h"
 #include "engine/optim.h"
 #include "util/rng.h"
@@ -55,112 +59,13 @@
 #define MPIRUN                                                                                \
     "mpirun --allow-run-as-root --oversubscribe -x OMP_NUM_THREADS=1 -x "                     \
     "ASAN_OPTIONS=detect_leaks=0 "
-enum { STEPS = 5, MAX_RANKS = 3 };
+enum { STEPS = 5 };
 
 static char work_dir[] = "/tmp/tng_test_dist_XXXXXX";
 static char self_path[4096], train_path[4096];
 
 /* ----------------------------------------------------------------------------
  * The model-level scenarios: one rank's batch of a global batch */
-
-typedef struct {
-    const char *name;
-    int world;
-    int counts[MAX_RANKS]; /* images per rank */
-    int texts_per_image;   /* 1: plain CLIP; 3: TNG's shape */
-    int frozen_vision;     /* 1: precomputed image features, vision frozen, fixed temperature */
-    int contradictions;    /* 1: even global images' last text is a contradiction negative
-                              (txt2img -1, weight 0.5), so ranks hold different counts */
-    int frozen_text;       /* 1: only the vision tower (and the temperature) trains */
-    int one_shot;          /* 1: clip_backward, then one reduction (not bucketed) */
-    int accum;             /* micro-batches per step (0: 1) */
-    int i2t_each;          /* 1: mean-target rows score each positive against the negatives */
-} Scenario;
-
-static const Scenario SCENARIOS[] = {
-    {"model_plain", 2, {4, 4}, 1, 0, 0, 0, 0, 0, 0},
-    {"model_tng", 2, {4, 4}, 3, 1, 0, 0, 0, 0, 0},
-    {"model_uneven", 3, {3, 3, 2}, 3, 0, 0, 0, 0, 0, 0},
-    {"model_contradictions", 3, {3, 3, 2}, 3, 1, 1, 0, 0, 0, 0},
-    {"model_i2t_each", 3, {3, 3, 2}, 3, 1, 1, 0, 0, 0, 1},
-    {"model_one_shot", 2, {4, 4}, 3, 0, 0, 0, 1, 0, 0},
-    {"model_text_frozen", 3, {3, 3, 2}, 3, 0, 0, 1, 0, 0, 0},
-    {"model_accum", 2, {3, 4}, 3, 0, 0, 0, 0, 2, 0},
-};
-
-typedef struct {
-    int n_images, n_texts;
-    float *images, *features;
-    int *tokens, *txt2img, *target;
-} Batch;
-
-/* Rank r's batch of step `step`: image j is global image first + j and its k-th text is
- * local text k * n + j. Every value is drawn from (step, global image, k), so a rank and the
- * one-process reference build the same numbers. Images g % 3 == 1 take the mean target. */
-static void make_batch(const Scenario *sc, const ClipConfig *c, int step, int rank, Batch *b) {
-    int first = 0, n = sc->counts[rank], K = sc->texts_per_image, ctx = c->context_length;
-    int R = c->image_size, D = c->embed_dim;
-    for (int k = 0; k < rank; k++) first += sc->counts[k];
-    b->n_images = n;
-    b->n_texts = n * K;
-    b->images = mallocCheck(sizeof(float) * (size_t)n * 3 * R * R);
-    b->features = mallocCheck(sizeof(float) * (size_t)n * D);
-    b->tokens = callocCheck((size_t)n * K * ctx, sizeof(int));
-    b->txt2img = mallocCheck(sizeof(int) * (size_t)n * K);
-    b->target = mallocCheck(sizeof(int) * (size_t)n);
-    for (int j = 0; j < n; j++) {
-        int g = first + j;
-        Rng rng;
-        rng_seed(&rng, 1000u * (uint64_t)step + (uint64_t)g);
-        for (int p = 0; p < 3 * R * R; p++) b->images[(size_t)j * 3 * R * R + p] = (float)rng_normal(&rng);
-        double norm = 0;
-        float *f = b->features + (size_t)j * D;
-        for (int d = 0; d < D; d++) f[d] = (float)rng_normal(&rng), norm += f[d] * f[d];
-        for (int d = 0; d < D; d++) f[d] = (float)(f[d] / sqrt(norm));
-        for (int k = 0; k < K; k++) {
-            int t = k * n + j, eot = 2 + (int)rng_below(&rng, ctx - 3);
-            int *row = b->tokens + (size_t)t * ctx;
-            row[0] = c->vocab_size - 2;
-            for (int p = 1; p < eot; p++) row[p] = 1 + (int)rng_below(&rng, c->vocab_size - 4);
-            row[eot] = clip_eot_token(c);
-            b->txt2img[t] = sc->contradictions && k == K - 1 && g % 2 == 0 ? -1 : j;
-        }
-        b->target[j] = K > 1 && g % 3 == 1 ? -1 : j;
-    }
-}
-
-static void batch_free(Batch *b) {
-    free(b->images), free(b->features), free(b->tokens), free(b->txt2img), free(b->target);
-}
-
-/* The one-process batch: every rank's batch one after another, indices made global. */
-static void make_global_batch(const Scenario *sc, const ClipConfig *c, int step, Batch *all) {
-    Batch parts[MAX_RANKS];
-    int ni = 0, nt = 0, R = c->image_size, D = c->embed_dim, ctx = c->context_length;
-    for (int r = 0; r < sc->world; r++) {
-        make_batch(sc, c, step, r, &parts[r]);
-        ni += parts[r].n_images, nt += parts[r].n_texts;
-    }
-    *all = (Batch){.n_images = ni, .n_texts = nt};
-    all->images = mallocCheck(sizeof(float) * (size_t)ni * 3 * R * R);
-    all->features = mallocCheck(sizeof(float) * (size_t)ni * D);
-    all->tokens = mallocCheck(sizeof(int) * (size_t)nt * ctx);
-    all->txt2img = mallocCheck(sizeof(int) * (size_t)nt);
-    all->target = mallocCheck(sizeof(int) * (size_t)ni);
-    int io = 0, to = 0;
-    for (int r = 0; r < sc->world; r++) {
-        Batch *p = &parts[r];
-        memcpy(all->images + (size_t)io * 3 * R * R, p->images, sizeof(float) * (size_t)p->n_images * 3 * R * R);
-        memcpy(all->features + (size_t)io * D, p->features, sizeof(float) * (size_t)p->n_images * D);
-        memcpy(all->tokens + (size_t)to * ctx, p->tokens, sizeof(int) * (size_t)p->n_texts * ctx);
-        for (int t = 0; t < p->n_texts; t++)
-            all->txt2img[to + t] = p->txt2img[t] < 0 ? -1 : io + p->txt2img[t];
-        for (int i = 0; i < p->n_images; i++)
-            all->target[io + i] = p->target[i] < 0 ? -1 : to + p->target[i];
-        io += p->n_images, to += p->n_texts;
-        batch_free(p);
-    }
-}
 
 /* STEPS steps of training; writes the losses (the mean over a step's micro-batches), the
  * first step's gradients and the final weights (each layout.total floats) into out. dist
@@ -193,7 +98,8 @@ static void train_scenario(const Scenario *sc, const Dist *dist, float *losses, 
             if (dist) make_batch(sc, &c, s * accum + micro, dist->rank, &b);
             else make_global_batch(sc, &c, s * accum + micro, &b);
             ClipBatch cb = {.n_images = b.n_images, .n_texts = b.n_texts, .tokens = b.tokens,
-                            .txt2img = b.txt2img, .i2t_target = b.target};
+                            .txt2img = b.txt2img, .i2t_target = b.target,
+                            .absence = {.absent = b.absent, .named_start = b.named_start, .named = b.named}};
             if (sc->frozen_vision) cb.image_features = b.features;
             else cb.images = b.images;
             losses[s] += clip_forward(m, &cb, NULL) / accum;
@@ -407,6 +313,22 @@ static void test_model_one_shot_reduction(void) { check_scenario(&SCENARIOS[5]);
 static void test_model_text_frozen(void) { check_scenario(&SCENARIOS[6]); }
 /* a reduction after each micro-batch would count the first one world times */
 static void test_model_accumulation(void) { check_scenario(&SCENARIOS[7]); }
+/* standalone negations: the mask of each block, cut from the gathered objects, is the one
+ * process's mask sliced (uneven ranks, so the offsets matter) */
+static void test_model_standalone_negations(void) {
+    check_scenario(&SCENARIOS[8]);
+    /* the mask must matter here, or the equality above would not test it */
+    Scenario unmasked = SCENARIOS[8];
+    unmasked.standalone = 0;
+    size_t n = model_floats();
+    float masked_losses[STEPS], plain_losses[STEPS], *grads = mallocCheck(sizeof(float) * n);
+    float *params = mallocCheck(sizeof(float) * n);
+    train_scenario(&SCENARIOS[8], NULL, masked_losses, grads, params);
+    train_scenario(&unmasked, NULL, plain_losses, grads, params);
+    CHECK(fabsf(masked_losses[0] - plain_losses[0]) > 1e-3, "the exclusion mask left the loss %.6f",
+          plain_losses[0]);
+    free(grads), free(params);
+}
 
 /* ---- tng_train under mpirun ---- */
 
@@ -452,17 +374,17 @@ static size_t tiny_floats(void) {
 }
 
 /* TNG's texts with --tng-scope global come from every rank's images in the loader's order,
- * so 2 ranks of batch 4 train exactly like one process of batch 8. */
-static void test_train_tng_global_equals_one_process(void) {
+ * so 2 ranks of batch 4 train exactly like one process of batch 8 (with `extra` flags). */
+static void check_tng_global_equals_one_process(const char *name, const char *extra) {
     char one[4200], two[4200], log[4300];
-    snprintf(one, sizeof one, "%s/run_one", work_dir);
-    snprintf(two, sizeof two, "%s/run_two", work_dir);
-    snprintf(log, sizeof log, "%s/tng_global.log", work_dir);
-    int rc1 = run(log, "%s %s --batch 8 --steps 3 --out %s", train_path, train_flags(), one);
+    snprintf(one, sizeof one, "%s/%s_one", work_dir, name);
+    snprintf(two, sizeof two, "%s/%s_two", work_dir, name);
+    snprintf(log, sizeof log, "%s/%s.log", work_dir, name);
+    int rc1 = run(log, "%s %s %s --batch 8 --steps 3 --out %s", train_path, train_flags(), extra, one);
     CHECK(rc1 == 0, "one process exited %d", rc1);
     if (rc1 != 0) show_log(log);
-    int rc2 = run(log, MPIRUN "-np 2 %s %s --batch 4 --steps 3 --tng-scope global --out %s", train_path,
-                  train_flags(), two);
+    int rc2 = run(log, MPIRUN "-np 2 %s %s %s --batch 4 --steps 3 --tng-scope global --out %s", train_path,
+                  train_flags(), extra, two);
     CHECK(rc2 == 0, "mpirun -np 2 exited %d", rc2);
     if (rc2 != 0) show_log(log);
     float want[3], got[3];
@@ -473,6 +395,14 @@ static void test_train_tng_global_equals_one_process(void) {
     CHECK(a && b, "checkpoints did not load");
     if (a && b) check_close("weights after 3 steps", b, a, tiny_floats());
     free(a), free(b);
+}
+
+static void test_train_tng_global_equals_one_process(void) { check_tng_global_equals_one_process("tng_global", ""); }
+
+/* --standalone-negations: the texts' objects and the images' named nouns reach every rank's
+ * mask, so the ranks train like the one process, masks and all */
+static void test_train_standalone_negations(void) {
+    check_tng_global_equals_one_process("standalone", "--standalone-negations 1 --i2t-target each");
 }
 
 static void test_train_resume_under_two_ranks(void) {
@@ -735,6 +665,7 @@ int main(int argc, char **argv) {
         RUN_TEST(test_model_one_shot_reduction);
         RUN_TEST(test_model_text_frozen);
         RUN_TEST(test_model_accumulation);
+        RUN_TEST(test_model_standalone_negations);
         SynthConfig sc;
         synth_config_default(&sc);
         sc.n_images[SYNTH_TRAIN] = 48, sc.n_images[SYNTH_VAL] = 4, sc.n_images[SYNTH_TEST] = 4;
@@ -743,6 +674,7 @@ int main(int argc, char **argv) {
         snprintf(world_dir, sizeof world_dir, "%s/world", work_dir);
         synth_write_world(&sc, world_dir);
         RUN_TEST(test_train_tng_global_equals_one_process);
+        RUN_TEST(test_train_standalone_negations);
         RUN_TEST(test_train_resume_under_two_ranks);
         RUN_TEST(test_train_killed_rank);
         RUN_TEST(test_train_stopped_rank);

@@ -5,7 +5,7 @@
  * `--backend cuda --precision fp32`, and their results must equal the CPU backend's runs of the
  * same command:
  *   - one process: TNG texts, contradictions, the frozen vision tower's embedding cache and
- *     gradient accumulation;
+ *     gradient accumulation; and standalone negations (the InfoNCE op's exclusion mask);
  *   - mpirun -np 2: the data-parallel loss and the gradient all-reduce (the emulated backend's
  *     collectives go over MPI, its device memory being host memory), in fp32 and in bf16;
  *   - tng_eval's table on the trained model;
@@ -109,14 +109,25 @@ static void compare_runs(const char *what, const char *cpu_run, const char *gpu_
     "--data", data, "--batch", batch, "--steps", steps, "--accum", "2", "--contradictions", "2", "--lr", "1e-3", \
         "--seed", "3", "--out", out
 
-static void test_one_process(void) {
+/* One process on each backend, the TRAIN_ARGS run plus `flag value` (NULL: none), in the
+ * folders <prefix>cpu and <prefix>cuda of the work folder. */
+static void check_one_process(const char *what, const char *prefix, const char *flag, const char *value) {
     char cpu_run[PATH_LEN], gpu_run[PATH_LEN];
-    format_text(cpu_run, sizeof cpu_run, "%s/cpu", work);
-    format_text(gpu_run, sizeof gpu_run, "%s/cuda", work);
-    const char *cpu_args[] = {"--backend", "cpu", TRAIN_ARGS(world, "4", "3", cpu_run), NULL};
-    const char *gpu_args[] = {"--backend", "cuda", "--precision", "fp32", TRAIN_ARGS(world, "4", "3", gpu_run), NULL};
+    format_text(cpu_run, sizeof cpu_run, "%s/%scpu", work, prefix);
+    format_text(gpu_run, sizeof gpu_run, "%s/%scuda", work, prefix);
+    const char *cpu_args[] = {"--backend", "cpu", TRAIN_ARGS(world, "4", "3", cpu_run), flag, value, NULL};
+    const char *gpu_args[] = {"--backend", "cuda", "--precision", "fp32", TRAIN_ARGS(world, "4", "3", gpu_run),
+                              flag, value, NULL};
     train_cpu_and_emulated(cpu_args, gpu_args, "cuda fp32");
-    compare_runs("one process", cpu_run, gpu_run);
+    compare_runs(what, cpu_run, gpu_run);
+}
+
+/* its run is test_eval_equal's model */
+static void test_one_process(void) { check_one_process("one process", "", NULL, NULL); }
+
+/* the exclusion mask built on the host, uploaded, and read by the kernels */
+static void test_standalone_negations(void) {
+    check_one_process("standalone negations", "standalone_", "--standalone-negations", "1");
 }
 
 /* mpirun -np 2 of a program: 0 when it exited 0 */
@@ -277,6 +288,7 @@ int main(int argc, char **argv) {
     make_world(world, 16);
     format_text(world, sizeof world, "%s/world/train.csv", work);
     RUN_TEST(test_one_process);
+    RUN_TEST(test_standalone_negations);
     RUN_TEST(test_two_ranks);
     RUN_TEST(test_two_ranks_bf16_from_init);
     RUN_TEST(test_eval_equal);

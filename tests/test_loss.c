@@ -6,6 +6,9 @@
  *                          features' gradients equal, bit for bit, the matmul + InfoNCE ops
  *                          called by hand with those options; and each option changes the loss
  *                          (so the comparison would see one that is dropped)
+ *   no_standalone_texts    a ClipAbsence whose texts deny nothing (every absent -1), or with
+ *                          no absent array, is the loss without one, bit for bit (the
+ *                          option-off path); test_tng_standalone checks the mask it makes
  *   backward_contract      the backward ADDS into the features' gradients, and a NULL
  *                          gradient is skipped without changing the other one's bits;
  *                          preparing again (new sizes) keeps working
@@ -55,7 +58,7 @@ static Result through_the_object(const ClipLossConfig *cfg, const float *images,
     Result r = {0};
     ClipLoss *loss = clip_loss_create(backend_cpu(), D);
     clip_loss_prepare(loss, cfg, NI, NT);
-    r.loss = clip_loss_forward(loss, images, NI, texts, NT, TXT2IMG, I2T_TARGET, SCALE, r.stats);
+    r.loss = clip_loss_forward(loss, images, NI, texts, NT, TXT2IMG, I2T_TARGET, NULL, SCALE, r.stats);
     clip_loss_backward(loss, r.d_images, r.d_texts);
     clip_loss_free(loss);
     return r;
@@ -94,13 +97,35 @@ static void test_options_reach_the_op(void) {
     free(images), free(texts);
 }
 
+static void test_no_standalone_texts(void) {
+    float *images = unit_rows(NI, 6), *texts = unit_rows(NT, 7);
+    static const int nothing[NT] = {-1, -1, -1, -1, -1, -1, -1, -1, -1};
+    static const int named_start[NI + 1] = {0, 1, 1, 3, 3}, named[3] = {4, 0, 2};
+    ClipAbsence none = {.absent = nothing, .named_start = named_start, .named = named}, empty = {0};
+    const ClipAbsence *cases[2] = {&none, &empty};
+    ClipLossConfig cfg = {.i2t_each = 1};
+    ClipLoss *loss = clip_loss_create(backend_cpu(), D);
+    clip_loss_prepare(loss, &cfg, NI, NT);
+    Result want = {0};
+    want.loss = clip_loss_forward(loss, images, NI, texts, NT, TXT2IMG, I2T_TARGET, NULL, SCALE, want.stats);
+    clip_loss_backward(loss, want.d_images, want.d_texts);
+    for (int k = 0; k < 2; k++) {
+        Result got = {0};
+        got.loss = clip_loss_forward(loss, images, NI, texts, NT, TXT2IMG, I2T_TARGET, cases[k], SCALE, got.stats);
+        clip_loss_backward(loss, got.d_images, got.d_texts);
+        CHECK(memcmp(&got, &want, sizeof got) == 0, "case %d: loss %.9g vs %.9g without", k, got.loss, want.loss);
+    }
+    clip_loss_free(loss);
+    free(images), free(texts);
+}
+
 static void test_backward_contract(void) {
     float *images = unit_rows(NI, 3), *texts = unit_rows(NT, 4), *start = unit_rows(NI + NT, 5);
     ClipLossConfig cfg = {.i2t_each = 1};
     ClipLoss *loss = clip_loss_create(backend_cpu(), D);
     clip_loss_prepare(loss, &cfg, 2, 3); /* too small, then prepared again */
     clip_loss_prepare(loss, &cfg, NI, NT);
-    clip_loss_forward(loss, images, NI, texts, NT, TXT2IMG, I2T_TARGET, SCALE, NULL);
+    clip_loss_forward(loss, images, NI, texts, NT, TXT2IMG, I2T_TARGET, NULL, SCALE, NULL);
     float fresh_images[NI * D] = {0}, fresh_texts[NT * D] = {0}, texts_only[NT * D] = {0};
     float added_images[NI * D], added_texts[NT * D];
     clip_loss_backward(loss, fresh_images, fresh_texts);
@@ -126,6 +151,7 @@ static void test_backward_contract(void) {
 
 int main(void) {
     RUN_TEST(test_options_reach_the_op);
+    RUN_TEST(test_no_standalone_texts);
     RUN_TEST(test_backward_contract);
     return test_summary();
 }

@@ -376,16 +376,34 @@ static void infonce_fwd(OpCase *c) {
     c->out[0] = o->stats[INFONCE_LOSS];
 }
 
+/* A random exclusion mask over the block [Ni, Nt] whose row i is image first + i: about 40%
+ * of the pairs, never a text's pair with its positive image nor a row's target (the op's
+ * contract; targets NULL: none). */
+static unsigned char *random_exclusions(const int *txt2img, const int *targets, int first, int Ni,
+                                        int Nt) {
+    unsigned char *exclude = mallocCheck((size_t)Ni * Nt);
+    for (int i = 0; i < Ni; i++)
+        for (int t = 0; t < Nt; t++) {
+            int kept = txt2img[t] == first + i || (targets && targets[i] == t);
+            exclude[i * Nt + t] = !kept && rng_uniform(&test_rng) < 0.4;
+        }
+    return exclude;
+}
+
 /* 3 images x 7 texts. txt2img: positives (uneven counts per image), -1 for contradiction
- * negatives; terms.n_texts counts the others; log_weight is their ln w. */
+ * negatives; terms.n_texts counts the others; log_weight is their ln w; exclude: NULL or a
+ * random mask (the gradient of an excluded pair must be 0, which finite differences see too:
+ * its cos takes no part). */
 static void check_infonce(const int *txt2img, const int *i2t_target, float log_weight, int each,
-                          const char *what) {
+                          int masked, const char *what) {
     int scored = 0;
     for (int t = 0; t < 7; t++) scored += txt2img[t] >= 0;
     InfonceOp o = {.Ni = 3, .Nt = 7, .txt2img = txt2img, .i2t_target = i2t_target,
                    .terms = infonce_whole(3, scored)};
     o.terms.negative_log_weight = log_weight;
     o.terms.i2t_each = each;
+    unsigned char *exclude = masked ? random_exclusions(txt2img, i2t_target, 0, 3, 7) : NULL;
+    o.terms.exclude = exclude;
     o.cos = random_doubles(21, 0.5);
     o.dcos = zeros(21);
     /* a float-representable scale so the float cast in the op is exact */
@@ -396,6 +414,8 @@ static void check_infonce(const int *txt2img, const int *i2t_target, float log_w
     double analytic[21], dscale = o.stats[INFONCE_DSCALE];
     memcpy(analytic, o.dcos, sizeof analytic);
     fd_check(what, &c, o.cos, analytic, 21);
+    for (int k = 0; k < 21 && exclude; k++)
+        CHECK(!exclude[k] || o.dcos[k] == 0, "%s: excluded pair %d has dcos %.3g", what, k, o.dcos[k]);
     /* dscale: the op takes a float scale, so use a step float can represent */
     double s0 = o.scale_param;
     o.scale_param = s0 + 0.0625;
@@ -414,7 +434,7 @@ static void check_infonce(const int *txt2img, const int *i2t_target, float log_w
     check_f32_close("f32 in-place dcos", cos32, analytic, 21, 1e-6);
     CHECK(fabs(stats32[INFONCE_LOSS] - o.stats[INFONCE_LOSS]) < 1e-5 * o.stats[INFONCE_LOSS],
           "f32 loss %.9g vs f64 %.9g", stats32[INFONCE_LOSS], o.stats[INFONCE_LOSS]);
-    free(o.cos), free(o.dcos);
+    free(o.cos), free(o.dcos), free(exclude);
 }
 
 static void test_infonce(void) {
@@ -423,12 +443,15 @@ static void test_infonce(void) {
     /* texts 4 and 6 are contradiction negatives: no text->image term, never a positive */
     static const int contra[] = {0, 1, 2, 0, -1, 2, -1}, contra_mixed[] = {3, -1, 2};
     for (int each = 0; each <= 1; each++) { /* i2t_each changes only the -1 (mean) rows */
-        check_infonce(txt2img, own, 0, each, "dcos (own target)");
-        check_infonce(txt2img, mean, 0, each, "dcos (mean target)");
-        check_infonce(txt2img, mixed, 0, each, "dcos (mixed targets)");
-        check_infonce(contra, own, 0, each, "dcos (contradictions, own target)");
-        check_infonce(contra, mean, 0, each, "dcos (contradictions, mean target)");
-        check_infonce(contra, contra_mixed, logf(0.3f), each, "dcos (contradictions weighted 0.3)");
+        for (int masked = 0; masked <= 1; masked++) { /* several random masks: the rng moves on */
+            check_infonce(txt2img, own, 0, each, masked, "dcos (own target)");
+            check_infonce(txt2img, mean, 0, each, masked, "dcos (mean target)");
+            check_infonce(txt2img, mixed, 0, each, masked, "dcos (mixed targets)");
+            check_infonce(contra, own, 0, each, masked, "dcos (contradictions, own target)");
+            check_infonce(contra, mean, 0, each, masked, "dcos (contradictions, mean target)");
+            check_infonce(contra, contra_mixed, logf(0.3f), each, masked,
+                          "dcos (contradictions weighted 0.3)");
+        }
     }
 }
 
@@ -462,7 +485,7 @@ static void test_infonce_contradictions(void) {
     double shifted[NI * NT], shifted_dcos[NI * NT], shifted_stats[INFONCE_NSTATS];
     for (int k = 0; k < NI * NT; k++)
         shifted[k] = cos[k] + (txt2img[k % NT] < 0 ? log(w) / (double)(float)scale : 0);
-    InfonceTerms rows_only = {1, 0, 0, NI, NT, 0.0f, 0};
+    InfonceTerms rows_only = {1, 0, 0, NI, NT, 0.0f, 0, NULL};
     infonce_forward_backward_f64(shifted_dcos, shifted_stats, shifted, relabelled, own,
                                  (float)scale, NI, NT, &rows_only);
     /* log(w) is rounded to float in the terms: 1e-7 relative on a logit of ~1 */
@@ -472,19 +495,81 @@ static void test_infonce_contradictions(void) {
     free(cos);
 }
 
+/* The exclusion mask's meaning, against independent arrangements of the same numbers:
+ * - own targets: the loss is the direct formula whose every log-sum-exp skips the excluded
+ *   pairs (1e-12: float64 sums in another order);
+ * - in every target mode, an excluded pair's cos can be anything: changing them all leaves
+ *   the loss, its terms and every dcos the same bits (they take part in no sum);
+ * - an all-zero mask is the unmasked op, bit for bit (the option-off path). */
+static void test_infonce_exclusions(void) {
+    enum { NI = 4, NT = 9 };
+    static const int txt2img[NT] = {0, 1, 2, 3, 0, -1, 2, 3, 1}, own[NI] = {0, 1, 2, 3};
+    static const int mean[NI] = {-1, -1, -1, -1};
+    const float scale = 14.25f;
+    const int scored = NT - 1;
+    double *cos = random_doubles(NI * NT, 0.5), dcos[NI * NT], stats[INFONCE_NSTATS];
+    unsigned char *exclude = random_exclusions(txt2img, own, 0, NI, NT);
+    InfonceTerms terms = infonce_whole(NI, scored);
+    terms.exclude = exclude;
+    infonce_forward_backward_f64(dcos, stats, cos, txt2img, own, scale, NI, NT, &terms);
+    double t2i = 0, i2t = 0;
+    for (int t = 0; t < NT; t++) {
+        if (txt2img[t] < 0) continue;
+        double sum = 0;
+        for (int i = 0; i < NI; i++)
+            if (!exclude[i * NT + t]) sum += exp(scale * cos[i * NT + t]);
+        t2i += log(sum) - scale * cos[txt2img[t] * NT + t];
+    }
+    for (int i = 0; i < NI; i++) {
+        double sum = 0;
+        for (int t = 0; t < NT; t++)
+            if (!exclude[i * NT + t]) sum += exp(scale * cos[i * NT + t]);
+        i2t += log(sum) - scale * cos[i * NT + own[i]];
+    }
+    double want = 0.5 * (t2i / scored + i2t / NI);
+    CHECK(fabs(stats[INFONCE_LOSS] - want) < 1e-12, "masked loss %.15g, direct formula %.15g",
+          stats[INFONCE_LOSS], want);
+
+    const int *targets[2] = {own, mean};
+    for (int k = 0; k < 4; k++) { /* own, mean, and each of them with i2t_each */
+        InfonceTerms masked = infonce_whole(NI, scored);
+        masked.i2t_each = k / 2;
+        masked.exclude = exclude;
+        double ref_dcos[NI * NT], ref_stats[INFONCE_NSTATS], moved[NI * NT];
+        infonce_forward_backward_f64(ref_dcos, ref_stats, cos, txt2img, targets[k % 2], scale, NI, NT, &masked);
+        for (int e = 0; e < NI * NT; e++) moved[e] = exclude[e] ? 3 * rng_normal(&test_rng) : cos[e];
+        double got_dcos[NI * NT], got_stats[INFONCE_NSTATS];
+        infonce_forward_backward_f64(got_dcos, got_stats, moved, txt2img, targets[k % 2], scale, NI, NT, &masked);
+        CHECK(memcmp(ref_stats, got_stats, sizeof got_stats) == 0 && memcmp(ref_dcos, got_dcos, sizeof got_dcos) == 0,
+              "target mode %d: the excluded pairs' cos changed the result (loss %.15g vs %.15g)", k,
+              ref_stats[INFONCE_LOSS], got_stats[INFONCE_LOSS]);
+        unsigned char none[NI * NT] = {0};
+        InfonceTerms unmasked = masked, zero_mask = masked;
+        unmasked.exclude = NULL;
+        zero_mask.exclude = none;
+        infonce_forward_backward_f64(ref_dcos, ref_stats, cos, txt2img, targets[k % 2], scale, NI, NT, &unmasked);
+        infonce_forward_backward_f64(got_dcos, got_stats, cos, txt2img, targets[k % 2], scale, NI, NT, &zero_mask);
+        CHECK(memcmp(ref_stats, got_stats, sizeof got_stats) == 0 && memcmp(ref_dcos, got_dcos, sizeof got_dcos) == 0,
+              "target mode %d: an all-zero mask differs from none", k);
+    }
+    free(cos), free(exclude);
+}
+
 /* Data parallelism's decomposition: rank r computes image->text on [its images x all texts]
  * and text->image on [all images x its texts]. Each block's gradient must match finite
  * differences of its own loss, and the blocks of all ranks must add up to the whole-matrix
  * call: loss, dscale and every dcos element (a cos element lies in one row block and one
  * column block, whose two gradients sum to the whole one). */
-static void test_infonce_blocks(void) {
+static void check_infonce_blocks(int masked) {
     enum { NI = 5, NT = 11, RANKS = 2 };
     static const int txt2img[NT] = {0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 2}; /* image 2 has 3 texts */
     static const int target[NI] = {0, -1, 10, -1, 4};
     static const int img_first[RANKS + 1] = {0, 2, NI}, txt_first[RANKS + 1] = {0, 4, NT};
     const float scale = 14.25f;
     double *cos = random_doubles(NI * NT, 0.5), whole_dcos[NI * NT], whole_stats[INFONCE_NSTATS];
+    unsigned char *exclude = masked ? random_exclusions(txt2img, target, 0, NI, NT) : NULL;
     InfonceTerms whole = infonce_whole(NI, NT);
+    whole.exclude = exclude;
     infonce_forward_backward_f64(whole_dcos, whole_stats, cos, txt2img, target, scale, NI, NT, &whole);
     double summed_dcos[NI * NT] = {0}, loss = 0, dscale = 0;
     for (int r = 0; r < RANKS; r++) {
@@ -495,13 +580,20 @@ static void test_infonce_blocks(void) {
         rows.cos = mallocCheck(sizeof(double) * ni * NT);
         memcpy(rows.cos, cos + (size_t)img_first[r] * NT, sizeof(double) * ni * NT);
         rows.dcos = zeros((size_t)ni * NT);
+        /* the mask is sliced like cos: the rows block's rows, the columns block's columns */
+        if (exclude) rows.terms.exclude = exclude + (size_t)img_first[r] * NT;
+        unsigned char column_exclude[NI * NT];
         /* columns: every image against this rank's texts, copied out as a [NI, nt] block */
         int nt = txt_first[r + 1] - txt_first[r];
         InfonceOp cols = {.Ni = NI, .Nt = nt, .txt2img = txt2img + txt_first[r], .i2t_target = NULL,
                           .terms = {0, 1, 0, NI, NT}, .scale_param = scale};
         cols.cos = mallocCheck(sizeof(double) * NI * nt);
         for (int i = 0; i < NI; i++)
-            for (int t = 0; t < nt; t++) cols.cos[i * nt + t] = cos[i * NT + txt_first[r] + t];
+            for (int t = 0; t < nt; t++) {
+                cols.cos[i * nt + t] = cos[i * NT + txt_first[r] + t];
+                if (exclude) column_exclude[i * nt + t] = exclude[i * NT + txt_first[r] + t];
+            }
+        if (exclude) cols.terms.exclude = column_exclude;
         cols.dcos = zeros((size_t)NI * nt);
         InfonceOp *blocks[2] = {&rows, &cols};
         for (int k = 0; k < 2; k++) {
@@ -529,7 +621,12 @@ static void test_infonce_blocks(void) {
     double worst = 0;
     for (int k = 0; k < NI * NT; k++) worst = fmax(worst, fabs(summed_dcos[k] - whole_dcos[k]));
     CHECK(worst < 1e-14, "blocks' dcos differ from the whole matrix's by %.3e", worst);
-    free(cos);
+    free(cos), free(exclude);
+}
+
+static void test_infonce_blocks(void) {
+    check_infonce_blocks(0);
+    check_infonce_blocks(1);
 }
 
 /* The square case with one text per image is CLIP's loss: check against a direct formula. */
@@ -595,6 +692,7 @@ int main(void) {
     RUN_TEST(test_l2norm);
     RUN_TEST(test_infonce);
     RUN_TEST(test_infonce_contradictions);
+    RUN_TEST(test_infonce_exclusions);
     RUN_TEST(test_infonce_blocks);
     RUN_TEST(test_infonce_square_is_clip);
     RUN_TEST(test_adamw_matches_formula);

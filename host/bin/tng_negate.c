@@ -40,7 +40,7 @@ enum { MAX_RANKS = 64 };
 typedef struct {
     const char *data, *format, *image_root, *model, *embed_cache;
     int captions_all, shuffle, keep_last;
-    int neg_per_image, contradictions, released;
+    int neg_per_image, contradictions, standalone, released;
     uint64_t seed;
     int batch, ranks, threads;
     int precision; /* Precision */
@@ -72,6 +72,8 @@ static const char *const CAPTIONS[] = {"one", "all"}, *const LAST[] = {"drop", "
       "negation texts per image, hybrid and full in turn (2: one of each)")                                  \
     X(CONTRADICTIONS, 0, "contradictions", "C", "0", CLI_INT(contradictions, 0, 16),                         \
       "contradiction negatives per image: false for it, positive of no image")                               \
+    X(STANDALONE, 0, "standalone-negations", "S", "0", CLI_INT(standalone, 0, 16),                          \
+      "standalone negations per image (\"There is no X.\"), as tng_train")                                \
     X(TNG_COMPAT, 0, "tng-compat", "MODE", "ours", CLI_CHOICE(released, COMPAT),                             \
       "ours or released: the authors' code's full-negation pairing")                                         \
     X(SEED, 0, "seed", "N", "0", CLI_U64(seed, 1ULL << 62), "seed of the data order and TNG, as tng_train")  \
@@ -185,6 +187,7 @@ int main(int argc, char **argv) {
     tng_config_default(&cfg);
     cfg.negations_per_image = a.neg_per_image;
     cfg.contradictions = a.contradictions;
+    cfg.standalone = a.standalone;
     cfg.seed = a.seed;
     cfg.released = a.released;
     if (model) cfg.context = model->cfg.context_length;

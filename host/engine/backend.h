@@ -59,13 +59,22 @@ typedef struct {
                                   no positive image, weighting it w in the softmax; 0 = w 1 */
     int i2t_each; /* rows with i2t_target -1: each positive against the negatives alone
                      (read only with image_to_text) */
+    /* NULL, or backend memory [Ni, Nt] laid out like the block: 1 excludes the pair (row i,
+     * column t) from the objective. An excluded pair takes part in neither softmax, in no term
+     * (the i2t_each negatives included) and gets dcos 0: as if its logit were -inf. A text's
+     * pair with its own positive image and a row's target must stay 0 (the CPU op dies
+     * otherwise). Why a dense mask and not the rule that makes it (a text true of every image
+     * not naming an object, engine/loss.h): the op stays one question per element, the same
+     * in every backend, and the rule is decided once, on the host (loss.c), for every backend.
+     * NULL is the unmasked op, bit for bit. */
+    const unsigned char *exclude;
 } InfonceTerms;
 
 /* Both terms on a whole [Ni, Nt] matrix where every text has a positive image and no option
  * is set: the plain single-process loss, for the op tests and benchmarks. (The engine builds
  * its terms, options included, in one place: loss.c.) */
 static inline InfonceTerms infonce_whole(int Ni, int Nt) {
-    InfonceTerms terms = {1, 1, 0, Ni, Nt, 0.0f, 0}; /* no compound literal: C++ includes this */
+    InfonceTerms terms = {1, 1, 0, Ni, Nt, 0.0f, 0, NULL}; /* no compound literal: C++ includes this */
     return terms;
 }
 
@@ -188,6 +197,7 @@ typedef struct Backend {
  * the cross-entropy of p against the row's NEGATIVES alone (every text that is not one of the
  * image's positives): its other positives leave the softmax, so they never compete and each
  * must beat every false text on its own.
+     * Pairs terms->exclude marks leave every softmax above (InfonceTerms).
      * loss = (mean_t CE over images + mean_i CE over texts) / 2, means over the global counts.
      * Writes dcos = dloss/dcos of this call's terms (may alias cos: computed in place) and
      * stats[INFONCE_*], where stats[INFONCE_DSCALE] = dloss/dscale. ---- */

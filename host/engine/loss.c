@@ -3,8 +3,8 @@
  * parallel.
  *
  * Reading order: the one builder of InfonceTerms, the buffers, the targets' check, the
- * forward (the whole matrix in one process; the gathered batch and its two blocks data
- * parallel), then the backward.
+ * exclusion masks of standalone negations, the forward (the whole matrix in one process; the
+ * gathered batch and its two blocks data parallel), then the backward.
  *
  * The one choice a reader must know: the similarity matrix is a linear layer whose weight
  * is the text features (cos[i,t] = image_i . text_t), so its forward and backward are the
@@ -23,14 +23,15 @@ static int distributed(const ClipLoss *loss) { return loss->cfg.dist && loss->cf
  * block's rows start among the global images; the global counts and every option of the
  * objective come from here. (i2t_each is read only with image_to_text.) */
 static InfonceTerms loss_terms(const ClipLoss *loss, int image_to_text, int text_to_image,
-                               int first_image) {
+                               int first_image, const unsigned char *exclude) {
     return (InfonceTerms){.image_to_text = image_to_text,
                           .text_to_image = text_to_image,
                           .first_image = first_image,
                           .n_images = loss->n_images_global,
                           .n_texts = loss->n_scored_global,
                           .negative_log_weight = loss->cfg.contradiction_log_weight,
-                          .i2t_each = loss->cfg.i2t_each};
+                          .i2t_each = loss->cfg.i2t_each,
+                          .exclude = exclude};
 }
 
 /* Texts with a positive image: the text-to-image mean's denominator. */
@@ -53,15 +54,16 @@ ClipLoss *clip_loss_create(const Backend *be, int embed_dim) {
 static void buffers_free(ClipLoss *loss) {
     void *device[] = {loss->cos,        loss->cos_columns,  loss->stats,       loss->txt2img,
                       loss->i2t_target, loss->images_all,   loss->texts_all,   loss->d_images_all,
-                      loss->d_texts_all, loss->d_home};
+                      loss->d_texts_all, loss->d_home,      loss->exclude,     loss->exclude_columns};
     for (size_t i = 0; i < sizeof device / sizeof *device; i++)
         if (device[i]) loss->be->release(device[i]);
-    free(loss->image_counts), free(loss->text_counts);
+    free(loss->image_counts), free(loss->text_counts), free(loss->exclude_host);
     free(loss->image_offsets), free(loss->text_offsets);
     loss->cos = loss->cos_columns = loss->stats = NULL;
     loss->txt2img = loss->i2t_target = NULL;
     loss->images_all = loss->texts_all = loss->d_images_all = loss->d_texts_all = NULL;
     loss->d_home = NULL;
+    loss->exclude = loss->exclude_columns = loss->exclude_host = NULL;
     loss->image_counts = loss->text_counts = loss->image_offsets = loss->text_offsets = NULL;
 }
 
@@ -81,6 +83,7 @@ static void gathered_alloc(ClipLoss *loss) {
     loss->d_images_all = be->alloc(sizeof(float) * images * D);
     loss->d_texts_all = be->alloc(sizeof(float) * texts * D);
     loss->cos_columns = be->alloc(sizeof(float) * images * loss->max_texts);
+    loss->exclude_columns = be->alloc(images * loss->max_texts);
     size_t home = loss->max_images > loss->max_texts ? loss->max_images : loss->max_texts;
     loss->d_home = be->alloc(sizeof(float) * home * D);
     loss->image_counts = callocCheck(W, sizeof(int));
@@ -98,6 +101,8 @@ void clip_loss_prepare(ClipLoss *loss, const ClipLossConfig *cfg, int max_images
     /* data parallel: the rows block is [local images x all texts] */
     size_t world = cfg->dist ? (size_t)cfg->dist->world : 1;
     loss->cos = be->alloc(sizeof(float) * (size_t)max_images * max_texts * world);
+    loss->exclude = be->alloc((size_t)max_images * max_texts * world);
+    loss->exclude_host = mallocCheck((size_t)max_images * max_texts * world);
     loss->stats = be->alloc(sizeof(float) * 2 * INFONCE_NSTATS);
     loss->txt2img = be->alloc(sizeof(int) * (size_t)max_texts * world);
     loss->i2t_target = be->alloc(sizeof(int) * (size_t)max_images);
@@ -125,11 +130,56 @@ void clip_loss_check_targets(const int *txt2img, int Nt, const int *i2t_target, 
 }
 
 /* ----------------------------------------------------------------------------
+ * Exclusion masks: standalone negations (loss.h) */
+
+/* The global batch's truth: every (gathered) text's positive image and denied object, every
+ * image's named objects, in global indices. In one process it points at the caller's arrays;
+ * data parallel it owns the gathered copies. absent NULL: no text is a standalone negation. */
+typedef struct {
+    const int *positive, *absent, *named_start, *named;
+    int *owned[4]; /* what truth_free frees */
+} Truth;
+
+static void truth_free(Truth *truth) {
+    for (int k = 0; k < 4; k++) free(truth->owned[k]);
+}
+
+static int names_object(const Truth *truth, int image, int object) {
+    for (int k = truth->named_start[image]; k < truth->named_start[image + 1]; k++)
+        if (truth->named[k] == object) return 1;
+    return 0;
+}
+
+/* The mask of the block [first_image, + ni) x [first_text, + nt) of the global matrix into
+ * loss->exclude_host, uploaded to `device`; returns device, or NULL when no pair of the block
+ * is excluded (the op's unmasked path). A standalone negation leaves every image's softmax
+ * but its own positive image's and those of the images whose caption names its object. */
+static const unsigned char *exclusion_block(ClipLoss *loss, const Truth *truth, int first_image,
+                                            int ni, int first_text, int nt, unsigned char *device) {
+    if (!truth->absent) return NULL;
+    unsigned char *out = loss->exclude_host;
+    size_t excluded = 0;
+    for (int i = 0; i < ni; i++) {
+        int image = first_image + i;
+        for (int t = 0; t < nt; t++) {
+            int text = first_text + t, object = truth->absent[text];
+            int out_of_it = object >= 0 && truth->positive[text] != image &&
+                            !names_object(truth, image, object);
+            out[(size_t)i * nt + t] = (unsigned char)out_of_it;
+            excluded += (size_t)out_of_it;
+        }
+    }
+    if (!excluded) return NULL;
+    loss->be->to_device(device, out, (size_t)ni * nt);
+    return device;
+}
+
+/* ----------------------------------------------------------------------------
  * Forward */
 
 /* One process: both terms on the whole matrix in one call. */
 static void score_whole(ClipLoss *loss, const int *txt2img, const int *i2t_target,
-                        float stats[INFONCE_NSTATS]) {
+                        const Truth *truth, float stats[INFONCE_NSTATS]) {
     const Backend *be = loss->be;
     int Ni = loss->n_images, Nt = loss->n_texts;
     loss->n_images_global = Ni;
@@ -139,7 +189,7 @@ static void score_whole(ClipLoss *loss, const int *txt2img, const int *i2t_targe
                        loss->embed_dim, Nt);
     be->to_device(loss->txt2img, txt2img, sizeof(int) * (size_t)Nt);
     be->to_device(loss->i2t_target, i2t_target, sizeof(int) * (size_t)Ni);
-    InfonceTerms whole = loss_terms(loss, 1, 1, 0);
+    InfonceTerms whole = loss_terms(loss, 1, 1, 0, exclusion_block(loss, truth, 0, Ni, 0, Nt, loss->exclude));
     be->infonce_forward_backward(loss->cos, loss->stats, loss->cos, loss->txt2img,
                                  loss->i2t_target, loss->scale, Ni, Nt, &whole);
     be->to_host(stats, loss->stats, sizeof(float) * INFONCE_NSTATS);
@@ -152,22 +202,54 @@ static int *times_dim(const ClipLoss *loss, const int *counts) {
     return out;
 }
 
-/* Gathers every rank's batch: sizes, features (rank order) and positives as global ids.
- * Uploads this rank's image->text targets as global text ids. */
-static void gather_batch(ClipLoss *loss, const int *txt2img, const int *i2t_target) {
+/* Data parallel: every rank's denied objects and named objects into truth, as global ids. */
+static void gather_absence(ClipLoss *loss, const ClipAbsence *absence, Truth *truth) {
+    const Dist *d = loss->cfg.dist;
+    int W = d->world, me = d->rank, Ni = loss->n_images, Nig = loss->n_images_global;
+    int *absent = mallocCheck(sizeof(int) * (size_t)loss->n_texts_global);
+    d->host->all_gather(d, absent, absence->absent, loss->text_counts, DIST_I32);
+    /* the named lists: each image's count, then every rank's values */
+    int *start = mallocCheck(sizeof(int) * ((size_t)Nig + 1)), *counts = start + 1;
+    for (int i = 0; i < Ni; i++)
+        counts[loss->image_offsets[me] + i] = absence->named_start[i + 1] - absence->named_start[i];
+    d->host->all_gather(d, counts, counts + loss->image_offsets[me], loss->image_counts, DIST_I32);
+    start[0] = 0;
+    for (int i = 0; i < Nig; i++) start[i + 1] = start[i] + counts[i]; /* counts[i] is start[i + 1] */
+    int *values = mallocCheck(sizeof(int) * (size_t)W);
+    for (int r = 0; r < W; r++)
+        values[r] = start[loss->image_offsets[r + 1]] - start[loss->image_offsets[r]];
+    int *named = mallocCheck(sizeof(int) * ((size_t)start[Nig] + 1));
+    d->host->all_gather(d, named, absence->named + absence->named_start[0], values, DIST_I32);
+    free(values);
+    truth->absent = truth->owned[1] = absent;
+    truth->named_start = truth->owned[2] = start;
+    truth->named = truth->owned[3] = named;
+}
+
+/* Gathers every rank's batch: sizes, features (rank order), positives as global ids into
+ * truth, and with absence (on every rank or none) the standalone negations' objects. Uploads
+ * this rank's image->text targets as global text ids. */
+static void gather_batch(ClipLoss *loss, const int *txt2img, const int *i2t_target,
+                         const ClipAbsence *absence, Truth *truth) {
     const Dist *d = loss->cfg.dist;
     const Backend *be = loss->be;
     int W = d->world, me = d->rank, Ni = loss->n_images, Nt = loss->n_texts;
-    int mine[3] = {Ni, Nt, scored_texts(txt2img, Nt)};
-    int *triples = mallocCheck(sizeof(int) * 3 * (size_t)W);
-    int *threes = mallocCheck(sizeof(int) * (size_t)W);
-    for (int r = 0; r < W; r++) threes[r] = 3;
-    d->host->all_gather(d, triples, mine, threes, DIST_I32);
+    enum { SIZES = 4 }; /* images, texts, scored texts, whether absence was given */
+    int mine[SIZES] = {Ni, Nt, scored_texts(txt2img, Nt), absence != NULL};
+    int *sizes = mallocCheck(sizeof(int) * SIZES * (size_t)W);
+    int *fours = mallocCheck(sizeof(int) * (size_t)W);
+    for (int r = 0; r < W; r++) fours[r] = SIZES;
+    d->host->all_gather(d, sizes, mine, fours, DIST_I32);
     loss->n_scored_global = 0;
+    int with_absence = 0;
     for (int r = 0; r < W; r++) {
-        loss->image_counts[r] = triples[3 * r], loss->text_counts[r] = triples[3 * r + 1];
-        loss->n_scored_global += triples[3 * r + 2];
+        loss->image_counts[r] = sizes[SIZES * r], loss->text_counts[r] = sizes[SIZES * r + 1];
+        loss->n_scored_global += sizes[SIZES * r + 2];
+        with_absence += sizes[SIZES * r + 3];
     }
+    if (with_absence != 0 && with_absence != W)
+        die("loss: %d of %d ranks passed standalone negations; every rank passes them or none",
+            with_absence, W);
     loss->n_images_global = dist_offsets(d, loss->image_counts, loss->image_offsets);
     loss->n_texts_global = dist_offsets(d, loss->text_counts, loss->text_offsets);
 
@@ -182,28 +264,34 @@ static void gather_batch(ClipLoss *loss, const int *txt2img, const int *i2t_targ
         own[t] = txt2img[t] >= 0 ? loss->image_offsets[me] + txt2img[t] : -1;
     d->host->all_gather(d, positives, own, loss->text_counts, DIST_I32);
     be->to_device(loss->txt2img, positives, sizeof(int) * (size_t)loss->n_texts_global);
+    *truth = (Truth){.positive = positives, .owned = {positives}};
+    if (with_absence) gather_absence(loss, absence, truth);
     int *targets = mallocCheck(sizeof(int) * (size_t)Ni);
     for (int i = 0; i < Ni; i++)
         targets[i] = i2t_target[i] >= 0 ? loss->text_offsets[me] + i2t_target[i] : -1;
     be->to_device(loss->i2t_target, targets, sizeof(int) * (size_t)Ni);
-    free(triples), free(threes), free(image_floats), free(text_floats), free(positives), free(targets);
+    free(sizes), free(fours), free(image_floats), free(text_floats), free(targets);
 }
 
 /* Data parallel: the two blocks this rank owns; stats: this rank's shares, then their
  * global sums. */
-static void score_blocks(ClipLoss *loss, float local[INFONCE_NSTATS], float global[INFONCE_NSTATS]) {
+static void score_blocks(ClipLoss *loss, const Truth *truth, float local[INFONCE_NSTATS],
+                         float global[INFONCE_NSTATS]) {
     const Backend *be = loss->be;
     const Dist *d = loss->cfg.dist;
     int Ni = loss->n_images, Nt = loss->n_texts, D = loss->embed_dim;
     int Nig = loss->n_images_global, Ntg = loss->n_texts_global;
     be->matmul_forward(loss->cos, loss->image_features, loss->texts_all, NULL, Ni, D, Ntg);
     be->matmul_forward(loss->cos_columns, loss->images_all, loss->text_features, NULL, Nig, D, Nt);
-    InfonceTerms rows = loss_terms(loss, 1, 0, loss->image_offsets[d->rank]);
-    InfonceTerms columns = loss_terms(loss, 0, 1, 0);
+    int my_images = loss->image_offsets[d->rank], my_texts = loss->text_offsets[d->rank];
+    InfonceTerms rows = loss_terms(loss, 1, 0, my_images,
+                                   exclusion_block(loss, truth, my_images, Ni, 0, Ntg, loss->exclude));
+    InfonceTerms columns = loss_terms(loss, 0, 1, 0, exclusion_block(loss, truth, 0, Nig, my_texts, Nt,
+                                                                    loss->exclude_columns));
     be->infonce_forward_backward(loss->cos, loss->stats, loss->cos, loss->txt2img,
                                  loss->i2t_target, loss->scale, Ni, Ntg, &rows);
     be->infonce_forward_backward(loss->cos_columns, loss->stats + INFONCE_NSTATS,
-                                 loss->cos_columns, loss->txt2img + loss->text_offsets[d->rank],
+                                 loss->cos_columns, loss->txt2img + my_texts,
                                  NULL, loss->scale, Nig, Nt, &columns);
     float both[2 * INFONCE_NSTATS];
     be->to_host(both, loss->stats, sizeof both);
@@ -213,7 +301,8 @@ static void score_blocks(ClipLoss *loss, float local[INFONCE_NSTATS], float glob
 
 float clip_loss_forward(ClipLoss *loss, const float *image_features, int Ni,
                         const float *text_features, int Nt, const int *txt2img,
-                        const int *i2t_target, float scale, float stats[INFONCE_NSTATS]) {
+                        const int *i2t_target, const ClipAbsence *absence, float scale,
+                        float stats[INFONCE_NSTATS]) {
     if (Ni > loss->max_images || Nt > loss->max_texts)
         die("loss: batch of %d images x %d texts exceeds the prepared %d x %d", Ni, Nt,
             loss->max_images, loss->max_texts);
@@ -221,11 +310,17 @@ float clip_loss_forward(ClipLoss *loss, const float *image_features, int Ni,
     loss->n_images = Ni, loss->n_texts = Nt;
     loss->scale = scale;
     float local[INFONCE_NSTATS], global[INFONCE_NSTATS];
+    if (absence && !absence->absent) absence = NULL;
     if (distributed(loss)) {
-        gather_batch(loss, txt2img, i2t_target);
-        score_blocks(loss, local, global);
+        Truth truth;
+        gather_batch(loss, txt2img, i2t_target, absence, &truth);
+        score_blocks(loss, &truth, local, global);
+        truth_free(&truth);
     } else {
-        score_whole(loss, txt2img, i2t_target, local);
+        Truth truth = {.positive = txt2img};
+        if (absence)
+            truth.absent = absence->absent, truth.named_start = absence->named_start, truth.named = absence->named;
+        score_whole(loss, txt2img, i2t_target, &truth, local);
         memcpy(global, local, sizeof global);
     }
     loss->dscale = local[INFONCE_DSCALE];

@@ -24,6 +24,13 @@
  *   with the same config, and passes NULL gradients for the same towers.
  * - The backward ACCUMULATES into the features' gradients (the Backend convention): the
  *   caller zeroes them first.
+ * - Standalone negations ("there is no dog", ClipAbsence): such a text is true of every image
+ *   whose caption does not name its object, so those pairs leave the objective (the op's
+ *   exclusion mask, backend.h); only the images whose caption names the object stay as its
+ *   negatives (both softmaxes), beside its own positive image. The mask is decided here, on
+ *   the host, from object ids alone (no captions, no lexicon): data parallel, every rank
+ *   gathers every text's object and every image's named objects and cuts its two blocks out
+ *   of the one global rule, so the mask is the single-process one, sliced.
  */
 #ifndef TNG_LOSS_H
 #define TNG_LOSS_H
@@ -41,6 +48,16 @@ typedef struct {
                      against the negatives alone (backend.h, infonce_forward_backward) */
 } ClipLossConfig;
 
+/* The standalone negations of a batch, as object ids (any ids that compare equal for the same
+ * object across ranks: tng uses lexicon lemma ids). Host arrays, this process's indices. */
+typedef struct {
+    const int *absent;      /* [Nt]: -1, or the object text t says is absent, all it says: the
+                               text is true of every image whose caption does not name it */
+    const int *named_start; /* [Ni + 1]: image i's caption names named[named_start[i] ..
+                               named_start[i + 1]) */
+    const int *named;
+} ClipAbsence;
+
 typedef struct {
     const Backend *be;
     int embed_dim;
@@ -54,6 +71,9 @@ typedef struct {
     int *txt2img;       /* [max_texts * world]: each (gathered) text's positive, a global image
                            id, or -1 */
     int *i2t_target;    /* [max_images]: this process's images' targets, global text ids */
+    unsigned char *exclude, *exclude_columns; /* the blocks' exclusion masks (ClipAbsence), like
+                                                 cos and cos_columns */
+    unsigned char *exclude_host; /* where a mask is built before its upload */
     /* the last forward */
     const float *image_features, *text_features; /* as fed; read again by the backward */
     float scale;                         /* the logit scale */
@@ -82,10 +102,14 @@ void clip_loss_check_targets(const int *txt2img, int Nt, const int *i2t_target, 
 
 /* The loss of the (global) batch; stats (may be NULL) gets its terms (INFONCE_*). Features
  * are backend memory [Ni, D] and [Nt, D] and must stay unchanged until the backward;
- * txt2img [Nt] and i2t_target [Ni] are host arrays with this process's indices. */
+ * txt2img [Nt] and i2t_target [Ni] are host arrays with this process's indices. absence:
+ * NULL (or absence->absent NULL) when no text is a standalone negation; data parallel, every
+ * rank passes one or none. A standalone negation should have a positive image (txt2img),
+ * which names no object it denies. */
 float clip_loss_forward(ClipLoss *loss, const float *image_features, int Ni,
                         const float *text_features, int Nt, const int *txt2img,
-                        const int *i2t_target, float scale, float stats[INFONCE_NSTATS]);
+                        const int *i2t_target, const ClipAbsence *absence, float scale,
+                        float stats[INFONCE_NSTATS]);
 
 /* Adds dloss/dfeatures of the last forward into d_image_features [Ni, D] and
  * d_text_features [Nt, D]. NULL: that tower does not train; its gradient is not computed

@@ -659,7 +659,7 @@ float clip_forward(Clip *m, const ClipBatch *batch, float stats[INFONCE_NSTATS])
         scale = expf(logit_scale);
     }
     return clip_loss_forward(m->loss, m->vision_acts.features, Ni, m->text_acts.features, Nt,
-                             batch->txt2img, batch->i2t_target, scale, stats);
+                             batch->txt2img, batch->i2t_target, &batch->absence, scale, stats);
 }
 
 /* overlap: start the gradient buckets' all-reduces as the backward goes (clip_backward_last) */

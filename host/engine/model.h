@@ -117,6 +117,8 @@ typedef struct {
     const int *txt2img;    /* host [Nt]: the positive image of each text, or -1 for none (a
                               contradiction negative: image-to-text only, see backend.h) */
     const int *i2t_target; /* host [Ni]: the text each image must pick, -1 = mean of positives */
+    ClipAbsence absence;   /* the standalone negations among the texts (engine/loss.h); all
+                              NULL (the zero value): none */
 } ClipBatch;
 
 typedef struct {

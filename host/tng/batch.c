@@ -10,20 +10,26 @@
 #include "util/rng.h" // defines: splitmix64
 
 TngLayout tng_layout_captions(int n_images) {
-    return (TngLayout){.n_images = n_images, .negations = 0, .contradictions = 0};
+    return (TngLayout){.n_images = n_images, .negations = 0, .contradictions = 0, .standalone = 0};
 }
 
 /* Texts come in groups of n, one text per image each: group 0 the captions, groups 1..M the
- * negations, groups M+1..M+C the contradictions. */
+ * negations, groups M+1..M+C the contradictions, groups M+C+1..M+C+S the standalone
+ * negations. */
 static int text_at(const TngLayout *l, int group, int image) { return group * l->n_images + image; }
 
-int tng_texts_per_image(const TngLayout *l) { return 1 + l->negations + l->contradictions; }
+int tng_texts_per_image(const TngLayout *l) {
+    return 1 + l->negations + l->contradictions + l->standalone;
+}
 int tng_text_count(const TngLayout *l) { return text_at(l, tng_texts_per_image(l), 0); }
 int tng_positive_text_count(const TngLayout *l) { return text_at(l, 1 + l->negations, 0); }
 int tng_caption_text(const TngLayout *l, int image) { return text_at(l, 0, image); }
 int tng_negation_text(const TngLayout *l, int image, int m) { return text_at(l, 1 + m, image); }
 int tng_contradiction_text(const TngLayout *l, int image, int c) {
     return text_at(l, 1 + l->negations + c, image);
+}
+int tng_standalone_text(const TngLayout *l, int image, int s) {
+    return text_at(l, 1 + l->negations + l->contradictions + s, image);
 }
 
 const char *const tng_i2t_names[TNG_I2T_COUNT] = {"own", "mean", "released-random", "each"};

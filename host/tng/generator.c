@@ -110,6 +110,27 @@ static const char *const AFFIRM_TEMPLATES[] = {
     "{C}, and {x} is visible.",
 };
 #define TNG_N_AFFIRM_TEMPLATES (int)(sizeof(AFFIRM_TEMPLATES) / sizeof(AFFIRM_TEMPLATES[0]))
+// Standalone negations: the absence of {x} and nothing else, true of every image without it.
+// Each takes {x} after "no", "any", "a single" or "one", so the singular lemma always agrees.
+static const char *const STANDALONE_TEMPLATES[] = {
+    "There is no {x}.",
+    "No {x} in this picture.",
+    "Not a single {x} can be seen.",
+    "There isn't any {x} here.",
+    "This scene has no {x} in it.",
+    "No {x} appears anywhere in the image.",
+    "The picture shows no {x}.",
+    "Not one {x} is in this photo.",
+    "You cannot see any {x} here.",
+    "A scene without any {x}.",
+    "No {x} to be seen.",
+    "The image is free of any {x}.",
+    "Nowhere in this photo is there a single {x}.",
+    "This is a picture with no {x}.",
+    "There is not one {x} in view.",
+    "No sign of any {x} here.",
+};
+#define TNG_N_STANDALONE_TEMPLATES (int)(sizeof(STANDALONE_TEMPLATES) / sizeof(STANDALONE_TEMPLATES[0]))
 _Static_assert(sizeof(HYBRID_TEMPLATES) / sizeof(HYBRID_TEMPLATES[0]) == TNG_N_HYBRID_TEMPLATES,
                "TNG_N_HYBRID_TEMPLATES must count HYBRID_TEMPLATES");
 _Static_assert(sizeof(FULL_TEMPLATES) / sizeof(FULL_TEMPLATES[0]) == TNG_N_FULL_TEMPLATES,
@@ -228,7 +249,7 @@ struct TngGenerator {
 
 void tng_config_default(TngConfig *cfg) {
     *cfg = (TngConfig){.negations_per_image = 2, .context = 77, .seed = 1234, .released = 0,
-                       .contradictions = 0};
+                       .contradictions = 0, .standalone = 0};
 }
 
 TngGenerator *tng_generator_create(const TngConfig *cfg, const Lexicon *lex, const Tokenizer *tok) {
@@ -236,6 +257,9 @@ TngGenerator *tng_generator_create(const TngConfig *cfg, const Lexicon *lex, con
         die("tng: negations_per_image must be >= 1, found %d", cfg->negations_per_image);
     if (cfg->contradictions < 0)
         die("tng: contradictions must be >= 0, found %d", cfg->contradictions);
+    if (cfg->standalone < 0 || cfg->standalone > TNG_N_STANDALONE_TEMPLATES)
+        die("tng: standalone negations must be 0 to %d (one template each), found %d",
+            TNG_N_STANDALONE_TEMPLATES, cfg->standalone);
     if (cfg->context < 16)
         die("tng: context must be >= 16 tokens to hold a negation, found %d", cfg->context);
     TngGenerator *gen = callocCheck(1, sizeof(TngGenerator));
@@ -280,6 +304,8 @@ void tng_texts_free(TngTexts *t) {
     free(t->object_lemma);
     free(t->object_from);
     free(t->object_rank);
+    free(t->named_start);
+    free(t->named);
     free(t->text_arena);
     memset(t, 0, sizeof(*t));
 }
@@ -328,7 +354,12 @@ static void ensure_capacity(TngGenerator *gen, TngTexts *out, int n_pool, int n_
         GROW(out->object_lemma, n_made);
         GROW(out->object_from, n_made);
         GROW(out->object_rank, n_made);
+        GROW(out->named_start, n_made + 1);
         out->capacity_images = n_made;
+    }
+    if (n_nouns > out->capacity_named) {
+        GROW(out->named, n_nouns);
+        out->capacity_named = n_nouns;
     }
 }
 
@@ -567,6 +598,16 @@ static void label_text(TngTexts *out, int t, TngTextKind kind, int txt2img, int 
     out->text_object[t] = object;
 }
 
+/* Standalone negation s of image j (pool image i) into text t: object_i absent, in the
+ * template `first` + s (first drawn once per image, so an image's S texts all differ). */
+static void make_standalone(TngGenerator *gen, TngTexts *out, size_t *arena_used, int t, int s,
+                            int first, int i, int j, int object) {
+    const char *tmpl = STANDALONE_TEMPLATES[(first + s) % TNG_N_STANDALONE_TEMPLATES];
+    Span none = {"", 0};
+    make_text(gen, out, arena_used, t, tmpl, none, none, gen->lex->lemma[object]);
+    label_text(out, t, TNG_STANDALONE, j, i, object);
+}
+
 /* Contradiction c of pool image i into text t (kinds cycle with c % 4, see generator.h): a false
  * hybrid negating a noun that caption_i contains; a false full negation of caption_i; a
  * role-swapped hybrid "a <object_i>, no <noun of caption_i>"; caption_i plus "a <object_i>"
@@ -669,6 +710,16 @@ static void make_image_texts(TngGenerator *gen, const char *const *captions, int
     for (int c = 0; c < cfg->contradictions; c++)
         make_contradiction(gen, out, arena_used, tng_contradiction_text(layout, j, c), c, i,
                            object, &rng);
+    // standalone negations draw last of all, so S = 0 leaves every draw above unchanged
+    if (cfg->standalone > 0) {
+        int first = (int)rng_below(&rng, TNG_N_STANDALONE_TEMPLATES);
+        for (int s = 0; s < cfg->standalone; s++)
+            make_standalone(gen, out, arena_used, tng_standalone_text(layout, j, s), s, first, i, j, object);
+    }
+    // the lemmas caption_i names, which decide for which images its standalone negations are false
+    int n_named = gen->noun_start[i + 1] - gen->noun_start[i];
+    memcpy(out->named + out->named_start[j], gen->nouns + gen->noun_start[i], sizeof(int) * (size_t)n_named);
+    out->named_start[j + 1] = out->named_start[j] + n_named;
 }
 
 void tng_make_texts(TngGenerator *gen, const char *const *captions, const float *image_emb,
@@ -682,7 +733,7 @@ void tng_make_texts(TngGenerator *gen, const char *const *captions, const float 
         die("tng_make_texts: expected 1 to %d images to make texts for, found %d", n_pool, n_make);
     const TngConfig *cfg = &gen->cfg;
     const TngLayout layout = {.n_images = n_make, .negations = cfg->negations_per_image,
-                              .contradictions = cfg->contradictions};
+                              .contradictions = cfg->contradictions, .standalone = cfg->standalone};
     int n_texts = tng_text_count(&layout);
     int max_nouns = 0;
     for (int k = 0; k < n_pool; k++) max_nouns += (int)(strlen(captions[k]) / 2 + 1);
@@ -719,6 +770,7 @@ void tng_make_texts(TngGenerator *gen, const char *const *captions, const float 
     for (int k = 0; k < n_pool; k++) read_caption(gen, k, &phrase_used);
 
     size_t arena_used = 0;
+    out->named_start[0] = 0;
     for (int j = 0; j < n_make; j++)
         make_image_texts(gen, captions, n_pool, made[j], j, &layout, batch_index, out, &arena_used);
     for (int t = 0; t < n_texts; t++) out->texts[t] = out->text_arena + gen->text_offset[t];

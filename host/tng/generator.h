@@ -44,6 +44,16 @@
  * A caption naming no thing has no hybrid contradiction: those slots hold a false full
  * negation too. With C = 0 the texts (and every random draw) are exactly those without the option.
  *
+ * Standalone negations (TngConfig.standalone = S > 0) follow the contradictions: S texts per
+ * image that say only that object_i is absent ("There is no dog.", standalone templates: no
+ * caption part), a positive of image i, of kind TNG_STANDALONE, text_object object_i. Such a
+ * text is true of every image whose caption does not name object_i, so the loss leaves those
+ * images out of its softmaxes and keeps as negatives only the images whose caption names it
+ * (engine/loss.h, ClipAbsence). "Names" is the generator's own "present": the caption holds
+ * the lemma in any role (named_start/named give each image's lemmas for that). All S texts of
+ * an image deny object_i (one object per image, as for hybrids) in S different templates.
+ * They draw after every other choice, so S = 0 leaves every text and draw unchanged.
+ *
  * Every random choice comes from a counter-based stream seeded by (seed, batch_index, i), so
  * the texts depend only on those and the batch, not on thread timing or generation order.
  *
@@ -89,6 +99,7 @@ typedef struct {
     uint64_t seed;
     int released;            /* 1: the released code's full-negation pairing (see above) */
     int contradictions;      /* C >= 0 contradiction negatives per image (see above); 0 = off */
+    int standalone;          /* S >= 0 standalone negations per image (see above); 0 = off */
 } TngConfig;
 
 typedef enum {
@@ -99,6 +110,7 @@ typedef enum {
     TNG_FALSE_FULL = 4,   /* contradiction: the negation of caption_i */
     TNG_SWAPPED_HYBRID = 5, /* contradiction: "a <object_i>", "no <object present in caption_i>" */
     TNG_FALSE_AFFIRM = 6,   /* contradiction: caption_i plus "a <object_i>" (absent) affirmed */
+    TNG_STANDALONE = 7,     /* "there is no <object_i>": positive of image i (see above) */
 } TngTextKind;
 
 /* One batch of generated texts. Arrays are owned by the batch and reused across calls.
@@ -124,6 +136,9 @@ typedef struct {
     int *object_from;   /* [n_images] the pool image it came from, or -1: random lexicon noun */
     int *object_rank;   /* [n_images] object_from's place among image j's neighbours (0: the
                            nearest), or -1 with object_from */
+    int *named_start;   /* [n_images + 1] image j's caption names (in any role) the lexicon */
+    int *named;         /* nouns named[named_start[j] .. named_start[j + 1]), each once */
+    int capacity_named;
     char *text_arena;
     size_t arena_capacity;
     int capacity_texts, capacity_images;

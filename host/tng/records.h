@@ -10,7 +10,8 @@
  *           process with the global batch numbers it
  *   id      the image's source id (dataset.h: the path as written, a COCO image id; for
  *           captions on stdin the line number)
- *   kind    original, hybrid, full, false-hybrid, false-full, swapped-hybrid, false-affirm
+ *   kind    original, hybrid, full, false-hybrid, false-full, swapped-hybrid, false-affirm,
+ *           standalone
  *   object  the noun the text denies or affirms (generator.h, text_object); none: empty in
  *           TSV, null in JSON
  *   source  the image (numbered like image) the text's words come from: the caption a full

@@ -75,6 +75,8 @@ static void format_temperature(const CliOption *opt, const void *args, char *out
       "fraction of steps on TNG texts; the rest on the original captions alone")                             \
     X(CONTRADICTIONS, 0, "contradictions", "C", "0", CLI_INT(contradictions, 0, 16),                         \
       "contradiction negatives per image: false for it, positive of no image")                               \
+    X(STANDALONE, 0, "standalone-negations", "S", "0", CLI_INT(standalone, 0, 16),                          \
+      "standalone negations per image (\"There is no X.\"): images naming X are their negatives")         \
     X(CONTRADICTION_WEIGHT, 0, "contradiction-weight", "W", "1", CLI_FLOAT(contradiction_weight, 1e-6, 1e6), \
       "weight of contradiction negatives in the image->text softmax")                                        \
     X(TNG_COMPAT, 0, "tng-compat", "MODE", "ours", CLI_CHOICE(released, COMPAT),                             \
@@ -167,7 +169,7 @@ static void write_summary(void) {
 /* The options whose values only TNG uses: a recipe's are skipped when the command line says
  * --tng off. */
 static int tng_only(int id) {
-    return id == OPT_NEG_PER_IMAGE || id == OPT_TNG_RATIO || id == OPT_CONTRADICTIONS ||
+    return id == OPT_NEG_PER_IMAGE || id == OPT_TNG_RATIO || id == OPT_CONTRADICTIONS || id == OPT_STANDALONE ||
            id == OPT_TNG_COMPAT || id == OPT_TNG_SCOPE || id == OPT_I2T_TARGET;
 }
 
@@ -259,6 +261,7 @@ void train_options_parse(TrainOptions *o, int argc, char **argv) {
         o->i2t = o->released ? TNG_I2T_RELEASED_RANDOM : TNG_I2T_OWN;
     if (!o->tng && o->released) cli_fail(&PROGRAM, "--tng-compat released needs --tng on");
     if (!o->tng && o->contradictions) cli_fail(&PROGRAM, "--contradictions needs --tng on");
+    if (!o->tng && o->standalone) cli_fail(&PROGRAM, "--standalone-negations needs --tng on");
     if (!o->tng && o->tng_ratio < 1) cli_fail(&PROGRAM, "--tng-ratio needs --tng on");
     if (!o->tng && o->log_texts) cli_fail(&PROGRAM, "--log-texts needs --tng on");
     if (o->resume && o->overwrite)
@@ -283,9 +286,9 @@ void train_options_print(const TrainOptions *o, const Dist *d, FILE *out) {
     fprintf(out, "  data       %s (format %s, captions %s%s)\n", o->data, o->format,
             CAPTIONS[o->captions_all], o->fast_decode ? ", fast decode" : "");
     fprintf(out, "  tng        %s, M=%d, compat %s, i2t target %s, scope %s, contradictions %d (weight %g), "
-                 "ratio %g\n",
+                 "standalone negations %d, ratio %g\n",
             ON_OFF[o->tng], o->neg_per_image, COMPAT[o->released], tng_i2t_names[o->i2t],
-            SCOPES[o->tng_global], o->contradictions, o->contradiction_weight, o->tng_ratio);
+            SCOPES[o->tng_global], o->contradictions, o->contradiction_weight, o->standalone, o->tng_ratio);
     if (o->temperature > 0) fprintf(out, "  temperature fixed %g\n", o->temperature);
     else fprintf(out, "  temperature learned\n");
     fprintf(out, "  train      vision %s, text %s\n", o->train_vision ? "yes" : "frozen",

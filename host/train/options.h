@@ -31,6 +31,7 @@ typedef struct {
     int neg_per_image;      /* M */
     double tng_ratio;       /* fraction of steps that use the TNG texts (the rest: originals only) */
     int contradictions;     /* C */
+    int standalone;         /* S: standalone negations per image (tng/generator.h) */
     float contradiction_weight;
     int released;           /* --tng-compat released */
     int tng_global;         /* --tng-scope global */

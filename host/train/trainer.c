@@ -48,6 +48,8 @@ struct Trainer {
     Lookahead ahead;
     int *plain_tokens, *plain_txt2img; /* --tng off: the captions' tokens */
     int *targets;                      /* [batch] the image->text targets */
+    int *absent;                       /* [texts] each text's denied object for the loss, -1
+                                          but for standalone negations (engine/loss.h) */
     RunDir run_dir;                    /* rank 0: the folder's lock and the run's identity */
     MetricsLog *metrics;               /* rank 0 */
     uint64_t resumed_total;            /* the total steps the resumed run had planned, 0: none */
@@ -93,6 +95,13 @@ static int stop_agreed(const Dist *d) {
 /* ----------------------------------------------------------------------------
  * Opening a run */
 
+/* The layout of a TNG step's texts for n images (tng/batch.h); --tng off: the captions'. */
+static TngLayout tng_layout_of(const TrainOptions *o, int n_images) {
+    if (!o->tng) return tng_layout_captions(n_images);
+    return (TngLayout){.n_images = n_images, .negations = o->neg_per_image,
+                       .contradictions = o->contradictions, .standalone = o->standalone};
+}
+
 /* Rank 0 takes the run directory (run_dir.h) and resolves the model (config, initial weights,
  * resume point, checked against the run); the other ranks receive them, so only rank 0 needs
  * --init and the run directory on its disk. */
@@ -120,8 +129,7 @@ static void open_model(Trainer *t, LoaderPosition *start, int64_t *empty_batches
     t->model = clip_create(&cfg, o->be);
     if (params) clip_set_params(t->model, params), free(params);
     else clip_init_random(t->model, o->seed);
-    TngLayout most_texts = {.n_images = o->batch, .negations = o->tng ? o->neg_per_image : 0,
-                            .contradictions = o->tng ? o->contradictions : 0};
+    TngLayout most_texts = tng_layout_of(o, o->batch);
     ClipTrainConfig train = {.temperature = o->temperature, .train_vision = o->train_vision,
                              .train_text = o->train_text, .dist = d,
                              .contradiction_log_weight = logf(o->contradiction_weight),
@@ -281,6 +289,9 @@ Trainer *trainer_open(const TrainOptions *opt, Dist *dist) {
         t->tng.seed = o->seed;
         t->tng.released = o->released;
         t->tng.contradictions = o->contradictions;
+        t->tng.standalone = o->standalone;
+        TngLayout most_texts = tng_layout_of(o, o->batch);
+        t->absent = mallocCheck(sizeof(int) * (size_t)tng_text_count(&most_texts));
     }
     LookaheadOptions la = {.loader = t->loader, .model = t->model, .cached_features = t->cached_features,
                            .dim = cfg.embed_dim,
@@ -308,7 +319,7 @@ void trainer_close(Trainer *t) {
     if (t->opt.val_mcq && t->lead) encoder_close(&t->val_encoder);
     if (t->lexicon) lexicon_free(t->lexicon);
     tokenizer_free(t->tokenizer);
-    free(t->plain_tokens), free(t->plain_txt2img), free(t->targets);
+    free(t->plain_tokens), free(t->plain_txt2img), free(t->targets), free(t->absent);
     free(t->cached_features);
     loader_close(t->loader);
     dataset_free(&t->dataset);
@@ -327,6 +338,18 @@ static int uses_tng_texts(const TrainOptions *o, int64_t step) {
     return floor((double)(step + 1) * o->tng_ratio) > floor((double)step * o->tng_ratio);
 }
 
+/* The standalone negations of a batch of TNG texts laid out as l, for the loss: each one's
+ * object (every other text -1) and each image's named lemmas (engine/loss.h). */
+static ClipAbsence standalone_absence(Trainer *t, const TngTexts *texts, const TngLayout *l) {
+    for (int k = 0; k < tng_text_count(l); k++) t->absent[k] = -1;
+    for (int j = 0; j < l->n_images; j++)
+        for (int s = 0; s < l->standalone; s++) {
+            int k = tng_standalone_text(l, j, s);
+            t->absent[k] = texts->text_object[k];
+        }
+    return (ClipAbsence){.absent = t->absent, .named_start = texts->named_start, .named = texts->named};
+}
+
 /* Runs one micro-batch forward and backward; returns its loss (NaN skips the backward).
  * last: the step's last micro-batch, whose backward starts the gradients' all-reduce. */
 static float micro_step(Trainer *t, const Pending *p, float stats[INFONCE_NSTATS], double *tng_wait, int last) {
@@ -337,7 +360,7 @@ static float micro_step(Trainer *t, const Pending *p, float stats[INFONCE_NSTATS
     else batch.images = p->images;
     /* the texts of this step: TNG's, or on a step off the ratio (or with --tng off) the
      * captions alone, which are the first texts of TNG's layout too */
-    TngLayout tng_layout = {.n_images = p->n, .negations = o->neg_per_image, .contradictions = o->contradictions};
+    TngLayout tng_layout = tng_layout_of(o, p->n);
     int tng_step = o->tng && uses_tng_texts(o, p->index / o->accum);
     TngLayout layout = tng_step ? tng_layout : tng_layout_captions(p->n);
     const TngTexts *texts = NULL;
@@ -346,6 +369,8 @@ static float micro_step(Trainer *t, const Pending *p, float stats[INFONCE_NSTATS
         if (texts->n_texts != tng_text_count(&tng_layout)) die("TNG producer out of step");
         batch.tokens = texts->tokens;
         batch.txt2img = texts->txt2img;
+        /* the images outside a standalone negation's softmaxes: only on steps that train on it */
+        if (tng_step && o->standalone) batch.absence = standalone_absence(t, texts, &layout);
         if (t->texts_log) texts_log_batch(t->texts_log, p, texts, tng_text_count(&layout), (long)(p->index / o->accum) + 1);
     } else {
         int ctx = m->cfg.context_length;

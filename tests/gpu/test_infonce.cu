@@ -1,8 +1,10 @@
 /*
  * test_infonce.cu: the fused InfoNCE loss (kernels/infonce.cuh) against the CPU op: the whole
  * matrix and the row and column blocks of a data-parallel rank, with contradiction negatives
- * and the each-positive rows, up to TNG's 1024 x 3072; dcos to TOL, the statistics to 1e-6
- * absolute + TOL relative. A text-to-image block that lacks images is refused with a message.
+ * and the each-positive rows, up to TNG's 1024 x 3072, unmasked and with random exclusion
+ * masks (InfonceTerms.exclude: a sparse one, and one so dense that columns and rows keep
+ * little more than their positives); dcos to TOL, the statistics to 1e-6 absolute + TOL
+ * relative. A text-to-image block that lacks images is refused with a message.
  */
 #include "expect_exit.h"   /* defines: run_in_child, child_said */
 #include "gpu_test_util.h" /* defines: Pair, IntPair, cpu, gpu, check_scaled, gpu_test_init */
@@ -12,16 +14,17 @@
  * (InfonceTerms): with ranks == 1 the whole matrix; otherwise `rows` selects image->text on
  * [its images x all texts], else text->image on [all images x its texts]. With `contra`,
  * each image's first text is a contradiction negative (txt2img -1) of weight 0.5; with
- * `each`, the mean-target rows use terms.i2t_each. */
+ * `each`, the mean-target rows use terms.i2t_each; with excluded > 0, that share of the pairs
+ * (never a positive or target pair: the op's contract) is excluded by a random mask. */
 static void infonce_case(int Ni, int per_image, float scale, int ranks, int rank, int rows,
-                         int contra, int each) {
+                         int contra, int each, double excluded) {
     char what[128];
     int Ni_g = Ni * ranks, scored_per_image = per_image - (contra ? 1 : 0);
     int Nt_g = Ni_g * scored_per_image;
     InfonceTerms terms = infonce_whole(Ni, Ni * scored_per_image);
     int block_Ni = Ni, block_Nt = Ni * per_image, first_text = 0;
     if (ranks > 1) {
-        terms = InfonceTerms{rows, !rows, rows ? rank * Ni : 0, Ni_g, Nt_g, 0.0f, 0};
+        terms = InfonceTerms{rows, !rows, rows ? rank * Ni : 0, Ni_g, Nt_g, 0.0f, 0, NULL};
         block_Ni = rows ? Ni : Ni_g;
         block_Nt = rows ? Nt_g : Ni * per_image;
         first_text = rows ? 0 : rank * Ni * per_image;
@@ -39,6 +42,20 @@ static void infonce_case(int Ni, int per_image, float scale, int ranks, int rank
         int pick = contra ? 1 + g % (per_image - 1) : g % per_image; /* never a -1 text */
         target[i] = g % 3 == 0 ? -1 : g * per_image + pick;
     }
+    size_t n_pairs = (size_t)block_Ni * block_Nt;
+    unsigned char *exclude = (unsigned char *)mallocCheck(n_pairs), *exclude_dev = NULL;
+    for (int i = 0; i < block_Ni; i++)
+        for (int t = 0; t < block_Nt; t++) {
+            int kept = txt2img[t] == terms.first_image + i || ((rows || ranks == 1) && target[i] == t);
+            exclude[(size_t)i * block_Nt + t] = !kept && rng_uniform(&gpu_test_rng) < excluded;
+        }
+    InfonceTerms cpu_terms = terms, gpu_terms = terms;
+    if (excluded > 0) {
+        exclude_dev = (unsigned char *)gpu->alloc(n_pairs);
+        gpu->to_device(exclude_dev, exclude, n_pairs);
+        cpu_terms.exclude = exclude;
+        gpu_terms.exclude = exclude_dev;
+    }
     IntPair t2i = int_pair(txt2img, block_Nt), i2t = int_pair(target, block_Ni);
     Pair cos = pair_random_away_from_zero((size_t)block_Ni * block_Nt);
     for (size_t k = 0; k < cos.n; k++)
@@ -47,37 +64,44 @@ static void infonce_case(int Ni, int per_image, float scale, int ranks, int rank
     Pair stats = pair_poisoned(INFONCE_NSTATS);
     /* in place, as the model calls it: dcos overwrites cos */
     cpu->infonce_forward_backward(cos.host, stats.host, cos.host, t2i.host, i2t.host, scale,
-                                  block_Ni, block_Nt, &terms);
+                                  block_Ni, block_Nt, &cpu_terms);
     gpu->infonce_forward_backward(cos.dev, stats.dev, cos.dev, t2i.dev, i2t.dev, scale, block_Ni,
-                                  block_Nt, &terms);
+                                  block_Nt, &gpu_terms);
     const char *kind = ranks == 1 ? "whole" : rows ? "row block" : "column block";
     char label[96];
-    snprintf(label, sizeof label, "%d x %d scale %g (%s%s%s)", block_Ni, block_Nt, scale, kind,
-             contra ? ", contradictions" : "", each ? ", each" : "");
+    snprintf(label, sizeof label, "%d x %d scale %g (%s%s%s, %.0f%% excluded)", block_Ni, block_Nt,
+             scale, kind, contra ? ", contradictions" : "", each ? ", each" : "", 100 * excluded);
     snprintf(what, sizeof what, "infonce dcos %s", label);
     check_scaled(what, cos, TOL);
     snprintf(what, sizeof what, "infonce stats %s", label);
     pair_check(what, stats, 1e-6, TOL);
-    free(txt2img), free(target);
+    free(txt2img), free(target), free(exclude);
+    if (exclude_dev)
+        gpu->release(exclude_dev);
     int_pair_free(t2i), int_pair_free(i2t);
     pair_free(cos), pair_free(stats);
 }
 
 static void test_infonce(void) {
-    for (int each = 0; each <= 1; each++)
-        for (int contra = 0; contra <= 1; contra++) {
-            infonce_case(5, 3, 14.285714f, 1, 0, 0, contra, each);
-            infonce_case(5, 3, 14.285714f, 3, 1, 1, contra, each); /* rank 1 of 3: its rows */
-            infonce_case(5, 3, 14.285714f, 3, 1, 0, contra, each);
-        }
+    const double masks[] = {0, 0.4, 0.97}; /* none, sparse, nearly all */
+    for (int m = 0; m < 3; m++)
+        for (int each = 0; each <= 1; each++)
+            for (int contra = 0; contra <= 1; contra++) {
+                infonce_case(5, 3, 14.285714f, 1, 0, 0, contra, each, masks[m]);
+                infonce_case(5, 3, 14.285714f, 3, 1, 1, contra, each, masks[m]); /* rank 1 of 3: its rows */
+                infonce_case(5, 3, 14.285714f, 3, 1, 0, contra, each, masks[m]);
+            }
     if (quick)
         return;
-    infonce_case(1024, 3, 14.285714f, 1, 0, 0, 0, 0); /* the 1024 x 3072 of a TNG batch */
-    infonce_case(1024, 4, 14.285714f, 1, 0, 0, 1, 0); /* the same with one contradiction each */
-    infonce_case(1024, 4, 14.285714f, 1, 0, 0, 1, 1); /* ... each positive against the negatives */
-    infonce_case(333, 1, 100.0f, 1, 0, 0, 0, 0);      /* plain CLIP, the largest logit scale */
-    infonce_case(256, 3, 14.285714f, 8, 5, 1, 0, 0);  /* 8 ranks of 256: 256 x 6144 */
-    infonce_case(256, 3, 14.285714f, 8, 5, 0, 0, 0);  /* 2048 x 768 */
+    infonce_case(1024, 3, 14.285714f, 1, 0, 0, 0, 0, 0); /* the 1024 x 3072 of a TNG batch */
+    infonce_case(1024, 4, 14.285714f, 1, 0, 0, 1, 0, 0); /* the same with one contradiction each */
+    infonce_case(1024, 4, 14.285714f, 1, 0, 0, 1, 1, 0); /* ... each positive against the negatives */
+    infonce_case(333, 1, 100.0f, 1, 0, 0, 0, 0, 0);      /* plain CLIP, the largest logit scale */
+    infonce_case(256, 3, 14.285714f, 8, 5, 1, 0, 0, 0);  /* 8 ranks of 256: 256 x 6144 */
+    infonce_case(256, 3, 14.285714f, 8, 5, 0, 0, 0, 0);  /* 2048 x 768 */
+    infonce_case(512, 4, 14.285714f, 1, 0, 0, 1, 1, 0.6); /* masked, each, contradictions */
+    infonce_case(256, 3, 14.285714f, 4, 2, 1, 0, 1, 0.6); /* a masked row block */
+    infonce_case(256, 3, 14.285714f, 4, 2, 0, 0, 0, 0.6); /* a masked column block */
 }
 
 /* The text-to-image term on the rows of one rank: its column softmax would miss the other
@@ -91,7 +115,7 @@ static void call_column_term_on_row_block(void *unused) {
         target[i] = -1;
     IntPair t2i = int_pair(txt2img, Nt), i2t = int_pair(target, Ni);
     Pair cos = pair_random((size_t)Ni * Nt, 0.3), stats = pair_poisoned(INFONCE_NSTATS);
-    InfonceTerms terms = {1, 1, Ni, 2 * Ni, Nt, 0.0f, 0}; /* rows [4, 8) of 8 images */
+    InfonceTerms terms = {1, 1, Ni, 2 * Ni, Nt, 0.0f, 0, NULL}; /* rows [4, 8) of 8 images */
     gpu->infonce_forward_backward(cos.dev, stats.dev, cos.dev, t2i.dev, i2t.dev, 14.0f, Ni, Nt,
                                   &terms);
 }

@@ -8,6 +8,9 @@
  * dcos in place safe. A term that is off contributes exactly 0 everywhere, so the
  * whole-matrix call does the same arithmetic as a loss with no notion of blocks. All
  * arithmetic is in double whatever `real` is.
+ *
+ * An excluded pair (terms->exclude) is skipped wherever a softmax sums or takes its maximum,
+ * and gets dcos 0: as if its logit were -inf, without ever computing with an infinity.
  */
 #include "engine/cpu/ops_cpu.h" // declares: every CPU op, in both precisions
 
@@ -15,12 +18,31 @@
 #include <stdlib.h>
 
 #include "engine/cpu/cpu_common.h" // defines: real, OP(), GEMM, EXP, row_chunks, add_partials
-#include "util/common.h"           // defines: callocCheck
+#include "util/common.h"           // defines: callocCheck, die
 
 /* The image-to-text logit of column t: a text with no positive image (a contradiction
  * negative, txt2img -1) carries the log-weight offset, every other text none. */
 static inline double i2t_logit(double logit, int positive_image, const InfonceTerms *terms) {
     return positive_image < 0 ? logit + terms->negative_log_weight : logit;
+}
+
+/* Whether the pair at element `at` of the block takes part in no softmax (backend.h). */
+static inline int excluded(const InfonceTerms *terms, size_t at) {
+    return terms->exclude && terms->exclude[at];
+}
+
+/* The mask's contract: a text's pair with its own positive image, and a row's target, are
+ * never excluded (either would leave a cross-entropy without its target). */
+static void check_exclusions(const int *txt2img, const int *i2t_target, int Ni, int Nt,
+                             const InfonceTerms *terms) {
+    for (int t = 0; t < Nt; t++) {
+        int row = txt2img[t] - terms->first_image;
+        if (txt2img[t] >= 0 && row >= 0 && row < Ni && excluded(terms, (size_t)row * Nt + t))
+            die("infonce: the pair of text %d and its positive image %d is excluded", t, txt2img[t]);
+    }
+    for (int i = 0; i < Ni && terms->image_to_text; i++)
+        if (i2t_target[i] >= 0 && excluded(terms, (size_t)i * Nt + i2t_target[i]))
+            die("infonce: image %d's target text %d is excluded", terms->first_image + i, i2t_target[i]);
 }
 
 /* log(e^a + e^b) without overflow. */
@@ -34,6 +56,7 @@ void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, cons
     double *row_lse = callocCheck((size_t)Ni * 4 + (size_t)Nt * 2, sizeof(double));
     double *row_loss = row_lse + Ni, *row_dscale = row_loss + Ni, *row_each = row_dscale + Ni;
     double *col_lse = row_each + Ni, *col_loss = col_lse + Nt;
+    if (terms->exclude) check_exclusions(txt2img, i2t_target, Ni, Nt, terms);
     int *positives = callocCheck((size_t)Ni, sizeof(int));
     for (int t = 0; t < Nt; t++) {
         int row = txt2img[t] - first; /* the block may hold only some images' rows */
@@ -44,11 +67,14 @@ void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, cons
 #pragma omp parallel for schedule(static)
         for (int i = 0; i < Ni; i++) {
             const real *r = cos + (size_t)i * Nt;
+            const size_t row_at = (size_t)i * Nt;
             double maxv = -INFINITY, sum = 0;
             for (int t = 0; t < Nt; t++)
-                maxv = fmax(maxv, i2t_logit((double)scale * r[t], txt2img[t], terms));
+                if (!excluded(terms, row_at + t))
+                    maxv = fmax(maxv, i2t_logit((double)scale * r[t], txt2img[t], terms));
             for (int t = 0; t < Nt; t++)
-                sum += exp(i2t_logit((double)scale * r[t], txt2img[t], terms) - maxv);
+                if (!excluded(terms, row_at + t))
+                    sum += exp(i2t_logit((double)scale * r[t], txt2img[t], terms) - maxv);
             row_lse[i] = maxv + log(sum);
             double target_logit = 0;
             if (i2t_target[i] < 0 && terms->i2t_each) {
@@ -58,7 +84,7 @@ void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, cons
                  * gets. */
                 double negatives = 0;
                 for (int t = 0; t < Nt; t++)
-                    if (txt2img[t] != first + i)
+                    if (txt2img[t] != first + i && !excluded(terms, row_at + t))
                         negatives += exp(i2t_logit((double)scale * r[t], txt2img[t], terms) - maxv);
                 double ln_neg = maxv + log(negatives), loss = 0, share = 0;
                 for (int t = 0; t < Nt; t++) {
@@ -87,8 +113,12 @@ void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, cons
         for (int t = 0; t < Nt; t++) {
             if (txt2img[t] < 0) continue; /* no image to pick: no term (col_loss stays 0) */
             double maxv = -INFINITY, sum = 0;
-            for (int i = 0; i < Ni; i++) maxv = fmax(maxv, (double)scale * cos[(size_t)i * Nt + t]);
-            for (int i = 0; i < Ni; i++) sum += exp((double)scale * cos[(size_t)i * Nt + t] - maxv);
+            for (int i = 0; i < Ni; i++)
+                if (!excluded(terms, (size_t)i * Nt + t))
+                    maxv = fmax(maxv, (double)scale * cos[(size_t)i * Nt + t]);
+            for (int i = 0; i < Ni; i++)
+                if (!excluded(terms, (size_t)i * Nt + t))
+                    sum += exp((double)scale * cos[(size_t)i * Nt + t] - maxv);
             col_lse[t] = maxv + log(sum);
             col_loss[t] = col_lse[t] - (double)scale * cos[(size_t)(txt2img[t] - first) * Nt + t];
         }
@@ -105,6 +135,10 @@ void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, cons
         double dscale = 0;
         for (int t = 0; t < Nt; t++) {
             size_t at = (size_t)i * Nt + t;
+            if (excluded(terms, at)) { /* in no softmax: no gradient, nothing for dscale */
+                dcos[at] = 0;
+                continue;
+            }
             double c = cos[at], logit = (double)scale * c;
             int own = txt2img[t] == first + i;
             double col_term = 0, row_term = 0;
