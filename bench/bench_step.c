@@ -58,7 +58,7 @@ static const char *const op_names[P_COUNT] = {
     "residual_forward", "accumulate", "scale", "im2col_patches", "vision_embed_forward",
     "vision_embed_backward", "token_embed_forward", "token_embed_backward", "gather_rows",
     "scatter_rows", "l2norm_forward", "l2norm_backward", "infonce_forward_backward",
-    "adamw_update", "sum_squares", "zero"};
+    "adamw_step", "sum_squares", "zero"};
 static struct {
     long calls;
     double seconds, bytes, flops;
@@ -241,11 +241,11 @@ static void p_infonce(float *dcos, float *stats, const float *cos, const int *tx
     inner->infonce_forward_backward(dcos, stats, cos, txt2img, i2t_target, scale, Ni, Nt, terms);
     account(P_INFONCE, t0, 2.0 * Ni * Nt + Ni + Nt, 0);
 }
-static void p_adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
-                           const AdamWStep *hp) {
+static void p_adamw_step(float *params, float *grads, float *m, float *v, Act *params_act, const AdamWTensor *tensors,
+                         int count, size_t total, const AdamWStep *hp) {
     double t0 = clock_seconds();
-    inner->adamw_update(param, grad, m, v, n, hp);
-    account(P_ADAMW, t0, 7.0 * n, 0);
+    inner->adamw_step(params, grads, m, v, params_act, tensors, count, total, hp);
+    account(P_ADAMW, t0, 8.0 * total, 0); /* param, m, v read and written, grad read and zeroed */
 }
 static void p_sum_squares(double *acc, const float *x, size_t n) {
     double t0 = clock_seconds();
@@ -279,7 +279,7 @@ static void profile_table(Backend *t) {
     t->gather_rows = p_gather_rows, t->scatter_rows = p_scatter_rows;
     t->l2norm_forward = p_l2norm_forward, t->l2norm_backward = p_l2norm_backward;
     t->infonce_forward_backward = p_infonce;
-    t->adamw_update = p_adamw_update, t->sum_squares = p_sum_squares, t->zero = p_zero;
+    t->adamw_step = p_adamw_step, t->sum_squares = p_sum_squares, t->zero = p_zero;
 }
 
 static double sgemm_gflops(int n, int reps) {

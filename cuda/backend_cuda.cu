@@ -262,9 +262,10 @@ static void cuda_infonce_forward_backward(float *dcos, float *stats, const float
     infonce_forward_backward(dcos, stats, cos, txt2img, i2t_target, scale, Ni, Nt, *terms, stream);
 }
 
-static void cuda_adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
-                              const AdamWStep *hp) {
-    adamw_update(param, grad, m, v, n, hp, stream);
+template <typename io_t>
+static void cuda_adamw_step(float *params, float *grads, float *m, float *v, Act *params_act,
+                            const AdamWTensor *tensors, int count, size_t total, const AdamWStep *hp) {
+    adamw_step<io_t>(params, grads, m, v, (io_t *)params_act, tensors, count, total, hp, stream);
 }
 
 static void cuda_sum_squares(double *acc, const float *x, size_t n) { sum_squares(acc, x, n, stream); }
@@ -307,7 +308,7 @@ template <typename io_t, int TF32> static constexpr Backend cuda_table(const cha
         .l2norm_forward = cuda_l2norm_forward<io_t>,
         .l2norm_backward = cuda_l2norm_backward,
         .infonce_forward_backward = cuda_infonce_forward_backward,
-        .adamw_update = cuda_adamw_update,
+        .adamw_step = cuda_adamw_step<io_t>,
         .sum_squares = cuda_sum_squares,
     };
 }

@@ -1,7 +1,10 @@
 /*
  * adamw.cuh: the AdamW update and the sum of squares behind gradient clipping.
  *
- * AdamW computes the CPU op's float operations (host/engine/cpu/ops_cpu.c, PyTorch's order:
+ * adamw_step updates every tensor of the flat parameter buffers in one launch (the multi-tensor
+ * form: a table of the tensors' offsets, whether each trains and decays), refreshes the
+ * weights' compute copy (bf16) and zeroes the gradients in the same pass. Per element it
+ * computes the CPU op's float operations (host/engine/cpu/ops_cpu.c, PyTorch's order:
  * decoupled decay, then the bias-corrected step) in the same order, so that the GPU's bits
  * equal the CPU's. Every operation is an explicitly rounded intrinsic (__fmul_rn, __fadd_rn,
  * ...): nvcc contracts a * b + c into one fused multiply-add wherever it may, rounding once
@@ -24,43 +27,79 @@ extern "C" {
 #include "engine/backend.h" /* defines: AdamWStep */
 }
 
-/* m = beta1 m + (1 - beta1) g, v = beta2 v + (1 - beta2) g g, g = grad * grad_scale;
- * param = param * decay - step_size * (m / (sqrt(v) * inv_bc2_sqrt + eps)) */
-struct AdamWUpdate {
-    float *param, *m, *v;
-    const float *grad;
+/* The step's scalars, as the CPU op computes them: in double, rounded to float once. */
+struct AdamWScalars {
     float beta1, one_minus_beta1, beta2, one_minus_beta2, eps, grad_scale;
-    float decay, step_size, inv_bc2_sqrt;
-    __device__ void operator()(size_t i) const {
-        float g = __fmul_rn(grad[i], grad_scale);
-        float mi = __fadd_rn(__fmul_rn(beta1, m[i]), __fmul_rn(one_minus_beta1, g));
-        float vi = __fadd_rn(__fmul_rn(beta2, v[i]), __fmul_rn(__fmul_rn(one_minus_beta2, g), g));
-        m[i] = mi;
-        v[i] = vi;
-        float denom = __fadd_rn(__fmul_rn(__fsqrt_rn(vi), inv_bc2_sqrt), eps);
-        param[i] =
-            __fsub_rn(__fmul_rn(param[i], decay), __fmul_rn(step_size, __fdiv_rn(mi, denom)));
-    }
+    float decay, step_size, inv_bc2_sqrt; /* decay: 1 - lr wd, for the tensors that decay */
 };
 
-static inline void adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
-                                const AdamWStep *hp, cudaStream_t stream) {
-    AdamWUpdate f;
-    f.param = param;
-    f.m = m;
-    f.v = v;
-    f.grad = grad;
-    f.beta1 = hp->beta1;
-    f.one_minus_beta1 = 1.0f - hp->beta1;
-    f.beta2 = hp->beta2;
-    f.one_minus_beta2 = 1.0f - hp->beta2;
-    f.eps = hp->eps;
-    f.grad_scale = hp->grad_scale;
-    /* the CPU op's scalars: computed in double, rounded to float once */
-    f.decay = (float)(1.0 - (double)hp->lr * hp->weight_decay);
-    f.step_size = (float)((double)hp->lr / hp->bias_correction1);
-    f.inv_bc2_sqrt = (float)(1.0 / sqrt((double)hp->bias_correction2));
-    launch_elementwise(f, n, stream);
+static inline AdamWScalars adamw_scalars(const AdamWStep *hp) {
+    AdamWScalars k;
+    k.beta1 = hp->beta1;
+    k.one_minus_beta1 = 1.0f - hp->beta1;
+    k.beta2 = hp->beta2;
+    k.one_minus_beta2 = 1.0f - hp->beta2;
+    k.eps = hp->eps;
+    k.grad_scale = hp->grad_scale;
+    k.decay = (float)(1.0 - (double)hp->lr * hp->weight_decay);
+    k.step_size = (float)((double)hp->lr / hp->bias_correction1);
+    k.inv_bc2_sqrt = (float)(1.0 / sqrt((double)hp->bias_correction2));
+    return k;
+}
+
+/* m = beta1 m + (1 - beta1) g, v = beta2 v + (1 - beta2) g g, g = grad * grad_scale;
+ * param = param * decay - step_size * (m / (sqrt(v) * inv_bc2_sqrt + eps)); returns param */
+__device__ __forceinline__ float adamw_element(float *param, const float *grad, float *m, float *v,
+                                               size_t i, const AdamWScalars &k, float decay) {
+    float g = __fmul_rn(grad[i], k.grad_scale);
+    float mi = __fadd_rn(__fmul_rn(k.beta1, m[i]), __fmul_rn(k.one_minus_beta1, g));
+    float vi = __fadd_rn(__fmul_rn(k.beta2, v[i]), __fmul_rn(__fmul_rn(k.one_minus_beta2, g), g));
+    m[i] = mi;
+    v[i] = vi;
+    float denom = __fadd_rn(__fmul_rn(__fsqrt_rn(vi), k.inv_bc2_sqrt), k.eps);
+    float p = __fsub_rn(__fmul_rn(param[i], decay), __fmul_rn(k.step_size, __fdiv_rn(mi, denom)));
+    param[i] = p;
+    return p;
+}
+
+/* Every element of the flat buffers once (grid-stride): the tensor it belongs to, found by
+ * walking the table (in shared memory) forward from the last one this thread saw, since a
+ * thread's elements only grow; its update and compute copy when it trains; its gradient
+ * zeroed. The decay of a tensor without weight decay is 1 - lr * 0 = 1, as the CPU's. */
+template <typename io_t>
+__global__ void adamw_step_kernel(float *params, float *grads, float *m, float *v, io_t *params_act,
+                                  const AdamWTensor *tensors, int count, size_t total,
+                                  AdamWScalars k) {
+    TNG_DYNAMIC_SMEM(AdamWTensor, table);
+    for (int t = threadIdx.x; t < count; t += blockDim.x)
+        table[t] = tensors[t];
+    __syncthreads();
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    int t = 0;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
+        while (i >= table[t].offset + table[t].numel)
+            t++;
+        if (table[t].trains) {
+            float p = adamw_element(params, grads, m, v, i, k, table[t].decays ? k.decay : 1.0f);
+            if (params_act)
+                params_act[i] = store_as<io_t>(p);
+        }
+        grads[i] = 0.0f;
+    }
+}
+
+/* tensors: device memory, `count` entries covering [0, total) in offset order */
+template <typename io_t>
+void adamw_step(float *params, float *grads, float *m, float *v, io_t *params_act,
+                const AdamWTensor *tensors, int count, size_t total, const AdamWStep *hp,
+                cudaStream_t stream) {
+    if (count == 0 || total == 0)
+        return;
+    shapeCheck(count <= ADAMW_MAX_TENSORS, "adamw_step over %d tensors (at most %d)", count,
+               ADAMW_MAX_TENSORS);
+    TNG_LAUNCH(adamw_step_kernel<io_t>, (unsigned)elementwise_blocks(total), ELEM_THREADS,
+               sizeof(AdamWTensor) * (size_t)count, stream, params, grads, m, v, params_act,
+               tensors, count, total, adamw_scalars(hp));
 }
 
 static __global__ void __launch_bounds__(SUMSQ_THREADS)

@@ -240,6 +240,10 @@ static inline TokenEmbedPlan token_embed_plan(int C) {
     return p;
 }
 
+/* adamw_step keeps its tensor table in shared memory: 24 bytes a tensor, 24 KB at most
+ * (ViT-B/32 has 398 tensors). */
+#define ADAMW_MAX_TENSORS 1024
+
 /* ----------------------------------------------------------------------------
  * The backend's scratch, sized once (Backend.reserve_scratch): the most any op asks for when
  * no batch has more than `batch` sequences of `tokens` positions, no matrix more than `width`

@@ -32,6 +32,13 @@ typedef struct {
     float grad_scale;                         /* gradients are multiplied by this first */
 } AdamWStep;
 
+/* One tensor of the flat parameter buffers, as the optimizer step sees it. */
+typedef struct {
+    size_t offset, numel;
+    int trains; /* 0: only its gradient is zeroed */
+    int decays; /* 1: the step's weight decay applies to it, 0: none */
+} AdamWTensor;
+
 /* InfoNCE statistics written by infonce_forward_backward (backend memory, 4 floats). Each is
  * this call's share of the global value: the shares of all calls over one global batch add
  * up to it (see InfonceTerms). */
@@ -206,8 +213,14 @@ typedef struct Backend {
                                      int Ni, int Nt, const InfonceTerms *terms);
 
     /* ---- optimizer ---- */
-    void (*adamw_update)(float *param, const float *grad, float *m, float *v, size_t n,
-                         const AdamWStep *hp);
+    /* One AdamW step over the flat buffers (params, grads, m, v: the model's whole layout):
+     * every tensor of `tensors` (count entries, backend memory, in offset order, covering the
+     * buffers' `total` floats) that trains is updated as PyTorch's AdamW (decoupled decay hp->weight_decay
+     * where it decays, none elsewhere; grads times hp->grad_scale), and its compute copy in
+     * params_act refreshed (NULL: the copy is params itself); then every gradient is zeroed
+     * for the next step. One pass and one launch on a GPU, not three per tensor. */
+    void (*adamw_step)(float *params, float *grads, float *m, float *v, Act *params_act,
+                       const AdamWTensor *tensors, int count, size_t total, const AdamWStep *hp);
     /* acc[0] += the sum of x[i]^2, in double: acc is one double of backend memory, so the
      * gradient norm of every tensor accumulates on the device and is read back once per step
      * (no host synchronisation per tensor). */

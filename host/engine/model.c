@@ -493,6 +493,7 @@ Clip *clip_create(const ClipConfig *cfg, const Backend *be) {
     m->loss = clip_loss_create(be, cfg->embed_dim);
     m->train.train_text = 1;
     m->train.train_vision = 1;
+    m->opt_tensors_for = -1;
     return m;
 }
 
@@ -504,7 +505,7 @@ void clip_free(Clip *m) {
     clip_weights_free(&m->w);
     clip_weights_free(&m->g);
     if (m->params_act != (Act *)m->params) be->release(m->params_act);
-    void *buffers[] = {m->params, m->grads, m->adam_m, m->adam_v, m->grad_sumsq};
+    void *buffers[] = {m->params, m->grads, m->adam_m, m->adam_v, m->grad_sumsq, m->opt_tensors};
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++)
         if (buffers[i]) be->release(buffers[i]);
     clip_loss_free(m->loss);
@@ -596,6 +597,7 @@ static void reserve_scratch(Clip *m, const ClipTrainConfig *train, int max_image
 void clip_prepare(Clip *m, const ClipTrainConfig *train, int max_images, int max_texts) {
     const Backend *be = m->be;
     m->train = *train;
+    m->opt_tensors_for = -1; /* which tensors train may have changed */
     m->max_images = max_images;
     m->max_texts = max_texts;
     tower_acts_create(be, &m->vision_acts, &m->cfg, &m->cfg.vision, 1, max_images,

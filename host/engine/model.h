@@ -147,6 +147,8 @@ typedef struct {
     Act *params_act; /* the weights' compute copy in the activation type, refreshed after every
                         change (clip_params_changed); params itself when that type is fp32 */
     double *grad_sumsq;                       /* backend memory: the gradient norm's accumulator */
+    AdamWTensor *opt_tensors;                 /* backend memory: the optimizer step's table (optim.c) */
+    int opt_tensors_for;                      /* the decay set it was built for; -1: to build */
     ClipWeights w, g;
     TowerActs vision_acts, text_acts;
     ClipTrainConfig train;

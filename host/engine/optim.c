@@ -4,6 +4,9 @@
 #include "engine/optim.h"
 
 #include <math.h>
+#include <stdlib.h>
+
+#include "util/common.h" // defines: mallocCheck
 
 const char *const optim_decay_set_names[2] = {"matrices", "all"};
 
@@ -44,6 +47,24 @@ float clip_gradient_norm(const Clip *m, int accum_steps) {
     return (float)(sqrt(sumsq) / (accum_steps > 0 ? accum_steps : 1));
 }
 
+/* The step's table (backend.h, AdamWTensor): each tensor, whether it trains, whether it decays.
+ * Uploaded once, and again only when the decay set or the training towers change. */
+static void build_step_table(Clip *m, DecaySet decay_set) {
+    const ParamLayout *L = &m->layout;
+    AdamWTensor *table = mallocCheck(sizeof(AdamWTensor) * (size_t)L->count);
+    for (int i = 0; i < L->count; i++) {
+        const ParamInfo *p = &L->params[i];
+        table[i] = (AdamWTensor){.offset = p->offset,
+                                 .numel = p->numel,
+                                 .trains = clip_tensor_trains(m, p),
+                                 .decays = p->decay || decay_set == DECAY_ALL};
+    }
+    if (!m->opt_tensors) m->opt_tensors = m->be->alloc(sizeof(AdamWTensor) * (size_t)L->count);
+    m->be->to_device(m->opt_tensors, table, sizeof(AdamWTensor) * (size_t)L->count);
+    free(table);
+    m->opt_tensors_for = (int)decay_set;
+}
+
 void clip_optimizer_apply(Clip *m, const OptimConfig *oc, int accum_steps, float grad_norm) {
     const Backend *be = m->be;
     const ParamLayout *L = &m->layout;
@@ -59,22 +80,13 @@ void clip_optimizer_apply(Clip *m, const OptimConfig *oc, int accum_steps, float
                     .beta1 = oc->beta1,
                     .beta2 = oc->beta2,
                     .eps = oc->eps,
+                    .weight_decay = oc->weight_decay,
                     .bias_correction1 = (float)(1.0 - pow(oc->beta1, (double)m->step)),
                     .bias_correction2 = (float)(1.0 - pow(oc->beta2, (double)m->step)),
                     .grad_scale = (float)(grad_scale * clip)};
-    for (int i = 0; i < L->count; i++) {
-        const ParamInfo *p = &L->params[i];
-        if (clip_tensor_trains(m, p)) {
-            int decays = p->decay || oc->decay_set == DECAY_ALL;
-            hp.weight_decay = decays ? oc->weight_decay : 0.0f;
-            be->adamw_update(m->params + p->offset, m->grads + p->offset, m->adam_m + p->offset,
-                             m->adam_v + p->offset, p->numel, &hp);
-            clip_params_changed(m, p->offset, p->numel);
-        }
-        /* every gradient zeroed, each right after its update: what the cache still holds of
-           it is overwritten there instead of read back from memory by a later pass */
-        be->zero(m->grads + p->offset, sizeof(float) * p->numel);
-    }
+    if (m->opt_tensors_for != (int)oc->decay_set) build_step_table(m, oc->decay_set);
+    Act *copy = m->params_act == (Act *)m->params ? NULL : m->params_act;
+    be->adamw_step(m->params, m->grads, m->adam_m, m->adam_v, copy, m->opt_tensors, L->count, L->total, &hp);
     if (m->train.temperature <= 0) {
         float logit_scale;
         be->to_host(&logit_scale, m->w.logit_scale, sizeof(float));

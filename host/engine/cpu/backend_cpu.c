@@ -33,6 +33,20 @@ static void linear_backward(float *dinp, float *dweight, float *dbias, const flo
                             const Act *weight, int N, int IC, int OC) {
     matmul_backward_f32(dinp, dweight, dbias, dout, inp, weight, N, IC, OC);
 }
+/* The step's tensors one after another; params_act is NULL here (an Act is a float). */
+static void adamw_step(float *params, float *grads, float *m, float *v, Act *params_act, const AdamWTensor *tensors,
+                       int count, size_t total, const AdamWStep *hp) {
+    (void)params_act, (void)total;
+    for (int i = 0; i < count; i++) {
+        const AdamWTensor *t = &tensors[i];
+        if (t->trains) {
+            AdamWStep h = *hp;
+            h.weight_decay = t->decays ? hp->weight_decay : 0.0f;
+            adamw_update_f32(params + t->offset, grads + t->offset, m + t->offset, v + t->offset, t->numel, &h);
+        }
+        memset(grads + t->offset, 0, sizeof(float) * t->numel);
+    }
+}
 static void linear_activation_forward(Act *pre, Act *out, const Act *inp, const Act *weight, const float *bias,
                                       ActKind act, int N, int IC, int OC) {
     matmul_forward_f32(pre, inp, weight, bias, N, IC, OC);
@@ -117,7 +131,7 @@ static const Backend cpu_backend = {
     .l2norm_forward = l2norm_forward,
     .l2norm_backward = l2norm_backward_f32,
     .infonce_forward_backward = infonce_forward_backward_f32,
-    .adamw_update = adamw_update_f32,
+    .adamw_step = adamw_step,
     .sum_squares = accumulate_sum_squares,
 };
 
