@@ -33,15 +33,23 @@ float optim_lr_at(const OptimConfig *oc, uint64_t step) {
     return (float)(0.5 * (1.0 + cos(M_PI * progress)) * oc->lr);
 }
 
-/* Every tensor's sum of squares accumulates in one backend double (m->grad_sumsq), read back
- * once: on a GPU that is one synchronisation per step, not one per tensor. */
+/* The trained tensors' sums of squares accumulate in one backend double (m->grad_sumsq), read
+ * back once: on a GPU that is one synchronisation per step, not one per tensor. Neighbouring
+ * trained tensors are summed as one run (a tower is contiguous in the layout), so the sum takes
+ * a few launches, not two per tensor. */
 float clip_gradient_norm(const Clip *m, int accum_steps) {
     const Backend *be = m->be;
     const ParamLayout *L = &m->layout;
     be->zero(m->grad_sumsq, sizeof(double));
-    for (int i = 0; i < L->count; i++)
-        if (clip_tensor_trains(m, &L->params[i]))
-            be->sum_squares(m->grad_sumsq, m->grads + L->params[i].offset, L->params[i].numel);
+    for (int i = 0; i < L->count;) {
+        if (!clip_tensor_trains(m, &L->params[i])) {
+            i++;
+            continue;
+        }
+        size_t start = L->params[i].offset, end = start;
+        for (; i < L->count && clip_tensor_trains(m, &L->params[i]); i++) end = L->params[i].offset + L->params[i].numel;
+        be->sum_squares(m->grad_sumsq, m->grads + start, end - start);
+    }
     double sumsq;
     be->to_host(&sumsq, m->grad_sumsq, sizeof sumsq);
     return (float)(sqrt(sumsq) / (accum_steps > 0 ? accum_steps : 1));
