@@ -244,6 +244,26 @@ static void bench_backend_ops(const Backend *be) {
     cudaCheck(cudaFree(dpos));
 }
 
+/* The bf16 backend's MLP layers at ViT-B/32's B = 512 (25600 x 768 -> 3072): the GEMM with its
+ * bias (a kernel after it), and with bias and QuickGELU fused after it; PyTorch's F.linear
+ * (cuBLASLt's bias epilogue) and F.linear + quick_gelu beside them. */
+static void bench_linear_bf16(const Backend *be16) {
+    const int N = 25600, IC = 768, OC = 3072;
+    __nv_bfloat16 *x = device_random<__nv_bfloat16>((size_t)N * IC, 37),
+                  *w = device_random<__nv_bfloat16>((size_t)OC * IC, 38),
+                  *pre = device_random<__nv_bfloat16>((size_t)N * OC, 39),
+                  *out = device_random<__nv_bfloat16>((size_t)N * OC, 40);
+    float *bias = device_random<float>(OC, 41);
+    double flops = 2.0 * N * IC * OC, io = 2.0 * ((double)N * IC + (double)OC * IC + (double)N * OC);
+    double ms = time_ms([&] { be16->linear_forward(pre, x, w, bias, N, IC, OC); });
+    report("linear_fwd_bf16", "25600x768x3072", ms, io, flops, 1);
+    ms = time_ms([&] { be16->linear_activation_forward(pre, out, x, w, bias, ACT_QUICK_GELU, N, IC, OC); });
+    report("linear_act_fwd_bf16", "25600x768x3072", ms, io + 2.0 * N * OC, flops, 1);
+    void *bufs[] = {x, w, pre, out, bias};
+    for (void *p : bufs)
+        cudaCheck(cudaFree(p));
+}
+
 int main(void) {
     const Backend *be = backend_cuda(PRECISION_FP32);
     cudaDeviceProp prop;
@@ -267,6 +287,7 @@ int main(void) {
     bench_attention<float>(256, 197, 12, 64, 0, "fp32"); /* ViT-B/16 */
     bench_attention<float>(128, 257, 16, 64, 0, "fp32"); /* ViT-L/14 */
     bench_backend_ops(be);
+    bench_linear_bf16(backend_cuda(PRECISION_BF16));
     cublasCheck(cublasDestroy(handle));
     return 0;
 }

@@ -97,6 +97,20 @@ def infonce(Ni, Nt):
     emit("infonce_fwd_bwd_fp32", f"{Ni}x{Nt}", "torch", time_ms(step))
 
 
+def linear_bf16(N, IC, OC):
+    x = torch.randn(N, IC, dtype=torch.bfloat16, device="cuda")
+    w = torch.randn(OC, IC, dtype=torch.bfloat16, device="cuda")
+    b = torch.randn(OC, dtype=torch.bfloat16, device="cuda")
+    shape = f"{N}x{IC}x{OC}"
+    emit("linear_fwd_bf16", shape, "torch", time_ms(lambda: F.linear(x, w, b)))
+
+    def linear_act():
+        y = F.linear(x, w, b)
+        return y * torch.sigmoid(1.702 * y)
+
+    emit("linear_act_fwd_bf16", shape, "torch", time_ms(linear_act))
+
+
 def main():
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -113,6 +127,7 @@ def main():
     attention(128, 257, 16, 64, 0, torch.float32, "fp32")
     infonce(1024, 3072)
     infonce(4096, 12288)
+    linear_bf16(25600, 768, 3072)
 
 
 if __name__ == "__main__":
