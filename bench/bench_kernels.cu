@@ -200,8 +200,10 @@ static void bench_backend_ops(const Backend *be) {
           *c = device_random<float>(n, 27);
     double ms = time_ms([&] { be->activation_forward(b, a, n, ACT_QUICK_GELU); });
     report("quick_gelu_fwd_fp32", "25600x3072", ms, 8.0 * n, 0, 0);
-    ms = time_ms([&] { be->activation_backward(c, a, b, n, ACT_QUICK_GELU); });
-    report("quick_gelu_bwd_fp32", "25600x3072", ms, 16.0 * n, 0, 0);
+    float *dbias = device_random<float>(3072, 42);
+    ms = time_ms([&] { be->activation_backward(c, dbias, a, b, 25600, 3072, ACT_QUICK_GELU); });
+    report("quick_gelu_bwd_bias_fp32", "25600x3072", ms, 12.0 * n, 0, 0); /* + dbias, in the same pass */
+    cudaCheck(cudaFree(dbias));
     /* the linear layer behind it, strict fp32 cuBLAS */
     float *w = device_random<float>((size_t)3072 * 768, 28), *bias = device_random<float>(3072, 36);
     ms = time_ms([&] { be->matmul_forward(b, a, w, bias, 25600, 768, 3072); });

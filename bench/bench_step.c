@@ -162,11 +162,11 @@ static void p_activation_forward(Act *out, const Act *inp, size_t n, ActKind act
     inner->activation_forward(out, inp, n, act);
     account(P_ACT_FWD, t0, 2.0 * n, 0);
 }
-static void p_activation_backward(float *dinp, const Act *inp, const float *dout, size_t n,
+static void p_activation_backward(float *dinp, float *dbias, const Act *inp, const float *dout, int N, int C,
                                   ActKind act) {
     double t0 = clock_seconds();
-    inner->activation_backward(dinp, inp, dout, n, act);
-    account(P_ACT_BWD, t0, 4.0 * n, 0);
+    inner->activation_backward(dinp, dbias, inp, dout, N, C, act);
+    account(P_ACT_BWD, t0, 3.0 * N * C + (dbias ? 2.0 * C : 0), 0);
 }
 static void p_residual_forward(Act *out, const Act *a, const Act *b, size_t n) {
     double t0 = clock_seconds();

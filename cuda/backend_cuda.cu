@@ -183,8 +183,9 @@ template <typename io_t> static void cuda_activation_forward(Act *out, const Act
 }
 
 template <typename io_t>
-static void cuda_activation_backward(float *dinp, const Act *inp, const float *dout, size_t n, ActKind act) {
-    launch_elementwise(ActivationBackward<io_t>{dinp, (const io_t *)inp, dout, act}, n, stream);
+static void cuda_activation_backward(float *dinp, float *dbias, const Act *inp, const float *dout, int N, int C,
+                                     ActKind act) {
+    activation_backward<io_t>(dinp, dbias, (const io_t *)inp, dout, N, C, act, stream);
 }
 
 template <typename io_t> static void cuda_residual_forward(Act *out, const Act *a, const Act *b, size_t n) {

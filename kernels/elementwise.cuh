@@ -15,6 +15,7 @@
 
 #include "common.cuh"
 #include "cuda/cuda_common.h"
+#include "reduce.cuh"
 extern "C" {
 #include "engine/config.h" /* defines: ActKind */
 }
@@ -59,13 +60,14 @@ template <typename io_t> struct ActivationForward {
     }
 };
 
+/* dinp is overwritten (backend.h, activation_backward) */
 template <typename io_t> struct ActivationBackward {
     float *dinp;
     const io_t *inp;
     const float *dout;
     ActKind act;
     __device__ void operator()(size_t i) const {
-        dinp[i] += activation_grad(load_f32(inp[i]), act) * dout[i];
+        dinp[i] = activation_grad(load_f32(inp[i]), act) * dout[i];
     }
 };
 
@@ -90,6 +92,34 @@ template <typename io_t> struct BiasActivationForward {
         out[i] = store_as<io_t>(activation_value(load_f32(p), act));
     }
 };
+
+/* One element of dinp = act'(inp) dout, written, and given to the column sum that makes the
+ * bias gradient (reduce.cuh): the same values, summed in the same order, as the linear
+ * backward's column sum of dinp would be. */
+template <typename io_t> struct ActivationBackwardColumns {
+    float *dinp;
+    const io_t *inp;
+    const float *dout;
+    size_t C;
+    ActKind act;
+    __device__ void operator()(size_t row, size_t col, float *out) const {
+        size_t i = row * C + col;
+        float g = activation_grad(load_f32(inp[i]), act) * dout[i];
+        dinp[i] = g;
+        out[0] = g;
+    }
+};
+
+/* dinp = act'(inp) dout over [N, C]; dbias += its column sums (NULL: an elementwise pass) */
+template <typename io_t>
+void activation_backward(float *dinp, float *dbias, const io_t *inp, const float *dout, int N, int C,
+                         ActKind act, cudaStream_t stream) {
+    if (dbias)
+        colsum_accumulate<1>(dbias, (float *)NULL, ActivationBackwardColumns<io_t>{dinp, inp, dout, (size_t)C, act},
+                             (size_t)N, (size_t)C, stream);
+    else
+        launch_elementwise(ActivationBackward<io_t>{dinp, inp, dout, act}, (size_t)N * C, stream);
+}
 
 /* dst[i] = src[i] in the activation type: the weights' compute copy */
 template <typename io_t> struct ToAct {

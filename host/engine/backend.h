@@ -11,7 +11,8 @@
  * - Backward ops ACCUMULATE (+=) into every gradient they write: parameter gradients
  *   sum over micro-batches, and the residual stream's gradient sums its two branches.
  *   The model zeroes activation gradients before each backward pass. A NULL gradient
- *   pointer means "not needed" and that part of the work is skipped.
+ *   pointer means "not needed" and that part of the work is skipped. One exception:
+ *   activation_backward overwrites its dinp, the single writer of the MLP's hidden gradient.
  * - Linear weights are [out, in] (PyTorch/HF layout): out = inp @ weight^T + bias.
  * - Results are deterministic: the same inputs give the same bits, run after run.
  * - Activations (the towers' forward values, typed Act below) are stored in the backend's
@@ -162,8 +163,12 @@ typedef struct Backend {
 
     /* ---- elementwise ---- */
     void (*activation_forward)(Act *out, const Act *inp, size_t n, ActKind act);
-    void (*activation_backward)(float *dinp, const Act *inp, const float *dout, size_t n,
-                                ActKind act);
+    /* dinp [N,C] = act'(inp) dout, OVERWRITTEN (the one exception to the accumulating
+     * convention: the MLP's hidden gradient has this single writer, so nothing zeroes it
+     * first); dbias [C] (NULL: skipped) += its column sums: the bias gradient of the linear
+     * layer that produced inp, taken in the same pass (that layer's backward then gets NULL) */
+    void (*activation_backward)(float *dinp, float *dbias, const Act *inp, const float *dout, int N,
+                                int C, ActKind act);
     void (*residual_forward)(Act *out, const Act *a, const Act *b, size_t n);
     void (*accumulate)(float *dst, const float *src, size_t n); /* dst += src */
     void (*scale)(float *x, float factor, size_t n);

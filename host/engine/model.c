@@ -327,11 +327,10 @@ static void encoder_backward(const Clip *m, const TowerWeights *w, TowerWeights 
         be->zero(a->d_act, NM * sizeof(float));
         be->linear_backward(a->d_act, bg->fc2_w, bg->fc2_b, a->d_x, ba->act, compute_weight(m, bw->fc2_w), N,
                             M, C);
-        be->zero(a->d_fc1, NM * sizeof(float));
-        be->activation_backward(a->d_fc1, ba->fc1, a->d_act, NM, tc->act);
+        /* overwrites d_fc1, and takes fc1's bias gradient in the same pass */
+        be->activation_backward(a->d_fc1, bg->fc1_b, ba->fc1, a->d_act, N, M, tc->act);
         be->zero(a->d_ln, NC * sizeof(float));
-        be->linear_backward(a->d_ln, bg->fc1_w, bg->fc1_b, a->d_fc1, ba->ln2, compute_weight(m, bw->fc1_w), N,
-                            C, M);
+        be->linear_backward(a->d_ln, bg->fc1_w, NULL, a->d_fc1, ba->ln2, compute_weight(m, bw->fc1_w), N, C, M);
         be->layernorm_backward(a->d_x, bg->ln2_w, bg->ln2_b, a->d_ln, ba->x_mid, bw->ln2_w,
                                ba->ln2_mean, ba->ln2_rstd, N, C);
         /* attention branch */

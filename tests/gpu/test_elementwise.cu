@@ -1,7 +1,9 @@
 /*
  * test_elementwise.cu: the elementwise ops (kernels/elementwise.cuh) against the CPU op:
  * GELU and QuickGELU forward and backward (float erff/expf against double erf/exp: atol 1e-6
- * + rtol 1e-5), and the residual add, accumulate and scale, which must match bit for bit;
+ * + rtol 1e-5; the backward overwrites, and can take the bias gradient of the layer before:
+ * that column sum within TOL), and the residual add, accumulate and scale, which must match bit
+ * for bit;
  * then the bf16 backend's: bf16 activations in and out (inputs rounded to bf16 on both
  * sides), fp32 gradients. A residual add of two bf16 values is exact in fp32, so its bf16
  * result is the CPU's rounded, bit for bit; so is the fp32 -> bf16 cast (to_act).
@@ -16,9 +18,9 @@ static void test_elementwise(void) {
         cpu->activation_forward(out.host, inp.host, n, (ActKind)act);
         gpu->activation_forward(out.dev, inp.dev, n, (ActKind)act);
         pair_check(act == ACT_GELU ? "gelu forward" : "quick_gelu forward", out, 1e-6, 1e-5);
-        Pair dout = pair_random(n, 1.0), dinp = pair_random(n, 1.0);
-        cpu->activation_backward(dinp.host, inp.host, dout.host, n, (ActKind)act);
-        gpu->activation_backward(dinp.dev, inp.dev, dout.dev, n, (ActKind)act);
+        Pair dout = pair_random(n, 1.0), dinp = pair_poisoned(n); /* overwritten */
+        cpu->activation_backward(dinp.host, NULL, inp.host, dout.host, 1, (int)n, (ActKind)act);
+        gpu->activation_backward(dinp.dev, NULL, inp.dev, dout.dev, 1, (int)n, (ActKind)act);
         pair_check(act == ACT_GELU ? "gelu backward" : "quick_gelu backward", dinp, 1e-6, 1e-5);
         pair_free(inp), pair_free(out), pair_free(dout), pair_free(dinp);
     }
@@ -43,9 +45,9 @@ static void test_elementwise_bf16(void) {
         cpu->activation_forward(out.host, inp.host, n, (ActKind)act);
         gpu16->activation_forward(out16, inp16, n, (ActKind)act);
         check_bf16(act == ACT_GELU ? "gelu forward bf16" : "quick_gelu forward bf16", out16, out.host, n);
-        Pair dout = pair_random(n, 1.0), dinp = pair_random(n, 1.0);
-        cpu->activation_backward(dinp.host, inp.host, dout.host, n, (ActKind)act);
-        gpu16->activation_backward(dinp.dev, inp16, dout.dev, n, (ActKind)act);
+        Pair dout = pair_random(n, 1.0), dinp = pair_poisoned(n);
+        cpu->activation_backward(dinp.host, NULL, inp.host, dout.host, 1, (int)n, (ActKind)act);
+        gpu16->activation_backward(dinp.dev, NULL, inp16, dout.dev, 1, (int)n, (ActKind)act);
         pair_check(act == ACT_GELU ? "gelu backward bf16" : "quick_gelu backward bf16", dinp, 1e-6, 1e-5);
         BF16_FREE(inp16, out16);
         PAIRS_FREE(inp, out, dout, dinp);
@@ -62,9 +64,32 @@ static void test_elementwise_bf16(void) {
     PAIRS_FREE(a, b, out, src);
 }
 
+/* The backward that also takes the bias gradient of the layer before it: dinp overwritten
+ * (poisoned first), dbias accumulated into random prior values, fp32 and bf16 inputs. */
+static void test_activation_backward_bias(void) {
+    const int N = quick ? 77 : 1001, C = quick ? 200 : 3072;
+    size_t n = (size_t)N * C;
+    for (int bf16 = 0; bf16 <= 1; bf16++) {
+        Pair inp = pair_random(n, 3.0), dout = pair_random(n, 1.0), dinp = pair_poisoned(n);
+        Pair dbias = pair_random((size_t)C, 1.0);
+        __nv_bfloat16 *inp16 = bf16 ? pair_to_bf16(inp) : NULL;
+        cpu->activation_backward(dinp.host, dbias.host, inp.host, dout.host, N, C, ACT_QUICK_GELU);
+        if (bf16)
+            gpu16->activation_backward(dinp.dev, dbias.dev, inp16, dout.dev, N, C, ACT_QUICK_GELU);
+        else
+            gpu->activation_backward(dinp.dev, dbias.dev, inp.dev, dout.dev, N, C, ACT_QUICK_GELU);
+        pair_check(bf16 ? "quick_gelu backward (bf16 input)" : "quick_gelu backward", dinp, 1e-6, 1e-5);
+        check_scaled(bf16 ? "its bias gradient (bf16 input)" : "its bias gradient", dbias, TOL);
+        if (inp16)
+            BF16_FREE(inp16);
+        PAIRS_FREE(inp, dout, dinp, dbias);
+    }
+}
+
 int main(int argc, char **argv) {
     gpu_test_init(argc, argv);
     RUN_TEST(test_elementwise);
     RUN_TEST(test_elementwise_bf16);
+    RUN_TEST(test_activation_backward_bias);
     return test_summary();
 }

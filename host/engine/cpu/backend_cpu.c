@@ -75,8 +75,13 @@ static void attention_backward(float *dqkv, float *datt, const float *dout, cons
 static void activation_forward(Act *out, const Act *inp, size_t n, ActKind act) {
     activation_forward_f32(out, inp, n, act);
 }
-static void activation_backward(float *dinp, const Act *inp, const float *dout, size_t n, ActKind act) {
+/* The op accumulates into zeros (the unfused bits), then the linear backward's column sum. */
+static void activation_backward(float *dinp, float *dbias, const Act *inp, const float *dout, int N, int C,
+                                ActKind act) {
+    size_t n = (size_t)N * C;
+    memset(dinp, 0, sizeof(float) * n);
     activation_backward_f32(dinp, inp, dout, n, act);
+    if (dbias) matmul_backward_f32(NULL, NULL, dbias, dinp, NULL, NULL, N, 0, C);
 }
 static void residual_forward(Act *out, const Act *a, const Act *b, size_t n) { residual_forward_f32(out, a, b, n); }
 static void im2col_patches(Act *patches, const float *images, int B, int H, int W, int P) {
