@@ -145,7 +145,8 @@ typedef struct {
     ParamLayout layout;
     float *params, *grads, *adam_m, *adam_v; /* backend memory, layout.total floats each */
     Act *params_act; /* the weights' compute copy in the activation type, refreshed after every
-                        change (clip_params_changed); params itself when that type is fp32 */
+                        change (clip_params_changed, the optimizer step); params itself when that
+                        type is fp32. Only the linear layers read it (model.c, compute_weight) */
     double *grad_sumsq;                       /* backend memory: the gradient norm's accumulator */
     AdamWTensor *opt_tensors;                 /* backend memory: the optimizer step's table (optim.c) */
     int opt_tensors_for;                      /* the decay set it was built for; -1: to build */
