@@ -6,20 +6,23 @@
 #      headers; see bench/RESULTS.md "CUDA backend" for the carry recipe);
 #   2. runs the GPU tests: tests/gpu/test_*.cu (each kernel family vs the CPU op, and
 #      test_train_step, whole training steps);
-#   3. runs the kernel tests under compute-sanitizer memcheck and racecheck (quick shapes),
-#      after a trivial run that shows the sanitizer works on this host (some refuse the
-#      device): if it does not, the summary says so and the steps are skipped;
-#   4. benchmarks: bench_kernels (our kernels, ceilings measured in the same run) and
+#   3. benchmarks: bench_kernels (our kernels, ceilings measured in the same run) and
 #      bench_torch_kernels.py (PyTorch's kernels at the same shapes);
-#   5. whole training steps, ours (build/cuda/bench_step: ViT-B/32 full fine-tuning and the
+#   4. whole training steps, ours (build/cuda/bench_step: ViT-B/32 full fine-tuning and the
 #      TNG step, bf16 / tf32 / fp32, MFU) beside PyTorch's (transformers CLIPModel, bf16
 #      autocast + SDPA, eager and torch.compile; the released TNG-CLIP step): bench/gpu_steps.sh;
-#   6. runs the programs with --backend cuda (bench/gpu_programs.sh: tiny training beside the
+#   5. runs the programs with --backend cuda (bench/gpu_programs.sh: tiny training beside the
 #      CPU in fp32 and bf16, tng_eval, mpirun -np 1 over NCCL) when they were built for this
 #      machine or carried with their libraries;
+#   6. runs the kernel tests under compute-sanitizer memcheck and racecheck (quick shapes),
+#      after a trivial run that shows the sanitizer works on this host (some refuse the
+#      device): if it does not, the summary says so and the steps are skipped;
 #   7. prints a summary table last.
 # Every step's log goes under $OUT (or build/gpu-logs when OUT is unset). A failing step is
-# reported in the summary and the script goes on, so one run yields everything it can.
+# reported in the summary and the script goes on, so one run yields everything it can. The
+# whole run keeps to GPU_BUDGET seconds (default 480: a device call's 10 minutes less the
+# machine's start and the transfers): each step's limit is cut to what is left of the budget,
+# less 20 s kept for the summary, and a step that would get under 15 s is skipped, said so.
 #
 # Usage (from the repository root): bash bench/gpu.sh
 set -u -o pipefail
@@ -29,10 +32,18 @@ BIN=$BUILD/cuda
 mkdir -p "$OUT"
 declare -a STATUS=()
 
+GPU_BUDGET=${GPU_BUDGET:-480}
+
 # step NAME TIMEOUT_SECONDS COMMAND...: runs one step, logs to $OUT/NAME.log, records its fate
 step() {
     local name=$1 limit=$2
     shift 2
+    local left=$((GPU_BUDGET - 20 - SECONDS))
+    [ "$left" -lt "$limit" ] && limit=$left
+    if [ "$limit" -lt 15 ]; then
+        STATUS+=("$(printf '%-22s %-22s' "$name" "skipped: out of time")")
+        return 0
+    fi
     local t0=$SECONDS
     echo "== $name: $*"
     timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
@@ -81,10 +92,18 @@ run_kernel_tests() {
 export -f run_kernel_tests
 step kernel_tests 90 bash -c 'run_kernel_tests ""'
 step test_train_step 60 "$BIN/test_train_step"
+step bench_kernels 90 "$BIN/bench_kernels"
+step bench_torch 90 python3 bench/bench_torch_kernels.py
+step steps 240 bash bench/gpu_steps.sh "$OUT/steps" "$BIN"
+# the programs with --backend cuda (tiny training beside the CPU in fp32 and bf16, tng_eval,
+# mpirun -np 1 over NCCL); skipped with a note where they cannot run
+step programs 120 bash bench/gpu_programs.sh "$OUT/programs"
+# the sanitizers last: the least needed, and some hosts refuse them
 # sanitizer_probe: nothing when compute-sanitizer works here (a trivial run printed its ERROR
 # SUMMARY, whatever it found), else why not: some hosts refuse it the device
 sanitizer_probe() {
     command -v compute-sanitizer >/dev/null || { echo "not found"; return; }
+    [ $((GPU_BUDGET - 20 - SECONDS)) -ge 60 ] || { echo "not tried: out of time"; return; }
     local log="$OUT/sanitizer_probe.log"
     timeout 20 compute-sanitizer --tool memcheck "$BIN/test_l2norm" quick >"$log" 2>&1
     grep -q "ERROR SUMMARY" "$log" ||
@@ -100,12 +119,6 @@ else
     STATUS+=("$(printf '%-22s skipped: compute-sanitizer %s (%s)' sanitizer "$sanitizer_note" \
         "$OUT/sanitizer_probe.log")")
 fi
-step bench_kernels 90 "$BIN/bench_kernels"
-step bench_torch 90 python3 bench/bench_torch_kernels.py
-step steps 240 bash bench/gpu_steps.sh "$OUT/steps" "$BIN"
-# the programs with --backend cuda (tiny training beside the CPU in fp32 and bf16, tng_eval,
-# mpirun -np 1 over NCCL); skipped with a note where they cannot run
-step programs 120 bash bench/gpu_programs.sh "$OUT/programs"
 
 # ---- summary: step fates, then every benchmarked kernel with PyTorch's best beside it ----
 echo
