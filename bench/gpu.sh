@@ -97,7 +97,10 @@ step bench_torch 90 python3 bench/bench_torch_kernels.py
 step steps 240 bash bench/gpu_steps.sh "$OUT/steps" "$BIN"
 # the programs with --backend cuda (tiny training beside the CPU in fp32 and bf16, tng_eval,
 # mpirun -np 1 over NCCL); skipped with a note where they cannot run
-step programs 120 bash bench/gpu_programs.sh "$OUT/programs"
+# the top-level programs (with MPI) where they load here, else the carried one-process ones
+programs_dir=.
+{ [ -x ./tng_train ] && ! ldd ./tng_train | grep -q "not found"; } || programs_dir=$BIN/bin
+step programs 120 bash bench/gpu_programs.sh "$OUT/programs" "$programs_dir"
 # the sanitizers last: the least needed, and some hosts refuse them
 # sanitizer_probe: nothing when compute-sanitizer works here (a trivial run printed its ERROR
 # SUMMARY, whatever it found), else why not: some hosts refuse it the device

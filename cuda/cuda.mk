@@ -9,6 +9,8 @@
 #   build/cuda/bench_kernels     kernel timings vs measured ceilings (needs a GPU)
 #   build/cuda/bench_step        bench/bench_step.c with the CUDA backend: whole training
 #                                steps in any precision (needs a GPU for --backend cuda)
+#   build/cuda/bin/tng_*         tng_train, tng_eval, tng_synth without MPI, for the device
+#   build/cuda-pack.tar.xz       `devpack`: all of it and its libraries, to carry to a GPU
 #
 # Compiles and links anywhere nvcc exists; the programs run only where a GPU does.
 # GENCODE defaults to the H200 (sm_90) alone, which keeps the build quick.
@@ -34,9 +36,10 @@ endif
 
 KERNEL_HEADERS := $(wildcard kernels/*.cuh kernels/*.h) $(wildcard cuda/*.h) $(wildcard host/*/*.h host/*/*/*.h)
 GPU_TESTS := $(patsubst tests/gpu/%.cu,$(CUDA_BUILD)/%,$(wildcard tests/gpu/test_*.cu))
+DEVICE_PROGRAMS := $(CUDA_BUILD)/bench_step $(addprefix $(CUDA_BUILD)/bin/,tng_train tng_eval tng_synth)
 
 .PHONY: all
-all: $(CUDA_BUILD)/libtng_cuda.a $(GPU_TESTS) $(CUDA_BUILD)/bench_kernels $(CUDA_BUILD)/bench_step
+all: $(CUDA_BUILD)/libtng_cuda.a $(GPU_TESTS) $(CUDA_BUILD)/bench_kernels $(DEVICE_PROGRAMS)
 
 # The host library is the main Makefile's; it is rebuilt through it when a host source changes.
 $(BUILD)/libtng.a $(SINGLE_DIST): $(wildcard host/*/*.c host/*/*.h host/*/*/*.c host/*/*/*.h)
@@ -69,25 +72,35 @@ $(CUDA_BUILD)/bench_kernels: bench/bench_kernels.cu $(KERNEL_HEADERS) \
 	$(NVCC) $(NVCCFLAGS) $< $(CUDA_BUILD)/libtng_cuda.a $(SINGLE_DIST) $(BUILD)/libtng.a \
 	    $(LDFLAGS) $(LDLIBS) -o $@
 
-# bench_step is C: compiled by the host compiler, linked like the GPU tests, with the linker
-# told to take the backend's entry points, to which engine/backend.c refers only weakly.
-BENCH_STEP_CFLAGS := -std=c11 -D_GNU_SOURCE -O3 -g -Wall -Wextra -Werror -Wno-unused-parameter -fopenmp \
-                     -Ihost -I/usr/include/cjson
+# Host C programs with the CUDA backend and the one-process dist.c (no MPI: the device image has
+# none): bench_step, and the programs bench/gpu_programs.sh runs (build/cuda/bin/). Compiled by
+# the host compiler, linked like the GPU tests, the linker told to take the backend's entry
+# points, to which engine/backend.c refers only weakly.
+HOST_CFLAGS := -std=c11 -D_GNU_SOURCE -O3 -g -Wall -Wextra -Werror -Wno-unused-parameter -fopenmp \
+               -Ihost -I/usr/include/cjson
 $(CUDA_BUILD)/bench_step.o: bench/bench_step.c $(wildcard host/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(BENCH_STEP_CFLAGS) -c $< -o $@
+	$(CC) $(HOST_CFLAGS) -c $< -o $@
+$(CUDA_BUILD)/bin/%.o: host/bin/%.c $(wildcard host/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) -c $< -o $@
 
-$(CUDA_BUILD)/bench_step: $(CUDA_BUILD)/bench_step.o $(CUDA_BUILD)/libtng_cuda.a $(SINGLE_DIST) $(BUILD)/libtng.a
+$(DEVICE_PROGRAMS): %: %.o $(CUDA_BUILD)/libtng_cuda.a $(SINGLE_DIST) $(BUILD)/libtng.a
 	$(NVCC) $(NVCCFLAGS) $< $(CUDA_BUILD)/libtng_cuda.a -Xlinker --undefined=backend_cuda \
 	    -Xlinker --undefined=backend_cuda_open $(SINGLE_DIST) $(BUILD)/libtng.a $(LDFLAGS) $(LDLIBS) -o $@
 
-# devpack: copies the non-CUDA shared libraries the GPU programs load (OpenBLAS and its
-# Fortran runtime, OpenMP) into $(CUDA_BUILD)/lib, so that $(CUDA_BUILD) alone can be
-# carried to a GPU machine whose image lacks them; bench/gpu.sh puts that folder first on
-# LD_LIBRARY_PATH.
+# devpack: what a GPU machine whose image lacks this project's libraries needs, in one file
+# under the 64 MiB a device call carries: build/cuda-pack.tar.xz holds the GPU tests, the
+# benchmarks, the device programs, the non-CUDA shared libraries they load (OpenBLAS and its
+# Fortran runtime, OpenMP, cjson, turbojpeg, utf8proc; in build/cuda/lib, which bench/gpu.sh
+# puts first on LD_LIBRARY_PATH) and the tokenizer's vocabulary and the TNG lexicon
+# (data/cache, never committed). On the device: tar -xJf build/cuda-pack.tar.xz.
 .PHONY: devpack
 devpack: all
 	@mkdir -p $(CUDA_BUILD)/lib
-	ldd $(GPU_TESTS) $(CUDA_BUILD)/bench_step | awk '/libopenblas|libgfortran|libquadmath|libgomp/ {print $$3}' | sort -u \
-	    | xargs -r -I{} cp -L {} $(CUDA_BUILD)/lib/
-	@du -sh $(CUDA_BUILD)
+	ldd $(GPU_TESTS) $(DEVICE_PROGRAMS) \
+	    | awk '/libopenblas|libgfortran|libquadmath|libgomp|libcjson|libturbojpeg|libutf8proc/ {print $$3}' \
+	    | sort -u | xargs -r -I{} cp -L {} $(CUDA_BUILD)/lib/
+	tar -cJf $(BUILD)/cuda-pack.tar.xz $(GPU_TESTS) $(CUDA_BUILD)/bench_kernels $(DEVICE_PROGRAMS) \
+	    $(CUDA_BUILD)/lib data/cache/bpe_simple_vocab_16e6.txt.gz data/cache/lexicon.tsv
+	@ls -l $(BUILD)/cuda-pack.tar.xz
