@@ -150,9 +150,9 @@ static void run_steps(const ClipConfig *cfg, const ClipTrainConfig *train, int N
     int count = model[0]->layout.count;
     /* the absolute floors (zero_gradient_floor) of each tensor's gradient, and of its value:
      * one AdamW step moves a parameter by at most lr |m_hat| / eps <= lr max|g| / eps (m_hat
-     * averages the clipped gradients), so where the two backends' gradients may part by f (noise
-     * below the floor, or the tolerance accepted for the tensor: tol of its scale), the two
-     * copies of the parameter part by at most 2 lr f / eps per step */
+     * averages the clipped gradients), so where the two backends' gradients part by f (noise
+     * below the floor, or their largest difference over the tensor, measured: rounding in fp32,
+     * bf16's in bf16), the two copies of the parameter part by at most 2 lr f / eps per step */
     double *grad_floor = (double *)callocCheck((size_t)count, sizeof(double));
     double *param_floor = (double *)callocCheck((size_t)count, sizeof(double));
     for (int s = 0; s < steps; s++) {
@@ -180,8 +180,10 @@ static void run_steps(const ClipConfig *cfg, const ClipTrainConfig *train, int N
         for (int i = 0; i < count; i++) {
             const ParamInfo *p = &model[0]->layout.params[i];
             grad_floor[i] = zero_gradient_floor(model[0], p, grads[0], tol);
-            double accepted = fmax(grad_floor[i], tol * max_abs(grads[0] + p->offset, p->numel));
-            param_floor[i] += 2.0 * oc.lr / oc.eps * accepted;
+            double parted = grad_floor[i];
+            for (size_t e = p->offset; e < p->offset + p->numel; e++)
+                parted = fmax(parted, fabs((double)grads[1][e] - grads[0][e]));
+            param_floor[i] += 2.0 * oc.lr / oc.eps * parted;
         }
         compare_by_param("grad", model[0], grads[1], grads[0], grad_floor, tol);
         free(grads[0]), free(grads[1]);
