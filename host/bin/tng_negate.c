@@ -30,6 +30,7 @@
 #include "io/model_path.h"         // defines: model_path_load
 #include "train/lookahead.h"       // defines: Lookahead, lookahead_open, lookahead_texts
 #include "tng/caption_embed.h"     // defines: caption_embed_items, CAPTION_EMBED_DIM
+#include "tng/generator.h"         // defines: TNG_TEXT_OPTION_ROWS
 #include "tng/records.h"           // defines: TngRecordFrame, tng_records_write
 #include "tng/stats.h"             // defines: TngStats, tng_stats_add, tng_stats_print
 #include "util/cli.h"              // defines: CliOption, CliProgram, cli_parse, cli_fail, CLI_* row specs
@@ -68,12 +69,7 @@ static const char *const CAPTIONS[] = {"one", "all"}, *const LAST[] = {"drop", "
       "tng_train's shuffled order, or the input's: on for --data, off for stdin")                 \
     X(LAST_BATCH, 0, "last-batch", "MODE", NULL, CLI_CHOICE(keep_last, LAST),                                \
       "an epoch's short last batch: drop (as tng_train, for --data) or keep (stdin)") \
-    X(NEG_PER_IMAGE, 0, "neg-per-image", "M", "2", CLI_INT(neg_per_image, 1, 16),                            \
-      "negation texts per image, hybrid and full in turn (2: one of each)")                                  \
-    X(CONTRADICTIONS, 0, "contradictions", "C", "0", CLI_INT(contradictions, 0, 16),                         \
-      "contradiction negatives per image: false for it, positive of no image")                               \
-    X(STANDALONE, 0, "standalone-negations", "S", "0", CLI_INT(standalone, 0, 16),                          \
-      "standalone negations per image (\"There is no X.\"), as tng_train")                                \
+    TNG_TEXT_OPTION_ROWS(X)                                                                                  \
     X(TNG_COMPAT, 0, "tng-compat", "MODE", "ours", CLI_CHOICE(released, COMPAT),                             \
       "ours or released: the authors' code's full-negation pairing")                                         \
     X(SEED, 0, "seed", "N", "0", CLI_U64(seed, 1ULL << 62), "seed of the data order and TNG, as tng_train")  \

@@ -102,6 +102,17 @@ typedef struct {
     int standalone;          /* S >= 0 standalone negations per image (see above); 0 = off */
 } TngConfig;
 
+/* The option rows (util/cli.h) of how many texts of each kind an image gets, one definition for
+ * tng_train and tng_negate, which must make the same texts from the same flags. The fields
+ * are ints named neg_per_image, contradictions and standalone. */
+#define TNG_TEXT_OPTION_ROWS(X)                                                                   \
+    X(NEG_PER_IMAGE, 0, "neg-per-image", "M", "2", CLI_INT(neg_per_image, 1, 16),                  \
+      "negation texts per image, hybrid and full in turn (2: one of each)")                        \
+    X(CONTRADICTIONS, 0, "contradictions", "C", "0", CLI_INT(contradictions, 0, 16),               \
+      "contradiction negatives per image: false for it, positive of no image")                     \
+    X(STANDALONE, 0, "standalone-negations", "S", "0", CLI_INT(standalone, 0, 16),                 \
+      "standalone negations per image (\"There is no X.\"): images naming X are their negatives")
+
 typedef enum {
     TNG_ORIGINAL = 0,
     TNG_HYBRID = 1,

@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "train/recipe.h" // defines: Recipe, train_recipes, recipe_find, recipe_print
+#include "train/recipe.h"  // defines: Recipe, train_recipes, recipe_find, recipe_print
+#include "tng/generator.h" // defines: TNG_TEXT_OPTION_ROWS
 #include "util/cli.h"      // defines: CliOption, CliProgram, cli_parse, cli_set, cli_fail, cli_format_value
 #include "util/common.h"   // defines: die, strdupCheck
 
@@ -69,14 +70,9 @@ static void format_temperature(const CliOption *opt, const void *args, char *out
     X(FAST_DECODE, 0, "fast-decode", NULL, NULL, CLI_FLAG(fast_decode, 1),                                   \
       "DCT-scaled JPEG decoding: faster, not bit-exact (training only)")                                     \
     X(TNG, 0, "tng", "on|off", "on", CLI_CHOICE(tng, ON_OFF), "generate negation texts each batch")          \
-    X(NEG_PER_IMAGE, 0, "neg-per-image", "M", "2", CLI_INT(neg_per_image, 1, 16),                            \
-      "negation texts per image, hybrid and full in turn (2: one of each)")                                  \
+    TNG_TEXT_OPTION_ROWS(X)                                                                                  \
     X(TNG_RATIO, 0, "tng-ratio", "R", "1", CLI_DOUBLE(tng_ratio, 0.01, 1),                                   \
       "fraction of steps on TNG texts; the rest on the original captions alone")                             \
-    X(CONTRADICTIONS, 0, "contradictions", "C", "0", CLI_INT(contradictions, 0, 16),                         \
-      "contradiction negatives per image: false for it, positive of no image")                               \
-    X(STANDALONE, 0, "standalone-negations", "S", "0", CLI_INT(standalone, 0, 16),                          \
-      "standalone negations per image (\"There is no X.\"): images naming X are their negatives")         \
     X(CONTRADICTION_WEIGHT, 0, "contradiction-weight", "W", "1", CLI_FLOAT(contradiction_weight, 1e-6, 1e6), \
       "weight of contradiction negatives in the image->text softmax")                                        \
     X(TNG_COMPAT, 0, "tng-compat", "MODE", "ours", CLI_CHOICE(released, COMPAT),                             \
