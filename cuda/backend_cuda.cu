@@ -13,9 +13,9 @@
  * family's launcher in kernels/. All shapes and launch geometry are decided in
  * kernels/launch_plan.h; all device code lives in kernels/, one .cuh file per op family.
  *
- * State kept here: two cuBLAS handles (strict fp32 and TF32 math), created on first use, and
- * one scratch buffer (tng_cuda_scratch), sized once from the model's plan (reserve_scratch),
- * all kept for the life of the process.
+ * State kept here: the cuBLAS handle (strict fp32 math), created on first use, and one scratch
+ * buffer (tng_cuda_scratch), sized once from the model's plan (reserve_scratch), which also
+ * reserves the linear layers' cuBLASLt workspace; all kept for the life of the process.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -34,15 +34,15 @@ typedef __nv_bfloat16 bf16;
 
 static const cudaStream_t stream = 0;
 
-/* The handle for strict fp32 GEMMs (tf32 = 0; also the bf16 GEMMs, whose math mode is set
- * by their compute type) or for TF32 tensor-op GEMMs (tf32 = 1). */
-static cublasHandle_t cublas(int tf32) {
-    static cublasHandle_t handles[2];
-    if (!handles[tf32]) {
-        cublasCheck(cublasCreate(&handles[tf32]));
-        cublasCheck(cublasSetMathMode(handles[tf32], tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+/* The cuBLAS handle of the loss's strict fp32 GEMMs (matmul_*); the towers' linear layers run
+ * on cuBLASLt (kernels/matmul.cuh), their maths (strict or TF32) chosen per table. */
+static cublasHandle_t cublas(void) {
+    static cublasHandle_t handle;
+    if (!handle) {
+        cublasCheck(cublasCreate(&handle));
+        cublasCheck(cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH));
     }
-    return handles[tf32];
+    return handle;
 }
 
 static void *scratch;
@@ -67,6 +67,7 @@ static void cuda_reserve_scratch(size_t batch, size_t tokens, size_t width, int 
     if (bytes > scratch_capacity || !scratch_planned)
         scratch_resize(bytes > scratch_capacity ? bytes : scratch_capacity);
     scratch_planned = 1;
+    gemm_lt_reserve(); /* the linear layers' cuBLASLt workspace (matmul.cuh) */
 }
 
 void *tng_cuda_scratch(size_t bytes) {
@@ -113,32 +114,32 @@ template <typename io_t> static void cuda_to_act(Act *dst, const float *src, siz
 
 static void cuda_matmul_forward(float *out, const float *inp, const float *weight,
                                 const float *bias, int N, int IC, int OC) {
-    matmul_forward(cublas(0), out, inp, weight, bias, N, IC, OC, stream);
+    matmul_forward(cublas(), out, inp, weight, bias, N, IC, OC, stream);
 }
 
 static void cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                                  const float *inp, const float *weight, int N, int IC, int OC) {
-    matmul_backward(cublas(0), dinp, dweight, dbias, dout, inp, weight, N, IC, OC, stream);
+    matmul_backward(cublas(), dinp, dweight, dbias, dout, inp, weight, N, IC, OC, stream);
 }
 
 template <typename io_t, int TF32>
 static void cuda_linear_forward(Act *out, const Act *inp, const Act *weight, const float *bias, int N, int IC,
                                 int OC) {
-    linear_forward<io_t>(cublas(TF32), (io_t *)out, (const io_t *)inp, (const io_t *)weight, bias, N, IC, OC,
+    linear_forward<io_t>((GemmMath)TF32, (io_t *)out, (const io_t *)inp, (const io_t *)weight, bias, N, IC, OC,
                          stream);
 }
 
 template <typename io_t, int TF32>
 static void cuda_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const Act *inp,
                                  const Act *weight, int N, int IC, int OC) {
-    linear_backward<io_t>(cublas(TF32), dinp, dweight, dbias, dout, (const io_t *)inp, (const io_t *)weight, N, IC,
+    linear_backward<io_t>((GemmMath)TF32, dinp, dweight, dbias, dout, (const io_t *)inp, (const io_t *)weight, N, IC,
                           OC, stream);
 }
 
 template <typename io_t, int TF32>
 static void cuda_linear_activation_forward(Act *pre, Act *out, const Act *inp, const Act *weight, const float *bias,
                                            ActKind act, int N, int IC, int OC) {
-    linear_activation_forward<io_t>(cublas(TF32), (io_t *)pre, (io_t *)out, (const io_t *)inp, (const io_t *)weight,
+    linear_activation_forward<io_t>((GemmMath)TF32, (io_t *)pre, (io_t *)out, (const io_t *)inp, (const io_t *)weight,
                                     bias, act, N, IC, OC, stream);
 }
 

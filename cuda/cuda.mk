@@ -25,7 +25,7 @@ NVCCFLAGS := -O3 -std=c++20 $(GENCODE) -lineinfo -Ihost -I. \
 # library at run time (the device machine may lack cjson or turbojpeg). No MPI: they link
 # the one-process dist.c (dist_single.o, main Makefile) ahead of libtng.a, whose dist.o
 # would need libmpi, which the device machine's image does not have.
-LDLIBS := -lcublas -lcudart -lnccl -lopenblas -lutf8proc -lcjson -lturbojpeg -lz -lpthread -lm -lgomp
+LDLIBS := -lcublasLt -lcublas -lcudart -lnccl -lopenblas -lutf8proc -lcjson -lturbojpeg -lz -lpthread -lm -lgomp
 SINGLE_DIST := $(BUILD)/host/engine/dist_single.o
 LDFLAGS := -Xlinker --as-needed
 # the same OpenBLAS build as the main Makefile (the OpenMP one, sharing our thread pool)

@@ -79,20 +79,6 @@ template <typename io_t> struct ResidualForward {
     }
 };
 
-/* pre[n, o] += bias[o], then out = activation(pre), each rounded to io_t as the unfused pair
- * (BiasAdd, then ActivationForward on the stored value) would round it */
-template <typename io_t> struct BiasActivationForward {
-    io_t *pre, *out;
-    const float *bias;
-    size_t OC;
-    ActKind act;
-    __device__ void operator()(size_t i) const {
-        io_t p = store_as<io_t>(load_f32(pre[i]) + bias[i % OC]);
-        pre[i] = p;
-        out[i] = store_as<io_t>(activation_value(load_f32(p), act));
-    }
-};
-
 /* One element of dinp = act'(inp) dout, written, and given to the column sum that makes the
  * bias gradient (reduce.cuh): the same values, summed in the same order, as the linear
  * backward's column sum of dinp would be. */

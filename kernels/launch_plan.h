@@ -51,6 +51,34 @@ static inline RowPlan layernorm_plan(size_t N, int C) {
     return p;
 }
 
+/* The backward is one kernel for dinp and the parameter gradients: a block takes a fixed chunk
+ * of LN_BWD_ROWS_PER_BLOCK rows (each warp every LN_ROWS_PER_BLOCK-th row of it, in order),
+ * keeps its lanes' dweight/dbias sums in registers, adds its warps in order through shared
+ * memory and writes one partial row per quantity; a second kernel adds the blocks' partials in
+ * order (reduce.cuh's finish). The chunk depends on nothing but this constant, so the bits
+ * are the same on every run; 64 rows keep the partials at 1/32 of dout's bytes at C = 768
+ * fp32 while leaving ~3 waves of blocks at a ViT-B/32 batch (25600 rows, 132 SMs). */
+
+#define LN_BWD_ROWS_PER_BLOCK 64
+#define PLAN_GRID_X_MAX 2147483647u
+
+typedef struct {
+    int ok;
+    int threads;          /* LN_ROWS_PER_BLOCK warps */
+    int per_lane;         /* as layernorm_plan */
+    size_t blocks;        /* ceil(N / LN_BWD_ROWS_PER_BLOCK): also the partial rows */
+    size_t partial_elems; /* scratch floats per quantity (dweight, dbias): blocks * C */
+} LayerNormBackwardPlan;
+
+static inline LayerNormBackwardPlan layernorm_backward_plan(size_t N, int C) {
+    RowPlan rows = layernorm_plan(N, C);
+    LayerNormBackwardPlan p = {0, rows.threads, rows.per_lane, 0, 0};
+    p.blocks = plan_ceil_div(N, LN_BWD_ROWS_PER_BLOCK);
+    p.partial_elems = p.blocks * (size_t)(C > 0 ? C : 0);
+    p.ok = rows.ok && p.blocks <= PLAN_GRID_X_MAX;
+    return p;
+}
+
 /* ----------------------------------------------------------------------------
  * Column reductions (bias, LayerNorm weight/bias and position gradients): a deterministic
  * two-stage sum. Stage 1: block (column tile, row chunk) sums its rows of 32 columns into
@@ -240,6 +268,16 @@ static inline TokenEmbedPlan token_embed_plan(int C) {
     return p;
 }
 
+/* ----------------------------------------------------------------------------
+ * The towers' linear layers on cuBLASLt (matmul.cuh): the algorithm is chosen once per GEMM
+ * (shape, transposes, types, epilogue and the pointers' alignments) and kept in a table of
+ * GEMM_LT_PLAN_SLOTS entries; its workspace is one buffer of GEMM_LT_WORKSPACE_BYTES, allocated
+ * with the scratch (Backend.reserve_scratch). 32 MiB is the workspace cuBLAS itself takes on
+ * Hopper; a model has a few dozen distinct GEMMs (4 layer shapes x forward, dinp, dweight, in
+ * two towers, and their alignments). */
+#define GEMM_LT_PLAN_SLOTS 128
+#define GEMM_LT_WORKSPACE_BYTES ((size_t)32 << 20)
+
 /* adamw_step keeps its tensor table in shared memory: 24 bytes a tensor, 24 KB at most
  * (ViT-B/32 has 398 tensors). */
 #define ADAMW_MAX_TENSORS 1024
@@ -247,21 +285,24 @@ static inline TokenEmbedPlan token_embed_plan(int C) {
 /* ----------------------------------------------------------------------------
  * The backend's scratch, sized once (Backend.reserve_scratch): the most any op asks for when
  * no batch has more than `batch` sequences of `tokens` positions, no matrix more than `width`
- * columns, and the loss no block beyond images x texts. Its users: the column sums (bias and
- * LayerNorm parameter gradients over batch x tokens rows, two quantities at once; position
- * embedding gradients over batch rows of tokens x width), InfoNCE's row and column statistics,
- * the sum of squares' partials, and in the bf16 backend (act_bytes 2; 0 otherwise) the linear
- * backward's bf16 copy of dout, batch x tokens rows of width. Each plan grows with its
+ * columns, and the loss no block beyond images x texts. Its users: the column sums (bias
+ * gradients over batch x tokens rows; position embedding gradients over batch rows of
+ * tokens x width), LayerNorm's backward partials (two quantities per block of rows),
+ * InfoNCE's row and column statistics, the sum of squares' partials, and in the bf16 backend
+ * (act_bytes 2; 0 otherwise) the linear backward's bf16 copy of dout, batch x tokens rows of
+ * width, and the forward's bf16 copy of the bias (width values). Each plan grows with its
  * arguments, so the largest shapes give the largest need. */
 
 static inline size_t scratch_plan_bytes(size_t batch, size_t tokens, size_t width, int images,
                                         int texts, size_t act_bytes) {
-    size_t rows_sum = sizeof(float) * 2 * colsum_plan(batch * tokens, width).partial_elems;
+    size_t rows_sum = sizeof(float) * colsum_plan(batch * tokens, width).partial_elems;
     size_t position_sum = sizeof(float) * colsum_plan(batch, tokens * width).partial_elems;
     size_t colsum = rows_sum > position_sum ? rows_sum : position_sum;
+    size_t ln_sum = sizeof(float) * 2 * layernorm_backward_plan(batch * tokens, (int)width).partial_elems;
+    colsum = colsum > ln_sum ? colsum : ln_sum;
     size_t infonce = sizeof(float) * infonce_plan(images, texts).scratch_floats;
     size_t sumsq = sizeof(double) * SUMSQ_MAX_BLOCKS;
-    size_t dout_copy = act_bytes * batch * tokens * width;
+    size_t dout_copy = act_bytes * batch * tokens * width; /* >= the bias copy, act_bytes * width */
     size_t most = colsum > infonce ? colsum : infonce;
     most = most > sumsq ? most : sumsq;
     return most > dout_copy ? most : dout_copy;

@@ -16,8 +16,9 @@
  * the transformer block's "x + branch, then LayerNorm" in one pass over the row.
  *
  * Gradients, as everywhere in the backend, accumulate: dinp += and dweight/dbias +=.
- * dweight/dbias are column sums over rows, done by the deterministic two-stage reduction of
- * reduce.cuh rather than atomics.
+ * dweight/dbias are column sums over rows. The backward reads dout and inp once: its kernel
+ * writes dinp and, per fixed chunk of rows, a partial row of each column sum (no atomics);
+ * reduce.cuh's second stage adds the chunks in order. Same bits on every run.
  */
 #ifndef TNG_KERNELS_LAYERNORM_CUH
 #define TNG_KERNELS_LAYERNORM_CUH
@@ -76,51 +77,74 @@ __global__ void layernorm_forward_kernel(io_t *out, float *mean, float *rstd, co
     }
 }
 
-/* dinp += (dnorm - mean(dnorm) - norm * mean(dnorm * norm)) * rstd, dnorm = dout * weight */
+/* The backward in one pass over dout and inp. Per row:
+ *   dinp += (dnorm - mean(dnorm) - norm * mean(dnorm * norm)) * rstd, dnorm = dout * weight,
+ * and the parameter gradients' terms dout * norm (dweight) and dout (dbias), which each lane
+ * sums over the rows its warp takes in the block's chunk (layernorm_backward_plan). The warps'
+ * sums are then added in warp order in shared memory, and the block writes one partial row per
+ * quantity to partial[k][block][col] (reduce.cuh's stage-1 layout); colsum_finish adds the
+ * chunks in order. dinp NULL: no dinp; partial NULL: no parameter gradients. */
 template <typename io_t, int PER_LANE>
-__global__ void layernorm_backward_input_kernel(float *dinp, const float *dout, const io_t *inp,
-                                                const float *weight, const float *mean,
-                                                const float *rstd, int N, int C) {
+__global__ void layernorm_backward_kernel(float *dinp, float *partial, const float *dout,
+                                          const io_t *inp, const float *weight, const float *mean,
+                                          const float *rstd, int N, int C) {
+    __shared__ float block_sums[2][LN_MAX_WIDTH];
     int lane = threadIdx.x % PLAN_WARP, warp = threadIdx.x / PLAN_WARP;
-    size_t row = (size_t)blockIdx.x * LN_ROWS_PER_BLOCK + warp;
-    if (row >= (size_t)N)
-        return;
-    const io_t *x = inp + row * C;
-    const float *dy = dout + row * C;
-    float mu = mean[row], rs = rstd[row];
-    float norm[PER_LANE], dnorm[PER_LANE];
-    float dnorm_sum = 0.0f, dnorm_norm_sum = 0.0f;
+    size_t first = (size_t)blockIdx.x * LN_BWD_ROWS_PER_BLOCK;
+    size_t end = first + LN_BWD_ROWS_PER_BLOCK < (size_t)N ? first + LN_BWD_ROWS_PER_BLOCK : N;
+    float dweight_sum[PER_LANE], dbias_sum[PER_LANE];
 #pragma unroll
-    for (int k = 0; k < PER_LANE; k++) {
-        int c = lane + k * PLAN_WARP;
-        norm[k] = c < C ? (load_f32(x[c]) - mu) * rs : 0.0f;
-        dnorm[k] = c < C ? dy[c] * weight[c] : 0.0f;
-        dnorm_sum += dnorm[k];
-        dnorm_norm_sum += dnorm[k] * norm[k];
+    for (int k = 0; k < PER_LANE; k++)
+        dweight_sum[k] = dbias_sum[k] = 0.0f;
+    for (size_t row = first + warp; row < end; row += LN_ROWS_PER_BLOCK) {
+        const io_t *x = inp + row * C;
+        const float *dy = dout + row * C;
+        float mu = mean[row], rs = rstd[row];
+        float norm[PER_LANE], dnorm[PER_LANE];
+        float dnorm_sum = 0.0f, dnorm_norm_sum = 0.0f;
+#pragma unroll
+        for (int k = 0; k < PER_LANE; k++) {
+            int c = lane + k * PLAN_WARP;
+            float g = c < C ? dy[c] : 0.0f;
+            norm[k] = c < C ? (load_f32(x[c]) - mu) * rs : 0.0f;
+            dnorm[k] = c < C ? g * weight[c] : 0.0f;
+            dnorm_sum += dnorm[k];
+            dnorm_norm_sum += dnorm[k] * norm[k];
+            dweight_sum[k] += g * norm[k];
+            dbias_sum[k] += g;
+        }
+        if (!dinp)
+            continue; /* the warp's lanes agree: the shuffles below stay converged */
+        float dnorm_mean = warp_sum(dnorm_sum) / C;
+        float dnorm_norm_mean = warp_sum(dnorm_norm_sum) / C;
+        float *dx = dinp + row * C;
+#pragma unroll
+        for (int k = 0; k < PER_LANE; k++) {
+            int c = lane + k * PLAN_WARP;
+            if (c < C)
+                dx[c] += (dnorm[k] - dnorm_mean - norm[k] * dnorm_norm_mean) * rs;
+        }
     }
-    float dnorm_mean = warp_sum(dnorm_sum) / C;
-    float dnorm_norm_mean = warp_sum(dnorm_norm_sum) / C;
-    float *dx = dinp + row * C;
+    if (!partial)
+        return; /* the whole block: no barrier is skipped by some threads only */
+    for (int w = 0; w < LN_ROWS_PER_BLOCK; w++) {
+        if (warp == w) {
 #pragma unroll
-    for (int k = 0; k < PER_LANE; k++) {
-        int c = lane + k * PLAN_WARP;
-        if (c < C)
-            dx[c] += (dnorm[k] - dnorm_mean - norm[k] * dnorm_norm_mean) * rs;
+            for (int k = 0; k < PER_LANE; k++) {
+                int c = lane + k * PLAN_WARP;
+                if (c < C) {
+                    block_sums[0][c] = w == 0 ? dweight_sum[k] : block_sums[0][c] + dweight_sum[k];
+                    block_sums[1][c] = w == 0 ? dbias_sum[k] : block_sums[1][c] + dbias_sum[k];
+                }
+            }
+        }
+        __syncthreads();
+    }
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        partial[(size_t)blockIdx.x * C + c] = block_sums[0][c];
+        partial[((size_t)gridDim.x + blockIdx.x) * C + c] = block_sums[1][c];
     }
 }
-
-/* One element's contribution to (dweight, dbias): (dout * norm, dout). */
-template <typename io_t> struct LayerNormParamGrads {
-    const float *dout;
-    const io_t *inp;
-    const float *mean, *rstd;
-    size_t C;
-    __device__ void operator()(size_t row, size_t col, float *out) const {
-        float dy = dout[row * C + col];
-        out[0] = dy * (load_f32(inp[row * C + col]) - mean[row]) * rstd[row];
-        out[1] = dy;
-    }
-};
 
 /* The kernels are instantiated for each register budget; this picks the one the plan chose. */
 #define LN_DISPATCH_PER_LANE(per_lane, KERNEL, io_t, grid, block, stream, ...)                     \
@@ -165,16 +189,17 @@ template <typename io_t>
 void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                         const io_t *inp, const float *weight, const float *mean, const float *rstd,
                         int N, int C, cudaStream_t stream) {
-    if (N == 0)
+    if (N == 0 || (!dinp && !dweight && !dbias))
         return;
-    RowPlan plan = layernorm_plan((size_t)N, C);
+    LayerNormBackwardPlan plan = layernorm_backward_plan((size_t)N, C);
     shapeCheck(plan.ok, "layernorm over %d rows of width %d (width 1..%d)", N, C, LN_MAX_WIDTH);
-    if (dinp)
-        LN_DISPATCH_PER_LANE(plan.per_lane, layernorm_backward_input_kernel, io_t,
-                             (unsigned)plan.blocks, plan.threads, stream, dinp, dout, inp, weight,
-                             mean, rstd, N, C);
-    LayerNormParamGrads<io_t> f = {dout, inp, mean, rstd, (size_t)C};
-    colsum_accumulate<2>(dweight, dbias, f, (size_t)N, (size_t)C, stream);
+    float *partial = NULL;
+    if (dweight || dbias)
+        partial = (float *)tng_cuda_scratch(sizeof(float) * 2 * plan.partial_elems);
+    LN_DISPATCH_PER_LANE(plan.per_lane, layernorm_backward_kernel, io_t, (unsigned)plan.blocks,
+                         plan.threads, stream, dinp, partial, dout, inp, weight, mean, rstd, N, C);
+    if (partial)
+        colsum_finish<2>(dweight, dbias, partial, plan.blocks, (size_t)C, stream);
 }
 
 #endif

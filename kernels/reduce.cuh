@@ -9,8 +9,9 @@
  *            of the chunk; the 8 partials are added in warp order; one float per (k, chunk,
  *            column) goes to scratch;
  *   stage 2: one thread per column adds the chunks in order, in double, into dst.
- * The functor computes up to two quantities per element (LayerNorm needs dweight and dbias
- * from one read of the row).
+ * The functor computes up to two quantities per element, summed from one read of the row.
+ * Stage 2 (colsum_finish) also serves LayerNorm's backward, whose fused kernel writes stage
+ * 1's partials itself (layernorm.cuh).
  */
 #ifndef TNG_KERNELS_REDUCE_CUH
 #define TNG_KERNELS_REDUCE_CUH
@@ -68,6 +69,15 @@ __global__ void colsum_finish_kernel(float *dst0, float *dst1, const float *part
     }
 }
 
+/* Stage 2 on its own, for any kernel that leaves K rows of `chunks` partials in scratch, laid
+ * out [k][chunk][col] (LayerNorm's fused backward too): dst_k[col] += their sum in order. */
+template <int K>
+void colsum_finish(float *dst0, float *dst1, const float *partial, size_t chunks, size_t C,
+                   cudaStream_t stream) {
+    TNG_LAUNCH(colsum_finish_kernel<K>, (unsigned)plan_ceil_div(C, 256), 256, 0, stream, dst0,
+               dst1, partial, chunks, C);
+}
+
 /* dst_k[col] += sum over N rows of f(row, col)[k]; dst1 is used only when K == 2. A NULL dst
  * skips that quantity's write (the whole call is skipped when every dst is NULL). */
 template <int K, typename F>
@@ -81,8 +91,7 @@ void colsum_accumulate(float *dst0, float *dst1, F f, size_t N, size_t C, cudaSt
     float *partial = (float *)tng_cuda_scratch(sizeof(float) * K * plan.partial_elems);
     dim3 grid((unsigned)plan.col_tiles, (unsigned)plan.row_chunks);
     TNG_LAUNCH((colsum_partial_kernel<K, F>), grid, plan.threads, 0, stream, partial, f, N, C);
-    TNG_LAUNCH(colsum_finish_kernel<K>, (unsigned)plan_ceil_div(C, 256), 256, 0, stream, dst0,
-               dst1, partial, plan.row_chunks, C);
+    colsum_finish<K>(dst0, dst1, partial, plan.row_chunks, C, stream);
 }
 
 /* The plainest functor: element (row, col) of a row-major matrix with a row stride. */

@@ -114,6 +114,24 @@ static void test_layernorm_plan(void) {
     CHECK(!layernorm_plan(0, 512).ok, "no rows");
 }
 
+/* The fused backward: fixed chunks of LN_BWD_ROWS_PER_BLOCK rows, the last one partial, one
+ * partial row per chunk; the register budget is the forward's. */
+static void test_layernorm_backward_plan(void) {
+    const size_t rows[] = {1, 7, 64, 65, 1001, 25600};
+    for (size_t r = 0; r < sizeof rows / sizeof *rows; r++) {
+        size_t N = rows[r];
+        LayerNormBackwardPlan p = layernorm_backward_plan(N, 768);
+        CHECK(p.ok && p.per_lane == layernorm_plan(N, 768).per_lane, "N=%zu", N);
+        CHECK(p.blocks * LN_BWD_ROWS_PER_BLOCK >= N && (p.blocks - 1) * LN_BWD_ROWS_PER_BLOCK < N,
+              "N=%zu rows in %zu chunks of %d", N, p.blocks, LN_BWD_ROWS_PER_BLOCK);
+        CHECK(p.partial_elems == p.blocks * 768, "N=%zu: partials", N);
+        CHECK(LN_BWD_ROWS_PER_BLOCK % LN_ROWS_PER_BLOCK == 0, "every warp gets the same row count");
+    }
+    CHECK(layernorm_backward_plan(25600, 768).blocks == 400, "a ViT-B/32 batch: 400 chunks");
+    CHECK(!layernorm_backward_plan(10, LN_MAX_WIDTH + 8).ok && !layernorm_backward_plan(0, 512).ok,
+          "too wide, or no rows");
+}
+
 static void test_colsum_plan(void) {
     ColsumPlan p = colsum_plan(25600, 768);
     CHECK(p.ok && p.row_chunks == 100 && p.col_tiles == 24, "25600 x 768: %zu chunks, %zu tiles",
@@ -149,9 +167,9 @@ static void test_elementwise_and_reductions(void) {
 }
 
 /* The scratch a model reserves once covers every op at every shape up to the plan's: the
- * row sums (two at once) over batch x tokens rows, the position sums over batch rows of
- * tokens x C columns, InfoNCE's statistics, the sum of squares' partials, and in bf16 the
- * linear backward's copy of dout. */
+ * row sums over batch x tokens rows, LayerNorm's backward partials (two quantities), the
+ * position sums over batch rows of tokens x C columns, InfoNCE's statistics, the sum of
+ * squares' partials, and in bf16 the linear backward's copy of dout. */
 static void test_scratch_plan_covers_every_op(void) {
     const size_t batches[] = {1, 3, 64, 1024}, tokens[] = {17, 50, 77, 257}, widths[] = {64, 3072};
     for (size_t bi = 0; bi < 4; bi++)
@@ -164,10 +182,11 @@ static void test_scratch_plan_covers_every_op(void) {
                       B, T, W, plan_bf16);
                 for (size_t b = 1; b <= B; b = b * 2 + 1)
                     for (size_t c = 1; c <= W; c = c * 3 + 1) {
-                        size_t rows = 2 * sizeof(float) * colsum_plan(b * T, c).partial_elems;
+                        size_t rows = sizeof(float) * colsum_plan(b * T, c).partial_elems;
                         size_t position = sizeof(float) * colsum_plan(b, T * c).partial_elems;
-                        CHECK(rows <= plan && position <= plan, "B %zu T %zu W %zu: %zu and %zu > plan %zu",
-                              b, T, c, rows, position, plan);
+                        size_t ln = 2 * sizeof(float) * layernorm_backward_plan(b * T, (int)c).partial_elems;
+                        CHECK(rows <= plan && position <= plan && ln <= plan,
+                              "B %zu T %zu W %zu: %zu, %zu and %zu > plan %zu", b, T, c, rows, position, ln, plan);
                     }
                 CHECK(sizeof(float) * infonce_plan((int)B, (int)(3 * B)).scratch_floats <= plan &&
                           sizeof(double) * SUMSQ_MAX_BLOCKS <= plan,
@@ -181,6 +200,7 @@ int main(void) {
     RUN_TEST(test_attention_rejects);
     RUN_TEST(test_attention_key_side);
     RUN_TEST(test_layernorm_plan);
+    RUN_TEST(test_layernorm_backward_plan);
     RUN_TEST(test_colsum_plan);
     RUN_TEST(test_infonce_plan);
     RUN_TEST(test_elementwise_and_reductions);

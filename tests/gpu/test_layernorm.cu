@@ -1,7 +1,9 @@
 /*
  * test_layernorm.cu: LayerNorm (kernels/layernorm.cuh) against the CPU op, forward and
- * backward, over widths up to 2048 and row counts up to a ViT-B/32 batch; the bf16
- * backend's LayerNorm; the residual add fused in front of it; and the determinism of its parameter gradients (column sums).
+ * backward, over widths up to 2048 and row counts up to a ViT-B/32 batch (the backward's
+ * chunks of rows, a ragged last one included, with its partial sums' scratch poisoned); the
+ * bf16 backend's LayerNorm; the residual add fused in front of it; and the determinism of
+ * its parameter gradients (column sums).
  *
  * bf16: the activations inp and out are bf16, everything else (weight, bias, mean, rstd and
  * every gradient) fp32. The inputs are rounded to bf16 on both sides, so the CPU computes
@@ -11,6 +13,14 @@
  */
 #include "gpu_test_util.h" /* defines: Pair, cpu, gpu, check_scaled, bf16_upload, gpu_test_init */
 #include "kernels/layernorm.cuh"
+
+/* The backward's per-chunk partial sums live in the backend's scratch: NaN there, so a chunk
+ * the kernel forgets to write (a ragged last chunk, an idle warp) poisons dweight and dbias
+ * instead of reusing an earlier call's sums. */
+static void poison_layernorm_partials(int N, int C) {
+    size_t bytes = sizeof(float) * 2 * layernorm_backward_plan((size_t)N, C).partial_elems;
+    cudaCheck(cudaMemset(tng_cuda_scratch(bytes), 0xFF, bytes));
+}
 
 /* One shape, through the fp32 backend, or the bf16 one (bf16 activations). */
 static void layernorm_case(int N, int C, int bf16) {
@@ -46,6 +56,7 @@ static void layernorm_case(int N, int C, int bf16) {
     /* twice: all gradients, then dinp alone (NULL gradients are skipped, nothing else touched) */
     for (int dinp_only = 0; dinp_only <= 1; dinp_only++) {
         float *dw_dev = dinp_only ? NULL : dw.dev, *db_dev = dinp_only ? NULL : db.dev;
+        poison_layernorm_partials(N, C);
         cpu->layernorm_backward(dinp.host, dinp_only ? NULL : dw.host, dinp_only ? NULL : db.host,
                                 dout.host, inp.host, w.host, mean.host, rstd.host, N, C);
         if (bf16)
@@ -73,15 +84,20 @@ static void test_layernorm(void) {
     if (quick) {
         layernorm_case(7, 40, 0);
         layernorm_case(33, 768, 0);
+        layernorm_case(130, 40, 0); /* three backward chunks, the last of 2 rows */
         return;
     }
     for (size_t w = 0; w < sizeof widths / sizeof *widths; w++)
         for (size_t r = 0; r < sizeof rows / sizeof *rows; r++)
             layernorm_case(rows[r], widths[w], 0);
-    layernorm_case(25600, 768, 0); /* a ViT-B/32 batch of 512 x 50 tokens: 100 column chunks */
+    layernorm_case(4097, 512, 0);  /* 65 backward chunks, the last of one row */
+    layernorm_case(25600, 768, 0); /* a ViT-B/32 batch of 512 x 50 tokens: 400 backward chunks */
 }
 
-static void test_layernorm_bf16(void) { layernorm_case(quick ? 33 : 333, 768, 1); }
+static void test_layernorm_bf16(void) {
+    layernorm_case(quick ? 33 : 333, 768, 1);
+    layernorm_case(quick ? 130 : 4097, 512, 1);
+}
 
 /* residual_layernorm_forward: the residual add fused in front of the norm must give the unfused
  * pair's results: the CPU runs residual_forward then layernorm_forward (in bf16 on the residual
