@@ -19,6 +19,7 @@
 
 #include "cuda/backend_cuda.h"
 #include "kernels/attention.cuh"
+#include "kernels/elementwise.cuh"
 #include "kernels/layernorm.cuh"
 
 #define BENCH_REPS 20
@@ -113,6 +114,19 @@ static void measure_ceilings(cublasHandle_t handle) {
     cudaCheck(cudaFree(fz));
 }
 
+/* One element's terms of LayerNorm's (dweight, dbias): the unfused reference's second pass. */
+template <typename io_t> struct LayerNormTerms {
+    const float *dout;
+    const io_t *inp;
+    const float *mean, *rstd;
+    size_t C;
+    __device__ void operator()(size_t row, size_t col, float *out) const {
+        float dy = dout[row * C + col];
+        out[0] = dy * (load_f32(inp[row * C + col]) - mean[row]) * rstd[row];
+        out[1] = dy;
+    }
+};
+
 template <typename io_t> static void bench_layernorm(int N, int C, const char *name) {
     size_t n = (size_t)N * C, io = sizeof(io_t);
     io_t *x = device_random<io_t>(n, 7), *y = device_random<io_t>(n, 8);
@@ -125,12 +139,26 @@ template <typename io_t> static void bench_layernorm(int N, int C, const char *n
     double ms = time_ms([&] { layernorm_forward<io_t>(y, mean, rstd, x, w, b, N, C, 0); });
     report(name[0] == 'b' ? "layernorm_fwd_bf16" : "layernorm_fwd_fp32", shape, ms, 2.0 * n * io, 0,
            0);
-    /* backward reads x and dy, reads and writes dx (+=), and reads x and dy again for the
-     * parameter gradients (the second read is what a fused kernel would save); x is io_t, the
+    /* backward, fused: reads x and dy once, reads and writes dx (+=), writes and reads the
+     * per-chunk partials (2 x C floats per LN_BWD_ROWS_PER_BLOCK rows); x is io_t, the
      * gradients fp32 */
+    double partials = 2.0 * 2 * sizeof(float) * layernorm_backward_plan((size_t)N, C).partial_elems;
+    double bwd_bytes = 1.0 * n * io + 3.0 * n * sizeof(float);
     ms = time_ms([&] { layernorm_backward<io_t>(dx, dw, db, dy, x, w, mean, rstd, N, C, 0); });
-    report(name[0] == 'b' ? "layernorm_bwd_bf16" : "layernorm_bwd_fp32", shape, ms,
-           2.0 * n * io + 4.0 * n * sizeof(float), 0, 0);
+    report(name[0] == 'b' ? "layernorm_bwd_bf16" : "layernorm_bwd_fp32", shape, ms, bwd_bytes + partials, 0, 0);
+    /* dinp alone: what the parameter gradients add to the fused pass */
+    ms = time_ms([&] { layernorm_backward<io_t>(dx, NULL, NULL, dy, x, w, mean, rstd, N, C, 0); });
+    report(name[0] == 'b' ? "layernorm_bwd_dinp_only_bf16" : "layernorm_bwd_dinp_only_fp32", shape, ms, bwd_bytes,
+           0, 0);
+    /* the unfused reference (the backward before the fusion): dinp, then the column sums of
+     * dy * norm and dy in a second pass over x and dy */
+    LayerNormTerms<io_t> terms = {dy, x, mean, rstd, (size_t)C};
+    ms = time_ms([&] {
+        layernorm_backward<io_t>(dx, NULL, NULL, dy, x, w, mean, rstd, N, C, 0);
+        colsum_accumulate<2>(dw, db, terms, (size_t)N, (size_t)C, 0);
+    });
+    report(name[0] == 'b' ? "layernorm_bwd_unfused_bf16" : "layernorm_bwd_unfused_fp32", shape, ms,
+           bwd_bytes + 1.0 * n * io + 1.0 * n * sizeof(float), 0, 0);
     void *bufs[] = {x, y, dy, dx, w, b, dw, db, mean, rstd};
     for (void *p : bufs)
         cudaCheck(cudaFree(p));
@@ -204,10 +232,16 @@ static void bench_backend_ops(const Backend *be) {
     ms = time_ms([&] { be->activation_backward(c, dbias, a, b, 25600, 3072, ACT_QUICK_GELU); });
     report("quick_gelu_bwd_bias_fp32", "25600x3072", ms, 12.0 * n, 0, 0); /* + dbias, in the same pass */
     cudaCheck(cudaFree(dbias));
-    /* the linear layer behind it, strict fp32 cuBLAS */
+    /* the linear layer behind it in strict fp32: cuBLAS SGEMM and the bias kernel after it (the
+     * loss's matmul_forward), against cuBLASLt with the bias in its epilogue (the fp32 table's
+     * linear_forward); bytes: inp, weight and out once, and the bias kernel's read and write of
+     * out */
     float *w = device_random<float>((size_t)3072 * 768, 28), *bias = device_random<float>(3072, 36);
+    double gemm_bytes = 4.0 * (25600.0 * 768 + 3072.0 * 768 + 25600.0 * 3072);
     ms = time_ms([&] { be->matmul_forward(b, a, w, bias, 25600, 768, 3072); });
-    report("matmul_fwd_fp32", "25600x768x3072", ms, 0, 2.0 * 25600 * 768 * 3072.0, 0);
+    report("matmul_fwd_bias_kernel_fp32", "25600x768x3072", ms, gemm_bytes + 8.0 * n, 2.0 * 25600 * 768 * 3072.0, 0);
+    ms = time_ms([&] { be->linear_forward(b, a, w, bias, 25600, 768, 3072); });
+    report("linear_fwd_bias_epilogue_fp32", "25600x768x3072", ms, gemm_bytes, 2.0 * 25600 * 768 * 3072.0, 0);
     cudaCheck(cudaFree(w));
     cudaCheck(cudaFree(bias));
     /* AdamW over all 151M parameters of ViT-B/32: param, m, v read + written, grad read + zeroed */
@@ -247,8 +281,10 @@ static void bench_backend_ops(const Backend *be) {
 }
 
 /* The bf16 backend's MLP layers at ViT-B/32's B = 512 (25600 x 768 -> 3072): the GEMM with its
- * bias (a kernel after it), and with bias and QuickGELU fused after it; PyTorch's F.linear
- * (cuBLASLt's bias epilogue) and F.linear + quick_gelu beside them. */
+ * bias in cuBLASLt's epilogue, the same GEMM with the bias added by a kernel after it (the
+ * backend before the epilogue: one more read and write of out), and the GEMM + bias followed by
+ * QuickGELU; PyTorch's F.linear (cuBLASLt's bias epilogue) and F.linear + quick_gelu beside
+ * them. */
 static void bench_linear_bf16(const Backend *be16) {
     const int N = 25600, IC = 768, OC = 3072;
     __nv_bfloat16 *x = device_random<__nv_bfloat16>((size_t)N * IC, 37),
@@ -259,6 +295,11 @@ static void bench_linear_bf16(const Backend *be16) {
     double flops = 2.0 * N * IC * OC, io = 2.0 * ((double)N * IC + (double)OC * IC + (double)N * OC);
     double ms = time_ms([&] { be16->linear_forward(pre, x, w, bias, N, IC, OC); });
     report("linear_fwd_bf16", "25600x768x3072", ms, io, flops, 1);
+    ms = time_ms([&] {
+        be16->linear_forward(pre, x, w, NULL, N, IC, OC);
+        launch_elementwise(BiasAdd<__nv_bfloat16>{pre, bias, (size_t)OC}, (size_t)N * OC, 0);
+    });
+    report("linear_fwd_bias_kernel_bf16", "25600x768x3072", ms, io + 4.0 * N * OC, flops, 1);
     ms = time_ms([&] { be16->linear_activation_forward(pre, out, x, w, bias, ACT_QUICK_GELU, N, IC, OC); });
     report("linear_act_fwd_bf16", "25600x768x3072", ms, io + 2.0 * N * OC, flops, 1);
     void *bufs[] = {x, w, pre, out, bias};
