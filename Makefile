@@ -95,7 +95,7 @@ CUDA_PROGRAMS := tng_train tng_eval tng_embed tng_negate
 PROG_CUDA := $(BUILD)/cuda/libtng_cuda.a
 CUDA_LINK := $(PROG_CUDA) -Wl,--undefined=backend_cuda -Wl,--undefined=backend_cuda_open \
     -Wl,--undefined=dist_attach_nccl -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) \
-    -lcublas -lcudart -lnccl -lstdc++
+    -lcublasLt -lcublas -lcudart -lnccl -lstdc++
 CUDA_NOTE := CUDA: yes ($(NVCC), cuBLAS and NCCL in $(CUDA_LIBDIR)): the programs take --backend cuda
 else
 CUDA_NOTE := CUDA: no ($(if $(filter 0,$(TNG_CUDA)),TNG_CUDA=0,nvcc, cuBLAS or NCCL not found)): CPU-only programs

@@ -13,6 +13,7 @@
 #define TNG_LAUNCH_PLAN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The opt-in shared memory one block may use on an H100/H200 (sm_90): 227 KB. */
 #define PLAN_SMEM_LIMIT_SM90 ((size_t)227 * 1024)
@@ -49,6 +50,15 @@ static inline RowPlan layernorm_plan(size_t N, int C) {
     p.blocks = plan_ceil_div(N, LN_ROWS_PER_BLOCK);
     p.ok = 1;
     return p;
+}
+
+/* The 128-bit path: V = 16 / io_bytes values per load (4 fp32, 8 bf16; the fp32 gradients of a
+ * bf16 row move as two packets) when C is a multiple of V and every row-major tensor starts on 16
+ * bytes (`addresses`: their addresses OR-ed), so that every row does; otherwise V = 1, one value
+ * per lane and load, any width and alignment. PER_LANE (8..64) is a multiple of either V. */
+static inline int layernorm_vector(int C, size_t io_bytes, uintptr_t addresses) {
+    int v = (int)(16 / io_bytes);
+    return C > 0 && C % v == 0 && addresses % 16 == 0 ? v : 1;
 }
 
 /* The backward is one kernel for dinp and the parameter gradients: a block takes a fixed chunk

@@ -112,6 +112,16 @@ static void test_layernorm_plan(void) {
           "CLIP widths: 16, 32, 32 values per lane");
     CHECK(!layernorm_plan(10, LN_MAX_WIDTH + 8).ok, "width past the maximum is rejected");
     CHECK(!layernorm_plan(0, 512).ok, "no rows");
+    /* the 128-bit path: whole packets per row, every tensor on 16 bytes */
+    CHECK(layernorm_vector(768, 4, 0x1000) == 4 && layernorm_vector(768, 2, 0x1000) == 8,
+          "CLIP widths: 4 fp32 or 8 bf16 per load");
+    CHECK(layernorm_vector(36, 4, 0x1000) == 4 && layernorm_vector(36, 2, 0x1000) == 1,
+          "36 columns: packets of 4 fp32, not of 8 bf16");
+    CHECK(layernorm_vector(42, 4, 0x1000) == 1 && layernorm_vector(768, 4, 0x1004) == 1 &&
+              layernorm_vector(768, 2, 0x1008) == 1,
+          "a ragged width or a tensor off 16 bytes: one value per load");
+    for (int per_lane = 8; per_lane <= 64; per_lane *= 2)
+        CHECK(per_lane % 4 == 0 && per_lane % 8 == 0, "whole groups per lane");
 }
 
 /* The fused backward: fixed chunks of LN_BWD_ROWS_PER_BLOCK rows, the last one partial, one

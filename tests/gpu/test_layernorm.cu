@@ -79,12 +79,13 @@ static void layernorm_case(int N, int C, int bf16) {
 }
 
 static void test_layernorm(void) {
-    int widths[] = {40, 512, 768, 1024, 2048};
+    int widths[] = {40, 42, 512, 768, 1024, 2048}; /* 42: no 128-bit loads (not whole packets) */
     int rows[] = {1, 7, 1001};
     if (quick) {
         layernorm_case(7, 40, 0);
         layernorm_case(33, 768, 0);
         layernorm_case(130, 40, 0); /* three backward chunks, the last of 2 rows */
+        layernorm_case(7, 42, 0);   /* one value per load */
         return;
     }
     for (size_t w = 0; w < sizeof widths / sizeof *widths; w++)
@@ -97,6 +98,7 @@ static void test_layernorm(void) {
 static void test_layernorm_bf16(void) {
     layernorm_case(quick ? 33 : 333, 768, 1);
     layernorm_case(quick ? 130 : 4097, 512, 1);
+    layernorm_case(33, 36, 1); /* 36 columns: not whole 8-value packets, one value per load */
 }
 
 /* residual_layernorm_forward: the residual add fused in front of the norm must give the unfused
