@@ -319,6 +319,41 @@ static void test_tng_ratio(void) {
     CHECK_REFUSED(2, "--tng-ratio expects", "--tng-ratio", "0");
 }
 
+/* --hard-batches: batches of neighbour groups change what trains (the straight run's random
+ * batches differ), are a pure function of the options (two runs, the same bytes), and resume bit
+ * for bit (3 steps, then --resume to 6, equals 6 straight); refused where no frozen embedding
+ * gives neighbours or a sample is not an image. */
+static void test_hard_batches(void) {
+    char once[PATH_LEN], twice[PATH_LEN], resumed[PATH_LEN];
+    format_text(once, sizeof once, "%s/hard_once", work);
+    format_text(twice, sizeof twice, "%s/hard_twice", work);
+    format_text(resumed, sizeof resumed, "%s/hard_resumed", work);
+    const char *dirs[2] = {once, twice};
+    for (int k = 0; k < 2; k++) {
+        Outcome o = train(dirs[k], STEPS, "--hard-batches", "2");
+        CHECK(o.status == 0 && strstr(o.err, "nearest-neighbour groups"), "run %d: exit %d: %.400s", k, o.status,
+              o.err);
+        outcome_free(&o);
+    }
+    check_same_checkpoint(twice, once, STEPS);
+    char a[PATH_LEN], b[PATH_LEN];
+    format_text(a, sizeof a, "%s/ckpt-%08d/model.safetensors", once, STEPS);
+    format_text(b, sizeof b, "%s/ckpt-%08d/model.safetensors", straight_run, STEPS);
+    CHECK(file_exists(a) && file_exists(b) && !same_bytes(a, b), "hard batches trained what random batches did");
+    for (int half = 0; half < 2; half++) {
+        Outcome o = run(NULL, "tng_train", "--config", "tiny", "--data", world, "--batch", "4", "--steps",
+                        half ? "6" : "3", "--seed", "3", "--log-every", "1", "--out", resumed, "--hard-batches",
+                        "2", half ? "--resume" : NULL, (char *)NULL);
+        CHECK(o.status == 0, "part %d: exit %d: %.400s", half, o.status, o.err);
+        outcome_free(&o);
+    }
+    check_same_checkpoint(resumed, once, STEPS);
+    CHECK_REFUSED(2, "--hard-batches finds neighbours by the frozen vision tower", "--hard-batches", "2",
+                  "--freeze", "none");
+    CHECK_REFUSED(2, "--hard-batches groups images: it needs --captions one", "--hard-batches", "2",
+                  "--captions", "all");
+}
+
 /* SIGINT after the first progress line: exit 130 with a checkpoint; --resume finishes the run
  * with the straight run's bytes. */
 static void test_sigint_checkpoints_and_resumes(void) {
@@ -500,6 +535,7 @@ int main(int argc, char **argv) {
     RUN_TEST(test_cli_errors);
     RUN_TEST(test_resume_is_bit_exact);
     RUN_TEST(test_tng_ratio);
+    RUN_TEST(test_hard_batches);
     RUN_TEST(test_sigint_checkpoints_and_resumes);
     RUN_TEST(test_eval_table_and_json);
     RUN_TEST(test_embed_escapes_text);

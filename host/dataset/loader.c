@@ -22,6 +22,7 @@
 #include "util/common.h" // defines: mallocCheck, callocCheck
 #include "util/queue.h"  // defines: Queue, queue_create, queue_push, queue_pop, queue_close
 #include "util/rng.h"    // defines: Rng, rng_seed, rng_below, splitmix64
+#include "dataset/neighbours.h" // defines: neighbours_group_order
 #include "dataset/shard.h"  // defines: ShardFile, shard_dir_open, shard_read_pixels
 
 typedef struct {
@@ -53,6 +54,7 @@ struct Loader {
     long per_rank;
     /* permutations of the two epochs in flight */
     int *perm[2];
+    int *shuffled; /* [n_samples] with hard batches: the shuffle before its regrouping */
     uint64_t perm_epoch[2];
     int perm_valid[2];
     /* the workers: n_workers of them, capacity sample buffers in all */
@@ -77,6 +79,7 @@ static const int *epoch_permutation(Loader *L, uint64_t epoch) {
     int k = (int)(epoch & 1);
     if (!L->perm_valid[k] || L->perm_epoch[k] != epoch) {
         int *p = L->perm[k];
+        if (L->shuffled) p = L->shuffled; /* shuffled there, regrouped into perm[k] */
         for (long i = 0; i < L->n_samples; i++) p[i] = (int)i;
         Rng rng;
         rng_seed(&rng, mix(L->opt.seed, epoch));
@@ -86,6 +89,9 @@ static const int *epoch_permutation(Loader *L, uint64_t epoch) {
             p[i] = p[j];
             p[j] = t;
         }
+        if (L->shuffled)
+            neighbours_group_order(L->shuffled, (int)L->n_samples, L->opt.nearest, L->opt.nearest_k,
+                                   L->opt.group, L->perm[k]);
         L->perm_epoch[k] = epoch;
         L->perm_valid[k] = 1;
     }
@@ -96,11 +102,23 @@ static uint64_t epoch_of(const Loader *L, uint64_t g) {
     return L->opt.start.epoch + (L->opt.start.index + g) / (uint64_t)L->per_rank;
 }
 
+/* The permutation slot of this rank's j-th sample of an epoch: r + W j, or with hard batches,
+ * in each whole global batch (B W slots), rank r's B consecutive slots, so that a group of
+ * neighbours stays in one rank's batch; the tail past the last whole global batch keeps r + W j.
+ * Both are one-to-one over the ranks. */
+static long slot_of(const Loader *L, uint64_t j) {
+    uint64_t r = (uint64_t)L->opt.rank, W = (uint64_t)L->opt.world, B = (uint64_t)L->opt.batch_size;
+    uint64_t global_batch = j / B;
+    if (L->shuffled && (global_batch + 1) * B * W <= (uint64_t)L->n_samples)
+        return (long)(global_batch * B * W + r * B + j % B);
+    return (long)(r + W * j);
+}
+
 /* The item and caption at position g (called under the lock: it may fill a permutation). */
 static void sample_at(Loader *L, uint64_t g, int *item, int *caption) {
     uint64_t epoch = epoch_of(L, g);
     uint64_t j = (L->opt.start.index + g) % (uint64_t)L->per_rank;
-    long s = (long)((uint64_t)L->opt.rank + (uint64_t)L->opt.world * j);
+    long s = slot_of(L, j);
     if (L->opt.shuffle) s = epoch_permutation(L, epoch)[s];
     if (L->pair_item) {
         *item = L->pair_item[s];
@@ -239,6 +257,14 @@ Loader *loader_open(const LoaderOptions *opt, char *err, size_t err_len) {
              (unsigned long long)o->start.index, L->per_rank);
         goto fail;
     }
+    if (o->nearest) {
+        if (!o->shuffle || o->captions != LOADER_ONE_CAPTION || o->group < 1 || o->nearest_k < 0) {
+            set_error(err, err_len, "loader: hard batches need shuffling, one caption per image, a group "
+                                    ">= 1 and nearest_k >= 0 (group %d, nearest_k %d)", o->group, o->nearest_k);
+            goto fail;
+        }
+        L->shuffled = mallocCheck(sizeof(int) * L->n_samples);
+    }
     if (o->shuffle) {
         L->perm[0] = mallocCheck(sizeof(int) * L->n_samples);
         L->perm[1] = mallocCheck(sizeof(int) * L->n_samples);
@@ -356,6 +382,7 @@ void loader_close(Loader *L) {
     free(L->pair_caption);
     free(L->perm[0]);
     free(L->perm[1]);
+    free(L->shuffled);
     free(L->warned);
     free(L->batch.images);
     free(L->batch.captions);

@@ -9,8 +9,9 @@
  * resumed from a saved position continues with exactly the batches it would have seen.
  *
  * Sampling: each epoch the sample list (items, or (item, caption) pairs) is permuted from
- * (seed, epoch); rank r of W takes positions r, r+W, r+2W, ..., so the ranks' lists are
- * disjoint and together cover the epoch (ranks may differ by one sample; drop_last makes
+ * (seed, epoch) (and with hard batches regrouped by neighbours, a pure function too); rank r of
+ * W takes positions r, r+W, r+2W, ..., so the ranks' lists are disjoint and together cover the
+ * epoch (ranks may differ by one sample; drop_last makes
  * every rank take the same number of full batches instead, dropping the epoch's tail).
  * A batch is always the next batch_size positions of the rank's list: a bad image is skipped
  * (the batch comes out one shorter), so batch k of an epoch means the same samples on every
@@ -52,6 +53,13 @@ typedef struct {
     int quiet; /* 1: no warnings for bad images (still counted) */
     int skip_images; /* 1: captions only: no image is read, so none is bad and none skipped;
                         LoaderBatch.images is left unset and image_size may be 0 */
+    /* Hard batches (dataset/neighbours.h): with nearest ([items, nearest_k], borrowed: it must
+     * outlive the loader), each epoch's shuffled order is regrouped so that an item is followed
+     * by up to group - 1 of its nearest, and a group's positions go to one rank's batch (global
+     * batch b is rank 0's batch b, then rank 1's, ...). NULL: the plain shuffle. Needs shuffle
+     * and one caption per image. */
+    const int *nearest;
+    int nearest_k, group;
 } LoaderOptions;
 
 typedef struct {

@@ -85,6 +85,8 @@ static void format_temperature(const CliOption *opt, const void *args, char *out
       CLI_CUSTOM_FORMAT(temperature, float, parse_temperature, format_temperature),                          \
       "fixed:VALUE (e.g. fixed:0.07) or learned")                                                            \
     X(FREEZE, 0, "freeze", "TOWER", "vision", CLI_CHOICE(freeze, FREEZE), "vision, text or none")            \
+    X(HARD_BATCHES, 0, "hard-batches", "G", "0", CLI_INT(hard_batches, 0, 64),                               \
+      "batches of G-image groups of nearest neighbours (frozen image embeddings); 0: random batches")      \
     X(LR, 0, "lr", "X", "5e-6", CLI_FLOAT(optim.lr, 0, 10), "peak learning rate")                            \
     X(WD, 0, "wd", "X", "0.01", CLI_FLOAT(optim.weight_decay, 0, 10), "AdamW weight decay")                  \
     X(WD_ON, 0, "wd-on", "SET", CLI_INITIAL, CLI_CHOICE(optim.decay_set, optim_decay_set_names),             \
@@ -263,6 +265,11 @@ void train_options_parse(TrainOptions *o, int argc, char **argv) {
     if (o->resume && o->overwrite)
         cli_fail(&PROGRAM, "--resume continues the run in --out, --overwrite deletes it: not both");
     if (o->resume_changed && !o->resume) cli_fail(&PROGRAM, "--resume-changed needs --resume");
+    if (o->hard_batches && o->train_vision)
+        cli_fail(&PROGRAM, "--hard-batches finds neighbours by the frozen vision tower's embeddings: it needs "
+                           "--freeze vision");
+    if (o->hard_batches && o->captions_all)
+        cli_fail(&PROGRAM, "--hard-batches groups images: it needs --captions one");
     if (o->resume_changed) check_resume_changed(o->resume_changed);
 }
 
@@ -279,8 +286,10 @@ void train_options_print(const TrainOptions *o, const Dist *d, FILE *out) {
         fprintf(out, "  recipe     none\n");
     }
     fprintf(out, "  model      %s %s\n", o->init ? "init" : "config", o->init ? o->init : o->config);
-    fprintf(out, "  data       %s (format %s, captions %s%s)\n", o->data, o->format,
-            CAPTIONS[o->captions_all], o->fast_decode ? ", fast decode" : "");
+    fprintf(out, "  data       %s (format %s, captions %s%s), batches %s\n", o->data, o->format,
+            CAPTIONS[o->captions_all], o->fast_decode ? ", fast decode" : "",
+            o->hard_batches ? "of nearest-neighbour groups" : "random");
+    if (o->hard_batches) fprintf(out, "             (groups of %d images)\n", o->hard_batches);
     fprintf(out, "  tng        %s, M=%d, compat %s, i2t target %s, scope %s, contradictions %d (weight %g), "
                  "standalone negations %d, ratio %g\n",
             ON_OFF[o->tng], o->neg_per_image, COMPAT[o->released], tng_i2t_names[o->i2t],

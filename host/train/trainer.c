@@ -20,6 +20,7 @@
 
 #include "dataset/embed_cache.h" // defines: embed_cache_image_features
 #include "dataset/loader.h"      // defines: Loader, loader_open, loader_batches_per_epoch
+#include "dataset/neighbours.h"  // defines: neighbours_nearest
 #include "dataset/shard.h"       // defines: shard_dir_open, shard_close
 #include "engine/model.h"        // defines: Clip, clip_create, clip_forward, clip_backward
 #include "engine/optim.h"        // defines: clip_gradient_norm, clip_optimizer_apply, optim_lr_at
@@ -42,6 +43,7 @@ struct Trainer {
     Dataset dataset;
     Loader *loader;
     float *cached_features; /* [items, D] when the vision tower is frozen */
+    int *nearest;           /* [items, NEAREST_PER_GROUP x --hard-batches] with hard batches */
     Tokenizer *tokenizer;
     Lexicon *lexicon;
     TngConfig tng;
@@ -169,8 +171,9 @@ static void open_model(Trainer *t, LoaderPosition *start, int64_t *empty_batches
     }
 }
 
-/* With the vision tower frozen, every image's embedding once, cached across runs. */
-static void cache_image_features(Trainer *t, const LoaderOptions *lopt) {
+/* With the vision tower frozen, every image's embedding once, cached across runs. Returns the
+ * item count. */
+static int cache_image_features(Trainer *t, const LoaderOptions *lopt) {
     const TrainOptions *o = &t->opt;
     char cache[4096], err[1024];
     snprintf(cache, sizeof cache, "%s/image_embeddings.cache", o->out);
@@ -188,6 +191,27 @@ static void cache_image_features(Trainer *t, const LoaderOptions *lopt) {
         dist_barrier(t->dist);
         fprintf(stderr, "image embeddings: %d images, %s\n", n, stats.reused ? "reused from the cache" : "computed");
     }
+    return n;
+}
+
+/* A group of G takes its G - 1 closest still unplaced: twice G candidates per image leave
+ * room for those an earlier group took. */
+enum { NEAREST_PER_GROUP = 2 };
+
+/* a counter rewritten in place on a terminal; a log file gets the final line only */
+static void report_neighbours(int done, int n) {
+    if (done == n || isatty(STDERR_FILENO))
+        fprintf(stderr, "hard batches: nearest images of %d / %d%s", done, n, done == n ? "\n" : "\r");
+}
+
+/* --hard-batches: every image's nearest by the cached embeddings, for the loader's groups */
+static void find_neighbours(Trainer *t, LoaderOptions *lopt, int items) {
+    int group = t->opt.hard_batches, k = NEAREST_PER_GROUP * group;
+    t->nearest = neighbours_nearest(t->cached_features, items, t->model->cfg.embed_dim, k,
+                                    t->lead ? report_neighbours : NULL);
+    lopt->nearest = t->nearest;
+    lopt->nearest_k = k;
+    lopt->group = group;
 }
 
 /* --batch against the data, before anything is sized by it (a batch of 65536 would allocate
@@ -273,9 +297,11 @@ Trainer *trainer_open(const TrainOptions *opt, Dist *dist) {
                           .captions = o->captions_all ? LOADER_ALL_PAIRS : LOADER_ONE_CAPTION,
                           .drop_last = 1,
                           .start = start};
+    /* hard batches need the embeddings before the loader's first epoch */
+    if (!o->train_vision && o->hard_batches) find_neighbours(t, &lopt, cache_image_features(t, &lopt));
     t->loader = loader_open(&lopt, err, sizeof err);
     if (!t->loader) die("%s", err);
-    if (!o->train_vision) cache_image_features(t, &lopt);
+    if (!o->train_vision && !o->hard_batches) cache_image_features(t, &lopt);
     /* text side */
     t->tokenizer = tokenizer_load(NULL);
     t->plain_tokens = mallocCheck(sizeof(int) * (size_t)o->batch * cfg.context_length);
@@ -320,8 +346,8 @@ void trainer_close(Trainer *t) {
     if (t->lexicon) lexicon_free(t->lexicon);
     tokenizer_free(t->tokenizer);
     free(t->plain_tokens), free(t->plain_txt2img), free(t->targets), free(t->absent);
-    free(t->cached_features);
-    loader_close(t->loader);
+    loader_close(t->loader); /* before the neighbour lists it reads */
+    free(t->cached_features), free(t->nearest);
     dataset_free(&t->dataset);
     metrics_log_close(t->metrics);
     if (t->lead) run_dir_close(&t->run_dir);
