@@ -1,8 +1,8 @@
 /* cublas_v2.h for the CPU emulator (tests/emu/README.md): the cuBLAS calls the backend
- * makes, SGEMM forwarded to column-major CBLAS; GemmEx with bf16 A and B widened to fp32
- * (exactly), multiplied by SGEMM (fp32 accumulation, as CUBLAS_COMPUTE_32F) and written as
- * fp32 or rounded to bf16. It checks the call sites (transposes, leading dimensions, types,
- * matrices in device memory), not cuBLAS itself. */
+ * makes (SGEMM, for the loss's strict fp32 products, forwarded to column-major CBLAS), the
+ * types cublasLt.h shares, and emu_widen, which reads an fp32 or bf16 matrix as floats (bf16
+ * widens exactly). It checks the call sites (transposes, leading dimensions, matrices in device
+ * memory), not cuBLAS itself. */
 #pragma once
 #include <cblas.h>
 
@@ -54,7 +54,6 @@ static inline cublasStatus_t cublasSgemm(cublasHandle_t, cublasOperation_t ta, c
 
 typedef enum { CUDA_R_32F = 0, CUDA_R_16BF = 14 } cudaDataType_t;
 typedef enum { CUBLAS_COMPUTE_32F = 68, CUBLAS_COMPUTE_32F_FAST_TF32 = 77 } cublasComputeType_t; /* TF32 rounds nothing here */
-typedef enum { CUBLAS_GEMM_DEFAULT = -1 } cublasGemmAlgo_t;
 
 /* The column-major [rows, cols] matrix at p (leading dimension ld) of type t, as floats; what
  * lies past the last column's rows is neither read nor written. */
@@ -66,28 +65,3 @@ static inline std::vector<float> emu_widen(const void *p, cudaDataType_t t, int 
     return out;
 }
 
-/* Only the combination the backend uses: bf16 A and B, fp32 or bf16 C, fp32 compute. */
-static inline cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
-                                          int k, const float *alpha, const void *A, cudaDataType_t at, int lda,
-                                          const void *B, cudaDataType_t bt, int ldb, const float *beta, void *C,
-                                          cudaDataType_t ct, int ldc, cublasComputeType_t compute,
-                                          cublasGemmAlgo_t) {
-    if (at != CUDA_R_16BF || bt != CUDA_R_16BF || (ct != CUDA_R_16BF && ct != CUDA_R_32F) ||
-        compute != CUBLAS_COMPUTE_32F)
-        return CUBLAS_STATUS_INVALID_VALUE;
-    cublasStatus_t status = emu_gemm_check("cublasGemmEx", ta, tb, m, n, k, A, lda, B, ldb, C, ldc);
-    if (status != CUBLAS_STATUS_SUCCESS || m == 0 || n == 0) return status;
-    std::vector<float> a = emu_widen(A, at, ta == CUBLAS_OP_N ? m : k, ta == CUBLAS_OP_N ? k : m, lda);
-    std::vector<float> b = emu_widen(B, bt, tb == CUBLAS_OP_N ? k : n, tb == CUBLAS_OP_N ? n : k, ldb);
-    std::vector<float> c = emu_widen(C, ct, m, n, ldc);
-    cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_T ? CblasTrans : CblasNoTrans,
-                tb == CUBLAS_OP_T ? CblasTrans : CblasNoTrans, m, n, k, *alpha, a.data(), lda, b.data(), ldb,
-                *beta, c.data(), ldc);
-    for (int col = 0; col < n; col++)
-        for (int row = 0; row < m; row++) {
-            size_t i = (size_t)col * ldc + row;
-            if (ct == CUDA_R_32F) ((float *)C)[i] = c[i];
-            else ((__nv_bfloat16 *)C)[i] = __float2bfloat16_rn(c[i]);
-        }
-    return CUBLAS_STATUS_SUCCESS;
-}
