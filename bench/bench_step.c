@@ -7,10 +7,11 @@
  *
  * FLOPs and bytes are counted, not sampled: the benchmark runs the model on a copy of the
  * backend's table whose every entry is wrapped to count the work each call does (GEMMs: 2 N IC
- * OC per product; attention: 4 B T^2 C forward, halved where causal, 2.5 times that backward, which recomputes the scores) and
- * the time it takes (one clock read before and after each call; meaningful on the CPU only,
- * where the ops are synchronous). The ops themselves run unchanged. Each step ends by reading
- * one value back, so a GPU's step time includes all of its kernels.
+ * OC per product; attention: 4 B T^2 C forward, halved where causal, 2.5 times that backward,
+ * which recomputes the scores) and the time it takes (one clock read before and after each
+ * call; meaningful on the CPU only, where the ops are synchronous). The ops themselves run
+ * unchanged. Each step ends by reading one value back, so a GPU's step time includes all of
+ * its kernels.
  * --cpu-time reads the process's CPU time instead of the wall clock: with OMP_NUM_THREADS=1
  * that counts only the time the step itself ran, the steadier measure on a machine shared
  * with other jobs (with more threads it also counts their waiting at barriers).

@@ -110,34 +110,62 @@ __device__ __forceinline__ float quad_sum(float v) {
     return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
+/* What a block of the three kernels works on: one head of one batch row, its ATT_MMA_TILE
+ * rows from tile0 (queries, or keys in the dK/dV kernel), this warp's 16 from warp0, and its
+ * shared memory (attention_mma_plan): two staged chunks a_s and b_s, and in the backward the
+ * streamed rows' lse and D. */
+struct MmaTile {
+    int tile0, warp0;
+    size_t row_stride; /* 3C: the row pitch of qkv and dqkv */
+    size_t head_qkv;   /* offset of this (batch row, head)'s q columns in qkv and dqkv; k at
+                          + C, v at + 2C */
+    size_t head_out;   /* offset of its columns in out and dout ([B,T,C]) */
+    size_t head_lse;   /* offset of its row 0 in lse ([B,NH,T]) */
+    __nv_bfloat16 *a_s, *b_s;
+    float *lse_s, *d_s;
+};
+
+__device__ __forceinline__ MmaTile mma_tile(float *smem, int T, int C, int NH) {
+    MmaTile t;
+    int b = blockIdx.z, h = blockIdx.y;
+    t.tile0 = blockIdx.x * ATT_MMA_TILE;
+    t.warp0 = t.tile0 + (threadIdx.x / PLAN_WARP) * 16;
+    t.row_stride = (size_t)3 * C;
+    t.head_qkv = (size_t)b * T * t.row_stride + (size_t)h * ATT_MMA_HEAD_DIM;
+    t.head_out = (size_t)b * T * C + (size_t)h * ATT_MMA_HEAD_DIM;
+    t.head_lse = ((size_t)b * NH + h) * T;
+    t.a_s = (__nv_bfloat16 *)(void *)smem;
+    t.b_s = t.a_s + ATT_MMA_TILE * ATT_MMA_PITCH;
+    t.lse_s = (float *)(void *)(t.b_s + ATT_MMA_TILE * ATT_MMA_PITCH);
+    t.d_s = t.lse_s + ATT_MMA_TILE;
+    return t;
+}
+
 static __global__ void __launch_bounds__(ATT_MMA_WARPS * PLAN_WARP)
     attention_mma_forward_kernel(__nv_bfloat16 *out, float *lse, const __nv_bfloat16 *qkv, int T,
                                  int C, int NH, int causal, float scale) {
     TNG_DYNAMIC_SMEM(float, smem);
-    __nv_bfloat16 *k_s = (__nv_bfloat16 *)(void *)smem, *v_s = k_s + ATT_MMA_TILE * ATT_MMA_PITCH;
-    int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * ATT_MMA_TILE;
-    int row0 = q0 + (threadIdx.x / PLAN_WARP) * 16; /* this warp's first query */
-    size_t row_stride = (size_t)3 * C;
-    const __nv_bfloat16 *head = qkv + (size_t)b * T * row_stride + (size_t)h * ATT_MMA_HEAD_DIM;
+    MmaTile t = mma_tile(smem, T, C, NH);
+    const __nv_bfloat16 *head = qkv + t.head_qkv;
 
     uint32_t q[4][4];
-    stage_rows(k_s, head, row_stride, q0, T);
+    stage_rows(t.a_s, head, t.row_stride, t.tile0, T);
     __syncthreads();
-    warp_rows_frags(q, k_s);
+    warp_rows_frags(q, t.a_s);
 
     float o[8][4] = {}, m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-    int kv_end = causal ? min(T, q0 + ATT_MMA_TILE) : T;
+    int kv_end = causal ? min(T, t.tile0 + ATT_MMA_TILE) : T;
     for (int k0 = 0; k0 < kv_end; k0 += ATT_MMA_TILE) {
         __syncthreads(); /* the Q fragments are loaded / the previous chunk is consumed */
-        stage_rows(k_s, head + C, row_stride, k0, T);
-        stage_rows(v_s, head + 2 * C, row_stride, k0, T);
+        stage_rows(t.a_s, head + C, t.row_stride, k0, T);
+        stage_rows(t.b_s, head + 2 * C, t.row_stride, k0, T);
         __syncthreads();
         float s[8][4];
-        warp_dots(s, q, k_s);
+        warp_dots(s, q, t.a_s);
         float chunk_max[2] = {-INFINITY, -INFINITY};
         for (int nt = 0; nt < 8; nt++)
             for (int e = 0; e < 4; e++) {
-                int key = k0 + frag_col(nt, e), row = row0 + frag_row(e);
+                int key = k0 + frag_col(nt, e), row = t.warp0 + frag_row(e);
                 s[nt][e] = key < T && (!causal || key <= row) ? s[nt][e] * scale : -INFINITY;
                 chunk_max[e / 2] = fmaxf(chunk_max[e / 2], s[nt][e]);
             }
@@ -156,22 +184,22 @@ static __global__ void __launch_bounds__(ATT_MMA_WARPS * PLAN_WARP)
             }
         for (int r = 0; r < 2; r++)
             l[r] = l[r] * alpha[r] + sum[r]; /* lane partials; quad_sum at the end */
-        warp_weighted_rows(o, s, v_s);
+        warp_weighted_rows(o, s, t.b_s);
     }
 
     for (int r = 0; r < 2; r++)
         l[r] = quad_sum(l[r]);
     for (int nt = 0; nt < 8; nt++)
         for (int e = 0; e < 4; e++) {
-            int row = row0 + frag_row(e);
+            int row = t.warp0 + frag_row(e);
             if (row < T)
-                out[((size_t)b * T + row) * C + (size_t)h * ATT_MMA_HEAD_DIM + frag_col(nt, e)] =
+                out[t.head_out + (size_t)row * C + frag_col(nt, e)] =
                     __float2bfloat16_rn(o[nt][e] / l[e / 2]);
         }
     for (int r = 0; r < 2; r++) {
-        int row = row0 + frag_row(2 * r);
+        int row = t.warp0 + frag_row(2 * r);
         if (threadIdx.x % 4 == 0 && row < T)
-            lse[((size_t)b * NH + h) * T + row] = m[r] + logf(l[r]);
+            lse[t.head_lse + row] = m[r] + logf(l[r]);
     }
 }
 
@@ -191,52 +219,55 @@ __device__ __forceinline__ void tile_p_ds(float s[8][4], float dp[8][4], float s
         }
 }
 
+/* Rows [row0, row0 + ATT_MMA_TILE) of Q into a_s and of dO into b_s, and their lse and D */
+__device__ __forceinline__ void stage_query_rows(const MmaTile &t, const __nv_bfloat16 *qkv,
+                                                 const float *dout, const __nv_bfloat16 *out,
+                                                 const float *lse, int T, int C, int row0) {
+    stage_rows(t.a_s, qkv + t.head_qkv, t.row_stride, row0, T);
+    stage_rows(t.b_s, dout + t.head_out, (size_t)C, row0, T);
+    load_row_stats(t.lse_s, t.d_s, lse + t.head_lse, dout + t.head_out, out + t.head_out, C, row0,
+                   min(ATT_MMA_TILE, T - row0), ATT_MMA_HEAD_DIM);
+}
+
 /* dQ: a warp per 16 queries, key chunks streamed; dqkv's q part += dS K scale */
 static __global__ void __launch_bounds__(ATT_MMA_WARPS * PLAN_WARP)
     attention_mma_dq_kernel(float *dqkv, const float *dout, const __nv_bfloat16 *qkv,
                             const __nv_bfloat16 *out, const float *lse, int T, int C, int NH,
                             int causal, float scale) {
     TNG_DYNAMIC_SMEM(float, smem);
-    __nv_bfloat16 *k_s = (__nv_bfloat16 *)(void *)smem, *v_s = k_s + ATT_MMA_TILE * ATT_MMA_PITCH;
-    float *lse_s = (float *)(void *)(v_s + ATT_MMA_TILE * ATT_MMA_PITCH), *d_s = lse_s + ATT_MMA_TILE;
-    int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * ATT_MMA_TILE;
-    int local0 = (threadIdx.x / PLAN_WARP) * 16, row0 = q0 + local0;
-    size_t row_stride = (size_t)3 * C, head_out = (size_t)b * T * C + (size_t)h * ATT_MMA_HEAD_DIM;
-    const __nv_bfloat16 *head = qkv + (size_t)b * T * row_stride + (size_t)h * ATT_MMA_HEAD_DIM;
+    MmaTile t = mma_tile(smem, T, C, NH);
+    const __nv_bfloat16 *head = qkv + t.head_qkv;
 
     uint32_t q[4][4], d_o[4][4];
-    stage_rows(k_s, head, row_stride, q0, T);
-    stage_rows(v_s, dout + head_out, (size_t)C, q0, T);
-    load_row_stats(lse_s, d_s, lse + ((size_t)b * NH + h) * T, dout + head_out, out + head_out, C,
-                   q0, min(ATT_MMA_TILE, T - q0), ATT_MMA_HEAD_DIM);
+    stage_query_rows(t, qkv, dout, out, lse, T, C, t.tile0);
     __syncthreads();
-    warp_rows_frags(q, k_s);
-    warp_rows_frags(d_o, v_s);
+    warp_rows_frags(q, t.a_s);
+    warp_rows_frags(d_o, t.b_s);
 
     float dq[8][4] = {};
-    int kv_end = causal ? min(T, q0 + ATT_MMA_TILE) : T;
+    int kv_end = causal ? min(T, t.tile0 + ATT_MMA_TILE) : T;
     for (int k0 = 0; k0 < kv_end; k0 += ATT_MMA_TILE) {
         __syncthreads(); /* the fragments are loaded / the previous chunk is consumed */
-        stage_rows(k_s, head + C, row_stride, k0, T);
-        stage_rows(v_s, head + 2 * C, row_stride, k0, T);
+        stage_rows(t.a_s, head + C, t.row_stride, k0, T);
+        stage_rows(t.b_s, head + 2 * C, t.row_stride, k0, T);
         __syncthreads();
         float s[8][4], ds[8][4];
-        warp_dots(s, q, k_s);
-        warp_dots(ds, d_o, v_s);
+        warp_dots(s, q, t.a_s);
+        warp_dots(ds, d_o, t.b_s);
         tile_p_ds(s, ds, scale, [&](int nt, int e, float *lse_row, float *d_row) {
-            int local = local0 + frag_row(e), key = k0 + frag_col(nt, e);
-            *lse_row = lse_s[local];
-            *d_row = d_s[local];
-            return q0 + local < T && key < T && (!causal || key <= q0 + local);
+            int local = t.warp0 - t.tile0 + frag_row(e), query = t.tile0 + local;
+            int key = k0 + frag_col(nt, e);
+            *lse_row = t.lse_s[local];
+            *d_row = t.d_s[local];
+            return query < T && key < T && (!causal || key <= query);
         });
-        warp_weighted_rows(dq, ds, k_s);
+        warp_weighted_rows(dq, ds, t.a_s);
     }
     for (int nt = 0; nt < 8; nt++)
         for (int e = 0; e < 4; e++) {
-            int row = row0 + frag_row(e);
+            int row = t.warp0 + frag_row(e);
             if (row < T)
-                dqkv[((size_t)b * T + row) * row_stride + (size_t)h * ATT_MMA_HEAD_DIM +
-                     frag_col(nt, e)] += dq[nt][e] * scale;
+                dqkv[t.head_qkv + (size_t)row * t.row_stride + frag_col(nt, e)] += dq[nt][e] * scale;
         }
 }
 
@@ -247,47 +278,39 @@ static __global__ void __launch_bounds__(ATT_MMA_WARPS * PLAN_WARP)
                              const __nv_bfloat16 *out, const float *lse, int T, int C, int NH,
                              int causal, float scale) {
     TNG_DYNAMIC_SMEM(float, smem);
-    __nv_bfloat16 *q_s = (__nv_bfloat16 *)(void *)smem, *do_s = q_s + ATT_MMA_TILE * ATT_MMA_PITCH;
-    float *lse_s = (float *)(void *)(do_s + ATT_MMA_TILE * ATT_MMA_PITCH), *d_s = lse_s + ATT_MMA_TILE;
-    int b = blockIdx.z, h = blockIdx.y, j0 = blockIdx.x * ATT_MMA_TILE;
-    int key0 = j0 + (threadIdx.x / PLAN_WARP) * 16; /* this warp's first key */
-    size_t row_stride = (size_t)3 * C, head_out = (size_t)b * T * C + (size_t)h * ATT_MMA_HEAD_DIM;
-    const __nv_bfloat16 *head = qkv + (size_t)b * T * row_stride + (size_t)h * ATT_MMA_HEAD_DIM;
+    MmaTile t = mma_tile(smem, T, C, NH);
+    const __nv_bfloat16 *head = qkv + t.head_qkv;
 
     uint32_t k[4][4], v[4][4];
-    stage_rows(q_s, head + C, row_stride, j0, T);
-    stage_rows(do_s, head + 2 * C, row_stride, j0, T);
+    stage_rows(t.a_s, head + C, t.row_stride, t.tile0, T);
+    stage_rows(t.b_s, head + 2 * C, t.row_stride, t.tile0, T);
     __syncthreads();
-    warp_rows_frags(k, q_s);
-    warp_rows_frags(v, do_s);
+    warp_rows_frags(k, t.a_s);
+    warp_rows_frags(v, t.b_s);
 
     float dk[8][4] = {}, dv[8][4] = {};
     /* with a causal mask, queries before the tile's first key see none of its keys */
-    for (int i0 = causal ? j0 : 0; i0 < T; i0 += ATT_MMA_TILE) {
+    for (int i0 = causal ? t.tile0 : 0; i0 < T; i0 += ATT_MMA_TILE) {
         __syncthreads(); /* the fragments are loaded / the previous chunk is consumed */
-        stage_rows(q_s, head, row_stride, i0, T);
-        stage_rows(do_s, dout + head_out, (size_t)C, i0, T);
-        load_row_stats(lse_s, d_s, lse + ((size_t)b * NH + h) * T, dout + head_out,
-                       out + head_out, C, i0, min(ATT_MMA_TILE, T - i0), ATT_MMA_HEAD_DIM);
+        stage_query_rows(t, qkv, dout, out, lse, T, C, i0);
         __syncthreads();
         float p[8][4], ds[8][4]; /* transposed: rows are this warp's keys, columns queries */
-        warp_dots(p, k, q_s);
-        warp_dots(ds, v, do_s);
+        warp_dots(p, k, t.a_s);
+        warp_dots(ds, v, t.b_s);
         tile_p_ds(p, ds, scale, [&](int nt, int e, float *lse_row, float *d_row) {
-            int local = frag_col(nt, e), key = key0 + frag_row(e);
-            *lse_row = lse_s[local];
-            *d_row = d_s[local];
-            return i0 + local < T && key < T && (!causal || key <= i0 + local);
+            int local = frag_col(nt, e), query = i0 + local, key = t.warp0 + frag_row(e);
+            *lse_row = t.lse_s[local];
+            *d_row = t.d_s[local];
+            return query < T && key < T && (!causal || key <= query);
         });
-        warp_weighted_rows(dv, p, do_s);
-        warp_weighted_rows(dk, ds, q_s);
+        warp_weighted_rows(dv, p, t.b_s);
+        warp_weighted_rows(dk, ds, t.a_s);
     }
     for (int nt = 0; nt < 8; nt++)
         for (int e = 0; e < 4; e++) {
-            int key = key0 + frag_row(e);
+            int key = t.warp0 + frag_row(e);
             if (key < T) {
-                float *row = dqkv + ((size_t)b * T + key) * row_stride + (size_t)h * ATT_MMA_HEAD_DIM +
-                             frag_col(nt, e);
+                float *row = dqkv + t.head_qkv + (size_t)key * t.row_stride + frag_col(nt, e);
                 row[C] += dk[nt][e] * scale;
                 row[2 * C] += dv[nt][e];
             }
