@@ -167,29 +167,30 @@ template <typename io_t> static void bench_layernorm(int N, int C, const char *n
 template <typename io_t>
 static void bench_attention(int B, int T, int NH, int hs, int causal, const char *name) {
     int C = NH * hs;
-    size_t nqkv = (size_t)B * T * 3 * C, natt = (size_t)B * NH * T * T, nout = (size_t)B * T * C;
+    size_t nqkv = (size_t)B * T * 3 * C, nlse = (size_t)B * NH * T, nout = (size_t)B * T * C;
     io_t *qkv = device_random<io_t>(nqkv, 17), *out = device_random<io_t>(nout, 18);
-    io_t *att = device_random<io_t>(natt, 19);
+    float *lse = device_random<float>(nlse, 19);
     float *dout = device_random<float>(nout, 20), *dqkv = device_random<float>(nqkv, 21);
-    float *datt = device_random<float>(natt, 22);
     char shape[64];
     snprintf(shape, sizeof shape, "B%d_T%d_NH%d_hs%d%s", B, T, NH, hs, causal ? "_causal" : "");
     double io = sizeof(io_t);
     /* useful FLOPs: QK^T and PV, 2 flops per multiply-add; causal does about half */
     double flops = 4.0 * B * NH * (double)T * T * hs * (causal ? 0.5 : 1.0);
-    double ms = time_ms([&] { attention_forward<io_t>(out, att, qkv, B, T, C, NH, causal, 0); });
+    double ms = time_ms([&] { attention_forward<io_t>(out, lse, qkv, B, T, C, NH, causal, 0); });
     char kernel[64];
     snprintf(kernel, sizeof kernel, "attention_fwd_%s", name);
-    report(kernel, shape, ms, io * (nqkv + nout + natt), flops, sizeof(io_t) == 2);
+    report(kernel, shape, ms, io * (nqkv + nout) + 4.0 * nlse, flops, sizeof(io_t) == 2);
+    /* the backward reads the out and lse the timed forward runs left */
     ms = time_ms(
-        [&] { attention_backward<io_t>(dqkv, datt, dout, qkv, att, B, T, C, NH, causal, 0); });
+        [&] { attention_backward<io_t>(dqkv, dout, qkv, out, lse, B, T, C, NH, causal, 0); });
     snprintf(kernel, sizeof kernel, "attention_bwd_%s", name);
-    /* backward: dS = f(dO V^T, P), dQ = dS K, dK = dS^T Q, dV = P^T dO: 8 flops per (i,j,d) */
-    /* bytes: qkv and att (io_t, att twice), dqkv read and written, dout twice, datt written
-     * and read (fp32) */
-    report(kernel, shape, ms, io * (nqkv + natt * 2) + 4.0 * (nqkv * 2 + nout * 2) + 8.0 * natt,
-           2.0 * flops, sizeof(io_t) == 2);
-    void *bufs[] = {qkv, out, att, dout, dqkv, datt};
+    /* backward: S = Q K^T again, dP = dO V^T, dQ = dS K, dK = dS^T Q, dV = P^T dO: 10 flops
+     * per (i,j,d), 2.5 times the forward's useful ones (each of its kernels recomputes what
+     * it needs: counted once here) */
+    /* bytes: qkv and out (io_t), dqkv read and written, dout, lse (fp32) */
+    report(kernel, shape, ms, io * (nqkv + nout) + 4.0 * (nqkv * 2 + nout + nlse), 2.5 * flops,
+           sizeof(io_t) == 2);
+    void *bufs[] = {qkv, out, lse, dout, dqkv};
     for (void *p : bufs)
         cudaCheck(cudaFree(p));
 }

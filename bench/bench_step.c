@@ -7,10 +7,11 @@
  *
  * FLOPs and bytes are counted, not sampled: the benchmark runs the model on a copy of the
  * backend's table whose every entry is wrapped to count the work each call does (GEMMs: 2 N IC
- * OC per product; attention: 4 B T^2 C forward, halved where causal, twice that backward) and
- * the time it takes (one clock read before and after each call; meaningful on the CPU only,
- * where the ops are synchronous). The ops themselves run unchanged. Each step ends by reading
- * one value back, so a GPU's step time includes all of its kernels.
+ * OC per product; attention: 4 B T^2 C forward, halved where causal, 2.5 times that backward,
+ * which recomputes the scores) and the time it takes (one clock read before and after each
+ * call; meaningful on the CPU only, where the ops are synchronous). The ops themselves run
+ * unchanged. Each step ends by reading one value back, so a GPU's step time includes all of
+ * its kernels.
  * --cpu-time reads the process's CPU time instead of the wall clock: with OMP_NUM_THREADS=1
  * that counts only the time the step itself ran, the steadier measure on a machine shared
  * with other jobs (with more threads it also counts their waiting at barriers).
@@ -140,22 +141,24 @@ static void p_residual_layernorm_forward(Act *residual, Act *out, float *mean, f
     inner->residual_layernorm_forward(residual, out, mean, rstd, a, b, weight, bias, N, C);
     account(P_RES_LN_FWD, t0, 4.0 * N * C + 2.0 * C + 2.0 * N, 0);
 }
-/* q.k and att.v: 2 multiply-adds per (query, key, channel); causal rows see half the keys */
+/* q.k and P.v: 2 multiply-adds per (query, key, channel); causal rows see half the keys */
 static double attention_flops(int B, int T, int C, int causal) {
     double pairs = causal ? 0.5 * T * (T + 1) : (double)T * T;
     return 4.0 * B * pairs * C;
 }
-static void p_attention_forward(Act *out, Act *att, const Act *qkv, int B, int T, int C,
+static void p_attention_forward(Act *out, float *lse, const Act *qkv, int B, int T, int C,
                                 int NH, int causal) {
     double t0 = clock_seconds();
-    inner->attention_forward(out, att, qkv, B, T, C, NH, causal);
-    account(P_ATTN_FWD, t0, 4.0 * B * T * C + (double)B * NH * T * T, attention_flops(B, T, C, causal));
+    inner->attention_forward(out, lse, qkv, B, T, C, NH, causal);
+    account(P_ATTN_FWD, t0, 4.0 * B * T * C + (double)B * NH * T, attention_flops(B, T, C, causal));
 }
-static void p_attention_backward(float *dqkv, float *datt, const float *dout, const Act *qkv,
-                                 const Act *att, int B, int T, int C, int NH, int causal) {
+/* reads dout, qkv, out and lse, updates dqkv; five products: q.k again, dout.v, P^T dout,
+   dS.k and dS^T q */
+static void p_attention_backward(float *dqkv, const float *dout, const Act *qkv, const Act *out,
+                                 const float *lse, int B, int T, int C, int NH, int causal) {
     double t0 = clock_seconds();
-    inner->attention_backward(dqkv, datt, dout, qkv, att, B, T, C, NH, causal);
-    account(P_ATTN_BWD, t0, 10.0 * B * T * C + 3.0 * B * NH * T * T, 2 * attention_flops(B, T, C, causal));
+    inner->attention_backward(dqkv, dout, qkv, out, lse, B, T, C, NH, causal);
+    account(P_ATTN_BWD, t0, 11.0 * B * T * C + (double)B * NH * T, 2.5 * attention_flops(B, T, C, causal));
 }
 static void p_activation_forward(Act *out, const Act *inp, size_t n, ActKind act) {
     double t0 = clock_seconds();

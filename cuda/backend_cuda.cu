@@ -167,14 +167,14 @@ static void cuda_residual_layernorm_forward(Act *residual, Act *out, float *mean
 /* ---- attention ---- */
 
 template <typename io_t>
-static void cuda_attention_forward(Act *out, Act *att, const Act *qkv, int B, int T, int C, int NH, int causal) {
-    attention_forward<io_t>((io_t *)out, (io_t *)att, (const io_t *)qkv, B, T, C, NH, causal, stream);
+static void cuda_attention_forward(Act *out, float *lse, const Act *qkv, int B, int T, int C, int NH, int causal) {
+    attention_forward<io_t>((io_t *)out, lse, (const io_t *)qkv, B, T, C, NH, causal, stream);
 }
 
 template <typename io_t>
-static void cuda_attention_backward(float *dqkv, float *datt, const float *dout, const Act *qkv, const Act *att,
+static void cuda_attention_backward(float *dqkv, const float *dout, const Act *qkv, const Act *out, const float *lse,
                                     int B, int T, int C, int NH, int causal) {
-    attention_backward<io_t>(dqkv, datt, dout, (const io_t *)qkv, (const io_t *)att, B, T, C, NH, causal, stream);
+    attention_backward<io_t>(dqkv, dout, (const io_t *)qkv, (const io_t *)out, lse, B, T, C, NH, causal, stream);
 }
 
 /* ---- elementwise ---- */

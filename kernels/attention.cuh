@@ -1,24 +1,30 @@
 /*
  * attention.cuh: fused multi-head self-attention for CLIP's short sequences (T = 50, 77, 197,
- * 257 ...), forward and backward, reading the packed qkv [B,T,3C] directly (no permutes).
+ * 257 ...), forward and backward, reading the packed qkv [B,T,3C] directly (no permutes):
+ * the scalar fp32 kernels, which serve every precision and head size, and the dispatch that
+ * sends bf16 at head size 64 to the tensor-core kernels of attention_mma.cuh instead.
+ *
+ * No [T, T] matrix leaves the chip. The forward saves the log-sum-exp lse [B,NH,T] of each
+ * query row's scaled scores; the backward recomputes the softmax P = e^(S - lse) from Q, K
+ * and lse, and takes D = rowsum(dO * O) from the forward's output (backend.h).
  *
  * At these lengths the flash-attention tiling of long sequences leaves its tiles mostly
  * empty. Instead one block owns (a tile of query rows, one head, one batch row) and keeps
  * the tile's whole score rows [q_tile, T] in shared memory, so the softmax is exact and
- * single-pass, and the saved softmax `att` [B,NH,T,T] that the interface asks for is written
- * straight from shared memory. K and V stream through one shared buffer in chunks; when the
- * plan (launch_plan.h, attention_plan) finds room, the chunk is the whole sequence and each
- * is loaded once. All math is fp32; the activations qkv, att and out are io_t (float, or
- * bf16 for a bf16 backend), the gradients always fp32, since backward ops accumulate (+=) and
- * an accumulation in bf16 would round at every add.
+ * single-pass. K and V stream through shared buffers in chunks; when the plan (launch_plan.h,
+ * attention_plan) finds room, the chunk is the whole sequence and each is loaded once. All
+ * math is fp32; the activations qkv and out are io_t (float, or bf16 for a bf16 backend),
+ * lse and the gradients always fp32, since backward ops accumulate (+=) and an accumulation
+ * in bf16 would round at every add.
  *
  * Backward, in two kernels so that every gradient element has exactly one writer (no
- * atomics, deterministic):
- *   query side, block per (query tile, head, batch): dP = dO V^T, then
- *       dS = P * (dP - rowsum(P * dP)) * scale, written to the datt scratch, then dQ += dS K;
- *   key side, block per (key tile, head, batch): dK += dS^T Q and dV += P^T dO, streaming
- *       the query rows in chunks.
- * Masked (causal) entries of att and dS are exact zeros, so the key side needs no mask.
+ * atomics, deterministic), each recomputing the P and dS it needs:
+ *   query side, block per (query tile, head, batch): per K/V chunk, S = Q K^T scale,
+ *       P = e^(S - lse), dP = dO V^T, dS = P (dP - D) scale, all into the score rows; then
+ *       dQ += dS K;
+ *   key side, block per (key tile, head, batch): per chunk of query rows, the same P and dS
+ *       for the tile's keys, then dK += dS^T Q and dV += P^T dO.
+ * Masked (causal) entries of P and dS are exact zeros.
  *
  * Thread mappings (256 threads): in score loops consecutive threads take consecutive keys
  * (K rows padded to hs+1 floats so they fall in different banks; the query value is a
@@ -29,6 +35,7 @@
 #ifndef TNG_KERNELS_ATTENTION_CUH
 #define TNG_KERNELS_ATTENTION_CUH
 
+#include "attention_mma.cuh" /* defines: attention_mma_forward, attention_mma_backward */
 #include "common.cuh"
 #include "cuda/cuda_common.h"
 
@@ -43,16 +50,15 @@ __device__ void load_head_rows(float *dst, int pitch, const io_t *src, size_t ro
     }
 }
 
-/* scores[i][k0+j] = scale * dot(a[i], kv[j]) for the chunk's keys; -inf (or 0 when
- * masked_value says so) above the causal diagonal. */
+/* scores[i][k0+j] = scale * dot(a[i], kv[j]) for the chunk's keys; -inf above the causal
+ * diagonal. */
 static __device__ void chunk_scores(float *scores, int T, const float *a, const float *kv, int hs,
-                                    int rows, int kc, int q0, int k0, int causal, float scale,
-                                    float masked_value) {
+                                    int rows, int kc, int q0, int k0, int causal, float scale) {
     for (int idx = threadIdx.x; idx < rows * kc; idx += blockDim.x) {
         int i = idx / kc, j = idx % kc;
         float s;
         if (causal && k0 + j > q0 + i) {
-            s = masked_value;
+            s = -INFINITY;
         } else {
             const float *ai = a + i * hs, *kj = kv + j * (hs + 1);
             float dot = 0.0f;
@@ -82,10 +88,25 @@ __device__ __forceinline__ void chunk_weighted_sum(float *acc, const float *p, i
     }
 }
 
+/* P and dS of one (query, key) pair from their rows (hs values each): P = e^(scale q.k - lse),
+ * dP = dO.v, dS = P (dP - D) scale, D = rowsum(dO * O) of the query. */
+__device__ __forceinline__ void pair_p_ds(float *p, float *ds, const float *q, const float *dO,
+                                          const float *k, const float *v, int hs, float lse,
+                                          float D, float scale) {
+    float s = 0.0f, dp = 0.0f;
+    for (int d = 0; d < hs; d++) {
+        s += q[d] * k[d];
+        dp += dO[d] * v[d];
+    }
+    *p = expf(s * scale - lse);
+    *ds = *p * (dp - D) * scale;
+}
+
 /* What a block of the forward or of the query-side backward works on: one head of one
- * batch row, its query rows [q0, q0 + rows), and its shared memory cut into the tile's rows
- * of one operand (a_s: Q or dO, pitch hs), its whole score rows (s_s: [q_tile][T]) and the
- * buffer K or V streams through (kv_s: pitch hs + 1). */
+ * batch row, its query rows [q0, q0 + rows), and its shared memory (attention_smem_bytes):
+ * the tile's Q rows (a_s, pitch hs), its whole score rows (s_s: [q_tile][T]) and the buffer
+ * K or V streams through (kv_s: pitch hs + 1); the backward adds the tile's dO rows (do_s),
+ * a second buffer so that K and V chunks sit side by side (v_s), and each row's lse and D. */
 struct QueryTile {
     int hs, b, h, q0, rows;
     int kv_end; /* keys [0, kv_end) are seen: a causal tile never looks past its last query */
@@ -93,11 +114,14 @@ struct QueryTile {
     size_t row_stride; /* 3C: the row pitch of qkv and dqkv */
     size_t head;       /* offset of this (batch row, head)'s q columns in qkv and dqkv; k at
                           head + C, v at head + 2C */
+    size_t head_out;   /* offset of its columns in out and dout ([B,T,C]) */
+    size_t head_lse;   /* offset of its row 0 in lse ([B,NH,T]) */
     float *a_s, *s_s, *kv_s;
+    float *do_s, *v_s, *lse_s, *d_s; /* backward only */
 };
 
 static __device__ __forceinline__ QueryTile query_tile(float *smem, int T, int C, int NH,
-                                                       int q_tile, int causal) {
+                                                       int q_tile, int kv_chunk, int causal) {
     QueryTile t;
     t.hs = C / NH;
     t.b = blockIdx.z;
@@ -110,26 +134,30 @@ static __device__ __forceinline__ QueryTile query_tile(float *smem, int T, int C
     t.warps = blockDim.x / PLAN_WARP;
     t.row_stride = (size_t)3 * C;
     t.head = (size_t)t.b * T * t.row_stride + (size_t)t.h * t.hs;
+    t.head_out = (size_t)t.b * T * C + (size_t)t.h * t.hs;
+    t.head_lse = ((size_t)t.b * NH + t.h) * T;
     t.a_s = smem;
     t.s_s = t.a_s + q_tile * t.hs;
     t.kv_s = t.s_s + q_tile * T;
+    t.do_s = t.kv_s + kv_chunk * (t.hs + 1);
+    t.v_s = t.do_s + q_tile * t.hs;
+    t.lse_s = t.v_s + kv_chunk * (t.hs + 1);
+    t.d_s = t.lse_s + q_tile;
     return t;
 }
 
-/* s_s[i][j] = scale * dot(a_s[i], kv[j]) for every key j the tile sees, kv = the head's K
- * (kv_offset C) or V (2C) streamed through kv_s in chunks; masked_value above the causal
- * diagonal. a_s must be loaded; every score is final when this returns. */
+/* s_s[i][j] = scale * dot(a_s[i], K[j]) for every key j the tile sees, K streamed through
+ * kv_s in chunks; -inf above the causal diagonal. a_s must be loaded; every score is final
+ * when this returns. */
 template <typename io_t>
-__device__ __forceinline__ void tile_scores(const QueryTile &t, const io_t *qkv, size_t kv_offset,
-                                            int T, int kv_chunk, int causal, float scale,
-                                            float masked_value) {
+__device__ __forceinline__ void tile_scores(const QueryTile &t, const io_t *qkv, int C, int T,
+                                            int kv_chunk, int causal, float scale) {
     for (int k0 = 0; k0 < t.kv_end; k0 += kv_chunk) {
         int kc = min(kv_chunk, t.kv_end - k0);
         __syncthreads(); /* a_s is loaded / the previous chunk's scores are done */
-        load_head_rows(t.kv_s, t.hs + 1, qkv + t.head + kv_offset, t.row_stride, k0, kc, t.hs);
+        load_head_rows(t.kv_s, t.hs + 1, qkv + t.head + C, t.row_stride, k0, kc, t.hs);
         __syncthreads();
-        chunk_scores(t.s_s, T, t.a_s, t.kv_s, t.hs, t.rows, kc, t.q0, k0, causal, scale,
-                     masked_value);
+        chunk_scores(t.s_s, T, t.a_s, t.kv_s, t.hs, t.rows, kc, t.q0, k0, causal, scale);
     }
     __syncthreads();
 }
@@ -153,14 +181,14 @@ __device__ __forceinline__ void tile_weighted_sum(float *acc, const QueryTile &t
 
 template <typename io_t>
 __global__ void __launch_bounds__(ATT_THREADS)
-    attention_forward_kernel(io_t *out, io_t *att, const io_t *qkv, int T, int C, int NH,
+    attention_forward_kernel(io_t *out, float *lse, const io_t *qkv, int T, int C, int NH,
                              int q_tile, int kv_chunk, int causal, float scale) {
     TNG_DYNAMIC_SMEM(float, smem);
-    QueryTile t = query_tile(smem, T, C, NH, q_tile, causal);
+    QueryTile t = query_tile(smem, T, C, NH, q_tile, kv_chunk, causal);
     load_head_rows(t.a_s, t.hs, qkv + t.head, t.row_stride, t.q0, t.rows, t.hs);
-    tile_scores(t, qkv, (size_t)C, T, kv_chunk, causal, scale, -INFINITY);
+    tile_scores(t, qkv, C, T, kv_chunk, causal, scale);
 
-    /* softmax, one warp per row; att gets the whole row, zeros past the causal diagonal */
+    /* softmax, one warp per row; zeros past the causal diagonal; lse = max + log(sum) */
     for (int i = t.warp; i < t.rows; i += t.warps) {
         float *srow = t.s_s + i * T;
         int t_end = causal ? t.q0 + i + 1 : T;
@@ -174,13 +202,12 @@ __global__ void __launch_bounds__(ATT_THREADS)
             srow[j] = e;
             sum += e;
         }
-        float inv = 1.0f / warp_sum(sum);
-        io_t *arow = att + (((size_t)t.b * NH + t.h) * T + t.q0 + i) * T;
-        for (int j = t.lane; j < T; j += PLAN_WARP) {
-            float p = j < t_end ? srow[j] * inv : 0.0f;
-            srow[j] = p;
-            arow[j] = store_as<io_t>(p);
-        }
+        sum = warp_sum(sum);
+        float inv = 1.0f / sum;
+        if (t.lane == 0)
+            lse[t.head_lse + t.q0 + i] = m + logf(sum);
+        for (int j = t.lane; j < t.kv_end; j += PLAN_WARP)
+            srow[j] = j < t_end ? srow[j] * inv : 0.0f;
     }
 
     /* out = P V */
@@ -192,39 +219,36 @@ __global__ void __launch_bounds__(ATT_THREADS)
         if (idx >= t.rows * t.hs)
             break;
         int i = idx / t.hs, d = idx % t.hs;
-        out[((size_t)t.b * T + t.q0 + i) * C + t.h * t.hs + d] = store_as<io_t>(acc[a]);
+        out[t.head_out + (size_t)(t.q0 + i) * C + d] = store_as<io_t>(acc[a]);
     }
 }
 
-/* Query side of the backward: dS into datt, dQ += dS K. The gradients dout and dqkv are fp32
- * whatever io_t is (an accumulation in bf16 would round at every +=). */
+/* Query side of the backward: dS into the score rows, chunk by chunk of K and V, then
+ * dQ += dS K. The gradients dout and dqkv are fp32 whatever io_t is. */
 template <typename io_t>
 __global__ void __launch_bounds__(ATT_THREADS)
-    attention_backward_query_kernel(float *dqkv, float *datt, const float *dout, const io_t *qkv,
-                                    const io_t *att, int T, int C, int NH, int q_tile, int kv_chunk,
-                                    int causal, float scale) {
+    attention_backward_query_kernel(float *dqkv, const float *dout, const io_t *qkv,
+                                    const io_t *out, const float *lse, int T, int C, int NH,
+                                    int q_tile, int kv_chunk, int causal, float scale) {
     TNG_DYNAMIC_SMEM(float, smem);
-    QueryTile t = query_tile(smem, T, C, NH, q_tile, causal);
-    load_head_rows(t.a_s, t.hs, dout + (size_t)t.b * T * C + t.h * t.hs, (size_t)C, t.q0, t.rows,
-                   t.hs);
-    /* dP = dO V^T (masked entries 0: they are multiplied by P = 0 below anyway) */
-    tile_scores(t, qkv, (size_t)2 * C, T, kv_chunk, causal, 1.0f, 0.0f);
-
-    /* through the softmax: dS = P (dP - sum_j P dP) scale; the whole row goes to datt */
-    for (int i = t.warp; i < t.rows; i += t.warps) {
-        float *srow = t.s_s + i * T;
-        int t_end = causal ? t.q0 + i + 1 : T;
-        size_t row_offset = (((size_t)t.b * NH + t.h) * T + t.q0 + i) * T;
-        const io_t *arow = att + row_offset;
-        float weighted = 0.0f;
-        for (int j = t.lane; j < t_end; j += PLAN_WARP)
-            weighted += load_f32(arow[j]) * srow[j];
-        weighted = warp_sum(weighted);
-        float *drow = datt + row_offset;
-        for (int j = t.lane; j < T; j += PLAN_WARP) {
-            float ds = j < t_end ? load_f32(arow[j]) * (srow[j] - weighted) * scale : 0.0f;
-            srow[j] = ds;
-            drow[j] = ds;
+    QueryTile t = query_tile(smem, T, C, NH, q_tile, kv_chunk, causal);
+    load_head_rows(t.a_s, t.hs, qkv + t.head, t.row_stride, t.q0, t.rows, t.hs);
+    load_head_rows(t.do_s, t.hs, dout + t.head_out, (size_t)C, t.q0, t.rows, t.hs);
+    load_row_stats(t.lse_s, t.d_s, lse + t.head_lse, dout + t.head_out, out + t.head_out, C,
+                   t.q0, t.rows, t.hs);
+    for (int k0 = 0; k0 < t.kv_end; k0 += kv_chunk) {
+        int kc = min(kv_chunk, t.kv_end - k0);
+        __syncthreads(); /* the tile's rows and stats are loaded / the previous chunk is done */
+        load_head_rows(t.kv_s, t.hs + 1, qkv + t.head + C, t.row_stride, k0, kc, t.hs);
+        load_head_rows(t.v_s, t.hs + 1, qkv + t.head + 2 * C, t.row_stride, k0, kc, t.hs);
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < t.rows * kc; idx += blockDim.x) {
+            int i = idx / kc, j = idx % kc;
+            float p = 0.0f, ds = 0.0f;
+            if (!causal || k0 + j <= t.q0 + i)
+                pair_p_ds(&p, &ds, t.a_s + i * t.hs, t.do_s + i * t.hs, t.kv_s + j * (t.hs + 1),
+                          t.v_s + j * (t.hs + 1), t.hs, t.lse_s[i], t.d_s[i], scale);
+            t.s_s[i * T + k0 + j] = ds;
         }
     }
 
@@ -242,25 +266,28 @@ __global__ void __launch_bounds__(ATT_THREADS)
 }
 
 /* Key side of the backward: this block's keys [j0, j0+k_tile) get dK += dS^T Q and
- * dV += P^T dO, summed over query rows in order. */
+ * dV += P^T dO, summed over query rows in order, P and dS recomputed chunk by chunk of
+ * query rows. */
 template <typename io_t>
 __global__ void __launch_bounds__(ATT_THREADS)
-    attention_backward_key_kernel(float *dqkv, const float *datt, const float *dout,
-                                  const io_t *qkv, const io_t *att, int T, int C, int NH,
-                                  int causal) {
+    attention_backward_key_kernel(float *dqkv, const float *dout, const io_t *qkv,
+                                  const io_t *out, const float *lse, int T, int C, int NH,
+                                  int k_tile, int i_chunk, int causal, float scale) {
     TNG_DYNAMIC_SMEM(float, smem);
-    const int k_tile = ATT_K_TILE, i_chunk = ATT_I_CHUNK;
     int hs = C / NH, b = blockIdx.z, h = blockIdx.y, j0 = blockIdx.x * k_tile;
     int keys = min(k_tile, T - j0);
-    float *q_s = smem, *do_s = q_s + i_chunk * (hs + 1);
+    float *k_s = smem, *v_s = k_s + k_tile * (hs + 1);
+    float *q_s = v_s + k_tile * (hs + 1), *do_s = q_s + i_chunk * (hs + 1);
     float *ds_s = do_s + i_chunk * (hs + 1), *p_s = ds_s + i_chunk * k_tile;
+    float *lse_s = p_s + i_chunk * k_tile, *d_s = lse_s + i_chunk;
     size_t row_stride = (size_t)3 * C;
     size_t head = (size_t)b * T * row_stride + (size_t)h * hs;
-    const float *dout_base = dout + (size_t)b * T * C + h * hs;
-    size_t head_offset = ((size_t)b * NH + h) * T * T;
+    size_t head_out = (size_t)b * T * C + (size_t)h * hs, head_lse = ((size_t)b * NH + h) * T;
     /* with a causal mask, queries before the first key of the tile see none of its keys */
     int i_begin = causal ? j0 : 0;
 
+    load_head_rows(k_s, hs + 1, qkv + head + C, row_stride, j0, keys, hs);
+    load_head_rows(v_s, hs + 1, qkv + head + 2 * C, row_stride, j0, keys, hs);
     float dk[ATT_MAX_ACC], dv[ATT_MAX_ACC];
 #pragma unroll
     for (int a = 0; a < ATT_MAX_ACC; a++)
@@ -269,12 +296,17 @@ __global__ void __launch_bounds__(ATT_THREADS)
         int ic = min(i_chunk, T - i0);
         __syncthreads(); /* the previous chunk is consumed */
         load_head_rows(q_s, hs + 1, qkv + head, row_stride, i0, ic, hs);
-        load_head_rows(do_s, hs + 1, dout_base, (size_t)C, i0, ic, hs);
+        load_head_rows(do_s, hs + 1, dout + head_out, (size_t)C, i0, ic, hs);
+        load_row_stats(lse_s, d_s, lse + head_lse, dout + head_out, out + head_out, C, i0, ic, hs);
+        __syncthreads();
         for (int idx = threadIdx.x; idx < ic * keys; idx += blockDim.x) {
             int r = idx / keys, jj = idx % keys;
-            size_t at = head_offset + (size_t)(i0 + r) * T + j0 + jj;
-            ds_s[r * k_tile + jj] = datt[at];
-            p_s[r * k_tile + jj] = load_f32(att[at]);
+            float p = 0.0f, ds = 0.0f;
+            if (!causal || j0 + jj <= i0 + r)
+                pair_p_ds(&p, &ds, q_s + r * (hs + 1), do_s + r * (hs + 1), k_s + jj * (hs + 1),
+                          v_s + jj * (hs + 1), hs, lse_s[r], d_s[r], scale);
+            p_s[r * k_tile + jj] = p;
+            ds_s[r * k_tile + jj] = ds;
         }
         __syncthreads();
 #pragma unroll
@@ -313,37 +345,41 @@ template <typename Kernel> static void allow_large_smem(Kernel kernel, bool *don
     *done = true;
 }
 
-static inline AttentionPlan attention_checked_plan(int B, int T, int C, int NH) {
+static inline AttentionPlan attention_checked_plan(int B, int T, int C, int NH, int pass) {
     shapeCheck(NH > 0 && C % NH == 0, "attention width %d with %d heads", C, NH);
-    AttentionPlan plan = attention_plan(B, T, NH, C / NH, device_smem_optin());
+    AttentionPlan plan = attention_plan(B, T, NH, C / NH, device_smem_optin(), pass);
     shapeCheck(plan.ok, "attention B=%d T=%d NH=%d head dim %d (head dim 1..%d)", B, T, NH, C / NH,
                ATT_MAX_HEAD_DIM);
     return plan;
 }
 
+/* lse is fp32 [B,NH,T] whatever io_t is. */
 template <typename io_t>
-void attention_forward(io_t *out, io_t *att, const io_t *qkv, int B, int T, int C, int NH,
+void attention_forward(io_t *out, float *lse, const io_t *qkv, int B, int T, int C, int NH,
                        int causal, cudaStream_t stream) {
     if (B == 0 || T == 0)
         return;
-    AttentionPlan plan = attention_checked_plan(B, T, C, NH);
+    if (attention_mma_forward(out, lse, qkv, B, T, C, NH, causal, stream))
+        return;
+    AttentionPlan plan = attention_checked_plan(B, T, C, NH, ATT_FORWARD);
     static bool configured;
     allow_large_smem(attention_forward_kernel<io_t>, &configured);
     dim3 grid((unsigned)plan.grid_x, (unsigned)NH, (unsigned)B);
     float scale = 1.0f / sqrtf((float)(C / NH));
     TNG_LAUNCH(attention_forward_kernel<io_t>, grid, ATT_THREADS, plan.smem_bytes, stream, out,
-               att, qkv, T, C, NH, plan.q_tile, plan.kv_chunk, causal, scale);
+               lse, qkv, T, C, NH, plan.q_tile, plan.kv_chunk, causal, scale);
 }
 
-/* datt is fp32 scratch of att's size (it carries dS between the two kernels); the gradients
- * dqkv and dout are fp32 whatever io_t is. */
+/* dqkv += the gradient; dout, dqkv and lse are fp32 whatever io_t is; out is the forward's. */
 template <typename io_t>
-void attention_backward(float *dqkv, float *datt, const float *dout, const io_t *qkv,
-                        const io_t *att, int B, int T, int C, int NH, int causal,
+void attention_backward(float *dqkv, const float *dout, const io_t *qkv, const io_t *out,
+                        const float *lse, int B, int T, int C, int NH, int causal,
                         cudaStream_t stream) {
     if (B == 0 || T == 0)
         return;
-    AttentionPlan plan = attention_checked_plan(B, T, C, NH);
+    if (attention_mma_backward(dqkv, dout, qkv, out, lse, B, T, C, NH, causal, stream))
+        return;
+    AttentionPlan plan = attention_checked_plan(B, T, C, NH, ATT_BACKWARD);
     AttentionKeyPlan key_plan = attention_key_plan(B, T, NH, C / NH);
     shapeCheck(key_plan.ok, "attention backward B=%d T=%d NH=%d", B, T, NH);
     static bool configured;
@@ -351,10 +387,11 @@ void attention_backward(float *dqkv, float *datt, const float *dout, const io_t 
     float scale = 1.0f / sqrtf((float)(C / NH));
     dim3 grid((unsigned)plan.grid_x, (unsigned)NH, (unsigned)B);
     TNG_LAUNCH(attention_backward_query_kernel<io_t>, grid, ATT_THREADS, plan.smem_bytes, stream,
-               dqkv, datt, dout, qkv, att, T, C, NH, plan.q_tile, plan.kv_chunk, causal, scale);
+               dqkv, dout, qkv, out, lse, T, C, NH, plan.q_tile, plan.kv_chunk, causal, scale);
     dim3 key_grid((unsigned)key_plan.grid_x, (unsigned)NH, (unsigned)B);
     TNG_LAUNCH(attention_backward_key_kernel<io_t>, key_grid, ATT_THREADS, key_plan.smem_bytes,
-               stream, dqkv, datt, dout, qkv, att, T, C, NH, causal);
+               stream, dqkv, dout, qkv, out, lse, T, C, NH, key_plan.k_tile, key_plan.i_chunk,
+               causal, scale);
 }
 
 #endif

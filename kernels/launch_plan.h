@@ -119,15 +119,18 @@ static inline ColsumPlan colsum_plan(size_t N, size_t C) {
 }
 
 /* ----------------------------------------------------------------------------
- * Fused attention, one block per (query tile, head, batch row).
+ * Fused attention (kernels/attention.cuh), one block per (query tile, head, batch row).
  *
- * Shared memory of the forward kernel and of the backward's query-side kernel:
- *   Q (or dO) tile   q_tile x hs
+ * Shared memory of the forward kernel (ATT_FORWARD):
+ *   Q tile           q_tile x hs
  *   score rows       q_tile x T        (the whole softmax row stays on chip)
  *   K or V chunk     kv_chunk x (hs+1) (the +1 pad puts consecutive keys in different banks)
- * When kv_chunk >= T all of K, then all of V, sit on chip at once ("resident"); otherwise
- * they stream through in chunks ("tiled"). The plan tries the largest query tile and a
- * resident K/V first, then smaller K/V chunks, then smaller query tiles. */
+ * and of the backward's query-side kernel (ATT_BACKWARD), which recomputes P and dS chunk by
+ * chunk and so holds K and V chunks side by side, plus the tile's dO rows and each row's lse
+ * and D: twice the Q tile and the chunk, plus 2 q_tile floats.
+ * When kv_chunk >= T all of K (and V) sit on chip at once ("resident"); otherwise they stream
+ * through in chunks ("tiled"). The plan tries the largest query tile and a resident K/V
+ * first, then smaller K/V chunks, then smaller query tiles. */
 
 #define ATT_THREADS 256
 #define ATT_MAX_Q_TILE 32
@@ -135,6 +138,7 @@ static inline ColsumPlan colsum_plan(size_t N, size_t C) {
 #define ATT_MAX_HEAD_DIM 128
 /* Each thread accumulates ceil(q_tile*hs / ATT_THREADS) outputs in registers. */
 #define ATT_MAX_ACC ((ATT_MAX_Q_TILE * ATT_MAX_HEAD_DIM) / ATT_THREADS)
+enum { ATT_FORWARD = 0, ATT_BACKWARD = 1 };
 
 typedef struct {
     int ok;
@@ -144,11 +148,15 @@ typedef struct {
     size_t grid_x; /* query tiles: ceil(T / q_tile); grid y = NH, z = B */
 } AttentionPlan;
 
-static inline size_t attention_smem_bytes(int T, int hs, int q_tile, int kv_chunk) {
-    return sizeof(float) * ((size_t)q_tile * hs + (size_t)q_tile * T + (size_t)kv_chunk * (hs + 1));
+/* pass: ATT_FORWARD or ATT_BACKWARD */
+static inline size_t attention_smem_bytes(int T, int hs, int q_tile, int kv_chunk, int pass) {
+    size_t copies = pass == ATT_BACKWARD ? 2 : 1;
+    return sizeof(float) * (copies * ((size_t)q_tile * hs + (size_t)kv_chunk * (hs + 1)) +
+                            (size_t)q_tile * T + (pass == ATT_BACKWARD ? 2 * (size_t)q_tile : 0));
 }
 
-static inline AttentionPlan attention_plan(int B, int T, int NH, int hs, size_t smem_limit) {
+static inline AttentionPlan attention_plan(int B, int T, int NH, int hs, size_t smem_limit,
+                                           int pass) {
     AttentionPlan p = {0, 0, 0, 0, 0, 0};
     if (B < 1 || T < 1 || NH < 1 || hs < 1 || hs > ATT_MAX_HEAD_DIM)
         return p;
@@ -157,7 +165,7 @@ static inline AttentionPlan attention_plan(int B, int T, int NH, int hs, size_t 
     int first_tile = T < ATT_MAX_Q_TILE ? T : ATT_MAX_Q_TILE;
     for (int q_tile = first_tile; q_tile >= 1; q_tile /= 2) {
         for (int kv_chunk = T;; kv_chunk /= 2) {
-            size_t bytes = attention_smem_bytes(T, hs, q_tile, kv_chunk);
+            size_t bytes = attention_smem_bytes(T, hs, q_tile, kv_chunk, pass);
             if (bytes <= smem_limit) {
                 p.ok = 1;
                 p.q_tile = q_tile;
@@ -175,8 +183,11 @@ static inline AttentionPlan attention_plan(int B, int T, int NH, int hs, size_t 
 }
 
 /* The backward's key-side kernel: one block per (key tile, head, batch row) owns dK and dV
- * of its keys (so no two blocks write the same gradient: no atomics), and streams the query
- * rows in chunks: Q and dO chunks (i_chunk x hs each), dS and P chunks (i_chunk x k_tile). */
+ * of its keys (so no two blocks write the same gradient: no atomics). Its keys' K and V rows
+ * stay on chip (k_tile x (hs+1) each) while the query rows stream in chunks: Q and dO chunks
+ * (i_chunk x (hs+1) each), the recomputed P and dS (i_chunk x k_tile each), and each row's lse
+ * and D. Within the default 48 KB (no opt-in): the query chunk halves first, then the key
+ * tile, from 32 and 32 (both at 32 for hs <= 64; 16 and 16 at hs 128). */
 
 #define ATT_K_TILE 32
 #define ATT_I_CHUNK 32
@@ -188,16 +199,63 @@ typedef struct {
     size_t grid_x; /* ceil(T / k_tile) */
 } AttentionKeyPlan;
 
+static inline size_t attention_key_smem_bytes(int hs, int k_tile, int i_chunk) {
+    return sizeof(float) * ((size_t)2 * (k_tile + i_chunk) * (hs + 1) +
+                            (size_t)2 * i_chunk * k_tile + (size_t)2 * i_chunk);
+}
+
 static inline AttentionKeyPlan attention_key_plan(int B, int T, int NH, int hs) {
     AttentionKeyPlan p = {0, ATT_K_TILE, ATT_I_CHUNK, 0, 0};
     if (B < 1 || T < 1 || NH < 1 || hs < 1 || hs > ATT_MAX_HEAD_DIM)
         return p;
     if (B > PLAN_GRID_YZ_MAX || NH > PLAN_GRID_YZ_MAX)
         return p;
-    p.smem_bytes =
-        sizeof(float) * ((size_t)2 * ATT_I_CHUNK * (hs + 1) + (size_t)2 * ATT_I_CHUNK * ATT_K_TILE);
-    p.grid_x = plan_ceil_div((size_t)T, ATT_K_TILE);
-    p.ok = p.smem_bytes <= PLAN_SMEM_DEFAULT;
+    while (attention_key_smem_bytes(hs, p.k_tile, p.i_chunk) > PLAN_SMEM_DEFAULT) {
+        if (p.i_chunk >= p.k_tile)
+            p.i_chunk /= 2;
+        else
+            p.k_tile /= 2;
+    }
+    p.smem_bytes = attention_key_smem_bytes(hs, p.k_tile, p.i_chunk);
+    p.grid_x = plan_ceil_div((size_t)T, (size_t)p.k_tile);
+    p.ok = 1;
+    return p;
+}
+
+/* ----------------------------------------------------------------------------
+ * Tensor-core attention (kernels/attention_mma.cuh): bf16, head size ATT_MMA_HEAD_DIM only.
+ * A block of ATT_MMA_WARPS warps, each warp 16 rows (queries in the forward and the dQ
+ * kernel, keys in the dK/dV kernel), so a block owns ATT_MMA_TILE rows; the other side
+ * streams through shared memory in chunks of ATT_MMA_TILE rows, stored as bf16 with a row
+ * pitch of ATT_MMA_PITCH elements (8 of padding: the fragment loads of consecutive rows fall
+ * in different banks). Grid: (ceil(T / ATT_MMA_TILE), NH, B) for each of the three kernels;
+ * shared memory: two chunks of ATT_MMA_TILE x ATT_MMA_PITCH bf16 (K and V, or Q and dO) and,
+ * in the backward, two floats per streamed row (lse and D): under 48 KB, whatever T is. */
+
+#define ATT_MMA_HEAD_DIM 64
+#define ATT_MMA_WARPS 4
+#define ATT_MMA_TILE (16 * ATT_MMA_WARPS)
+#define ATT_MMA_PITCH (ATT_MMA_HEAD_DIM + 8)
+
+typedef struct {
+    int ok;
+    int threads;
+    size_t smem_bytes; /* of the pass asked for */
+    size_t grid_x;     /* ceil(T / ATT_MMA_TILE); grid y = NH, z = B */
+} AttentionMmaPlan;
+
+/* ok only where the tensor-core kernels apply: head size ATT_MMA_HEAD_DIM (the caller
+ * checks the precision) */
+static inline AttentionMmaPlan attention_mma_plan(int B, int T, int NH, int hs, int pass) {
+    AttentionMmaPlan p = {0, ATT_MMA_WARPS * PLAN_WARP, 0, 0};
+    if (B < 1 || T < 1 || NH < 1 || hs != ATT_MMA_HEAD_DIM)
+        return p;
+    if (B > PLAN_GRID_YZ_MAX || NH > PLAN_GRID_YZ_MAX)
+        return p;
+    p.smem_bytes = (size_t)2 * ATT_MMA_TILE * ATT_MMA_PITCH * 2 +
+                   (pass == ATT_BACKWARD ? (size_t)2 * ATT_MMA_TILE * sizeof(float) : 0);
+    p.grid_x = plan_ceil_div((size_t)T, ATT_MMA_TILE);
+    p.ok = 1;
     return p;
 }
 

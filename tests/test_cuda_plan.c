@@ -14,13 +14,15 @@
 static const int clip_lengths[] = {50, 77, 197, 257};
 static const int head_dims[] = {32, 64, 128};
 
+static const int passes[] = {ATT_FORWARD, ATT_BACKWARD};
+
 /* Properties every usable attention plan must have. */
-static void check_attention_plan(AttentionPlan p, int T, int hs, size_t limit) {
-    CHECK(p.ok, "T=%d hs=%d has a plan", T, hs);
+static void check_attention_plan(AttentionPlan p, int T, int hs, size_t limit, int pass) {
+    CHECK(p.ok, "T=%d hs=%d pass %d has a plan", T, hs, pass);
     if (!p.ok)
         return;
     CHECK(p.smem_bytes <= limit, "T=%d hs=%d: %zu bytes > limit %zu", T, hs, p.smem_bytes, limit);
-    CHECK(p.smem_bytes == attention_smem_bytes(T, hs, p.q_tile, p.kv_chunk), "bytes formula");
+    CHECK(p.smem_bytes == attention_smem_bytes(T, hs, p.q_tile, p.kv_chunk, pass), "bytes formula");
     CHECK(p.q_tile >= 1 && p.q_tile <= ATT_MAX_Q_TILE, "q_tile %d", p.q_tile);
     CHECK(p.grid_x * (size_t)p.q_tile >= (size_t)T && (p.grid_x - 1) * (size_t)p.q_tile < (size_t)T,
           "T=%d: %zu tiles of %d rows cover it exactly", T, p.grid_x, p.q_tile);
@@ -31,50 +33,63 @@ static void check_attention_plan(AttentionPlan p, int T, int hs, size_t limit) {
 }
 
 static void test_attention_clip_lengths_fit_h200(void) {
-    for (size_t t = 0; t < sizeof clip_lengths / sizeof *clip_lengths; t++) {
-        for (size_t h = 0; h < sizeof head_dims / sizeof *head_dims; h++) {
-            int T = clip_lengths[t], hs = head_dims[h];
-            AttentionPlan p = attention_plan(512, T, 12, hs, PLAN_SMEM_LIMIT_SM90);
-            check_attention_plan(p, T, hs, PLAN_SMEM_LIMIT_SM90);
-            /* all of CLIP's lengths keep K and V whole on chip, with full 32-row tiles */
-            CHECK(p.resident && p.q_tile == ATT_MAX_Q_TILE,
-                  "T=%d hs=%d resident (chunk %d, tile %d)", T, hs, p.kv_chunk, p.q_tile);
-        }
-    }
-    /* ViT-B/32 vision: 50 tokens, head dim 64: 27,592 bytes (worked by hand) */
-    AttentionPlan p = attention_plan(1, 50, 12, 64, PLAN_SMEM_LIMIT_SM90);
+    for (size_t t = 0; t < sizeof clip_lengths / sizeof *clip_lengths; t++)
+        for (size_t h = 0; h < sizeof head_dims / sizeof *head_dims; h++)
+            for (int pass = 0; pass < 2; pass++) {
+                int T = clip_lengths[t], hs = head_dims[h];
+                AttentionPlan p = attention_plan(512, T, 12, hs, PLAN_SMEM_LIMIT_SM90, passes[pass]);
+                check_attention_plan(p, T, hs, PLAN_SMEM_LIMIT_SM90, passes[pass]);
+                /* full 32-row tiles everywhere; K and V whole on chip in the forward, and in the
+                   backward (K and V side by side) up to head dim 64, CLIP's */
+                CHECK(p.q_tile == ATT_MAX_Q_TILE, "T=%d hs=%d tile %d", T, hs, p.q_tile);
+                CHECK(p.resident || (passes[pass] == ATT_BACKWARD && hs > 64),
+                      "T=%d hs=%d pass %d resident (chunk %d)", T, hs, passes[pass], p.kv_chunk);
+            }
+    /* ViT-B/32 vision: 50 tokens, head dim 64: 27,592 bytes forward, 49,040 backward (worked
+       by hand: Q tile, score rows, K chunk; then twice the tile and the chunk, and lse, D) */
+    AttentionPlan p = attention_plan(1, 50, 12, 64, PLAN_SMEM_LIMIT_SM90, ATT_FORWARD);
     CHECK(p.smem_bytes == (size_t)(32 * 64 + 32 * 50 + 50 * 65) * 4 && p.smem_bytes == 27592,
           "T=50 hs=64: %zu bytes", p.smem_bytes);
     CHECK(p.grid_x == 2, "50 rows in 2 tiles of 32, got %zu", p.grid_x);
+    p = attention_plan(1, 50, 12, 64, PLAN_SMEM_LIMIT_SM90, ATT_BACKWARD);
+    CHECK(p.smem_bytes == (size_t)(2 * (32 * 64 + 50 * 65) + 32 * 50 + 2 * 32) * 4 &&
+              p.smem_bytes == 49040,
+          "T=50 hs=64 backward: %zu bytes", p.smem_bytes);
 }
 
 static void test_attention_tiled_paths(void) {
     /* under the default 48 KB the larger shapes must stream K/V in chunks */
-    AttentionPlan p = attention_plan(2, 257, 8, 128, PLAN_SMEM_DEFAULT);
-    check_attention_plan(p, 257, 128, PLAN_SMEM_DEFAULT);
-    CHECK(!p.resident, "T=257 hs=128 cannot be resident in 48 KB");
-    for (size_t t = 0; t < sizeof clip_lengths / sizeof *clip_lengths; t++)
-        for (size_t h = 0; h < sizeof head_dims / sizeof *head_dims; h++)
-            check_attention_plan(
-                attention_plan(1, clip_lengths[t], 1, head_dims[h], PLAN_SMEM_DEFAULT),
-                clip_lengths[t], head_dims[h], PLAN_SMEM_DEFAULT);
-    /* a long sequence on the H200: tiled, still 32-row tiles */
-    p = attention_plan(1, 1024, 1, 64, PLAN_SMEM_LIMIT_SM90);
-    check_attention_plan(p, 1024, 64, PLAN_SMEM_LIMIT_SM90);
-    CHECK(!p.resident && p.kv_chunk < 1024, "T=1024 hs=64 streams K/V (chunk %d)", p.kv_chunk);
-    /* odd tiny shapes */
-    p = attention_plan(3, 1, 3, 8, PLAN_SMEM_LIMIT_SM90);
-    check_attention_plan(p, 1, 8, PLAN_SMEM_LIMIT_SM90);
-    CHECK(p.q_tile == 1 && p.grid_x == 1, "T=1: one tile of one row");
+    for (int pass = 0; pass < 2; pass++) {
+        AttentionPlan p = attention_plan(2, 257, 8, 128, PLAN_SMEM_DEFAULT, passes[pass]);
+        check_attention_plan(p, 257, 128, PLAN_SMEM_DEFAULT, passes[pass]);
+        CHECK(!p.resident, "T=257 hs=128 cannot be resident in 48 KB");
+        for (size_t t = 0; t < sizeof clip_lengths / sizeof *clip_lengths; t++)
+            for (size_t h = 0; h < sizeof head_dims / sizeof *head_dims; h++)
+                check_attention_plan(attention_plan(1, clip_lengths[t], 1, head_dims[h],
+                                                    PLAN_SMEM_DEFAULT, passes[pass]),
+                                     clip_lengths[t], head_dims[h], PLAN_SMEM_DEFAULT, passes[pass]);
+        /* a long sequence on the H200: tiled, still 32-row tiles */
+        p = attention_plan(1, 1024, 1, 64, PLAN_SMEM_LIMIT_SM90, passes[pass]);
+        check_attention_plan(p, 1024, 64, PLAN_SMEM_LIMIT_SM90, passes[pass]);
+        CHECK(!p.resident && p.kv_chunk < 1024, "T=1024 hs=64 streams K/V (chunk %d)", p.kv_chunk);
+        /* odd tiny shapes */
+        p = attention_plan(3, 1, 3, 8, PLAN_SMEM_LIMIT_SM90, passes[pass]);
+        check_attention_plan(p, 1, 8, PLAN_SMEM_LIMIT_SM90, passes[pass]);
+        CHECK(p.q_tile == 1 && p.grid_x == 1, "T=1: one tile of one row");
+    }
 }
 
 static void test_attention_rejects(void) {
-    CHECK(!attention_plan(1, 77, 8, 129, PLAN_SMEM_LIMIT_SM90).ok, "head dim 129 is unsupported");
-    CHECK(!attention_plan(1, 77, 8, 0, PLAN_SMEM_LIMIT_SM90).ok, "head dim 0");
-    CHECK(!attention_plan(0, 77, 8, 64, PLAN_SMEM_LIMIT_SM90).ok, "B = 0");
-    CHECK(!attention_plan(70000, 77, 8, 64, PLAN_SMEM_LIMIT_SM90).ok, "B past grid z");
-    /* nothing fits 1 KB */
-    CHECK(!attention_plan(1, 257, 1, 128, 1024).ok, "no plan within 1 KB");
+    for (int pass = 0; pass < 2; pass++) {
+        CHECK(!attention_plan(1, 77, 8, 129, PLAN_SMEM_LIMIT_SM90, passes[pass]).ok,
+              "head dim 129 is unsupported");
+        CHECK(!attention_plan(1, 77, 8, 0, PLAN_SMEM_LIMIT_SM90, passes[pass]).ok, "head dim 0");
+        CHECK(!attention_plan(0, 77, 8, 64, PLAN_SMEM_LIMIT_SM90, passes[pass]).ok, "B = 0");
+        CHECK(!attention_plan(70000, 77, 8, 64, PLAN_SMEM_LIMIT_SM90, passes[pass]).ok,
+              "B past grid z");
+        /* nothing fits 1 KB */
+        CHECK(!attention_plan(1, 257, 1, 128, 1024, passes[pass]).ok, "no plan within 1 KB");
+    }
 }
 
 static void test_attention_key_side(void) {
@@ -83,10 +98,37 @@ static void test_attention_key_side(void) {
         AttentionKeyPlan k = attention_key_plan(4, 257, 12, hs);
         CHECK(k.ok && k.smem_bytes <= PLAN_SMEM_DEFAULT, "hs=%d key plan %zu bytes", hs,
               k.smem_bytes);
-        CHECK(k.grid_x == 9, "257 keys in 9 tiles of 32, got %zu", k.grid_x);
+        CHECK(k.smem_bytes == attention_key_smem_bytes(hs, k.k_tile, k.i_chunk), "bytes formula");
+        /* 32 keys by 32 queries up to hs 64 (41,728 bytes at 64); 16 by 16 at 128 (35,200) */
+        int want = hs <= 64 ? 32 : 16;
+        CHECK(k.k_tile == want && k.i_chunk == want, "hs=%d: tile %d, chunk %d", hs, k.k_tile,
+              k.i_chunk);
+        CHECK(k.grid_x == (size_t)(257 + want - 1) / want, "257 keys in tiles of %d, got %zu",
+              want, k.grid_x);
         CHECK((size_t)k.k_tile * hs <= (size_t)ATT_THREADS * ATT_MAX_ACC, "key accumulators");
     }
+    CHECK(attention_key_plan(1, 77, 1, 64).smem_bytes == 41728, "hs 64 key plan bytes");
+    CHECK(attention_key_plan(1, 77, 1, 128).smem_bytes == 35200, "hs 128 key plan bytes");
     CHECK(!attention_key_plan(1, 77, 1, 200).ok, "head dim 200 rejected");
+}
+
+/* The tensor-core plan: head size 64 only; blocks of 64 rows; 18,432 bytes of bf16 chunks
+ * (two of 64 x 72), plus 512 of lse and D in the backward */
+static void test_attention_mma_plan(void) {
+    const int lengths[] = {1, 17, 50, 64, 65, 77, 197, 257};
+    const size_t tiles[] = {1, 1, 1, 1, 2, 2, 4, 5};
+    for (size_t t = 0; t < sizeof lengths / sizeof *lengths; t++) {
+        AttentionMmaPlan f = attention_mma_plan(256, lengths[t], 12, 64, ATT_FORWARD);
+        AttentionMmaPlan b = attention_mma_plan(256, lengths[t], 12, 64, ATT_BACKWARD);
+        CHECK(f.ok && b.ok && f.grid_x == tiles[t] && b.grid_x == tiles[t],
+              "T=%d: %zu tiles of 64 rows", lengths[t], f.grid_x);
+        CHECK(f.threads == 128 && f.smem_bytes == 18432 && b.smem_bytes == 18944,
+              "T=%d: %d threads, %zu / %zu bytes", lengths[t], f.threads, f.smem_bytes, b.smem_bytes);
+    }
+    for (size_t h = 0; h < sizeof head_dims / sizeof *head_dims; h++)
+        CHECK(attention_mma_plan(1, 77, 1, head_dims[h], ATT_FORWARD).ok == (head_dims[h] == 64),
+              "the tensor-core plan applies at head dim 64 only, not %d", head_dims[h]);
+    CHECK(!attention_mma_plan(70000, 77, 8, 64, ATT_FORWARD).ok, "B past grid z");
 }
 
 static void test_layernorm_plan(void) {
@@ -209,6 +251,7 @@ int main(void) {
     RUN_TEST(test_attention_tiled_paths);
     RUN_TEST(test_attention_rejects);
     RUN_TEST(test_attention_key_side);
+    RUN_TEST(test_attention_mma_plan);
     RUN_TEST(test_layernorm_plan);
     RUN_TEST(test_layernorm_backward_plan);
     RUN_TEST(test_colsum_plan);

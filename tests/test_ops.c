@@ -173,31 +173,59 @@ static void test_layernorm(void) {
 /* ---------------------------------------------------------------- attention */
 
 typedef struct {
-    double *qkv, *att;
+    double *qkv, *lse;
     int B, T, C, NH, causal;
 } AttentionOp;
 
 static void attention_fwd(OpCase *c) {
     AttentionOp *o = c->op;
-    attention_forward_f64(c->out, o->att, o->qkv, o->B, o->T, o->C, o->NH, o->causal);
+    attention_forward_f64(c->out, o->lse, o->qkv, o->B, o->T, o->C, o->NH, o->causal);
+}
+
+/* lse[b,h,t] against its definition, log sum_j e^(s_j) over the visible keys, summed here
+ * directly (no max shift: the test's scores are a few units) */
+static void check_attention_lse(const AttentionOp *o) {
+    int hs = o->C / o->NH, row = 3 * o->C;
+    double worst = 0;
+    for (int b = 0; b < o->B; b++)
+        for (int h = 0; h < o->NH; h++)
+            for (int t = 0; t < o->T; t++) {
+                const double *q = o->qkv + ((size_t)b * o->T + t) * row + h * hs;
+                double sum = 0;
+                for (int j = 0; j < (o->causal ? t + 1 : o->T); j++) {
+                    const double *k = o->qkv + ((size_t)b * o->T + j) * row + o->C + h * hs;
+                    double s = 0;
+                    for (int d = 0; d < hs; d++) s += q[d] * k[d];
+                    sum += exp(s / sqrt((double)hs));
+                }
+                worst = fmax(worst, fabs(log(sum) - o->lse[((size_t)b * o->NH + h) * o->T + t]));
+            }
+    CHECK(worst < 1e-12, "lse differs from log sum exp by %g", worst);
 }
 
 static void check_attention(int B, int T, int C, int NH, int causal) {
     AttentionOp o = {.B = B, .T = T, .C = C, .NH = NH, .causal = causal};
-    size_t nqkv = (size_t)B * T * 3 * C, natt = (size_t)B * NH * T * T;
+    size_t nqkv = (size_t)B * T * 3 * C, nlse = (size_t)B * NH * T;
     o.qkv = random_doubles(nqkv, 1);
-    o.att = zeros(natt);
+    o.lse = zeros(nlse);
     OpCase c = {.forward = attention_fwd, .n_out = (size_t)B * T * C, .op = &o};
     c.out = zeros(c.n_out);
     c.weights = random_doubles(c.n_out, 1);
-    double *dqkv = zeros(nqkv), *datt = zeros(natt);
+    double *dqkv = zeros(nqkv);
     c.forward(&c);
-    attention_backward_f64(dqkv, datt, c.weights, o.qkv, o.att, B, T, C, NH, causal);
-    fd_check(causal ? "dqkv (causal)" : "dqkv", &c, o.qkv, dqkv, nqkv);
+    check_attention_lse(&o);
+    attention_backward_f64(dqkv, c.weights, o.qkv, c.out, o.lse, B, T, C, NH, causal);
 
-    float *qkv32 = to_f32(o.qkv, nqkv), *out32 = poisoned_f32(c.n_out), *att32 = poisoned_f32(natt);
-    attention_forward_f32(out32, att32, qkv32, B, T, C, NH, causal);
+    /* float32: the forward, and the backward from its own out and lse, against float64 */
+    float *qkv32 = to_f32(o.qkv, nqkv), *out32 = poisoned_f32(c.n_out), *lse32 = poisoned_f32(nlse);
+    float *dout32 = to_f32(c.weights, c.n_out), *dqkv32 = callocCheck(nqkv, sizeof(float));
+    attention_forward_f32(out32, lse32, qkv32, B, T, C, NH, causal);
     check_f32_close("f32 forward", out32, c.out, c.n_out, 1e-5);
+    check_f32_close("f32 lse", lse32, o.lse, nlse, 1e-5);
+    attention_backward_f32(dqkv32, dout32, qkv32, out32, lse32, B, T, C, NH, causal);
+    check_f32_close("f32 backward", dqkv32, dqkv, nqkv, 1e-5);
+
+    fd_check(causal ? "dqkv (causal)" : "dqkv", &c, o.qkv, dqkv, nqkv);
     /* causality: output row t must not depend on later positions */
     if (causal) {
         double before = c.out[C]; /* batch 0, position 1, channel 0 */
@@ -205,8 +233,8 @@ static void check_attention(int B, int T, int C, int NH, int causal) {
         c.forward(&c);
         CHECK(T <= 2 || c.out[C] == before, "causal output changed by a later key");
     }
-    free(qkv32), free(out32), free(att32);
-    free(o.qkv), free(o.att), free(c.out), free(c.weights), free(dqkv), free(datt);
+    free(qkv32), free(out32), free(lse32), free(dout32), free(dqkv32);
+    free(o.qkv), free(o.lse), free(c.out), free(c.weights), free(dqkv);
 }
 
 static void test_attention(void) {

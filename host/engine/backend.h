@@ -154,12 +154,16 @@ typedef struct Backend {
                                        int C);
 
     /* ---- multi-head self-attention on packed qkv [B,T,3C] (q|k|v along the last dim,
-     *      heads contiguous inside each); out [B,T,C]; att [B,NH,T,T] the saved softmax ---- */
-    void (*attention_forward)(Act *out, Act *att, const Act *qkv, int B, int T, int C, int NH,
+     *      heads contiguous inside each); out [B,T,C]; scaled scores S = q k^T / sqrt(hs)
+     *      (-inf past the diagonal when causal). The forward saves only lse [B,NH,T] (fp32),
+     *      each query row's log-sum-exp of S: the backward recomputes the softmax
+     *      P = e^(S - lse) from qkv, so no [B,NH,T,T] tensor is ever stored. ---- */
+    void (*attention_forward)(Act *out, float *lse, const Act *qkv, int B, int T, int C, int NH,
                               int causal);
-    /* datt is fp32 scratch of att's size (overwritten) */
-    void (*attention_backward)(float *dqkv, float *datt, const float *dout, const Act *qkv,
-                               const Act *att, int B, int T, int C, int NH, int causal);
+    /* dqkv += the gradient through the attention, with dS = P (dP - D), dP = dout v^T and
+     * D = rowsum(dout * out): hence out, the forward's own output, is an input */
+    void (*attention_backward)(float *dqkv, const float *dout, const Act *qkv, const Act *out,
+                               const float *lse, int B, int T, int C, int NH, int causal);
 
     /* ---- elementwise ---- */
     void (*activation_forward)(Act *out, const Act *inp, size_t n, ActKind act);

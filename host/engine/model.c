@@ -209,7 +209,7 @@ static void tower_acts_walk(TowerActs *a, ArenaWalk *arena, const ClipConfig *cf
         b->ln1_mean = f32_take(arena, RT);
         b->ln1_rstd = f32_take(arena, RT);
         b->qkv = act_take(arena, RT * 3 * C);
-        b->att = act_take(arena, R * NH * T * T);
+        b->lse = f32_take(arena, R * NH * T);
         b->atty = act_take(arena, RT * C);
         b->x_mid = act_take(arena, RT * C);
         b->ln2 = act_take(arena, RT * C);
@@ -232,7 +232,6 @@ static void tower_acts_walk(TowerActs *a, ArenaWalk *arena, const ClipConfig *cf
         a->d_x = f32_take(arena, RT * C);
         a->d_ln = f32_take(arena, RT * C);
         a->d_qkv = f32_take(arena, RT * 3 * C);
-        a->d_att = f32_take(arena, R * NH * T * T);
         a->d_atty = f32_take(arena, RT * C);
         a->d_fc1 = f32_take(arena, RT * M);
         a->d_act = f32_take(arena, RT * M);
@@ -291,7 +290,7 @@ static void encoder_forward(const Clip *m, const TowerWeights *w, const TowerCon
         const BlockWeights *bw = &w->blocks[l];
         BlockActs *ba = &a->blocks[l];
         be->linear_forward(ba->qkv, ba->ln1, compute_weight(m, bw->qkv_w), bw->qkv_b, N, C, 3 * C);
-        be->attention_forward(ba->atty, ba->att, ba->qkv, B, T, C, tc->heads, causal);
+        be->attention_forward(ba->atty, ba->lse, ba->qkv, B, T, C, tc->heads, causal);
         be->linear_forward(a->branch_out, ba->atty, compute_weight(m, bw->attn_out_w), bw->attn_out_b, N,
                            C, C);
         be->residual_layernorm_forward(ba->x_mid, ba->ln2, ba->ln2_mean, ba->ln2_rstd, a->x[l],
@@ -338,8 +337,7 @@ static void encoder_backward(const Clip *m, const TowerWeights *w, TowerWeights 
         be->linear_backward(a->d_atty, bg->attn_out_w, bg->attn_out_b, a->d_x, ba->atty,
                             compute_weight(m, bw->attn_out_w), N, C, C);
         be->zero(a->d_qkv, 3 * NC * sizeof(float));
-        be->attention_backward(a->d_qkv, a->d_att, a->d_atty, ba->qkv, ba->att, B, T, C, NH,
-                               causal);
+        be->attention_backward(a->d_qkv, a->d_atty, ba->qkv, ba->atty, ba->lse, B, T, C, NH, causal);
         be->zero(a->d_ln, NC * sizeof(float));
         be->linear_backward(a->d_ln, bg->qkv_w, bg->qkv_b, a->d_qkv, ba->ln1, compute_weight(m, bw->qkv_w), N,
                             C, 3 * C);

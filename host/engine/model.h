@@ -79,11 +79,12 @@ void clip_weights_free(ClipWeights *view);
 /* Act buffers hold the backend's activation type (engine/backend.h); float ones are fp32 on
  * every backend: statistics, features and all gradients. */
 typedef struct {
-    Act *ln1, *qkv, *att, *atty;
+    Act *ln1, *qkv, *atty;
     Act *x_mid; /* residual stream after attention */
     Act *ln2;
     Act *fc1, *act; /* MLP hidden before and after the activation */
     float *ln1_mean, *ln1_rstd, *ln2_mean, *ln2_rstd;
+    float *lse; /* attention's log-sum-exp of each query row [rows, heads, T] */
 } BlockActs;
 
 typedef struct {
@@ -100,7 +101,7 @@ typedef struct {
     Act *pooled, *ln_out, *proj_out;
     float *ln_out_mean, *ln_out_rstd, *features, *feature_norm;
     /* backward scratch, one set per tower */
-    float *d_x, *d_ln, *d_qkv, *d_att, *d_atty, *d_fc1, *d_act, *d_embed;
+    float *d_x, *d_ln, *d_qkv, *d_atty, *d_fc1, *d_act, *d_embed;
     float *d_pooled, *d_ln_out, *d_proj_out, *d_features;
     void *arena;
 } TowerActs;

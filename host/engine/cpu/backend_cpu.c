@@ -65,12 +65,12 @@ static void residual_layernorm_forward(Act *residual, Act *out, float *mean, flo
     residual_forward_f32(residual, a, b, (size_t)N * C);
     layernorm_forward_f32(out, mean, rstd, residual, weight, bias, N, C);
 }
-static void attention_forward(Act *out, Act *att, const Act *qkv, int B, int T, int C, int NH, int causal) {
-    attention_forward_f32(out, att, qkv, B, T, C, NH, causal);
+static void attention_forward(Act *out, float *lse, const Act *qkv, int B, int T, int C, int NH, int causal) {
+    attention_forward_f32(out, lse, qkv, B, T, C, NH, causal);
 }
-static void attention_backward(float *dqkv, float *datt, const float *dout, const Act *qkv, const Act *att, int B,
-                               int T, int C, int NH, int causal) {
-    attention_backward_f32(dqkv, datt, dout, qkv, att, B, T, C, NH, causal);
+static void attention_backward(float *dqkv, const float *dout, const Act *qkv, const Act *out, const float *lse,
+                               int B, int T, int C, int NH, int causal) {
+    attention_backward_f32(dqkv, dout, qkv, out, lse, B, T, C, NH, causal);
 }
 static void activation_forward(Act *out, const Act *inp, size_t n, ActKind act) {
     activation_forward_f32(out, inp, n, act);

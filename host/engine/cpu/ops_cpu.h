@@ -25,10 +25,11 @@
     void layernorm_backward_##sfx(real *dinp, real *dweight, real *dbias, const real *dout,     \
                                   const real *inp, const real *weight, const real *mean,        \
                                   const real *rstd, int N, int C);                              \
-    void attention_forward_##sfx(real *out, real *att, const real *qkv, int B, int T, int C,    \
+    void attention_forward_##sfx(real *out, real *lse, const real *qkv, int B, int T, int C,    \
                                  int NH, int causal);                                           \
-    void attention_backward_##sfx(real *dqkv, real *datt, const real *dout, const real *qkv,    \
-                                  const real *att, int B, int T, int C, int NH, int causal);    \
+    void attention_backward_##sfx(real *dqkv, const real *dout, const real *qkv,                \
+                                  const real *out, const real *lse, int B, int T, int C,        \
+                                  int NH, int causal);                                          \
     void activation_forward_##sfx(real *out, const real *inp, size_t n, ActKind act);           \
     void activation_backward_##sfx(real *dinp, const real *inp, const real *dout, size_t n,     \
                                    ActKind act);                                                \
@@ -58,7 +59,7 @@
     double sum_squares_##sfx(const real *x, size_t n);                                          \
     /* the plain loops the faster ops above are held to (test_cpu_fast): bit for bit, except  \
        where a vectorised exp (QuickGELU, the attention softmax) is held to a few ulp */       \
-    void attention_forward_reference_##sfx(real *out, real *att, const real *qkv, int B, int T, \
+    void attention_forward_reference_##sfx(real *out, real *lse, const real *qkv, int B, int T, \
                                            int C, int NH, int causal);                          \
     void activation_forward_reference_##sfx(real *out, const real *inp, size_t n, ActKind act); \
     void activation_backward_reference_##sfx(real *dinp, const real *inp, const real *dout,    \

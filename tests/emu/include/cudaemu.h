@@ -85,9 +85,10 @@ enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 namespace emu {
 
 enum { READY, AT_BARRIER, AT_WARP, EXITED };
-enum WarpOp { OP_SHFL_IDX, OP_SHFL_UP, OP_SHFL_DOWN, OP_SHFL_XOR, OP_BALLOT, OP_SYNCWARP };
+enum WarpOp { OP_SHFL_IDX, OP_SHFL_UP, OP_SHFL_DOWN, OP_SHFL_XOR, OP_BALLOT, OP_SYNCWARP, OP_GATHER };
 static const char *const op_names[] = {"__shfl_sync",   "__shfl_up_sync", "__shfl_down_sync",
-                                       "__shfl_xor_sync", "__ballot_sync",  "__syncwarp"};
+                                       "__shfl_xor_sync", "__ballot_sync",  "__syncwarp",
+                                       "warp all-gather"};
 static const size_t STACK_BYTES = 256 * 1024;
 static const unsigned MAX_THREADS = 1024;
 
@@ -100,6 +101,7 @@ struct Thread {
     int op, arg, width;
     unsigned mask;
     uint64_t value, result;
+    void *gather_dst; /* OP_GATHER: where the lane wants every lane's offer (value: its own) */
     const char *file;
     int line;
     unsigned bar_gen;
@@ -327,7 +329,8 @@ EMU_NO_TSAN inline bool resolve_warps() {
                     fail_at(t, msg);
                 }
                 if (u->state == AT_WARP &&
-                    (u->op != t->op || u->mask != mask || u->width != t->width)) {
+                    (u->op != t->op || u->mask != mask || u->width != t->width ||
+                     (t->op == OP_GATHER && u->arg != t->arg))) {
                     snprintf(msg, sizeof msg,
                              "lanes of one mask in different warp ops: lane %u in %s (mask "
                              "0x%08x) at %s:%d, lane %u in %s (mask 0x%08x)",
@@ -382,6 +385,17 @@ EMU_NO_TSAN inline bool resolve_warps() {
                         fail_at(u, msg);
                     }
                     u->result = s.threads[w0 + src].value;
+                } else if (u->op == OP_GATHER) {
+                    /* byte by byte: a memcpy here would be TSan-instrumented (its interceptor) */
+                    unsigned char *dst = (unsigned char *)u->gather_dst;
+                    for (unsigned n = 0; n < 32; n++) {
+                        if (!(mask & (1u << n)))
+                            continue;
+                        const unsigned char *src_bytes =
+                            (const unsigned char *)(uintptr_t)s.threads[w0 + n].value;
+                        for (int k = 0; k < u->arg; k++)
+                            dst[(size_t)n * u->arg + k] = src_bytes[k];
+                    }
                 } else {
                     u->result = ballot;
                 }
@@ -622,6 +636,13 @@ cudaError_t launch(const char *file, int line, const char *name, F kernel, const
 #define __any_sync(mask, pred) (::emu::ballot_impl(__FILE__, __LINE__, (mask), (pred)) != 0)
 #define __all_sync(mask, pred) \
     (::emu::ballot_impl(__FILE__, __LINE__, (mask), (pred)) == (unsigned)(mask))
+/* No CUDA counterpart: the warp-collective operations that exist only as PTX (mma) are
+ * emulated with it (kernels/mma.cuh). Every lane of mask offers `bytes` bytes at `mine` and
+ * gets every lane's offer, lane n's at all + n * bytes (lanes outside the mask: untouched).
+ * A warp op like the shuffles: every lane of the mask must reach it, with the same mask and
+ * the same byte count. */
+#define EMU_WARP_ALL_GATHER(mask, mine, all, bytes) \
+    ::emu::all_gather_impl(__FILE__, __LINE__, (mask), (mine), (all), (bytes))
 
 namespace emu {
 template <typename T>
@@ -634,6 +655,12 @@ inline void syncwarp_impl(const char *file, int line, unsigned mask = 0xffffffff
 }
 inline unsigned ballot_impl(const char *file, int line, unsigned mask, int pred) {
     return (unsigned)warp_op(OP_BALLOT, mask, pred != 0, 0, 32, file, line);
+}
+EMU_NO_TSAN inline void all_gather_impl(const char *file, int line, unsigned mask, const void *mine, void *all,
+                                        int bytes) {
+    if (st().cur)
+        st().cur->gather_dst = all; /* (outside a kernel warp_op reports the error) */
+    warp_op(OP_GATHER, mask, (uint64_t)(uintptr_t)mine, bytes, 32, file, line);
 }
 
 /* __trap(): the grid stops (no other thread of it runs on) and the launch has failed. As on
