@@ -3,8 +3,9 @@
  * (tests/emu/include/cudaemu_runtime.h, cuda_bf16.h): NaN-poisoned device and shared
  * memory, the 48 KB dynamic shared-memory rule and its opt-in, refused launches and copies,
  * the bf16 conversions against an independent bit-level reference, the rounded arithmetic
- * intrinsics, and a kernel's fault: asynchronous and sticky as on a GPU, and reported by the
- * project's kernel_check naming the kernel only with TNG_CUDA_SYNC=1.
+ * intrinsics, a kernel's fault: asynchronous and sticky as on a GPU, and reported by the
+ * project's kernel_check naming the kernel only with TNG_CUDA_SYNC=1; and the count of the
+ * calls that would block the host on a GPU (emu_counters).
  */
 #include "emu_test.h" /* defines: expect_child, device_floats, host_copy, TNG_LAUNCH */
 
@@ -379,6 +380,80 @@ static void test_kernel_check_names_the_kernel(void) {
     expect_child("refused launch", launch_empty_grid_checked, NULL, 1, want);
 }
 
+/* ---------------------------------------------------------------- what would block the host */
+
+static __global__ void nothing_kernel(float *x) { x[threadIdx.x] += 0.0f; }
+
+/* Each call that blocks the host on a GPU counts one host synchronisation, and nothing else
+ * does: cudaMemcpy between host and device (not device to device), cudaMemcpyAsync with a
+ * pageable host side (not from cudaMallocHost), the frees and the synchronisations; launches,
+ * memsets, event records and queries count none. Device allocations are counted apart. */
+static void test_host_sync_counts(void) {
+    float *dev = device_floats(64, 1.0f), *other = device_floats(64, 2.0f), pageable[64] = {0}, *pinned = NULL;
+    CHECK(cudaMallocHost((void **)&pinned, sizeof(float) * 64) == cudaSuccess, "cudaMallocHost");
+    cudaEvent_t event;
+    CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming) == cudaSuccess, "cudaEventCreateWithFlags");
+    struct {
+        const char *what;
+        int syncs;
+        cudaError_t (*call)(float *dev, float *other, float *pageable, float *pinned, cudaEvent_t event);
+    } cases[] = {
+        {"cudaMemcpy to the device", 1,
+         [](float *d, float *, float *h, float *, cudaEvent_t) { return cudaMemcpy(d, h, 256, cudaMemcpyHostToDevice); }},
+        {"cudaMemcpy to the host", 1,
+         [](float *d, float *, float *h, float *, cudaEvent_t) { return cudaMemcpy(h, d, 256, cudaMemcpyDeviceToHost); }},
+        {"cudaMemcpy device to device", 0,
+         [](float *d, float *o, float *, float *, cudaEvent_t) { return cudaMemcpy(o, d, 256, cudaMemcpyDeviceToDevice); }},
+        {"cudaMemcpyAsync from pageable memory", 1,
+         [](float *d, float *, float *h, float *, cudaEvent_t) {
+             return cudaMemcpyAsync(d, h, 256, cudaMemcpyHostToDevice, 0);
+         }},
+        {"cudaMemcpyAsync to pageable memory", 1,
+         [](float *d, float *, float *h, float *, cudaEvent_t) {
+             return cudaMemcpyAsync(h, d, 256, cudaMemcpyDeviceToHost, 0);
+         }},
+        {"cudaMemcpyAsync from pinned memory", 0,
+         [](float *d, float *, float *, float *p, cudaEvent_t) {
+             return cudaMemcpyAsync(d, p, 256, cudaMemcpyHostToDevice, 0);
+         }},
+        {"cudaMemcpyAsync past the end of pinned memory", 1,
+         [](float *d, float *, float *, float *p, cudaEvent_t) {
+             return cudaMemcpyAsync(d, p + 1, 256, cudaMemcpyHostToDevice, 0);
+         }},
+        {"cudaMemsetAsync", 0, [](float *d, float *, float *, float *, cudaEvent_t) { return cudaMemsetAsync(d, 0, 256, 0); }},
+        {"a launch", 0,
+         [](float *d, float *, float *, float *, cudaEvent_t) {
+             TNG_LAUNCH(nothing_kernel, 1, 64, 0, 0, d);
+             return cudaGetLastError();
+         }},
+        {"cudaEventRecord and cudaEventQuery", 0,
+         [](float *, float *, float *, float *, cudaEvent_t e) {
+             cudaError_t err = cudaEventRecord(e, 0);
+             return err ? err : cudaEventQuery(e);
+         }},
+        {"cudaEventSynchronize", 1, [](float *, float *, float *, float *, cudaEvent_t e) { return cudaEventSynchronize(e); }},
+        {"cudaStreamSynchronize", 1, [](float *, float *, float *, float *, cudaEvent_t) { return cudaStreamSynchronize(0); }},
+        {"cudaDeviceSynchronize", 1, [](float *, float *, float *, float *, cudaEvent_t) { return cudaDeviceSynchronize(); }},
+    };
+    for (const auto &c : cases) {
+        EmuCounters before = emu_counters();
+        CHECK(c.call(dev, other, pageable, pinned, event) == cudaSuccess, "%s failed", c.what);
+        unsigned long long syncs = emu_counters().host_syncs - before.host_syncs;
+        CHECK(syncs == (unsigned long long)c.syncs, "%s: %llu host synchronisations counted, want %d", c.what, syncs,
+              c.syncs);
+    }
+    EmuCounters before = emu_counters();
+    float *fresh = NULL;
+    CHECK(cudaMalloc(&fresh, 4) == cudaSuccess && cudaFree(fresh) == cudaSuccess && cudaFreeHost(pinned) == cudaSuccess,
+          "cudaMalloc, cudaFree, cudaFreeHost");
+    EmuCounters after = emu_counters();
+    CHECK(after.device_allocs - before.device_allocs == 1 && after.host_syncs - before.host_syncs == 2,
+          "an allocation and two frees: %llu allocations, %llu synchronisations counted",
+          after.device_allocs - before.device_allocs, after.host_syncs - before.host_syncs);
+    cudaEventDestroy(event);
+    cudaFree(dev), cudaFree(other);
+}
+
 int main(void) {
     RUN_TEST(test_nan_poisoned_memory);
     RUN_TEST(test_shared_memory_optin);
@@ -388,5 +463,6 @@ int main(void) {
     RUN_TEST(test_rounded_intrinsics);
     RUN_TEST(test_trap_is_asynchronous_and_sticky);
     RUN_TEST(test_kernel_check_names_the_kernel);
+    RUN_TEST(test_host_sync_counts);
     return test_summary();
 }

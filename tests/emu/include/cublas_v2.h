@@ -35,6 +35,7 @@ static inline cublasStatus_t emu_gemm_check(const char *name, cublasOperation_t 
         fprintf(stderr, "cudaemu: %s on a matrix outside device memory\n", name);
         return CUBLAS_STATUS_INVALID_VALUE;
     }
+    emu::st().gemms++;
     return CUBLAS_STATUS_SUCCESS;
 }
 

@@ -70,9 +70,11 @@ typedef enum cudaError {
     cudaErrorMemoryAllocation = 2,
     cudaErrorInvalidConfiguration = 9,
     cudaErrorInvalidDevicePointer = 17,
+    cudaErrorNotReady = 600,
     cudaErrorLaunchFailure = 719,
 } cudaError_t;
 typedef struct emu_stream *cudaStream_t; /* every stream is the one in-order CPU */
+typedef struct emu_event *cudaEvent_t;   /* every event has happened: work runs as it is queued */
 enum cudaMemcpyKind {
     cudaMemcpyHostToHost = 0,
     cudaMemcpyHostToDevice = 1,
@@ -132,6 +134,11 @@ struct State {
     bool thread_reverse = false, block_reverse = false;
     size_t smem_optin = 227 * 1024;
     unsigned long long switches = 0, launches = 0, blocks = 0, threads_run = 0;
+    std::map<uintptr_t, size_t> pinned; /* page-locked host allocations (cudaMallocHost) */
+    /* What a host program's calls would cost on a GPU, for the tests to read (Counters below):
+     * the calls that block the host until the device has caught up, the device allocations
+     * and frees, and the GEMMs (cuBLAS calls; launches counts the kernels). */
+    unsigned long long host_syncs = 0, device_allocs = 0, gemms = 0;
     pid_t fibers_pid = 0; /* the process that created the TSan fibers */
 };
 

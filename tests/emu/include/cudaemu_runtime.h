@@ -7,6 +7,10 @@
  * reading what no kernel or copy wrote shows; the emulator keeps the ranges so that a
  * kernel argument or a copy outside them is reported. Copies are synchronous (there is
  * nothing to wait for), and once a kernel has faulted every call returns the fault.
+ * Every call that would block the host on a GPU is counted (emu::st().host_syncs, read with
+ * emu_counters()): cudaMemcpy between host and device, cudaMemcpyAsync with pageable host
+ * memory (not from cudaMallocHost), cudaFree and cudaFreeHost, and the device, stream and
+ * event synchronisations; so are device allocations.
  * The shared-memory opt-in limit is sm_90's 227 KB unless EMU_SMEM_OPTIN lowers it.
  */
 #ifndef CUDAEMU_RUNTIME_H
@@ -36,9 +40,31 @@ namespace emu {
 inline cudaError_t sticky() { return st().fault ? (st().last_error = st().fault) : cudaSuccess; }
 } // namespace emu
 
+namespace emu {
+/* whether [p, p + bytes) lies in one cudaMallocHost allocation */
+inline bool is_pinned(const void *p, size_t bytes) {
+    auto &a = st().pinned;
+    auto it = a.upper_bound((uintptr_t)p);
+    if (it == a.begin())
+        return false;
+    --it;
+    return (uintptr_t)p + bytes <= it->first + it->second;
+}
+} // namespace emu
+
+/* What the calls so far would cost on a GPU (tests/gpu/test_step_syncs.cu reads them). */
+struct EmuCounters {
+    unsigned long long host_syncs, device_allocs, launches, gemms;
+};
+inline EmuCounters emu_counters() {
+    emu::State &s = emu::st();
+    return EmuCounters{s.host_syncs, s.device_allocs, s.launches, s.gemms};
+}
+
 inline cudaError_t cudaMalloc(void **p, size_t bytes) {
     if (emu::sticky())
         return emu::st().fault;
+    emu::st().device_allocs++;
     size_t n = bytes ? bytes : 1;
     *p = malloc(n);
     if (!*p)
@@ -55,6 +81,7 @@ inline cudaError_t cudaFree(void *p) {
         return emu::st().fault;
     if (!p)
         return cudaSuccess;
+    emu::st().host_syncs++; /* cudaFree waits for the device */
     auto &a = emu::st().allocations;
     auto it = a.find((uintptr_t)p);
     if (it == a.end())
@@ -63,8 +90,9 @@ inline cudaError_t cudaFree(void *p) {
     free(p);
     return cudaSuccess;
 }
+namespace emu {
 /* Both ends are checked against the device ranges the kind says they are in. */
-inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+inline cudaError_t copy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
     if (emu::sticky())
         return emu::st().fault;
     bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
@@ -79,9 +107,45 @@ inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemc
     memmove(dst, src, bytes);
     return cudaSuccess;
 }
+} // namespace emu
+/* Page-locked host memory: an asynchronous copy from or to it does not block the host. */
+inline cudaError_t cudaMallocHost(void **p, size_t bytes) {
+    if (emu::sticky())
+        return emu::st().fault;
+    size_t n = bytes ? bytes : 1;
+    *p = malloc(n);
+    if (!*p)
+        return emu::st().last_error = cudaErrorMemoryAllocation;
+    emu::st().pinned[(uintptr_t)*p] = n;
+    return cudaSuccess;
+}
+inline cudaError_t cudaFreeHost(void *p) {
+    if (emu::sticky())
+        return emu::st().fault;
+    if (!p)
+        return cudaSuccess;
+    auto &a = emu::st().pinned;
+    auto it = a.find((uintptr_t)p);
+    if (it == a.end())
+        return emu::st().last_error = cudaErrorInvalidValue;
+    emu::st().host_syncs++; /* like cudaFree, it waits for the device */
+    a.erase(it);
+    free(p);
+    return cudaSuccess;
+}
+/* cudaMemcpy between host and device blocks the host (device to device does not); so does
+ * cudaMemcpyAsync when its host side is pageable memory. */
+inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+    if (kind != cudaMemcpyDeviceToDevice)
+        emu::st().host_syncs++;
+    return emu::copy(dst, src, bytes, kind);
+}
 inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
                                    cudaStream_t) {
-    return cudaMemcpy(dst, src, bytes, kind);
+    const void *host = kind == cudaMemcpyHostToDevice ? src : kind == cudaMemcpyDeviceToHost ? dst : NULL;
+    if (host && !emu::is_pinned(host, bytes))
+        emu::st().host_syncs++;
+    return emu::copy(dst, src, bytes, kind);
 }
 inline cudaError_t cudaMemset(void *p, int v, size_t bytes) {
     if (emu::sticky())
@@ -110,12 +174,34 @@ inline const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorMemoryAllocation: return "out of memory";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+    case cudaErrorNotReady: return "device not ready";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
     }
     return "unknown error";
 }
-inline cudaError_t cudaDeviceSynchronize() { return emu::sticky(); }
-inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return emu::sticky(); }
+inline cudaError_t cudaDeviceSynchronize() {
+    emu::st().host_syncs++;
+    return emu::sticky();
+}
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) {
+    emu::st().host_syncs++;
+    return emu::sticky();
+}
+/* Events: every one has happened when it is recorded (work runs as it is queued), so a query
+ * finds it complete; waiting for one still counts as what it would be on a GPU. */
+enum { cudaEventDefault = 0, cudaEventDisableTiming = 2 };
+inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) {
+    static char token;
+    *e = (cudaEvent_t)&token;
+    return emu::sticky();
+}
+inline cudaError_t cudaEventDestroy(cudaEvent_t) { return emu::sticky(); }
+inline cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t = 0) { return emu::sticky(); }
+inline cudaError_t cudaEventQuery(cudaEvent_t) { return emu::sticky(); }
+inline cudaError_t cudaEventSynchronize(cudaEvent_t) {
+    emu::st().host_syncs++;
+    return emu::sticky();
+}
 inline cudaError_t cudaGetDevice(int *d) {
     *d = 0;
     return emu::sticky();
