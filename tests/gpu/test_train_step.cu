@@ -74,6 +74,30 @@ static StepBatch make_batch(const ClipConfig *c, int Ni, int per_image, uint64_t
     return b;
 }
 
+/* The model's batch of b: its images, or (features not NULL) a frozen tower's features. */
+static ClipBatch clip_batch(const StepBatch *b, const float *features) {
+    ClipBatch cb = {};
+    cb.n_images = b->Ni;
+    cb.images = features ? NULL : b->images;
+    cb.image_features = features;
+    cb.n_texts = b->Nt;
+    cb.tokens = b->tokens;
+    cb.txt2img = b->txt2img;
+    cb.i2t_target = b->i2t_target;
+    return cb;
+}
+
+/* Adam's first step is lr * g / (|g| + eps): with the default eps 1e-6 it is lr * sign(g), so a
+ * gradient within float noise of 0 could move its parameter by +lr on one backend and -lr on the
+ * other. eps 1e-3 keeps the step a smooth function of g. */
+static OptimConfig step_optim(float grad_clip) {
+    OptimConfig oc = optim_defaults();
+    oc.lr = 1e-3f;
+    oc.eps = 1e-3f;
+    oc.grad_clip = grad_clip;
+    return oc;
+}
+
 static void free_batch(StepBatch *b) {
     free(b->images), free(b->tokens), free(b->txt2img), free(b->i2t_target);
 }
@@ -131,20 +155,8 @@ static double zero_gradient_floor(const Clip *m, const ParamInfo *p, const float
 static void run_steps(const ClipConfig *cfg, const ClipTrainConfig *train, int Ni, int per_image,
                       int steps, float grad_clip, const Backend *cuda, double tol) {
     StepBatch b = make_batch(cfg, Ni, per_image, 77);
-    ClipBatch cb = {};
-    cb.n_images = b.Ni;
-    cb.images = b.images;
-    cb.n_texts = b.Nt;
-    cb.tokens = b.tokens;
-    cb.txt2img = b.txt2img;
-    cb.i2t_target = b.i2t_target;
-    OptimConfig oc = optim_defaults();
-    oc.lr = 1e-3f;
-    /* Adam's first step is lr * g / (|g| + eps): with the default eps 1e-6 it is lr * sign(g),
-     * so a gradient within float noise of 0 could move its parameter by +lr on one backend
-     * and -lr on the other. eps 1e-3 keeps the step a smooth function of g. */
-    oc.eps = 1e-3f;
-    oc.grad_clip = grad_clip;
+    ClipBatch cb = clip_batch(&b, NULL);
+    OptimConfig oc = step_optim(grad_clip);
     Clip *model[2] = {clip_create(cfg, cpu), clip_create(cfg, cuda)};
     for (int k = 0; k < 2; k++) {
         clip_init_random(model[k], 1234);
@@ -302,18 +314,8 @@ static void queued_steps(const char *name, const ClipConfig *cfg, const ClipTrai
                          int accum, float grad_clip, int steps) {
     StepBatch b = make_batch(cfg, 6, 3, 78);
     float *features = random_features(b.Ni, cfg->embed_dim, 79);
-    ClipBatch cb = {};
-    cb.n_images = b.Ni;
-    cb.images = cached ? NULL : b.images;
-    cb.image_features = cached ? features : NULL;
-    cb.n_texts = b.Nt;
-    cb.tokens = b.tokens;
-    cb.txt2img = b.txt2img;
-    cb.i2t_target = b.i2t_target;
-    OptimConfig oc = optim_defaults();
-    oc.lr = 1e-3f;
-    oc.eps = 1e-3f; /* as run_steps: a smooth step for the CPU comparison */
-    oc.grad_clip = grad_clip;
+    ClipBatch cb = clip_batch(&b, cached ? features : NULL);
+    OptimConfig oc = step_optim(grad_clip);
     size_t total = 0;
     float stats[2][2][INFONCE_NSTATS], norms[2][2], *params[2][2];
     for (int k = 0; k < 2; k++) {
