@@ -377,11 +377,42 @@ static void test_one_read_back_per_step(void) {
     queued_steps("full step (both towers, learned temperature, clipped)", &c, &full, 0, 1, 0.5f, 3);
 }
 
+/* An upload larger than the staging ring the model planned (cuda/backend_cuda.cu, to_device:
+ * 64 MiB of pixels and the small model's few KB) goes through in chunks of half the ring, the
+ * third one wrapping onto the first: every byte must arrive, in order, and the source may be
+ * reused as soon as to_device returns. (The emulator's copies happen when queued, so only a GPU
+ * run shows a region reused before its copy has happened.) */
+static void test_upload_larger_than_staging(void) {
+    ClipConfig c = small_config();
+    ClipTrainConfig train = {};
+    train.train_text = 1;
+    train.temperature = 0.07f;
+    Clip *m = clip_create(&c, gpu); /* its clip_prepare plans the ring */
+    clip_prepare(m, &train, 6, 18);
+    size_t n = ((size_t)96 << 20) / sizeof(int) + 12345;
+    int *want = (int *)mallocCheck(sizeof(int) * n), *got = (int *)mallocCheck(sizeof(int) * n);
+    for (size_t i = 0; i < n; i++)
+        want[i] = (int)(i * 2654435761u);
+    int *dev = (int *)gpu->alloc(sizeof(int) * n);
+    gpu->to_device(dev, want, sizeof(int) * n);
+    memset(want, 0, sizeof(int) * 16); /* the source may change once to_device returns */
+    gpu->to_host(got, dev, sizeof(int) * n);
+    size_t wrong = 0;
+    for (size_t i = 0; i < n; i++)
+        wrong += got[i] != (int)(i * 2654435761u);
+    CHECK(wrong == 0, "an upload of %zu bytes through the staging ring: %zu of %zu values wrong", sizeof(int) * n,
+          wrong, n);
+    gpu->release(dev);
+    free(want), free(got);
+    clip_free(m);
+}
+
 int main(int argc, char **argv) {
     gpu_test_init(argc, argv);
     RUN_TEST(test_small_model_two_steps);
     RUN_TEST(test_small_model_bf16);
     RUN_TEST(test_one_read_back_per_step);
+    RUN_TEST(test_upload_larger_than_staging);
     if (!quick) /* `quick`: the small model alone */
         RUN_TEST(test_vitb32_widths_one_layer);
     return test_summary();
