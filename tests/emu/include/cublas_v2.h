@@ -2,7 +2,8 @@
  * makes, SGEMM forwarded to column-major CBLAS; GemmEx with bf16 A and B widened to fp32
  * (exactly), multiplied by SGEMM (fp32 accumulation, as CUBLAS_COMPUTE_32F) and written as
  * fp32 or rounded to bf16. It checks the call sites (transposes, leading dimensions, types,
- * matrices in device memory), not cuBLAS itself. */
+ * matrices in device memory), not cuBLAS itself. During a stream capture a GEMM is recorded, its
+ * alpha and beta by value; each GEMM run is counted (emu_counters). */
 #pragma once
 #include <cblas.h>
 
@@ -35,15 +36,17 @@ static inline cublasStatus_t emu_gemm_check(const char *name, cublasOperation_t 
         fprintf(stderr, "cudaemu: %s on a matrix outside device memory\n", name);
         return CUBLAS_STATUS_INVALID_VALUE;
     }
-    emu::st().gemms++;
     return CUBLAS_STATUS_SUCCESS;
 }
 
-static inline cublasStatus_t cublasSgemm(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+static inline cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
                                          int k, const float *alpha, const float *A, int lda, const float *B,
                                          int ldb, const float *beta, float *C, int ldc) {
     cublasStatus_t status = emu_gemm_check("cublasSgemm", ta, tb, m, n, k, A, lda, B, ldb, C, ldc);
     if (status != CUBLAS_STATUS_SUCCESS) return status;
+    float al = *alpha, be = *beta; /* a capture keeps the host scalars' values */
+    if (emu::record([=]() { cublasSgemm(h, ta, tb, m, n, k, &al, A, lda, B, ldb, &be, C, ldc); })) return status;
+    emu::st().gemms++;
     cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_T ? CblasTrans : CblasNoTrans,
                 tb == CUBLAS_OP_T ? CblasTrans : CblasNoTrans, m, n, k, *alpha, A, lda, B, ldb, *beta, C, ldc);
     return CUBLAS_STATUS_SUCCESS;
@@ -64,16 +67,20 @@ static inline std::vector<float> emu_widen(const void *p, cudaDataType_t t, int 
 }
 
 /* Only the combination the backend uses: bf16 A and B, fp32 or bf16 C, fp32 compute. */
-static inline cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+static inline cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
                                           int k, const float *alpha, const void *A, cudaDataType_t at, int lda,
                                           const void *B, cudaDataType_t bt, int ldb, const float *beta, void *C,
                                           cudaDataType_t ct, int ldc, cublasComputeType_t compute,
-                                          cublasGemmAlgo_t) {
+                                          cublasGemmAlgo_t algo) {
     if (at != CUDA_R_16BF || bt != CUDA_R_16BF || (ct != CUDA_R_16BF && ct != CUDA_R_32F) ||
         compute != CUBLAS_COMPUTE_32F)
         return CUBLAS_STATUS_INVALID_VALUE;
     cublasStatus_t status = emu_gemm_check("cublasGemmEx", ta, tb, m, n, k, A, lda, B, ldb, C, ldc);
     if (status != CUBLAS_STATUS_SUCCESS || m == 0 || n == 0) return status;
+    float al = *alpha, be = *beta; /* a capture keeps the host scalars' values */
+    if (emu::record([=]() { cublasGemmEx(h, ta, tb, m, n, k, &al, A, at, lda, B, bt, ldb, &be, C, ct, ldc, compute, algo); }))
+        return status;
+    emu::st().gemms++;
     std::vector<float> a = emu_widen(A, at, ta == CUBLAS_OP_N ? m : k, ta == CUBLAS_OP_N ? k : m, lda);
     std::vector<float> b = emu_widen(B, bt, tb == CUBLAS_OP_N ? k : n, tb == CUBLAS_OP_N ? n : k, ldb);
     std::vector<float> c = emu_widen(C, ct, m, n, ldc);

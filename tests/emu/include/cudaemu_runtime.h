@@ -52,18 +52,22 @@ inline bool is_pinned(const void *p, size_t bytes) {
 }
 } // namespace emu
 
-/* What the calls so far would cost on a GPU (tests/gpu/test_step_syncs.cu reads them). */
+/* What the calls so far would cost on a GPU (tests/gpu/test_train_step.cu reads them). */
 struct EmuCounters {
-    unsigned long long host_syncs, device_allocs, launches, gemms;
+    unsigned long long host_syncs, device_allocs, launches, gemms, graph_launches;
 };
 inline EmuCounters emu_counters() {
     emu::State &s = emu::st();
-    return EmuCounters{s.host_syncs, s.device_allocs, s.launches, s.gemms};
+    return EmuCounters{s.host_syncs, s.device_allocs, s.launches, s.gemms, s.graph_launches};
 }
 
 inline cudaError_t cudaMalloc(void **p, size_t bytes) {
     if (emu::sticky())
         return emu::st().fault;
+    if (emu::st().capturing) {
+        emu::st().capture_invalidated = true;
+        return emu::st().last_error = cudaErrorStreamCaptureUnsupported;
+    }
     emu::st().device_allocs++;
     size_t n = bytes ? bytes : 1;
     *p = malloc(n);
@@ -81,7 +85,8 @@ inline cudaError_t cudaFree(void *p) {
         return emu::st().fault;
     if (!p)
         return cudaSuccess;
-    emu::st().host_syncs++; /* cudaFree waits for the device */
+    if (cudaError_t e = emu::blocking_call()) /* cudaFree waits for the device */
+        return e;
     auto &a = emu::st().allocations;
     auto it = a.find((uintptr_t)p);
     if (it == a.end())
@@ -128,7 +133,8 @@ inline cudaError_t cudaFreeHost(void *p) {
     auto it = a.find((uintptr_t)p);
     if (it == a.end())
         return emu::st().last_error = cudaErrorInvalidValue;
-    emu::st().host_syncs++; /* like cudaFree, it waits for the device */
+    if (cudaError_t e = emu::blocking_call()) /* like cudaFree, it waits for the device */
+        return e;
     a.erase(it);
     free(p);
     return cudaSuccess;
@@ -137,14 +143,19 @@ inline cudaError_t cudaFreeHost(void *p) {
  * cudaMemcpyAsync when its host side is pageable memory. */
 inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
     if (kind != cudaMemcpyDeviceToDevice)
-        emu::st().host_syncs++;
+        if (cudaError_t e = emu::blocking_call())
+            return e;
     return emu::copy(dst, src, bytes, kind);
 }
+/* Captured, it copies at cudaGraphLaunch what the pinned source holds then. */
 inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
                                    cudaStream_t) {
     const void *host = kind == cudaMemcpyHostToDevice ? src : kind == cudaMemcpyDeviceToHost ? dst : NULL;
     if (host && !emu::is_pinned(host, bytes))
-        emu::st().host_syncs++;
+        if (cudaError_t e = emu::blocking_call())
+            return e;
+    if (emu::record([=]() { emu::copy(dst, src, bytes, kind); }))
+        return cudaSuccess;
     return emu::copy(dst, src, bytes, kind);
 }
 inline cudaError_t cudaMemset(void *p, int v, size_t bytes) {
@@ -158,6 +169,8 @@ inline cudaError_t cudaMemset(void *p, int v, size_t bytes) {
     return cudaSuccess;
 }
 inline cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t) {
+    if (emu::record([=]() { cudaMemset(p, v, bytes); }))
+        return cudaSuccess;
     return cudaMemset(p, v, bytes);
 }
 /* The last error of a call, cleared by reading it; a kernel's fault is not one (it is
@@ -175,16 +188,21 @@ inline const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorInvalidDevicePointer: return "invalid device pointer";
     case cudaErrorNotReady: return "device not ready";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
     }
     return "unknown error";
 }
 inline cudaError_t cudaDeviceSynchronize() {
-    emu::st().host_syncs++;
+    if (cudaError_t e = emu::blocking_call())
+        return e;
     return emu::sticky();
 }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) {
-    emu::st().host_syncs++;
+    if (cudaError_t e = emu::blocking_call())
+        return e;
     return emu::sticky();
 }
 /* Events: every one has happened when it is recorded (work runs as it is queued), so a query
@@ -197,10 +215,76 @@ inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) {
 }
 inline cudaError_t cudaEventDestroy(cudaEvent_t) { return emu::sticky(); }
 inline cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t = 0) { return emu::sticky(); }
-inline cudaError_t cudaEventQuery(cudaEvent_t) { return emu::sticky(); }
-inline cudaError_t cudaEventSynchronize(cudaEvent_t) {
-    emu::st().host_syncs++;
+inline cudaError_t cudaEventQuery(cudaEvent_t) {
+    if (emu::st().capturing) {
+        emu::st().capture_invalidated = true;
+        return emu::st().last_error = cudaErrorStreamCaptureUnsupported;
+    }
     return emu::sticky();
+}
+inline cudaError_t cudaEventSynchronize(cudaEvent_t) {
+    if (cudaError_t e = emu::blocking_call())
+        return e;
+    return emu::sticky();
+}
+
+/* Streams other than the legacy one (0), which cannot be captured; each is the one in-order CPU. */
+inline cudaError_t cudaStreamCreate(cudaStream_t *stream) {
+    static char token;
+    *stream = (cudaStream_t)&token;
+    return emu::sticky();
+}
+inline cudaError_t cudaStreamDestroy(cudaStream_t) { return emu::sticky(); }
+
+/* Graphs: a capture records the kernels, copies, memsets and GEMMs queued (kernel arguments, GEMM
+ * scalars and copy addresses by value, as CUDA's capture does); an instantiated graph replays them
+ * in order at each cudaGraphLaunch, reading device and pinned memory as they are then. */
+typedef struct emu_graph *cudaGraph_t;
+typedef struct emu_graph *cudaGraphExec_t;
+struct emu_graph {
+    std::vector<std::function<void()>> work;
+};
+enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1 };
+inline cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
+    emu::State &s = emu::st();
+    if (!stream || s.capturing)
+        return s.last_error = cudaErrorStreamCaptureUnsupported;
+    s.capturing = true;
+    s.capture_invalidated = false;
+    s.captured.clear();
+    return emu::sticky();
+}
+inline cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t *graph) {
+    emu::State &s = emu::st();
+    if (!s.capturing)
+        return s.last_error = cudaErrorInvalidValue;
+    s.capturing = false;
+    *graph = nullptr;
+    if (s.capture_invalidated)
+        return s.last_error = cudaErrorStreamCaptureInvalidated;
+    *graph = new emu_graph{std::move(s.captured)};
+    s.captured.clear();
+    return emu::sticky();
+}
+inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long) {
+    *exec = new emu_graph(*graph);
+    return emu::sticky();
+}
+inline cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t) {
+    if (emu::sticky())
+        return emu::st().fault;
+    emu::st().graph_launches++;
+    for (auto &work : exec->work)
+        work();
+    return emu::sticky();
+}
+inline cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+    delete graph;
+    return cudaSuccess;
+}
+inline cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    delete exec;
+    return cudaSuccess;
 }
 inline cudaError_t cudaGetDevice(int *d) {
     *d = 0;
