@@ -216,7 +216,7 @@ static void bench_backend_ops(const Backend *be) {
         snprintf(shape, sizeof shape, "%dx%d", Ni, Nt);
         InfonceTerms whole = infonce_whole(Ni, Nt);
         double ms = time_ms(
-            [&] { be->infonce_forward_backward(dcos, stats, cos, d_t2i, d_i2t, 14.3f, Ni, Nt, &whole); });
+            [&] { be->infonce_forward_backward(dcos, stats, cos, d_t2i, d_i2t, NULL, 14.3f, Ni, Nt, &whole); });
         /* three reads of cos (rows, columns, grads) and one write of dcos */
         report("infonce_fwd_bwd_fp32", shape, ms, 4.0 * 4.0 * Ni * Nt, 0, 0);
         be->release(d_t2i), be->release(d_i2t), be->release(stats);
@@ -250,13 +250,15 @@ static void bench_backend_ops(const Backend *be) {
     float *p = device_random<float>(np, 29), *g = device_random<float>(np, 30);
     float *m = device_random<float>(np, 31), *v = device_random<float>(np, 32);
     cudaCheck(cudaMemset(v, 0, sizeof(float) * np));
-    AdamWStep hp = {5e-4f, 0.9f, 0.98f, 1e-6f, 0.2f, 0.1f, 0.02f, 1.0f};
-    AdamWTensor whole = {0, np, 1, 1}, *table = (AdamWTensor *)be->alloc(sizeof whole);
+    /* as a training step runs it: the clip coefficient from a sum of squares on the device */
+    double *acc = device_random<double>(1, 33), sumsq = 4.0;
+    be->to_device(acc, &sumsq, sizeof sumsq);
+    AdamWStep hp = {5e-4f, 0.9f, 0.98f, 1e-6f, 0.2f, 0.1f, 0.02f, 1.0f, acc, 1, 1.0f, 0.0f, 4.6f};
+    AdamWTensor whole = {0, np, 1, 1, 0}, *table = (AdamWTensor *)be->alloc(sizeof whole);
     be->to_device(table, &whole, sizeof whole);
     ms = time_ms([&] { be->adamw_step(p, g, m, v, NULL, table, 1, np, &hp); });
     be->release(table);
     report("adamw_fp32", "151277313", ms, 8.0 * 4 * np, 0, 0); /* + the gradient zeroed */
-    double *acc = device_random<double>(1, 33);
     ms = time_ms([&] { be->sum_squares(acc, g, np); });
     cudaCheck(cudaFree(acc));
     report("sum_squares_fp32", "151277313", ms, 4.0 * np, 0, 0);

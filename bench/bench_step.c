@@ -239,9 +239,10 @@ static void p_l2norm_backward(float *dinp, const float *dout, const float *out, 
     account(P_L2_BWD, t0, 4.0 * N * C + N, 0);
 }
 static void p_infonce(float *dcos, float *stats, const float *cos, const int *txt2img,
-                      const int *i2t_target, float scale, int Ni, int Nt, const InfonceTerms *terms) {
+                      const int *i2t_target, const float *logit_scale, float fixed_scale, int Ni, int Nt,
+                      const InfonceTerms *terms) {
     double t0 = clock_seconds();
-    inner->infonce_forward_backward(dcos, stats, cos, txt2img, i2t_target, scale, Ni, Nt, terms);
+    inner->infonce_forward_backward(dcos, stats, cos, txt2img, i2t_target, logit_scale, fixed_scale, Ni, Nt, terms);
     account(P_INFONCE, t0, 2.0 * Ni * Nt + Ni + Nt, 0);
 }
 static void p_adamw_step(float *params, float *grads, float *m, float *v, Act *params_act, const AdamWTensor *tensors,

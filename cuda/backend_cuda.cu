@@ -13,9 +13,11 @@
  * family's launcher in kernels/. All shapes and launch geometry are decided in
  * kernels/launch_plan.h; all device code lives in kernels/, one .cuh file per op family.
  *
- * State kept here: the cuBLAS handle (strict fp32 math), created on first use, and one scratch
- * buffer (tng_cuda_scratch), sized once from the model's plan (reserve_scratch), which also
- * reserves the linear layers' cuBLASLt workspace; all kept for the life of the process.
+ * State kept here: the cuBLAS handle (strict fp32 math), created on first use, one scratch
+ * buffer (tng_cuda_scratch), the linear layers' cuBLASLt workspace and the pinned staging ring
+ * of the uploads (to_device), all sized once from the model's plan (reserve_scratch) and kept
+ * for the life of the process. Nothing in a training step waits for the device but its one
+ * read-back (to_host).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +59,8 @@ static void scratch_resize(size_t bytes) {
     cudaCheck(cudaMalloc(&scratch, bytes));
 }
 
+static void staging_reserve(size_t batch, size_t tokens, size_t width, int images, int texts);
+
 /* A model's plan (kernels/launch_plan.h) sizes the scratch once, before its first step, so a
  * step never allocates; an op that asks for more than the plan is a planning bug, reported
  * as one. Without a plan (the kernel tests call ops directly) it grows on demand. */
@@ -68,6 +72,7 @@ static void cuda_reserve_scratch(size_t batch, size_t tokens, size_t width, int 
         scratch_resize(bytes > scratch_capacity ? bytes : scratch_capacity);
     scratch_planned = 1;
     gemm_lt_reserve(); /* the linear layers' cuBLASLt workspace (matmul.cuh) */
+    staging_reserve(batch, tokens, width, images, texts);
 }
 
 void *tng_cuda_scratch(size_t bytes) {
@@ -94,8 +99,98 @@ static void *cuda_alloc(size_t bytes) {
 
 static void cuda_release(void *ptr) { cudaCheck(cudaFree(ptr)); }
 
+/* Uploads go through a ring of pinned (page-locked) host memory: to_device copies its bytes
+ * into the ring and queues an asynchronous copy on the stream, so it never waits for the
+ * device (a copy from pageable memory would). Each region of the ring is reused only once
+ * the copy that read it has happened: every copy records an event, and the ring waits for
+ * (cudaEventSynchronize) the events of the regions it is about to overwrite, only when a query
+ * says they have not happened yet. The model sizes the ring once (reserve_scratch) to hold a
+ * step's uploads, so at the start of a step, the last step's read-back having drained the
+ * stream, nothing waits; an upload larger than the ring goes through in chunks of half of it,
+ * each waiting for the copy two chunks before it. */
+enum { STAGING_COPIES = 64 };
+static struct {
+    char *host; /* pinned */
+    size_t capacity, head;
+    struct {
+        size_t start, end;
+        cudaEvent_t done;
+    } copy[STAGING_COPIES]; /* the queued copies, oldest first from `first` */
+    int first, count;
+    int planned; /* 1 once the model sized it */
+} staging;
+
+/* Waits for the oldest queued copy (if it has not happened) and forgets it. */
+static void staging_retire_oldest(void) {
+    cudaEvent_t done = staging.copy[staging.first].done;
+    cudaError_t state = cudaEventQuery(done);
+    if (state == cudaErrorNotReady)
+        cudaCheck(cudaEventSynchronize(done));
+    else
+        cudaCheck(state);
+    staging.first = (staging.first + 1) % STAGING_COPIES;
+    staging.count--;
+}
+
+static void staging_resize(size_t bytes) {
+    while (staging.count)
+        staging_retire_oldest();
+    if (staging.host)
+        cudaCheck(cudaFreeHost(staging.host));
+    else
+        for (int k = 0; k < STAGING_COPIES; k++)
+            cudaCheck(cudaEventCreateWithFlags(&staging.copy[k].done, cudaEventDisableTiming));
+    cudaCheck(cudaMallocHost((void **)&staging.host, bytes));
+    staging.capacity = bytes;
+    staging.head = 0;
+}
+
+/* [start, start + bytes) of the ring, once no queued copy reads it. */
+static char *staging_take(size_t bytes) {
+    if (staging.head + bytes > staging.capacity)
+        staging.head = 0;
+    size_t start = staging.head, end = start + bytes;
+    for (;;) {
+        int overlaps = staging.count == STAGING_COPIES;
+        for (int k = 0; k < staging.count && !overlaps; k++) {
+            int at = (staging.first + k) % STAGING_COPIES;
+            overlaps = staging.copy[at].start < end && start < staging.copy[at].end;
+        }
+        if (!overlaps)
+            break;
+        staging_retire_oldest();
+    }
+    int at = (staging.first + staging.count++) % STAGING_COPIES;
+    staging.copy[at].start = start;
+    staging.copy[at].end = end;
+    staging.head = end;
+    return staging.host + start;
+}
+
 static void cuda_to_device(void *dst, const void *src, size_t bytes) {
-    cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+    if (!staging.planned && bytes > staging.capacity) /* the kernel tests: grown on demand */
+        staging_resize(bytes + bytes / 2);
+    size_t chunk = bytes <= staging.capacity ? bytes : staging.capacity / 2;
+    for (size_t done = 0; done < bytes; done += chunk) {
+        size_t n = bytes - done < chunk ? bytes - done : chunk;
+        char *pinned = staging_take(n);
+        memcpy(pinned, (const char *)src + done, n);
+        cudaCheck(cudaMemcpyAsync((char *)dst + done, pinned, n, cudaMemcpyHostToDevice, stream));
+        int at = (staging.first + staging.count - 1) % STAGING_COPIES;
+        cudaCheck(cudaEventRecord(staging.copy[at].done, stream));
+    }
+}
+
+/* The ring for one step's uploads: the text batch's ids and rows, the loss's targets and
+ * masks, image features, and STAGING_PIXELS of images (a full step's pixels beyond that take
+ * the chunked path). */
+static const size_t STAGING_PIXELS = (size_t)64 << 20;
+static void staging_reserve(size_t batch, size_t tokens, size_t width, int images, int texts) {
+    size_t bytes = batch * tokens * sizeof(int) + 4 * batch * sizeof(int) + 2 * (size_t)images * texts +
+                   batch * width * sizeof(float) + STAGING_PIXELS;
+    if (bytes > staging.capacity)
+        staging_resize(bytes);
+    staging.planned = 1;
 }
 
 static void cuda_to_host(void *dst, const void *src, size_t bytes) {
@@ -253,15 +348,21 @@ static void cuda_l2norm_backward(float *dinp, const float *dout, const float *ou
 }
 
 static void cuda_infonce_forward_backward(float *dcos, float *stats, const float *cos,
-                                          const int *txt2img, const int *i2t_target, float scale,
-                                          int Ni, int Nt, const InfonceTerms *terms) {
+                                          const int *txt2img, const int *i2t_target,
+                                          const float *logit_scale, float fixed_scale, int Ni,
+                                          int Nt, const InfonceTerms *terms) {
     /* the column (text-to-image) kernel indexes image rows from 0 and takes a column's softmax
      * over the block's rows: it needs every image of the global batch (InfonceTerms) */
     shapeCheck(!terms->text_to_image || (terms->first_image == 0 && Ni == terms->n_images),
                "infonce text_to_image on images [%d, %d) of %d: the column term needs all the "
                "images (first_image 0, Ni == n_images)",
                terms->first_image, terms->first_image + Ni, terms->n_images);
-    infonce_forward_backward(dcos, stats, cos, txt2img, i2t_target, scale, Ni, Nt, *terms, stream);
+    infonce_forward_backward(dcos, stats, cos, txt2img, i2t_target, InfonceScale{logit_scale, fixed_scale}, Ni,
+                             Nt, *terms, stream);
+}
+
+static void cuda_logit_scale_backward(float *dlogit_scale, const float *stats, int blocks, const float *logit_scale) {
+    logit_scale_backward(dlogit_scale, stats, blocks, logit_scale, stream);
 }
 
 template <typename io_t>
@@ -310,6 +411,7 @@ template <typename io_t, int TF32> static constexpr Backend cuda_table(const cha
         .l2norm_forward = cuda_l2norm_forward<io_t>,
         .l2norm_backward = cuda_l2norm_backward,
         .infonce_forward_backward = cuda_infonce_forward_backward,
+        .logit_scale_backward = cuda_logit_scale_backward,
         .adamw_step = cuda_adamw_step<io_t>,
         .sum_squares = cuda_sum_squares,
     };

@@ -9,7 +9,9 @@
  * equal the CPU's. Every operation is an explicitly rounded intrinsic (__fmul_rn, __fadd_rn,
  * ...): nvcc contracts a * b + c into one fused multiply-add wherever it may, rounding once
  * where the CPU (C11, contraction off) rounds twice, and it never contracts the intrinsics.
- * The scalars (step size, 1/sqrt(bc2), decay) are computed on the host as the CPU op does.
+ * The scalars (step size, 1/sqrt(bc2), decay) are computed on the host as the CPU op does; the
+ * gradients' multiplier (the clip, and the skip of a non-finite step) on the device from the
+ * norm's sum of squares, in the CPU op's double operations, so the step needs no read-back.
  * Memory-bound either way. (The CPU emulator cannot show a contraction: the GPU run of
  * tests/gpu/test_adamw.cu can.)
  *
@@ -27,10 +29,14 @@ extern "C" {
 #include "engine/backend.h" /* defines: AdamWStep */
 }
 
-/* The step's scalars, as the CPU op computes them: in double, rounded to float once. */
+/* The step's scalars, as the CPU op computes them: in double, rounded to float once. The
+ * gradients' multiplier is grad_scale, or decided on the device from *grad_sumsq (below). */
 struct AdamWScalars {
     float beta1, one_minus_beta1, beta2, one_minus_beta2, eps, grad_scale;
     float decay, step_size, inv_bc2_sqrt; /* decay: 1 - lr wd, for the tensors that decay */
+    const double *grad_sumsq;
+    int micro_batches;
+    float max_norm, clamp_min, clamp_max;
 };
 
 static inline AdamWScalars adamw_scalars(const AdamWStep *hp) {
@@ -44,7 +50,30 @@ static inline AdamWScalars adamw_scalars(const AdamWStep *hp) {
     k.decay = (float)(1.0 - (double)hp->lr * hp->weight_decay);
     k.step_size = (float)((double)hp->lr / hp->bias_correction1);
     k.inv_bc2_sqrt = (float)(1.0 / sqrt((double)hp->bias_correction2));
+    k.grad_sumsq = hp->grad_sumsq;
+    k.micro_batches = hp->micro_batches;
+    k.max_norm = hp->max_norm;
+    k.clamp_min = hp->clamp_min;
+    k.clamp_max = hp->clamp_max;
     return k;
+}
+
+/* The gradients' multiplier (engine/backend.h, AdamWStep): the CPU op's double operations,
+ * from the norm's sum of squares on the device, so that no read-back precedes the update;
+ * NAN when the norm is not finite (the update is skipped). Each thread computes it. */
+__device__ __forceinline__ float adamw_multiplier(const AdamWScalars &k) {
+    if (!k.grad_sumsq)
+        return k.grad_scale;
+    float norm = (float)(sqrt(*k.grad_sumsq) / k.micro_batches);
+    if (!isfinite(norm))
+        return NAN;
+    double clip = 1.0;
+    if (k.max_norm > 0) {
+        clip = k.max_norm / ((double)norm + 1e-6);
+        if (clip > 1.0)
+            clip = 1.0;
+    }
+    return (float)(1.0 / k.micro_batches * clip);
 }
 
 /* m = beta1 m + (1 - beta1) g, v = beta2 v + (1 - beta2) g g, g = grad * grad_scale;
@@ -64,8 +93,9 @@ __device__ __forceinline__ float adamw_element(float *param, const float *grad, 
 
 /* Every element of the flat buffers once (grid-stride): the tensor it belongs to, found by
  * walking the table (in shared memory) forward from the last one this thread saw, since a
- * thread's elements only grow; its update and compute copy when it trains; its gradient
- * zeroed. The decay of a tensor without weight decay is 1 - lr * 0 = 1, as the CPU's. */
+ * thread's elements only grow; its update (clamped where the tensor clamps) and compute copy
+ * when it trains and the step is not skipped; its gradient zeroed. The decay of a tensor
+ * without weight decay is 1 - lr * 0 = 1, as the CPU's. */
 template <typename io_t>
 __global__ void adamw_step_kernel(float *params, float *grads, float *m, float *v, io_t *params_act,
                                   const AdamWTensor *tensors, int count, size_t total,
@@ -74,13 +104,17 @@ __global__ void adamw_step_kernel(float *params, float *grads, float *m, float *
     for (int t = threadIdx.x; t < count; t += blockDim.x)
         table[t] = tensors[t];
     __syncthreads();
+    k.grad_scale = adamw_multiplier(k);
+    bool skip = isnan(k.grad_scale);
     size_t stride = (size_t)gridDim.x * blockDim.x;
     int t = 0;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
         while (i >= table[t].offset + table[t].numel)
             t++;
-        if (table[t].trains) {
+        if (table[t].trains && !skip) {
             float p = adamw_element(params, grads, m, v, i, k, table[t].decays ? k.decay : 1.0f);
+            if (table[t].clamps)
+                params[i] = p = p < k.clamp_min ? k.clamp_min : p > k.clamp_max ? k.clamp_max : p;
             if (params_act)
                 params_act[i] = store_as<io_t>(p);
         }

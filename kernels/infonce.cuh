@@ -26,6 +26,8 @@
  *            log-sum-exps (so writing dcos over cos in place is safe), and the row's share
  *            of dscale = sum dlogit * cos;
  *   finish:  one block sums the per-row and per-column terms into stats[].
+ * The scale is read on the device (InfonceScale), and logit_scale_backward adds the learned
+ * temperature's gradient there too: a learned temperature costs no read-back.
  * Per-row and per-column scratch (6 floats a row/column) comes from the backend's scratch.
  */
 #ifndef TNG_KERNELS_INFONCE_CUH
@@ -36,6 +38,15 @@ extern "C" {
 #include "engine/backend.h" /* defines: INFONCE_LOSS, INFONCE_T2I, INFONCE_I2T, INFONCE_DSCALE */
 }
 #include "cuda/cuda_common.h"
+
+/* The logit scale (backend.h, infonce_forward_backward): exp(*logit_scale) read on the device
+ * (a learned temperature: nothing is read back to the host), or the fixed scale. expf, as the
+ * CPU backend computes it. */
+struct InfonceScale {
+    const float *logit_scale;
+    float fixed;
+    __device__ __forceinline__ float value() const { return logit_scale ? expf(*logit_scale) : fixed; }
+};
 
 /* The image-to-text logit of a column: contradictions (no positive image) carry ln w. */
 __device__ __forceinline__ float i2t_logit(float logit, int positive_image, float log_weight) {
@@ -68,9 +79,10 @@ __device__ __forceinline__ void lse_merge(float &m, float &s, float m2, float s2
 
 static __global__ void __launch_bounds__(INFONCE_THREADS)
     infonce_rows_kernel(float *row_lse, float *row_loss, float *row_pos, float *row_each,
-                        const float *cos, const int *txt2img, const int *i2t_target, float scale,
+                        const float *cos, const int *txt2img, const int *i2t_target, InfonceScale sc,
                         int first, int Nt, float log_weight, int each, const unsigned char *exclude) {
     __shared__ float shared[PLAN_WARP];
+    float scale = sc.value();
     int i = blockIdx.x;
     const float *r = cos + (size_t)i * Nt;
     const unsigned char *row_exclude = exclude ? exclude + (size_t)i * Nt : NULL;
@@ -124,9 +136,10 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
 
 static __global__ void __launch_bounds__(INFONCE_THREADS)
     infonce_columns_kernel(float *col_lse, float *col_loss, const float *cos, const int *txt2img,
-                           float scale, int first, int Ni, int Nt, const unsigned char *exclude) {
+                           InfonceScale sc, int first, int Ni, int Nt, const unsigned char *exclude) {
     __shared__ float group_m[INFONCE_COL_GROUPS][INFONCE_COL_TILE];
     __shared__ float group_s[INFONCE_COL_GROUPS][INFONCE_COL_TILE];
+    float scale = sc.value();
     int lane = threadIdx.x % INFONCE_COL_TILE, group = threadIdx.x / INFONCE_COL_TILE;
     int t = blockIdx.x * INFONCE_COL_TILE + lane;
     float m = -INFINITY, s = 0.0f;
@@ -156,9 +169,10 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
 static __global__ void __launch_bounds__(INFONCE_THREADS)
     infonce_grads_kernel(float *dcos, float *row_dscale, const float *cos, const float *row_lse,
                          const float *row_pos, const float *row_each, const float *col_lse,
-                         const int *txt2img, const int *i2t_target, float scale,
+                         const int *txt2img, const int *i2t_target, InfonceScale sc,
                          InfonceTerms terms, int Nt) {
     __shared__ float shared[PLAN_WARP];
+    float scale = sc.value();
     int i = blockIdx.x, target = terms.image_to_text ? i2t_target[i] : 0;
     int each = terms.image_to_text && terms.i2t_each && target < 0;
     float lse = terms.image_to_text ? row_lse[i] : 0.0f;
@@ -221,8 +235,8 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
 }
 
 static inline void infonce_forward_backward(float *dcos, float *stats, const float *cos,
-                                            const int *txt2img, const int *i2t_target, float scale,
-                                            int Ni, int Nt, const InfonceTerms &terms,
+                                            const int *txt2img, const int *i2t_target,
+                                            InfonceScale scale, int Ni, int Nt, const InfonceTerms &terms,
                                             cudaStream_t stream) {
     InfoncePlan plan = infonce_plan(Ni, Nt);
     shapeCheck(plan.ok, "infonce over %d images x %d texts", Ni, Nt);
@@ -241,6 +255,21 @@ static inline void infonce_forward_backward(float *dcos, float *stats, const flo
                terms, Nt);
     TNG_LAUNCH(infonce_finish_kernel, 1, plan.threads, 0, stream, stats, row_loss, row_dscale,
                col_loss, terms, Ni, Nt);
+}
+
+/* The learned temperature's gradient (backend.h, logit_scale_backward): one thread, the CPU
+ * op's float operations in its order, so that no read-back is needed to add it. */
+static __global__ void logit_scale_backward_kernel(float *dlogit_scale, const float *stats, int blocks,
+                                                   const float *logit_scale) {
+    float dscale = stats[INFONCE_DSCALE];
+    for (int b = 1; b < blocks; b++)
+        dscale = __fadd_rn(dscale, stats[b * INFONCE_NSTATS + INFONCE_DSCALE]);
+    *dlogit_scale = __fadd_rn(*dlogit_scale, __fmul_rn(dscale, expf(*logit_scale)));
+}
+
+static inline void logit_scale_backward(float *dlogit_scale, const float *stats, int blocks,
+                                        const float *logit_scale, cudaStream_t stream) {
+    TNG_LAUNCH(logit_scale_backward_kernel, 1, 1, 0, stream, dlogit_scale, stats, blocks, logit_scale);
 }
 
 #endif

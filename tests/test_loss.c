@@ -58,7 +58,7 @@ static Result through_the_object(const ClipLossConfig *cfg, const float *images,
     Result r = {0};
     ClipLoss *loss = clip_loss_create(backend_cpu(), D);
     clip_loss_prepare(loss, cfg, NI, NT);
-    r.loss = clip_loss_forward(loss, images, NI, texts, NT, TXT2IMG, I2T_TARGET, NULL, SCALE, r.stats);
+    r.loss = clip_loss_forward(loss, images, NI, texts, NT, TXT2IMG, I2T_TARGET, NULL, NULL, SCALE, r.stats);
     clip_loss_backward(loss, r.d_images, r.d_texts);
     clip_loss_free(loss);
     return r;
@@ -107,11 +107,11 @@ static void test_no_standalone_texts(void) {
     ClipLoss *loss = clip_loss_create(backend_cpu(), D);
     clip_loss_prepare(loss, &cfg, NI, NT);
     Result want = {0};
-    want.loss = clip_loss_forward(loss, images, NI, texts, NT, TXT2IMG, I2T_TARGET, NULL, SCALE, want.stats);
+    want.loss = clip_loss_forward(loss, images, NI, texts, NT, TXT2IMG, I2T_TARGET, NULL, NULL, SCALE, want.stats);
     clip_loss_backward(loss, want.d_images, want.d_texts);
     for (int k = 0; k < 2; k++) {
         Result got = {0};
-        got.loss = clip_loss_forward(loss, images, NI, texts, NT, TXT2IMG, I2T_TARGET, cases[k], SCALE, got.stats);
+        got.loss = clip_loss_forward(loss, images, NI, texts, NT, TXT2IMG, I2T_TARGET, cases[k], NULL, SCALE, got.stats);
         clip_loss_backward(loss, got.d_images, got.d_texts);
         CHECK(memcmp(&got, &want, sizeof got) == 0, "case %d: loss %.9g vs %.9g without", k, got.loss, want.loss);
     }
@@ -125,7 +125,7 @@ static void test_backward_contract(void) {
     ClipLoss *loss = clip_loss_create(backend_cpu(), D);
     clip_loss_prepare(loss, &cfg, 2, 3); /* too small, then prepared again */
     clip_loss_prepare(loss, &cfg, NI, NT);
-    clip_loss_forward(loss, images, NI, texts, NT, TXT2IMG, I2T_TARGET, NULL, SCALE, NULL);
+    clip_loss_forward(loss, images, NI, texts, NT, TXT2IMG, I2T_TARGET, NULL, NULL, SCALE, NULL);
     float fresh_images[NI * D] = {0}, fresh_texts[NT * D] = {0}, texts_only[NT * D] = {0};
     float added_images[NI * D], added_texts[NT * D];
     clip_loss_backward(loss, fresh_images, fresh_texts);

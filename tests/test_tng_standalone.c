@@ -191,7 +191,7 @@ static void test_mask_from_captions(void) {
     clip_loss_prepare(loss, &lc, B, Nt);
     ClipAbsence absence = {.absent = absent, .named_start = t.named_start, .named = t.named};
     float stats[INFONCE_NSTATS], want[INFONCE_NSTATS];
-    clip_loss_forward(loss, images, B, texts, Nt, t.txt2img, targets, &absence, 14.25f, stats);
+    clip_loss_forward(loss, images, B, texts, Nt, t.txt2img, targets, &absence, NULL, 14.25f, stats);
     float *d_images = calloc((size_t)B * D, sizeof(float)), *d_want = calloc((size_t)B * D, sizeof(float));
     clip_loss_backward(loss, d_images, NULL);
     float *cos = malloc(sizeof(float) * (size_t)B * Nt);

@@ -26,11 +26,23 @@
 
 #include "engine/config.h"
 
-/* One AdamW update's hyperparameters (bias corrections precomputed by the caller). */
+/* One AdamW update's hyperparameters (bias corrections precomputed by the caller).
+ *
+ * The gradients' multiplier is decided on the backend when grad_sumsq is set, so that a step
+ * needs no read-back before its update: with the averaged gradients' norm
+ * norm = (float)(sqrt(*grad_sumsq) / micro_batches), in double, the multiplier is
+ * (float)((1.0 / micro_batches) * min(1, max_norm / ((double)norm + 1e-6))), torch's
+ * clip_grad_norm_ coefficient (max_norm <= 0: no clipping, the factor is 1); and a norm that is
+ * not finite skips the update (parameters, moments and compute copy keep their bits; the
+ * gradients are still zeroed). grad_sumsq NULL: the multiplier is grad_scale, nothing skips. */
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay;
     float bias_correction1, bias_correction2; /* 1 - beta^t */
-    float grad_scale;                         /* gradients are multiplied by this first */
+    float grad_scale;                         /* without grad_sumsq: gradients times this first */
+    const double *grad_sumsq; /* NULL, or backend memory: the gradients' sum of squares (sum_squares) */
+    int micro_batches;        /* with grad_sumsq: the gradients are the sum of this many */
+    float max_norm;           /* with grad_sumsq: > 0 clips the averaged gradients' norm to it */
+    float clamp_min, clamp_max; /* the tensors marked `clamps` are clamped to these after the update */
 } AdamWStep;
 
 /* One tensor of the flat parameter buffers, as the optimizer step sees it. */
@@ -38,6 +50,7 @@ typedef struct {
     size_t offset, numel;
     int trains; /* 0: only its gradient is zeroed */
     int decays; /* 1: the step's weight decay applies to it, 0: none */
+    int clamps; /* 1: its updated values are clamped to [clamp_min, clamp_max] (logit_scale) */
 } AdamWTensor;
 
 /* InfoNCE statistics written by infonce_forward_backward (backend memory, 4 floats). Each is
@@ -114,7 +127,11 @@ typedef struct Backend {
      * break graph capture). NULL when a backend needs none. */
     void (*reserve_scratch)(size_t batch, size_t tokens, size_t width, int images, int texts);
     void (*release)(void *ptr);
+    /* host -> backend: returns once src may be reused, without waiting for the backend's
+     * work (CUDA: copied into pinned staging, then an asynchronous copy on its stream) */
     void (*to_device)(void *dst, const void *src, size_t bytes);
+    /* backend -> host: waits for all the work queued before it (on a GPU: a synchronisation;
+     * a training step makes one, engine/optim.h clip_step_read) */
     void (*to_host)(void *dst, const void *src, size_t bytes);
     void (*zero)(void *ptr, size_t bytes);
     /* dst[i] = src[i] rounded to the activation type, both backend memory: the weights'
@@ -203,6 +220,8 @@ typedef struct Backend {
 
     /* ---- InfoNCE on a block cos [Ni,Nt] of the similarity matrix (logits = scale*cos),
      * computing the terms `terms` selects (host memory; see InfonceTerms).
+     * The scale: exp(*logit_scale), read on the backend (a learned temperature: no read-back),
+     * or fixed_scale when logit_scale is NULL (1 / a fixed temperature).
      * txt2img[t]: the GLOBAL index of text t's positive image, or -1 when it has none (a
      * contradiction negative: false for its image and for every other). Such a column has no
      * text-to-image term and counts toward no image's positives, but stays a negative in every
@@ -218,14 +237,22 @@ typedef struct Backend {
      * Writes dcos = dloss/dcos of this call's terms (may alias cos: computed in place) and
      * stats[INFONCE_*], where stats[INFONCE_DSCALE] = dloss/dscale. ---- */
     void (*infonce_forward_backward)(float *dcos, float *stats, const float *cos,
-                                     const int *txt2img, const int *i2t_target, float scale,
-                                     int Ni, int Nt, const InfonceTerms *terms);
+                                     const int *txt2img, const int *i2t_target,
+                                     const float *logit_scale, float fixed_scale, int Ni, int Nt,
+                                     const InfonceTerms *terms);
+    /* The learned temperature's gradient, on the backend: *dlogit_scale += dscale * scale
+     * (float operations in this order), dscale the sum of stats[b * INFONCE_NSTATS +
+     * INFONCE_DSCALE] over the `blocks` InfoNCE calls of one forward, in order, and
+     * scale = expf(*logit_scale) */
+    void (*logit_scale_backward)(float *dlogit_scale, const float *stats, int blocks,
+                                 const float *logit_scale);
 
     /* ---- optimizer ---- */
     /* One AdamW step over the flat buffers (params, grads, m, v: the model's whole layout):
      * every tensor of `tensors` (count entries, backend memory, in offset order, covering the
      * buffers' `total` floats) that trains is updated as PyTorch's AdamW (decoupled decay hp->weight_decay
-     * where it decays, none elsewhere; grads times hp->grad_scale), and its compute copy in
+     * where it decays, none elsewhere; grads times the multiplier AdamWStep describes: clipped
+     * and skipped on the backend), clamped where it `clamps`, and its compute copy in
      * params_act refreshed (NULL: the copy is params itself); then every gradient is zeroed
      * for the next step. One pass and one launch on a GPU, not three per tensor. */
     void (*adamw_step)(float *params, float *grads, float *m, float *v, Act *params_act,

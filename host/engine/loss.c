@@ -178,8 +178,7 @@ static const unsigned char *exclusion_block(ClipLoss *loss, const Truth *truth, 
  * Forward */
 
 /* One process: both terms on the whole matrix in one call. */
-static void score_whole(ClipLoss *loss, const int *txt2img, const int *i2t_target,
-                        const Truth *truth, float stats[INFONCE_NSTATS]) {
+static void score_whole(ClipLoss *loss, const int *txt2img, const int *i2t_target, const Truth *truth) {
     const Backend *be = loss->be;
     int Ni = loss->n_images, Nt = loss->n_texts;
     loss->n_images_global = Ni;
@@ -191,8 +190,8 @@ static void score_whole(ClipLoss *loss, const int *txt2img, const int *i2t_targe
     be->to_device(loss->i2t_target, i2t_target, sizeof(int) * (size_t)Ni);
     InfonceTerms whole = loss_terms(loss, 1, 1, 0, exclusion_block(loss, truth, 0, Ni, 0, Nt, loss->exclude));
     be->infonce_forward_backward(loss->cos, loss->stats, loss->cos, loss->txt2img,
-                                 loss->i2t_target, loss->scale, Ni, Nt, &whole);
-    be->to_host(stats, loss->stats, sizeof(float) * INFONCE_NSTATS);
+                                 loss->i2t_target, loss->logit_scale, loss->fixed_scale, Ni, Nt, &whole);
+    loss->blocks = 1;
 }
 
 /* counts[r] * D: a per-rank count of rows as a count of floats */
@@ -273,10 +272,8 @@ static void gather_batch(ClipLoss *loss, const int *txt2img, const int *i2t_targ
     free(sizes), free(fours), free(image_floats), free(text_floats), free(targets);
 }
 
-/* Data parallel: the two blocks this rank owns; stats: this rank's shares, then their
- * global sums. */
-static void score_blocks(ClipLoss *loss, const Truth *truth, float local[INFONCE_NSTATS],
-                         float global[INFONCE_NSTATS]) {
+/* Data parallel: the two blocks this rank owns. */
+static void score_blocks(ClipLoss *loss, const Truth *truth) {
     const Backend *be = loss->be;
     const Dist *d = loss->cfg.dist;
     int Ni = loss->n_images, Nt = loss->n_texts, D = loss->embed_dim;
@@ -289,43 +286,58 @@ static void score_blocks(ClipLoss *loss, const Truth *truth, float local[INFONCE
     InfonceTerms columns = loss_terms(loss, 0, 1, 0, exclusion_block(loss, truth, 0, Nig, my_texts, Nt,
                                                                     loss->exclude_columns));
     be->infonce_forward_backward(loss->cos, loss->stats, loss->cos, loss->txt2img,
-                                 loss->i2t_target, loss->scale, Ni, Ntg, &rows);
+                                 loss->i2t_target, loss->logit_scale, loss->fixed_scale, Ni, Ntg, &rows);
     be->infonce_forward_backward(loss->cos_columns, loss->stats + INFONCE_NSTATS,
                                  loss->cos_columns, loss->txt2img + my_texts,
-                                 NULL, loss->scale, Nig, Nt, &columns);
-    float both[2 * INFONCE_NSTATS];
-    be->to_host(both, loss->stats, sizeof both);
-    for (int k = 0; k < INFONCE_NSTATS; k++) global[k] = local[k] = both[k] + both[INFONCE_NSTATS + k];
-    d->host->all_reduce(d, global, INFONCE_NSTATS, DIST_F32, DIST_SUM);
+                                 NULL, loss->logit_scale, loss->fixed_scale, Nig, Nt, &columns);
+    loss->blocks = 2;
 }
 
-float clip_loss_forward(ClipLoss *loss, const float *image_features, int Ni,
-                        const float *text_features, int Nt, const int *txt2img,
-                        const int *i2t_target, const ClipAbsence *absence, float scale,
-                        float stats[INFONCE_NSTATS]) {
+void clip_loss_score(ClipLoss *loss, const float *image_features, int Ni, const float *text_features,
+                     int Nt, const int *txt2img, const int *i2t_target, const ClipAbsence *absence,
+                     const float *logit_scale, float fixed_scale) {
     if (Ni > loss->max_images || Nt > loss->max_texts)
         die("loss: batch of %d images x %d texts exceeds the prepared %d x %d", Ni, Nt,
             loss->max_images, loss->max_texts);
     loss->image_features = image_features, loss->text_features = text_features;
     loss->n_images = Ni, loss->n_texts = Nt;
-    loss->scale = scale;
-    float local[INFONCE_NSTATS], global[INFONCE_NSTATS];
+    loss->logit_scale = logit_scale, loss->fixed_scale = fixed_scale;
     if (absence && !absence->absent) absence = NULL;
     if (distributed(loss)) {
         Truth truth;
         gather_batch(loss, txt2img, i2t_target, absence, &truth);
-        score_blocks(loss, &truth, local, global);
+        score_blocks(loss, &truth);
         truth_free(&truth);
     } else {
         Truth truth = {.positive = txt2img};
         if (absence)
             truth.absent = absence->absent, truth.named_start = absence->named_start, truth.named = absence->named;
-        score_whole(loss, txt2img, i2t_target, &truth, local);
-        memcpy(global, local, sizeof global);
+        score_whole(loss, txt2img, i2t_target, &truth);
     }
-    loss->dscale = local[INFONCE_DSCALE];
-    if (stats) memcpy(stats, global, sizeof global);
-    return global[INFONCE_LOSS];
+}
+
+void clip_loss_sum_stats(const ClipLoss *loss, float stats[INFONCE_NSTATS]) {
+    const Dist *d = loss->cfg.dist;
+    if (distributed(loss)) d->host->all_reduce(d, stats, INFONCE_NSTATS, DIST_F32, DIST_SUM);
+}
+
+float clip_loss_read(const ClipLoss *loss, float stats[INFONCE_NSTATS]) {
+    float blocks[2 * INFONCE_NSTATS], sums[INFONCE_NSTATS];
+    loss->be->to_host(blocks, loss->stats, sizeof(float) * INFONCE_NSTATS * (size_t)loss->blocks);
+    for (int k = 0; k < INFONCE_NSTATS; k++)
+        sums[k] = loss->blocks == 2 ? blocks[k] + blocks[INFONCE_NSTATS + k] : blocks[k];
+    clip_loss_sum_stats(loss, sums);
+    if (stats) memcpy(stats, sums, sizeof sums);
+    return sums[INFONCE_LOSS];
+}
+
+float clip_loss_forward(ClipLoss *loss, const float *image_features, int Ni,
+                        const float *text_features, int Nt, const int *txt2img,
+                        const int *i2t_target, const ClipAbsence *absence, const float *logit_scale,
+                        float fixed_scale, float stats[INFONCE_NSTATS]) {
+    clip_loss_score(loss, image_features, Ni, text_features, Nt, txt2img, i2t_target, absence, logit_scale,
+                    fixed_scale);
+    return clip_loss_read(loss, stats);
 }
 
 /* ----------------------------------------------------------------------------

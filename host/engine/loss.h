@@ -3,10 +3,10 @@
  * parallel training alike.
  *
  * It is fed what open_clip's ClipLoss is fed: this process's L2-normalised image and text
- * features, its batch's positives and targets, and the logit scale. clip_loss_forward
- * returns the loss and keeps the gradient of the similarity matrix; clip_loss_backward turns
- * that into the features' gradients. The model (model.h) owns the towers and never sees how
- * the objective is cut across processes.
+ * features, its batch's positives and targets, and the logit scale. clip_loss_score computes
+ * the loss and keeps the gradient of the similarity matrix, on the backend and reading nothing
+ * back (clip_loss_read does); clip_loss_backward turns that into the features' gradients. The
+ * model (model.h) owns the towers and never sees how the objective is cut across processes.
  *
  * The contract:
  * - Distribution is a parameter of the loss (ClipLossConfig.dist), not a fork of the
@@ -76,8 +76,9 @@ typedef struct {
     unsigned char *exclude_host; /* where a mask is built before its upload */
     /* the last forward */
     const float *image_features, *text_features; /* as fed; read again by the backward */
-    float scale;                         /* the logit scale */
-    float dscale;                        /* this process's share of dloss/dscale */
+    const float *logit_scale;            /* backend memory: the learned ln scale, or NULL... */
+    float fixed_scale;                   /* ...and the scale is this (backend.h, infonce) */
+    int blocks;                          /* the blocks of stats written: 1, or 2 data parallel */
     int n_images, n_texts;               /* this process's batch */
     int n_images_global, n_texts_global; /* all ranks' batches (= n_images, n_texts alone) */
     int n_scored_global;                 /* texts with a positive image (txt2img >= 0) */
@@ -100,16 +101,28 @@ void clip_loss_prepare(ClipLoss *loss, const ClipLossConfig *cfg, int max_images
  * an image that has at least one positive text. Host arrays, local indices. */
 void clip_loss_check_targets(const int *txt2img, int Nt, const int *i2t_target, int Ni);
 
-/* The loss of the (global) batch; stats (may be NULL) gets its terms (INFONCE_*). Features
- * are backend memory [Ni, D] and [Nt, D] and must stay unchanged until the backward;
- * txt2img [Nt] and i2t_target [Ni] are host arrays with this process's indices. absence:
- * NULL (or absence->absent NULL) when no text is a standalone negation; data parallel, every
- * rank passes one or none. A standalone negation should have a positive image (txt2img),
- * which names no object it denies. */
+/* Scores the (global) batch on the backend, reading nothing back: its stats (this rank's
+ * shares, INFONCE_*) are left in loss->stats, loss->blocks blocks of them. Features are
+ * backend memory [Ni, D] and [Nt, D] and must stay unchanged until the backward; txt2img [Nt]
+ * and i2t_target [Ni] are host arrays with this process's indices. absence: NULL (or
+ * absence->absent NULL) when no text is a standalone negation; data parallel, every rank
+ * passes one or none. A standalone negation should have a positive image (txt2img), which
+ * names no object it denies. The logit scale is exp(*logit_scale), read on the backend, or
+ * fixed_scale when logit_scale is NULL (backend.h, infonce_forward_backward). */
+void clip_loss_score(ClipLoss *loss, const float *image_features, int Ni, const float *text_features,
+                     int Nt, const int *txt2img, const int *i2t_target, const ClipAbsence *absence,
+                     const float *logit_scale, float fixed_scale);
+/* Reads the last score's stats back (a synchronisation on a GPU) into stats (may be NULL) as
+ * global values (data parallel: a host all-reduce, a collective) and returns the loss. */
+float clip_loss_read(const ClipLoss *loss, float stats[INFONCE_NSTATS]);
+/* stats: this rank's shares, summed over the ranks in place (a host collective; nothing in
+ * one process). */
+void clip_loss_sum_stats(const ClipLoss *loss, float stats[INFONCE_NSTATS]);
+/* clip_loss_score then clip_loss_read: the loss of the batch, its terms in stats. */
 float clip_loss_forward(ClipLoss *loss, const float *image_features, int Ni,
                         const float *text_features, int Nt, const int *txt2img,
-                        const int *i2t_target, const ClipAbsence *absence, float scale,
-                        float stats[INFONCE_NSTATS]);
+                        const int *i2t_target, const ClipAbsence *absence, const float *logit_scale,
+                        float fixed_scale, float stats[INFONCE_NSTATS]);
 
 /* Adds dloss/dfeatures of the last forward into d_image_features [Ni, D] and
  * d_text_features [Nt, D]. NULL: that tower does not train; its gradient is not computed

@@ -502,7 +502,7 @@ void clip_free(Clip *m) {
     clip_weights_free(&m->w);
     clip_weights_free(&m->g);
     if (m->params_act != (Act *)m->params) be->release(m->params_act);
-    void *buffers[] = {m->params, m->grads, m->adam_m, m->adam_v, m->grad_sumsq, m->opt_tensors};
+    void *buffers[] = {m->params, m->grads, m->adam_m, m->adam_v, m->totals, m->opt_tensors};
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++)
         if (buffers[i]) be->release(buffers[i]);
     clip_loss_free(m->loss);
@@ -611,7 +611,8 @@ void clip_prepare(Clip *m, const ClipTrainConfig *train, int max_images, int max
         m->grads = be->alloc(bytes);
         m->adam_m = be->alloc(bytes);
         m->adam_v = be->alloc(bytes);
-        m->grad_sumsq = be->alloc(sizeof(double));
+        m->totals = be->alloc(sizeof(ClipStepTotals));
+        m->opt_tensors = be->alloc(sizeof(AdamWTensor) * (size_t)m->layout.count);
         clip_weights_view(&m->cfg, m->grads, &m->g);
     }
     grad_reduce_free(m->reduce);
@@ -638,7 +639,7 @@ static void check_batch(const Clip *m, const ClipBatch *batch) {
     clip_loss_check_targets(batch->txt2img, Nt, batch->i2t_target, Ni);
 }
 
-float clip_forward(Clip *m, const ClipBatch *batch, float stats[INFONCE_NSTATS]) {
+void clip_forward_queued(Clip *m, const ClipBatch *batch) {
     const Backend *be = m->be;
     check_batch(m, batch);
     int Ni = batch->n_images, Nt = batch->n_texts, D = m->cfg.embed_dim;
@@ -649,16 +650,20 @@ float clip_forward(Clip *m, const ClipBatch *batch, float stats[INFONCE_NSTATS])
     else be->to_device(m->vision_acts.features, batch->image_features, sizeof(float) * (size_t)Ni * D);
     text_forward(m, batch->tokens, Nt);
 
-    float scale;
-    if (m->train.temperature > 0) {
-        scale = 1.0f / m->train.temperature;
-    } else {
-        float logit_scale;
-        be->to_host(&logit_scale, m->w.logit_scale, sizeof(float));
-        scale = expf(logit_scale);
-    }
-    return clip_loss_forward(m->loss, m->vision_acts.features, Ni, m->text_acts.features, Nt,
-                             batch->txt2img, batch->i2t_target, &batch->absence, scale, stats);
+    /* a learned scale is read on the backend: exp(logit_scale) never visits the host */
+    int learned = m->train.temperature <= 0;
+    ClipLoss *loss = m->loss;
+    clip_loss_score(loss, m->vision_acts.features, Ni, m->text_acts.features, Nt, batch->txt2img,
+                    batch->i2t_target, &batch->absence, learned ? m->w.logit_scale : NULL,
+                    learned ? 0.0f : 1.0f / m->train.temperature);
+    if (m->totals)
+        for (int b = 0; b < loss->blocks; b++)
+            be->accumulate(m->totals->stats, loss->stats + b * INFONCE_NSTATS, INFONCE_NSTATS);
+}
+
+float clip_forward(Clip *m, const ClipBatch *batch, float stats[INFONCE_NSTATS]) {
+    clip_forward_queued(m, batch);
+    return clip_loss_read(m->loss, stats);
 }
 
 /* overlap: start the gradient buckets' all-reduces as the backward goes (clip_backward_last) */
@@ -673,12 +678,8 @@ static void backward(Clip *m, int overlap) {
     be->zero(ta->d_features, sizeof(float) * (size_t)Nt * D);
     clip_loss_backward(m->loss, train_vision ? va->d_features : NULL,
                        m->train.train_text ? ta->d_features : NULL);
-    if (m->train.temperature <= 0) { /* learned: dloss/dlogit_scale = dloss/dscale * scale */
-        float grad;
-        be->to_host(&grad, m->g.logit_scale, sizeof(float));
-        grad += m->loss->dscale * m->loss->scale; /* this rank's share: summed across ranks */
-        be->to_device(m->g.logit_scale, &grad, sizeof(float));
-    }
+    if (m->train.temperature <= 0) /* learned: this rank's share, summed across ranks */
+        be->logit_scale_backward(m->g.logit_scale, m->loss->stats, m->loss->blocks, m->w.logit_scale);
     if (m->train.train_text) text_backward(m, Nt);
     grad_reduce_text_done(m->reduce);
     if (train_vision) vision_backward(m, Ni);

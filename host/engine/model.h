@@ -140,6 +140,14 @@ typedef struct {
     int i2t_each; /* image-to-text mean target: each positive against the negatives alone */
 } ClipTrainConfig;
 
+/* What a training step leaves on the backend for its one read-back (optim.h, clip_step_read):
+ * the gradients' sum of squares (the clip's norm) and the InfoNCE stats (this rank's shares)
+ * summed over the step's forwards. */
+typedef struct {
+    double grad_sumsq;
+    float stats[INFONCE_NSTATS];
+} ClipStepTotals;
+
 typedef struct {
     ClipConfig cfg;
     const Backend *be;
@@ -148,7 +156,7 @@ typedef struct {
     Act *params_act; /* the weights' compute copy in the activation type, refreshed after every
                         change (clip_params_changed, the optimizer step); params itself when that
                         type is fp32. Only the linear layers read it (model.c, compute_weight) */
-    double *grad_sumsq;                       /* backend memory: the gradient norm's accumulator */
+    ClipStepTotals *totals;                   /* backend memory: what a step reads back (optim.h) */
     AdamWTensor *opt_tensors;                 /* backend memory: the optimizer step's table (optim.c) */
     int opt_tensors_for;                      /* the decay set it was built for; -1: to build */
     ClipWeights w, g;
@@ -177,7 +185,12 @@ void clip_get_params(const Clip *m, float *host);
  * AdamW moments for the towers that train. Call before clip_forward; may be called again. */
 void clip_prepare(Clip *m, const ClipTrainConfig *train, int max_images, int max_texts);
 
-/* Forward pass and loss for one batch. Returns the loss; stats[] gets the InfoNCE terms. */
+/* Forward pass and loss for one batch, queued on the backend with nothing read back (no
+ * synchronisation on a GPU): the batch's InfoNCE stats are added to m->totals when the model
+ * trains (read once per step by clip_step_read, optim.h). */
+void clip_forward_queued(Clip *m, const ClipBatch *batch);
+/* clip_forward_queued, then the batch's stats read back (global): returns the loss; stats[]
+ * (may be NULL) gets the InfoNCE terms. */
 float clip_forward(Clip *m, const ClipBatch *batch, float stats[INFONCE_NSTATS]);
 /* Backward pass of the last forward: accumulates parameter gradients (this rank's towers'
  * share of the global loss's gradient when data parallel). */

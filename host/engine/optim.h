@@ -4,8 +4,9 @@
  * AdamW with decoupled weight decay (by default none on 1-D tensors, embeddings or
  * logit_scale: the layout's decay flag; DECAY_ALL decays every trained tensor), global-norm
  * gradient clipping as torch.nn.utils.clip_grad_norm_ computes it, gradient accumulation by
- * averaging, and logit_scale clamped to [0, ln 100] after every step. Only the towers being
- * trained are touched, whatever the decay set: a frozen tensor keeps its bits.
+ * averaging, and logit_scale clamped to [0, ln 100] after every step, all decided on the
+ * backend: a step reads back one small block, for its log (clip_step_read). Only the towers
+ * being trained are touched, whatever the decay set: a frozen tensor keeps its bits.
  */
 #ifndef TNG_OPTIM_H
 #define TNG_OPTIM_H
@@ -42,16 +43,22 @@ OptimConfig optim_defaults(void);
  * cosine decay to 0 at total_steps. */
 float optim_lr_at(const OptimConfig *oc, uint64_t step);
 
-/* The global norm of the trainable tensors' gradients, averaged over accum_steps
- * micro-batches (NaN or Inf when a gradient is not finite). */
-float clip_gradient_norm(const Clip *m, int accum_steps);
-
 /* One AdamW step over the trainable tensors using the gradients accumulated over
- * `accum_steps` micro-batches (averaged) and their norm from clip_gradient_norm, then
- * zeroes all gradients. */
-void clip_optimizer_apply(Clip *m, const OptimConfig *oc, int accum_steps, float grad_norm);
-
-/* clip_gradient_norm then clip_optimizer_apply. Returns the norm before clipping. */
+ * `accum_steps` micro-batches (averaged), queued on the backend with nothing read back: the
+ * gradients' sum of squares goes into m->totals, from which the update itself takes the clip
+ * coefficient and skips the step when the norm is not finite (NaN or Inf: a non-finite loss
+ * makes non-finite gradients); logit_scale is clamped there too. Zeroes all gradients, and
+ * counts the step (m->step) whether it was skipped or not, so that the schedule and the data
+ * stay aligned. Data parallel, call it after clip_reduce_gradients: every rank then has the
+ * same gradients, and takes the same decision. */
+void clip_optimizer_queue(Clip *m, const OptimConfig *oc, int accum_steps);
+/* The step's one read-back (a synchronisation on a GPU; call it after clip_optimizer_queue):
+ * returns the norm of the averaged gradients before clipping (not finite: the step was
+ * skipped), and into stats (may be NULL) the InfoNCE stats of the step's forwards
+ * (clip_forward_queued), averaged over its accum_steps micro-batches and, data parallel, summed
+ * over the ranks (a host collective: every rank calls it with stats, or none). Zeroes the
+ * totals for the next step. */
+float clip_step_read(Clip *m, int accum_steps, float stats[INFONCE_NSTATS]);
+/* clip_optimizer_queue then clip_step_read: returns the norm before clipping. */
 float clip_optimizer_step(Clip *m, const OptimConfig *oc, int accum_steps);
-
 #endif

@@ -22,8 +22,8 @@
 #include "dataset/loader.h"      // defines: Loader, loader_open, loader_batches_per_epoch
 #include "dataset/neighbours.h"  // defines: neighbours_nearest
 #include "dataset/shard.h"       // defines: shard_dir_open, shard_close
-#include "engine/model.h"        // defines: Clip, clip_create, clip_forward, clip_backward
-#include "engine/optim.h"        // defines: clip_gradient_norm, clip_optimizer_apply, optim_lr_at
+#include "engine/model.h"        // defines: Clip, clip_create, clip_forward_queued, clip_backward
+#include "engine/optim.h"        // defines: clip_optimizer_queue, clip_step_read, optim_lr_at
 #include "eval/encoder.h"        // defines: Encoder, encoder_attach
 #include "eval/evaluate.h"       // defines: evaluate_mcq
 #include "io/metrics_log.h"      // defines: MetricsLog, metrics_log_open, metrics_log_write
@@ -376,9 +376,11 @@ static ClipAbsence standalone_absence(Trainer *t, const TngTexts *texts, const T
     return (ClipAbsence){.absent = t->absent, .named_start = texts->named_start, .named = texts->named};
 }
 
-/* Runs one micro-batch forward and backward; returns its loss (NaN skips the backward).
- * last: the step's last micro-batch, whose backward starts the gradients' all-reduce. */
-static float micro_step(Trainer *t, const Pending *p, float stats[INFONCE_NSTATS], double *tng_wait, int last) {
+/* Queues one micro-batch's forward and backward on the backend (nothing is read back: a
+ * non-finite loss makes non-finite gradients, and the optimizer step skips itself on the
+ * backend). last: the step's last micro-batch, whose backward starts the gradients'
+ * all-reduce. */
+static void micro_step(Trainer *t, const Pending *p, double *tng_wait, int last) {
     Clip *m = t->model;
     const TrainOptions *o = &t->opt;
     ClipBatch batch = {.n_images = p->n};
@@ -414,12 +416,10 @@ static float micro_step(Trainer *t, const Pending *p, float stats[INFONCE_NSTATS
      * batch), seeded by the batch so a resumed run draws the same */
     tng_i2t_targets(o->i2t, &layout, o->seed, p->stream, t->targets);
     batch.i2t_target = t->targets;
-    float loss = clip_forward(m, &batch, stats);
+    clip_forward_queued(m, &batch); /* the uploads copy the texts: they may be released */
     if (texts) lookahead_release(&t->ahead, texts);
-    if (!isfinite(loss)) return loss;
     if (last) clip_backward_last(m);
     else clip_backward(m);
-    return loss;
 }
 
 /* ----------------------------------------------------------------------------
@@ -563,33 +563,31 @@ int trainer_run(Trainer *t) {
     long first_step = (long)m->step;
     for (long step = first_step; step < total && !stop_agreed(dist); step++) {
         dist_watchdog_step(step + 1);
-        double t0 = now_seconds(), tng_wait = 0, loss_sum = 0;
-        float stats[INFONCE_NSTATS], t2i = 0, i2t = 0;
-        int pairs = 0, finite = 1;
+        double t0 = now_seconds(), tng_wait = 0;
+        float stats[INFONCE_NSTATS];
+        int pairs = 0;
         for (int micro = 0; micro < o->accum; micro++) {
-            float loss = micro_step(t, t->ahead.head, stats, &tng_wait, micro == o->accum - 1 && finite);
-            finite &= isfinite(loss);
-            loss_sum += loss;
-            t2i += stats[INFONCE_T2I] / o->accum;
-            i2t += stats[INFONCE_I2T] / o->accum;
+            micro_step(t, t->ahead.head, &tng_wait, micro == o->accum - 1);
             pairs += m->loss->n_images_global;
             lookahead_advance(&t->ahead);
         }
-        /* the loss is global, so every rank takes the same branch here */
-        if (finite) clip_reduce_gradients(m);
-        float grad_norm = finite ? clip_gradient_norm(m, o->accum) : NAN;
+        clip_reduce_gradients(m);
         float lr = optim_lr_at(&o->optim, m->step);
-        if (!finite || !isfinite(grad_norm)) {
-            m->be->zero(m->grads, sizeof(float) * m->layout.total);
-            if (t->lead) fprintf(stderr, "\nstep %ld: non-finite %s, step skipped\n", step + 1, finite ? "gradient" : "loss");
+        /* the whole step is queued before its one read-back: the loss, its terms and the norm */
+        clip_optimizer_queue(m, &o->optim, o->accum);
+        float grad_norm = clip_step_read(m, o->accum, stats);
+        /* the gradients are all-reduced, so every rank sees the same norm and took the same
+         * decision on the backend: a non-finite norm skipped the update (the step is spent, so
+         * the schedule and data stay aligned) */
+        if (!isfinite(grad_norm)) {
+            int loss_finite = isfinite(stats[INFONCE_LOSS]);
+            if (t->lead) fprintf(stderr, "\nstep %ld: non-finite %s, step skipped\n", step + 1, loss_finite ? "gradient" : "loss");
             if (++nonfinite_run >= o->max_nonfinite)
                 die("%d non-finite steps in a row: stopping; the last checkpoint in %s is intact "
                     "(try a lower --lr)", nonfinite_run, o->out);
-            m->step++; /* the step is spent, so the schedule and data stay aligned */
             continue;
         }
         nonfinite_run = 0;
-        clip_optimizer_apply(m, &o->optim, o->accum, grad_norm);
         double seconds = now_seconds() - t0;
         tng_wait_total += tng_wait;
         if (o->check_sync && (step + 1) % o->check_sync == 0 && dist->world > 1)
@@ -597,9 +595,9 @@ int trainer_run(Trainer *t) {
         if (t->lead)
             log_step(t, &(StepReport){.step = step + 1, .total = total, .first_step = first_step,
                                       .epoch = t->ahead.head->epoch, .empty_batches = t->ahead.head->empty_before,
-                                      .loss = loss_sum / o->accum,
+                                      .loss = stats[INFONCE_LOSS],
                                       .seconds = seconds, .tng_wait = tng_wait, .started = started,
-                                      .t2i = t2i, .i2t = i2t, .lr = lr, .grad_norm = grad_norm,
+                                      .t2i = stats[INFONCE_T2I], .i2t = stats[INFONCE_I2T], .lr = lr, .grad_norm = grad_norm,
                                       .pairs = pairs},
                      tty);
         int checkpoint_due = o->checkpoint_every && (step + 1) % o->checkpoint_every == 0 && step + 1 < total;

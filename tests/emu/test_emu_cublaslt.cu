@@ -5,7 +5,8 @@
  * output must round once (round(acc + bias)), which differs from the unfused "round, add the
  * bias, round" on inputs built to make it differ; then each refusal (undocumented bias type,
  * an epilogue it does not emulate, shapes that make no GEMM, host memory, an algorithm chosen
- * for another problem or for better-aligned pointers) in a child that must say why.
+ * for another problem or for better-aligned pointers) in a child that must say why; and a GEMM
+ * under a stream capture, which runs only when the graph is launched, as it was captured.
  *
  * Inputs are small dyadic numbers (multiples of 1/16 and 1/256), so every product and sum is
  * exact in fp32 and in double: the loop's result is exact, the comparisons bit for bit.
@@ -253,9 +254,53 @@ static void test_lt_refusals(void) {
     expect_children(cases, sizeof cases / sizeof *cases);
 }
 
+/* Under a stream capture the GEMM runs only at cudaGraphLaunch, with the scalars and the
+ * descriptors it was captured with: beta and the descriptor changed after the capture change
+ * nothing, and the replay is the loop's bits. */
+static void test_lt_captured(void) {
+    LtGemm g = lt_gemm(12, 7, 9, 0, 1, CUDA_R_16BF, CUDA_R_16BF, 1, 1.0f);
+    CHECK(lt_choose(g) == CUBLAS_STATUS_SUCCESS, "heuristic");
+    cudaStream_t stream;
+    cudaCheck(cudaStreamCreate(&stream));
+    std::vector<float> before((size_t)g.m * g.n);
+    for (size_t i = 0; i < before.size(); i++)
+        before[i] = lt_result(g, i);
+    const float one = 1.0f;
+    float beta = 1.0f;
+    cudaCheck(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+    CHECK(cublasLtMatmul((cublasLtHandle_t)1, g.desc, &one, g.A, g.la, g.B, g.lb, &beta, g.D, g.ld, g.D, g.ld,
+                         &g.algo, NULL, 0, stream) == CUBLAS_STATUS_SUCCESS, "captured call refused");
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    cudaCheck(cudaStreamEndCapture(stream, &graph));
+    cudaCheck(cudaGraphInstantiate(&exec, graph, 0));
+    int ran = 0;
+    for (size_t i = 0; i < before.size(); i++) {
+        float now = lt_result(g, i);
+        ran += memcmp(&before[i], &now, sizeof now) != 0;
+    }
+    CHECK(ran == 0, "the capture ran the GEMM: %d elements changed", ran);
+    beta = 0.0f; /* read at the capture, not now */
+    uint32_t plain = CUBLASLT_EPILOGUE_DEFAULT;
+    cublasCheck(cublasLtMatmulDescSetAttribute(g.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &plain, sizeof plain));
+    cudaCheck(cudaGraphLaunch(exec, stream));
+    cudaCheck(cudaStreamSynchronize(stream));
+    int wrong = 0;
+    for (int col = 0; col < g.n; col++)
+        for (int row = 0; row < g.m; row++) {
+            float want = lt_round((float)lt_acc(g, row, col) + g.bias_v[row], g.d);
+            float got = lt_result(g, (size_t)col * g.m + row);
+            wrong += memcmp(&want, &got, sizeof want) != 0;
+        }
+    CHECK(wrong == 0, "%d of %d replayed elements differ from the captured GEMM's loop", wrong, g.m * g.n);
+    cudaGraphExecDestroy(exec), cudaGraphDestroy(graph), cudaStreamDestroy(stream);
+    cudaCheck(cudaFree(g.A)), cudaCheck(cudaFree(g.B)), cudaCheck(cudaFree(g.D)), cudaCheck(cudaFree(g.Bias));
+}
+
 int main(void) {
     RUN_TEST(test_lt_against_loop);
     RUN_TEST(test_lt_bias_rounds_once);
     RUN_TEST(test_lt_refusals);
+    RUN_TEST(test_lt_captured);
     return test_summary();
 }

@@ -3,8 +3,9 @@
  * (tests/emu/include/cudaemu_runtime.h, cuda_bf16.h): NaN-poisoned device and shared
  * memory, the 48 KB dynamic shared-memory rule and its opt-in, refused launches and copies,
  * the bf16 conversions against an independent bit-level reference, the rounded arithmetic
- * intrinsics, and a kernel's fault: asynchronous and sticky as on a GPU, and reported by the
- * project's kernel_check naming the kernel only with TNG_CUDA_SYNC=1.
+ * intrinsics, a kernel's fault: asynchronous and sticky as on a GPU, and reported by the
+ * project's kernel_check naming the kernel only with TNG_CUDA_SYNC=1; the count of the calls
+ * that would block the host on a GPU (emu_counters); and stream capture and graph replay.
  */
 #include "emu_test.h" /* defines: expect_child, device_floats, host_copy, TNG_LAUNCH */
 
@@ -379,6 +380,153 @@ static void test_kernel_check_names_the_kernel(void) {
     expect_child("refused launch", launch_empty_grid_checked, NULL, 1, want);
 }
 
+/* ---------------------------------------------------------------- what would block the host */
+
+static __global__ void nothing_kernel(float *x) { x[threadIdx.x] += 0.0f; }
+
+/* Each call that blocks the host on a GPU counts one host synchronisation, and nothing else
+ * does: cudaMemcpy between host and device (not device to device), cudaMemcpyAsync with a
+ * pageable host side (not from cudaMallocHost), the frees and the synchronisations; launches,
+ * memsets, event records and queries count none. Device allocations are counted apart. */
+static void test_host_sync_counts(void) {
+    float *dev = device_floats(64, 1.0f), *other = device_floats(64, 2.0f), pageable[64] = {0}, *pinned = NULL;
+    CHECK(cudaMallocHost((void **)&pinned, sizeof(float) * 64) == cudaSuccess, "cudaMallocHost");
+    cudaEvent_t event;
+    CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming) == cudaSuccess, "cudaEventCreateWithFlags");
+    struct {
+        const char *what;
+        int syncs;
+        cudaError_t (*call)(float *dev, float *other, float *pageable, float *pinned, cudaEvent_t event);
+    } cases[] = {
+        {"cudaMemcpy to the device", 1,
+         [](float *d, float *, float *h, float *, cudaEvent_t) { return cudaMemcpy(d, h, 256, cudaMemcpyHostToDevice); }},
+        {"cudaMemcpy to the host", 1,
+         [](float *d, float *, float *h, float *, cudaEvent_t) { return cudaMemcpy(h, d, 256, cudaMemcpyDeviceToHost); }},
+        {"cudaMemcpy device to device", 0,
+         [](float *d, float *o, float *, float *, cudaEvent_t) { return cudaMemcpy(o, d, 256, cudaMemcpyDeviceToDevice); }},
+        {"cudaMemcpyAsync from pageable memory", 1,
+         [](float *d, float *, float *h, float *, cudaEvent_t) {
+             return cudaMemcpyAsync(d, h, 256, cudaMemcpyHostToDevice, 0);
+         }},
+        {"cudaMemcpyAsync to pageable memory", 1,
+         [](float *d, float *, float *h, float *, cudaEvent_t) {
+             return cudaMemcpyAsync(h, d, 256, cudaMemcpyDeviceToHost, 0);
+         }},
+        {"cudaMemcpyAsync from pinned memory", 0,
+         [](float *d, float *, float *, float *p, cudaEvent_t) {
+             return cudaMemcpyAsync(d, p, 256, cudaMemcpyHostToDevice, 0);
+         }},
+        {"cudaMemcpyAsync past the end of pinned memory", 1,
+         [](float *d, float *, float *, float *p, cudaEvent_t) {
+             return cudaMemcpyAsync(d, p + 1, 256, cudaMemcpyHostToDevice, 0);
+         }},
+        {"cudaMemsetAsync", 0, [](float *d, float *, float *, float *, cudaEvent_t) { return cudaMemsetAsync(d, 0, 256, 0); }},
+        {"a launch", 0,
+         [](float *d, float *, float *, float *, cudaEvent_t) {
+             TNG_LAUNCH(nothing_kernel, 1, 64, 0, 0, d);
+             return cudaGetLastError();
+         }},
+        {"cudaEventRecord and cudaEventQuery", 0,
+         [](float *, float *, float *, float *, cudaEvent_t e) {
+             cudaError_t err = cudaEventRecord(e, 0);
+             return err ? err : cudaEventQuery(e);
+         }},
+        {"cudaEventSynchronize", 1, [](float *, float *, float *, float *, cudaEvent_t e) { return cudaEventSynchronize(e); }},
+        {"cudaStreamSynchronize", 1, [](float *, float *, float *, float *, cudaEvent_t) { return cudaStreamSynchronize(0); }},
+        {"cudaDeviceSynchronize", 1, [](float *, float *, float *, float *, cudaEvent_t) { return cudaDeviceSynchronize(); }},
+    };
+    for (const auto &c : cases) {
+        EmuCounters before = emu_counters();
+        CHECK(c.call(dev, other, pageable, pinned, event) == cudaSuccess, "%s failed", c.what);
+        unsigned long long syncs = emu_counters().host_syncs - before.host_syncs;
+        CHECK(syncs == (unsigned long long)c.syncs, "%s: %llu host synchronisations counted, want %d", c.what, syncs,
+              c.syncs);
+    }
+    EmuCounters before = emu_counters();
+    float *fresh = NULL;
+    CHECK(cudaMalloc(&fresh, 4) == cudaSuccess && cudaFree(fresh) == cudaSuccess && cudaFreeHost(pinned) == cudaSuccess,
+          "cudaMalloc, cudaFree, cudaFreeHost");
+    EmuCounters after = emu_counters();
+    CHECK(after.device_allocs - before.device_allocs == 1 && after.host_syncs - before.host_syncs == 2,
+          "an allocation and two frees: %llu allocations, %llu synchronisations counted",
+          after.device_allocs - before.device_allocs, after.host_syncs - before.host_syncs);
+    cudaEventDestroy(event);
+    cudaFree(dev), cudaFree(other);
+}
+
+/* ---------------------------------------------------------------- stream capture */
+
+static __global__ void add_kernel(float *x, const float *y) { x[threadIdx.x] += y[threadIdx.x]; }
+
+/* The work a graph holds: a copy from pinned memory, a kernel, a memset, a GEMM (alpha given by
+ * the host), on buffers x, y [16] and c [16] (4 x 4). */
+static void graph_work(cudaStream_t stream, float *x, float *y, float *c, const float *pinned, float alpha) {
+    static cublasHandle_t handle;
+    if (!handle)
+        cublasCheck(cublasCreate(&handle));
+    const float beta = 0.0f;
+    cudaCheck(cudaMemcpyAsync(y, pinned, sizeof(float) * 16, cudaMemcpyHostToDevice, stream));
+    TNG_LAUNCH(add_kernel, 1, 16, 0, stream, x, y);
+    cudaCheck(cudaMemsetAsync(y, 0, sizeof(float) * 16, stream));
+    cublasCheck(cublasSgemm(handle, CUBLAS_OP_N, CUBLAS_OP_N, 4, 4, 4, &alpha, x, 4, x, 4, &beta, c, 4));
+}
+
+/* A capture records and runs nothing; each cudaGraphLaunch replays the work in order, with the
+ * values its kernel arguments and GEMM scalars had when captured and what pinned memory holds at
+ * the launch: two launches give the bits of the same work run twice. A blocking call during the
+ * capture is refused and invalidates it; the legacy stream cannot be captured. */
+static void test_stream_capture(void) {
+    float *pinned = NULL;
+    CHECK(cudaMallocHost((void **)&pinned, sizeof(float) * 16) == cudaSuccess, "cudaMallocHost");
+    for (int i = 0; i < 16; i++)
+        pinned[i] = 0.25f * (float)i - 1.0f;
+    float *eager[3] = {device_floats(16, 0.5f), device_floats(16, NAN), device_floats(16, NAN)};
+    float *graph[3] = {device_floats(16, 0.5f), device_floats(16, NAN), device_floats(16, NAN)};
+    cudaStream_t stream;
+    cudaCheck(cudaStreamCreate(&stream));
+    EmuCounters before = emu_counters();
+    CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal) == cudaSuccess, "begin capture");
+    graph_work(stream, graph[0], graph[1], graph[2], pinned, 0.5f);
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t exec = NULL;
+    CHECK(cudaStreamEndCapture(stream, &g) == cudaSuccess && g, "end capture");
+    CHECK(cudaGraphInstantiate(&exec, g, 0) == cudaSuccess, "instantiate");
+    EmuCounters captured = emu_counters();
+    float *x = host_copy(graph[0], 16);
+    CHECK(x[0] == 0.5f && x[15] == 0.5f && captured.launches == before.launches && captured.gemms == before.gemms,
+          "the capture ran work: x[0] %g, %llu launches, %llu GEMMs", x[0], captured.launches - before.launches,
+          captured.gemms - before.gemms);
+    free(x);
+    for (int i = 0; i < 16; i++) /* after the capture: the launches read it */
+        pinned[i] = 0.5f * (float)i - 3.0f;
+    for (int run = 0; run < 2; run++) {
+        graph_work(0, eager[0], eager[1], eager[2], pinned, 0.5f);
+        CHECK(cudaGraphLaunch(exec, stream) == cudaSuccess, "graph launch %d", run);
+    }
+    EmuCounters launched = emu_counters();
+    CHECK(launched.graph_launches - captured.graph_launches == 2, "graph launches counted");
+    for (int b = 0; b < 3; b++) {
+        float *want = host_copy(eager[b], 16), *got = host_copy(graph[b], 16);
+        CHECK(memcmp(want, got, sizeof(float) * 16) == 0, "buffer %d: the replays differ from the same work run twice", b);
+        free(want), free(got);
+    }
+    /* a blocking call inside a capture */
+    float host[16];
+    CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal) == cudaSuccess, "second capture");
+    CHECK(cudaMemcpy(host, graph[0], sizeof host, cudaMemcpyDeviceToHost) == cudaErrorStreamCaptureImplicit,
+          "a synchronous copy during a capture is refused");
+    cudaGraph_t broken = NULL;
+    CHECK(cudaStreamEndCapture(stream, &broken) == cudaErrorStreamCaptureInvalidated && !broken,
+          "the capture is invalidated");
+    CHECK(cudaStreamBeginCapture(0, cudaStreamCaptureModeGlobal) == cudaErrorStreamCaptureUnsupported,
+          "the legacy stream is refused");
+    cudaGetLastError(); /* the refusals' last error, which the next launch check would read */
+    cudaGraphExecDestroy(exec), cudaGraphDestroy(g), cudaStreamDestroy(stream);
+    for (int b = 0; b < 3; b++)
+        cudaFree(eager[b]), cudaFree(graph[b]);
+    cudaFreeHost(pinned);
+}
+
 int main(void) {
     RUN_TEST(test_nan_poisoned_memory);
     RUN_TEST(test_shared_memory_optin);
@@ -388,5 +536,7 @@ int main(void) {
     RUN_TEST(test_rounded_intrinsics);
     RUN_TEST(test_trap_is_asynchronous_and_sticky);
     RUN_TEST(test_kernel_check_names_the_kernel);
+    RUN_TEST(test_host_sync_counts);
+    RUN_TEST(test_stream_capture);
     return test_summary();
 }

@@ -4,7 +4,9 @@
  * and the each-positive rows, up to TNG's 1024 x 3072, unmasked and with random exclusion
  * masks (InfonceTerms.exclude: a sparse one, and one so dense that columns and rows keep
  * little more than their positives); dcos to TOL, the statistics to 1e-6 absolute + TOL
- * relative. A text-to-image block that lacks images is refused with a message.
+ * relative; the scale given as a fixed value or read from backend memory (a learned
+ * temperature), and that temperature's gradient (logit_scale_backward). A text-to-image block
+ * that lacks images is refused with a message.
  */
 #include "expect_exit.h"   /* defines: run_in_child, child_said */
 #include "gpu_test_util.h" /* defines: Pair, IntPair, cpu, gpu, check_scaled, gpu_test_init */
@@ -15,10 +17,11 @@
  * [its images x all texts], else text->image on [all images x its texts]. With `contra`,
  * each image's first text is a contradiction negative (txt2img -1) of weight 0.5; with
  * `each`, the mean-target rows use terms.i2t_each; with excluded > 0, that share of the pairs
- * (never a positive or target pair: the op's contract) is excluded by a random mask. */
+ * (never a positive or target pair: the op's contract) is excluded by a random mask. With
+ * `learned`, the scale is read from backend memory as ln(scale) (a learned temperature). */
 static void infonce_case(int Ni, int per_image, float scale, int ranks, int rank, int rows,
-                         int contra, int each, double excluded) {
-    char what[128];
+                         int contra, int each, double excluded, int learned = 0) {
+    char what[160];
     int Ni_g = Ni * ranks, scored_per_image = per_image - (contra ? 1 : 0);
     int Nt_g = Ni_g * scored_per_image;
     InfonceTerms terms = infonce_whole(Ni, Ni * scored_per_image);
@@ -61,16 +64,19 @@ static void infonce_case(int Ni, int per_image, float scale, int ranks, int rank
     for (size_t k = 0; k < cos.n; k++)
         cos.host[k] *= 0.4f; /* |cos| in [0.2, 0.6) */
     pair_upload(cos);
-    Pair stats = pair_poisoned(INFONCE_NSTATS);
+    Pair stats = pair_poisoned(INFONCE_NSTATS), log_scale = pair_alloc(1);
+    log_scale.host[0] = logf(scale);
+    pair_upload(log_scale);
     /* in place, as the model calls it: dcos overwrites cos */
-    cpu->infonce_forward_backward(cos.host, stats.host, cos.host, t2i.host, i2t.host, scale,
-                                  block_Ni, block_Nt, &cpu_terms);
-    gpu->infonce_forward_backward(cos.dev, stats.dev, cos.dev, t2i.dev, i2t.dev, scale, block_Ni,
-                                  block_Nt, &gpu_terms);
+    cpu->infonce_forward_backward(cos.host, stats.host, cos.host, t2i.host, i2t.host,
+                                  learned ? log_scale.host : NULL, scale, block_Ni, block_Nt, &cpu_terms);
+    gpu->infonce_forward_backward(cos.dev, stats.dev, cos.dev, t2i.dev, i2t.dev, learned ? log_scale.dev : NULL,
+                                  scale, block_Ni, block_Nt, &gpu_terms);
     const char *kind = ranks == 1 ? "whole" : rows ? "row block" : "column block";
-    char label[96];
-    snprintf(label, sizeof label, "%d x %d scale %g (%s%s%s, %.0f%% excluded)", block_Ni, block_Nt,
-             scale, kind, contra ? ", contradictions" : "", each ? ", each" : "", 100 * excluded);
+    char label[128];
+    snprintf(label, sizeof label, "%d x %d scale %g%s (%s%s%s, %.0f%% excluded)", block_Ni, block_Nt,
+             scale, learned ? " learned" : "", kind, contra ? ", contradictions" : "", each ? ", each" : "",
+             100 * excluded);
     snprintf(what, sizeof what, "infonce dcos %s", label);
     check_scaled(what, cos, TOL);
     snprintf(what, sizeof what, "infonce stats %s", label);
@@ -79,7 +85,7 @@ static void infonce_case(int Ni, int per_image, float scale, int ranks, int rank
     if (exclude_dev)
         gpu->release(exclude_dev);
     int_pair_free(t2i), int_pair_free(i2t);
-    pair_free(cos), pair_free(stats);
+    pair_free(cos), pair_free(stats), pair_free(log_scale);
 }
 
 static void test_infonce(void) {
@@ -91,6 +97,8 @@ static void test_infonce(void) {
                 infonce_case(5, 3, 14.285714f, 3, 1, 1, contra, each, masks[m]); /* rank 1 of 3: its rows */
                 infonce_case(5, 3, 14.285714f, 3, 1, 0, contra, each, masks[m]);
             }
+    infonce_case(5, 3, 14.285714f, 1, 0, 0, 1, 0, 0.4, 1); /* the scale read from backend memory */
+    infonce_case(5, 3, 20.0f, 3, 1, 0, 0, 1, 0, 1);
     if (quick)
         return;
     infonce_case(1024, 3, 14.285714f, 1, 0, 0, 0, 0, 0); /* the 1024 x 3072 of a TNG batch */
@@ -102,6 +110,21 @@ static void test_infonce(void) {
     infonce_case(512, 4, 14.285714f, 1, 0, 0, 1, 1, 0.6); /* masked, each, contradictions */
     infonce_case(256, 3, 14.285714f, 4, 2, 1, 0, 1, 0.6); /* a masked row block */
     infonce_case(256, 3, 14.285714f, 4, 2, 0, 0, 0, 0.6); /* a masked column block */
+}
+
+/* The learned temperature's gradient: dlogit_scale += (the blocks' dscale summed in order) *
+ * expf(logit_scale), accumulated. The CPU's float operations; the device's expf may differ from
+ * the host's by an ulp, hence the 1e-6 relative tolerance (bit for bit on the emulator). */
+static void test_logit_scale_backward(void) {
+    for (int blocks = 1; blocks <= 2; blocks++) {
+        Pair stats = pair_random(2 * INFONCE_NSTATS, 0.5), log_scale = pair_random(1, 1.0);
+        Pair dlogit = pair_random(1, 1.0); /* it adds: a random start */
+        cpu->logit_scale_backward(dlogit.host, stats.host, blocks, log_scale.host);
+        gpu->logit_scale_backward(dlogit.dev, stats.dev, blocks, log_scale.dev);
+        pair_check(blocks == 1 ? "logit_scale_backward, one block" : "logit_scale_backward, two blocks", dlogit, 0,
+                   1e-6);
+        pair_free(stats), pair_free(log_scale), pair_free(dlogit);
+    }
 }
 
 /* The text-to-image term on the rows of one rank: its column softmax would miss the other
@@ -116,7 +139,7 @@ static void call_column_term_on_row_block(void *unused) {
     IntPair t2i = int_pair(txt2img, Nt), i2t = int_pair(target, Ni);
     Pair cos = pair_random((size_t)Ni * Nt, 0.3), stats = pair_poisoned(INFONCE_NSTATS);
     InfonceTerms terms = {1, 1, Ni, 2 * Ni, Nt, 0.0f, 0, NULL}; /* rows [4, 8) of 8 images */
-    gpu->infonce_forward_backward(cos.dev, stats.dev, cos.dev, t2i.dev, i2t.dev, 14.0f, Ni, Nt,
+    gpu->infonce_forward_backward(cos.dev, stats.dev, cos.dev, t2i.dev, i2t.dev, NULL, 14.0f, Ni, Nt,
                                   &terms);
 }
 
@@ -129,6 +152,7 @@ static void test_infonce_refuses_partial_columns(void) {
 int main(int argc, char **argv) {
     gpu_test_init(argc, argv);
     RUN_TEST(test_infonce);
+    RUN_TEST(test_logit_scale_backward);
     RUN_TEST(test_infonce_refuses_partial_columns);
     return test_summary();
 }

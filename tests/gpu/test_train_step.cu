@@ -15,6 +15,10 @@
  * real widths and sequence lengths (T = 50 vision, 77 text), the shapes the kernels are tuned
  * for; `test_train_step quick` runs the small model alone. The program links no MPI library (a
  * one-process dist.c: cuda/cuda.mk).
+ *
+ * Then the trainer's queued step (test_one_read_back_per_step): the same bits as the step with
+ * read-backs, and on the emulator exactly one host synchronisation a step (tests/emu counts the
+ * calls that would block the host on a GPU).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +72,30 @@ static StepBatch make_batch(const ClipConfig *c, int Ni, int per_image, uint64_t
     for (int i = 0; i < Ni; i++)
         b.i2t_target[i] = i % 3 == 0 ? -1 : i * per_image + i % per_image;
     return b;
+}
+
+/* The model's batch of b: its images, or (features not NULL) a frozen tower's features. */
+static ClipBatch clip_batch(const StepBatch *b, const float *features) {
+    ClipBatch cb = {};
+    cb.n_images = b->Ni;
+    cb.images = features ? NULL : b->images;
+    cb.image_features = features;
+    cb.n_texts = b->Nt;
+    cb.tokens = b->tokens;
+    cb.txt2img = b->txt2img;
+    cb.i2t_target = b->i2t_target;
+    return cb;
+}
+
+/* Adam's first step is lr * g / (|g| + eps): with the default eps 1e-6 it is lr * sign(g), so a
+ * gradient within float noise of 0 could move its parameter by +lr on one backend and -lr on the
+ * other. eps 1e-3 keeps the step a smooth function of g. */
+static OptimConfig step_optim(float grad_clip) {
+    OptimConfig oc = optim_defaults();
+    oc.lr = 1e-3f;
+    oc.eps = 1e-3f;
+    oc.grad_clip = grad_clip;
+    return oc;
 }
 
 static void free_batch(StepBatch *b) {
@@ -127,20 +155,8 @@ static double zero_gradient_floor(const Clip *m, const ParamInfo *p, const float
 static void run_steps(const ClipConfig *cfg, const ClipTrainConfig *train, int Ni, int per_image,
                       int steps, float grad_clip, const Backend *cuda, double tol) {
     StepBatch b = make_batch(cfg, Ni, per_image, 77);
-    ClipBatch cb = {};
-    cb.n_images = b.Ni;
-    cb.images = b.images;
-    cb.n_texts = b.Nt;
-    cb.tokens = b.tokens;
-    cb.txt2img = b.txt2img;
-    cb.i2t_target = b.i2t_target;
-    OptimConfig oc = optim_defaults();
-    oc.lr = 1e-3f;
-    /* Adam's first step is lr * g / (|g| + eps): with the default eps 1e-6 it is lr * sign(g),
-     * so a gradient within float noise of 0 could move its parameter by +lr on one backend
-     * and -lr on the other. eps 1e-3 keeps the step a smooth function of g. */
-    oc.eps = 1e-3f;
-    oc.grad_clip = grad_clip;
+    ClipBatch cb = clip_batch(&b, NULL);
+    OptimConfig oc = step_optim(grad_clip);
     Clip *model[2] = {clip_create(cfg, cpu), clip_create(cfg, cuda)};
     for (int k = 0; k < 2; k++) {
         clip_init_random(model[k], 1234);
@@ -239,10 +255,164 @@ static void test_vitb32_widths_one_layer(void) {
     run_steps(&c, &train, 2, 3, 1, 0.0f, gpu, STEP_TOL);
 }
 
+/* ----------------------------------------------------------------------------
+ * The queued step: what the trainer runs (train/trainer.c), with one read-back */
+
+/* The host synchronisations a training step makes: its one read-back (optim.h, clip_step_read) */
+#define STEP_HOST_SYNCS 1
+
+/* Unit-length random image features: the TNG step's cached features of a frozen vision tower. */
+static float *random_features(int n, int D, uint64_t seed) {
+    Rng rng;
+    rng_seed(&rng, seed);
+    float *f = (float *)mallocCheck(sizeof(float) * (size_t)n * D);
+    for (int i = 0; i < n; i++) {
+        double norm = 0;
+        for (int d = 0; d < D; d++) {
+            f[(size_t)i * D + d] = (float)rng_normal(&rng);
+            norm += (double)f[(size_t)i * D + d] * f[(size_t)i * D + d];
+        }
+        for (int d = 0; d < D; d++)
+            f[(size_t)i * D + d] = (float)(f[(size_t)i * D + d] / sqrt(norm));
+    }
+    return f;
+}
+
+/* One step of `accum` micro-batches of cb, as the trainer queues it (queued = 1), or with a
+ * read-back after every call as the tests above take it (queued = 0): the same operations on
+ * the backend, so the same bits. Returns the norm; stats gets the averaged InfoNCE stats. */
+static float one_step(Clip *m, const ClipBatch *cb, const OptimConfig *oc, int accum, int queued,
+                      float stats[INFONCE_NSTATS]) {
+    if (queued) {
+        for (int micro = 0; micro < accum; micro++) {
+            clip_forward_queued(m, cb);
+            clip_backward(m);
+        }
+        clip_reduce_gradients(m);
+        clip_optimizer_queue(m, oc, accum);
+        return clip_step_read(m, accum, stats);
+    }
+    float sums[INFONCE_NSTATS] = {0}, micro_stats[INFONCE_NSTATS];
+    for (int micro = 0; micro < accum; micro++) {
+        clip_forward(m, cb, micro_stats);
+        for (int k = 0; k < INFONCE_NSTATS; k++)
+            sums[k] += micro_stats[k];
+        clip_backward(m);
+    }
+    for (int k = 0; k < INFONCE_NSTATS; k++)
+        stats[k] = sums[k] / (float)accum;
+    return clip_optimizer_step(m, oc, accum);
+}
+
+/* `steps` steps of the trainer's sequence on each backend: queued, they give the bits of the
+ * step with read-backs after every call (stats, norms and parameters), the CUDA run's stats and
+ * norms are the CPU's within STEP_TOL (run_steps above compares everything else), and on the
+ * emulator each CUDA step makes exactly STEP_HOST_SYNCS calls that would block the host on a GPU
+ * (tests/emu: synchronous copies, synchronisations, frees) and no device allocation. The
+ * launches and GEMMs of a step are printed, for bench/RESULTS.md. */
+static void queued_steps(const char *name, const ClipConfig *cfg, const ClipTrainConfig *train, int cached,
+                         int accum, float grad_clip, int steps) {
+    StepBatch b = make_batch(cfg, 6, 3, 78);
+    float *features = random_features(b.Ni, cfg->embed_dim, 79);
+    ClipBatch cb = clip_batch(&b, cached ? features : NULL);
+    OptimConfig oc = step_optim(grad_clip);
+    size_t total = 0;
+    float stats[2][2][INFONCE_NSTATS], norms[2][2], *params[2][2];
+    for (int k = 0; k < 2; k++) {
+        const Backend *be = k ? gpu : cpu;
+        for (int queued = 0; queued <= 1; queued++) {
+            Clip *m = clip_create(cfg, be);
+            clip_init_random(m, 4321);
+            clip_prepare(m, train, b.Ni, b.Nt);
+            total = m->layout.total;
+            for (int s = 0; s < steps; s++) {
+#ifdef CUDAEMU_H
+                EmuCounters before = emu_counters();
+#endif
+                norms[k][queued] = one_step(m, &cb, &oc, accum, queued, stats[k][queued]);
+#ifdef CUDAEMU_H
+                EmuCounters after = emu_counters();
+                if (k == 1 && queued) {
+                    unsigned long long syncs = after.host_syncs - before.host_syncs;
+                    CHECK(syncs == STEP_HOST_SYNCS && after.device_allocs == before.device_allocs,
+                          "%s step %d: %llu host synchronisations (want %d), %llu device allocations", name, s,
+                          syncs, STEP_HOST_SYNCS, after.device_allocs - before.device_allocs);
+                    if (s == steps - 1)
+                        printf("  %s: %llu host synchronisation(s), %llu kernel launches, %llu GEMMs per step\n",
+                               name, syncs, after.launches - before.launches, after.gemms - before.gemms);
+                }
+#endif
+            }
+            params[k][queued] = (float *)mallocCheck(sizeof(float) * total);
+            clip_get_params(m, params[k][queued]);
+            clip_free(m);
+        }
+        CHECK(memcmp(stats[k][0], stats[k][1], sizeof stats[k][0]) == 0 && norms[k][0] == norms[k][1] &&
+                  memcmp(params[k][0], params[k][1], sizeof(float) * total) == 0,
+              "%s on %s: the queued step differs from the step with read-backs", name, k ? "cuda" : "cpu");
+    }
+    for (int j = 0; j < INFONCE_NSTATS; j++)
+        CHECK(fabs(stats[1][1][j] - stats[0][1][j]) <= STEP_TOL * fabs(stats[0][1][j]) + 1e-7,
+              "%s stat %d: cuda %.9g cpu %.9g", name, j, stats[1][1][j], stats[0][1][j]);
+    CHECK(fabs(norms[1][1] - norms[0][1]) <= STEP_TOL * norms[0][1], "%s norm: cuda %.9g cpu %.9g", name,
+          norms[1][1], norms[0][1]);
+    for (int k = 0; k < 2; k++)
+        free(params[k][0]), free(params[k][1]);
+    free(features);
+    free_batch(&b);
+}
+
+/* TNG's step: the vision tower frozen and fed cached features, a fixed temperature, the text
+ * tower trained; two micro-batches a step. And the full step: both towers from pixels, the
+ * learned temperature (read and clamped on the device), the gradients clipped. */
+static void test_one_read_back_per_step(void) {
+    ClipConfig c = small_config();
+    ClipTrainConfig tng = {};
+    tng.temperature = 0.07f;
+    tng.train_text = 1;
+    queued_steps("TNG step (cached image features, 2 micro-batches)", &c, &tng, 1, 2, 0.0f, 3);
+    ClipTrainConfig full = {};
+    full.train_vision = 1;
+    full.train_text = 1;
+    queued_steps("full step (both towers, learned temperature, clipped)", &c, &full, 0, 1, 0.5f, 3);
+}
+
+/* An upload larger than the staging ring the model planned (cuda/backend_cuda.cu, to_device:
+ * 64 MiB of pixels and the small model's few KB) goes through in chunks of half the ring, the
+ * third one wrapping onto the first: every byte must arrive, in order, and the source may be
+ * reused as soon as to_device returns. (The emulator's copies happen when queued, so only a GPU
+ * run shows a region reused before its copy has happened.) */
+static void test_upload_larger_than_staging(void) {
+    ClipConfig c = small_config();
+    ClipTrainConfig train = {};
+    train.train_text = 1;
+    train.temperature = 0.07f;
+    Clip *m = clip_create(&c, gpu); /* its clip_prepare plans the ring */
+    clip_prepare(m, &train, 6, 18);
+    size_t n = ((size_t)96 << 20) / sizeof(int) + 12345;
+    int *want = (int *)mallocCheck(sizeof(int) * n), *got = (int *)mallocCheck(sizeof(int) * n);
+    for (size_t i = 0; i < n; i++)
+        want[i] = (int)(i * 2654435761u);
+    int *dev = (int *)gpu->alloc(sizeof(int) * n);
+    gpu->to_device(dev, want, sizeof(int) * n);
+    memset(want, 0, sizeof(int) * 16); /* the source may change once to_device returns */
+    gpu->to_host(got, dev, sizeof(int) * n);
+    size_t wrong = 0;
+    for (size_t i = 0; i < n; i++)
+        wrong += got[i] != (int)(i * 2654435761u);
+    CHECK(wrong == 0, "an upload of %zu bytes through the staging ring: %zu of %zu values wrong", sizeof(int) * n,
+          wrong, n);
+    gpu->release(dev);
+    free(want), free(got);
+    clip_free(m);
+}
+
 int main(int argc, char **argv) {
     gpu_test_init(argc, argv);
     RUN_TEST(test_small_model_two_steps);
     RUN_TEST(test_small_model_bf16);
+    RUN_TEST(test_one_read_back_per_step);
+    RUN_TEST(test_upload_larger_than_staging);
     if (!quick) /* `quick`: the small model alone */
         RUN_TEST(test_vitb32_widths_one_layer);
     return test_summary();

@@ -10,6 +10,7 @@
 #include "engine/backend.h" // defines: Backend, backend_cpu
 
 #if !TNG_REAL_DOUBLE
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,19 +34,51 @@ static void linear_backward(float *dinp, float *dweight, float *dbias, const flo
                             const Act *weight, int N, int IC, int OC) {
     matmul_backward_f32(dinp, dweight, dbias, dout, inp, weight, N, IC, OC);
 }
+/* The gradients' multiplier of the step (backend.h, AdamWStep), or NAN when the norm is not
+ * finite and the update is skipped. */
+static float adamw_multiplier(const AdamWStep *hp) {
+    if (!hp->grad_sumsq) return hp->grad_scale;
+    float norm = (float)(sqrt(*hp->grad_sumsq) / hp->micro_batches);
+    if (!isfinite(norm)) return NAN;
+    double clip = 1.0;
+    if (hp->max_norm > 0) {
+        clip = hp->max_norm / ((double)norm + 1e-6);
+        if (clip > 1.0) clip = 1.0;
+    }
+    return (float)(1.0 / hp->micro_batches * clip);
+}
+
 /* The step's tensors one after another; params_act is NULL here (an Act is a float). */
 static void adamw_step(float *params, float *grads, float *m, float *v, Act *params_act, const AdamWTensor *tensors,
                        int count, size_t total, const AdamWStep *hp) {
     (void)params_act, (void)total;
+    AdamWStep h = *hp;
+    h.grad_scale = adamw_multiplier(hp);
     for (int i = 0; i < count; i++) {
         const AdamWTensor *t = &tensors[i];
-        if (t->trains) {
-            AdamWStep h = *hp;
+        if (t->trains && !isnan(h.grad_scale)) {
             h.weight_decay = t->decays ? hp->weight_decay : 0.0f;
-            adamw_update_f32(params + t->offset, grads + t->offset, m + t->offset, v + t->offset, t->numel, &h);
+            float *p = params + t->offset;
+            adamw_update_f32(p, grads + t->offset, m + t->offset, v + t->offset, t->numel, &h);
+            for (size_t k = 0; k < t->numel && t->clamps; k++)
+                p[k] = p[k] < hp->clamp_min ? hp->clamp_min : p[k] > hp->clamp_max ? hp->clamp_max : p[k];
         }
         memset(grads + t->offset, 0, sizeof(float) * t->numel);
     }
+}
+
+/* The learned temperature's gradient (backend.h), in the order the host once added it. */
+static void logit_scale_backward(float *dlogit_scale, const float *stats, int blocks, const float *logit_scale) {
+    float dscale = stats[INFONCE_DSCALE];
+    for (int b = 1; b < blocks; b++) dscale += stats[b * INFONCE_NSTATS + INFONCE_DSCALE];
+    *dlogit_scale += dscale * expf(*logit_scale);
+}
+
+static void infonce_forward_backward(float *dcos, float *stats, const float *cos, const int *txt2img,
+                                     const int *i2t_target, const float *logit_scale, float fixed_scale, int Ni,
+                                     int Nt, const InfonceTerms *terms) {
+    float scale = logit_scale ? expf(*logit_scale) : fixed_scale;
+    infonce_forward_backward_f32(dcos, stats, cos, txt2img, i2t_target, scale, Ni, Nt, terms);
 }
 static void linear_activation_forward(Act *pre, Act *out, const Act *inp, const Act *weight, const float *bias,
                                       ActKind act, int N, int IC, int OC) {
@@ -135,7 +168,8 @@ static const Backend cpu_backend = {
     .scatter_rows = scatter_rows_f32,
     .l2norm_forward = l2norm_forward,
     .l2norm_backward = l2norm_backward_f32,
-    .infonce_forward_backward = infonce_forward_backward_f32,
+    .infonce_forward_backward = infonce_forward_backward,
+    .logit_scale_backward = logit_scale_backward,
     .adamw_step = adamw_step,
     .sum_squares = accumulate_sum_squares,
 };

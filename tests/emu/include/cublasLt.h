@@ -266,12 +266,12 @@ static inline bool emu_lt_in_device(const char *what, const void *p, size_t byte
     return false;
 }
 
-static inline cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const void *alpha,
+static inline cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc, const void *alpha,
                                             const void *A, cublasLtMatrixLayout_t a, const void *B,
                                             cublasLtMatrixLayout_t b, const void *beta, const void *C,
                                             cublasLtMatrixLayout_t c, void *D, cublasLtMatrixLayout_t d,
                                             const cublasLtMatmulAlgo_t *algo, void *workspace,
-                                            size_t workspace_bytes, cudaStream_t) {
+                                            size_t workspace_bytes, cudaStream_t stream) {
     uint64_t m, n, k;
     cublasStatus_t status = emu_lt_problem(desc, a, b, c, d, &m, &n, &k);
     if (status != CUBLAS_STATUS_SUCCESS)
@@ -303,6 +303,14 @@ static inline cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc
     if (m == 0 || n == 0)
         return CUBLAS_STATUS_SUCCESS;
     float al = *(const float *)alpha, be = *(const float *)beta;
+    /* a capture keeps the scalars', the descriptors' and the algorithm's values, as a captured
+     * GEMM keeps its launch parameters whatever happens to them later */
+    if (emu::record([=, desc_v = *desc, a_v = *a, b_v = *b, c_v = *c, d_v = *d, algo_v = *algo]() mutable {
+            cublasLtMatmul(handle, &desc_v, &al, A, &a_v, B, &b_v, &be, C, &c_v, D, &d_v, &algo_v, workspace,
+                           workspace_bytes, stream);
+        }))
+        return CUBLAS_STATUS_SUCCESS;
+    emu::st().gemms++;
     std::vector<float> av = emu_widen(A, a->type, (int)a->rows, (int)a->cols, (int)a->ld);
     std::vector<float> bv = emu_widen(B, b->type, (int)b->rows, (int)b->cols, (int)b->ld);
     /* beta == 0: C is not read (it may hold NaN), as in BLAS */

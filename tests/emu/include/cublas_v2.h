@@ -2,7 +2,8 @@
  * makes (SGEMM, for the loss's strict fp32 products, forwarded to column-major CBLAS), the
  * types cublasLt.h shares, and emu_widen, which reads an fp32 or bf16 matrix as floats (bf16
  * widens exactly). It checks the call sites (transposes, leading dimensions, matrices in device
- * memory), not cuBLAS itself. */
+ * memory), not cuBLAS itself. During a stream capture a GEMM is recorded, its alpha and beta
+ * by value; each GEMM run is counted (emu_counters). */
 #pragma once
 #include <cblas.h>
 
@@ -42,11 +43,14 @@ static inline cublasStatus_t emu_gemm_check(const char *name, cublasOperation_t 
     return CUBLAS_STATUS_SUCCESS;
 }
 
-static inline cublasStatus_t cublasSgemm(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+static inline cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
                                          int k, const float *alpha, const float *A, int lda, const float *B,
                                          int ldb, const float *beta, float *C, int ldc) {
     cublasStatus_t status = emu_gemm_check("cublasSgemm", ta, tb, m, n, k, A, lda, B, ldb, C, ldc);
     if (status != CUBLAS_STATUS_SUCCESS) return status;
+    float al = *alpha, be = *beta; /* a capture keeps the host scalars' values */
+    if (emu::record([=]() { cublasSgemm(h, ta, tb, m, n, k, &al, A, lda, B, ldb, &be, C, ldc); })) return status;
+    emu::st().gemms++;
     cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_T ? CblasTrans : CblasNoTrans,
                 tb == CUBLAS_OP_T ? CblasTrans : CblasNoTrans, m, n, k, *alpha, A, lda, B, ldb, *beta, C, ldc);
     return CUBLAS_STATUS_SUCCESS;

@@ -45,9 +45,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <tuple>
 #include <type_traits>
+#include <vector>
 
 #include "cudaemu_fiber.h"
 
@@ -70,9 +72,14 @@ typedef enum cudaError {
     cudaErrorMemoryAllocation = 2,
     cudaErrorInvalidConfiguration = 9,
     cudaErrorInvalidDevicePointer = 17,
+    cudaErrorNotReady = 600,
     cudaErrorLaunchFailure = 719,
+    cudaErrorStreamCaptureUnsupported = 900,
+    cudaErrorStreamCaptureInvalidated = 901,
+    cudaErrorStreamCaptureImplicit = 906,
 } cudaError_t;
 typedef struct emu_stream *cudaStream_t; /* every stream is the one in-order CPU */
+typedef struct emu_event *cudaEvent_t;   /* every event has happened: work runs as it is queued */
 enum cudaMemcpyKind {
     cudaMemcpyHostToHost = 0,
     cudaMemcpyHostToDevice = 1,
@@ -134,6 +141,16 @@ struct State {
     bool thread_reverse = false, block_reverse = false;
     size_t smem_optin = 227 * 1024;
     unsigned long long switches = 0, launches = 0, blocks = 0, threads_run = 0;
+    std::map<uintptr_t, size_t> pinned; /* page-locked host allocations (cudaMallocHost) */
+    /* What a host program's calls would cost on a GPU, for the tests to read (Counters below):
+     * the calls that block the host until the device has caught up, the device allocations
+     * and frees, and the GEMMs (cuBLAS calls; launches counts the kernels). */
+    unsigned long long host_syncs = 0, device_allocs = 0, gemms = 0, graph_launches = 0;
+    /* Stream capture (cudaStreamBeginCapture): while `capturing`, the work queued on the
+     * capturing stream is recorded here instead of run, and cudaGraphLaunch runs it in order.
+     * A call that would wait or allocate invalidates the capture, as on a GPU. */
+    bool capturing = false, capture_invalidated = false;
+    std::vector<std::function<void()>> captured;
     pid_t fibers_pid = 0; /* the process that created the TSan fibers */
 };
 
@@ -157,6 +174,24 @@ inline State &st() {
 }
 
 EMU_NO_TSAN inline Thread *self() { return st().cur; }
+/* A call that blocks the host: counted; during a stream capture it is refused and invalidates
+ * the capture, as on a GPU (cudaErrorStreamCaptureImplicit). */
+inline cudaError_t blocking_call() {
+    State &s = st();
+    if (s.capturing) {
+        s.capture_invalidated = true;
+        return s.last_error = cudaErrorStreamCaptureImplicit;
+    }
+    s.host_syncs++;
+    return cudaSuccess;
+}
+/* Work queued on a stream: recorded while capturing (true), else to run now (false). */
+inline bool record(std::function<void()> work) {
+    if (!st().capturing)
+        return false;
+    st().captured.push_back(std::move(work));
+    return true;
+}
 inline void print_stats() {
     fprintf(stderr, "cudaemu: %llu launches, %llu blocks, %llu threads, %llu fiber switches\n",
             st().launches, st().blocks, st().threads_run, st().switches);
@@ -583,6 +618,10 @@ cudaError_t launch(const char *file, int line, const char *name, F kernel, const
     }
     int index = 0;
     (check_arg(args, index++), ...);
+    if (s.capturing) { /* recorded with its arguments' values, launched by cudaGraphLaunch */
+        s.captured.push_back([=]() { launch(file, line, name, kernel, key, grid, block, smem, nullptr, args...); });
+        return cudaSuccess;
+    }
     auto tuple = std::make_tuple(args...);
     auto body = [&]() { std::apply([&](auto... a) { kernel(a...); }, tuple); };
     s.body = [](void *p) { (*(decltype(body) *)p)(); };
