@@ -339,11 +339,13 @@ static inline TokenEmbedPlan token_embed_plan(int C) {
 /* ----------------------------------------------------------------------------
  * The towers' linear layers on cuBLASLt (matmul.cuh): the algorithm is chosen once per GEMM
  * (shape, transposes, types, epilogue and the pointers' alignments) and kept in a table of
- * GEMM_LT_PLAN_SLOTS entries; its workspace is one buffer of GEMM_LT_WORKSPACE_BYTES, allocated
- * with the scratch (Backend.reserve_scratch). 32 MiB is the workspace cuBLAS itself takes on
- * Hopper; a model has a few dozen distinct GEMMs (4 layer shapes x forward, dinp, dweight, in
- * two towers, and their alignments). */
-#define GEMM_LT_PLAN_SLOTS 128
+ * GEMM_LT_PLAN_SLOTS entries, the oldest replaced when it is full; its workspace is one buffer of
+ * GEMM_LT_WORKSPACE_BYTES, allocated with the scratch (Backend.reserve_scratch). 32 MiB is the
+ * workspace cuBLAS itself takes on Hopper. A model has a few dozen distinct GEMMs per text length
+ * (4 layer shapes x forward, dinp, dweight, in two towers, and their alignments), and the text
+ * tower's rows follow each batch's longest caption (up to 77 lengths): 1024 plans hold a whole
+ * run's shapes for the common cases. */
+#define GEMM_LT_PLAN_SLOTS 1024
 #define GEMM_LT_WORKSPACE_BYTES ((size_t)32 << 20)
 
 /* adamw_step keeps its tensor table in shared memory: 24 bytes a tensor, 24 KB at most

@@ -117,16 +117,24 @@ static inline void gemm_lt_set(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttr
     cublasCheck(cublasLtMatmulDescSetAttribute(desc, attr, value, bytes));
 }
 
-/* The plan of `key`: found, or made (descriptors, layouts, the heuristic's first algorithm). */
+/* The plan of `key`: found, or made (descriptors, layouts, the heuristic's first algorithm).
+ * A full table replaces its oldest plan: the text tower's row count follows each batch's
+ * longest caption, so a long run meets more shapes than the table holds; a replaced shape that
+ * comes back is planned again, to the same algorithm. */
 static inline GemmLtPlan *gemm_lt_plan(const GemmLtKey &key, const void *bias) {
     static GemmLtPlan plans[GEMM_LT_PLAN_SLOTS];
-    static int count;
-    for (int i = 0; i < count; i++)
+    static long made;
+    int filled = made < GEMM_LT_PLAN_SLOTS ? (int)made : GEMM_LT_PLAN_SLOTS;
+    for (int i = 0; i < filled; i++)
         if (memcmp(&plans[i].key, &key, sizeof key) == 0)
             return &plans[i];
-    shapeCheck(count < GEMM_LT_PLAN_SLOTS, "more than %d distinct cuBLASLt GEMMs (GEMM_LT_PLAN_SLOTS)",
-               GEMM_LT_PLAN_SLOTS);
-    GemmLtPlan *p = &plans[count];
+    GemmLtPlan *p = &plans[made % GEMM_LT_PLAN_SLOTS];
+    if (made >= GEMM_LT_PLAN_SLOTS) { /* the oldest goes */
+        cublasCheck(cublasLtMatmulDescDestroy(p->desc));
+        cublasCheck(cublasLtMatrixLayoutDestroy(p->a));
+        cublasCheck(cublasLtMatrixLayoutDestroy(p->b));
+        cublasCheck(cublasLtMatrixLayoutDestroy(p->d));
+    }
     p->key = key;
     cublasCheck(cublasLtMatmulDescCreate(&p->desc, (cublasComputeType_t)key.compute, CUDA_R_32F));
     int32_t trans_a = key.trans_a, trans_b = key.trans_b, bias_type = key.d_type;
@@ -165,7 +173,7 @@ static inline GemmLtPlan *gemm_lt_plan(const GemmLtKey &key, const void *bias) {
                "cuBLASLt has no algorithm for %dx%dx%d (trans %d%d, types %d->%d, epilogue %d; status %d)",
                key.m, key.n, key.k, key.trans_a, key.trans_b, key.ab_type, key.d_type, key.epilogue, (int)status);
     p->algo = result.algo;
-    count++;
+    made++;
     return p;
 }
 

@@ -11,6 +11,7 @@
  * its tolerance is 2^-9 of the scale; the emulator does not round (tests/emu/README.md).
  */
 #include "gpu_test_util.h" /* defines: Pair, cpu, gpu, check_scaled, TOL, gpu_test_init */
+#include "kernels/launch_plan.h" /* defines: GEMM_LT_PLAN_SLOTS */
 
 static void matmul_case(int N, int IC, int OC, int with_bias) {
     char what[96];
@@ -140,6 +141,26 @@ static void test_linear_precisions_and_fusion(void) {
     linear_bf16_case(600, 3072, 768, 1);
 }
 
+/* More distinct GEMMs than the plan table holds (a long run's text lengths): the oldest plans
+ * are replaced, and a shape planned, replaced and planned again still gives the CPU's result. */
+static void test_more_shapes_than_plans(void) {
+    enum { IC = 3, OC = 2 };
+    Pair w = pair_random((size_t)OC * IC, 0.5), bias = pair_random(OC, 1.0);
+    Pair inp = pair_random((size_t)(GEMM_LT_PLAN_SLOTS + 8) * IC, 1.0);
+    Pair out = pair_poisoned((size_t)(GEMM_LT_PLAN_SLOTS + 8) * OC);
+    char what[96];
+    /* row counts 1, 2, ..., SLOTS + 8 are as many GEMM shapes; row count 1 comes back at the end */
+    for (int rows = 1; rows <= GEMM_LT_PLAN_SLOTS + 9; rows++) {
+        int N = rows <= GEMM_LT_PLAN_SLOTS + 8 ? rows : 1;
+        gpu->linear_forward(out.dev, inp.dev, w.dev, bias.dev, N, IC, OC);
+    }
+    cpu->linear_forward(out.host, inp.host, w.host, bias.host, 1, IC, OC);
+    Pair first = {out.host, out.dev, (size_t)OC}; /* the row the last call wrote */
+    snprintf(what, sizeof what, "linear_forward N=1 after %d other shapes", GEMM_LT_PLAN_SLOTS + 8);
+    check_scaled(what, first, TOL);
+    PAIRS_FREE(w, bias, inp, out);
+}
+
 static void test_matmul(void) {
     matmul_case(7, 40, 72, 1);
     if (quick)
@@ -153,5 +174,6 @@ int main(int argc, char **argv) {
     gpu_test_init(argc, argv);
     RUN_TEST(test_matmul);
     RUN_TEST(test_linear_precisions_and_fusion);
+    RUN_TEST(test_more_shapes_than_plans);
     return test_summary();
 }
