@@ -34,7 +34,10 @@
 
 typedef __nv_bfloat16 bf16;
 
-static const cudaStream_t stream = 0;
+/* The backend's stream: created (blocking) at the first allocation, since the legacy default
+ * stream cannot be captured into a graph; being blocking, it stays ordered with the legacy
+ * stream's work (to_host's cudaMemcpy, the NCCL collectives' events). 0 until then. */
+static cudaStream_t stream;
 
 /* The cuBLAS handle of the loss's strict fp32 GEMMs (matmul_*); the towers' linear layers run
  * on cuBLASLt (kernels/matmul.cuh), their maths (strict or TF32) chosen per table. */
@@ -44,6 +47,7 @@ static cublasHandle_t cublas(void) {
         cublasCheck(cublasCreate(&handle));
         cublasCheck(cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH));
     }
+    cublasCheck(cublasSetStream(handle, stream));
     return handle;
 }
 
@@ -90,6 +94,8 @@ void *tng_cuda_scratch(size_t bytes) {
 /* ---- memory ---- */
 
 static void *cuda_alloc(size_t bytes) {
+    if (!stream)
+        cudaCheck(cudaStreamCreate(&stream));
     void *ptr = NULL;
     size_t size = bytes ? bytes : 1;
     cudaCheck(cudaMalloc(&ptr, size));
@@ -117,7 +123,8 @@ static struct {
         cudaEvent_t done;
     } copy[STAGING_COPIES]; /* the queued copies, oldest first from `first` */
     int first, count;
-    int planned; /* 1 once the model sized it */
+    int planned;   /* 1 once the model sized it */
+    int capturing; /* in a graph capture: no event is queried or recorded per copy */
 } staging;
 
 /* Waits for the oldest queued copy (if it has not happened) and forgets it. */
@@ -145,8 +152,19 @@ static void staging_resize(size_t bytes) {
     staging.head = 0;
 }
 
-/* [start, start + bytes) of the ring, once no queued copy reads it. */
+/* [start, start + bytes) of the ring, once no queued copy reads it. In a graph capture the
+ * ring was emptied first (cuda_graph_begin) and is used from its start without wrapping: the
+ * graph's copies read it when the graph runs. */
 static char *staging_take(size_t bytes) {
+    if (staging.capturing) {
+        if (staging.head + bytes > staging.capacity) {
+            fprintf(stderr, "tng: a captured step uploads more than the %zu bytes of the staging ring\n",
+                    staging.capacity);
+            exit(1);
+        }
+        staging.head += bytes;
+        return staging.host + staging.head - bytes;
+    }
     if (staging.head + bytes > staging.capacity)
         staging.head = 0;
     size_t start = staging.head, end = start + bytes;
@@ -160,11 +178,18 @@ static char *staging_take(size_t bytes) {
             break;
         staging_retire_oldest();
     }
+    staging.head = end;
+    return staging.host + start;
+}
+
+/* A queued copy that reads [start, end) of the ring: the event its region waits for. */
+static void staging_record(size_t start, size_t end) {
+    if (staging.count == STAGING_COPIES)
+        staging_retire_oldest();
     int at = (staging.first + staging.count++) % STAGING_COPIES;
     staging.copy[at].start = start;
     staging.copy[at].end = end;
-    staging.head = end;
-    return staging.host + start;
+    cudaCheck(cudaEventRecord(staging.copy[at].done, stream));
 }
 
 static void cuda_to_device(void *dst, const void *src, size_t bytes) {
@@ -176,9 +201,44 @@ static void cuda_to_device(void *dst, const void *src, size_t bytes) {
         char *pinned = staging_take(n);
         memcpy(pinned, (const char *)src + done, n);
         cudaCheck(cudaMemcpyAsync((char *)dst + done, pinned, n, cudaMemcpyHostToDevice, stream));
-        int at = (staging.first + staging.count - 1) % STAGING_COPIES;
-        cudaCheck(cudaEventRecord(staging.copy[at].done, stream));
+        if (!staging.capturing)
+            staging_record((size_t)(pinned - staging.host), (size_t)(pinned - staging.host) + n);
     }
+}
+
+/* ---- CUDA graphs: a step captured and launched as one graph ---- */
+
+static cudaGraphExec_t graph_exec;
+
+static void cuda_graph_begin(void) {
+    while (staging.count) /* the last step's read-back drained the stream: no wait */
+        staging_retire_oldest();
+    staging.head = 0;
+    staging.capturing = 1;
+    cudaCheck(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+}
+
+/* The captured step replaces the previous graph's parameters when its nodes are the same (a
+ * step of the same shapes: only arguments such as the learning rate differ), else it is
+ * instantiated anew. */
+static void cuda_graph_launch(void) {
+    cudaGraph_t graph;
+    cudaCheck(cudaStreamEndCapture(stream, &graph));
+    staging.capturing = 0;
+    if (graph_exec) {
+        cudaGraphExecUpdateResultInfo info;
+        if (cudaGraphExecUpdate(graph_exec, graph, &info) != cudaSuccess) {
+            cudaGetLastError(); /* the refused update is not an error of the step */
+            cudaCheck(cudaGraphExecDestroy(graph_exec));
+            graph_exec = NULL;
+        }
+    }
+    if (!graph_exec)
+        cudaCheck(cudaGraphInstantiate(&graph_exec, graph, 0));
+    cudaCheck(cudaGraphDestroy(graph));
+    cudaCheck(cudaGraphLaunch(graph_exec, stream));
+    if (staging.head) /* the graph's copies read [0, head) of the ring */
+        staging_record(0, staging.head);
 }
 
 /* The ring for one step's uploads: the text batch's ids and rows, the loss's targets and
@@ -414,6 +474,8 @@ template <typename io_t, int TF32> static constexpr Backend cuda_table(const cha
         .logit_scale_backward = cuda_logit_scale_backward,
         .adamw_step = cuda_adamw_step<io_t>,
         .sum_squares = cuda_sum_squares,
+        .graph_begin = cuda_graph_begin,
+        .graph_launch = cuda_graph_launch,
     };
 }
 

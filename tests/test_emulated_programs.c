@@ -5,7 +5,8 @@
  * `--backend cuda --precision fp32`, and their results must equal the CPU backend's runs of the
  * same command:
  *   - one process: TNG texts, contradictions, the frozen vision tower's embedding cache and
- *     gradient accumulation; and standalone negations (the InfoNCE op's exclusion mask);
+ *     gradient accumulation; standalone negations (the InfoNCE op's exclusion mask); and
+ *     --cuda-graphs on (every step after the first one graph);
  *   - mpirun -np 2: the data-parallel loss and the gradient all-reduce (the emulated backend's
  *     collectives go over MPI, its device memory being host memory), in fp32 and in bf16;
  *   - tng_eval's table on the trained model;
@@ -129,6 +130,10 @@ static void test_one_process(void) { check_one_process("one process", "", NULL, 
 static void test_standalone_negations(void) {
     check_one_process("standalone negations", "standalone_", "--standalone-negations", "1");
 }
+
+/* --cuda-graphs on: every step after the first captured and launched as one graph on the
+ * emulated GPU (the CPU, which has no graphs, ignores the option): the same run */
+static void test_cuda_graphs(void) { check_one_process("cuda graphs", "graphs_", "--cuda-graphs", "on"); }
 
 /* mpirun -np 2 of a program: 0 when it exited 0 */
 static int mpirun(const char *dir, const char *program, const char *args) {
@@ -289,6 +294,7 @@ int main(int argc, char **argv) {
     format_text(world, sizeof world, "%s/world/train.csv", work);
     RUN_TEST(test_one_process);
     RUN_TEST(test_standalone_negations);
+    RUN_TEST(test_cuda_graphs);
     RUN_TEST(test_two_ranks);
     RUN_TEST(test_two_ranks_bf16_from_init);
     RUN_TEST(test_eval_equal);

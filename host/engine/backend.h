@@ -261,6 +261,14 @@ typedef struct Backend {
      * gradient norm of every tensor accumulates on the device and is read back once per step
      * (no host synchronisation per tensor). */
     void (*sum_squares)(double *acc, const float *x, size_t n);
+
+    /* ---- CUDA graphs (NULL where a backend has none: the CPU) ---- */
+    /* graph_begin: the ops queued from here on are captured, not run; graph_launch ends the
+     * capture and runs it as one graph (the previous graph updated in place when its shape
+     * matches, else built anew). Between the two nothing may read back or allocate: a training
+     * step queued whole (engine/optim.h) and no TNG_CUDA_SYNC. */
+    void (*graph_begin)(void);
+    void (*graph_launch)(void);
 } Backend;
 
 /* The CPU backend (float32, OpenBLAS + OpenMP). */

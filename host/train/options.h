@@ -58,6 +58,7 @@ typedef struct {
     int overwrite;              /* delete an earlier run in --out first */
     long check_sync;
     double hang_timeout;    /* seconds; 0 = no watchdog */
+    int cuda_graphs;        /* 1: one process on CUDA launches each step as one graph */
 } TrainOptions;
 
 /* The options that define a run, with their values as text: what a checkpoint records and

@@ -561,11 +561,17 @@ int trainer_run(Trainer *t) {
     int nonfinite_run = 0;
     double started = now_seconds(), tng_wait_total = 0;
     long first_step = (long)m->step;
+    /* --cuda-graphs: each step after the first (eager: it builds the optimizer's table and
+     * warms the libraries up) is captured and launched as one graph; one process only, since a
+     * data-parallel step exchanges batch sizes with the other ranks on the host mid-step */
+    const Backend *be = m->be;
+    int graphs = o->cuda_graphs && be->graph_begin && dist->world == 1;
     for (long step = first_step; step < total && !stop_agreed(dist); step++) {
         dist_watchdog_step(step + 1);
         double t0 = now_seconds(), tng_wait = 0;
         float stats[INFONCE_NSTATS];
-        int pairs = 0;
+        int pairs = 0, graph = graphs && step > first_step;
+        if (graph) be->graph_begin();
         for (int micro = 0; micro < o->accum; micro++) {
             micro_step(t, t->ahead.head, &tng_wait, micro == o->accum - 1);
             pairs += m->loss->n_images_global;
@@ -575,6 +581,7 @@ int trainer_run(Trainer *t) {
         float lr = optim_lr_at(&o->optim, m->step);
         /* the whole step is queued before its one read-back: the loss, its terms and the norm */
         clip_optimizer_queue(m, &o->optim, o->accum);
+        if (graph) be->graph_launch();
         float grad_norm = clip_step_read(m, o->accum, stats);
         /* the gradients are all-reduced, so every rank sees the same norm and took the same
          * decision on the backend: a non-finite norm skipped the update (the step is spent, so

@@ -278,18 +278,27 @@ static float *random_features(int n, int D, uint64_t seed) {
     return f;
 }
 
-/* One step of `accum` micro-batches of cb, as the trainer queues it (queued = 1), or with a
- * read-back after every call as the tests above take it (queued = 0): the same operations on
- * the backend, so the same bits. Returns the norm; stats gets the averaged InfoNCE stats. */
-static float one_step(Clip *m, const ClipBatch *cb, const OptimConfig *oc, int accum, int queued,
+/* How a step is run: with a read-back after every call, as the tests above take it; queued as
+ * the trainer does; queued and captured as one graph (--cuda-graphs, from the second step on, the
+ * first being eager as in the trainer). The same operations on the backend: the same bits. */
+enum { WITH_READ_BACKS, QUEUED, GRAPH, STEP_MODES };
+static const char *const step_mode_names[] = {"with read-backs", "queued", "as a graph"};
+
+/* One step of `accum` micro-batches of cb. Returns the norm; stats gets the averaged stats. */
+static float one_step(Clip *m, const ClipBatch *cb, const OptimConfig *oc, int accum, int mode, int first,
                       float stats[INFONCE_NSTATS]) {
-    if (queued) {
+    if (mode != WITH_READ_BACKS) {
+        int graph = mode == GRAPH && !first;
+        if (graph)
+            m->be->graph_begin();
         for (int micro = 0; micro < accum; micro++) {
             clip_forward_queued(m, cb);
             clip_backward(m);
         }
         clip_reduce_gradients(m);
         clip_optimizer_queue(m, oc, accum);
+        if (graph)
+            m->be->graph_launch();
         return clip_step_read(m, accum, stats);
     }
     float sums[INFONCE_NSTATS] = {0}, micro_stats[INFONCE_NSTATS];
@@ -304,12 +313,13 @@ static float one_step(Clip *m, const ClipBatch *cb, const OptimConfig *oc, int a
     return clip_optimizer_step(m, oc, accum);
 }
 
-/* `steps` steps of the trainer's sequence on each backend: queued, they give the bits of the
- * step with read-backs after every call (stats, norms and parameters), the CUDA run's stats and
- * norms are the CPU's within STEP_TOL (run_steps above compares everything else), and on the
- * emulator each CUDA step makes exactly STEP_HOST_SYNCS calls that would block the host on a GPU
- * (tests/emu: synchronous copies, synchronisations, frees) and no device allocation. The
- * launches and GEMMs of a step are printed, for bench/RESULTS.md. */
+/* `steps` steps of the trainer's sequence on each backend: queued, and on CUDA as a graph, they
+ * give the bits of the step with read-backs after every call (stats, norms and parameters); the
+ * CUDA run's stats and norms are the CPU's within STEP_TOL (run_steps above compares everything
+ * else); and on the emulator each queued CUDA step makes exactly STEP_HOST_SYNCS calls that would
+ * block the host on a GPU (tests/emu: synchronous copies, synchronisations, frees) and no device
+ * allocation, a graph step the same and one graph launch. The launches and GEMMs of a step are
+ * printed, for bench/RESULTS.md. */
 static void queued_steps(const char *name, const ClipConfig *cfg, const ClipTrainConfig *train, int cached,
                          int accum, float grad_clip, int steps) {
     StepBatch b = make_batch(cfg, 6, 3, 78);
@@ -317,10 +327,10 @@ static void queued_steps(const char *name, const ClipConfig *cfg, const ClipTrai
     ClipBatch cb = clip_batch(&b, cached ? features : NULL);
     OptimConfig oc = step_optim(grad_clip);
     size_t total = 0;
-    float stats[2][2][INFONCE_NSTATS], norms[2][2], *params[2][2];
+    float stats[2][STEP_MODES][INFONCE_NSTATS], norms[2][STEP_MODES], *params[2][STEP_MODES] = {};
     for (int k = 0; k < 2; k++) {
         const Backend *be = k ? gpu : cpu;
-        for (int queued = 0; queued <= 1; queued++) {
+        for (int mode = 0; mode < STEP_MODES && (mode != GRAPH || be->graph_begin); mode++) {
             Clip *m = clip_create(cfg, be);
             clip_init_random(m, 4321);
             clip_prepare(m, train, b.Ni, b.Nt);
@@ -329,35 +339,43 @@ static void queued_steps(const char *name, const ClipConfig *cfg, const ClipTrai
 #ifdef CUDAEMU_H
                 EmuCounters before = emu_counters();
 #endif
-                norms[k][queued] = one_step(m, &cb, &oc, accum, queued, stats[k][queued]);
+                norms[k][mode] = one_step(m, &cb, &oc, accum, mode, s == 0, stats[k][mode]);
 #ifdef CUDAEMU_H
                 EmuCounters after = emu_counters();
-                if (k == 1 && queued) {
+                if (k == 1 && mode != WITH_READ_BACKS) {
                     unsigned long long syncs = after.host_syncs - before.host_syncs;
-                    CHECK(syncs == STEP_HOST_SYNCS && after.device_allocs == before.device_allocs,
-                          "%s step %d: %llu host synchronisations (want %d), %llu device allocations", name, s,
-                          syncs, STEP_HOST_SYNCS, after.device_allocs - before.device_allocs);
+                    unsigned long long graphs = after.graph_launches - before.graph_launches;
+                    CHECK(syncs == STEP_HOST_SYNCS && after.device_allocs == before.device_allocs &&
+                              graphs == (mode == GRAPH && s > 0),
+                          "%s %s, step %d: %llu host synchronisations (want %d), %llu device allocations, %llu graph "
+                          "launches", name, step_mode_names[mode], s, syncs, STEP_HOST_SYNCS,
+                          after.device_allocs - before.device_allocs, graphs);
                     if (s == steps - 1)
-                        printf("  %s: %llu host synchronisation(s), %llu kernel launches, %llu GEMMs per step\n",
-                               name, syncs, after.launches - before.launches, after.gemms - before.gemms);
+                        printf("  %s, %s: %llu host synchronisation(s), %llu graph launch(es), %llu kernel launches, "
+                               "%llu GEMMs per step\n", name, step_mode_names[mode], syncs, graphs,
+                               after.launches - before.launches, after.gemms - before.gemms);
                 }
 #endif
             }
-            params[k][queued] = (float *)mallocCheck(sizeof(float) * total);
-            clip_get_params(m, params[k][queued]);
+            params[k][mode] = (float *)mallocCheck(sizeof(float) * total);
+            clip_get_params(m, params[k][mode]);
             clip_free(m);
         }
-        CHECK(memcmp(stats[k][0], stats[k][1], sizeof stats[k][0]) == 0 && norms[k][0] == norms[k][1] &&
-                  memcmp(params[k][0], params[k][1], sizeof(float) * total) == 0,
-              "%s on %s: the queued step differs from the step with read-backs", name, k ? "cuda" : "cpu");
+        for (int mode = QUEUED; mode < STEP_MODES && params[k][mode]; mode++)
+            CHECK(memcmp(stats[k][WITH_READ_BACKS], stats[k][mode], sizeof stats[k][0]) == 0 &&
+                      norms[k][WITH_READ_BACKS] == norms[k][mode] &&
+                      memcmp(params[k][WITH_READ_BACKS], params[k][mode], sizeof(float) * total) == 0,
+                  "%s on %s: the step %s differs from the step with read-backs", name, k ? "cuda" : "cpu",
+                  step_mode_names[mode]);
     }
     for (int j = 0; j < INFONCE_NSTATS; j++)
-        CHECK(fabs(stats[1][1][j] - stats[0][1][j]) <= STEP_TOL * fabs(stats[0][1][j]) + 1e-7,
-              "%s stat %d: cuda %.9g cpu %.9g", name, j, stats[1][1][j], stats[0][1][j]);
-    CHECK(fabs(norms[1][1] - norms[0][1]) <= STEP_TOL * norms[0][1], "%s norm: cuda %.9g cpu %.9g", name,
-          norms[1][1], norms[0][1]);
+        CHECK(fabs(stats[1][QUEUED][j] - stats[0][QUEUED][j]) <= STEP_TOL * fabs(stats[0][QUEUED][j]) + 1e-7,
+              "%s stat %d: cuda %.9g cpu %.9g", name, j, stats[1][QUEUED][j], stats[0][QUEUED][j]);
+    CHECK(fabs(norms[1][QUEUED] - norms[0][QUEUED]) <= STEP_TOL * norms[0][QUEUED], "%s norm: cuda %.9g cpu %.9g",
+          name, norms[1][QUEUED], norms[0][QUEUED]);
     for (int k = 0; k < 2; k++)
-        free(params[k][0]), free(params[k][1]);
+        for (int mode = 0; mode < STEP_MODES; mode++)
+            free(params[k][mode]);
     free(features);
     free_batch(&b);
 }

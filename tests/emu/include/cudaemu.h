@@ -77,6 +77,7 @@ typedef enum cudaError {
     cudaErrorStreamCaptureUnsupported = 900,
     cudaErrorStreamCaptureInvalidated = 901,
     cudaErrorStreamCaptureImplicit = 906,
+    cudaErrorGraphExecUpdateFailure = 910,
 } cudaError_t;
 typedef struct emu_stream *cudaStream_t; /* every stream is the one in-order CPU */
 typedef struct emu_event *cudaEvent_t;   /* every event has happened: work runs as it is queued */

@@ -190,6 +190,7 @@ inline const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorNotReady: return "device not ready";
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorGraphExecUpdateFailure: return "the graph update was not performed";
     case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
     }
@@ -268,6 +269,20 @@ inline cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t *graph) {
 }
 inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long) {
     *exec = new emu_graph(*graph);
+    return emu::sticky();
+}
+/* An instantiated graph takes a new capture's arguments when its nodes are alike: here, as
+ * many (the work itself is replaced); otherwise the update is refused. */
+struct cudaGraphExecUpdateResultInfo {
+    int result;
+};
+inline cudaError_t cudaGraphExecUpdate(cudaGraphExec_t exec, cudaGraph_t graph, cudaGraphExecUpdateResultInfo *info) {
+    bool alike = exec->work.size() == graph->work.size();
+    if (info)
+        info->result = alike ? 0 : 1;
+    if (!alike)
+        return emu::st().last_error = cudaErrorGraphExecUpdateFailure;
+    exec->work = graph->work;
     return emu::sticky();
 }
 inline cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t) {
