@@ -17,6 +17,7 @@
  * with other jobs (with more threads it also counts their waiting at barriers).
  *
  *   build/bench/bench_step --config tiny --batch 64 [--steps 10] [--caption-tokens 16]
+ *                          [--min-caption-tokens 8] [--text-groups 3]
  *                          [--full-context] [--freeze-vision] [--profile] [--sgemm-peak]
  *   build/bench/bench_step --backend cuda --precision bf16 --config vit-b-32 --batch 256
  *                          --cached-features --texts-per-image 3 --peak-tflops 989
@@ -358,7 +359,10 @@ static void usage(FILE *out) {
             "  --batch N             images per step (default 32)\n"
             "  --texts-per-image K   texts per image, all positives of it: TNG's 1 + M (default 1)\n"
             "  --steps N             timed steps after one warm-up step (default 5)\n"
-            "  --caption-tokens N    EOT position of every caption (default 16)\n"
+            "  --caption-tokens N    EOT position of every caption (default 16), or with\n"
+            "  --min-caption-tokens M  of each caption, drawn uniformly from [M, N]\n"
+            "  --text-groups K       texts sorted by length into up to K groups, each cut to its own\n"
+            "                        longest (default 1: one group, as tng_train's --text-groups)\n"
             "  --full-context        run all context positions (disable the EOT cut)\n"
             "  --freeze-vision       train the text tower only (the vision tower still runs)\n"
             "  --cached-features     train the text tower only, from cached image features, as\n"
@@ -383,7 +387,7 @@ static int choice_index(const char *name, const char *const *names, int count) {
 int main(int argc, char **argv) {
     const char *config_name = "tiny";
     int batch = 32, per_image = 1, steps = 5, caption_tokens = 16, full_context = 0, freeze_vision = 0;
-    int cached_features = 0, profile = 0, cpu_time = 0;
+    int cached_features = 0, profile = 0, cpu_time = 0, min_caption_tokens = 0, text_groups = 1;
     BackendChoice backend = BACKEND_CPU;
     Precision precision = PRECISION_AUTO;
     double peak_tflops = 0;
@@ -393,6 +397,7 @@ int main(int argc, char **argv) {
         {"steps", required_argument, 0, 's'},    {"caption-tokens", required_argument, 0, 't'},
         {"full-context", no_argument, 0, 'f'},   {"freeze-vision", no_argument, 0, 'v'},
         {"cached-features", no_argument, 0, 'F'},
+        {"min-caption-tokens", required_argument, 0, 'm'}, {"text-groups", required_argument, 0, 'g'},
         {"backend", required_argument, 0, 'B'},  {"precision", required_argument, 0, 'R'},
         {"peak-tflops", required_argument, 0, 'T'},
         {"sgemm-peak", no_argument, 0, 'p'},     {"profile", no_argument, 0, 'P'},
@@ -406,6 +411,8 @@ int main(int argc, char **argv) {
         case 'k': per_image = atoi(optarg); break;
         case 's': steps = atoi(optarg); break;
         case 't': caption_tokens = atoi(optarg); break;
+        case 'm': min_caption_tokens = atoi(optarg); break;
+        case 'g': text_groups = atoi(optarg); break;
         case 'f': full_context = 1; break;
         case 'v': freeze_vision = 1; break;
         case 'F': cached_features = freeze_vision = 1; break;
@@ -424,6 +431,11 @@ int main(int argc, char **argv) {
     if (batch < 1 || per_image < 1 || steps < 1 || caption_tokens < 1 || caption_tokens >= cfg.context_length)
         die("--batch, --texts-per-image and --steps must be >= 1 and --caption-tokens in [1, %d)",
             cfg.context_length);
+    if (!min_caption_tokens) min_caption_tokens = caption_tokens;
+    if (min_caption_tokens < 1 || min_caption_tokens > caption_tokens)
+        die("--min-caption-tokens must be in [1, --caption-tokens]");
+    if (text_groups < 1 || text_groups > CLIP_MAX_TEXT_GROUPS)
+        die("--text-groups must be in [1, %d]", CLIP_MAX_TEXT_GROUPS);
     char desc[512];
     inner = backend_select(backend, precision, 0, desc, sizeof desc);
     if (inner != backend_cpu() && (profile || cpu_time))
@@ -434,7 +446,7 @@ int main(int argc, char **argv) {
     Clip *m = clip_create(&cfg, &timed);
     clip_init_random(m, 1);
     ClipTrainConfig train = {.temperature = 0, .train_vision = !freeze_vision, .train_text = 1,
-                             .full_context = full_context};
+                             .full_context = full_context, .text_groups = text_groups};
     int n_texts = batch * per_image;
     clip_prepare(m, &train, batch, n_texts);
 
@@ -454,8 +466,9 @@ int main(int argc, char **argv) {
     for (int t = 0; t < n_texts; t++) {
         int *row = tokens + (size_t)t * cfg.context_length;
         row[0] = cfg.vocab_size - 2;
-        for (int k = 1; k < caption_tokens; k++) row[k] = 1 + (int)rng_below(&rng, 40000);
-        row[caption_tokens] = clip_eot_token(&cfg);
+        int eot = min_caption_tokens + (int)rng_below(&rng, (uint64_t)(caption_tokens - min_caption_tokens + 1));
+        for (int k = 1; k < eot; k++) row[k] = 1 + (int)rng_below(&rng, 40000);
+        row[eot] = clip_eot_token(&cfg);
         txt2img[t] = t % batch; /* grouped as TNG's batches are: text t belongs to image t mod batch */
     }
     for (int b = 0; b < batch; b++) target[b] = per_image > 1 ? -1 : b;
@@ -479,8 +492,9 @@ int main(int argc, char **argv) {
     double attn_s = prof[P_ATTN_FWD].seconds + prof[P_ATTN_BWD].seconds;
     double attn_flops = prof[P_ATTN_FWD].flops + prof[P_ATTN_BWD].flops;
     double step = total / steps, flops = (gemm_flops + attn_flops) / steps;
-    printf("config=%s batch=%d texts=%d text_tokens=%d vision=%s steps=%d backend=%s\n", config_name, batch,
-           n_texts, m->text_tokens, cached_features ? "cached" : freeze_vision ? "frozen" : "trained", steps, desc);
+    printf("config=%s batch=%d texts=%d text_tokens=%d text_groups=%d text_rows=%d vision=%s steps=%d backend=%s\n",
+           config_name, batch, n_texts, m->text_tokens, m->text_groups.count, m->text_groups.rows,
+           cached_features ? "cached" : freeze_vision ? "frozen" : "trained", steps, desc);
     printf("step %.2f ms  %.1f pairs/s  %.2f GFLOP/step  %.1f GFLOP/s  %.2f GB allocated", step * 1e3,
            batch / step, flops / 1e9, flops / step / 1e9, allocated_bytes / 1e9);
     if (peak_tflops > 0) printf("  MFU %.1f%% of %.0f TFLOP/s", 100 * flops / step / (peak_tflops * 1e12), peak_tflops);

@@ -109,6 +109,54 @@ static void test_text_cut_equals_full_context(void) {
     free_batch(&b);
 }
 
+/* The fewest padded rows over every way to cut the sorted distinct lengths into at most k runs:
+ * each subset of the cut points, tried */
+static int fewest_rows(const int *count_of, int ctx, int k) {
+    int len_of[64], texts[64], distinct = 0, best = -1;
+    for (int len = 1; len <= ctx; len++)
+        if (count_of[len]) len_of[distinct] = len, texts[distinct++] = count_of[len];
+    for (unsigned cuts = 0; cuts < 1u << (distinct - 1); cuts++) {
+        if (__builtin_popcount(cuts) > k - 1) continue;
+        int rows = 0, n = 0;
+        for (int j = 0; j < distinct; j++) {
+            n += texts[j];
+            if (j == distinct - 1 || cuts >> j & 1) rows += n * len_of[j], n = 0;
+        }
+        if (best < 0 || rows < best) best = rows;
+    }
+    return best;
+}
+
+/* --text-groups: the groups cover every text once, grow in length, and pad least (against a
+ * search of every split) */
+static void test_text_groups_pad_least(void) {
+    ClipConfig c = small_config();
+    for (int trial = 0; trial < 6; trial++) {
+        int Nt = 5 + 7 * trial, groups = 2 + trial % 3;
+        TestBatch b = make_batch(&c, 3, Nt, 100 + (uint64_t)trial);
+        ClipBatch cb = as_clip_batch(&b);
+        ClipTrainConfig train = TRAIN_ALL;
+        train.text_groups = groups;
+        Clip *m = make_model(&c, &train, 3, Nt);
+        clip_forward(m, &cb, NULL);
+        const SeqGroups *sg = &m->text_groups;
+        int count_of[64] = {0}, texts = 0, rows = 0, growing = 1;
+        for (int t = 0; t < Nt; t++) count_of[clip_eot_position(&c, b.tokens + (size_t)t * c.context_length) + 1]++;
+        for (int g = 0; g < sg->count; g++) {
+            CHECK(sg->row0[g] == rows, "trial %d group %d starts at row %d, not %d", trial, g, sg->row0[g], rows);
+            texts += sg->n[g], rows += sg->n[g] * sg->T[g];
+            growing &= g == 0 || sg->T[g] > sg->T[g - 1];
+        }
+        CHECK(sg->count <= groups && texts == Nt && rows == sg->rows && growing,
+              "trial %d: %d groups (at most %d) of %d texts (%d), %d rows (%d)", trial, sg->count, groups, texts, Nt,
+              rows, sg->rows);
+        int best = fewest_rows(count_of, c.context_length, groups);
+        CHECK(sg->rows == best, "trial %d: %d rows, the best split has %d", trial, sg->rows, best);
+        clip_free(m);
+        free_batch(&b);
+    }
+}
+
 static void test_same_seed_same_bits(void) {
     ClipConfig c = small_config();
     TestBatch b = make_batch(&c, 4, 4, 9);
@@ -294,6 +342,7 @@ static void test_layout(void) {
 int main(void) {
     RUN_TEST(test_layout);
     RUN_TEST(test_text_cut_equals_full_context);
+    RUN_TEST(test_text_groups_pad_least);
     RUN_TEST(test_same_seed_same_bits);
     RUN_TEST(test_frozen_vision);
     RUN_TEST(test_cached_image_features);

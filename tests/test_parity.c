@@ -246,13 +246,20 @@ static void check_features(const char *what, const Clip *m, const float *device,
 /* ----------------------------------------------------------------------------
  * Model set-up */
 
-static Clip *make_model(float temperature, int train_vision, int full_context) {
+/* How the text batch is laid out in the tower's rows: all cut to the longest EOT, all at the
+ * full context, or sorted by length into groups each cut to its own longest */
+typedef enum { TEXTS_CUT = 0, TEXTS_FULL_CONTEXT = 1, TEXTS_GROUPED = 2 } TextLayout;
+static const char *const text_layout_names[3] = {"text cut to max(EOT)+1", "full context",
+                                                 "texts in 3 length groups"};
+
+static Clip *make_model(float temperature, int train_vision, TextLayout layout) {
     Clip *m = clip_create(&fx.cfg, backend_cpu());
     clip_set_params(m, fx.params);
     ClipTrainConfig train = {.temperature = temperature,
                              .train_vision = train_vision,
                              .train_text = 1,
-                             .full_context = full_context};
+                             .full_context = layout == TEXTS_FULL_CONTEXT,
+                             .text_groups = layout == TEXTS_GROUPED ? 3 : 1};
     clip_prepare(m, &train, fx.n_images, fx.n_texts);
     return m;
 }
@@ -310,21 +317,24 @@ static void check_gradients(const Clip *m, const SafeTensors *expected) {
 /* ----------------------------------------------------------------------------
  * Tests */
 
-/* Features and loss from the training forward (with and without the cut to max(EOT)+1)
- * and from the inference entry points. */
+/* Features and loss from the training forward (every text layout) and from the inference
+ * entry points. */
 static void test_forward(void) {
     double atol = fx.full ? FEATURE_ATOL : VITB32_FEATURE_ATOL, rtol = fx.full ? FEATURE_RTOL : 0;
-    for (int full_context = 0; full_context <= 1; full_context++) {
-        Clip *m = make_model(0, 1, full_context);
+    for (int layout = TEXTS_CUT; layout <= TEXTS_GROUPED; layout++) {
+        Clip *m = make_model(0, 1, (TextLayout)layout);
         ClipBatch batch = make_batch(fx.i2t_target);
         float stats[INFONCE_NSTATS];
         float loss = clip_forward(m, &batch, stats);
-        printf("  training forward, %s:\n",
-               full_context ? "full context" : "text cut to max(EOT)+1");
-        if (!full_context)
+        printf("  training forward, %s:\n", text_layout_names[layout]);
+        if (layout != TEXTS_FULL_CONTEXT)
             CHECK(m->text_tokens < fx.cfg.context_length,
                   "the fixture's texts should exercise the cut (cut to %d of %d)",
                   m->text_tokens, fx.cfg.context_length);
+        if (layout == TEXTS_GROUPED)
+            CHECK(m->text_groups.count > 1 && m->text_groups.rows < fx.n_texts * m->text_tokens,
+                  "the fixture's texts should make groups that save rows (%d groups, %d rows of %d)",
+                  m->text_groups.count, m->text_groups.rows, fx.n_texts * m->text_tokens);
         check_features("image features", m, m->vision_acts.features, NULL, fx.n_images,
                        "image_features", atol, rtol);
         check_features("text features", m, m->text_acts.features, NULL, fx.n_texts,
@@ -334,7 +344,7 @@ static void test_forward(void) {
         check_loss("loss i2t", stats[INFONCE_I2T], &fx.expected, "loss_i2t");
         clip_free(m);
     }
-    Clip *m = make_model(0, 1, 0);
+    Clip *m = make_model(0, 1, TEXTS_CUT);
     printf("  inference (clip_encode_images / clip_encode_texts):\n");
     float *img = poisoned((size_t)fx.n_images * fx.cfg.embed_dim);
     float *txt = poisoned((size_t)fx.n_texts * fx.cfg.embed_dim);
@@ -347,20 +357,25 @@ static void test_forward(void) {
     clip_free(m);
 }
 
-/* Learned temperature, both towers training: every gradient including logit_scale. */
+/* Learned temperature, both towers training: every gradient including logit_scale, with the
+ * texts in one group and in length groups. */
 static void test_gradients(void) {
-    Clip *m = make_model(0, 1, 0);
-    ClipBatch batch = make_batch(fx.i2t_target);
-    clip_forward(m, &batch, NULL);
-    clip_backward(m);
-    check_gradients(m, &fx.expected);
-    clip_free(m);
+    const TextLayout layouts[2] = {TEXTS_CUT, TEXTS_GROUPED};
+    for (int k = 0; k < 2; k++) {
+        Clip *m = make_model(0, 1, layouts[k]);
+        ClipBatch batch = make_batch(fx.i2t_target);
+        clip_forward(m, &batch, NULL);
+        clip_backward(m);
+        printf("  %s:\n", text_layout_names[layouts[k]]);
+        check_gradients(m, &fx.expected);
+        clip_free(m);
+    }
 }
 
 /* Variant B: temperature fixed at 0.07, image-to-text target the mean over positives,
  * vision frozen. */
 static void test_fixed_temperature_mean_target_frozen_vision(void) {
-    Clip *m = make_model(FIXED_TEMPERATURE, 0, 0);
+    Clip *m = make_model(FIXED_TEMPERATURE, 0, TEXTS_CUT);
     ClipBatch batch = make_batch(fx.i2t_mean);
     float stats[INFONCE_NSTATS];
     float loss = clip_forward(m, &batch, stats);
@@ -458,7 +473,7 @@ static WeightsDistance final_weights_distance(const Clip *m, const SafeTensors *
 
 /* 10 AdamW steps on one batch: the loss before each step, then every weight. */
 static void test_training_steps(void) {
-    Clip *m = make_model(0, 1, 0);
+    Clip *m = make_model(0, 1, TEXTS_CUT);
     OptimConfig oc = optim_defaults();
     oc.lr = 1e-3f;
     oc.beta1 = 0.9f;
@@ -498,7 +513,7 @@ static TrainOptions released_recipe(const char *const *changes) {
 
 /* Trains a fresh model as tng_train would with o, for the fixture's steps; returns it. */
 static Clip *train_like(const TrainOptions *o, float *losses) {
-    Clip *m = make_model(o->temperature, o->train_vision, 0);
+    Clip *m = make_model(o->temperature, o->train_vision, TEXTS_CUT);
     train_steps(m, &o->optim, fx.i2t_target, RELEASED_STEPS, losses);
     return m;
 }
@@ -583,7 +598,7 @@ static void test_openai_names_load_identically(void) {
 
 /* Forward-only fixtures (--vitb32): write the model as loaded. */
 static void test_write_loaded_checkpoint(void) {
-    Clip *m = make_model(0, 0, 0);
+    Clip *m = make_model(0, 0, TEXTS_CUT);
     write_checkpoint(m);
     clip_free(m);
 }

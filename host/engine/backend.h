@@ -209,7 +209,8 @@ typedef struct Backend {
     void (*token_embed_backward)(float *dtok_emb, float *dpos, const float *dx, const int *ids,
                                  int B, int T, int C);
 
-    /* ---- pooling: out[b] = x[b, rows[b]] (rows NULL: row 0, the class token) ---- */
+    /* ---- pooling: out[b] = x[b * T + rows[b]] (rows NULL: row 0, the class token; T 0: rows
+     *      are absolute rows of x, as for texts laid out in length groups, model.h) ---- */
     void (*gather_rows)(Act *out, const Act *x, const int *rows, int B, int T, int C);
     void (*scatter_rows)(float *dx, const float *dout, const int *rows, int B, int T, int C);
 

@@ -273,24 +273,38 @@ static void tower_acts_create(const Backend *be, TowerActs *a, const ClipConfig 
 /* ----------------------------------------------------------------------------
  * The transformer encoder and pooled head, shared by both towers */
 
+/* p moved on by `elements` activations (an Act's size is the backend's) */
+static Act *act_at(const Clip *m, const Act *p, size_t elements) {
+    return (char *)p + elements * m->be->act_bytes;
+}
+
 /* A linear weight as the linear ops take it: the same tensor in the compute copy. */
 static const Act *compute_weight(const Clip *m, const float *weight) {
-    return (const char *)m->params_act + (size_t)(weight - m->params) * m->be->act_bytes;
+    return act_at(m, m->params_act, (size_t)(weight - m->params));
+}
+
+/* B sequences of T positions as one group (the vision tower; a text batch in one group) */
+static SeqGroups one_group(int B, int T) {
+    return (SeqGroups){.count = 1, .rows = B * T, .n = {B}, .T = {T}, .row0 = {0}};
 }
 
 /* Each residual add is fused with the LayerNorm that reads its result: the block's second norm,
  * and the next block's first (the last block's add stands alone). */
 static void encoder_forward(const Clip *m, const TowerWeights *w, const TowerConfig *tc,
-                            TowerActs *a, int B, int T, int causal) {
+                            TowerActs *a, const SeqGroups *sg, int causal) {
     const Backend *be = m->be;
-    int C = tc->width, M = tc->mlp_width, N = B * T, L = tc->layers;
+    int C = tc->width, M = tc->mlp_width, N = sg->rows, L = tc->layers, NH = tc->heads;
     be->layernorm_forward(a->blocks[0].ln1, a->blocks[0].ln1_mean, a->blocks[0].ln1_rstd, a->x[0],
                           w->blocks[0].ln1_w, w->blocks[0].ln1_b, N, C);
     for (int l = 0; l < L; l++) {
         const BlockWeights *bw = &w->blocks[l];
         BlockActs *ba = &a->blocks[l];
         be->linear_forward(ba->qkv, ba->ln1, compute_weight(m, bw->qkv_w), bw->qkv_b, N, C, 3 * C);
-        be->attention_forward(ba->atty, ba->lse, ba->qkv, B, T, C, tc->heads, causal);
+        for (int k = 0; k < sg->count; k++) { /* attention alone mixes positions: per group */
+            size_t row0 = (size_t)sg->row0[k];
+            be->attention_forward(act_at(m, ba->atty, row0 * C), ba->lse + row0 * NH,
+                                  act_at(m, ba->qkv, row0 * 3 * C), sg->n[k], sg->T[k], C, NH, causal);
+        }
         be->linear_forward(a->branch_out, ba->atty, compute_weight(m, bw->attn_out_w), bw->attn_out_b, N,
                            C, C);
         be->residual_layernorm_forward(ba->x_mid, ba->ln2, ba->ln2_mean, ba->ln2_rstd, a->x[l],
@@ -313,10 +327,10 @@ static void encoder_forward(const Clip *m, const TowerWeights *w, const TowerCon
  * residual path's, so the residual adds need no code of their own. After each block, the
  * block's gradients are final: their all-reduce may start (grad_reduce_layer_done). */
 static void encoder_backward(const Clip *m, const TowerWeights *w, TowerWeights *g,
-                             const TowerConfig *tc, TowerActs *a, int B, int T, int causal,
+                             const TowerConfig *tc, TowerActs *a, const SeqGroups *sg, int causal,
                              Tower tower) {
     const Backend *be = m->be;
-    int C = tc->width, M = tc->mlp_width, NH = tc->heads, N = B * T;
+    int C = tc->width, M = tc->mlp_width, NH = tc->heads, N = sg->rows;
     size_t NC = (size_t)N * C, NM = (size_t)N * M;
     for (int l = tc->layers - 1; l >= 0; l--) {
         const BlockWeights *bw = &w->blocks[l];
@@ -337,7 +351,12 @@ static void encoder_backward(const Clip *m, const TowerWeights *w, TowerWeights 
         be->linear_backward(a->d_atty, bg->attn_out_w, bg->attn_out_b, a->d_x, ba->atty,
                             compute_weight(m, bw->attn_out_w), N, C, C);
         be->zero(a->d_qkv, 3 * NC * sizeof(float));
-        be->attention_backward(a->d_qkv, a->d_atty, ba->qkv, ba->atty, ba->lse, B, T, C, NH, causal);
+        for (int k = 0; k < sg->count; k++) {
+            size_t row0 = (size_t)sg->row0[k];
+            be->attention_backward(a->d_qkv + row0 * 3 * C, a->d_atty + row0 * C, act_at(m, ba->qkv, row0 * 3 * C),
+                                   act_at(m, ba->atty, row0 * C), ba->lse + row0 * NH, sg->n[k], sg->T[k], C, NH,
+                                   causal);
+        }
         be->zero(a->d_ln, NC * sizeof(float));
         be->linear_backward(a->d_ln, bg->qkv_w, bg->qkv_b, a->d_qkv, ba->ln1, compute_weight(m, bw->qkv_w), N,
                             C, 3 * C);
@@ -347,12 +366,13 @@ static void encoder_backward(const Clip *m, const TowerWeights *w, TowerWeights 
     }
 }
 
-/* Pool one row per sequence, ln_post/ln_final, project, L2-normalise. rows NULL: token 0. */
+/* Pool one row per sequence, ln_post/ln_final, project, L2-normalise. rows: each sequence's
+ * row in x (absolute, device memory), or NULL: token 0 of each of sg's one group. */
 static void head_forward(const Clip *m, const TowerWeights *w, const TowerConfig *tc,
-                         TowerActs *a, const int *rows, int B, int T, int D) {
+                         TowerActs *a, const int *rows, const SeqGroups *sg, int B, int D) {
     const Backend *be = m->be;
     int C = tc->width;
-    be->gather_rows(a->pooled, a->x[tc->layers], rows, B, T, C);
+    be->gather_rows(a->pooled, a->x[tc->layers], rows, B, rows ? 0 : sg->T[0], C);
     be->layernorm_forward(a->ln_out, a->ln_out_mean, a->ln_out_rstd, a->pooled, w->ln_out_w,
                           w->ln_out_b, B, C);
     be->linear_forward(a->proj_out, a->ln_out, compute_weight(m, w->proj), NULL, B, C, D);
@@ -361,8 +381,8 @@ static void head_forward(const Clip *m, const TowerWeights *w, const TowerConfig
 
 /* From a->d_features back to a->d_x (zeroed here, then holding dloss/d(x[L])). */
 static void head_backward(const Clip *m, const TowerWeights *w, TowerWeights *g,
-                          const TowerConfig *tc, TowerActs *a, const int *rows, int B, int T,
-                          int D) {
+                          const TowerConfig *tc, TowerActs *a, const int *rows, const SeqGroups *sg,
+                          int B, int D) {
     const Backend *be = m->be;
     int C = tc->width;
     be->zero(a->d_proj_out, sizeof(float) * (size_t)B * D);
@@ -372,8 +392,8 @@ static void head_backward(const Clip *m, const TowerWeights *w, TowerWeights *g,
     be->zero(a->d_pooled, sizeof(float) * (size_t)B * C);
     be->layernorm_backward(a->d_pooled, g->ln_out_w, g->ln_out_b, a->d_ln_out, a->pooled,
                            w->ln_out_w, a->ln_out_mean, a->ln_out_rstd, B, C);
-    be->zero(a->d_x, sizeof(float) * (size_t)B * T * C);
-    be->scatter_rows(a->d_x, a->d_pooled, rows, B, T, C);
+    be->zero(a->d_x, sizeof(float) * (size_t)sg->rows * C);
+    be->scatter_rows(a->d_x, a->d_pooled, rows, B, rows ? 0 : sg->T[0], C);
 }
 
 /* ----------------------------------------------------------------------------
@@ -394,8 +414,9 @@ static void vision_forward(Clip *m, const float *images_host, int B) {
                              NP, C);
     be->layernorm_forward(a->x[0], a->ln_pre_mean, a->ln_pre_rstd, a->embed, m->w.vision.ln_pre_w,
                           m->w.vision.ln_pre_b, B * T, C);
-    encoder_forward(m, &m->w.vision, tc, a, B, T, 0);
-    head_forward(m, &m->w.vision, tc, a, NULL, B, T, cfg->embed_dim);
+    SeqGroups sg = one_group(B, T);
+    encoder_forward(m, &m->w.vision, tc, a, &sg, 0);
+    head_forward(m, &m->w.vision, tc, a, NULL, &sg, B, cfg->embed_dim);
 }
 
 static void vision_backward(Clip *m, int B) {
@@ -404,8 +425,9 @@ static void vision_backward(Clip *m, int B) {
     const TowerConfig *tc = &cfg->vision;
     TowerActs *a = &m->vision_acts;
     int P = cfg->patch_size, NP = clip_num_patches(cfg), T = NP + 1, C = tc->width;
-    head_backward(m, &m->w.vision, &m->g.vision, tc, a, NULL, B, T, cfg->embed_dim);
-    encoder_backward(m, &m->w.vision, &m->g.vision, tc, a, B, T, 0, TOWER_VISION);
+    SeqGroups sg = one_group(B, T);
+    head_backward(m, &m->w.vision, &m->g.vision, tc, a, NULL, &sg, B, cfg->embed_dim);
+    encoder_backward(m, &m->w.vision, &m->g.vision, tc, a, &sg, 0, TOWER_VISION);
     be->zero(a->d_embed, sizeof(float) * (size_t)B * T * C);
     be->layernorm_backward(a->d_embed, m->g.vision.ln_pre_w, m->g.vision.ln_pre_b, a->d_x,
                            a->embed, m->w.vision.ln_pre_w, a->ln_pre_mean, a->ln_pre_rstd, B * T,
@@ -426,52 +448,125 @@ int clip_eot_position(const ClipConfig *cfg, const int *row) {
     return cfg->context_length - 1;
 }
 
-/* Uploads a text batch cut to its longest EOT and returns that length T. */
-static int text_upload(Clip *m, const int *tokens, int B) {
+/* The split of `count` texts with lengths of `distinct` values (len_of[i] ascending, texts[i]
+ * of each) into at most `groups` runs of consecutive values that pads least: a run's texts all
+ * take its longest length. Minimises sum over runs of (texts in it) x (its longest) by dynamic
+ * programming over the distinct lengths (at most the context's 77); ties to the earliest
+ * split. Writes each run's last value index to last[] and returns the run count. */
+static int split_lengths(const int *len_of, const int *texts, int distinct, int groups, int *last) {
+    if (groups > distinct) groups = distinct;
+    long *prefix = mallocCheck(sizeof(long) * ((size_t)distinct + 1));
+    prefix[0] = 0;
+    for (int i = 0; i < distinct; i++) prefix[i + 1] = prefix[i] + texts[i];
+    /* best[k][j]: values 0..j in at most k + 1 runs; from[k][j]: where its last run starts, or
+     * -1 where k runs already do as well */
+    long *best = mallocCheck(sizeof(long) * (size_t)groups * distinct);
+    int *from = mallocCheck(sizeof(int) * (size_t)groups * distinct);
+    for (int j = 0; j < distinct; j++) best[j] = prefix[j + 1] * len_of[j], from[j] = 0;
+    for (int k = 1; k < groups; k++)
+        for (int j = 0; j < distinct; j++) {
+            long *b = &best[(size_t)k * distinct + j];
+            int *f = &from[(size_t)k * distinct + j];
+            *b = best[(size_t)(k - 1) * distinct + j], *f = -1;
+            for (int i = 1; i <= j; i++) {
+                long cost = best[(size_t)(k - 1) * distinct + i - 1] + (prefix[j + 1] - prefix[i]) * len_of[j];
+                if (cost < *b) *b = cost, *f = i;
+            }
+        }
+    int runs = 0, stack[CLIP_MAX_TEXT_GROUPS];
+    for (int k = groups - 1, j = distinct - 1; j >= 0;) {
+        while (k > 0 && from[(size_t)k * distinct + j] < 0) k--;
+        stack[runs++] = j;
+        j = k == 0 ? -1 : from[(size_t)k * distinct + j] - 1;
+        k--;
+    }
+    for (int r = 0; r < runs; r++) last[r] = stack[runs - 1 - r];
+    free(prefix), free(best), free(from);
+    return runs;
+}
+
+/* Lays a text batch out in the tower's rows (m->text_groups): one group in batch order cut to
+ * the longest EOT, or with text_groups > 1 the texts sorted by length (stable) into the groups
+ * that pad least. Uploads the token ids row by row and each text's pooled row (its EOT). */
+static void text_upload(Clip *m, const int *tokens, int B) {
     const ClipConfig *cfg = &m->cfg;
-    int ctx = cfg->context_length, T = 1;
-    int *eot = mallocCheck(sizeof(int) * (size_t)B);
+    int ctx = cfg->context_length;
+    int *eot = mallocCheck(sizeof(int) * (size_t)B * 3), *order = eot + B, *pool = order + B;
+    /* texts_of[len]: texts of each length; len_of/texts: the distinct lengths and their counts;
+     * start: the counting sort's next slot per length */
+    int *texts_of = callocCheck((size_t)ctx + 2, sizeof(int)), *start = callocCheck((size_t)ctx + 2, sizeof(int));
+    int *len_of = mallocCheck(sizeof(int) * (size_t)ctx), *texts = mallocCheck(sizeof(int) * (size_t)ctx);
     for (int b = 0; b < B; b++) {
         eot[b] = clip_eot_position(cfg, tokens + (size_t)b * ctx);
-        if (eot[b] + 1 > T) T = eot[b] + 1;
         for (int t = 0; t < ctx; t++) {
             int id = tokens[(size_t)b * ctx + t];
             if (id < 0 || id >= cfg->vocab_size)
                 die("text %d position %d: token id %d outside the vocabulary [0, %d)", b, t, id,
                     cfg->vocab_size);
         }
+        texts_of[m->train.full_context ? ctx : eot[b] + 1]++;
     }
-    if (m->train.full_context) T = ctx;
-    int *ids = mallocCheck(sizeof(int) * (size_t)B * T);
-    for (int b = 0; b < B; b++) memcpy(ids + (size_t)b * T, tokens + (size_t)b * ctx, sizeof(int) * T);
-    m->be->to_device(m->text_acts.ids, ids, sizeof(int) * (size_t)B * T);
-    m->be->to_device(m->text_acts.pool_rows, eot, sizeof(int) * (size_t)B);
-    free(ids);
-    free(eot);
-    return T;
+    /* the distinct lengths, ascending, and how many texts have each */
+    int distinct = 0;
+    for (int len = 1; len <= ctx; len++)
+        if (texts_of[len]) len_of[distinct] = len, texts[distinct++] = texts_of[len];
+    int last[CLIP_MAX_TEXT_GROUPS], groups = 1;
+    last[0] = distinct - 1;
+    int sorted = m->train.text_groups > 1;
+    if (sorted) groups = split_lengths(len_of, texts, distinct, m->train.text_groups, last);
+    /* order: batch order, or by length (a counting sort, stable) */
+    if (sorted) {
+        for (int len = 1; len <= ctx; len++) start[len + 1] = start[len] + texts_of[len];
+        for (int b = 0; b < B; b++) order[start[m->train.full_context ? ctx : eot[b] + 1]++] = b;
+    } else {
+        for (int b = 0; b < B; b++) order[b] = b;
+    }
+    SeqGroups *sg = &m->text_groups;
+    *sg = (SeqGroups){.count = groups};
+    int *ids = mallocCheck(sizeof(int) * (size_t)B * ctx);
+    for (int g = 0, first = 0, value = 0; g < groups; g++) {
+        int T = len_of[last[g]], n = 0;
+        for (; value <= last[g]; value++) n += texts[value];
+        sg->n[g] = n, sg->T[g] = T, sg->row0[g] = sg->rows;
+        for (int k = 0; k < n; k++) {
+            int b = order[first + k];
+            memcpy(ids + (size_t)sg->rows + (size_t)k * T, tokens + (size_t)b * ctx, sizeof(int) * T);
+            pool[b] = sg->rows + k * T + eot[b];
+        }
+        sg->rows += n * T;
+        first += n;
+    }
+    m->text_tokens = sg->T[groups - 1];
+    m->be->to_device(m->text_acts.ids, ids, sizeof(int) * (size_t)sg->rows);
+    m->be->to_device(m->text_acts.pool_rows, pool, sizeof(int) * (size_t)B);
+    free(ids), free(eot), free(texts_of), free(start), free(len_of), free(texts);
 }
 
 static void text_forward(Clip *m, const int *tokens_host, int B) {
     const Backend *be = m->be;
     const ClipConfig *cfg = &m->cfg;
     TowerActs *a = &m->text_acts;
-    int T = text_upload(m, tokens_host, B);
-    m->text_tokens = T;
-    be->token_embed_forward(a->x[0], a->ids, m->w.text.embed, m->w.text.pos, B, T,
-                            cfg->text.width);
-    encoder_forward(m, &m->w.text, &cfg->text, a, B, T, 1);
-    head_forward(m, &m->w.text, &cfg->text, a, a->pool_rows, B, T, cfg->embed_dim);
+    text_upload(m, tokens_host, B);
+    const SeqGroups *sg = &m->text_groups;
+    int C = cfg->text.width;
+    for (int g = 0; g < sg->count; g++)
+        be->token_embed_forward(act_at(m, a->x[0], (size_t)sg->row0[g] * C), a->ids + sg->row0[g], m->w.text.embed,
+                                m->w.text.pos, sg->n[g], sg->T[g], C);
+    encoder_forward(m, &m->w.text, &cfg->text, a, sg, 1);
+    head_forward(m, &m->w.text, &cfg->text, a, a->pool_rows, sg, B, cfg->embed_dim);
 }
 
 static void text_backward(Clip *m, int B) {
     const Backend *be = m->be;
     const ClipConfig *cfg = &m->cfg;
     TowerActs *a = &m->text_acts;
-    int T = m->text_tokens;
-    head_backward(m, &m->w.text, &m->g.text, &cfg->text, a, a->pool_rows, B, T, cfg->embed_dim);
-    encoder_backward(m, &m->w.text, &m->g.text, &cfg->text, a, B, T, 1, TOWER_TEXT);
-    be->token_embed_backward(m->g.text.embed, m->g.text.pos, a->d_x, a->ids, B, T,
-                             cfg->text.width);
+    const SeqGroups *sg = &m->text_groups;
+    int C = cfg->text.width;
+    head_backward(m, &m->w.text, &m->g.text, &cfg->text, a, a->pool_rows, sg, B, cfg->embed_dim);
+    encoder_backward(m, &m->w.text, &m->g.text, &cfg->text, a, sg, 1, TOWER_TEXT);
+    for (int g = 0; g < sg->count; g++)
+        be->token_embed_backward(m->g.text.embed, m->g.text.pos, a->d_x + (size_t)sg->row0[g] * C,
+                                 a->ids + sg->row0[g], sg->n[g], sg->T[g], C);
 }
 
 /* ----------------------------------------------------------------------------

@@ -127,6 +127,8 @@ typedef struct {
     int train_vision;     /* 0 freezes the tower: no backward, no saved activations */
     int train_text;
     int full_context;     /* 1 disables the cut to max(EOT)+1 (for the equivalence test) */
+    int text_groups;      /* up to this many groups of texts by length, each cut to its own
+                             longest EOT (SeqGroups); 0 or 1: one group, the batch's longest */
     /* Data parallelism: NULL (or a world of one) is one process. With world > 1 each rank
      * passes its own batch and the loss is that of all ranks' batches as one (loss.h says
      * how); each rank's gradients are its share of the big batch's, and clip_reduce_gradients
@@ -148,6 +150,17 @@ typedef struct {
     float stats[INFONCE_NSTATS];
 } ClipStepTotals;
 
+/* How a tower's sequences sit in its rows: `count` groups, group g of n[g] sequences of T[g]
+ * positions from row row0[g] on, rows in all. The vision tower is one group; a text batch is
+ * one group cut to its longest EOT, or with ClipTrainConfig.text_groups > 1 its texts sorted by
+ * length into groups, each cut to its own longest: the same maths per text (every op but
+ * attention treats rows alone, and attention runs per group), fewer padded positions. */
+enum { CLIP_MAX_TEXT_GROUPS = 8 };
+typedef struct {
+    int count, rows;
+    int n[CLIP_MAX_TEXT_GROUPS], T[CLIP_MAX_TEXT_GROUPS], row0[CLIP_MAX_TEXT_GROUPS];
+} SeqGroups;
+
 typedef struct {
     ClipConfig cfg;
     const Backend *be;
@@ -163,7 +176,9 @@ typedef struct {
     TowerActs vision_acts, text_acts;
     ClipTrainConfig train;
     int max_images, max_texts;
-    int n_images, n_texts, text_tokens; /* shapes of the last forward */
+    int n_images, n_texts, text_tokens; /* shapes of the last forward (text_tokens: the longest
+                                           group's positions) */
+    SeqGroups text_groups;              /* the last text forward's layout */
     int images_from_features;           /* the last forward's batch gave image features */
     ClipLoss *loss;                     /* the objective, its buffers and gathered batch */
     GradReduce *reduce;                 /* data parallel training: the gradients' all-reduce */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/model.h"  // defines: CLIP_MAX_TEXT_GROUPS
 #include "train/recipe.h"  // defines: Recipe, train_recipes, recipe_find, recipe_print
 #include "tng/generator.h" // defines: TNG_TEXT_OPTION_ROWS
 #include "util/cli.h"      // defines: CliOption, CliProgram, cli_parse, cli_set, cli_fail, cli_format_value
@@ -96,6 +97,8 @@ static void format_temperature(const CliOption *opt, const void *args, char *out
     X(EPS, 0, "eps", "X", CLI_INITIAL, CLI_FLOAT(optim.eps, 1e-12, 1), "AdamW epsilon")                      \
     X(BATCH, 0, "batch", "N", "128", CLI_INT(batch, 1, 65536), "images per micro-batch")                     \
     X(ACCUM, 0, "accum", "N", "1", CLI_INT(accum, 1, 1024), "micro-batches per optimizer step")              \
+    X(TEXT_GROUPS, 0, "text-groups", "K", "1", CLI_INT(text_groups, 1, CLIP_MAX_TEXT_GROUPS),                \
+      "run a batch's texts in up to K groups by length, each cut to its own longest (1: one group)")        \
     X(EPOCHS, 0, "epochs", "N", "1", MAY_CHANGE(CLI_INT(epochs, 1, 100000)),                                 \
       "epochs to train when --steps is not given")                                                           \
     X(STEPS, 0, "steps", "N", NULL, MAY_CHANGE(CLI_LONG(steps, 1, 1L << 40)),                                \
@@ -303,8 +306,9 @@ void train_options_print(const TrainOptions *o, const Dist *d, FILE *out) {
     fprintf(out, "  optimizer  AdamW lr %g wd %g on %s, betas (%g, %g) eps %g, %s schedule, warmup %ld, clip %g\n",
             o->optim.lr, o->optim.weight_decay, optim_decay_set_names[o->optim.decay_set], o->optim.beta1,
             o->optim.beta2, o->optim.eps, SCHEDULES[o->optim.schedule], o->optim.warmup_steps, o->optim.grad_clip);
-    fprintf(out, "  batch      %d x accum %d, %s %ld\n", o->batch, o->accum, o->steps ? "steps" : "epochs",
-            o->steps ? o->steps : (long)o->epochs);
+    fprintf(out, "  batch      %d x accum %d, %s %ld, texts in %d length group%s\n", o->batch, o->accum,
+            o->steps ? "steps" : "epochs", o->steps ? o->steps : (long)o->epochs, o->text_groups,
+            o->text_groups == 1 ? "" : "s");
     fprintf(out, "  parallel   %d rank%s (%s; tensors over %s), global batch %d, check-sync every %ld, "
             "hang timeout %g s\n", d->world, d->world == 1 ? "" : "s",
             d->world == 1 ? "one process" : dist_transport(), d->device->name, o->batch * d->world,

@@ -25,6 +25,7 @@ typedef struct {
     const char *init;       /* HF directory, tng checkpoint or run, or NULL */
     const char *data, *format, *image_root;
     int captions_all;       /* 1: every (image, caption) pair per epoch */
+    int text_groups;        /* K: the text tower's length groups (engine/model.h, SeqGroups) */
     int hard_batches;       /* G: batches of neighbour groups of G (dataset/neighbours.h); 0 off */
     int fast_decode;
     /* TNG */

@@ -135,7 +135,7 @@ static void open_model(Trainer *t, LoaderPosition *start, int64_t *empty_batches
     ClipTrainConfig train = {.temperature = o->temperature, .train_vision = o->train_vision,
                              .train_text = o->train_text, .dist = d,
                              .contradiction_log_weight = logf(o->contradiction_weight),
-                             .i2t_each = o->i2t == TNG_I2T_EACH};
+                             .i2t_each = o->i2t == TNG_I2T_EACH, .text_groups = o->text_groups};
     clip_prepare(t->model, &train, o->batch, tng_text_count(&most_texts));
     Clip *m = t->model;
     uint64_t resume_state[4] = {0, 0, 0, 0}; /* step, loader epoch, loader index, empty batches */

@@ -242,6 +242,28 @@ static void test_small_model_bf16(void) {
     run_steps(&c, &train, 6, 3, 2, 1.0f, gpu16, BF16_STEP_TOL);
 }
 
+/* Texts sorted by length into groups, each cut to its own longest (ClipTrainConfig.text_groups):
+ * the per-group attention calls on offset pointers, the packed token ids and the absolute pooled
+ * rows, fp32 and bf16, against the CPU's same layout. At ViT-B widths (head size 64) the bf16
+ * attention is the tensor-core kernel, on rows that start mid-buffer. */
+static void test_text_groups(void) {
+    ClipConfig c = small_config();
+    ClipTrainConfig train = {};
+    train.temperature = 0;
+    train.train_vision = 1;
+    train.train_text = 1;
+    train.text_groups = 3;
+    run_steps(&c, &train, 6, 3, 1, 1.0f, gpu, STEP_TOL);
+    run_steps(&c, &train, 6, 3, 1, 1.0f, gpu16, BF16_STEP_TOL);
+    if (quick)
+        return;
+    CHECK(clip_config_preset("vit-b-32", &c) == 0, "preset");
+    c.vision.layers = 1;
+    c.text.layers = 1;
+    train.temperature = 0.07f;
+    run_steps(&c, &train, 2, 3, 1, 0.0f, gpu16, BF16_STEP_TOL);
+}
+
 static void test_vitb32_widths_one_layer(void) {
     ClipConfig c;
     CHECK(clip_config_preset("vit-b-32", &c) == 0, "preset");
@@ -429,6 +451,7 @@ int main(int argc, char **argv) {
     gpu_test_init(argc, argv);
     RUN_TEST(test_small_model_two_steps);
     RUN_TEST(test_small_model_bf16);
+    RUN_TEST(test_text_groups);
     RUN_TEST(test_one_read_back_per_step);
     RUN_TEST(test_upload_larger_than_staging);
     if (!quick) /* `quick`: the small model alone */
