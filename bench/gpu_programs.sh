@@ -25,6 +25,14 @@ for p in fp32 bf16; do
         echo "cuda $p run failed"
     grep -m1 "backend " "$OUT/train_cuda_$p.log"
 done
+# the two switches that wait for a GPU's numbers: the step as one graph, and texts in length
+# groups; each beside the bf16 run above (same data, seed and steps)
+for v in "graphs:--cuda-graphs on" "groups:--text-groups 3"; do
+    "$P/tng_train" --backend cuda --precision bf16 $A ${v#*:} --out "$OUT/cuda_${v%%:*}" \
+        >"$OUT/train_cuda_${v%%:*}.log" 2>&1 || echo "cuda bf16 ${v#*:} run failed"
+    echo "bf16 ${v#*:}: $(grep -h '^trained' "$OUT/train_cuda_${v%%:*}.log") (plain bf16: $(grep -h '^trained' \
+        "$OUT/train_cuda_bf16.log"))"
+done
 # loss_and_time RUN: "loss step_s" per step of a run ("- -" for each of the 20 when it failed)
 loss_and_time() {
     [ -f "$1/metrics.jsonl" ] || { for _ in $(seq 20); do echo "- -"; done; return; }

@@ -36,6 +36,11 @@ ours tf32 "${peak[1]}" --batch 256
 ours fp32 "${peak[2]}" --batch 256
 for b in 256 1024; do ours bf16 "${peak[0]}" --batch $b --cached-features --texts-per-image 3; done
 ours bf16 "${peak[0]}" --batch 128 --cached-features --texts-per-image 3 --full-context
+# texts of 8 to 24 tokens: padded to the longest, or in 3 length groups (--text-groups)
+for g in 1 3; do
+    ours bf16 "${peak[0]}" --batch 1024 --cached-features --texts-per-image 3 --caption-tokens 24 \
+        --min-caption-tokens 8 --text-groups $g
+done
 
 # theirs MODE BATCH [--compile]: one PyTorch run, limited to 150 s
 theirs() {
