@@ -448,54 +448,12 @@ int clip_eot_position(const ClipConfig *cfg, const int *row) {
     return cfg->context_length - 1;
 }
 
-/* The split of `count` texts with lengths of `distinct` values (len_of[i] ascending, texts[i]
- * of each) into at most `groups` runs of consecutive values that pads least: a run's texts all
- * take its longest length. Minimises sum over runs of (texts in it) x (its longest) by dynamic
- * programming over the distinct lengths (at most the context's 77); ties to the earliest
- * split. Writes each run's last value index to last[] and returns the run count. */
-static int split_lengths(const int *len_of, const int *texts, int distinct, int groups, int *last) {
-    if (groups > distinct) groups = distinct;
-    long *prefix = mallocCheck(sizeof(long) * ((size_t)distinct + 1));
-    prefix[0] = 0;
-    for (int i = 0; i < distinct; i++) prefix[i + 1] = prefix[i] + texts[i];
-    /* best[k][j]: values 0..j in at most k + 1 runs; from[k][j]: where its last run starts, or
-     * -1 where k runs already do as well */
-    long *best = mallocCheck(sizeof(long) * (size_t)groups * distinct);
-    int *from = mallocCheck(sizeof(int) * (size_t)groups * distinct);
-    for (int j = 0; j < distinct; j++) best[j] = prefix[j + 1] * len_of[j], from[j] = 0;
-    for (int k = 1; k < groups; k++)
-        for (int j = 0; j < distinct; j++) {
-            long *b = &best[(size_t)k * distinct + j];
-            int *f = &from[(size_t)k * distinct + j];
-            *b = best[(size_t)(k - 1) * distinct + j], *f = -1;
-            for (int i = 1; i <= j; i++) {
-                long cost = best[(size_t)(k - 1) * distinct + i - 1] + (prefix[j + 1] - prefix[i]) * len_of[j];
-                if (cost < *b) *b = cost, *f = i;
-            }
-        }
-    int runs = 0, stack[CLIP_MAX_TEXT_GROUPS];
-    for (int k = groups - 1, j = distinct - 1; j >= 0;) {
-        while (k > 0 && from[(size_t)k * distinct + j] < 0) k--;
-        stack[runs++] = j;
-        j = k == 0 ? -1 : from[(size_t)k * distinct + j] - 1;
-        k--;
-    }
-    for (int r = 0; r < runs; r++) last[r] = stack[runs - 1 - r];
-    free(prefix), free(best), free(from);
-    return runs;
-}
-
-/* Lays a text batch out in the tower's rows (m->text_groups): one group in batch order cut to
- * the longest EOT, or with text_groups > 1 the texts sorted by length (stable) into the groups
- * that pad least. Uploads the token ids row by row and each text's pooled row (its EOT). */
+/* Lays a text batch out in the tower's rows (m->text_groups, engine/text_groups.h) and uploads
+ * the token ids row by row and each text's pooled row (its EOT). */
 static void text_upload(Clip *m, const int *tokens, int B) {
     const ClipConfig *cfg = &m->cfg;
     int ctx = cfg->context_length;
-    int *eot = mallocCheck(sizeof(int) * (size_t)B * 3), *order = eot + B, *pool = order + B;
-    /* texts_of[len]: texts of each length; len_of/texts: the distinct lengths and their counts;
-     * start: the counting sort's next slot per length */
-    int *texts_of = callocCheck((size_t)ctx + 2, sizeof(int)), *start = callocCheck((size_t)ctx + 2, sizeof(int));
-    int *len_of = mallocCheck(sizeof(int) * (size_t)ctx), *texts = mallocCheck(sizeof(int) * (size_t)ctx);
+    int *eot = mallocCheck(sizeof(int) * (size_t)B * 4), *length = eot + B, *order = length + B, *pool = order + B;
     for (int b = 0; b < B; b++) {
         eot[b] = clip_eot_position(cfg, tokens + (size_t)b * ctx);
         for (int t = 0; t < ctx; t++) {
@@ -504,42 +462,21 @@ static void text_upload(Clip *m, const int *tokens, int B) {
                 die("text %d position %d: token id %d outside the vocabulary [0, %d)", b, t, id,
                     cfg->vocab_size);
         }
-        texts_of[m->train.full_context ? ctx : eot[b] + 1]++;
-    }
-    /* the distinct lengths, ascending, and how many texts have each */
-    int distinct = 0;
-    for (int len = 1; len <= ctx; len++)
-        if (texts_of[len]) len_of[distinct] = len, texts[distinct++] = texts_of[len];
-    int last[CLIP_MAX_TEXT_GROUPS], groups = 1;
-    last[0] = distinct - 1;
-    int sorted = m->train.text_groups > 1;
-    if (sorted) groups = split_lengths(len_of, texts, distinct, m->train.text_groups, last);
-    /* order: batch order, or by length (a counting sort, stable) */
-    if (sorted) {
-        for (int len = 1; len <= ctx; len++) start[len + 1] = start[len] + texts_of[len];
-        for (int b = 0; b < B; b++) order[start[m->train.full_context ? ctx : eot[b] + 1]++] = b;
-    } else {
-        for (int b = 0; b < B; b++) order[b] = b;
+        length[b] = m->train.full_context ? ctx : eot[b] + 1;
     }
     SeqGroups *sg = &m->text_groups;
-    *sg = (SeqGroups){.count = groups};
-    int *ids = mallocCheck(sizeof(int) * (size_t)B * ctx);
-    for (int g = 0, first = 0, value = 0; g < groups; g++) {
-        int T = len_of[last[g]], n = 0;
-        for (; value <= last[g]; value++) n += texts[value];
-        sg->n[g] = n, sg->T[g] = T, sg->row0[g] = sg->rows;
-        for (int k = 0; k < n; k++) {
-            int b = order[first + k];
-            memcpy(ids + (size_t)sg->rows + (size_t)k * T, tokens + (size_t)b * ctx, sizeof(int) * T);
-            pool[b] = sg->rows + k * T + eot[b];
+    seq_groups_plan(length, B, ctx, m->train.text_groups, sg, order);
+    int *ids = mallocCheck(sizeof(int) * (size_t)sg->rows);
+    for (int g = 0, first = 0; g < sg->count; first += sg->n[g], g++)
+        for (int k = 0; k < sg->n[g]; k++) {
+            int b = order[first + k], row = sg->row0[g] + k * sg->T[g];
+            memcpy(ids + row, tokens + (size_t)b * ctx, sizeof(int) * (size_t)sg->T[g]);
+            pool[b] = row + eot[b];
         }
-        sg->rows += n * T;
-        first += n;
-    }
-    m->text_tokens = sg->T[groups - 1];
+    m->text_tokens = sg->T[sg->count - 1];
     m->be->to_device(m->text_acts.ids, ids, sizeof(int) * (size_t)sg->rows);
     m->be->to_device(m->text_acts.pool_rows, pool, sizeof(int) * (size_t)B);
-    free(ids), free(eot), free(texts_of), free(start), free(len_of), free(texts);
+    free(ids), free(eot);
 }
 
 static void text_forward(Clip *m, const int *tokens_host, int B) {

@@ -18,6 +18,7 @@
 #include "engine/config.h"  // defines: ClipConfig, TowerConfig
 #include "engine/dist.h"    // defines: Dist
 #include "engine/loss.h"    // defines: ClipLoss
+#include "engine/text_groups.h" // defines: SeqGroups, CLIP_MAX_TEXT_GROUPS
 
 typedef struct GradReduce GradReduce; /* grad_reduce.h */
 
@@ -149,17 +150,6 @@ typedef struct {
     double grad_sumsq;
     float stats[INFONCE_NSTATS];
 } ClipStepTotals;
-
-/* How a tower's sequences sit in its rows: `count` groups, group g of n[g] sequences of T[g]
- * positions from row row0[g] on, rows in all. The vision tower is one group; a text batch is
- * one group cut to its longest EOT, or with ClipTrainConfig.text_groups > 1 its texts sorted by
- * length into groups, each cut to its own longest: the same maths per text (every op but
- * attention treats rows alone, and attention runs per group), fewer padded positions. */
-enum { CLIP_MAX_TEXT_GROUPS = 8 };
-typedef struct {
-    int count, rows;
-    int n[CLIP_MAX_TEXT_GROUPS], T[CLIP_MAX_TEXT_GROUPS], row0[CLIP_MAX_TEXT_GROUPS];
-} SeqGroups;
 
 typedef struct {
     ClipConfig cfg;
