@@ -297,11 +297,12 @@ Trainer *trainer_open(const TrainOptions *opt, Dist *dist) {
                           .captions = o->captions_all ? LOADER_ALL_PAIRS : LOADER_ONE_CAPTION,
                           .drop_last = 1,
                           .start = start};
-    /* hard batches need the embeddings before the loader's first epoch */
-    if (!o->train_vision && o->hard_batches) find_neighbours(t, &lopt, cache_image_features(t, &lopt));
+    if (!o->train_vision) { /* before the loader: hard batches group its first epoch by them */
+        int items = cache_image_features(t, &lopt);
+        if (o->hard_batches) find_neighbours(t, &lopt, items);
+    }
     t->loader = loader_open(&lopt, err, sizeof err);
     if (!t->loader) die("%s", err);
-    if (!o->train_vision && !o->hard_batches) cache_image_features(t, &lopt);
     /* text side */
     t->tokenizer = tokenizer_load(NULL);
     t->plain_tokens = mallocCheck(sizeof(int) * (size_t)o->batch * cfg.context_length);

@@ -223,22 +223,34 @@ static void run_steps(const ClipConfig *cfg, const ClipTrainConfig *train, int N
     free_batch(&b);
 }
 
-static void test_small_model_two_steps(void) {
-    ClipConfig c = small_config();
+/* Both towers training, at this temperature (0: learned) */
+static ClipTrainConfig both_towers(float temperature) {
     ClipTrainConfig train = {};
-    train.temperature = 0; /* learned: the logit_scale gradient is checked too */
+    train.temperature = temperature;
     train.train_vision = 1;
     train.train_text = 1;
+    return train;
+}
+
+/* ViT-B/32's widths and heads (head size 64: the tensor-core attention) with one layer a tower */
+static ClipConfig vitb32_one_layer(void) {
+    ClipConfig c;
+    CHECK(clip_config_preset("vit-b-32", &c) == 0, "preset");
+    c.vision.layers = 1;
+    c.text.layers = 1;
+    return c;
+}
+
+static void test_small_model_two_steps(void) {
+    ClipConfig c = small_config();
+    ClipTrainConfig train = both_towers(0); /* learned: the logit_scale gradient is checked too */
     run_steps(&c, &train, 6, 3, 2, 1.0f, gpu, STEP_TOL);
 }
 
 /* The same steps in bf16: what the default GPU precision computes stays near the fp32 oracle */
 static void test_small_model_bf16(void) {
     ClipConfig c = small_config();
-    ClipTrainConfig train = {};
-    train.temperature = 0;
-    train.train_vision = 1;
-    train.train_text = 1;
+    ClipTrainConfig train = both_towers(0);
     run_steps(&c, &train, 6, 3, 2, 1.0f, gpu16, BF16_STEP_TOL);
 }
 
@@ -248,31 +260,20 @@ static void test_small_model_bf16(void) {
  * attention is the tensor-core kernel, on rows that start mid-buffer. */
 static void test_text_groups(void) {
     ClipConfig c = small_config();
-    ClipTrainConfig train = {};
-    train.temperature = 0;
-    train.train_vision = 1;
-    train.train_text = 1;
+    ClipTrainConfig train = both_towers(0);
     train.text_groups = 3;
     run_steps(&c, &train, 6, 3, 1, 1.0f, gpu, STEP_TOL);
     run_steps(&c, &train, 6, 3, 1, 1.0f, gpu16, BF16_STEP_TOL);
     if (quick)
         return;
-    CHECK(clip_config_preset("vit-b-32", &c) == 0, "preset");
-    c.vision.layers = 1;
-    c.text.layers = 1;
+    c = vitb32_one_layer();
     train.temperature = 0.07f;
     run_steps(&c, &train, 2, 3, 1, 0.0f, gpu16, BF16_STEP_TOL);
 }
 
 static void test_vitb32_widths_one_layer(void) {
-    ClipConfig c;
-    CHECK(clip_config_preset("vit-b-32", &c) == 0, "preset");
-    c.vision.layers = 1;
-    c.text.layers = 1;
-    ClipTrainConfig train = {};
-    train.temperature = 0.07f; /* TNG's fixed temperature */
-    train.train_vision = 1;
-    train.train_text = 1;
+    ClipConfig c = vitb32_one_layer();
+    ClipTrainConfig train = both_towers(0.07f); /* TNG's fixed temperature */
     train.full_context = 1; /* all 77 text positions */
     run_steps(&c, &train, 2, 3, 1, 0.0f, gpu, STEP_TOL);
 }
@@ -411,9 +412,7 @@ static void test_one_read_back_per_step(void) {
     tng.temperature = 0.07f;
     tng.train_text = 1;
     queued_steps("TNG step (cached image features, 2 micro-batches)", &c, &tng, 1, 2, 0.0f, 3);
-    ClipTrainConfig full = {};
-    full.train_vision = 1;
-    full.train_text = 1;
+    ClipTrainConfig full = both_towers(0);
     queued_steps("full step (both towers, learned temperature, clipped)", &c, &full, 0, 1, 0.5f, 3);
 }
 
