@@ -224,7 +224,7 @@ __global__ void __launch_bounds__(ATT_THREADS)
 }
 
 /* Query side of the backward: dS into the score rows, chunk by chunk of K and V, then
- * dQ += dS K. The gradients dout and dqkv are fp32 whatever io_t is. */
+ * dQ = dS K. The gradients dout and dqkv are fp32 whatever io_t is. */
 template <typename io_t>
 __global__ void __launch_bounds__(ATT_THREADS)
     attention_backward_query_kernel(float *dqkv, const float *dout, const io_t *qkv,
@@ -252,7 +252,7 @@ __global__ void __launch_bounds__(ATT_THREADS)
         }
     }
 
-    /* dQ += dS K */
+    /* dQ = dS K */
     float acc[ATT_MAX_ACC];
     tile_weighted_sum(acc, t, qkv, (size_t)C, T, kv_chunk);
 #pragma unroll
@@ -261,12 +261,12 @@ __global__ void __launch_bounds__(ATT_THREADS)
         if (idx >= t.rows * t.hs)
             break;
         int i = idx / t.hs, d = idx % t.hs;
-        dqkv[t.head + (size_t)(t.q0 + i) * t.row_stride + d] += acc[a];
+        dqkv[t.head + (size_t)(t.q0 + i) * t.row_stride + d] = acc[a];
     }
 }
 
-/* Key side of the backward: this block's keys [j0, j0+k_tile) get dK += dS^T Q and
- * dV += P^T dO, summed over query rows in order, P and dS recomputed chunk by chunk of
+/* Key side of the backward: this block's keys [j0, j0+k_tile) get dK = dS^T Q and
+ * dV = P^T dO, summed over query rows in order, P and dS recomputed chunk by chunk of
  * query rows. */
 template <typename io_t>
 __global__ void __launch_bounds__(ATT_THREADS)
@@ -331,8 +331,8 @@ __global__ void __launch_bounds__(ATT_THREADS)
             break;
         int jj = idx / hs, d = idx % hs;
         float *row = dqkv + head + (size_t)(j0 + jj) * row_stride + d;
-        row[C] += dk[a];
-        row[2 * C] += dv[a];
+        row[C] = dk[a];
+        row[2 * C] = dv[a];
     }
 }
 
@@ -370,7 +370,7 @@ void attention_forward(io_t *out, float *lse, const io_t *qkv, int B, int T, int
                lse, qkv, T, C, NH, plan.q_tile, plan.kv_chunk, causal, scale);
 }
 
-/* dqkv += the gradient; dout, dqkv and lse are fp32 whatever io_t is; out is the forward's. */
+/* dqkv = the gradient (overwritten); dout, dqkv and lse are fp32 whatever io_t is; out is the forward's. */
 template <typename io_t>
 void attention_backward(float *dqkv, const float *dout, const io_t *qkv, const io_t *out,
                         const float *lse, int B, int T, int C, int NH, int causal,

@@ -16,7 +16,7 @@
  *   dK and dV, a warp per 16 keys: S^T = K Q^T and dP^T = V dO^T per query chunk, the same P
  *     and dS transposed, dV += P^T dO, dK += dS^T Q.
  * Every gradient element has one writer (no atomics: deterministic), and dQ, dK, dV are
- * added (+=) to dqkv in fp32. dO enters the products rounded to bf16, as P and dS do: the
+ * stored to dqkv in fp32, overwriting it (the op's one writer: nothing zeroes it first). dO enters the products rounded to bf16, as P and dS do: the
  * price of the tensor cores, which the tests' bf16 tolerance covers. Rows past T and keys
  * past T or past the causal diagonal get P = 0 by an explicit mask, never by arithmetic on
  * the padding.
@@ -229,7 +229,7 @@ __device__ __forceinline__ void stage_query_rows(const MmaTile &t, const __nv_bf
                    min(ATT_MMA_TILE, T - row0), ATT_MMA_HEAD_DIM);
 }
 
-/* dQ: a warp per 16 queries, key chunks streamed; dqkv's q part += dS K scale */
+/* dQ: a warp per 16 queries, key chunks streamed; dqkv's q part = dS K scale */
 static __global__ void __launch_bounds__(ATT_MMA_WARPS * PLAN_WARP)
     attention_mma_dq_kernel(float *dqkv, const float *dout, const __nv_bfloat16 *qkv,
                             const __nv_bfloat16 *out, const float *lse, int T, int C, int NH,
@@ -267,12 +267,12 @@ static __global__ void __launch_bounds__(ATT_MMA_WARPS * PLAN_WARP)
         for (int e = 0; e < 4; e++) {
             int row = t.warp0 + frag_row(e);
             if (row < T)
-                dqkv[t.head_qkv + (size_t)row * t.row_stride + frag_col(nt, e)] += dq[nt][e] * scale;
+                dqkv[t.head_qkv + (size_t)row * t.row_stride + frag_col(nt, e)] = dq[nt][e] * scale;
         }
 }
 
-/* dK and dV: a warp per 16 keys, query chunks streamed; dqkv's k part += dS^T Q scale, its v
- * part += P^T dO */
+/* dK and dV: a warp per 16 keys, query chunks streamed; dqkv's k part = dS^T Q scale, its v
+ * part = P^T dO */
 static __global__ void __launch_bounds__(ATT_MMA_WARPS * PLAN_WARP)
     attention_mma_dkv_kernel(float *dqkv, const float *dout, const __nv_bfloat16 *qkv,
                              const __nv_bfloat16 *out, const float *lse, int T, int C, int NH,
@@ -311,8 +311,8 @@ static __global__ void __launch_bounds__(ATT_MMA_WARPS * PLAN_WARP)
             int key = t.warp0 + frag_row(e);
             if (key < T) {
                 float *row = dqkv + t.head_qkv + (size_t)key * t.row_stride + frag_col(nt, e);
-                row[C] += dk[nt][e] * scale;
-                row[2 * C] += dv[nt][e];
+                row[C] = dk[nt][e] * scale;
+                row[2 * C] = dv[nt][e];
             }
         }
 }

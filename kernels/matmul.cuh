@@ -4,22 +4,25 @@
  *
  * cuBLAS is column-major; a row-major [R, K] matrix is the column-major [K, R] one. So the
  * forward out^T = W (op T) x inp^T, and the backward dinp^T = W^T x dout^T and
- * dweight^T = inp^T x dout (op T), with beta = 1 because backward ops accumulate.
+ * dweight^T = inp^T x dout (op T), with beta = 1 where a backward accumulates (the weight
+ * gradients; matmul_backward's dinp, which the loss's two blocks share) and beta = 0 for
+ * linear_backward's dinp, which has that one writer (backend.h): no zeroing pass before it,
+ * and the GEMM does not read it.
  *
  * Two entry points (backend.h):
  * - matmul_*: everything fp32, cuBLAS SGEMM in strict fp32 (CUBLAS_DEFAULT_MATH never uses
  *   TF32), the bias by a kernel: the loss's similarity matrix in every precision.
  * - linear_*<io_t>: the towers' layers, on cuBLASLt with fp32 accumulation (CUBLAS_COMPUTE_32F,
  *   or _FAST_TF32 for --precision tf32's float layers). io_t = bf16 reads bf16 activations and
- *   weight copies; the forward writes bf16, the backward adds into the fp32 gradients (C = D
- *   in fp32, beta = 1) after rounding the fp32 dout to bf16 in the backend's scratch.
+ *   weight copies; the forward writes bf16, the backward writes the fp32 gradients (C = D
+ *   in fp32) after rounding the fp32 dout to bf16 in the backend's scratch.
  *   The forward adds the bias in the GEMM's epilogue (CUBLASLT_EPILOGUE_BIAS), to the fp32
  *   accumulator, so a biased output rounds once. cuBLASLt documents the bias vector as of D's
  *   type for float and bf16 outputs (fp32 bias vectors only for integer and fp8 kernels), so
  *   the bf16 forward reads a bf16 copy of the fp32 bias, made in the scratch (OC values): the
  *   bias rounds as the weights do, the output once.
  *   The bias gradient stays the deterministic column sum of the fp32 dout (reduce.cuh), not
- *   the BGRADB epilogue: that one overwrites (backward ops accumulate), and it reduces the
+ *   the BGRADB epilogue: that one overwrites (weight gradients accumulate), and it reduces the
  *   GEMM's B operand, which in bf16 is the rounded copy of dout.
  *
  * A cuBLASLt algorithm is chosen once per GEMM (shape, transposes, types, epilogue and the
@@ -243,8 +246,8 @@ void linear_backward(GemmMath math, float *dinp, float *dweight, float *dbias, c
         launch_elementwise(ToAct<io_t>{copy, dout}, n, stream);
         dout_io = copy;
     }
-    if (dinp) /* dinp[N,IC] += dout[N,OC] @ weight[OC,IC] */
-        gemm_lt(math, CUBLAS_OP_N, CUBLAS_OP_N, IC, N, OC, weight, IC, dout_io, OC, 1.0f, dinp, IC,
+    if (dinp) /* dinp[N,IC] = dout[N,OC] @ weight[OC,IC]: beta 0, dinp is not read */
+        gemm_lt(math, CUBLAS_OP_N, CUBLAS_OP_N, IC, N, OC, weight, IC, dout_io, OC, 0.0f, dinp, IC,
                 (const float *)NULL, stream);
     if (dweight) /* dweight[OC,IC] += dout^T @ inp */
         gemm_lt(math, CUBLAS_OP_N, CUBLAS_OP_T, IC, OC, N, inp, IC, dout_io, OC, 1.0f, dweight, IC,

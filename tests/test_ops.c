@@ -126,7 +126,17 @@ static void test_matmul(void) {
     float *b32 = to_f32(o.bias, o.OC), *out32 = poisoned_f32(c.n_out);
     matmul_forward_f32(out32, inp32, w32, b32, o.N, o.IC, o.OC);
     check_f32_close("f32 forward", out32, c.out, c.n_out, 1e-5);
-    free(inp32), free(w32), free(b32), free(out32);
+    /* linear_backward: dinp overwritten (poisoned first), dweight and dbias accumulated onto
+     * what they held (1, which the float64 sums above did not start from) */
+    float *dout32 = to_f32(c.weights, c.n_out), *dinp32 = poisoned_f32((size_t)o.N * o.IC);
+    float *dw32 = malloc(sizeof(float) * o.OC * o.IC), *db32 = malloc(sizeof(float) * o.OC);
+    for (int i = 0; i < o.OC * o.IC; i++) dw32[i] = 1.0f, dw[i] += 1.0;
+    for (int i = 0; i < o.OC; i++) db32[i] = 1.0f, db[i] += 1.0;
+    linear_backward_f32(dinp32, dw32, db32, dout32, inp32, w32, o.N, o.IC, o.OC);
+    check_f32_close("linear_backward dinp", dinp32, dinp, (size_t)o.N * o.IC, 1e-5);
+    check_f32_close("linear_backward dweight", dw32, dw, (size_t)o.OC * o.IC, 1e-5);
+    check_f32_close("linear_backward dbias", db32, db, o.OC, 1e-5);
+    free(inp32), free(w32), free(b32), free(out32), free(dout32), free(dinp32), free(dw32), free(db32);
     free(o.inp), free(o.weight), free(o.bias), free(c.out), free(c.weights);
     free(dinp), free(dw), free(db);
 }
@@ -218,7 +228,8 @@ static void check_attention(int B, int T, int C, int NH, int causal) {
 
     /* float32: the forward, and the backward from its own out and lse, against float64 */
     float *qkv32 = to_f32(o.qkv, nqkv), *out32 = poisoned_f32(c.n_out), *lse32 = poisoned_f32(nlse);
-    float *dout32 = to_f32(c.weights, c.n_out), *dqkv32 = callocCheck(nqkv, sizeof(float));
+    /* dqkv is overwritten (its single writer): poisoned, so a missed element shows */
+    float *dout32 = to_f32(c.weights, c.n_out), *dqkv32 = poisoned_f32(nqkv);
     attention_forward_f32(out32, lse32, qkv32, B, T, C, NH, causal);
     check_f32_close("f32 forward", out32, c.out, c.n_out, 1e-5);
     check_f32_close("f32 lse", lse32, o.lse, nlse, 1e-5);

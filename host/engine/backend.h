@@ -11,8 +11,11 @@
  * - Backward ops ACCUMULATE (+=) into every gradient they write: parameter gradients
  *   sum over micro-batches, and the residual stream's gradient sums its two branches.
  *   The model zeroes activation gradients before each backward pass. A NULL gradient
- *   pointer means "not needed" and that part of the work is skipped. One exception:
- *   activation_backward overwrites its dinp, the single writer of the MLP's hidden gradient.
+ *   pointer means "not needed" and that part of the work is skipped. The exceptions are
+ *   the activation gradients that have a single writer, which OVERWRITE them (no zeroing
+ *   pass, which on a GPU is a full write of the tensor, and a GEMM with beta 0 does not
+ *   read it): linear_backward's dinp, attention_backward's dqkv and activation_backward's
+ *   dinp.
  * - Linear weights are [out, in] (PyTorch/HF layout): out = inp @ weight^T + bias.
  * - Results are deterministic: the same inputs give the same bits, run after run.
  * - Activations (the towers' forward values, typed Act below) are stored in the backend's
@@ -149,6 +152,8 @@ typedef struct Backend {
      * the weights' compute copy are Act, bias and every gradient fp32 */
     void (*linear_forward)(Act *out, const Act *inp, const Act *weight, const float *bias, int N,
                            int IC, int OC);
+    /* dinp = dout @ weight, OVERWRITTEN (it may hold anything before, NaN included);
+     * dweight and dbias accumulate */
     void (*linear_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
                             const Act *inp, const Act *weight, int N, int IC, int OC);
     /* pre = linear_forward(inp, weight, bias), out = activation(pre): the MLP's first layer
@@ -177,16 +182,15 @@ typedef struct Backend {
      *      P = e^(S - lse) from qkv, so no [B,NH,T,T] tensor is ever stored. ---- */
     void (*attention_forward)(Act *out, float *lse, const Act *qkv, int B, int T, int C, int NH,
                               int causal);
-    /* dqkv += the gradient through the attention, with dS = P (dP - D), dP = dout v^T and
+    /* dqkv = the gradient through the attention, OVERWRITTEN, with dS = P (dP - D), dP = dout v^T and
      * D = rowsum(dout * out): hence out, the forward's own output, is an input */
     void (*attention_backward)(float *dqkv, const float *dout, const Act *qkv, const Act *out,
                                const float *lse, int B, int T, int C, int NH, int causal);
 
     /* ---- elementwise ---- */
     void (*activation_forward)(Act *out, const Act *inp, size_t n, ActKind act);
-    /* dinp [N,C] = act'(inp) dout, OVERWRITTEN (the one exception to the accumulating
-     * convention: the MLP's hidden gradient has this single writer, so nothing zeroes it
-     * first); dbias [C] (NULL: skipped) += its column sums: the bias gradient of the linear
+    /* dinp [N,C] = act'(inp) dout, OVERWRITTEN (the MLP's hidden gradient has this single
+     * writer); dbias [C] (NULL: skipped) += its column sums: the bias gradient of the linear
      * layer that produced inp, taken in the same pass (that layer's backward then gets NULL) */
     void (*activation_backward)(float *dinp, float *dbias, const Act *inp, const float *dout, int N,
                                 int C, ActKind act);

@@ -324,40 +324,35 @@ static void encoder_forward(const Clip *m, const TowerWeights *w, const TowerCon
 
 /* Backward through every block. On entry a->d_x holds dloss/d(x[L]); on exit, dloss/d(x[0]).
  * Each LayerNorm backward adds its branch's gradient into d_x, which already carries the
- * residual path's, so the residual adds need no code of their own. After each block, the
+ * residual path's, so the residual adds need no code of their own. The other activation
+ * gradients have one writer each, which overwrites them (backend.h): nothing is zeroed. After each block, the
  * block's gradients are final: their all-reduce may start (grad_reduce_layer_done). */
 static void encoder_backward(const Clip *m, const TowerWeights *w, TowerWeights *g,
                              const TowerConfig *tc, TowerActs *a, const SeqGroups *sg, int causal,
                              Tower tower) {
     const Backend *be = m->be;
     int C = tc->width, M = tc->mlp_width, NH = tc->heads, N = sg->rows;
-    size_t NC = (size_t)N * C, NM = (size_t)N * M;
     for (int l = tc->layers - 1; l >= 0; l--) {
         const BlockWeights *bw = &w->blocks[l];
         BlockWeights *bg = &g->blocks[l];
         BlockActs *ba = &a->blocks[l];
         /* MLP branch */
-        be->zero(a->d_act, NM * sizeof(float));
         be->linear_backward(a->d_act, bg->fc2_w, bg->fc2_b, a->d_x, ba->act, compute_weight(m, bw->fc2_w), N,
                             M, C);
         /* overwrites d_fc1, and takes fc1's bias gradient in the same pass */
         be->activation_backward(a->d_fc1, bg->fc1_b, ba->fc1, a->d_act, N, M, tc->act);
-        be->zero(a->d_ln, NC * sizeof(float));
         be->linear_backward(a->d_ln, bg->fc1_w, NULL, a->d_fc1, ba->ln2, compute_weight(m, bw->fc1_w), N, C, M);
         be->layernorm_backward(a->d_x, bg->ln2_w, bg->ln2_b, a->d_ln, ba->x_mid, bw->ln2_w,
                                ba->ln2_mean, ba->ln2_rstd, N, C);
         /* attention branch */
-        be->zero(a->d_atty, NC * sizeof(float));
         be->linear_backward(a->d_atty, bg->attn_out_w, bg->attn_out_b, a->d_x, ba->atty,
                             compute_weight(m, bw->attn_out_w), N, C, C);
-        be->zero(a->d_qkv, 3 * NC * sizeof(float));
         for (int k = 0; k < sg->count; k++) {
             size_t row0 = (size_t)sg->row0[k];
             be->attention_backward(a->d_qkv + row0 * 3 * C, a->d_atty + row0 * C, act_at(m, ba->qkv, row0 * 3 * C),
                                    act_at(m, ba->atty, row0 * C), ba->lse + row0 * NH, sg->n[k], sg->T[k], C, NH,
                                    causal);
         }
-        be->zero(a->d_ln, NC * sizeof(float));
         be->linear_backward(a->d_ln, bg->qkv_w, bg->qkv_b, a->d_qkv, ba->ln1, compute_weight(m, bw->qkv_w), N,
                             C, 3 * C);
         be->layernorm_backward(a->d_x, bg->ln1_w, bg->ln1_b, a->d_ln, a->x[l], bw->ln1_w,
@@ -387,7 +382,6 @@ static void head_backward(const Clip *m, const TowerWeights *w, TowerWeights *g,
     int C = tc->width;
     be->zero(a->d_proj_out, sizeof(float) * (size_t)B * D);
     be->l2norm_backward(a->d_proj_out, a->d_features, a->features, a->feature_norm, B, D);
-    be->zero(a->d_ln_out, sizeof(float) * (size_t)B * C);
     be->linear_backward(a->d_ln_out, g->proj, NULL, a->d_proj_out, a->ln_out, compute_weight(m, w->proj), B, C, D);
     be->zero(a->d_pooled, sizeof(float) * (size_t)B * C);
     be->layernorm_backward(a->d_pooled, g->ln_out_w, g->ln_out_b, a->d_ln_out, a->pooled,

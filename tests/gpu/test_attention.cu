@@ -35,7 +35,7 @@ static void attention_case(int B, int T, int NH, int hs, int causal) {
              hs, causal);
     check_scaled(what, lse, TOL);
 
-    Pair dout = pair_random(nout, 1.0), dqkv = pair_random(nqkv, 1.0);
+    Pair dout = pair_random(nout, 1.0), dqkv = pair_poisoned(nqkv); /* overwritten */
     cpu->attention_backward(dqkv.host, dout.host, qkv.host, out.host, lse.host, B, T, C, NH, causal);
     gpu->attention_backward(dqkv.dev, dout.dev, qkv.dev, out.dev, lse.dev, B, T, C, NH, causal);
     snprintf(what, sizeof what, "attention_backward dqkv B=%d T=%d NH=%d hs=%d causal=%d", B, T, NH,
@@ -98,7 +98,7 @@ static void attention_bf16_case(int B, int T, int NH, int hs, int causal) {
     float *got_lse = pair_download(lse);
     memcpy(lse.host, got_lse, sizeof(float) * nlse);
     free(got_lse);
-    Pair dout = pair_random(nout, 1.0), dqkv = pair_random(nqkv, 1.0);
+    Pair dout = pair_random(nout, 1.0), dqkv = pair_poisoned(nqkv); /* overwritten */
     cpu->attention_backward(dqkv.host, dout.host, qkv.host, out.host, lse.host, B, T, C, NH, causal);
     gpu16->attention_backward(dqkv.dev, dout.dev, qkv16, out16, lse.dev, B, T, C, NH, causal);
     snprintf(what, sizeof what, "attention bf16 dqkv B=%d T=%d NH=%d hs=%d causal=%d (%s)", B, T,

@@ -55,8 +55,12 @@ static void linear_float_case(Precision precision, double tol, int N, int IC, in
     be->to_device(out.dev, out.host, sizeof(float) * offset);
     snprintf(what, sizeof what, "linear_forward %s N=%d IC=%d OC=%d offset %d", name, N, IC, OC, offset);
     check_scaled(what, out, tol);
-    Pair dout = pair_random((size_t)N * OC + offset, 1.0), dinp = pair_random((size_t)N * IC + offset, 1.0);
+    /* dinp is overwritten (poisoned: a missed element shows), dweight and dbias accumulate */
+    Pair dout = pair_random((size_t)N * OC + offset, 1.0), dinp = pair_poisoned((size_t)N * IC + offset);
     Pair dw = pair_random((size_t)OC * IC, 1.0), db = pair_random((size_t)OC + offset, 1.0);
+    for (int i = 0; i < offset; i++) /* the unused head: equal on both sides */
+        dinp.host[i] = 0.0f;
+    be->to_device(dinp.dev, dinp.host, sizeof(float) * offset);
     cpu->linear_backward(dinp.host + offset, dw.host, db.host + offset, dout.host + offset, inp.host + offset,
                          w.host, N, IC, OC);
     be->linear_backward(dinp.dev + offset, dw.dev, db.dev + offset, dout.dev + offset, inp.dev + offset, w.dev, N,
@@ -81,10 +85,10 @@ static void linear_bf16_case(int N, int IC, int OC, int with_bias) {
     snprintf(what, sizeof what, "linear_forward bf16 N=%d IC=%d OC=%d bias=%d", N, IC, OC, with_bias);
     check_bf16(what, out16, out.host, n_out);
 
-    Pair dout = pair_random(n_out, 1.0), dinp = pair_random((size_t)N * IC, 1.0);
+    Pair dout = pair_random(n_out, 1.0), dinp = pair_poisoned((size_t)N * IC); /* overwritten */
     Pair dw = pair_random((size_t)OC * IC, 1.0), db = pair_random((size_t)OC, 1.0);
     cudaCheck(cudaFree(pair_to_bf16(dout))); /* the values rounded; the backend takes fp32 dout */
-    cpu->matmul_backward(dinp.host, dw.host, with_bias ? db.host : NULL, dout.host, inp.host, w.host, N, IC, OC);
+    cpu->linear_backward(dinp.host, dw.host, with_bias ? db.host : NULL, dout.host, inp.host, w.host, N, IC, OC);
     gpu16->linear_backward(dinp.dev, dw.dev, with_bias ? db.dev : NULL, dout.dev, inp16, w16, N, IC, OC);
     snprintf(what, sizeof what, "linear_backward bf16 dinp N=%d IC=%d OC=%d", N, IC, OC);
     check_scaled(what, dinp, TOL);
@@ -94,7 +98,7 @@ static void linear_bf16_case(int N, int IC, int OC, int with_bias) {
     check_scaled(what, db, TOL);
     /* dinp alone (the first layer's dweight-only call has the mirror shape in the model) */
     gpu16->linear_backward(dinp.dev, NULL, NULL, dout.dev, inp16, w16, N, IC, OC);
-    cpu->matmul_backward(dinp.host, NULL, NULL, dout.host, inp.host, w.host, N, IC, OC);
+    cpu->linear_backward(dinp.host, NULL, NULL, dout.host, inp.host, w.host, N, IC, OC);
     snprintf(what, sizeof what, "linear_backward bf16 dinp only N=%d IC=%d OC=%d", N, IC, OC);
     check_scaled(what, dinp, TOL);
     BF16_FREE(inp16, w16, out16);

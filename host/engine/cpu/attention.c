@@ -113,7 +113,7 @@ void OP(attention_backward)(real *dqkv, const real *dout, const real *qkv, const
                 }
                 /* through out = P @ v */
                 GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1, dy, C, v, row, 0, dp, T);
-                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1, p, T, dy, C, 1, dv, row);
+                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1, p, T, dy, C, 0, dv, row);
                 /* through the softmax: dS = P * (dP - D), D = rowsum(P * dP) = rowsum(dO * O);
                    masked entries stay 0 */
                 for (int t = 0; t < T; t++) {
@@ -124,8 +124,8 @@ void OP(attention_backward)(real *dqkv, const real *dout, const real *qkv, const
                     for (int t2 = 0; t2 < T; t2++) dr[t2] = (real)(pr[t2] * (dr[t2] - D));
                 }
                 /* through scores = scale * q @ k^T */
-                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, dp, T, k, row, 1, dq, row);
-                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, dp, T, q, row, 1, dk, row);
+                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, dp, T, k, row, 0, dq, row);
+                GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, dp, T, q, row, 0, dk, row);
             }
         }
         free(p), free(dp);

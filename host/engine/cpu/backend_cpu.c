@@ -32,7 +32,7 @@ static void linear_forward(Act *out, const Act *inp, const Act *weight, const fl
 }
 static void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const Act *inp,
                             const Act *weight, int N, int IC, int OC) {
-    matmul_backward_f32(dinp, dweight, dbias, dout, inp, weight, N, IC, OC);
+    linear_backward_f32(dinp, dweight, dbias, dout, inp, weight, N, IC, OC);
 }
 /* The gradients' multiplier of the step (backend.h, AdamWStep), or NAN when the norm is not
  * finite and the update is skipped. */

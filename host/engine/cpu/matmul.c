@@ -24,11 +24,14 @@ void OP(matmul_forward)(real *out, const real *inp, const real *weight, const re
     }
 }
 
-void OP(matmul_backward)(real *dinp, real *dweight, real *dbias, const real *dout,
-                         const real *inp, const real *weight, int N, int IC, int OC) {
-    if (dinp) /* dinp[N,IC] += dout[N,OC] @ weight[OC,IC] */
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1, dout, OC, weight, IC, 1,
-             dinp, IC);
+/* The backward with dinp's BLAS beta: 1 accumulates (matmul_backward), 0 overwrites without
+ * reading dinp (linear_backward: it may hold anything, NaN included) */
+static void matmul_backward_into(real *dinp, real dinp_beta, real *dweight, real *dbias,
+                                 const real *dout, const real *inp, const real *weight, int N,
+                                 int IC, int OC) {
+    if (dinp) /* dinp[N,IC] (+)= dout[N,OC] @ weight[OC,IC] */
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1, dout, OC, weight, IC,
+             dinp_beta, dinp, IC);
     if (dweight) /* dweight[OC,IC] += dout^T @ inp */
         GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1, dout, OC, inp, IC, 1, dweight,
              IC);
@@ -45,4 +48,14 @@ void OP(matmul_backward)(real *dinp, real *dweight, real *dbias, const real *dou
         add_partials(dbias, partial, chunks, OC);
         free(partial);
     }
+}
+
+void OP(matmul_backward)(real *dinp, real *dweight, real *dbias, const real *dout,
+                         const real *inp, const real *weight, int N, int IC, int OC) {
+    matmul_backward_into(dinp, 1, dweight, dbias, dout, inp, weight, N, IC, OC);
+}
+
+void OP(linear_backward)(real *dinp, real *dweight, real *dbias, const real *dout,
+                         const real *inp, const real *weight, int N, int IC, int OC) {
+    matmul_backward_into(dinp, 0, dweight, dbias, dout, inp, weight, N, IC, OC);
 }

@@ -20,6 +20,8 @@
                               int N, int IC, int OC);                                           \
     void matmul_backward_##sfx(real *dinp, real *dweight, real *dbias, const real *dout,        \
                                const real *inp, const real *weight, int N, int IC, int OC);     \
+    void linear_backward_##sfx(real *dinp, real *dweight, real *dbias, const real *dout,        \
+                               const real *inp, const real *weight, int N, int IC, int OC);     \
     void layernorm_forward_##sfx(real *out, real *mean, real *rstd, const real *inp,            \
                                  const real *weight, const real *bias, int N, int C);           \
     void layernorm_backward_##sfx(real *dinp, real *dweight, real *dbias, const real *dout,     \
