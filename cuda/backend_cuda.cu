@@ -22,6 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <functional>
+#include <vector>
+
 #include "cuda/backend_cuda.h" /* defines: backend_cuda */
 
 #include "kernels/adamw.cuh"
@@ -124,7 +127,7 @@ static struct {
     } copy[STAGING_COPIES]; /* the queued copies, oldest first from `first` */
     int first, count;
     int planned;   /* 1 once the model sized it */
-    int capturing; /* in a graph capture: no event is queried or recorded per copy */
+    int in_graph; /* a graph step: no event is queried or recorded per copy */
 } staging;
 
 /* Waits for the oldest queued copy (if it has not happened) and forgets it. */
@@ -156,7 +159,7 @@ static void staging_resize(size_t bytes) {
  * ring was emptied first (cuda_graph_begin) and is used from its start without wrapping: the
  * graph's copies read it when the graph runs. */
 static char *staging_take(size_t bytes) {
-    if (staging.capturing) {
+    if (staging.in_graph) {
         if (staging.head + bytes > staging.capacity) {
             fprintf(stderr, "tng: a captured step uploads more than the %zu bytes of the staging ring\n",
                     staging.capacity);
@@ -200,43 +203,111 @@ static void cuda_to_device(void *dst, const void *src, size_t bytes) {
         size_t n = bytes - done < chunk ? bytes - done : chunk;
         char *pinned = staging_take(n);
         memcpy(pinned, (const char *)src + done, n);
-        cudaCheck(cudaMemcpyAsync((char *)dst + done, pinned, n, cudaMemcpyHostToDevice, stream));
-        if (!staging.capturing)
+        /* a replayed graph's copy reads these bytes from the same place: only where they go,
+         * how many and from where make the op */
+        tng_queue([&] { return tng_hash_values((const void *)cuda_to_device, dst, done, n, pinned); },
+                  [=] { cudaCheck(cudaMemcpyAsync((char *)dst + done, pinned, n, cudaMemcpyHostToDevice, stream)); });
+        if (!staging.in_graph)
             staging_record((size_t)(pinned - staging.host), (size_t)(pinned - staging.host) + n);
     }
 }
 
-/* ---- CUDA graphs: a step captured and launched as one graph ---- */
+/* ---- CUDA graphs: a step captured once per shape, then replayed (cuda/queue.h) ----
+ *
+ * The graphs of the last GRAPH_CACHE step shapes are kept, each with the hashes of its ops.
+ * A step starts by holding its ops while they match one of them; the first op that matches
+ * none starts a capture into which the held ops are queued first. At graph_launch, a step that
+ * matched a graph op for op launches it; a captured one is instantiated and replaces the least
+ * recently launched graph. The counters say how often each happened (tests, benchmarks). */
+enum { GRAPH_CACHE = 8 };
+static struct {
+    struct {
+        cudaGraphExec_t exec;
+        std::vector<uint64_t> ops;
+        unsigned long long launched; /* the step that last launched it */
+    } cached[GRAPH_CACHE];
+    int count;
+    std::vector<uint64_t> ops;                /* this step's ops so far */
+    std::vector<std::function<void()>> held;  /* ... queued nowhere yet */
+    bool match[GRAPH_CACHE];                  /* the graphs whose ops begin with this step's */
+    int matching;
+    bool capturing;
+    unsigned long long steps, captures;
+} graphs;
 
-static cudaGraphExec_t graph_exec;
+int tng_queue_hashing;
+
+static void graph_capture_start(void) {
+    cudaCheck(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    graphs.capturing = true;
+    for (auto &op : graphs.held)
+        op();
+    graphs.held.clear();
+}
+
+void tng_queue_step(uint64_t hash, std::function<void()> op) {
+    size_t at = graphs.ops.size();
+    graphs.ops.push_back(hash);
+    if (!graphs.capturing) {
+        for (int g = 0; g < graphs.count; g++)
+            if (graphs.match[g] && (graphs.cached[g].ops.size() <= at || graphs.cached[g].ops[at] != hash)) {
+                graphs.match[g] = false;
+                graphs.matching--;
+            }
+        if (graphs.matching) {
+            graphs.held.push_back(std::move(op));
+            return;
+        }
+        graph_capture_start();
+    }
+    op();
+}
 
 static void cuda_graph_begin(void) {
     while (staging.count) /* the last step's read-back drained the stream: no wait */
         staging_retire_oldest();
     staging.head = 0;
-    staging.capturing = 1;
-    cudaCheck(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    staging.in_graph = 1;
+    graphs.ops.clear();
+    graphs.capturing = false;
+    graphs.matching = graphs.count;
+    for (int g = 0; g < graphs.count; g++)
+        graphs.match[g] = true;
+    if (!graphs.matching)
+        graph_capture_start();
+    tng_queue_hashing = 1;
 }
 
-/* The captured step replaces the previous graph's parameters when its nodes are the same (a
- * step of the same shapes: only arguments such as the learning rate differ), else it is
- * instantiated anew. */
 static void cuda_graph_launch(void) {
-    cudaGraph_t graph;
-    cudaCheck(cudaStreamEndCapture(stream, &graph));
-    staging.capturing = 0;
-    if (graph_exec) {
-        cudaGraphExecUpdateResultInfo info;
-        if (cudaGraphExecUpdate(graph_exec, graph, &info) != cudaSuccess) {
-            cudaGetLastError(); /* the refused update is not an error of the step */
-            cudaCheck(cudaGraphExecDestroy(graph_exec));
-            graph_exec = NULL;
-        }
+    tng_queue_hashing = 0;
+    int use = -1;
+    for (int g = 0; g < graphs.count && !graphs.capturing; g++)
+        if (graphs.match[g] && graphs.cached[g].ops.size() == graphs.ops.size())
+            use = g;
+    if (use < 0) {
+        if (!graphs.capturing) /* the step is a beginning of a longer one's graph */
+            graph_capture_start();
+        cudaGraph_t graph;
+        cudaCheck(cudaStreamEndCapture(stream, &graph));
+        use = 0;
+        if (graphs.count < GRAPH_CACHE)
+            use = graphs.count++;
+        else
+            for (int g = 1; g < GRAPH_CACHE; g++)
+                if (graphs.cached[g].launched < graphs.cached[use].launched)
+                    use = g;
+        if (graphs.cached[use].exec) /* freed once a launch in flight completes */
+            cudaCheck(cudaGraphExecDestroy(graphs.cached[use].exec));
+        cudaCheck(cudaGraphInstantiate(&graphs.cached[use].exec, graph, 0));
+        cudaCheck(cudaGraphDestroy(graph));
+        graphs.cached[use].ops = graphs.ops;
+        graphs.captures++;
     }
-    if (!graph_exec)
-        cudaCheck(cudaGraphInstantiate(&graph_exec, graph, 0));
-    cudaCheck(cudaGraphDestroy(graph));
-    cudaCheck(cudaGraphLaunch(graph_exec, stream));
+    graphs.held.clear();
+    graphs.capturing = false;
+    graphs.cached[use].launched = ++graphs.steps;
+    staging.in_graph = 0;
+    cudaCheck(cudaGraphLaunch(graphs.cached[use].exec, stream));
     if (staging.head) /* the graph's copies read [0, head) of the ring */
         staging_record(0, staging.head);
 }
@@ -258,7 +329,8 @@ static void cuda_to_host(void *dst, const void *src, size_t bytes) {
 }
 
 static void cuda_zero(void *ptr, size_t bytes) {
-    cudaCheck(cudaMemsetAsync(ptr, 0, bytes, stream));
+    tng_queue([&] { return tng_hash_values((const void *)cuda_zero, ptr, bytes); },
+              [=] { cudaCheck(cudaMemsetAsync(ptr, 0, bytes, stream)); });
 }
 
 template <typename io_t> static void cuda_to_act(Act *dst, const float *src, size_t n) {
@@ -425,10 +497,17 @@ static void cuda_logit_scale_backward(float *dlogit_scale, const float *stats, i
     logit_scale_backward(dlogit_scale, stats, blocks, logit_scale, stream);
 }
 
+/* The step's scalars go up with its uploads (kernels/adamw.cuh), into one buffer kept for the
+ * process: allocated by the first step, which is never part of a graph (backend.h). */
 template <typename io_t>
 static void cuda_adamw_step(float *params, float *grads, float *m, float *v, Act *params_act,
                             const AdamWTensor *tensors, int count, size_t total, const AdamWStep *hp) {
-    adamw_step<io_t>(params, grads, m, v, (io_t *)params_act, tensors, count, total, hp, stream);
+    static AdamWScalars *scalars;
+    if (!scalars)
+        scalars = (AdamWScalars *)cuda_alloc(sizeof *scalars);
+    AdamWScalars k = adamw_scalars(hp);
+    cuda_to_device(scalars, &k, sizeof k);
+    adamw_step<io_t>(params, grads, m, v, (io_t *)params_act, tensors, count, total, scalars, stream);
 }
 
 static void cuda_sum_squares(double *acc, const float *x, size_t n) { sum_squares(acc, x, n, stream); }

@@ -30,7 +30,10 @@ extern "C" {
 }
 
 /* The step's scalars, as the CPU op computes them: in double, rounded to float once. The
- * gradients' multiplier is grad_scale, or decided on the device from *grad_sumsq (below). */
+ * gradients' multiplier is grad_scale, or decided on the device from *grad_sumsq (below).
+ * They reach the kernel in device memory, uploaded with the step's other inputs, not as a
+ * kernel argument: the learning rate and the bias corrections change every step, and a step
+ * replayed from its graph (cuda/queue.h) changes only what it uploads. */
 struct AdamWScalars {
     float beta1, one_minus_beta1, beta2, one_minus_beta2, eps, grad_scale;
     float decay, step_size, inv_bc2_sqrt; /* decay: 1 - lr wd, for the tensors that decay */
@@ -99,8 +102,9 @@ __device__ __forceinline__ float adamw_element(float *param, const float *grad, 
 template <typename io_t>
 __global__ void adamw_step_kernel(float *params, float *grads, float *m, float *v, io_t *params_act,
                                   const AdamWTensor *tensors, int count, size_t total,
-                                  AdamWScalars k) {
+                                  const AdamWScalars *scalars) {
     TNG_DYNAMIC_SMEM(AdamWTensor, table);
+    AdamWScalars k = *scalars;
     for (int t = threadIdx.x; t < count; t += blockDim.x)
         table[t] = tensors[t];
     __syncthreads();
@@ -122,10 +126,11 @@ __global__ void adamw_step_kernel(float *params, float *grads, float *m, float *
     }
 }
 
-/* tensors: device memory, `count` entries covering [0, total) in offset order */
+/* tensors: device memory, `count` entries covering [0, total) in offset order; scalars:
+ * device memory, adamw_scalars() of the step */
 template <typename io_t>
 void adamw_step(float *params, float *grads, float *m, float *v, io_t *params_act,
-                const AdamWTensor *tensors, int count, size_t total, const AdamWStep *hp,
+                const AdamWTensor *tensors, int count, size_t total, const AdamWScalars *scalars,
                 cudaStream_t stream) {
     if (count == 0 || total == 0)
         return;
@@ -133,7 +138,7 @@ void adamw_step(float *params, float *grads, float *m, float *v, io_t *params_ac
                ADAMW_MAX_TENSORS);
     TNG_LAUNCH(adamw_step_kernel<io_t>, (unsigned)elementwise_blocks(total), ELEM_THREADS,
                sizeof(AdamWTensor) * (size_t)count, stream, params, grads, m, v, params_act,
-               tensors, count, total, adamw_scalars(hp));
+               tensors, count, total, scalars);
 }
 
 static __global__ void __launch_bounds__(SUMSQ_THREADS)

@@ -6,8 +6,8 @@
  * the CUDA programming model (tests/emu/) for the tests. The two constructs a host compiler
  * cannot parse are written through two macros: TNG_LAUNCH(kernel, grid, block, smem, stream,
  * args...) is the launch kernel<<<grid, block, smem, stream>>>(args...) followed by its
- * error check, and TNG_DYNAMIC_SMEM(type, name) declares extern __shared__ type name[]. A
- * kernel name with a comma goes in parentheses: TNG_LAUNCH((kernel<T, 8>), ...).
+ * error check, queued through cuda/queue.h (a graph step may hold it), and
+ * TNG_DYNAMIC_SMEM(type, name) declares extern __shared__ type name[]. A kernel name with a comma goes in parentheses: TNG_LAUNCH((kernel<T, 8>), ...).
  *
  * Kernels that are templated on their I/O type (io_t = float or __nv_bfloat16) read with
  * load_f32() and write with store_as<io_t>(), and do all arithmetic in fp32. Reductions
@@ -22,25 +22,29 @@
 #include <stddef.h>
 
 #include "cuda/cuda_common.h" /* defines: kernel_check, cudaCheck, shapeCheck */
+#include "cuda/queue.h"       /* defines: tng_queue_launch */
 #include "launch_plan.h"
 
+/* The launch itself, as each compiler spells it */
 #ifdef __CUDACC__
-#define TNG_LAUNCH(kernel, grid, block, smem, stream, ...)                                         \
-    do {                                                                                           \
-        kernel<<<grid, block, smem, stream>>>(__VA_ARGS__);                                        \
-        kernel_check(#kernel, __FILE__, __LINE__);                                                 \
-    } while (0)
+#define TNG_KERNEL_CALL(kernel, grid, block, smem, stream, ...) kernel<<<grid, block, smem, stream>>>(__VA_ARGS__)
 #define TNG_DYNAMIC_SMEM(type, name) extern __shared__ type name[]
 #elif defined(EMU_LAUNCH) /* the emulator's cuda_runtime.h */
-#define TNG_LAUNCH(kernel, grid, block, smem, stream, ...)                                         \
-    do {                                                                                           \
-        EMU_LAUNCH(kernel, grid, block, smem, stream, __VA_ARGS__);                                \
-        kernel_check(#kernel, __FILE__, __LINE__);                                                 \
-    } while (0)
+#define TNG_KERNEL_CALL(kernel, grid, block, smem, stream, ...) EMU_LAUNCH(kernel, grid, block, smem, stream, __VA_ARGS__)
 #define TNG_DYNAMIC_SMEM(type, name) EMU_EXTERN_SHARED(type, name)
 #else
 #error "kernels/ compile with nvcc, or with a host compiler against tests/emu/include"
 #endif
+/* Queued through the backend's one door (cuda/queue.h), so that a graph step can hold it */
+#define TNG_LAUNCH(kernel, grid, block, smem, stream, ...)                                         \
+    tng_queue_launch((const void *)(kernel), dim3(grid), dim3(block), (size_t)(smem), stream,       \
+                     [](dim3 tng_grid, dim3 tng_block, size_t tng_smem, cudaStream_t tng_stream,   \
+                        auto... tng_args) {                                                        \
+                         TNG_KERNEL_CALL(kernel, tng_grid, tng_block, tng_smem, tng_stream,        \
+                                         tng_args...);                                             \
+                         kernel_check(#kernel, __FILE__, __LINE__);                                \
+                     },                                                                            \
+                     __VA_ARGS__)
 
 __device__ __forceinline__ float load_f32(float x) { return x; }
 __device__ __forceinline__ float load_f32(__nv_bfloat16 x) { return __bfloat162float(x); }

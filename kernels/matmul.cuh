@@ -41,15 +41,24 @@
 #include "elementwise.cuh"
 #include "reduce.cuh"
 
+/* C = A op B + beta C (column-major, alpha 1), strict fp32 SGEMM, queued (cuda/queue.h) */
+static inline void sgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                         const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                         cudaStream_t stream) {
+    tng_queue([&] { return tng_hash_values((const void *)cublasSgemm, ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc); },
+              [=] {
+                  const float one = 1.0f;
+                  cublasCheck(cublasSetStream(handle, stream));
+                  cublasCheck(cublasSgemm(handle, ta, tb, m, n, k, &one, A, lda, B, ldb, &beta, C, ldc));
+              });
+}
+
 static inline void matmul_forward(cublasHandle_t handle, float *out, const float *inp,
                                   const float *weight, const float *bias, int N, int IC, int OC,
                                   cudaStream_t stream) {
     if (N == 0 || OC == 0)
         return;
-    const float one = 1.0f, zero = 0.0f;
-    cublasCheck(cublasSetStream(handle, stream));
-    cublasCheck(cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, IC, &one, weight, IC, inp, IC,
-                            &zero, out, OC));
+    sgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, IC, weight, IC, inp, IC, 0.0f, out, OC, stream);
     if (bias)
         launch_elementwise(BiasAdd<float>{out, bias, (size_t)OC}, (size_t)N * OC, stream);
 }
@@ -59,14 +68,10 @@ static inline void matmul_backward(cublasHandle_t handle, float *dinp, float *dw
                                    int IC, int OC, cudaStream_t stream) {
     if (N == 0 || OC == 0 || IC == 0)
         return;
-    const float one = 1.0f;
-    cublasCheck(cublasSetStream(handle, stream));
     if (dinp) /* dinp[N,IC] += dout[N,OC] @ weight[OC,IC] */
-        cublasCheck(cublasSgemm(handle, CUBLAS_OP_N, CUBLAS_OP_N, IC, N, OC, &one, weight, IC, dout,
-                                OC, &one, dinp, IC));
+        sgemm(handle, CUBLAS_OP_N, CUBLAS_OP_N, IC, N, OC, weight, IC, dout, OC, 1.0f, dinp, IC, stream);
     if (dweight) /* dweight[OC,IC] += dout^T @ inp */
-        cublasCheck(cublasSgemm(handle, CUBLAS_OP_N, CUBLAS_OP_T, IC, OC, N, &one, inp, IC, dout,
-                                OC, &one, dweight, IC));
+        sgemm(handle, CUBLAS_OP_N, CUBLAS_OP_T, IC, OC, N, inp, IC, dout, OC, 1.0f, dweight, IC, stream);
     colsum_accumulate<1>(dbias, (float *)NULL, StridedRows<float>{dout, (size_t)OC}, (size_t)N,
                          (size_t)OC, stream);
 }
@@ -194,11 +199,17 @@ static void gemm_lt(GemmMath math, cublasOperation_t ta, cublasOperation_t tb, i
                      gemm_lt_alignment(A), gemm_lt_alignment(B), gemm_lt_alignment(D),
                      bias ? gemm_lt_alignment(bias) : 0};
     GemmLtPlan *plan = gemm_lt_plan(key, bias);
-    if (bias)
-        gemm_lt_set(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
-    const float one = 1.0f;
-    cublasCheck(cublasLtMatmul(gemm_lt_handle(), plan->desc, &one, A, plan->a, B, plan->b, &beta, D, plan->d, D,
-                               plan->d, &plan->algo, gemm_lt_workspace, GEMM_LT_WORKSPACE_BYTES, stream));
+    /* the bias pointer is set on the plan's descriptor when the GEMM is queued: a held GEMM
+     * (cuda/queue.h) sets its own again */
+    tng_queue([&] { return tng_hash_values((const void *)cublasLtMatmul, key, A, B, beta, D, bias); },
+              [=] {
+                  if (bias)
+                      gemm_lt_set(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+                  const float one = 1.0f;
+                  cublasCheck(cublasLtMatmul(gemm_lt_handle(), plan->desc, &one, A, plan->a, B, plan->b, &beta, D,
+                                             plan->d, D, plan->d, &plan->algo, gemm_lt_workspace,
+                                             GEMM_LT_WORKSPACE_BYTES, stream));
+              });
 }
 
 /* out = inp @ weight^T + bias, the bias in the GEMM's epilogue (bf16: its bf16 copy) */

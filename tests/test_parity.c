@@ -248,9 +248,10 @@ static void check_features(const char *what, const Clip *m, const float *device,
 
 /* How the text batch is laid out in the tower's rows: all cut to the longest EOT, all at the
  * full context, or sorted by length into groups each cut to its own longest */
-typedef enum { TEXTS_CUT = 0, TEXTS_FULL_CONTEXT = 1, TEXTS_GROUPED = 2 } TextLayout;
-static const char *const text_layout_names[3] = {"text cut to max(EOT)+1", "full context",
-                                                 "texts in 3 length groups"};
+typedef enum { TEXTS_CUT = 0, TEXTS_FULL_CONTEXT = 1, TEXTS_GROUPED = 2, TEXTS_ROUNDED = 3 } TextLayout;
+static const char *const text_layout_names[4] = {"text cut to max(EOT)+1", "full context",
+                                                 "texts in 3 length groups",
+                                                 "lengths rounded up to a multiple of 4"};
 
 static Clip *make_model(float temperature, int train_vision, TextLayout layout) {
     Clip *m = clip_create(&fx.cfg, backend_cpu());
@@ -259,7 +260,8 @@ static Clip *make_model(float temperature, int train_vision, TextLayout layout) 
                              .train_vision = train_vision,
                              .train_text = 1,
                              .full_context = layout == TEXTS_FULL_CONTEXT,
-                             .text_groups = layout == TEXTS_GROUPED ? 3 : 1};
+                             .text_groups = layout == TEXTS_GROUPED ? 3 : 1,
+                             .text_length_multiple = layout == TEXTS_ROUNDED ? 4 : 1};
     clip_prepare(m, &train, fx.n_images, fx.n_texts);
     return m;
 }
@@ -321,7 +323,7 @@ static void check_gradients(const Clip *m, const SafeTensors *expected) {
  * entry points. */
 static void test_forward(void) {
     double atol = fx.full ? FEATURE_ATOL : VITB32_FEATURE_ATOL, rtol = fx.full ? FEATURE_RTOL : 0;
-    for (int layout = TEXTS_CUT; layout <= TEXTS_GROUPED; layout++) {
+    for (int layout = TEXTS_CUT; layout <= TEXTS_ROUNDED; layout++) {
         Clip *m = make_model(0, 1, (TextLayout)layout);
         ClipBatch batch = make_batch(fx.i2t_target);
         float stats[INFONCE_NSTATS];
@@ -331,6 +333,9 @@ static void test_forward(void) {
             CHECK(m->text_tokens < fx.cfg.context_length,
                   "the fixture's texts should exercise the cut (cut to %d of %d)",
                   m->text_tokens, fx.cfg.context_length);
+        if (layout == TEXTS_ROUNDED)
+            CHECK(m->text_tokens % 4 == 0, "rounded lengths should cut at a multiple of 4 (cut to %d)",
+                  m->text_tokens);
         if (layout == TEXTS_GROUPED)
             CHECK(m->text_groups.count > 1 && m->text_groups.rows < fx.n_texts * m->text_tokens,
                   "the fixture's texts should make groups that save rows (%d groups, %d rows of %d)",
@@ -358,10 +363,10 @@ static void test_forward(void) {
 }
 
 /* Learned temperature, both towers training: every gradient including logit_scale, with the
- * texts in one group and in length groups. */
+ * texts in one group, in length groups and with rounded lengths. */
 static void test_gradients(void) {
-    const TextLayout layouts[2] = {TEXTS_CUT, TEXTS_GROUPED};
-    for (int k = 0; k < 2; k++) {
+    const TextLayout layouts[3] = {TEXTS_CUT, TEXTS_GROUPED, TEXTS_ROUNDED};
+    for (int k = 0; k < 3; k++) {
         Clip *m = make_model(0, 1, layouts[k]);
         ClipBatch batch = make_batch(fx.i2t_target);
         clip_forward(m, &batch, NULL);

@@ -268,10 +268,13 @@ typedef struct Backend {
     void (*sum_squares)(double *acc, const float *x, size_t n);
 
     /* ---- CUDA graphs (NULL where a backend has none: the CPU) ---- */
-    /* graph_begin: the ops queued from here on are captured, not run; graph_launch ends the
-     * capture and runs it as one graph (the previous graph updated in place when its shape
-     * matches, else built anew). Between the two nothing may read back or allocate: a training
-     * step queued whole (engine/optim.h) and no TNG_CUDA_SYNC. */
+    /* graph_begin: the ops queued from here on form one graph, run by graph_launch. A step
+     * whose ops are those of a graph the backend kept (the same kernels, shapes, pointers and
+     * scalars: only uploaded data differ) replays that graph without capturing it again; any
+     * other is captured and kept (cuda/queue.h). So whatever changes between steps of one
+     * shape must reach the device as uploaded data (the AdamW step's scalars do). Between the
+     * two nothing may read back or allocate: a training step queued whole (engine/optim.h)
+     * and no TNG_CUDA_SYNC. */
     void (*graph_begin)(void);
     void (*graph_launch)(void);
 } Backend;

@@ -456,7 +456,9 @@ static void text_upload(Clip *m, const int *tokens, int B) {
                 die("text %d position %d: token id %d outside the vocabulary [0, %d)", b, t, id,
                     cfg->vocab_size);
         }
-        length[b] = m->train.full_context ? ctx : eot[b] + 1;
+        int multiple = m->train.text_length_multiple > 1 ? m->train.text_length_multiple : 1;
+        int rounded = (eot[b] + multiple) / multiple * multiple; /* eot + 1 rounded up */
+        length[b] = m->train.full_context || rounded > ctx ? ctx : rounded;
     }
     SeqGroups *sg = &m->text_groups;
     seq_groups_plan(length, B, ctx, m->train.text_groups, sg, order);

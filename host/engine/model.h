@@ -130,6 +130,10 @@ typedef struct {
     int full_context;     /* 1 disables the cut to max(EOT)+1 (for the equivalence test) */
     int text_groups;      /* up to this many groups of texts by length, each cut to its own
                              longest EOT (SeqGroups); 0 or 1: one group, the batch's longest */
+    int text_length_multiple; /* > 1: each text's length (EOT + 1) rounded up to a multiple of
+                                 it, at most the context: the same features (attention is
+                                 causal and pools the EOT), fewer distinct batch shapes, so
+                                 fewer CUDA graphs (--cuda-graphs); 0 or 1: the exact cut */
     /* Data parallelism: NULL (or a world of one) is one process. With world > 1 each rank
      * passes its own batch and the loss is that of all ranks' batches as one (loss.h says
      * how); each rank's gradients are its share of the big batch's, and clip_reduce_gradients

@@ -113,7 +113,7 @@ static void format_temperature(const CliOption *opt, const void *args, char *out
       "seed of the initialisation, the data order and TNG")                                                  \
     BACKEND_OPTION_ROWS(X, MAY_CHANGE, backend_choice, precision)                                            \
     X(CUDA_GRAPHS, 0, "cuda-graphs", "on|off", "off", MAY_CHANGE(CLI_CHOICE(cuda_graphs, ON_OFF)),            \
-      "one process on CUDA: capture each step and launch it as one graph (off until measured on a GPU)")      \
+      "one process on CUDA: each step one graph, captured once per shape and replayed (off until measured on a GPU)")      \
     X(OUT, 0, "out", "DIR", "runs/latest", MAY_CHANGE(CLI_STRING(out)),                                      \
       "run directory")                                                                                       \
     X(CHECKPOINT_EVERY, 0, "checkpoint-every", "N", "0",                                                     \

@@ -104,6 +104,15 @@ static TngLayout tng_layout_of(const TrainOptions *o, int n_images) {
                        .contradictions = o->contradictions, .standalone = o->standalone};
 }
 
+/* --cuda-graphs where the backend has graphs, in one process (a data-parallel step exchanges
+ * batch sizes with the other ranks on the host mid-step); texts are then cut at a multiple of
+ * GRAPH_TEXT_MULTIPLE tokens (ClipTrainConfig.text_length_multiple): the same features, and at
+ * most 77 / 8 step shapes for the backend's graphs instead of one per longest-text length. */
+enum { GRAPH_TEXT_MULTIPLE = 8 };
+static int uses_graphs(const TrainOptions *o, const Dist *d) {
+    return o->cuda_graphs && o->be->graph_begin && d->world == 1;
+}
+
 /* Rank 0 takes the run directory (run_dir.h) and resolves the model (config, initial weights,
  * resume point, checked against the run); the other ranks receive them, so only rank 0 needs
  * --init and the run directory on its disk. */
@@ -132,10 +141,13 @@ static void open_model(Trainer *t, LoaderPosition *start, int64_t *empty_batches
     if (params) clip_set_params(t->model, params), free(params);
     else clip_init_random(t->model, o->seed);
     TngLayout most_texts = tng_layout_of(o, o->batch);
+    /* with graphs, texts are cut at a multiple of GRAPH_TEXT_MULTIPLE: a few step shapes, so a
+     * few graphs, each replayed */
     ClipTrainConfig train = {.temperature = o->temperature, .train_vision = o->train_vision,
                              .train_text = o->train_text, .dist = d,
                              .contradiction_log_weight = logf(o->contradiction_weight),
-                             .i2t_each = o->i2t == TNG_I2T_EACH, .text_groups = o->text_groups};
+                             .i2t_each = o->i2t == TNG_I2T_EACH, .text_groups = o->text_groups,
+                             .text_length_multiple = uses_graphs(o, d) ? GRAPH_TEXT_MULTIPLE : 1};
     clip_prepare(t->model, &train, o->batch, tng_text_count(&most_texts));
     Clip *m = t->model;
     uint64_t resume_state[4] = {0, 0, 0, 0}; /* step, loader epoch, loader index, empty batches */
@@ -563,10 +575,10 @@ int trainer_run(Trainer *t) {
     double started = now_seconds(), tng_wait_total = 0;
     long first_step = (long)m->step;
     /* --cuda-graphs: each step after the first (eager: it builds the optimizer's table and
-     * warms the libraries up) is captured and launched as one graph; one process only, since a
-     * data-parallel step exchanges batch sizes with the other ranks on the host mid-step */
+     * warms the libraries up) is launched as one graph, replayed from the graph of its shape
+     * when it has one, else captured (backend.h) */
     const Backend *be = m->be;
-    int graphs = o->cuda_graphs && be->graph_begin && dist->world == 1;
+    int graphs = uses_graphs(o, dist);
     for (long step = first_step; step < total && !stop_agreed(dist); step++) {
         dist_watchdog_step(step + 1);
         double t0 = now_seconds(), tng_wait = 0;

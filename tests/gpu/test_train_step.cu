@@ -336,18 +336,26 @@ static float one_step(Clip *m, const ClipBatch *cb, const OptimConfig *oc, int a
     return clip_optimizer_step(m, oc, accum);
 }
 
-/* `steps` steps of the trainer's sequence on each backend: queued, and on CUDA as a graph, they
- * give the bits of the step with read-backs after every call (stats, norms and parameters); the
- * CUDA run's stats and norms are the CPU's within STEP_TOL (run_steps above compares everything
- * else); and on the emulator each queued CUDA step makes exactly STEP_HOST_SYNCS calls that would
- * block the host on a GPU (tests/emu: synchronous copies, synchronisations, frees) and no device
- * allocation, a graph step the same and one graph launch. The launches and GEMMs of a step are
- * printed, for bench/RESULTS.md. */
+/* Five steps of the trainer's sequence on each backend, on two batches of different shapes in
+ * the order SHAPE_OF_STEP: queued, and on CUDA as a graph, they give the bits of the step with
+ * read-backs after every call (stats, norms and parameters); the CUDA run's stats and norms are
+ * the CPU's within STEP_TOL (run_steps above compares everything else); and on the emulator
+ * each queued CUDA step makes exactly STEP_HOST_SYNCS calls that would block the host on a GPU
+ * (tests/emu: synchronous copies, synchronisations, frees) and no device allocation, a graph
+ * step the same and one graph launch, and the graph of each shape is instantiated once: the
+ * steps after are replayed from it, with their own data and learning-rate factors (the bias
+ * corrections change every step). The launches and GEMMs of a step are printed, for
+ * bench/RESULTS.md. */
+enum { STEPS = 5 };
+static const int SHAPE_OF_STEP[STEPS] = {0, 0, 1, 0, 1};  /* the first step is eager */
+#ifdef CUDAEMU_H
+static const int INSTANTIATED[STEPS] = {0, 1, 1, 0, 0}; /* graphs instantiated by each step */
+#endif
 static void queued_steps(const char *name, const ClipConfig *cfg, const ClipTrainConfig *train, int cached,
-                         int accum, float grad_clip, int steps) {
-    StepBatch b = make_batch(cfg, 6, 3, 78);
-    float *features = random_features(b.Ni, cfg->embed_dim, 79);
-    ClipBatch cb = clip_batch(&b, cached ? features : NULL);
+                         int accum, float grad_clip) {
+    StepBatch b[2] = {make_batch(cfg, 6, 3, 78), make_batch(cfg, 5, 3, 80)};
+    float *features = random_features(b[0].Ni, cfg->embed_dim, 79);
+    ClipBatch cb[2] = {clip_batch(&b[0], cached ? features : NULL), clip_batch(&b[1], cached ? features : NULL)};
     OptimConfig oc = step_optim(grad_clip);
     size_t total = 0;
     float stats[2][STEP_MODES][INFONCE_NSTATS], norms[2][STEP_MODES], *params[2][STEP_MODES] = {};
@@ -356,24 +364,26 @@ static void queued_steps(const char *name, const ClipConfig *cfg, const ClipTrai
         for (int mode = 0; mode < STEP_MODES && (mode != GRAPH || be->graph_begin); mode++) {
             Clip *m = clip_create(cfg, be);
             clip_init_random(m, 4321);
-            clip_prepare(m, train, b.Ni, b.Nt);
+            clip_prepare(m, train, b[0].Ni, b[0].Nt);
             total = m->layout.total;
-            for (int s = 0; s < steps; s++) {
+            for (int s = 0; s < STEPS; s++) {
 #ifdef CUDAEMU_H
                 EmuCounters before = emu_counters();
 #endif
-                norms[k][mode] = one_step(m, &cb, &oc, accum, mode, s == 0, stats[k][mode]);
+                norms[k][mode] = one_step(m, &cb[SHAPE_OF_STEP[s]], &oc, accum, mode, s == 0, stats[k][mode]);
 #ifdef CUDAEMU_H
                 EmuCounters after = emu_counters();
                 if (k == 1 && mode != WITH_READ_BACKS) {
                     unsigned long long syncs = after.host_syncs - before.host_syncs;
                     unsigned long long graphs = after.graph_launches - before.graph_launches;
+                    unsigned long long made = after.graph_instantiations - before.graph_instantiations;
                     CHECK(syncs == STEP_HOST_SYNCS && after.device_allocs == before.device_allocs &&
-                              graphs == (mode == GRAPH && s > 0),
+                              graphs == (mode == GRAPH && s > 0) &&
+                              made == (unsigned long long)(mode == GRAPH ? INSTANTIATED[s] : 0),
                           "%s %s, step %d: %llu host synchronisations (want %d), %llu device allocations, %llu graph "
-                          "launches", name, step_mode_names[mode], s, syncs, STEP_HOST_SYNCS,
-                          after.device_allocs - before.device_allocs, graphs);
-                    if (s == steps - 1)
+                          "launches, %llu graphs instantiated", name, step_mode_names[mode], s, syncs, STEP_HOST_SYNCS,
+                          after.device_allocs - before.device_allocs, graphs, made);
+                    if (s == STEPS - 1)
                         printf("  %s, %s: %llu host synchronisation(s), %llu graph launch(es), %llu kernel launches, "
                                "%llu GEMMs per step\n", name, step_mode_names[mode], syncs, graphs,
                                after.launches - before.launches, after.gemms - before.gemms);
@@ -400,7 +410,8 @@ static void queued_steps(const char *name, const ClipConfig *cfg, const ClipTrai
         for (int mode = 0; mode < STEP_MODES; mode++)
             free(params[k][mode]);
     free(features);
-    free_batch(&b);
+    free_batch(&b[0]);
+    free_batch(&b[1]);
 }
 
 /* TNG's step: the vision tower frozen and fed cached features, a fixed temperature, the text
@@ -411,9 +422,9 @@ static void test_one_read_back_per_step(void) {
     ClipTrainConfig tng = {};
     tng.temperature = 0.07f;
     tng.train_text = 1;
-    queued_steps("TNG step (cached image features, 2 micro-batches)", &c, &tng, 1, 2, 0.0f, 3);
+    queued_steps("TNG step (cached image features, 2 micro-batches)", &c, &tng, 1, 2, 0.0f);
     ClipTrainConfig full = both_towers(0);
-    queued_steps("full step (both towers, learned temperature, clipped)", &c, &full, 0, 1, 0.5f, 3);
+    queued_steps("full step (both towers, learned temperature, clipped)", &c, &full, 0, 1, 0.5f);
 }
 
 /* An upload larger than the staging ring the model planned (cuda/backend_cuda.cu, to_device:

@@ -77,7 +77,6 @@ typedef enum cudaError {
     cudaErrorStreamCaptureUnsupported = 900,
     cudaErrorStreamCaptureInvalidated = 901,
     cudaErrorStreamCaptureImplicit = 906,
-    cudaErrorGraphExecUpdateFailure = 910,
 } cudaError_t;
 typedef struct emu_stream *cudaStream_t; /* every stream is the one in-order CPU */
 typedef struct emu_event *cudaEvent_t;   /* every event has happened: work runs as it is queued */
@@ -146,7 +145,7 @@ struct State {
     /* What a host program's calls would cost on a GPU, for the tests to read (Counters below):
      * the calls that block the host until the device has caught up, the device allocations
      * and frees, and the GEMMs (cuBLAS calls; launches counts the kernels). */
-    unsigned long long host_syncs = 0, device_allocs = 0, gemms = 0, graph_launches = 0;
+    unsigned long long host_syncs = 0, device_allocs = 0, gemms = 0, graph_launches = 0, graph_instantiations = 0;
     /* Stream capture (cudaStreamBeginCapture): while `capturing`, the work queued on the
      * capturing stream is recorded here instead of run, and cudaGraphLaunch runs it in order.
      * A call that would wait or allocate invalidates the capture, as on a GPU. */

@@ -54,11 +54,11 @@ inline bool is_pinned(const void *p, size_t bytes) {
 
 /* What the calls so far would cost on a GPU (tests/gpu/test_train_step.cu reads them). */
 struct EmuCounters {
-    unsigned long long host_syncs, device_allocs, launches, gemms, graph_launches;
+    unsigned long long host_syncs, device_allocs, launches, gemms, graph_launches, graph_instantiations;
 };
 inline EmuCounters emu_counters() {
     emu::State &s = emu::st();
-    return EmuCounters{s.host_syncs, s.device_allocs, s.launches, s.gemms, s.graph_launches};
+    return EmuCounters{s.host_syncs, s.device_allocs, s.launches, s.gemms, s.graph_launches, s.graph_instantiations};
 }
 
 inline cudaError_t cudaMalloc(void **p, size_t bytes) {
@@ -190,7 +190,6 @@ inline const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorNotReady: return "device not ready";
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
-    case cudaErrorGraphExecUpdateFailure: return "the graph update was not performed";
     case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
     }
@@ -269,20 +268,7 @@ inline cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t *graph) {
 }
 inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long) {
     *exec = new emu_graph(*graph);
-    return emu::sticky();
-}
-/* An instantiated graph takes a new capture's arguments when its nodes are alike: here, as
- * many (the work itself is replaced); otherwise the update is refused. */
-struct cudaGraphExecUpdateResultInfo {
-    int result;
-};
-inline cudaError_t cudaGraphExecUpdate(cudaGraphExec_t exec, cudaGraph_t graph, cudaGraphExecUpdateResultInfo *info) {
-    bool alike = exec->work.size() == graph->work.size();
-    if (info)
-        info->result = alike ? 0 : 1;
-    if (!alike)
-        return emu::st().last_error = cudaErrorGraphExecUpdateFailure;
-    exec->work = graph->work;
+    emu::st().graph_instantiations++;
     return emu::sticky();
 }
 inline cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t) {
