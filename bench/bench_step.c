@@ -20,7 +20,7 @@
  *                          [--min-caption-tokens 8] [--text-groups 3]
  *                          [--full-context] [--freeze-vision] [--profile] [--sgemm-peak]
  *   build/bench/bench_step --backend cuda --precision bf16 --config vit-b-32 --batch 256
- *                          --cached-features --texts-per-image 3 --peak-tflops 989
+ *                          --cached-features --texts-per-image 3 --peak-tflops 989 [--cuda-graphs]
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -373,6 +373,7 @@ static void usage(FILE *out) {
             "  --profile             time every op of the table; print ms, MB and GB/s per op\n"
             "                        (CPU only: GPU kernels run asynchronously)\n"
             "  --cpu-time            time with the process's CPU time, not the wall clock (CPU)\n"
+            "  --cuda-graphs         every step after the warm-up one graph, replayed (as tng_train's)\n"
             "  --sgemm-peak          measure OpenBLAS sgemm at 2048^3 and exit\n"
             "  --help                this text\n");
 }
@@ -387,7 +388,7 @@ static int choice_index(const char *name, const char *const *names, int count) {
 int main(int argc, char **argv) {
     const char *config_name = "tiny";
     int batch = 32, per_image = 1, steps = 5, caption_tokens = 16, full_context = 0, freeze_vision = 0;
-    int cached_features = 0, profile = 0, cpu_time = 0, min_caption_tokens = 0, text_groups = 1;
+    int cached_features = 0, profile = 0, cpu_time = 0, min_caption_tokens = 0, text_groups = 1, graphs = 0;
     BackendChoice backend = BACKEND_CPU;
     Precision precision = PRECISION_AUTO;
     double peak_tflops = 0;
@@ -401,7 +402,7 @@ int main(int argc, char **argv) {
         {"backend", required_argument, 0, 'B'},  {"precision", required_argument, 0, 'R'},
         {"peak-tflops", required_argument, 0, 'T'},
         {"sgemm-peak", no_argument, 0, 'p'},     {"profile", no_argument, 0, 'P'},
-        {"cpu-time", no_argument, 0, 'C'},
+        {"cpu-time", no_argument, 0, 'C'},       {"cuda-graphs", no_argument, 0, 'G'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     for (int opt; (opt = getopt_long(argc, argv, "", options, NULL)) != -1;) {
@@ -420,6 +421,7 @@ int main(int argc, char **argv) {
         case 'R': precision = (Precision)choice_index(optarg, precision_names, PRECISION_COUNT); break;
         case 'T': peak_tflops = atof(optarg); break;
         case 'P': profile = 1; break;
+        case 'G': graphs = 1; break;
         case 'C': cpu_time = 1, clock_seconds = cpu_seconds; break;
         case 'p': printf("sgemm 2048^3: %.1f GFLOP/s\n", sgemm_gflops(2048, 5)); return 0;
         case 'h': usage(stdout); return 0;
@@ -440,13 +442,15 @@ int main(int argc, char **argv) {
     inner = backend_select(backend, precision, 0, desc, sizeof desc);
     if (inner != backend_cpu() && (profile || cpu_time))
         die("--profile and --cpu-time time the CPU's ops; a GPU's run asynchronously");
+    if (graphs && !inner->graph_begin) die("--cuda-graphs: the %s backend has no graphs", inner->name);
 
     Backend timed = *inner;
     profile_table(&timed);
     Clip *m = clip_create(&cfg, &timed);
     clip_init_random(m, 1);
     ClipTrainConfig train = {.temperature = 0, .train_vision = !freeze_vision, .train_text = 1,
-                             .full_context = full_context, .text_groups = text_groups};
+                             .full_context = full_context, .text_groups = text_groups,
+                             .text_length_multiple = graphs ? 8 : 1}; /* as tng_train with graphs */
     int n_texts = batch * per_image;
     clip_prepare(m, &train, batch, n_texts);
 
@@ -479,12 +483,16 @@ int main(int argc, char **argv) {
     double total = 0;
     for (int s = 0; s <= steps; s++) {
         if (s == 1) memset(prof, 0, sizeof prof); /* step 0 warms up */
+        /* the trainer's step: queued whole (one graph with --cuda-graphs, after the warm-up),
+         * then its one read-back, which returns when the step's last kernel has run */
         double t0 = clock_seconds();
-        clip_forward(m, &cb, NULL);
+        int graph = graphs && s > 0;
+        if (graph) m->be->graph_begin();
+        clip_forward_queued(m, &cb);
         clip_backward(m);
-        clip_optimizer_step(m, &oc, 1);
-        float sync; /* a GPU's step ends when its last kernel has */
-        m->be->to_host(&sync, m->w.logit_scale, sizeof sync);
+        clip_optimizer_queue(m, &oc, 1);
+        if (graph) m->be->graph_launch();
+        clip_step_read(m, 1, NULL);
         if (s > 0) total += clock_seconds() - t0;
     }
     double gemm_s = 0, gemm_flops = 0;
@@ -492,9 +500,9 @@ int main(int argc, char **argv) {
     double attn_s = prof[P_ATTN_FWD].seconds + prof[P_ATTN_BWD].seconds;
     double attn_flops = prof[P_ATTN_FWD].flops + prof[P_ATTN_BWD].flops;
     double step = total / steps, flops = (gemm_flops + attn_flops) / steps;
-    printf("config=%s batch=%d texts=%d text_tokens=%d text_groups=%d text_rows=%d vision=%s steps=%d backend=%s\n",
-           config_name, batch, n_texts, m->text_tokens, m->text_groups.count, m->text_groups.rows,
-           cached_features ? "cached" : freeze_vision ? "frozen" : "trained", steps, desc);
+    printf("config=%s batch=%d texts=%d text_tokens=%d text_groups=%d text_rows=%d vision=%s steps=%d graphs=%s "
+           "backend=%s\n", config_name, batch, n_texts, m->text_tokens, m->text_groups.count, m->text_groups.rows,
+           cached_features ? "cached" : freeze_vision ? "frozen" : "trained", steps, graphs ? "on" : "off", desc);
     printf("step %.2f ms  %.1f pairs/s  %.2f GFLOP/step  %.1f GFLOP/s  %.2f GB allocated", step * 1e3,
            batch / step, flops / 1e9, flops / step / 1e9, allocated_bytes / 1e9);
     if (peak_tflops > 0) printf("  MFU %.1f%% of %.0f TFLOP/s", 100 * flops / step / (peak_tflops * 1e12), peak_tflops);

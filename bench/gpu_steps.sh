@@ -3,7 +3,8 @@
 # runs it; build/cuda/bench_step must be built for this machine or carried).
 #   ours:    build/cuda/bench_step --backend cuda: ViT-B/32 full fine-tuning (bf16 at batch 128,
 #            256 and 1024; fp32 and tf32 at 256) and the TNG step (cached image features, the
-#            text tower, 3 texts per image: bf16 at 256 and 1024), FLOPs counted by the program
+#            text tower, 3 texts per image: bf16 at 256 and 1024), FLOPs counted by the program;
+#            --cuda-graphs against eager launches at batch 32 and 128
 #   PyTorch: bench/bench_step_gpu_torch.py, transformers CLIPModel with bf16 autocast and SDPA,
 #            eager and torch.compile, the same shapes; and the released TNG-CLIP step
 # Each PyTorch run has its own time limit (compiles are slow), so one slow run costs only itself.
@@ -36,6 +37,14 @@ ours tf32 "${peak[1]}" --batch 256
 ours fp32 "${peak[2]}" --batch 256
 for b in 256 1024; do ours bf16 "${peak[0]}" --batch $b --cached-features --texts-per-image 3; done
 ours bf16 "${peak[0]}" --batch 128 --cached-features --texts-per-image 3 --full-context
+# --cuda-graphs (each step one replayed graph) against eager launches, at small batches where
+# launch gaps weigh most; 16-token texts, which graphs' cut at a multiple of 8 leaves as they are
+for b in 32 128; do
+    for graphs in "" --cuda-graphs; do
+        ours bf16 "${peak[0]}" --batch $b --cached-features --texts-per-image 3 --caption-tokens 15 $graphs
+    done
+done
+for graphs in "" --cuda-graphs; do ours bf16 "${peak[0]}" --batch 32 --caption-tokens 15 $graphs; done
 # texts of 8 to 24 tokens: padded to the longest, or in 3 length groups (--text-groups)
 for g in 1 3; do
     ours bf16 "${peak[0]}" --batch 1024 --cached-features --texts-per-image 3 --caption-tokens 24 \

@@ -135,6 +135,18 @@ static void test_standalone_negations(void) {
  * emulated GPU (the CPU, which has no graphs, ignores the option): the same run */
 static void test_cuda_graphs(void) { check_one_process("cuda graphs", "graphs_", "--cuda-graphs", "on"); }
 
+/* bench_step's loop (bench/gpu_steps.sh times it on a GPU) on the emulated GPU with
+ * --cuda-graphs, the TNG step in bf16: the steps after the warm-up captured once, then replayed,
+ * run to the end and report the step */
+static void test_bench_step_graphs(void) {
+    const char *args[] = {"--backend", "cuda", "--precision", "bf16", "--config", "tiny", "--batch", "4",
+                          "--texts-per-image", "3", "--cached-features", "--steps", "3", "--cuda-graphs", NULL};
+    Outcome o = run_in(emu_dir, "bench_step", args);
+    CHECK(o.status == 0 && o.out && strstr(o.out, " graphs=on ") && strstr(o.out, "\nstep "),
+          "emulated bench_step --cuda-graphs exited %d: %s%s", o.status, o.out ? o.out : "", o.err ? o.err : "");
+    outcome_free(&o);
+}
+
 /* mpirun -np 2 of a program: 0 when it exited 0 */
 static int mpirun(const char *dir, const char *program, const char *args) {
     char cmd[4 * PATH_LEN];
@@ -295,6 +307,7 @@ int main(int argc, char **argv) {
     RUN_TEST(test_one_process);
     RUN_TEST(test_standalone_negations);
     RUN_TEST(test_cuda_graphs);
+    RUN_TEST(test_bench_step_graphs);
     RUN_TEST(test_two_ranks);
     RUN_TEST(test_two_ranks_bf16_from_init);
     RUN_TEST(test_eval_equal);

@@ -76,15 +76,16 @@ $(eval $(call EMU_VARIANT,asan))
 # MPI, its device memory being host memory). `--backend cuda` and `mpirun -np 2` then run the
 # real wiring on the CPU; tests/test_emulated_programs.c compares their runs with the CPU
 # backend's. make test hands the folder to the tests as TNG_EMU_BIN_DIR.
-EMU_PROGRAMS := $(addprefix $(EMU_BUILD)/bin/,tng_train tng_eval)
+EMU_PROGRAMS := $(addprefix $(EMU_BUILD)/bin/,tng_train tng_eval bench_step)
 $(EMU_BUILD)/plain/device.o: cuda/device.cu $(EMU_HEADERS)
 	@mkdir -p $(dir $@)
 	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_VARIANT_FLAGS_plain) -c $< -o $@
-$(EMU_BUILD)/bin/%: host/bin/%.c $(EMU_BUILD)/plain/backend_cuda.o $(EMU_BUILD)/plain/device.o \
-                    $(BUILD)/libtng.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< $(EMU_BUILD)/plain/backend_cuda.o $(EMU_BUILD)/plain/device.o \
-	    $(BUILD)/libtng.a $(LDFLAGS) $(LDLIBS) -lstdc++ -o $@
+EMU_PROGRAM_LINK = @mkdir -p $(dir $@) && $(CC) $(CFLAGS) $< $(EMU_BUILD)/plain/backend_cuda.o \
+    $(EMU_BUILD)/plain/device.o $(BUILD)/libtng.a $(LDFLAGS) $(LDLIBS) -lstdc++ -o $@
+$(EMU_BUILD)/bin/%: host/bin/%.c $(EMU_BUILD)/plain/backend_cuda.o $(EMU_BUILD)/plain/device.o $(BUILD)/libtng.a
+	$(EMU_PROGRAM_LINK)
+$(EMU_BUILD)/bin/%: bench/%.c $(EMU_BUILD)/plain/backend_cuda.o $(EMU_BUILD)/plain/device.o $(BUILD)/libtng.a
+	$(EMU_PROGRAM_LINK)
 
 # The repeated modes run test_train_step quick (its small model): the ViT-B/32-width model's
 # kernels and shapes are ones the family tests run in every mode, and it is the slowest run.
