@@ -399,6 +399,46 @@ static void test_sigint_checkpoints_and_resumes(void) {
     if (target == STEPS) check_same_checkpoint(run_dir, straight_run, STEPS);
 }
 
+/* tng_eval --probe on the world's test split: one AUC row per object kind the CSV names, in
+ * name order ("-" where the small split's half lacks a class), and the minimum of the known
+ * ones, all in [0, 100]; a captions CSV without objects is refused, naming the column */
+static void test_eval_probe(void) {
+    char dir[PATH_LEN], test_csv[PATH_LEN], bare_csv[PATH_LEN];
+    format_text(dir, sizeof dir, "%s", world);
+    *strrchr(dir, '/') = 0;
+    format_text(test_csv, sizeof test_csv, "%s/test.csv", dir);
+    Outcome o = run(NULL, "tng_eval", "--quiet", "--model", straight_run, "--probe", test_csv, (char *)NULL);
+    CHECK(o.status == 0, "tng_eval --probe exited %d: %.400s", o.status, o.err);
+    int kinds = 0, known = 0;
+    double lowest = 101, shown_min = -1;
+    char previous[64] = "";
+    for (const char *p = o.out ? strstr(o.out, "| test.csv probe AUC ") : NULL; p; p = strstr(p + 1, "| test.csv probe AUC ")) {
+        char kind[64], value_text[32];
+        CHECK(sscanf(p, "| test.csv probe AUC %63s | %31s |", kind, value_text) == 2, "a probe row: %.80s", p);
+        double value = strcmp(value_text, "-") == 0 ? NAN : atof(value_text);
+        CHECK(isnan(value) || (value >= 0 && value <= 100), "probe row %s: %s is not an AUC in %%", kind, value_text);
+        if (strcmp(kind, "min") == 0) {
+            shown_min = value;
+            continue;
+        }
+        CHECK(strcmp(previous, kind) < 0, "probe rows out of name order: %s after %s", kind, previous);
+        snprintf(previous, sizeof previous, "%s", kind);
+        kinds++;
+        if (!isnan(value)) known++, lowest = fmin(lowest, value);
+    }
+    CHECK(kinds >= 2 && known >= 1 && shown_min == lowest, "%d kinds (%d known), min row %g, lowest row %g: %s",
+          kinds, known, shown_min, lowest, o.out);
+    outcome_free(&o);
+    format_text(bare_csv, sizeof bare_csv, "%s/no_objects.csv", work);
+    char lines[2 * PATH_LEN];
+    format_text(lines, sizeof lines, "filepath,caption\n%s/images/test/000000.jpg,a picture\n", dir);
+    CHECK(write_file_atomic(bare_csv, lines, strlen(lines)) == 0, "cannot write %s", bare_csv);
+    o = run(NULL, "tng_eval", "--quiet", "--model", straight_run, "--probe", bare_csv, (char *)NULL);
+    CHECK(o.status != 0 && o.err && strstr(o.err, "objects"), "a CSV without objects: exit %d, %.200s", o.status,
+          o.err);
+    outcome_free(&o);
+}
+
 /* ----------------------------------------------------------------------------
  * tng_eval: the Markdown table has every expected row, and --json holds the same numbers */
 
@@ -538,6 +578,7 @@ int main(int argc, char **argv) {
     RUN_TEST(test_hard_batches);
     RUN_TEST(test_sigint_checkpoints_and_resumes);
     RUN_TEST(test_eval_table_and_json);
+    RUN_TEST(test_eval_probe);
     RUN_TEST(test_embed_escapes_text);
     RUN_TEST(test_backend_choice);
     programs_cleanup();

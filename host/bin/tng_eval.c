@@ -5,6 +5,8 @@
  *   --retrieval  text->image and image->text Recall@1/5/10 (also negated retrieval files)
  *   --ccneg      CC-Neg: the true caption must outscore its negation
  *   --zeroshot   a folder of class folders, prompts from --templates: top-1 / top-5
+ *   --probe      per object kind, the AUC of a linear probe of the image embeddings: does the
+ *                image tower see the objects the questions are about (eval/probe.h)
  * Embeddings are cosine similarities of L2-normalised features, as NegBench scores them.
  */
 #include <cjson/cJSON.h>
@@ -28,7 +30,7 @@ typedef struct {
 } PathList;
 
 typedef struct {
-    PathList models, mcq, retrieval, ccneg;
+    PathList models, mcq, retrieval, ccneg, probe;
     const char *names[MAX_INPUTS];
     const char *zeroshot, *templates, *image_root, *json;
     int batch, quiet;
@@ -63,6 +65,8 @@ static void name_model(const CliProgram *prog, const CliOption *opt, const char 
       "NegBench retrieval CSV: filepath,captions (repeatable)")                                              \
     X(CCNEG, 0, "ccneg", "CSV", NULL, CLI_CUSTOM(ccneg, PathList, push_path),                                \
       "CC-Neg CSV: image_path,caption,negated_caption (repeatable)")                                         \
+    X(PROBE, 0, "probe", "CSV", NULL, CLI_CUSTOM(probe, PathList, push_path),                                \
+      "linear probe AUC per object kind: filepath,caption,objects CSV (repeatable)")                         \
     X(ZEROSHOT, 0, "zeroshot", "DIR", NULL, CLI_STRING(zeroshot),                                            \
       "zero-shot classification: one folder of images per class")                                            \
     X(TEMPLATES, 0, "templates", "FILE", NULL, CLI_STRING(templates),                                        \
@@ -82,7 +86,7 @@ enum { EVAL_OPTIONS(CLI_ENUM_ROW) N_OPTIONS };
 
 #define CLI_ARGS EvalArgs
 CLI_PROGRAM(EVAL_OPTIONS, "tng_eval",
-            "--model DIR [--model DIR]... [--mcq CSV] [--retrieval CSV] [--ccneg CSV] ...",
+            "--model DIR [--model DIR]... [--mcq CSV] [--retrieval CSV] [--ccneg CSV] [--probe CSV] ...",
             "Evaluates CLIP models on negation benchmarks and prints a Markdown table.");
 
 /* One row of the results table: a metric name and its value per model. */
@@ -149,6 +153,20 @@ static void eval_ccneg(Encoder *enc, int model, const char *path, const EvalArgs
     record(table, model, name, 100 * evaluate_ccneg(enc, path, args->image_root, !args->quiet, (TieRule)args->ties));
 }
 
+static void eval_probe(Encoder *enc, int model, const char *path, const EvalArgs *args, MetricTable *table) {
+    ProbeResult r;
+    evaluate_probe(enc, path, args->image_root, !args->quiet, &r);
+    char name[160];
+    double worst = INFINITY;
+    for (int k = 0; k < r.n_kinds; k++) {
+        snprintf(name, sizeof name, "%s probe AUC %s", base_name(path), r.kind[k]);
+        record(table, model, name, 100 * r.auc[k]);
+        if (!isnan(r.auc[k])) worst = fmin(worst, r.auc[k]);
+    }
+    snprintf(name, sizeof name, "%s probe AUC min", base_name(path));
+    record(table, model, name, isinf(worst) ? NAN : 100 * worst);
+}
+
 static void eval_zeroshot(Encoder *enc, int model, const EvalArgs *args, MetricTable *table) {
     double top1, top5;
     evaluate_zeroshot(enc, args->zeroshot, args->templates, &top1, &top5);
@@ -195,8 +213,8 @@ int main(int argc, char **argv) {
     EvalArgs args = {0};
     cli_parse(&PROGRAM, argc, argv, &args, NULL);
     if (args.models.count == 0) cli_fail(&PROGRAM, "give at least one --model");
-    if (!args.mcq.count && !args.retrieval.count && !args.ccneg.count && !args.zeroshot)
-        cli_fail(&PROGRAM, "nothing to evaluate: give --mcq, --retrieval, --ccneg or --zeroshot");
+    if (!args.mcq.count && !args.retrieval.count && !args.ccneg.count && !args.probe.count && !args.zeroshot)
+        cli_fail(&PROGRAM, "nothing to evaluate: give --mcq, --retrieval, --ccneg, --probe or --zeroshot");
     if (!args.zeroshot != !args.templates) cli_fail(&PROGRAM, "--zeroshot and --templates go together");
     for (int m = 0; m < args.models.count; m++)
         if (!args.names[m]) args.names[m] = args.models.path[m];
@@ -222,6 +240,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < args.retrieval.count; i++)
             eval_retrieval(&enc, m, args.retrieval.path[i], &args, &results);
         for (int i = 0; i < args.ccneg.count; i++) eval_ccneg(&enc, m, args.ccneg.path[i], &args, &results);
+        for (int i = 0; i < args.probe.count; i++) eval_probe(&enc, m, args.probe.path[i], &args, &results);
         if (args.zeroshot) eval_zeroshot(&enc, m, &args, &results);
         encoder_close(&enc);
     }

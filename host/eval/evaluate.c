@@ -10,8 +10,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "util/common.h"
-#include "dataset/dataset.h"
+#include "dataset/dataset.h" // defines: Dataset, dataset_load, DATASET_CSV
+#include "eval/probe.h"       // defines: probe_fit, probe_score, probe_auc
+#include "util/common.h"      // defines: die, mallocCheck
 
 static const char *base_name(const char *path) {
     const char *slash = strrchr(path, '/');
@@ -142,6 +143,53 @@ double evaluate_ccneg(Encoder *enc, const char *path, const char *image_root, in
 }
 
 /* ---- zero-shot classification over DIR/<class>/<image> ---- */
+
+/* Kind k's position among the sorted kinds, adding it (in order) when new. */
+static int probe_kind(ProbeResult *out, const char *path, const char *name) {
+    int k = 0;
+    while (k < out->n_kinds && strcmp(out->kind[k], name) < 0) k++;
+    if (k < out->n_kinds && strcmp(out->kind[k], name) == 0) return k;
+    if (out->n_kinds == PROBE_MAX_KINDS) die("%s: more than %d object kinds", path, PROBE_MAX_KINDS);
+    if (strlen(name) >= PROBE_KIND_NAME) die("%s: object name \"%s\" is too long", path, name);
+    memmove(out->kind[k + 1], out->kind[k], sizeof out->kind[0] * (size_t)(out->n_kinds - k));
+    snprintf(out->kind[k], PROBE_KIND_NAME, "%s", name);
+    out->n_kinds++;
+    return k;
+}
+
+void evaluate_probe(Encoder *enc, const char *path, const char *image_root, int progress, ProbeResult *out) {
+    Dataset ds = load_or_die(path, DATASET_CSV, image_root);
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < ds.count; i++)
+        for (int o = 0; o < ds.items[i].n_objects; o++) probe_kind(out, path, ds.items[i].objects[o]);
+    if (!out->n_kinds) die("%s: no objects column (filepath,caption,objects) to probe", path);
+    float *emb;
+    embed_readable_items(enc, path, "image", &ds, &emb, progress);
+    int n = ds.count, D = enc->dim, n_fit = (n + 1) / 2, n_scored = n / 2;
+    /* even items fit, odd items are scored */
+    float *fit_x = mallocCheck(sizeof(float) * (size_t)n_fit * D), *scored_x = mallocCheck(sizeof(float) * (size_t)(n_scored ? n_scored : 1) * D);
+    for (int i = 0; i < n; i++)
+        memcpy((i % 2 ? scored_x : fit_x) + (size_t)(i / 2) * D, emb + (size_t)i * D, sizeof(float) * D);
+    unsigned char *fit_y = mallocCheck((size_t)n_fit), *scored_y = mallocCheck((size_t)(n_scored ? n_scored : 1));
+    double *w = mallocCheck(sizeof(double) * (size_t)(D + 1)), *score = mallocCheck(sizeof(double) * (size_t)(n_scored ? n_scored : 1));
+    for (int k = 0; k < out->n_kinds; k++) {
+        int fit_pos = 0;
+        for (int i = 0; i < n; i++) {
+            int holds = 0;
+            for (int o = 0; o < ds.items[i].n_objects && !holds; o++) holds = strcmp(ds.items[i].objects[o], out->kind[k]) == 0;
+            if (i % 2) scored_y[i / 2] = (unsigned char)holds;
+            else fit_y[i / 2] = (unsigned char)holds, fit_pos += holds;
+        }
+        out->auc[k] = NAN;
+        if (fit_pos == 0 || fit_pos == n_fit) continue; /* nothing to fit: the AUC stays unknown */
+        probe_fit_validated(fit_x, fit_y, n_fit, D, w);
+        for (int i = 0; i < n_scored; i++) score[i] = probe_score(w, scored_x + (size_t)i * D, D);
+        out->auc[k] = probe_auc(score, scored_y, n_scored);
+    }
+    out->n_fit = n_fit, out->n_scored = n_scored;
+    free(fit_x), free(scored_x), free(fit_y), free(scored_y), free(w), free(score), free(emb);
+    dataset_free(&ds);
+}
 
 static int compare_strings(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);

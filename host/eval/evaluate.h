@@ -23,6 +23,18 @@ void evaluate_retrieval(Encoder *enc, const char *csv, const char *image_root, i
 /* CC-Neg accuracy in [0, 1]. */
 double evaluate_ccneg(Encoder *enc, const char *csv, const char *image_root, int progress,
                       TieRule ties);
+/* The linear probe (probe.h) on a captions CSV with objects (filepath,caption,objects: a
+ * synthetic world's, or COCO's made so): each image's embedding, the images in file order
+ * alternately into a fitting half and a scored half; per object kind, in name order, the AUC on
+ * the scored half of the probe fitted on the other (NAN where a half lacks either class). */
+enum { PROBE_MAX_KINDS = 64, PROBE_KIND_NAME = 64 };
+typedef struct {
+    int n_kinds, n_fit, n_scored;
+    char kind[PROBE_MAX_KINDS][PROBE_KIND_NAME];
+    double auc[PROBE_MAX_KINDS];
+} ProbeResult;
+void evaluate_probe(Encoder *enc, const char *csv, const char *image_root, int progress, ProbeResult *out);
+
 /* Zero-shot top-1 / top-5 accuracy in [0, 1] over DIR/<class>/<image files>, with class
  * prompts from a template file ({} is replaced by the folder name, '_' read as ' '). */
 void evaluate_zeroshot(Encoder *enc, const char *dir, const char *templates, double *top1,
