@@ -27,7 +27,7 @@ static void infonce_case(int Ni, int per_image, float scale, int ranks, int rank
     InfonceTerms terms = infonce_whole(Ni, Ni * scored_per_image);
     int block_Ni = Ni, block_Nt = Ni * per_image, first_text = 0;
     if (ranks > 1) {
-        terms = InfonceTerms{rows, !rows, rows ? rank * Ni : 0, Ni_g, Nt_g, 0.0f, 0, NULL};
+        terms = InfonceTerms{rows, !rows, rows ? rank * Ni : 0, Ni_g, Nt_g, 0.0f, 0, NULL, 1.0f};
         block_Ni = rows ? Ni : Ni_g;
         block_Nt = rows ? Nt_g : Ni * per_image;
         first_text = rows ? 0 : rank * Ni * per_image;
@@ -138,7 +138,7 @@ static void call_column_term_on_row_block(void *unused) {
         target[i] = -1;
     IntPair t2i = int_pair(txt2img, Nt), i2t = int_pair(target, Ni);
     Pair cos = pair_random((size_t)Ni * Nt, 0.3), stats = pair_poisoned(INFONCE_NSTATS);
-    InfonceTerms terms = {1, 1, Ni, 2 * Ni, Nt, 0.0f, 0, NULL}; /* rows [4, 8) of 8 images */
+    InfonceTerms terms = {1, 1, Ni, 2 * Ni, Nt, 0.0f, 0, NULL, 1.0f}; /* rows [4, 8) of 8 images */
     gpu->infonce_forward_backward(cos.dev, stats.dev, cos.dev, t2i.dev, i2t.dev, NULL, 14.0f, Ni, Nt,
                                   &terms);
 }
