@@ -1,0 +1,142 @@
+/*
+ * test_mcq_loss.c: the MCQ objective (engine/mcq_loss.h) on the CPU backend.
+ *
+ *   finite_differences  loss, feature gradients and the learned logit scale's gradient against
+ *                       a float64 reference written from the definition (cross-entropy of each
+ *                       image with a question over its own options, mean over those images,
+ *                       times W), its gradients by central differences; an image without a
+ *                       question adds nothing and gets no gradient, nor do its options
+ *   weight_scales       W = 2 is W = 1 doubled, bit for bit (loss, gradients, dscale): the
+ *                       weight reaches the loss, the gradients and the scale's gradient
+ *   no_question         a batch whose images have no question scores 0 and adds no gradient
+ *
+ * Tolerance: the op computes in double and rounds once to float, the matmuls are float (8
+ * terms): 2e-5 absolute on values of order 1; central differences in double with h = 1e-6
+ * are exact to ~1e-9, far below it.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/backend.h"  // defines: backend_cpu, INFONCE_NSTATS
+#include "engine/mcq_loss.h" // defines: McqLoss, mcq_loss_*
+#include "harness.h"
+#include "util/common.h"     // defines: mallocCheck
+#include "util/rng.h"        // defines: Rng, rng_normal
+
+enum { NI = 5, K = 4, D = 8 };
+static const float WEIGHT = 1.5f, LOGIT_SCALE = 2.5f; /* scale e^2.5 = 12.2 */
+static const int ANSWER[NI] = {2, -1, 0, 3, 1};        /* image 1 has no question */
+
+static void unit_rows(float *x, int n, uint64_t seed) {
+    Rng rng;
+    rng_seed(&rng, seed);
+    for (int r = 0; r < n; r++) {
+        double norm = 0;
+        for (int d = 0; d < D; d++) x[r * D + d] = (float)rng_normal(&rng), norm += x[r * D + d] * x[r * D + d];
+        for (int d = 0; d < D; d++) x[r * D + d] = (float)(x[r * D + d] / sqrt(norm));
+    }
+}
+
+/* The definition, in double: options k-major (option k of image i is row k * NI + i). */
+static double reference(const double *img, const double *opt, double log_scale) {
+    double total = 0, scale = exp(log_scale);
+    int questions = 0;
+    for (int i = 0; i < NI; i++) {
+        if (ANSWER[i] < 0) continue;
+        double logit[K], m = -INFINITY, sum = 0;
+        for (int k = 0; k < K; k++) {
+            double c = 0;
+            for (int d = 0; d < D; d++) c += img[i * D + d] * opt[(k * NI + i) * D + d];
+            logit[k] = scale * c;
+            m = fmax(m, logit[k]);
+        }
+        for (int k = 0; k < K; k++) sum += exp(logit[k] - m);
+        total += m + log(sum) - logit[ANSWER[i]];
+        questions++;
+    }
+    return WEIGHT * total / questions;
+}
+
+typedef struct {
+    float stats[INFONCE_NSTATS], d_images[NI * D], d_options[K * NI * D], d_logit_scale;
+} Result;
+
+static Result score(float weight, const int *answer, const float *images, const float *options) {
+    Result r = {0};
+    McqLoss *loss = mcq_loss_create(backend_cpu(), D);
+    mcq_loss_prepare(loss, NULL, weight, K, NI);
+    float logit_scale = LOGIT_SCALE;
+    mcq_loss_score(loss, images, options, NI, answer, &logit_scale, 0.0f);
+    memcpy(r.stats, loss->stats, sizeof r.stats);
+    mcq_loss_backward(loss, r.d_images, r.d_options, &r.d_logit_scale, &logit_scale);
+    mcq_loss_free(loss);
+    return r;
+}
+
+static void test_finite_differences(void) {
+    float images[NI * D], options[K * NI * D];
+    unit_rows(images, NI, 1), unit_rows(options, K * NI, 2);
+    Result got = score(WEIGHT, ANSWER, images, options);
+    double img[NI * D], opt[K * NI * D], h = 1e-6;
+    for (int k = 0; k < NI * D; k++) img[k] = images[k];
+    for (int k = 0; k < K * NI * D; k++) opt[k] = options[k];
+    double want = reference(img, opt, LOGIT_SCALE);
+    CHECK(fabs(got.stats[INFONCE_LOSS] - want) < 2e-5, "loss %.9g, the definition %.9g", got.stats[INFONCE_LOSS], want);
+    double worst = 0;
+    for (int k = 0; k < NI * D; k++) {
+        double keep = img[k];
+        img[k] = keep + h;
+        double up = reference(img, opt, LOGIT_SCALE);
+        img[k] = keep - h;
+        double down = reference(img, opt, LOGIT_SCALE);
+        img[k] = keep;
+        worst = fmax(worst, fabs((up - down) / (2 * h) - got.d_images[k]));
+    }
+    for (int k = 0; k < K * NI * D; k++) {
+        double keep = opt[k];
+        opt[k] = keep + h;
+        double up = reference(img, opt, LOGIT_SCALE);
+        opt[k] = keep - h;
+        double down = reference(img, opt, LOGIT_SCALE);
+        opt[k] = keep;
+        worst = fmax(worst, fabs((up - down) / (2 * h) - got.d_options[k]));
+    }
+    CHECK(worst < 2e-5, "feature gradients differ from central differences by up to %.3g", worst);
+    double ds = (reference(img, opt, LOGIT_SCALE + h) - reference(img, opt, LOGIT_SCALE - h)) / (2 * h);
+    CHECK(fabs(ds - got.d_logit_scale) < 2e-5, "dloss/dlogit_scale %.9g, central differences %.9g",
+          got.d_logit_scale, ds);
+    /* image 1 has no question: no gradient for it nor for its options; the others have some */
+    for (int d = 0; d < D; d++) {
+        CHECK(got.d_images[1 * D + d] == 0, "image 1 (no question) got a gradient");
+        for (int k = 0; k < K; k++) CHECK(got.d_options[(k * NI + 1) * D + d] == 0, "image 1's option %d got a gradient", k);
+    }
+    CHECK(got.d_images[0] != 0 && got.d_options[0] != 0, "image 0 and its first option got no gradient");
+}
+
+static void test_weight_scales(void) {
+    float images[NI * D], options[K * NI * D];
+    unit_rows(images, NI, 3), unit_rows(options, K * NI, 4);
+    Result one = score(1.0f, ANSWER, images, options), two = score(2.0f, ANSWER, images, options);
+    int same = two.stats[INFONCE_LOSS] == 2 * one.stats[INFONCE_LOSS] &&
+               two.stats[INFONCE_DSCALE] == 2 * one.stats[INFONCE_DSCALE] && two.d_logit_scale == 2 * one.d_logit_scale;
+    for (int k = 0; k < NI * D; k++) same &= two.d_images[k] == 2 * one.d_images[k];
+    for (int k = 0; k < K * NI * D; k++) same &= two.d_options[k] == 2 * one.d_options[k];
+    CHECK(same, "W = 2 is not W = 1 doubled: loss %.9g vs %.9g", two.stats[INFONCE_LOSS], one.stats[INFONCE_LOSS]);
+    CHECK(one.stats[INFONCE_LOSS] > 0, "a loss of %.9g", one.stats[INFONCE_LOSS]);
+}
+
+static void test_no_question(void) {
+    float images[NI * D], options[K * NI * D];
+    unit_rows(images, NI, 5), unit_rows(options, K * NI, 6);
+    static const int none[NI] = {-1, -1, -1, -1, -1};
+    Result got = score(WEIGHT, none, images, options), zero = {0};
+    CHECK(memcmp(&got, &zero, sizeof got) == 0, "no question: loss %.9g, or a gradient was added", got.stats[INFONCE_LOSS]);
+}
+
+int main(void) {
+    RUN_TEST(test_finite_differences);
+    RUN_TEST(test_weight_scales);
+    RUN_TEST(test_no_question);
+    return test_summary();
+}
