@@ -9,6 +9,10 @@
  *   weight_scales       W = 2 is W = 1 doubled, bit for bit (loss, gradients, dscale): the
  *                       weight reaches the loss, the gradients and the scale's gradient
  *   no_question         a batch whose images have no question scores 0 and adds no gradient
+ *   model_keeps_infonce_apart  a model batch with options appended (ClipBatch.mcq) has the
+ *                       InfoNCE stats of the batch without them, bit for bit (the options are
+ *                       not its columns), scores its questions, and its step reads an MCQ loss
+ *                       (0 without) and moves the weights differently
  *
  * Tolerance: the op computes in double and rounds once to float, the matmuls are float (8
  * terms): 2e-5 absolute on values of order 1; central differences in double with h = 1e-6
@@ -20,7 +24,10 @@
 
 #include "engine/backend.h"  // defines: backend_cpu, INFONCE_NSTATS
 #include "engine/mcq_loss.h" // defines: McqLoss, mcq_loss_*
+#include "engine/model.h"    // defines: Clip, ClipBatch, clip_forward, clip_backward
+#include "engine/optim.h"    // defines: OptimConfig, clip_optimizer_queue, clip_step_read
 #include "harness.h"
+#include "small_model.h"     // defines: small_config
 #include "util/common.h"     // defines: mallocCheck
 #include "util/rng.h"        // defines: Rng, rng_normal
 
@@ -134,8 +141,64 @@ static void test_no_question(void) {
     CHECK(memcmp(&got, &zero, sizeof got) == 0, "no question: loss %.9g, or a gradient was added", got.stats[INFONCE_LOSS]);
 }
 
+/* The model: a batch with options after its texts. Random tokens, every row ending in EOT (63)
+ * at the same place, so that the text tower cuts every batch to the same length. */
+enum { MODEL_TEXTS = 2 * NI, CTX_USED = 6 };
+static void random_tokens(int *tokens, int n, int ctx, Rng *rng) {
+    memset(tokens, 0, sizeof(int) * (size_t)n * ctx);
+    for (int r = 0; r < n; r++) {
+        for (int p = 0; p < CTX_USED - 1; p++) tokens[r * ctx + p] = 1 + (int)rng_below(rng, 60);
+        tokens[r * ctx + CTX_USED - 1] = 63;
+    }
+}
+
+static void test_model_keeps_infonce_apart(void) {
+    ClipConfig c = small_config();
+    int ctx = c.context_length, D_model = c.embed_dim, n_all = MODEL_TEXTS + K * NI;
+    Rng rng;
+    rng_seed(&rng, 8);
+    int *tokens = mallocCheck(sizeof(int) * (size_t)n_all * ctx);
+    random_tokens(tokens, n_all, ctx, &rng);
+    float *features = mallocCheck(sizeof(float) * NI * (size_t)D_model);
+    for (int k = 0; k < NI * D_model; k++) features[k] = (float)rng_normal(&rng);
+    for (int i = 0; i < NI; i++) { /* unit rows, as a frozen tower's */
+        double norm = 0;
+        for (int d = 0; d < D_model; d++) norm += features[i * D_model + d] * features[i * D_model + d];
+        for (int d = 0; d < D_model; d++) features[i * D_model + d] = (float)(features[i * D_model + d] / sqrt(norm));
+    }
+    int txt2img[MODEL_TEXTS], target[NI];
+    for (int t = 0; t < MODEL_TEXTS; t++) txt2img[t] = t % NI;
+    for (int i = 0; i < NI; i++) target[i] = i;
+    float stats[2][INFONCE_NSTATS], params_after[2][4];
+    for (int with_mcq = 0; with_mcq <= 1; with_mcq++) {
+        Clip *m = clip_create(&c, backend_cpu());
+        clip_init_random(m, 5);
+        ClipTrainConfig train = {.temperature = 0.07f, .train_vision = 0, .train_text = 1,
+                                 .mcq_weight = with_mcq ? WEIGHT : 0, .mcq_options = K};
+        clip_prepare(m, &train, NI, with_mcq ? n_all : MODEL_TEXTS);
+        ClipBatch batch = {.n_images = NI, .image_features = features, .n_texts = with_mcq ? n_all : MODEL_TEXTS,
+                           .tokens = tokens, .txt2img = txt2img, .i2t_target = target};
+        if (with_mcq) batch.mcq = (McqQuestions){.first_text = MODEL_TEXTS, .answer = ANSWER};
+        clip_forward(m, &batch, stats[with_mcq]);
+        if (with_mcq) CHECK(m->mcq->questions == NI - 1, "%d questions scored, want %d", m->mcq->questions, NI - 1);
+        clip_backward(m);
+        float mcq_stats[INFONCE_NSTATS], read[INFONCE_NSTATS];
+        clip_optimizer_queue(m, &(OptimConfig){.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.98f, .eps = 1e-6f}, 1);
+        clip_step_read(m, 1, read, mcq_stats);
+        if (with_mcq) CHECK(mcq_stats[INFONCE_LOSS] > 0, "the step read an MCQ loss of %g", mcq_stats[INFONCE_LOSS]);
+        else CHECK(mcq_stats[INFONCE_LOSS] == 0, "no MCQ, yet the step read an MCQ loss of %g", mcq_stats[INFONCE_LOSS]);
+        memcpy(params_after[with_mcq], m->params + m->layout.total - 4, sizeof params_after[0]);
+        clip_free(m);
+    }
+    CHECK(memcmp(stats[0], stats[1], sizeof stats[0]) == 0, "the options changed InfoNCE: loss %.9g vs %.9g",
+          stats[1][INFONCE_LOSS], stats[0][INFONCE_LOSS]);
+    CHECK(memcmp(params_after[0], params_after[1], sizeof params_after[0]) != 0, "the MCQ loss changed no weight");
+    free(tokens), free(features);
+}
+
 int main(void) {
     RUN_TEST(test_finite_differences);
+    RUN_TEST(test_model_keeps_infonce_apart);
     RUN_TEST(test_weight_scales);
     RUN_TEST(test_no_question);
     return test_summary();
