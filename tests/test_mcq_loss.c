@@ -5,7 +5,9 @@
  *                       a float64 reference written from the definition (cross-entropy of each
  *                       image with a question over its own options, mean over those images,
  *                       times W), its gradients by central differences; an image without a
- *                       question adds nothing and gets no gradient, nor do its options
+ *                       question adds nothing and gets no gradient, nor do its options; the
+ *                       training accuracy is the share of questions whose true option has the
+ *                       highest cosine
  *   weight_scales       W = 2 is W = 1 doubled, bit for bit (loss, gradients, dscale): the
  *                       weight reaches the loss, the gradients and the scale's gradient
  *   no_question         a batch whose images have no question scores 0 and adds no gradient
@@ -33,6 +35,7 @@
 
 enum { NI = 5, K = 4, D = 8 };
 static const float WEIGHT = 1.5f, LOGIT_SCALE = 2.5f; /* scale e^2.5 = 12.2 */
+static const double H = 1e-6;                          /* the central differences' step */
 static const int ANSWER[NI] = {2, -1, 0, 3, 1};        /* image 1 has no question */
 
 static void unit_rows(float *x, int n, uint64_t seed) {
@@ -45,7 +48,26 @@ static void unit_rows(float *x, int n, uint64_t seed) {
     }
 }
 
-/* The definition, in double: options k-major (option k of image i is row k * NI + i). */
+/* cos(image i, its option k), in double: options k-major (option k of image i is row k * NI + i) */
+static double option_cos(const double *img, const double *opt, int i, int k) {
+    double c = 0;
+    for (int d = 0; d < D; d++) c += img[i * D + d] * opt[(k * NI + i) * D + d];
+    return c;
+}
+
+/* The share of the questions whose true option has the highest cosine of the image's options. */
+static double reference_accuracy(const double *img, const double *opt) {
+    int right = 0, questions = 0;
+    for (int i = 0; i < NI; i++) {
+        if (ANSWER[i] < 0) continue;
+        int best = 1;
+        for (int k = 0; k < K; k++) best &= k == ANSWER[i] || option_cos(img, opt, i, ANSWER[i]) > option_cos(img, opt, i, k);
+        right += best, questions++;
+    }
+    return (double)right / questions;
+}
+
+/* The definition, in double. */
 static double reference(const double *img, const double *opt, double log_scale) {
     double total = 0, scale = exp(log_scale);
     int questions = 0;
@@ -53,9 +75,7 @@ static double reference(const double *img, const double *opt, double log_scale) 
         if (ANSWER[i] < 0) continue;
         double logit[K], m = -INFINITY, sum = 0;
         for (int k = 0; k < K; k++) {
-            double c = 0;
-            for (int d = 0; d < D; d++) c += img[i * D + d] * opt[(k * NI + i) * D + d];
-            logit[k] = scale * c;
+            logit[k] = scale * option_cos(img, opt, i, k);
             m = fmax(m, logit[k]);
         }
         for (int k = 0; k < K; k++) sum += exp(logit[k] - m);
@@ -66,7 +86,7 @@ static double reference(const double *img, const double *opt, double log_scale) 
 }
 
 typedef struct {
-    float stats[INFONCE_NSTATS], d_images[NI * D], d_options[K * NI * D], d_logit_scale;
+    float stats[INFONCE_NSTATS], d_images[NI * D], d_options[K * NI * D], d_logit_scale, accuracy;
 } Result;
 
 static Result score(float weight, const int *answer, const float *images, const float *options) {
@@ -77,40 +97,39 @@ static Result score(float weight, const int *answer, const float *images, const 
     mcq_loss_score(loss, images, options, NI, answer, &logit_scale, 0.0f);
     memcpy(r.stats, loss->stats, sizeof r.stats);
     mcq_loss_backward(loss, r.d_images, r.d_options, &r.d_logit_scale, &logit_scale);
+    r.accuracy = mcq_loss_accuracy(loss);
     mcq_loss_free(loss);
     return r;
+}
+
+/* The largest gap between grad[0..n) and the reference's central differences in x[0..n), x
+ * being img or opt (restored after each probe). */
+static double worst_gap(double *x, int n, const float *grad, const double *img, const double *opt) {
+    double worst = 0;
+    for (int k = 0; k < n; k++) {
+        double keep = x[k];
+        x[k] = keep + H;
+        double up = reference(img, opt, LOGIT_SCALE);
+        x[k] = keep - H;
+        double down = reference(img, opt, LOGIT_SCALE);
+        x[k] = keep;
+        worst = fmax(worst, fabs((up - down) / (2 * H) - grad[k]));
+    }
+    return worst;
 }
 
 static void test_finite_differences(void) {
     float images[NI * D], options[K * NI * D];
     unit_rows(images, NI, 1), unit_rows(options, K * NI, 2);
     Result got = score(WEIGHT, ANSWER, images, options);
-    double img[NI * D], opt[K * NI * D], h = 1e-6;
+    double img[NI * D], opt[K * NI * D];
     for (int k = 0; k < NI * D; k++) img[k] = images[k];
     for (int k = 0; k < K * NI * D; k++) opt[k] = options[k];
     double want = reference(img, opt, LOGIT_SCALE);
     CHECK(fabs(got.stats[INFONCE_LOSS] - want) < 2e-5, "loss %.9g, the definition %.9g", got.stats[INFONCE_LOSS], want);
-    double worst = 0;
-    for (int k = 0; k < NI * D; k++) {
-        double keep = img[k];
-        img[k] = keep + h;
-        double up = reference(img, opt, LOGIT_SCALE);
-        img[k] = keep - h;
-        double down = reference(img, opt, LOGIT_SCALE);
-        img[k] = keep;
-        worst = fmax(worst, fabs((up - down) / (2 * h) - got.d_images[k]));
-    }
-    for (int k = 0; k < K * NI * D; k++) {
-        double keep = opt[k];
-        opt[k] = keep + h;
-        double up = reference(img, opt, LOGIT_SCALE);
-        opt[k] = keep - h;
-        double down = reference(img, opt, LOGIT_SCALE);
-        opt[k] = keep;
-        worst = fmax(worst, fabs((up - down) / (2 * h) - got.d_options[k]));
-    }
+    double worst = fmax(worst_gap(img, NI * D, got.d_images, img, opt), worst_gap(opt, K * NI * D, got.d_options, img, opt));
     CHECK(worst < 2e-5, "feature gradients differ from central differences by up to %.3g", worst);
-    double ds = (reference(img, opt, LOGIT_SCALE + h) - reference(img, opt, LOGIT_SCALE - h)) / (2 * h);
+    double ds = (reference(img, opt, LOGIT_SCALE + H) - reference(img, opt, LOGIT_SCALE - H)) / (2 * H);
     CHECK(fabs(ds - got.d_logit_scale) < 2e-5, "dloss/dlogit_scale %.9g, central differences %.9g",
           got.d_logit_scale, ds);
     /* image 1 has no question: no gradient for it nor for its options; the others have some */
@@ -119,6 +138,8 @@ static void test_finite_differences(void) {
         for (int k = 0; k < K; k++) CHECK(got.d_options[(k * NI + 1) * D + d] == 0, "image 1's option %d got a gradient", k);
     }
     CHECK(got.d_images[0] != 0 && got.d_options[0] != 0, "image 0 and its first option got no gradient");
+    CHECK(got.accuracy == (float)reference_accuracy(img, opt), "training accuracy %g, the definition's %g",
+          got.accuracy, reference_accuracy(img, opt));
 }
 
 static void test_weight_scales(void) {

@@ -44,6 +44,13 @@ static TngLayout layout_of(const TngConfig *cfg) {
                        .standalone = cfg->standalone, .mcq_options = cfg->mcq ? TNG_MCQ_OPTIONS : 0};
 }
 
+/* A random pool (seed) and the config with the options on; returns their layout. */
+static TngLayout mcq_pool(Batch *b, uint64_t seed, TngConfig *cfg) {
+    batch_random(b, B, 8, seed);
+    *cfg = mcq_config(1);
+    return layout_of(cfg);
+}
+
 /* Reads an option: 1 if it is true for caption (every noun it affirms mentioned, every noun it
  * denies not), 0 if false, -1 if it affirms or denies neither the image's object nor a noun
  * the caption mentions. */
@@ -72,9 +79,8 @@ static int option_truth(const char *option, const char *caption, int object) {
 
 static void test_one_true_option(void) {
     Batch b;
-    batch_random(&b, B, 8, 71);
-    TngConfig cfg = mcq_config(1);
-    TngLayout l = layout_of(&cfg);
+    TngConfig cfg;
+    TngLayout l = mcq_pool(&b, 71, &cfg);
     TngTexts t = {0};
     int types[TNG_MCQ_TYPES] = {0}, questions = 0;
     for (int64_t batch = 0; batch < 4; batch++) {
@@ -143,9 +149,8 @@ static void test_off_is_unchanged(void) {
 
 static void test_deterministic(void) {
     Batch b;
-    batch_random(&b, B, 8, 73);
-    TngConfig cfg = mcq_config(1);
-    TngLayout l = layout_of(&cfg);
+    TngConfig cfg;
+    TngLayout l = mcq_pool(&b, 73, &cfg);
     TngTexts a = {0}, again = {0}, other = {0};
     generate(&cfg, &b, 9, &a);
     generate(&cfg, &b, 9, &again);
@@ -192,9 +197,8 @@ static int holds_fragment_of(const char *text_norm, const char *tmpl) {
 
 static void test_no_held_out_phrasing(void) {
     Batch b;
-    batch_random(&b, B, 8, 74);
-    TngConfig cfg = mcq_config(1);
-    TngLayout l = layout_of(&cfg);
+    TngConfig cfg;
+    TngLayout l = mcq_pool(&b, 74, &cfg);
     TngTexts t = {0};
     int checked = 0;
     for (int64_t batch = 0; batch < 8; batch++) {

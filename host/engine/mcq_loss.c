@@ -4,7 +4,8 @@
  *
  * The block is [Ni, K * Ni], all of a process's images against all of its options (one
  * matmul; row i keeps K of its K * Ni columns). The wasted columns cost a matmul the size of
- * the K * Ni option texts' projection, small beside the text tower that encodes them.
+ * the K * Ni option texts' projection, small beside the text tower that encodes them. The op
+ * writes dcos beside cos (not over it), so the training accuracy can be read afterwards.
  */
 #include "engine/mcq_loss.h"
 
@@ -20,10 +21,10 @@ McqLoss *mcq_loss_create(const Backend *be, int embed_dim) {
 }
 
 static void buffers_free(McqLoss *loss) {
-    void *device[] = {loss->cos, loss->stats, loss->txt2img, loss->target, loss->exclude};
+    void *device[] = {loss->cos, loss->dcos, loss->stats, loss->txt2img, loss->target, loss->exclude};
     for (size_t i = 0; i < sizeof device / sizeof *device; i++)
         if (device[i]) loss->be->release(device[i]);
-    free(loss->exclude_host), free(loss->target_host);
+    free(loss->exclude_host), free(loss->target_host), free(loss->answer_host), free(loss->cos_host);
 }
 
 void mcq_loss_free(McqLoss *loss) {
@@ -41,11 +42,14 @@ void mcq_loss_prepare(McqLoss *loss, const Dist *dist, float weight, int options
     loss->dist = dist, loss->weight = weight, loss->options = options, loss->max_images = max_images;
     size_t columns = (size_t)options * max_images;
     loss->cos = be->alloc(sizeof(float) * columns * max_images);
+    loss->dcos = be->alloc(sizeof(float) * columns * max_images);
     loss->stats = be->alloc(sizeof(float) * INFONCE_NSTATS);
     loss->txt2img = be->alloc(sizeof(int) * columns);
     loss->target = be->alloc(sizeof(int) * (size_t)max_images);
     loss->exclude = be->alloc(columns * max_images);
     loss->exclude_host = mallocCheck(columns * max_images);
+    loss->answer_host = mallocCheck(sizeof(int) * (size_t)max_images);
+    loss->cos_host = mallocCheck(sizeof(float) * columns * max_images);
     loss->target_host = mallocCheck(sizeof(int) * columns); /* the -1s first, then the targets */
     for (size_t t = 0; t < columns; t++) loss->target_host[t] = -1;
     be->to_device(loss->txt2img, loss->target_host, sizeof(int) * columns);
@@ -65,6 +69,7 @@ static int build_rows(McqLoss *loss, const int *answer, int Ni) {
         for (int c = 0; c < columns; c++) row[c] = 1;
         for (int k = 0; k < (answer[i] >= 0 ? K : 1); k++) row[k * Ni + i] = 0;
         loss->target_host[i] = (answer[i] >= 0 ? answer[i] : 0) * Ni + i;
+        loss->answer_host[i] = answer[i];
         questions += answer[i] >= 0;
     }
     return questions;
@@ -90,7 +95,7 @@ void mcq_loss_score(McqLoss *loss, const float *image_features, const float *opt
     InfonceTerms terms = {.image_to_text = 1, .text_to_image = 0, .first_image = 0,
                           .n_images = questions, .n_texts = 1, .negative_log_weight = 0.0f,
                           .i2t_each = 0, .exclude = loss->exclude, .weight = 2.0f * loss->weight};
-    be->infonce_forward_backward(loss->cos, loss->stats, loss->cos, loss->txt2img, loss->target,
+    be->infonce_forward_backward(loss->dcos, loss->stats, loss->cos, loss->txt2img, loss->target,
                                  logit_scale, fixed_scale, Ni, columns, &terms);
 }
 
@@ -99,7 +104,7 @@ void mcq_loss_backward(McqLoss *loss, float *d_image_features, float *d_option_f
     if (!loss->questions) return;
     const Backend *be = loss->be;
     int Ni = loss->n_images;
-    be->matmul_backward(d_image_features, d_option_features, NULL, loss->cos, loss->image_features,
+    be->matmul_backward(d_image_features, d_option_features, NULL, loss->dcos, loss->image_features,
                         loss->option_features, Ni, loss->embed_dim, loss->options * Ni);
     if (logit_scale) be->logit_scale_backward(dlogit_scale, loss->stats, 1, logit_scale);
 }
@@ -107,4 +112,21 @@ void mcq_loss_backward(McqLoss *loss, float *d_image_features, float *d_option_f
 float mcq_loss_global(const McqLoss *loss, float stats[INFONCE_NSTATS]) {
     if (distributed(loss)) loss->dist->host->all_reduce(loss->dist, stats, INFONCE_NSTATS, DIST_F32, DIST_SUM);
     return stats[INFONCE_LOSS];
+}
+
+float mcq_loss_accuracy(McqLoss *loss) {
+    int Ni = loss->n_images, K = loss->options, counts[2] = {0, 0}; /* right, questions */
+    if (loss->questions) {
+        size_t columns = (size_t)K * Ni;
+        loss->be->to_host(loss->cos_host, loss->cos, sizeof(float) * columns * (size_t)Ni);
+        for (int i = 0; i < Ni; i++) {
+            int answer = loss->answer_host[i], right = answer >= 0;
+            if (answer < 0) continue;
+            const float *row = loss->cos_host + (size_t)i * columns;
+            for (int k = 0; k < K; k++) right &= k == answer || row[answer * Ni + i] > row[k * Ni + i];
+            counts[0] += right, counts[1]++;
+        }
+    }
+    if (distributed(loss)) loss->dist->host->all_reduce(loss->dist, counts, 2, DIST_I32, DIST_SUM);
+    return counts[1] ? (float)counts[0] / (float)counts[1] : 0.0f;
 }

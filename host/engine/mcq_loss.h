@@ -36,11 +36,12 @@ typedef struct {
     float weight;      /* W */
     int options;       /* K */
     int embed_dim, max_images;
-    float *cos;        /* [max_images, K * max_images]: cos, then dcos (backend memory) */
+    float *cos, *dcos; /* [max_images, K * max_images] (backend memory) */
     float *stats;      /* [INFONCE_NSTATS]: this rank's shares of the weighted loss and dscale */
     int *txt2img, *target;         /* the op's: every option -1 (no positive image); targets */
     unsigned char *exclude, *exclude_host;
-    int *target_host;
+    int *target_host, *answer_host; /* the op's targets; the last score's answers */
+    float *cos_host;                /* where mcq_loss_accuracy reads cos */
     /* the last score */
     const float *image_features, *option_features;
     int n_images;
@@ -63,6 +64,10 @@ void mcq_loss_score(McqLoss *loss, const float *image_features, const float *opt
  * into *dlogit_scale. Nothing when the global batch had no question. */
 void mcq_loss_backward(McqLoss *loss, float *d_image_features, float *d_option_features,
                        float *dlogit_scale, const float *logit_scale);
+/* The last score's training accuracy: the share of the global batch's questions whose true
+ * option has the highest logit of the image's options (strictly); 0 with no question. Reads cos
+ * back (a synchronisation on a GPU) and, distributed, sums two counts (a host collective). */
+float mcq_loss_accuracy(McqLoss *loss);
 /* The weighted loss of stats written by it (this rank's shares, summed here over the ranks:
  * a host collective when distributed). */
 float mcq_loss_global(const McqLoss *loss, float stats[INFONCE_NSTATS]);

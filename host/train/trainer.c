@@ -521,7 +521,8 @@ typedef struct {
     uint64_t epoch;
     int64_t empty_batches; /* skipped so far, for having no readable image */
     double loss, seconds, tng_wait, started;
-    float mcq_loss; /* the MCQ loss, weighted (engine/mcq_loss.h); logged when --mcq-loss is on */
+    float mcq_loss;     /* the MCQ loss, weighted (engine/mcq_loss.h); logged when --mcq-loss is on */
+    float mcq_accuracy; /* its last micro-batch's training accuracy, or < 0: not read this step */
     float t2i, i2t, lr, grad_norm;
     int pairs;
 } StepReport;
@@ -529,10 +530,14 @@ typedef struct {
 /* Rank 0's metrics line, and the progress line (every step on a terminal). */
 static void log_step(Trainer *t, const StepReport *s, int tty) {
     const Dist *d = t->dist;
-    char mcq[64] = "", mcq_text[32] = ""; /* the MCQ loss where it is on */
+    char mcq[96] = "", mcq_text[48] = ""; /* the MCQ loss where it is on, and its accuracy where read */
     if (t->opt.mcq_loss > 0) {
-        snprintf(mcq, sizeof mcq, ", \"loss_mcq\": %.6f", s->mcq_loss);
-        snprintf(mcq_text, sizeof mcq_text, " | mcq %.4f", s->mcq_loss);
+        int n = snprintf(mcq, sizeof mcq, ", \"loss_mcq\": %.6f", s->mcq_loss);
+        int m = snprintf(mcq_text, sizeof mcq_text, " | mcq %.4f", s->mcq_loss);
+        if (s->mcq_accuracy >= 0) {
+            snprintf(mcq + n, sizeof mcq - (size_t)n, ", \"mcq_train_acc\": %.4f", s->mcq_accuracy);
+            snprintf(mcq_text + m, sizeof mcq_text - (size_t)m, " (acc %.1f%%)", 100 * s->mcq_accuracy);
+        }
     }
     metrics_log_write(t->metrics,
                       "{\"step\": %ld, \"epoch\": %" PRIu64 ", \"loss\": %.6f, \"loss_t2i\": %.6f, "
@@ -608,6 +613,10 @@ int trainer_run(Trainer *t) {
             continue;
         }
         nonfinite_run = 0;
+        /* the MCQ training accuracy reads the scored block back: on the log lines' steps only
+         * (the same on every rank, since it is a collective) */
+        int log_due = (step + 1) % o->log_every == 0 || step + 1 == total;
+        float mcq_accuracy = o->mcq_loss > 0 && m->mcq_scored && log_due ? mcq_loss_accuracy(m->mcq) : -1;
         double seconds = now_seconds() - t0;
         tng_wait_total += tng_wait;
         if (o->check_sync && (step + 1) % o->check_sync == 0 && dist->world > 1)
@@ -616,6 +625,7 @@ int trainer_run(Trainer *t) {
             log_step(t, &(StepReport){.step = step + 1, .total = total, .first_step = first_step,
                                       .epoch = t->ahead.head->epoch, .empty_batches = t->ahead.head->empty_before,
                                       .loss = stats[INFONCE_LOSS], .mcq_loss = mcq_stats[INFONCE_LOSS],
+                                      .mcq_accuracy = mcq_accuracy,
                                       .seconds = seconds, .tng_wait = tng_wait, .started = started,
                                       .t2i = stats[INFONCE_T2I], .i2t = stats[INFONCE_I2T], .lr = lr, .grad_norm = grad_norm,
                                       .pairs = pairs},
