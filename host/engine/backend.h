@@ -90,8 +90,9 @@ typedef struct {
      * NULL is the unmasked op, bit for bit. */
     const unsigned char *exclude;
     float weight; /* the objective's weight: the loss, its terms, dcos and dscale are all times
-                     it (a second objective on the same op, engine/mcq_loss.h); 1: the plain
-                     op, bit for bit */
+                     it (a second objective on the same op, engine/mcq_loss.h). 0, the zero
+                     value of every builder that does not name it, is read as 1: the plain op,
+                     bit for bit */
 } InfonceTerms;
 
 /* Both terms on a whole [Ni, Nt] matrix where every text has a positive image and no option

@@ -31,8 +31,7 @@ static InfonceTerms loss_terms(const ClipLoss *loss, int image_to_text, int text
                           .n_texts = loss->n_scored_global,
                           .negative_log_weight = loss->cfg.contradiction_log_weight,
                           .i2t_each = loss->cfg.i2t_each,
-                          .exclude = exclude,
-                          .weight = 1.0f};
+                          .exclude = exclude};
 }
 
 /* Texts with a positive image: the text-to-image mean's denominator. */
