@@ -492,7 +492,7 @@ int main(int argc, char **argv) {
         clip_backward(m);
         clip_optimizer_queue(m, &oc, 1);
         if (graph) m->be->graph_launch();
-        clip_step_read(m, 1, NULL);
+        clip_step_read(m, 1, NULL, NULL);
         if (s > 0) total += clock_seconds() - t0;
     }
     double gemm_s = 0, gemm_flops = 0;

@@ -16,6 +16,7 @@
  * (the image's other positives leave the softmax): row_lse holds the log-sum-exp of the
  * negatives and row_each the mean over p of N / (e^s_p + N), N that negative mass.
  * A pair terms.exclude marks (NULL: none) is skipped by every max and sum and gets dcos 0.
+ * terms.weight multiplies dlogit and the stats last (0 read as 1: the unweighted op, bit for bit).
  *
  * Four kernels, none with atomics:
  *   rows:    block per image row: online max/sum-exp over the texts, the target logit
@@ -56,6 +57,11 @@ __device__ __forceinline__ float i2t_logit(float logit, int positive_image, floa
 /* Whether element `at` of the block is excluded from the objective (InfonceTerms.exclude). */
 __device__ __forceinline__ bool infonce_excluded(const unsigned char *exclude, size_t at) {
     return exclude && exclude[at];
+}
+
+/* The objective's weight: 0, unset, is 1 (backend.h). */
+__device__ __forceinline__ float infonce_weight(const InfonceTerms &terms) {
+    return terms.weight != 0.0f ? terms.weight : 1.0f;
 }
 
 /* log(e^a + e^b) without overflow. */
@@ -202,7 +208,7 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
             row_term = (expf(i2t_logit(logit, positive, terms.negative_log_weight) - lse) -
                         target_row) / terms.n_images;
         }
-        float dlogit = 0.5f * (col_term + row_term);
+        float dlogit = 0.5f * (col_term + row_term) * infonce_weight(terms);
         dcos[at] = dlogit * scale;
         dscale += dlogit * c;
     }
@@ -227,9 +233,9 @@ static __global__ void __launch_bounds__(INFONCE_THREADS)
     i2t = block_sum(i2t, shared) / terms.n_images;
     dscale = block_sum(dscale, shared);
     if (threadIdx.x == 0) {
-        stats[INFONCE_LOSS] = (float)(0.5 * (t2i + i2t));
-        stats[INFONCE_T2I] = (float)t2i;
-        stats[INFONCE_I2T] = (float)i2t;
+        stats[INFONCE_LOSS] = (float)(0.5 * (t2i + i2t) * infonce_weight(terms));
+        stats[INFONCE_T2I] = (float)(t2i * infonce_weight(terms));
+        stats[INFONCE_I2T] = (float)(i2t * infonce_weight(terms));
         stats[INFONCE_DSCALE] = (float)dscale;
     }
 }

@@ -18,7 +18,8 @@
  *                   model_standalone: each image's last text a standalone negation whose
  *                   exclusion mask (loss.h) every rank cuts from the gathered objects
  *   tng_train       np 2 with --tng-scope global vs one process with twice the batch (and
- *                   the same with --standalone-negations 1);
+ *                   the same with --standalone-negations 1); np 3 with --mcq-loss 1.5 and a
+ *                   learned temperature vs one process with three times the batch;
  *                   resume under np 2 equals the uninterrupted run; a killed rank, and a
  *                   stopped one (SIGSTOP, caught by --hang-timeout), end the job within 60 s
  *                   and its last checkpoint resumes; --check-sync catches ranks whose
@@ -375,17 +376,18 @@ static size_t tiny_floats(void) {
 
 /* TNG's texts with --tng-scope global come from every rank's images in the loader's order,
  * so 2 ranks of batch 4 train exactly like one process of batch 8 (with `extra` flags). */
-static void check_tng_global_equals_one_process(const char *name, const char *extra) {
+/* ranks processes of 4 images each against one process of them all */
+static void check_tng_global_equals_one_process(const char *name, const char *extra, int ranks) {
     char one[4200], two[4200], log[4300];
     snprintf(one, sizeof one, "%s/%s_one", work_dir, name);
     snprintf(two, sizeof two, "%s/%s_two", work_dir, name);
     snprintf(log, sizeof log, "%s/%s.log", work_dir, name);
-    int rc1 = run(log, "%s %s %s --batch 8 --steps 3 --out %s", train_path, train_flags(), extra, one);
+    int rc1 = run(log, "%s %s %s --batch %d --steps 3 --out %s", train_path, train_flags(), extra, 4 * ranks, one);
     CHECK(rc1 == 0, "one process exited %d", rc1);
     if (rc1 != 0) show_log(log);
-    int rc2 = run(log, MPIRUN "-np 2 %s %s %s --batch 4 --steps 3 --tng-scope global --out %s", train_path,
+    int rc2 = run(log, MPIRUN "-np %d %s %s %s --batch 4 --steps 3 --tng-scope global --out %s", ranks, train_path,
                   train_flags(), extra, two);
-    CHECK(rc2 == 0, "mpirun -np 2 exited %d", rc2);
+    CHECK(rc2 == 0, "mpirun -np %d exited %d", ranks, rc2);
     if (rc2 != 0) show_log(log);
     float want[3], got[3];
     CHECK(run_step_losses(one, want, 3) == 3 && run_step_losses(two, got, 3) == 3, "missing losses");
@@ -397,12 +399,19 @@ static void check_tng_global_equals_one_process(const char *name, const char *ex
     free(a), free(b);
 }
 
-static void test_train_tng_global_equals_one_process(void) { check_tng_global_equals_one_process("tng_global", ""); }
+static void test_train_tng_global_equals_one_process(void) { check_tng_global_equals_one_process("tng_global", "", 2); }
 
 /* --standalone-negations: the texts' objects and the images' named nouns reach every rank's
  * mask, so the ranks train like the one process, masks and all */
 static void test_train_standalone_negations(void) {
-    check_tng_global_equals_one_process("standalone", "--standalone-negations 1 --i2t-target each");
+    check_tng_global_equals_one_process("standalone", "--standalone-negations 1 --i2t-target each", 2);
+}
+
+/* --mcq-loss: each rank scores its own images' options, the mean over the global count of
+ * questions, so three ranks train like the one process (a learned temperature: its gradient
+ * from the MCQ loss too) */
+static void test_train_mcq_loss(void) {
+    check_tng_global_equals_one_process("mcq", "--mcq-loss 1.5 --temperature learned", 3);
 }
 
 static void test_train_resume_under_two_ranks(void) {
@@ -675,6 +684,7 @@ int main(int argc, char **argv) {
         synth_write_world(&sc, world_dir);
         RUN_TEST(test_train_tng_global_equals_one_process);
         RUN_TEST(test_train_standalone_negations);
+        RUN_TEST(test_train_mcq_loss);
         RUN_TEST(test_train_resume_under_two_ranks);
         RUN_TEST(test_train_killed_rank);
         RUN_TEST(test_train_stopped_rank);

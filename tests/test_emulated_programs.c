@@ -131,6 +131,9 @@ static void test_standalone_negations(void) {
     check_one_process("standalone negations", "standalone_", "--standalone-negations", "1");
 }
 
+/* the MCQ loss: its options' block, mask and weighted op on the emulated GPU */
+static void test_mcq_loss(void) { check_one_process("mcq loss", "mcq_", "--mcq-loss", "1.5"); }
+
 /* --cuda-graphs on: every step after the first captured and launched as one graph on the
  * emulated GPU (the CPU, which has no graphs, ignores the option): the same run */
 static void test_cuda_graphs(void) { check_one_process("cuda graphs", "graphs_", "--cuda-graphs", "on"); }
@@ -306,6 +309,7 @@ int main(int argc, char **argv) {
     format_text(world, sizeof world, "%s/world/train.csv", work);
     RUN_TEST(test_one_process);
     RUN_TEST(test_standalone_negations);
+    RUN_TEST(test_mcq_loss);
     RUN_TEST(test_cuda_graphs);
     RUN_TEST(test_bench_step_graphs);
     RUN_TEST(test_two_ranks);

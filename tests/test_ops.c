@@ -524,7 +524,7 @@ static void test_infonce_contradictions(void) {
     double shifted[NI * NT], shifted_dcos[NI * NT], shifted_stats[INFONCE_NSTATS];
     for (int k = 0; k < NI * NT; k++)
         shifted[k] = cos[k] + (txt2img[k % NT] < 0 ? log(w) / (double)(float)scale : 0);
-    InfonceTerms rows_only = {1, 0, 0, NI, NT, 0.0f, 0, NULL};
+    InfonceTerms rows_only = {1, 0, 0, NI, NT, 0.0f, 0, NULL, 1.0f};
     infonce_forward_backward_f64(shifted_dcos, shifted_stats, shifted, relabelled, own,
                                  (float)scale, NI, NT, &rows_only);
     /* log(w) is rounded to float in the terms: 1e-7 relative on a logit of ~1 */

@@ -106,7 +106,7 @@ static void test_off_is_unchanged(void) {
     generate(&off, &b, 7, &a);
     generate(&on, &b, 7, &t);
     int n = a.n_texts; /* every text before the standalone group */
-    CHECK(n == tng_standalone_text(&(TngLayout){B, on.negations_per_image, C, S}, 0, 0),
+    CHECK(n == tng_standalone_text(&(TngLayout){B, on.negations_per_image, C, S, 0}, 0, 0),
           "the standalone group starts at %d", n);
     CHECK(memcmp(a.tokens, t.tokens, sizeof(int) * (size_t)n * a.context) == 0 &&
               memcmp(a.txt2img, t.txt2img, sizeof(int) * n) == 0 && memcmp(a.kind, t.kind, sizeof(*a.kind) * n) == 0 &&

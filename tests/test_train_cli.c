@@ -56,7 +56,7 @@ static void make_fixture(void) {
  * new ones may be added without touching this test. */
 static const char *const TRAIN_OPTIONS[] = {
     "recipe", "config", "init", "data", "format", "image-root", "captions", "fast-decode", "tng", "neg-per-image",
-    "tng-ratio", "contradictions", "contradiction-weight", "tng-compat", "tng-scope", "i2t-target", "temperature",
+    "tng-ratio", "contradictions", "standalone-negations", "mcq-loss", "contradiction-weight", "tng-compat", "tng-scope", "i2t-target", "temperature",
     "freeze", "lr", "wd", "wd-on", "beta1", "beta2", "eps", "batch", "accum", "epochs", "steps", "warmup",
     "schedule", "grad-clip", "seed", "backend", "out", "checkpoint-every", "resume", "resume-changed", "overwrite",
     "val-mcq", "eval-every", "log-every", "log-texts", "threads",
@@ -256,10 +256,19 @@ static void test_cli_errors(void) {
     CHECK_REFUSED(2, "--recipe expects none or a recipe", "--recipe", "paper");
     CHECK_REFUSED(2, "--tng-compat released needs --tng on", "--recipe", "tng", "--tng", "off", "--tng-compat",
                   "released");
+    CHECK_REFUSED(2, "--mcq-loss needs --tng on", "--tng", "off", "--mcq-loss", "1");
+    CHECK_REFUSED(2, "--mcq-loss", "--mcq-loss", "-0.5");
+    CHECK_REFUSED(2, "--mcq-loss expects a number", "--mcq-loss", "lots");
+    CHECK_REFUSED(2, "--mcq-loss", "--mcq-loss", "nan");
     /* --resume into a folder that holds no run */
     CHECK_REFUSED(2, "no checkpoint to resume from", "--data", world, "--batch", "4", "--out", empty_run, "--resume");
     /* a finished run's folder, without --resume: refused rather than overwritten */
     CHECK_REFUSED(2, "already holds a run", "--data", world, "--batch", "4", "--out", straight_run, "--steps", "1");
+    /* --resume with another MCQ weight: it defines the run */
+    Outcome changed = train(straight_run, STEPS + 1, "--resume", "--mcq-loss=1");
+    CHECK(changed.status == 2 && strstr(changed.err, "--mcq-loss: the run was trained with 0, this command gives 1"),
+          "--resume with --mcq-loss 1: exit %d: %.400s", changed.status, changed.err);
+    outcome_free(&changed);
     /* --resume of the tiny run with a different model: the checkpoint's config differs */
     write_other_model(other_model);
     CHECK_REFUSED(2, "model config differs", "--init", other_model, "--data", world, "--out", straight_run,

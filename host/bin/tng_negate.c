@@ -42,6 +42,7 @@ typedef struct {
     const char *data, *format, *image_root, *model, *embed_cache;
     int captions_all, shuffle, keep_last;
     int neg_per_image, contradictions, standalone, released;
+    float mcq_loss; /* > 0: the multiple-choice options too (its value weighs tng_train's loss) */
     uint64_t seed;
     int batch, ranks, threads;
     int precision; /* Precision */
@@ -184,6 +185,7 @@ int main(int argc, char **argv) {
     cfg.negations_per_image = a.neg_per_image;
     cfg.contradictions = a.contradictions;
     cfg.standalone = a.standalone;
+    cfg.mcq = a.mcq_loss > 0;
     cfg.seed = a.seed;
     cfg.released = a.released;
     if (model) cfg.context = model->cfg.context_length;

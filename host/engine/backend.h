@@ -92,13 +92,17 @@ typedef struct {
      * in every backend, and the rule is decided once, on the host (loss.c), for every backend.
      * NULL is the unmasked op, bit for bit. */
     const unsigned char *exclude;
+    float weight; /* the objective's weight: the loss, its terms, dcos and dscale are all times
+                     it (a second objective on the same op, engine/mcq_loss.h). 0, the zero
+                     value of every builder that does not name it, is read as 1: the plain op,
+                     bit for bit */
 } InfonceTerms;
 
 /* Both terms on a whole [Ni, Nt] matrix where every text has a positive image and no option
  * is set: the plain single-process loss, for the op tests and benchmarks. (The engine builds
  * its terms, options included, in one place: loss.c.) */
 static inline InfonceTerms infonce_whole(int Ni, int Nt) {
-    InfonceTerms terms = {1, 1, 0, Ni, Nt, 0.0f, 0, NULL}; /* no compound literal: C++ includes this */
+    InfonceTerms terms = {1, 1, 0, Ni, Nt, 0.0f, 0, NULL, 1.0f}; /* no compound literal: C++ includes this */
     return terms;
 }
 

@@ -22,6 +22,7 @@
 
 #include "engine/grad_reduce.h" // defines: grad_reduce_create, grad_reduce_layer_done, ...
 #include "engine/loss.h"        // defines: ClipLoss, clip_loss_forward, clip_loss_backward
+#include "engine/mcq_loss.h"    // defines: McqLoss, mcq_loss_score, mcq_loss_backward
 #include "util/common.h"        // defines: die, callocCheck, reallocCheck
 #include "util/rng.h"           // defines: Rng, rng_seed, rng_normal
 
@@ -516,6 +517,7 @@ Clip *clip_create(const ClipConfig *cfg, const Backend *be) {
     m->params_act = be->act_bytes == sizeof(float) ? (Act *)m->params : be->alloc(be->act_bytes * m->layout.total);
     clip_weights_view(cfg, m->params, &m->w);
     m->loss = clip_loss_create(be, cfg->embed_dim);
+    m->mcq = mcq_loss_create(be, cfg->embed_dim);
     m->train.train_text = 1;
     m->train.train_vision = 1;
     m->opt_tensors_for = -1;
@@ -534,6 +536,7 @@ void clip_free(Clip *m) {
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++)
         if (buffers[i]) be->release(buffers[i]);
     clip_loss_free(m->loss);
+    mcq_loss_free(m->mcq);
     grad_reduce_free(m->reduce);
     param_layout_free(&m->layout);
     free(m);
@@ -631,7 +634,10 @@ void clip_prepare(Clip *m, const ClipTrainConfig *train, int max_images, int max
     ClipLossConfig objective = {.dist = train->dist,
                                 .contradiction_log_weight = train->contradiction_log_weight,
                                 .i2t_each = train->i2t_each};
-    clip_loss_prepare(m->loss, &objective, max_images, max_texts);
+    /* the multiple-choice options are texts the InfoNCE objective does not see */
+    int mcq = train->mcq_weight > 0;
+    clip_loss_prepare(m->loss, &objective, max_images, max_texts - (mcq ? train->mcq_options * max_images : 0));
+    if (mcq) mcq_loss_prepare(m->mcq, train->dist, train->mcq_weight, train->mcq_options, max_images);
     if (be->reserve_scratch) reserve_scratch(m, train, max_images, max_texts);
     int training = train->train_vision || train->train_text || train->temperature <= 0;
     if (training && !m->grads) {
@@ -653,6 +659,11 @@ void clip_prepare(Clip *m, const ClipTrainConfig *train, int max_images, int max
     }
 }
 
+/* The texts the InfoNCE objective sees: all but the multiple-choice options. */
+static int contrastive_texts(const ClipBatch *batch) {
+    return batch->mcq.answer ? batch->mcq.first_text : batch->n_texts;
+}
+
 static void check_batch(const Clip *m, const ClipBatch *batch) {
     int Ni = batch->n_images, Nt = batch->n_texts;
     if (Ni < 1 || Nt < 1) die("a batch needs at least one image and one text (got %d, %d)", Ni, Nt);
@@ -664,7 +675,12 @@ static void check_batch(const Clip *m, const ClipBatch *batch) {
             batch->images ? "both" : "neither");
     if (batch->image_features && m->train.train_vision)
         die("precomputed image features need a frozen vision tower");
-    clip_loss_check_targets(batch->txt2img, Nt, batch->i2t_target, Ni);
+    if (batch->mcq.answer && !(m->train.mcq_weight > 0))
+        die("a batch with multiple-choice options needs a model prepared with an MCQ weight");
+    if (batch->mcq.answer && batch->mcq.first_text + m->train.mcq_options * Ni != Nt)
+        die("a batch's %d multiple-choice options per image must be its last texts: %d + %d x %d != %d",
+            m->train.mcq_options, batch->mcq.first_text, m->train.mcq_options, Ni, Nt);
+    clip_loss_check_targets(batch->txt2img, contrastive_texts(batch), batch->i2t_target, Ni);
 }
 
 void clip_forward_queued(Clip *m, const ClipBatch *batch) {
@@ -681,12 +697,19 @@ void clip_forward_queued(Clip *m, const ClipBatch *batch) {
     /* a learned scale is read on the backend: exp(logit_scale) never visits the host */
     int learned = m->train.temperature <= 0;
     ClipLoss *loss = m->loss;
-    clip_loss_score(loss, m->vision_acts.features, Ni, m->text_acts.features, Nt, batch->txt2img,
-                    batch->i2t_target, &batch->absence, learned ? m->w.logit_scale : NULL,
-                    learned ? 0.0f : 1.0f / m->train.temperature);
+    const float *logit_scale = learned ? m->w.logit_scale : NULL;
+    float fixed_scale = learned ? 0.0f : 1.0f / m->train.temperature;
+    clip_loss_score(loss, m->vision_acts.features, Ni, m->text_acts.features, contrastive_texts(batch),
+                    batch->txt2img, batch->i2t_target, &batch->absence, logit_scale, fixed_scale);
     if (m->totals)
         for (int b = 0; b < loss->blocks; b++)
             be->accumulate(m->totals->stats, loss->stats + b * INFONCE_NSTATS, INFONCE_NSTATS);
+    m->mcq_scored = batch->mcq.answer != NULL;
+    m->mcq_first_text = batch->mcq.first_text;
+    if (!m->mcq_scored) return;
+    mcq_loss_score(m->mcq, m->vision_acts.features, m->text_acts.features + (size_t)batch->mcq.first_text * D, Ni,
+                   batch->mcq.answer, logit_scale, fixed_scale);
+    if (m->totals) be->accumulate(m->totals->mcq_stats, m->mcq->stats, INFONCE_NSTATS);
 }
 
 float clip_forward(Clip *m, const ClipBatch *batch, float stats[INFONCE_NSTATS]) {
@@ -706,8 +729,13 @@ static void backward(Clip *m, int overlap) {
     be->zero(ta->d_features, sizeof(float) * (size_t)Nt * D);
     clip_loss_backward(m->loss, train_vision ? va->d_features : NULL,
                        m->train.train_text ? ta->d_features : NULL);
-    if (m->train.temperature <= 0) /* learned: this rank's share, summed across ranks */
+    int learned = m->train.temperature <= 0;
+    if (learned) /* learned: this rank's share, summed across ranks */
         be->logit_scale_backward(m->g.logit_scale, m->loss->stats, m->loss->blocks, m->w.logit_scale);
+    if (m->mcq_scored)
+        mcq_loss_backward(m->mcq, train_vision ? va->d_features : NULL,
+                          m->train.train_text ? ta->d_features + (size_t)m->mcq_first_text * D : NULL,
+                          m->g.logit_scale, learned ? m->w.logit_scale : NULL);
     if (m->train.train_text) text_backward(m, Nt);
     grad_reduce_text_done(m->reduce);
     if (train_vision) vision_backward(m, Ni);

@@ -18,6 +18,7 @@
 #include "engine/config.h"  // defines: ClipConfig, TowerConfig
 #include "engine/dist.h"    // defines: Dist
 #include "engine/loss.h"    // defines: ClipLoss
+#include "engine/mcq_loss.h" // defines: McqLoss, McqQuestions
 #include "engine/text_groups.h" // defines: SeqGroups, CLIP_MAX_TEXT_GROUPS
 
 typedef struct GradReduce GradReduce; /* grad_reduce.h */
@@ -121,6 +122,9 @@ typedef struct {
     const int *i2t_target; /* host [Ni]: the text each image must pick, -1 = mean of positives */
     ClipAbsence absence;   /* the standalone negations among the texts (engine/loss.h); all
                               NULL (the zero value): none */
+    McqQuestions mcq;      /* the multiple-choice options among the texts (engine/mcq_loss.h):
+                              texts mcq.first_text.. are options, which InfoNCE does not see;
+                              the zero value: none */
 } ClipBatch;
 
 typedef struct {
@@ -145,6 +149,8 @@ typedef struct {
      * are offset by it, weighting them w in the softmax. 0 (weight 1) when unset. */
     float contradiction_log_weight;
     int i2t_each; /* image-to-text mean target: each positive against the negatives alone */
+    float mcq_weight; /* > 0: the MCQ loss (engine/mcq_loss.h) with this weight, over... */
+    int mcq_options;  /* ...this many options per image; max_texts counts them */
 } ClipTrainConfig;
 
 /* What a training step leaves on the backend for its one read-back (optim.h, clip_step_read):
@@ -153,6 +159,7 @@ typedef struct {
 typedef struct {
     double grad_sumsq;
     float stats[INFONCE_NSTATS];
+    float mcq_stats[INFONCE_NSTATS]; /* the MCQ loss's (engine/mcq_loss.h), weighted */
 } ClipStepTotals;
 
 typedef struct {
@@ -174,7 +181,10 @@ typedef struct {
                                            group's positions) */
     SeqGroups text_groups;              /* the last text forward's layout */
     int images_from_features;           /* the last forward's batch gave image features */
+    int mcq_scored, mcq_first_text;     /* the last forward scored multiple-choice options, these
+                                           texts on (ClipBatch.mcq) */
     ClipLoss *loss;                     /* the objective, its buffers and gathered batch */
+    McqLoss *mcq;                       /* the MCQ objective, used when train.mcq_weight > 0 */
     GradReduce *reduce;                 /* data parallel training: the gradients' all-reduce */
     uint64_t step;                      /* optimizer steps taken */
 } Clip;

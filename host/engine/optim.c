@@ -94,7 +94,7 @@ void clip_optimizer_queue(Clip *m, const OptimConfig *oc, int accum_steps) {
     be->adamw_step(m->params, m->grads, m->adam_m, m->adam_v, copy, m->opt_tensors, L->count, L->total, &hp);
 }
 
-float clip_step_read(Clip *m, int accum_steps, float stats[INFONCE_NSTATS]) {
+float clip_step_read(Clip *m, int accum_steps, float stats[INFONCE_NSTATS], float mcq_stats[INFONCE_NSTATS]) {
     ClipStepTotals totals;
     m->be->to_host(&totals, m->totals, sizeof totals);
     m->be->zero(m->totals, sizeof totals); /* the next step's forwards add to it */
@@ -103,10 +103,12 @@ float clip_step_read(Clip *m, int accum_steps, float stats[INFONCE_NSTATS]) {
         clip_loss_sum_stats(m->loss, totals.stats);
         for (int k = 0; k < INFONCE_NSTATS; k++) stats[k] = totals.stats[k] / (float)micro;
     }
+    if (stats && m->train.mcq_weight > 0) mcq_loss_global(m->mcq, totals.mcq_stats);
+    for (int k = 0; k < INFONCE_NSTATS && stats && mcq_stats; k++) mcq_stats[k] = totals.mcq_stats[k] / (float)micro;
     return (float)(sqrt(totals.grad_sumsq) / micro);
 }
 
 float clip_optimizer_step(Clip *m, const OptimConfig *oc, int accum_steps) {
     clip_optimizer_queue(m, oc, accum_steps);
-    return clip_step_read(m, accum_steps, NULL);
+    return clip_step_read(m, accum_steps, NULL, NULL);
 }

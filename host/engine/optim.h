@@ -56,9 +56,11 @@ void clip_optimizer_queue(Clip *m, const OptimConfig *oc, int accum_steps);
  * returns the norm of the averaged gradients before clipping (not finite: the step was
  * skipped), and into stats (may be NULL) the InfoNCE stats of the step's forwards
  * (clip_forward_queued), averaged over its accum_steps micro-batches and, data parallel, summed
- * over the ranks (a host collective: every rank calls it with stats, or none). Zeroes the
- * totals for the next step. */
-float clip_step_read(Clip *m, int accum_steps, float stats[INFONCE_NSTATS]);
+ * over the ranks (a host collective: every rank calls it with stats, or none), and into
+ * mcq_stats (may be NULL; read only with stats) the MCQ loss's stats likewise (all 0 for a
+ * step without it; a second collective where the model has an MCQ weight). Zeroes the totals
+ * for the next step. */
+float clip_step_read(Clip *m, int accum_steps, float stats[INFONCE_NSTATS], float mcq_stats[INFONCE_NSTATS]);
 /* clip_optimizer_queue then clip_step_read: returns the norm before clipping. */
 float clip_optimizer_step(Clip *m, const OptimConfig *oc, int accum_steps);
 #endif

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "tng/grammar.h" // defines: CaptionReading, caption_read, caption_noun_phrase, lexicon_object
+#include "tng/mcq.h"     // defines: TngMcqQuestion, tng_mcq_question, tng_mcq_option_text, tng_with_article
 #include "util/common.h" // defines: die, mallocCheck, reallocCheck
 #include "util/rng.h"    // defines: Rng, rng_seed, rng_below, splitmix64
 
@@ -249,7 +250,7 @@ struct TngGenerator {
 
 void tng_config_default(TngConfig *cfg) {
     *cfg = (TngConfig){.negations_per_image = 2, .context = 77, .seed = 1234, .released = 0,
-                       .contradictions = 0, .standalone = 0};
+                       .contradictions = 0, .standalone = 0, .mcq = 0};
 }
 
 TngGenerator *tng_generator_create(const TngConfig *cfg, const Lexicon *lex, const Tokenizer *tok) {
@@ -306,6 +307,8 @@ void tng_texts_free(TngTexts *t) {
     free(t->object_rank);
     free(t->named_start);
     free(t->named);
+    free(t->mcq_answer);
+    free(t->mcq_type);
     free(t->text_arena);
     memset(t, 0, sizeof(*t));
 }
@@ -355,6 +358,8 @@ static void ensure_capacity(TngGenerator *gen, TngTexts *out, int n_pool, int n_
         GROW(out->object_from, n_made);
         GROW(out->object_rank, n_made);
         GROW(out->named_start, n_made + 1);
+        GROW(out->mcq_answer, n_made);
+        GROW(out->mcq_type, n_made);
         out->capacity_images = n_made;
     }
     if (n_nouns > out->capacity_named) {
@@ -619,8 +624,7 @@ static void make_contradiction(TngGenerator *gen, TngTexts *out, size_t *arena_u
     int n_present = gen->object_start[i + 1] - gen->object_start[i];
     const char *absent = gen->lex->lemma[object];
     char absent_phrase[128]; // "a <object_i>" / "an <object_i>": the absent object stated
-    int absent_len = snprintf(absent_phrase, sizeof absent_phrase, "%s %.100s",
-                              strchr("aeiou", absent[0]) ? "an" : "a", absent);
+    int absent_len = tng_with_article(absent_phrase, absent);
     if (c % 4 == 3) {
         make_text(gen, out, arena_used, t, AFFIRM_TEMPLATES[rng_below(rng, TNG_N_AFFIRM_TEMPLATES)],
                   caption, phrase, absent_phrase);
@@ -637,6 +641,29 @@ static void make_contradiction(TngGenerator *gen, TngTexts *out, size_t *arena_u
         const char *tmpl = FULL_TEMPLATES[rng_below(rng, TNG_N_FULL_TEMPLATES)];
         make_text(gen, out, arena_used, t, tmpl, caption, phrase, "");
         label_text(out, t, TNG_FALSE_FULL, -1, i, -1);
+    }
+}
+
+/* Image j's (pool image i's) multiple-choice options (tng/mcq.h): object_i against an object
+ * caption_i names, drawn; empty texts when caption_i names no object. */
+static void make_mcq_options(TngGenerator *gen, TngTexts *out, size_t *arena_used,
+                             const TngLayout *layout, int i, int j, int object, Rng *rng) {
+    static const TngMcqTemplates templates = {HYBRID_TEMPLATES, TNG_N_HYBRID_TEMPLATES,
+                                              STANDALONE_TEMPLATES, TNG_N_STANDALONE_TEMPLATES};
+    int n_present = gen->object_start[i + 1] - gen->object_start[i];
+    TngMcqQuestion q = {.answer = -1, .type = (TngMcqType)-1};
+    if (n_present > 0)
+        tng_mcq_question(rng, gen->objects[gen->object_start[i] + (int)rng_below(rng, (uint64_t)n_present)],
+                         object, &q);
+    out->mcq_answer[j] = q.answer;
+    out->mcq_type[j] = (int)q.type;
+    for (int k = 0; k < TNG_MCQ_OPTIONS; k++) {
+        TngMcqText o = {.tmpl = "", .object = "", .about = -1}; // no question: an empty text
+        if (q.answer >= 0) tng_mcq_option_text(rng, &q, k, gen->lex, &templates, &o);
+        Span subject = {o.subject, strlen(o.subject)};
+        int t = tng_mcq_text(layout, j, k);
+        make_text(gen, out, arena_used, t, o.tmpl, subject, subject, o.object);
+        label_text(out, t, q.answer < 0 ? TNG_MCQ_NONE : k == q.answer ? TNG_MCQ_TRUE : TNG_MCQ_FALSE, -1, i, o.about);
     }
 }
 
@@ -716,6 +743,8 @@ static void make_image_texts(TngGenerator *gen, const char *const *captions, int
         for (int s = 0; s < cfg->standalone; s++)
             make_standalone(gen, out, arena_used, tng_standalone_text(layout, j, s), s, first, i, j, object);
     }
+    // the multiple-choice options draw after the standalone negations: mcq 0 changes no draw
+    if (cfg->mcq) make_mcq_options(gen, out, arena_used, layout, i, j, object, &rng);
     // the lemmas caption_i names, which decide for which images its standalone negations are false
     int n_named = gen->noun_start[i + 1] - gen->noun_start[i];
     memcpy(out->named + out->named_start[j], gen->nouns + gen->noun_start[i], sizeof(int) * (size_t)n_named);
@@ -733,7 +762,8 @@ void tng_make_texts(TngGenerator *gen, const char *const *captions, const float 
         die("tng_make_texts: expected 1 to %d images to make texts for, found %d", n_pool, n_make);
     const TngConfig *cfg = &gen->cfg;
     const TngLayout layout = {.n_images = n_make, .negations = cfg->negations_per_image,
-                              .contradictions = cfg->contradictions, .standalone = cfg->standalone};
+                              .contradictions = cfg->contradictions, .standalone = cfg->standalone,
+                              .mcq_options = cfg->mcq ? TNG_MCQ_OPTIONS : 0};
     int n_texts = tng_text_count(&layout);
     int max_nouns = 0;
     for (int k = 0; k < n_pool; k++) max_nouns += (int)(strlen(captions[k]) / 2 + 1);

@@ -54,6 +54,13 @@
  * an image deny object_i (one object per image, as for hybrids) in S different templates.
  * They draw after every other choice, so S = 0 leaves every text and draw unchanged.
  *
+ * Multiple-choice options (TngConfig.mcq, for the MCQ loss) follow the standalone negations:
+ * TNG_MCQ_OPTIONS texts per image, one question of a type drawn per image (tng/mcq.h): about
+ * object_i (absent) and an object caption_i names (present, drawn among them), options of kind
+ * TNG_MCQ_TRUE (one) and TNG_MCQ_FALSE, positives of no image (txt2img -1); mcq_answer[j] says
+ * which is true. A caption that names no object has no question: its options are empty texts
+ * of kind TNG_MCQ_NONE and mcq_answer[j] is -1. They draw last, so mcq 0 changes nothing else.
+ *
  * Every random choice comes from a counter-based stream seeded by (seed, batch_index, i), so
  * the texts depend only on those and the batch, not on thread timing or generation order.
  *
@@ -100,18 +107,22 @@ typedef struct {
     int released;            /* 1: the released code's full-negation pairing (see above) */
     int contradictions;      /* C >= 0 contradiction negatives per image (see above); 0 = off */
     int standalone;          /* S >= 0 standalone negations per image (see above); 0 = off */
+    int mcq;                 /* 1: TNG_MCQ_OPTIONS multiple-choice options per image; 0 = off */
 } TngConfig;
 
 /* The option rows (util/cli.h) of how many texts of each kind an image gets, one definition for
  * tng_train and tng_negate, which must make the same texts from the same flags. The fields
- * are ints named neg_per_image, contradictions and standalone. */
+ * are ints named neg_per_image, contradictions and standalone, and the float mcq_loss (> 0
+ * writes the multiple-choice options; tng_train weighs the MCQ loss by it). */
 #define TNG_TEXT_OPTION_ROWS(X)                                                                   \
     X(NEG_PER_IMAGE, 0, "neg-per-image", "M", "2", CLI_INT(neg_per_image, 1, 16),                  \
       "negation texts per image, hybrid and full in turn (2: one of each)")                        \
     X(CONTRADICTIONS, 0, "contradictions", "C", "0", CLI_INT(contradictions, 0, 16),               \
       "contradiction negatives per image: false for it, positive of no image")                     \
     X(STANDALONE, 0, "standalone-negations", "S", "0", CLI_INT(standalone, 0, 16),                 \
-      "standalone negations per image (\"There is no X.\"): images naming X are their negatives")
+      "standalone negations per image (\"There is no X.\"): images naming X are their negatives")       \
+    X(MCQ_LOSS, 0, "mcq-loss", "W", "0", CLI_FLOAT(mcq_loss, 0, 1e6),                                   \
+      "weight of a multiple-choice loss over 4 options per image written from its caption; 0 = off")
 
 typedef enum {
     TNG_ORIGINAL = 0,
@@ -122,6 +133,10 @@ typedef enum {
     TNG_SWAPPED_HYBRID = 5, /* contradiction: "a <object_i>", "no <object present in caption_i>" */
     TNG_FALSE_AFFIRM = 6,   /* contradiction: caption_i plus "a <object_i>" (absent) affirmed */
     TNG_STANDALONE = 7,     /* "there is no <object_i>": positive of image i (see above) */
+    TNG_MCQ_TRUE = 8,       /* a multiple-choice option, the true one of its question */
+    TNG_MCQ_FALSE = 9,      /* a false multiple-choice option */
+    TNG_MCQ_NONE = 10,      /* an empty option slot: its image has no question */
+    TNG_N_KINDS
 } TngTextKind;
 
 /* One batch of generated texts. Arrays are owned by the batch and reused across calls.
@@ -149,6 +164,9 @@ typedef struct {
                            nearest), or -1 with object_from */
     int *named_start;   /* [n_images + 1] image j's caption names (in any role) the lexicon */
     int *named;         /* nouns named[named_start[j] .. named_start[j + 1]), each once */
+    int *mcq_answer;    /* [n_images] with TngConfig.mcq: which option of image j is true, or
+                           -1: no question (tng/mcq.h) */
+    int *mcq_type;      /* [n_images] its TngMcqType, or -1 */
     int capacity_named;
     char *text_arena;
     size_t arena_capacity;

@@ -7,8 +7,9 @@
 #include "util/escape.h"  // defines: tsv_write_field, json_write_string
 
 const char *const tng_kind_names[] = {"original", "hybrid", "full", "false-hybrid", "false-full",
-                                      "swapped-hybrid", "false-affirm", "standalone"};
-_Static_assert(sizeof(tng_kind_names) / sizeof(tng_kind_names[0]) == TNG_STANDALONE + 1,
+                                      "swapped-hybrid", "false-affirm", "standalone",
+                                      "mcq-true", "mcq-false", "mcq-none"};
+_Static_assert(sizeof(tng_kind_names) / sizeof(tng_kind_names[0]) == TNG_N_KINDS,
                "a name per TngTextKind");
 
 int tng_record_image(const TngRecordFrame *f, int pool_position) {

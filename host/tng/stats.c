@@ -14,7 +14,7 @@
 #include "tng/records.h"  // defines: tng_kind_names, tng_text_tokens
 #include "util/common.h"  // defines: callocCheck
 
-enum { N_KINDS = TNG_STANDALONE + 1 };
+enum { N_KINDS = TNG_N_KINDS };
 
 struct TngStats {
     const Lexicon *lex;

@@ -173,6 +173,7 @@ static void write_summary(void) {
  * --tng off. */
 static int tng_only(int id) {
     return id == OPT_NEG_PER_IMAGE || id == OPT_TNG_RATIO || id == OPT_CONTRADICTIONS || id == OPT_STANDALONE ||
+           id == OPT_MCQ_LOSS ||
            id == OPT_TNG_COMPAT || id == OPT_TNG_SCOPE || id == OPT_I2T_TARGET;
 }
 
@@ -265,6 +266,7 @@ void train_options_parse(TrainOptions *o, int argc, char **argv) {
     if (!o->tng && o->released) cli_fail(&PROGRAM, "--tng-compat released needs --tng on");
     if (!o->tng && o->contradictions) cli_fail(&PROGRAM, "--contradictions needs --tng on");
     if (!o->tng && o->standalone) cli_fail(&PROGRAM, "--standalone-negations needs --tng on");
+    if (!o->tng && o->mcq_loss > 0) cli_fail(&PROGRAM, "--mcq-loss needs --tng on");
     if (!o->tng && o->tng_ratio < 1) cli_fail(&PROGRAM, "--tng-ratio needs --tng on");
     if (!o->tng && o->log_texts) cli_fail(&PROGRAM, "--log-texts needs --tng on");
     if (o->resume && o->overwrite)
@@ -296,9 +298,10 @@ void train_options_print(const TrainOptions *o, const Dist *d, FILE *out) {
             o->hard_batches ? "of nearest-neighbour groups" : "random");
     if (o->hard_batches) fprintf(out, "             (groups of %d images)\n", o->hard_batches);
     fprintf(out, "  tng        %s, M=%d, compat %s, i2t target %s, scope %s, contradictions %d (weight %g), "
-                 "standalone negations %d, ratio %g\n",
+                 "standalone negations %d, ratio %g, MCQ loss %g\n",
             ON_OFF[o->tng], o->neg_per_image, COMPAT[o->released], tng_i2t_names[o->i2t],
-            SCOPES[o->tng_global], o->contradictions, o->contradiction_weight, o->standalone, o->tng_ratio);
+            SCOPES[o->tng_global], o->contradictions, o->contradiction_weight, o->standalone, o->tng_ratio,
+            o->mcq_loss);
     if (o->temperature > 0) fprintf(out, "  temperature fixed %g\n", o->temperature);
     else fprintf(out, "  temperature learned\n");
     fprintf(out, "  train      vision %s, text %s\n", o->train_vision ? "yes" : "frozen",

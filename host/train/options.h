@@ -35,6 +35,7 @@ typedef struct {
     int contradictions;     /* C */
     int standalone;         /* S: standalone negations per image (tng/generator.h) */
     float contradiction_weight;
+    float mcq_loss;         /* W: the MCQ loss's weight (engine/mcq_loss.h); 0 = off */
     int released;           /* --tng-compat released */
     int tng_global;         /* --tng-scope global */
     TngI2tTarget i2t;

@@ -30,6 +30,7 @@
 #include "io/model_path.h"       // defines: model_path_load
 #include "io/train_state.h"      // defines: train_state_save, train_state_load, train_state_latest
 #include "tng/batch.h"           // defines: TngLayout, tng_text_count, tng_i2t_targets
+#include "tng/mcq.h"             // defines: TNG_MCQ_OPTIONS
 #include "train/lookahead.h"     // defines: Lookahead, Pending, lookahead_advance, lookahead_texts
 #include "train/run_dir.h"       // defines: RunDir, run_dir_open, run_dir_check_resume, run_dir_meta
 #include "train/texts_log.h"     // defines: TextsLog, texts_log_open, texts_log_batch
@@ -101,7 +102,8 @@ static int stop_agreed(const Dist *d) {
 static TngLayout tng_layout_of(const TrainOptions *o, int n_images) {
     if (!o->tng) return tng_layout_captions(n_images);
     return (TngLayout){.n_images = n_images, .negations = o->neg_per_image,
-                       .contradictions = o->contradictions, .standalone = o->standalone};
+                       .contradictions = o->contradictions, .standalone = o->standalone,
+                       .mcq_options = o->mcq_loss > 0 ? TNG_MCQ_OPTIONS : 0};
 }
 
 /* --cuda-graphs where the backend has graphs, in one process (a data-parallel step exchanges
@@ -147,7 +149,8 @@ static void open_model(Trainer *t, LoaderPosition *start, int64_t *empty_batches
                              .train_text = o->train_text, .dist = d,
                              .contradiction_log_weight = logf(o->contradiction_weight),
                              .i2t_each = o->i2t == TNG_I2T_EACH, .text_groups = o->text_groups,
-                             .text_length_multiple = uses_graphs(o, d) ? GRAPH_TEXT_MULTIPLE : 1};
+                             .text_length_multiple = uses_graphs(o, d) ? GRAPH_TEXT_MULTIPLE : 1,
+                             .mcq_weight = o->mcq_loss, .mcq_options = TNG_MCQ_OPTIONS};
     clip_prepare(t->model, &train, o->batch, tng_text_count(&most_texts));
     Clip *m = t->model;
     uint64_t resume_state[4] = {0, 0, 0, 0}; /* step, loader epoch, loader index, empty batches */
@@ -329,6 +332,7 @@ Trainer *trainer_open(const TrainOptions *opt, Dist *dist) {
         t->tng.released = o->released;
         t->tng.contradictions = o->contradictions;
         t->tng.standalone = o->standalone;
+        t->tng.mcq = o->mcq_loss > 0;
         TngLayout most_texts = tng_layout_of(o, o->batch);
         t->absent = mallocCheck(sizeof(int) * (size_t)tng_text_count(&most_texts));
     }
@@ -412,6 +416,8 @@ static void micro_step(Trainer *t, const Pending *p, double *tng_wait, int last)
         batch.txt2img = texts->txt2img;
         /* the images outside a standalone negation's softmaxes: only on steps that train on it */
         if (tng_step && o->standalone) batch.absence = standalone_absence(t, texts, &layout);
+        if (tng_step && layout.mcq_options)
+            batch.mcq = (McqQuestions){.first_text = tng_contrastive_text_count(&layout), .answer = texts->mcq_answer};
         if (t->texts_log) texts_log_batch(t->texts_log, p, texts, tng_text_count(&layout), (long)(p->index / o->accum) + 1);
     } else {
         int ctx = m->cfg.context_length;
@@ -527,6 +533,8 @@ typedef struct {
     uint64_t epoch;
     int64_t empty_batches; /* skipped so far, for having no readable image */
     double loss, seconds, tng_wait, started;
+    float mcq_loss;     /* the MCQ loss, weighted (engine/mcq_loss.h); logged when --mcq-loss is on */
+    float mcq_accuracy; /* its last micro-batch's training accuracy, or < 0: not read this step */
     float t2i, i2t, lr, grad_norm;
     int pairs;
 } StepReport;
@@ -534,19 +542,28 @@ typedef struct {
 /* Rank 0's metrics line, and the progress line (every step on a terminal). */
 static void log_step(Trainer *t, const StepReport *s, int tty) {
     const Dist *d = t->dist;
+    char mcq[96] = "", mcq_text[48] = ""; /* the MCQ loss where it is on, and its accuracy where read */
+    if (t->opt.mcq_loss > 0) {
+        int n = snprintf(mcq, sizeof mcq, ", \"loss_mcq\": %.6f", s->mcq_loss);
+        int m = snprintf(mcq_text, sizeof mcq_text, " | mcq %.4f", s->mcq_loss);
+        if (s->mcq_accuracy >= 0) {
+            snprintf(mcq + n, sizeof mcq - (size_t)n, ", \"mcq_train_acc\": %.4f", s->mcq_accuracy);
+            snprintf(mcq_text + m, sizeof mcq_text - (size_t)m, " (acc %.1f%%)", 100 * s->mcq_accuracy);
+        }
+    }
     metrics_log_write(t->metrics,
                       "{\"step\": %ld, \"epoch\": %" PRIu64 ", \"loss\": %.6f, \"loss_t2i\": %.6f, "
                       "\"loss_i2t\": %.6f, \"lr\": %.4g, \"grad_norm\": %.6f, \"pairs_per_s\": %.2f, "
                       "\"pairs_per_s_per_rank\": %.2f, \"step_s\": %.4f, \"tng_wait_s\": %.6f, "
-                      "\"empty_batches\": %" PRId64 "}",
+                      "\"empty_batches\": %" PRId64 "%s}",
                       s->step, s->epoch, s->loss, s->t2i, s->i2t, s->lr, s->grad_norm, s->pairs / s->seconds,
-                      s->pairs / s->seconds / d->world, s->seconds, s->tng_wait, s->empty_batches);
+                      s->pairs / s->seconds / d->world, s->seconds, s->tng_wait, s->empty_batches, mcq);
     double elapsed = now_seconds() - s->started, eta = elapsed / (s->step - s->first_step) * (s->total - s->step);
     char eta_text[32];
     format_eta(eta, eta_text, sizeof eta_text);
     if (tty || s->step % t->opt.log_every == 0 || s->step == s->total) {
-        fprintf(stderr, "%sstep %ld/%ld | epoch %" PRIu64 " | loss %.4f | lr %.3g | %.0f img/s | ETA %s%s",
-                tty ? "\r" : "", s->step, s->total, s->epoch, s->loss, s->lr, s->pairs / s->seconds,
+        fprintf(stderr, "%sstep %ld/%ld | epoch %" PRIu64 " | loss %.4f%s | lr %.3g | %.0f img/s | ETA %s%s",
+                tty ? "\r" : "", s->step, s->total, s->epoch, s->loss, mcq_text, s->lr, s->pairs / s->seconds,
                 eta_text, tty ? "   " : "\n");
         fflush(stderr);
     }
@@ -582,7 +599,7 @@ int trainer_run(Trainer *t) {
     for (long step = first_step; step < total && !stop_agreed(dist); step++) {
         dist_watchdog_step(step + 1);
         double t0 = now_seconds(), tng_wait = 0;
-        float stats[INFONCE_NSTATS];
+        float stats[INFONCE_NSTATS], mcq_stats[INFONCE_NSTATS];
         int pairs = 0, graph = graphs && step > first_step;
         if (graph) be->graph_begin();
         for (int micro = 0; micro < o->accum; micro++) {
@@ -595,7 +612,7 @@ int trainer_run(Trainer *t) {
         /* the whole step is queued before its one read-back: the loss, its terms and the norm */
         clip_optimizer_queue(m, &o->optim, o->accum);
         if (graph) be->graph_launch();
-        float grad_norm = clip_step_read(m, o->accum, stats);
+        float grad_norm = clip_step_read(m, o->accum, stats, mcq_stats);
         /* the gradients are all-reduced, so every rank sees the same norm and took the same
          * decision on the backend: a non-finite norm skipped the update (the step is spent, so
          * the schedule and data stay aligned) */
@@ -608,6 +625,10 @@ int trainer_run(Trainer *t) {
             continue;
         }
         nonfinite_run = 0;
+        /* the MCQ training accuracy reads the scored block back: on the log lines' steps only
+         * (the same on every rank, since it is a collective) */
+        int log_due = (step + 1) % o->log_every == 0 || step + 1 == total;
+        float mcq_accuracy = o->mcq_loss > 0 && m->mcq_scored && log_due ? mcq_loss_accuracy(m->mcq) : -1;
         double seconds = now_seconds() - t0;
         tng_wait_total += tng_wait;
         if (o->check_sync && (step + 1) % o->check_sync == 0 && dist->world > 1)
@@ -615,7 +636,8 @@ int trainer_run(Trainer *t) {
         if (t->lead)
             log_step(t, &(StepReport){.step = step + 1, .total = total, .first_step = first_step,
                                       .epoch = t->ahead.head->epoch, .empty_batches = t->ahead.head->empty_before,
-                                      .loss = stats[INFONCE_LOSS],
+                                      .loss = stats[INFONCE_LOSS], .mcq_loss = mcq_stats[INFONCE_LOSS],
+                                      .mcq_accuracy = mcq_accuracy,
                                       .seconds = seconds, .tng_wait = tng_wait, .started = started,
                                       .t2i = stats[INFONCE_T2I], .i2t = stats[INFONCE_I2T], .lr = lr, .grad_norm = grad_norm,
                                       .pairs = pairs},

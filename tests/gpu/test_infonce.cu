@@ -5,11 +5,15 @@
  * masks (InfonceTerms.exclude: a sparse one, and one so dense that columns and rows keep
  * little more than their positives); dcos to TOL, the statistics to 1e-6 absolute + TOL
  * relative; the scale given as a fixed value or read from backend memory (a learned
- * temperature), and that temperature's gradient (logit_scale_backward). A text-to-image block
- * that lacks images is refused with a message.
+ * temperature), and that temperature's gradient (logit_scale_backward). The MCQ loss
+ * (engine/mcq_loss.h: the op with a weight and each image's own options) on both backends. A
+ * text-to-image block that lacks images is refused with a message.
  */
 #include "expect_exit.h"   /* defines: run_in_child, child_said */
 #include "gpu_test_util.h" /* defines: Pair, IntPair, cpu, gpu, check_scaled, gpu_test_init */
+extern "C" {
+#include "engine/mcq_loss.h" /* defines: McqLoss, mcq_loss_* */
+}
 
 /* TNG's shape: each image has 3 texts; some images pick one text, the rest the mean.
  * The call is the block of a global batch of Ni * ranks images that rank `rank` computes
@@ -27,7 +31,7 @@ static void infonce_case(int Ni, int per_image, float scale, int ranks, int rank
     InfonceTerms terms = infonce_whole(Ni, Ni * scored_per_image);
     int block_Ni = Ni, block_Nt = Ni * per_image, first_text = 0;
     if (ranks > 1) {
-        terms = InfonceTerms{rows, !rows, rows ? rank * Ni : 0, Ni_g, Nt_g, 0.0f, 0, NULL};
+        terms = InfonceTerms{rows, !rows, rows ? rank * Ni : 0, Ni_g, Nt_g, 0.0f, 0, NULL, 1.0f};
         block_Ni = rows ? Ni : Ni_g;
         block_Nt = rows ? Nt_g : Ni * per_image;
         first_text = rows ? 0 : rank * Ni * per_image;
@@ -127,6 +131,59 @@ static void test_logit_scale_backward(void) {
     }
 }
 
+/* The MCQ loss (engine/mcq_loss.h) on both backends: its mask (each image's own options, an
+ * image without a question its first alone), the op's weight 2W, the learned scale and its
+ * gradient, the features' gradients through the matmuls. Unit features, so TOL as above. */
+static void mcq_case(int Ni, int D, float weight) {
+    const int K = 4;
+    Pair images = pair_random((size_t)Ni * D, 1.0), options = pair_random((size_t)K * Ni * D, 1.0);
+    Pair *rows[2] = {&images, &options};
+    for (int p = 0; p < 2; p++) { /* unit rows: cosines */
+        for (size_t r = 0; r < rows[p]->n / D; r++) {
+            double norm = 0;
+            for (int d = 0; d < D; d++) norm += rows[p]->host[r * D + d] * rows[p]->host[r * D + d];
+            for (int d = 0; d < D; d++) rows[p]->host[r * D + d] = (float)(rows[p]->host[r * D + d] / sqrt(norm));
+        }
+        pair_upload(*rows[p]);
+    }
+    int *answer = (int *)mallocCheck(sizeof(int) * Ni);
+    for (int i = 0; i < Ni; i++) answer[i] = i % 5 == 1 ? -1 : (int)rng_below(&gpu_test_rng, K);
+    Pair d_images = pair_random((size_t)Ni * D, 0.1), d_options = pair_random((size_t)K * Ni * D, 0.1);
+    Pair log_scale = pair_alloc(1), d_scale = pair_random(1, 0.1);
+    log_scale.host[0] = logf(14.285714f);
+    pair_upload(log_scale);
+    McqLoss *on_cpu = mcq_loss_create(cpu, D), *on_gpu = mcq_loss_create(gpu, D);
+    mcq_loss_prepare(on_cpu, NULL, weight, K, Ni);
+    mcq_loss_prepare(on_gpu, NULL, weight, K, Ni);
+    mcq_loss_score(on_cpu, images.host, options.host, Ni, answer, log_scale.host, 0.0f);
+    mcq_loss_score(on_gpu, images.dev, options.dev, Ni, answer, log_scale.dev, 0.0f);
+    mcq_loss_backward(on_cpu, d_images.host, d_options.host, d_scale.host, log_scale.host);
+    mcq_loss_backward(on_gpu, d_images.dev, d_options.dev, d_scale.dev, log_scale.dev);
+    float got[INFONCE_NSTATS], want[INFONCE_NSTATS];
+    gpu->to_host(got, on_gpu->stats, sizeof got);
+    memcpy(want, on_cpu->stats, sizeof want);
+    char what[96];
+    snprintf(what, sizeof what, "mcq loss stats, %d images, weight %g", Ni, weight);
+    harness_allclose(what, got, want, INFONCE_NSTATS, 1e-6, TOL);
+    CHECK(want[INFONCE_LOSS] > 0, "%s: a loss of %g", what, want[INFONCE_LOSS]);
+    snprintf(what, sizeof what, "mcq loss d_images, %d images, weight %g", Ni, weight);
+    check_scaled(what, d_images, TOL);
+    snprintf(what, sizeof what, "mcq loss d_options, %d images, weight %g", Ni, weight);
+    check_scaled(what, d_options, TOL);
+    snprintf(what, sizeof what, "mcq loss dlogit_scale, %d images, weight %g", Ni, weight);
+    pair_check(what, d_scale, 1e-6, TOL);
+    mcq_loss_free(on_cpu), mcq_loss_free(on_gpu);
+    free(answer);
+    PAIRS_FREE(images, options, d_images, d_options, log_scale, d_scale);
+}
+
+static void test_mcq_loss(void) {
+    mcq_case(7, 16, 1.5f);
+    mcq_case(33, 32, 0.25f);
+    if (!quick)
+        mcq_case(256, 64, 2.0f);
+}
+
 /* The text-to-image term on the rows of one rank: its column softmax would miss the other
  * ranks' images. */
 static void call_column_term_on_row_block(void *unused) {
@@ -138,7 +195,7 @@ static void call_column_term_on_row_block(void *unused) {
         target[i] = -1;
     IntPair t2i = int_pair(txt2img, Nt), i2t = int_pair(target, Ni);
     Pair cos = pair_random((size_t)Ni * Nt, 0.3), stats = pair_poisoned(INFONCE_NSTATS);
-    InfonceTerms terms = {1, 1, Ni, 2 * Ni, Nt, 0.0f, 0, NULL}; /* rows [4, 8) of 8 images */
+    InfonceTerms terms = {1, 1, Ni, 2 * Ni, Nt, 0.0f, 0, NULL, 1.0f}; /* rows [4, 8) of 8 images */
     gpu->infonce_forward_backward(cos.dev, stats.dev, cos.dev, t2i.dev, i2t.dev, NULL, 14.0f, Ni, Nt,
                                   &terms);
 }
@@ -153,6 +210,7 @@ int main(int argc, char **argv) {
     gpu_test_init(argc, argv);
     RUN_TEST(test_infonce);
     RUN_TEST(test_logit_scale_backward);
+    RUN_TEST(test_mcq_loss);
     RUN_TEST(test_infonce_refuses_partial_columns);
     return test_summary();
 }

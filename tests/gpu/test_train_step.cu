@@ -322,7 +322,7 @@ static float one_step(Clip *m, const ClipBatch *cb, const OptimConfig *oc, int a
         clip_optimizer_queue(m, oc, accum);
         if (graph)
             m->be->graph_launch();
-        return clip_step_read(m, accum, stats);
+        return clip_step_read(m, accum, stats, NULL);
     }
     float sums[INFONCE_NSTATS] = {0}, micro_stats[INFONCE_NSTATS];
     for (int micro = 0; micro < accum; micro++) {

@@ -11,6 +11,8 @@
  *
  * An excluded pair (terms->exclude) is skipped wherever a softmax sums or takes its maximum,
  * and gets dcos 0: as if its logit were -inf, without ever computing with an infinity.
+ * The weight (terms->weight, 0 read as 1) multiplies the gradient and the stats last: x * 1
+ * is x, so a weight of 1 is the unweighted op bit for bit.
  */
 #include "engine/cpu/ops_cpu.h" // declares: every CPU op, in both precisions
 
@@ -53,6 +55,7 @@ void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, cons
                                   const InfonceTerms *terms) {
     const int rows_on = terms->image_to_text, cols_on = terms->text_to_image;
     const int first = terms->first_image;
+    const double weight = terms->weight != 0 ? terms->weight : 1.0; /* 0: unset (backend.h) */
     double *row_lse = callocCheck((size_t)Ni * 4 + (size_t)Nt * 2, sizeof(double));
     double *row_loss = row_lse + Ni, *row_dscale = row_loss + Ni, *row_each = row_dscale + Ni;
     double *col_lse = row_each + Ni, *col_loss = col_lse + Nt;
@@ -157,7 +160,7 @@ void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, cons
                 row_term = (exp(i2t_logit(logit, txt2img[t], terms) - row_lse[i]) - target_row) /
                            terms->n_images;
             }
-            double dlogit = 0.5 * (col_term + row_term);
+            double dlogit = 0.5 * (col_term + row_term) * weight;
             dcos[at] = (real)(dlogit * scale);
             dscale += dlogit * c;
         }
@@ -165,9 +168,9 @@ void OP(infonce_forward_backward)(real *dcos, real *stats, const real *cos, cons
     }
     double dscale_sum = 0;
     for (int i = 0; i < Ni; i++) dscale_sum += row_dscale[i];
-    stats[INFONCE_LOSS] = (real)(0.5 * (t2i + i2t));
-    stats[INFONCE_T2I] = (real)t2i;
-    stats[INFONCE_I2T] = (real)i2t;
+    stats[INFONCE_LOSS] = (real)(0.5 * (t2i + i2t) * weight);
+    stats[INFONCE_T2I] = (real)(t2i * weight);
+    stats[INFONCE_I2T] = (real)(i2t * weight);
     stats[INFONCE_DSCALE] = (real)dscale_sum;
     free(positives);
     free(row_lse);
