@@ -7,7 +7,7 @@
  * scene. Every MCQ option 0 must be true and options 1-3 false, every retrieval caption true,
  * every CC-Neg negated caption false. Then: a tiny world written twice is identical byte for
  * byte, its JPEGs decode to the right size, its CSVs load through the dataset readers, and the
- * template hygiene rules hold against the TNG generator's own templates (read from host/tng/generator.c).
+ * template hygiene rules hold against all of TNG's own templates (tng/templates.h).
  */
 #include <ctype.h>
 #include <ftw.h>
@@ -23,9 +23,8 @@
 #include "dataset/image.h"   // defines: image_decode_file
 #include "text/lexicon.h" // defines: lexicon_load, lexicon_lookup
 #include "synth/synth.h"
-#include "tng/generator.h"     // defines: TNG_N_HYBRID_TEMPLATES, TNG_N_FULL_TEMPLATES
+#include "tng/templates.h"     // defines: tng_hybrid_templates, ..., TNG_N_HYBRID_TEMPLATES, ...
 
-#define TNG_SOURCE "host/tng/generator.c"
 
 // ---------------------------------------------------------------------------------------------
 // The oracle: object phrases and templates read back
@@ -415,37 +414,19 @@ static void add_words(StrList *out, const char *text) {
     }
 }
 
-/* The string literals of the array `NAME[...] = { ... };` in host/tng/generator.c: strings are skipped
- * whole, so a "{c};" inside a template does not end the array. Returns how many it found. */
-static int tng_templates(const char *src, const char *name, StrList *out) {
-    const char *p = strstr(src, name);
-    if (p) p = strchr(p, '=');
-    if (!p || !(p = strchr(p, '{'))) return 0;
-    int count = 0;
-    for (p++; *p && *p != '}'; p++) {
-        if (*p != '"') continue;
-        const char *q = p + 1;
-        while (*q && *q != '"') q += *q == '\\' ? 2 : 1;
-        list_add(out, p + 1, (size_t)(q - p - 1));
-        count++;
-        p = q;
-    }
-    return count;
+/* Every TNG template (tng/templates.h), each table in turn */
+static void add_tng_templates(StrList *out) {
+    const char *const *tables[] = {tng_hybrid_templates, tng_full_templates, tng_affirm_templates,
+                                   tng_standalone_templates};
+    const int counts[] = {TNG_N_HYBRID_TEMPLATES, TNG_N_FULL_TEMPLATES, TNG_N_AFFIRM_TEMPLATES,
+                          TNG_N_STANDALONE_TEMPLATES};
+    for (int t = 0; t < 4; t++)
+        for (int i = 0; i < counts[t]; i++) list_add(out, tables[t][i], strlen(tables[t][i]));
 }
 
 static void test_template_hygiene(void) {
-    size_t size;
-    char *src = read_file(TNG_SOURCE, &size);
-    CHECK(src != NULL, "cannot read %s (run from the repository root)", TNG_SOURCE);
-    if (!src) return;
     StrList tng = {0};
-    int n_hybrid = tng_templates(src, "const HYBRID_TEMPLATES[", &tng);
-    int n_full = tng_templates(src, "const FULL_TEMPLATES[", &tng);
-    free(src);
-    // if host/tng/generator.c moves its tables, this says so instead of passing on an empty list
-    CHECK(n_hybrid == TNG_N_HYBRID_TEMPLATES && n_full == TNG_N_FULL_TEMPLATES,
-          "found %d hybrid and %d full templates in %s, expected %d and %d", n_hybrid, n_full, TNG_SOURCE,
-          TNG_N_HYBRID_TEMPLATES, TNG_N_FULL_TEMPLATES);
+    add_tng_templates(&tng);
 
     // frames: what training text holds (TNG templates, training captions); clauses: the
     // pre-training-only negation clauses, which no evaluation set and no TNG template may share

@@ -19,123 +19,9 @@
 
 #include "tng/grammar.h" // defines: CaptionReading, caption_read, caption_noun_phrase, lexicon_object
 #include "tng/mcq.h"     // defines: TngMcqQuestion, tng_mcq_question, tng_mcq_option_text, tng_with_article
+#include "tng/templates.h" // defines: tng_hybrid_templates, tng_full_templates, tng_affirm_templates, ...
 #include "util/common.h" // defines: die, mallocCheck, reallocCheck
 #include "util/rng.h"    // defines: Rng, rng_seed, rng_below, splitmix64
-
-// ---------------------------------------------------------------------------------------------
-// Templates (written for this project). Placeholders: {x} the object; {c} the caption with its
-// first letter lower-cased; {C} the same with it upper-cased; {p} the caption as a noun phrase
-// (grammar.h: "a man rides a horse" -> "a man riding a horse"), first letter lower-cased, where
-// the template's grammar needs one; {n} that noun phrase without its leading determiner
-// ("a dog on a sofa" -> "dog on a sofa", "two dogs" -> "dogs"), so no template agrees a verb
-// with it. Every hybrid template holds {x} and one caption placeholder; every full template
-// holds one caption placeholder and no {x}.
-
-static const char *const HYBRID_TEMPLATES[] = {
-    // the negation follows the caption
-    "{c}, with no {x} in sight.",
-    "{c}; no {x} can be seen.",
-    "{c}, and there is no {x} anywhere.",
-    "{c}, but no {x} is present.",
-    "{c}, with no {x} around.",
-    "{c}. There is no {x} in the scene.",
-    "{c}, and not a single {x}.",
-    "{c}, minus any {x}.",
-    "{c}; the scene has no {x}.",
-    "{c}, while no {x} appears.",
-    "{c}, and no {x} is visible.",
-    "{c}, with no sign of any {x}.",
-    "{c}. No {x} is shown.",
-    "{c}, lacking any {x}.",
-    "{c}; you will not find any {x} here.",
-    "{c}, and the picture contains no {x}.",
-    "{c}, with no {x} to be found.",
-    "{c}, though no {x} is there.",
-    "{c}. Missing from the photo: any {x}.",
-    "{c}, free of any {x}.",
-    "{c}; not one {x} is in view.",
-    "{c}, with no {x} nearby.",
-    "{c}, and no {x} shows up anywhere.",
-    "{c}. The image holds no {x}.",
-    "{c}, entirely without any {x}.",
-    // the negation comes first
-    "No {x} anywhere; {c}.",
-    "There is no {x}, only {p}.",
-    "No {x} is visible, just {p}.",
-    "With no {x} in the frame, {c}.",
-    "Not a single {x} here: {c}.",
-    "No {x} appears in this scene of {p}.",
-    "Without any {x} around, {c}.",
-    "No {x} is pictured; {c}.",
-    "The photo shows no {x}, but {c}.",
-    "There is no {x} to be seen. {C}.",
-    "Absent any {x}, {c}.",
-    "No {x} here. Instead, {c}.",
-    "Free of any {x}: {c}.",
-    "Although no {x} is present, the image shows {p}.",
-    "Not one {x} in view; {c}.",
-    "No {x} is in the picture, which shows {p}.",
-    "Lacking any {x}, the scene shows {p}.",
-    "There is no {x} in this picture; {c}.",
-};
-
-static const char *const FULL_TEMPLATES[] = {
-    "This image has no {n}.",
-    "This picture does not show {p}.",
-    "No {n} can be seen here.",
-    "Nothing here resembles {p}.",
-    "The scene does not contain {p}.",
-    "You will not find {p} in this photo.",
-    "This is not a photo of {p}.",
-    "There is no sign of {p}.",
-    "Not pictured: {p}.",
-    "The image lacks {p}.",
-    "This photo has nothing to do with {p}.",
-    "What is shown here is not {p}.",
-    "You will see no {n} in this picture.",
-    "Absent from this image: {p}.",
-    "Missing from this scene: {p}.",
-    "The photo contains no {n}.",
-    "Do not expect {p} here.",
-};
-// Affirmations: the caption plus {x} stated as present. Image i's hybrids deny {x}; these
-// same-words-without-"no" twins are contradictions, so "no" must be what tells them apart.
-static const char *const AFFIRM_TEMPLATES[] = {
-    "{c}, and {x} too.",
-    "{c}, with {x} as well.",
-    "{c}, plus {x}.",
-    "{c}; {x} can be seen too.",
-    "{c}, and there is {x}.",
-    "{c}. There is also {x} in the scene.",
-    "{c}, next to {x}.",
-    "{C}, and {x} is visible.",
-};
-#define TNG_N_AFFIRM_TEMPLATES (int)(sizeof(AFFIRM_TEMPLATES) / sizeof(AFFIRM_TEMPLATES[0]))
-// Standalone negations: the absence of {x} and nothing else, true of every image without it.
-// Each takes {x} after "no", "any", "a single" or "one", so the singular lemma always agrees.
-static const char *const STANDALONE_TEMPLATES[] = {
-    "There is no {x}.",
-    "No {x} in this picture.",
-    "Not a single {x} can be seen.",
-    "There isn't any {x} here.",
-    "This scene has no {x} in it.",
-    "No {x} appears anywhere in the image.",
-    "The picture shows no {x}.",
-    "Not one {x} is in this photo.",
-    "You cannot see any {x} here.",
-    "A scene without any {x}.",
-    "No {x} to be seen.",
-    "The image is free of any {x}.",
-    "Nowhere in this photo is there a single {x}.",
-    "This is a picture with no {x}.",
-    "There is not one {x} in view.",
-    "No sign of any {x} here.",
-};
-#define TNG_N_STANDALONE_TEMPLATES (int)(sizeof(STANDALONE_TEMPLATES) / sizeof(STANDALONE_TEMPLATES[0]))
-_Static_assert(sizeof(HYBRID_TEMPLATES) / sizeof(HYBRID_TEMPLATES[0]) == TNG_N_HYBRID_TEMPLATES,
-               "TNG_N_HYBRID_TEMPLATES must count HYBRID_TEMPLATES");
-_Static_assert(sizeof(FULL_TEMPLATES) / sizeof(FULL_TEMPLATES[0]) == TNG_N_FULL_TEMPLATES,
-               "TNG_N_FULL_TEMPLATES must count FULL_TEMPLATES");
 
 // ---------------------------------------------------------------------------------------------
 // Caption text helpers
@@ -607,7 +493,7 @@ static void label_text(TngTexts *out, int t, TngTextKind kind, int txt2img, int 
  * template `first` + s (first drawn once per image, so an image's S texts all differ). */
 static void make_standalone(TngGenerator *gen, TngTexts *out, size_t *arena_used, int t, int s,
                             int first, int i, int j, int object) {
-    const char *tmpl = STANDALONE_TEMPLATES[(first + s) % TNG_N_STANDALONE_TEMPLATES];
+    const char *tmpl = tng_standalone_templates[(first + s) % TNG_N_STANDALONE_TEMPLATES];
     Span none = {"", 0};
     make_text(gen, out, arena_used, t, tmpl, none, none, gen->lex->lemma[object]);
     label_text(out, t, TNG_STANDALONE, j, i, object);
@@ -626,19 +512,19 @@ static void make_contradiction(TngGenerator *gen, TngTexts *out, size_t *arena_u
     char absent_phrase[128]; // "a <object_i>" / "an <object_i>": the absent object stated
     int absent_len = tng_with_article(absent_phrase, absent);
     if (c % 4 == 3) {
-        make_text(gen, out, arena_used, t, AFFIRM_TEMPLATES[rng_below(rng, TNG_N_AFFIRM_TEMPLATES)],
+        make_text(gen, out, arena_used, t, tng_affirm_templates[rng_below(rng, TNG_N_AFFIRM_TEMPLATES)],
                   caption, phrase, absent_phrase);
         label_text(out, t, TNG_FALSE_AFFIRM, -1, i, object);
     } else if (c % 4 != 1 && n_present > 0) {
         int lemma = gen->objects[gen->object_start[i] + (int)rng_below(rng, (uint64_t)n_present)];
-        const char *tmpl = HYBRID_TEMPLATES[rng_below(rng, TNG_N_HYBRID_TEMPLATES)];
+        const char *tmpl = tng_hybrid_templates[rng_below(rng, TNG_N_HYBRID_TEMPLATES)];
         // the role-swapped kind affirms the absent object and denies the present one
         Span absent_subject = {absent_phrase, (size_t)absent_len};
         make_text(gen, out, arena_used, t, tmpl, c % 4 == 2 ? absent_subject : caption,
                   c % 4 == 2 ? absent_subject : phrase, gen->lex->lemma[lemma]);
         label_text(out, t, c % 4 == 2 ? TNG_SWAPPED_HYBRID : TNG_FALSE_HYBRID, -1, i, lemma);
     } else {
-        const char *tmpl = FULL_TEMPLATES[rng_below(rng, TNG_N_FULL_TEMPLATES)];
+        const char *tmpl = tng_full_templates[rng_below(rng, TNG_N_FULL_TEMPLATES)];
         make_text(gen, out, arena_used, t, tmpl, caption, phrase, "");
         label_text(out, t, TNG_FALSE_FULL, -1, i, -1);
     }
@@ -648,8 +534,8 @@ static void make_contradiction(TngGenerator *gen, TngTexts *out, size_t *arena_u
  * caption_i names, drawn; empty texts when caption_i names no object. */
 static void make_mcq_options(TngGenerator *gen, TngTexts *out, size_t *arena_used,
                              const TngLayout *layout, int i, int j, int object, Rng *rng) {
-    static const TngMcqTemplates templates = {HYBRID_TEMPLATES, TNG_N_HYBRID_TEMPLATES,
-                                              STANDALONE_TEMPLATES, TNG_N_STANDALONE_TEMPLATES};
+    static const TngMcqTemplates templates = {tng_hybrid_templates, TNG_N_HYBRID_TEMPLATES,
+                                              tng_standalone_templates, TNG_N_STANDALONE_TEMPLATES};
     int n_present = gen->object_start[i + 1] - gen->object_start[i];
     TngMcqQuestion q = {.answer = -1, .type = (TngMcqType)-1};
     if (n_present > 0)
@@ -714,16 +600,16 @@ static void make_image_texts(TngGenerator *gen, const char *const *captions, int
             // hybrid (also the stand-in for a full negation when no other caption exists);
             // an image without a caption gets a plain object negation from a full template
             if (caption.len > 0) {
-                const char *tmpl = HYBRID_TEMPLATES[(hybrid_start + n_hybrids) % TNG_N_HYBRID_TEMPLATES];
+                const char *tmpl = tng_hybrid_templates[(hybrid_start + n_hybrids) % TNG_N_HYBRID_TEMPLATES];
                 make_text(gen, out, arena_used, t, tmpl, caption, gen->phrase[i], object_word);
             } else {
-                const char *tmpl = FULL_TEMPLATES[(full_start + n_hybrids) % TNG_N_FULL_TEMPLATES];
+                const char *tmpl = tng_full_templates[(full_start + n_hybrids) % TNG_N_FULL_TEMPLATES];
                 make_text(gen, out, arena_used, t, tmpl, object_subject, object_subject, "");
             }
             n_hybrids++;
             label_text(out, t, TNG_HYBRID, j, i, object);
         } else {
-            const char *tmpl = FULL_TEMPLATES[(full_start + n_fulls) % TNG_N_FULL_TEMPLATES];
+            const char *tmpl = tng_full_templates[(full_start + n_fulls) % TNG_N_FULL_TEMPLATES];
             make_text(gen, out, arena_used, t, tmpl, gen->trimmed[source], gen->phrase[source], "");
             n_fulls++;
             label_text(out, t, TNG_FULL, j, source, -1);

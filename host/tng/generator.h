@@ -97,9 +97,6 @@
 #include "text/tokenizer.h" // defines: Tokenizer, tokenizer_encode, tokenizer_encode_raw
 #include "tng/batch.h"      // defines: TngLayout, tng_negation_text, tng_contradiction_text
 
-#define TNG_N_HYBRID_TEMPLATES 43
-#define TNG_N_FULL_TEMPLATES 17
-
 typedef struct {
     int negations_per_image; /* M >= 1; 2 in the paper (one hybrid, one full) */
     int context;             /* tokens per text, SOT and EOT included; 77 in CLIP */

@@ -54,7 +54,7 @@ extern const int tng_mcq_n_affirm_frames;
  * true option's place drawn from rng (two draws). */
 void tng_mcq_question(Rng *rng, int present, int absent, TngMcqQuestion *q);
 
-/* The generator's templates an option may take (generator.c owns them). */
+/* The templates an option may take (tng/templates.h), as the generator passes them. */
 typedef struct {
     const char *const *hybrid; /* {c}/{p}/{n} the affirmed noun phrase, {x} the denied noun */
     int n_hybrid;
