@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "eval/probe.h" // defines: probe_auc, probe_fit, probe_fit_validated, probe_score
+#include "eval/probe.h" // defines: probe_auc, probe_fit, probe_fit_validated, probe_scored_auc
 #include "util/rng.h"   // defines: Rng, rng_seed, rng_normal, rng_below
 
 static double brute_auc(const double *s, const unsigned char *y, int n) {
@@ -77,14 +77,6 @@ static double gradient_norm(const float *x, const unsigned char *y, int n, int d
     return worst;
 }
 
-static double held_out_auc(const double *w, const float *x, const unsigned char *y, int n, int d) {
-    double *s = malloc(sizeof(double) * n);
-    for (int i = 0; i < n; i++) s[i] = probe_score(w, x + (size_t)i * d, d);
-    double auc = probe_auc(s, y, n);
-    free(s);
-    return auc;
-}
-
 static void test_fit(void) {
     enum { N = 400, D = 12 };
     Rng rng;
@@ -108,7 +100,7 @@ static void test_fit(void) {
               "the validated weight %g is not one of the grid's", chosen);
         double grad = gradient_norm(x, y, N, D, chosen, w);
         CHECK(grad < 1e-8, "validated fit: gradient %.3g at its own weight", grad);
-        double auc = held_out_auc(w, x2, y2, N, D);
+        double auc = probe_scored_auc(w, x2, y2, N, D);
         /* the best any rule can do: the shift over noise of unit variance in both classes */
         double bayes = 0.5 * erfc(-3.0 / 2.0);
         if (shift) CHECK(auc > bayes - 0.02, "separated clouds: held-out AUC %.4f, the best rule's %.4f", auc, bayes);
@@ -117,8 +109,18 @@ static void test_fit(void) {
     free(x), free(x2);
 }
 
+/* the halves: even items in order, then odd items in order */
+static void test_alternate(void) {
+    const int items[5] = {10, 11, 12, 13, 14};
+    int even[3] = {-1, -1, -1}, odd[2] = {-1, -1};
+    probe_alternate(items, 5, sizeof(int), even, odd);
+    CHECK(even[0] == 10 && even[1] == 12 && even[2] == 14 && odd[0] == 11 && odd[1] == 13,
+          "halves {%d %d %d} {%d %d}", even[0], even[1], even[2], odd[0], odd[1]);
+}
+
 int main(void) {
     RUN_TEST(test_auc_against_pairs);
+    RUN_TEST(test_alternate);
     RUN_TEST(test_fit);
     return test_summary();
 }

@@ -326,8 +326,9 @@ static void encoder_forward(const Clip *m, const TowerWeights *w, const TowerCon
 /* Backward through every block. On entry a->d_x holds dloss/d(x[L]); on exit, dloss/d(x[0]).
  * Each LayerNorm backward adds its branch's gradient into d_x, which already carries the
  * residual path's, so the residual adds need no code of their own. The other activation
- * gradients have one writer each, which overwrites them (backend.h): nothing is zeroed. After each block, the
- * block's gradients are final: their all-reduce may start (grad_reduce_layer_done). */
+ * gradients have one writer each, which overwrites them (backend.h): nothing is zeroed. After
+ * each block, the block's gradients are final: their all-reduce may start
+ * (grad_reduce_layer_done). */
 static void encoder_backward(const Clip *m, const TowerWeights *w, TowerWeights *g,
                              const TowerConfig *tc, TowerActs *a, const SeqGroups *sg, int causal,
                              Tower tower) {
@@ -449,6 +450,7 @@ static void text_upload(Clip *m, const int *tokens, int B) {
     const ClipConfig *cfg = &m->cfg;
     int ctx = cfg->context_length;
     int *eot = mallocCheck(sizeof(int) * (size_t)B * 4), *length = eot + B, *order = length + B, *pool = order + B;
+    int multiple = m->train.text_length_multiple > 1 ? m->train.text_length_multiple : 1;
     for (int b = 0; b < B; b++) {
         eot[b] = clip_eot_position(cfg, tokens + (size_t)b * ctx);
         for (int t = 0; t < ctx; t++) {
@@ -457,7 +459,6 @@ static void text_upload(Clip *m, const int *tokens, int B) {
                 die("text %d position %d: token id %d outside the vocabulary [0, %d)", b, t, id,
                     cfg->vocab_size);
         }
-        int multiple = m->train.text_length_multiple > 1 ? m->train.text_length_multiple : 1;
         int rounded = (eot[b] + multiple) / multiple * multiple; /* eot + 1 rounded up */
         length[b] = m->train.full_context || rounded > ctx ? ctx : rounded;
     }

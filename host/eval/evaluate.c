@@ -167,27 +167,26 @@ void evaluate_probe(Encoder *enc, const char *path, const char *image_root, int 
     embed_readable_items(enc, path, "image", &ds, &emb, progress);
     int n = ds.count, D = enc->dim, n_fit = (n + 1) / 2, n_scored = n / 2;
     /* even items fit, odd items are scored */
-    float *fit_x = mallocCheck(sizeof(float) * (size_t)n_fit * D), *scored_x = mallocCheck(sizeof(float) * (size_t)(n_scored ? n_scored : 1) * D);
-    for (int i = 0; i < n; i++)
-        memcpy((i % 2 ? scored_x : fit_x) + (size_t)(i / 2) * D, emb + (size_t)i * D, sizeof(float) * D);
-    unsigned char *fit_y = mallocCheck((size_t)n_fit), *scored_y = mallocCheck((size_t)(n_scored ? n_scored : 1));
-    double *w = mallocCheck(sizeof(double) * (size_t)(D + 1)), *score = mallocCheck(sizeof(double) * (size_t)(n_scored ? n_scored : 1));
+    size_t row_bytes = sizeof(float) * (size_t)D;
+    float *fit_x = mallocCheck(row_bytes * (size_t)n_fit), *scored_x = mallocCheck(row_bytes * (size_t)(n_scored + 1));
+    probe_alternate(emb, n, row_bytes, fit_x, scored_x);
+    unsigned char *holds = mallocCheck((size_t)n), *fit_y = mallocCheck((size_t)n_fit), *scored_y = mallocCheck((size_t)n_scored + 1);
+    double *w = mallocCheck(sizeof(double) * (size_t)(D + 1));
     for (int k = 0; k < out->n_kinds; k++) {
-        int fit_pos = 0;
         for (int i = 0; i < n; i++) {
-            int holds = 0;
-            for (int o = 0; o < ds.items[i].n_objects && !holds; o++) holds = strcmp(ds.items[i].objects[o], out->kind[k]) == 0;
-            if (i % 2) scored_y[i / 2] = (unsigned char)holds;
-            else fit_y[i / 2] = (unsigned char)holds, fit_pos += holds;
+            holds[i] = 0;
+            for (int o = 0; o < ds.items[i].n_objects && !holds[i]; o++) holds[i] = strcmp(ds.items[i].objects[o], out->kind[k]) == 0;
         }
+        probe_alternate(holds, n, 1, fit_y, scored_y);
+        int fit_pos = 0;
+        for (int i = 0; i < n_fit; i++) fit_pos += fit_y[i];
         out->auc[k] = NAN;
         if (fit_pos == 0 || fit_pos == n_fit) continue; /* nothing to fit: the AUC stays unknown */
         probe_fit_validated(fit_x, fit_y, n_fit, D, w);
-        for (int i = 0; i < n_scored; i++) score[i] = probe_score(w, scored_x + (size_t)i * D, D);
-        out->auc[k] = probe_auc(score, scored_y, n_scored);
+        out->auc[k] = probe_scored_auc(w, scored_x, scored_y, n_scored, D);
     }
     out->n_fit = n_fit, out->n_scored = n_scored;
-    free(fit_x), free(scored_x), free(fit_y), free(scored_y), free(w), free(score), free(emb);
+    free(fit_x), free(scored_x), free(holds), free(fit_y), free(scored_y), free(w), free(emb);
     dataset_free(&ds);
 }
 

@@ -78,6 +78,19 @@ static void cholesky_solve(double *a, double *b, int m) {
     }
 }
 
+double probe_scored_auc(const double *w, const float *x, const unsigned char *y, int n, int d) {
+    double *score = mallocCheck(sizeof(double) * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) score[i] = probe_score(w, x + (size_t)i * d, d);
+    double auc = probe_auc(score, y, n);
+    free(score);
+    return auc;
+}
+
+void probe_alternate(const void *items, int n, size_t size, void *even, void *odd) {
+    for (int i = 0; i < n; i++)
+        memcpy((char *)(i % 2 ? odd : even) + (size_t)(i / 2) * size, (const char *)items + (size_t)i * size, size);
+}
+
 static const double PROBE_L2_GRID[] = {1e-2, 1e-1, 1, 10, 100};
 enum { PROBE_L2_GRID_SIZE = sizeof PROBE_L2_GRID / sizeof PROBE_L2_GRID[0] };
 
@@ -89,11 +102,9 @@ double probe_fit_validated(const float *x, const unsigned char *y, int n, int d,
         rows[h] = mallocCheck(sizeof(float) * (size_t)(half[h] ? half[h] : 1) * d);
         labels[h] = mallocCheck((size_t)(half[h] ? half[h] : 1));
     }
-    for (int i = 0; i < n; i++) {
-        memcpy(rows[i % 2] + (size_t)(i / 2) * d, x + (size_t)i * d, sizeof(float) * d);
-        labels[i % 2][i / 2] = y[i];
-    }
-    double *score = mallocCheck(sizeof(double) * (size_t)(half[0] ? half[0] : 1)), best_auc = -1, best_l2 = PROBE_L2_GRID[0];
+    probe_alternate(x, n, sizeof(float) * (size_t)d, rows[0], rows[1]);
+    probe_alternate(y, n, 1, labels[0], labels[1]);
+    double best_auc = -1, best_l2 = PROBE_L2_GRID[0];
     for (int g = 0; g < PROBE_L2_GRID_SIZE; g++) {
         double sum = 0;
         int folds = 0;
@@ -102,8 +113,7 @@ double probe_fit_validated(const float *x, const unsigned char *y, int n, int d,
             for (int i = 0; i < half[h]; i++) positives += labels[h][i] != 0;
             if (positives == 0 || positives == half[h]) continue; /* a fold with one class fits nothing */
             probe_fit(rows[h], labels[h], half[h], d, PROBE_L2_GRID[g], w);
-            for (int i = 0; i < half[other]; i++) score[i] = probe_score(w, rows[other] + (size_t)i * d, d);
-            double auc = probe_auc(score, labels[other], half[other]);
+            double auc = probe_scored_auc(w, rows[other], labels[other], half[other], d);
             if (!isnan(auc)) sum += auc, folds++;
         }
         double mean = folds ? sum / folds : 0;
@@ -111,7 +121,6 @@ double probe_fit_validated(const float *x, const unsigned char *y, int n, int d,
     }
     probe_fit(x, y, n, d, best_l2, w);
     for (int h = 0; h < 2; h++) free(rows[h]), free(labels[h]);
-    free(score);
     return best_l2;
 }
 

@@ -13,6 +13,8 @@
 #ifndef TNG_PROBE_H
 #define TNG_PROBE_H
 
+#include <stddef.h>
+
 /* The AUC of scores against 0/1 labels: the probability that a random positive scores above
  * a random negative, a tie counting one half (Mann-Whitney's U over n_pos n_neg). NAN when
  * either class is empty. */
@@ -26,6 +28,15 @@ int probe_fit(const float *x, const unsigned char *y, int n, int d, double l2, d
 
 /* The probe's score of one row: w . x + b. */
 double probe_score(const double *w, const float *x, int d);
+
+/* The AUC of the probe w on rows x [n, d] with labels y [n]: how a fitted probe is judged on
+ * rows it did not see. */
+double probe_scored_auc(const double *w, const float *x, const unsigned char *y, int n, int d);
+
+/* Deals n items of `size` bytes alternately: the even ones ((n + 1) / 2) to `even`, the odd
+ * ones (n / 2) to `odd`, in order: how the probe halves a set, to fit on one half and score the
+ * other. */
+void probe_alternate(const void *items, int n, size_t size, void *even, void *odd);
 
 /* probe_fit with the L2 weight chosen by two-fold cross-validation on the rows themselves (even
  * rows fit, odd rows scored, and the other way round; the weight of PROBE_L2_GRID with the best
