@@ -22,7 +22,8 @@
 #   a world its own WORLD folder, and a base pre-trained on it its own ABLATE_OUT)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. data/synth_world.sh # defines: synth_world
+. data/synth_world.sh   # defines: synth_world
+. data/pretrain_base.sh # defines: pretrain_base
 
 WORLD=${WORLD:-data/cache/synth}
 SYNTH_FLAGS=${SYNTH_FLAGS:-}
@@ -91,10 +92,7 @@ mkdir -p "$OUT" "$BENCH"
 
 if [ ! -f "$OUT/base/latest" ]; then
     echo "== pre-training the base ($BASE_STEPS steps)"
-    rm -rf "$OUT/base"
-    "$BIN/tng_train" --config tiny --data "$WORLD/train.csv" --tng off --freeze none \
-        --temperature learned --lr 5e-4 --wd 0.1 --warmup 30 --schedule cosine \
-        --batch "$BATCH" --steps "$BASE_STEPS" --seed "$SEED" --out "$OUT/base" --log-every 50 \
+    pretrain_base "$OUT/base" "$WORLD" "$BIN" "$BASE_STEPS" 0 "$BATCH" "$SEED" --log-every 50 \
         >"$OUT/base.log" 2>&1
 fi
 if [ ! -f "$OUT/base/eval.json" ]; then

@@ -17,14 +17,24 @@
 # Environment knobs (defaults sized for ~10 minutes on 2 cores): DEMO_OUT, PRETRAIN_STEPS,
 # FINETUNE_STEPS, BATCH, FINETUNE_LR, SEED, TNG_FLAGS; WORLD and SYNTH_FLAGS (tng_synth
 # options such as "--caption-negations 0.02 --caption-coverage 0.7"; give such a world its own
-# WORLD folder, as data/cache/synth is the default world's).
+# WORLD folder, as data/cache/synth is the default world's); the stronger base of
+# data/pretrain_base.sh: PRETRAIN_IMAGES (training images of the world the base sees; the
+# fine-tunes always use its first 5,000, the default world's) and KINDS_STEPS (steps on the
+# captions that name no colour first), e.g. PRETRAIN_IMAGES=40000 KINDS_STEPS=3000 (about
+# 12 minutes of pre-training on 2 cores, over the demo's budget).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. data/synth_world.sh # defines: synth_world
+. data/synth_world.sh   # defines: synth_world
+. data/pretrain_base.sh # defines: pretrain_base, first_images
 
 OUT=${DEMO_OUT:-runs/demo}
-WORLD=${WORLD:-data/cache/synth}
+PRETRAIN_IMAGES=${PRETRAIN_IMAGES:-5000}
+KINDS_STEPS=${KINDS_STEPS:-0}
 SYNTH_FLAGS=${SYNTH_FLAGS:-}
+if [ "$PRETRAIN_IMAGES" = 5000 ]; then WORLD=${WORLD:-data/cache/synth}; else
+    WORLD=${WORLD:-data/cache/synth_$PRETRAIN_IMAGES}
+    SYNTH_FLAGS="--train $PRETRAIN_IMAGES${SYNTH_FLAGS:+ $SYNTH_FLAGS}"
+fi
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-1000} # a weaker base cannot tell the recipes apart (ablation)
 FINETUNE_STEPS=${FINETUNE_STEPS:-100}
 BATCH=${BATCH:-128}
@@ -39,12 +49,15 @@ make -s all vocab lexicon
 # shellcheck disable=SC2086 # flags are words on purpose
 synth_world "$WORLD" . $SYNTH_FLAGS
 mkdir -p "$OUT"
-rm -rf "$OUT/base" "$OUT/plain" "$OUT/tng_paper" "$OUT/tng"
+rm -rf "$OUT/plain" "$OUT/tng_paper" "$OUT/tng"
+FINETUNE_DATA=$WORLD/train.csv
+if [ "$PRETRAIN_IMAGES" != 5000 ]; then
+    FINETUNE_DATA=$OUT/finetune.csv
+    first_images 5000 "$WORLD/train.csv" | sed "s|^images/|$(realpath "$WORLD")/images/|" >"$FINETUNE_DATA"
+fi
 
-echo "== pre-training a tiny CLIP on affirmative captions ($PRETRAIN_STEPS steps)"
-./tng_train --config tiny --data "$WORLD/train.csv" --tng off --freeze none \
-    --temperature learned --lr 5e-4 --wd 0.1 --warmup 30 --schedule cosine \
-    --batch "$BATCH" --steps "$PRETRAIN_STEPS" --seed "$SEED" --out "$OUT/base" \
+echo "== pre-training a tiny CLIP on affirmative captions"
+pretrain_base "$OUT/base" "$WORLD" . "$PRETRAIN_STEPS" "$KINDS_STEPS" "$BATCH" "$SEED" \
     --val-mcq "$WORLD/mcq_val.csv"
 
 for variant in plain tng_paper tng; do
@@ -55,7 +68,7 @@ for variant in plain tng_paper tng; do
     esac
     echo "== fine-tuning: $variant ($flags, $FINETUNE_STEPS steps)"
     # shellcheck disable=SC2086 # flags are words on purpose
-    ./tng_train --init "$OUT/base" --data "$WORLD/train.csv" --freeze vision \
+    ./tng_train --init "$OUT/base" --data "$FINETUNE_DATA" --freeze vision \
         --temperature fixed:0.07 --lr "$FINETUNE_LR" --wd 0.01 --batch "$BATCH" \
         --steps "$FINETUNE_STEPS" --seed "$SEED" --out "$OUT/$variant" \
         --val-mcq "$WORLD/mcq_val.csv" --eval-every 25 $flags
@@ -73,7 +86,9 @@ elapsed=$(( $(date +%s) - started ))
 {
     echo "# tng demo report"
     echo
-    echo "Synthetic world $WORLD ($(cat "$WORLD/tng_synth.args")); tiny CLIP pre-trained $PRETRAIN_STEPS steps, then fine-tuned"
+    echo "Synthetic world $WORLD ($(cat "$WORLD/tng_synth.args")); tiny CLIP pre-trained $PRETRAIN_STEPS steps"
+    [ "$KINDS_STEPS" -gt 0 ] && echo "after $KINDS_STEPS steps on the captions that name no colour"
+    echo "(on $PRETRAIN_IMAGES images), then fine-tuned on the first 5,000 images for"
     echo "$FINETUNE_STEPS steps at lr $FINETUNE_LR, batch $BATCH (vision frozen, temperature 0.07):"
     echo "plain, TNG as in the paper, and TNG with \`$TNG_FLAGS\`. Test split; accuracy and"
     echo "recall in %. MCQ phrasings: mcq_test = held-out (std), _alt = held-out-2, _intemplate ="
