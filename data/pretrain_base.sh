@@ -10,7 +10,8 @@
 # MCQ question asks about) slowly; on kind-only captions it must learn the shapes
 # (bench/RESULTS.md, "Does the base's image tower see the objects?").
 #
-# first_images N CSV prints CSV's header and its rows for its first N distinct images, so a
+# first_images N CSV prints CSV's header and the rows of its first N distinct images (by the
+# first field: a filepath without commas, as tng_synth writes them), so a
 # fine-tune can use the default world's 5,000 training images out of a larger world made with
 # the same seed (tng_synth draws every image from its own stream: the first 5,000 are the same).
 
@@ -27,7 +28,8 @@ synth_kinds_csv() {
 }
 
 first_images() {
-    awk -F, -v n="$1" 'NR == 1 { print; next } !($1 in seen) { if (count == n) exit; seen[$1]; count++ } { print }' "$2"
+    awk -F, -v n="$1" 'NR == 1 { print; next }
+        !($1 in seen) { if (count == n) next; seen[$1]; count++ } { print }' "$2"
 }
 
 pretrain_base() {
