@@ -6,6 +6,7 @@
 #   tng-released  the authors' released training script exactly (PyTorch's AdamW defaults,
 #                 their negation pairing and random image-to-text targets): the paper's numbers
 #   tng           the same recipe with the released script's defects fixed
+#   tng-ours      the same set-up with the texts make ablate found best (no full negation)
 #   plain         --recipe tng --tng off: the same fine-tuning without negation texts
 #
 #   bash data/coco_setup.sh [--dry-run] STAGE...      stages: fetch check prep train eval all
@@ -38,7 +39,7 @@
 #     effective = ~1-3 min per epoch, the image pass limited by JPEG decoding (~320 img/s per
 #     core, bench/RESULTS.md).
 #
-# Knobs (environment): REAL, RUN (runs/coco), RECIPES ("tng-released tng": one TNG run each, in
+# Knobs (environment): REAL, RUN (runs/coco), RECIPES ("tng-released tng tng-ours": one TNG run each, in
 # $RUN/<recipe>), EPOCHS and BATCH (unset: the recipe's 10 and 128; set, they override it),
 # THREADS (nproc), PYTHON (.venv/bin/python), CCNEG_CSV, CCNEG_IMAGES, PLAIN (1: also train the
 # TNG-off baseline in $RUN/plain).
@@ -47,7 +48,7 @@ cd "$(dirname "$0")/.."
 
 REAL=${REAL:-data/cache/real}
 RUN=${RUN:-runs/coco}
-RECIPES=${RECIPES:-"tng-released tng"}
+RECIPES=${RECIPES:-"tng-released tng tng-ours"}
 EPOCHS=${EPOCHS:-}
 BATCH=${BATCH:-}
 THREADS=${THREADS:-$(nproc)}

@@ -110,6 +110,14 @@ static TrainOptions tng_fixed(void) {
     return want;
 }
 
+/* tng with make ablate's best texts: one hybrid, four contradictions, `each` targets */
+static TrainOptions tng_ours(void) {
+    TrainOptions want = tng_fixed();
+    want.recipe = recipe_index("tng-ours");
+    want.neg_per_image = 1, want.contradictions = 4, want.i2t = TNG_I2T_EACH;
+    return want;
+}
+
 /* ----------------------------------------------------------------------------
  * Tests */
 
@@ -136,6 +144,8 @@ static void test_each_recipe_field_by_field(void) {
     check_options("tng-released", &got, &want);
     got = parse("--recipe", "tng", NULL), want = tng_fixed();
     check_options("tng", &got, &want);
+    got = parse("--recipe", "tng-ours", NULL), want = tng_ours();
+    check_options("tng-ours", &got, &want);
 }
 
 /* An option given wins whatever its position, and is marked overridden. */
