@@ -31,18 +31,21 @@ def embed(tng_embed, model, images, texts):
     return [[float(x) for x in row[2:]] for row in rows]
 
 
-def main():
+def parse_args(usage, limit):
+    """CSV MODEL_DIR... [--limit N] from the command line: (csv_path, models, limit, the CSV's
+    folder, the tng_embed to run: $TNG_EMBED or ./tng_embed); exits with usage when short."""
     argv = sys.argv[1:]
-    limit = None
     if "--limit" in argv:
         k = argv.index("--limit")
         limit = int(argv[k + 1])
         del argv[k:k + 2]
     if len(argv) < 2:
-        sys.exit(__doc__)
-    csv_path, models = argv[0], argv[1:]
-    root = os.path.dirname(csv_path)
-    tng_embed = os.environ.get("TNG_EMBED", "./tng_embed")
+        sys.exit(usage)
+    return argv[0], argv[1:], limit, os.path.dirname(argv[0]), os.environ.get("TNG_EMBED", "./tng_embed")
+
+
+def main():
+    csv_path, models, limit, root, tng_embed = parse_args(__doc__, None)
     with open(csv_path, newline="") as f:
         rows = list(csv.DictReader(f))[:limit]
     for row in rows:

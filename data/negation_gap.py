@@ -16,7 +16,7 @@ import csv
 import os
 import sys
 
-from mcq_confusions import embed
+from mcq_confusions import embed, parse_args
 
 SENTENCES = [("affirmed", "There is a {}."), ("denied", "There is no {}."),
              ("denied, held-out frame", "In this image there is not any {}.")]
@@ -46,17 +46,7 @@ def kind_gaps(images, objects, kinds, image_emb, text_emb):
 
 
 def main():
-    argv = sys.argv[1:]
-    limit = 400
-    if "--limit" in argv:
-        k = argv.index("--limit")
-        limit = int(argv[k + 1])
-        del argv[k:k + 2]
-    if len(argv) < 2:
-        sys.exit(__doc__)
-    csv_path, models = argv[0], argv[1:]
-    root = os.path.dirname(csv_path)
-    tng_embed = os.environ.get("TNG_EMBED", "./tng_embed")
+    csv_path, models, limit, root, tng_embed = parse_args(__doc__, 400)
     objects = {}
     with open(csv_path, newline="") as f:
         for row in csv.DictReader(f):
