@@ -561,8 +561,8 @@ void synth_write_world(const SynthConfig *cfg, const char *out_dir) {
         const char *split_name = synth_split_names[split];
         snprintf(dir, sizeof(dir), "%s/images/%s", out_dir, split_name);
         make_dir(dir);
-        FILE *pairs = open_out(out_dir, split_name, "",
-                               cfg->twins && split == SYNTH_TRAIN ? "filepath,caption,objects,twin" : "filepath,caption,objects");
+        int twins = cfg->twins && split == SYNTH_TRAIN;
+        FILE *pairs = open_out(out_dir, split_name, "", twins ? "filepath,caption,objects,twin" : "filepath,caption,objects");
         EvalFiles eval[SYNTH_N_PHRASINGS] = {0};
         for (int p = 0; p < SYNTH_N_PHRASINGS; p++) {
             if (split == SYNTH_TRAIN || !(cfg->phrasing_mask >> p & 1)) continue;
@@ -585,7 +585,6 @@ void synth_write_world(const SynthConfig *cfg, const char *out_dir) {
             char rel[64], twin_rel[64];
             snprintf(rel, sizeof(rel), "images/%s/%06lld.jpg", split_name, (long long)i);
             snprintf(twin_rel, sizeof(twin_rel), "images/%s/%06lld_twin.jpg", split_name, (long long)i);
-            int twins = cfg->twins && split == SYNTH_TRAIN;
             ImageOut image = {cfg, out_dir, (SynthSplit)split, i, rgb, captions, pairs};
             write_image(&image, &scene, rel, twins ? twin_rel : NULL);
             if (twins) {

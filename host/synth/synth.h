@@ -175,8 +175,9 @@ int synth_phrasing_index(const char *name);
  * The n_captions training captions of a scene (distinct templates while they last), drawn
  * from the image's caption stream; style's choices come from the coverage and negation
  * streams (a twin's from streams of its own, SYNTH_STREAM_TWIN_TEXT). out[k] holds
- * SYNTH_TEXT_MAX bytes; facts (NULL: not wanted) gets one entry per caption. A caption that names only some objects avoids the count templates ("two
- * objects: ..."), which would then be false.
+ * SYNTH_TEXT_MAX bytes; facts (NULL: not wanted) gets one entry per caption. A caption that
+ * names only some objects avoids the count templates ("two objects: ..."), which would then be
+ * false.
  */
 void synth_captions(const SynthScene *scene, const SynthCaptionStyle *style, uint64_t seed,
                     SynthSplit split, int64_t index, int n_captions, char (*out)[SYNTH_TEXT_MAX],
