@@ -215,6 +215,8 @@ static void test_generic_csv(void) {
         CHECK(a->n_captions == 2 && strcmp(a->captions[1], "A cube and a \"ball\".") == 0, "merged captions");
         CHECK(a->n_objects == 3 && strcmp(a->objects[0], "cube") == 0 && strcmp(a->objects[1], "ball") == 0 &&
                   strcmp(a->objects[2], "sphere") == 0, "objects split, trimmed, merged");
+        /* a file without a twin column reads as it always did: no twins */
+        CHECK(!ds.has_twins && a->twin == -1 && !a->twin_source && ds.items[1].twin == -1, "twins from no column");
         dataset_free(&ds);
     }
     /* no header: positional columns; TSV by extension */
@@ -235,6 +237,52 @@ static void test_generic_csv(void) {
     CHECK(rc == 0 && ds.count == 3 && ds.empty_captions == 2, "empty captions counted: rc %d, %d (%s)",
           rc, rc == 0 ? ds.empty_captions : -1, err);
     if (rc == 0) dataset_free(&ds);
+}
+
+/* The twin column (tng_synth --twins): each twin resolves to the item that names it back, an
+ * empty field means none, and a twin that is missing, the image itself, one-sided or not the
+ * same on all of an image's rows is refused naming the line. dataset_keep renumbers twins. */
+static void test_csv_twins(void) {
+    const char *text = "filepath,caption,objects,twin\n"
+                       "a.jpg,A ball.,ball,a_twin.jpg\n"
+                       "c.jpg,A cup.,cup,\n"
+                       "a.jpg,\"A ball, alone.\",ball,a_twin.jpg\n"
+                       "a_twin.jpg,A ball and a key.,ball;key,a.jpg\n"
+                       "b.jpg,A hat.,hat,b_twin.jpg\n"
+                       "b_twin.jpg,A hat and a cup.,hat;cup,b.jpg\n";
+    Dataset ds;
+    char err[512] = "";
+    int rc = parse(text, "w/train.csv", NULL, &ds, err);
+    CHECK(rc == 0 && ds.count == 5 && ds.has_twins, "rc %d count %d (%s)", rc, ds.count, err);
+    if (rc != 0 || ds.count != 5) return;
+    static const int want[5] = {2, -1, 0, 4, 3}; /* a, c, a_twin, b, b_twin */
+    for (int i = 0; i < 5; i++)
+        CHECK(ds.items[i].twin == want[i], "item %d (%s): twin %d, want %d", i, ds.items[i].source_id,
+              ds.items[i].twin, want[i]);
+    CHECK(ds.items[0].n_captions == 2 && ds.items[2].n_objects == 2 && !ds.items[1].twin_source &&
+              strcmp(ds.items[0].twin_source, "a_twin.jpg") == 0,
+          "captions, objects and twin names");
+    /* drop c and b: a and its twin renumbered, b_twin left without one */
+    dataset_keep(&ds, (const int[]){1, 0, 1, 0, 1});
+    CHECK(ds.count == 3 && ds.items[0].twin == 1 && ds.items[1].twin == 0 && ds.items[2].twin == -1,
+          "after dataset_keep: %d items, twins %d %d %d", ds.count, ds.items[0].twin, ds.items[1].twin,
+          ds.count > 2 ? ds.items[2].twin : -9);
+    dataset_free(&ds);
+    static const struct {
+        const char *text, *needle;
+    } bad[] = {
+        {"filepath,caption,twin\na.jpg,x,z.jpg\n", "t.csv:2: the twin of a.jpg, 'z.jpg', is no image of this file"},
+        {"filepath,caption,twin\na.jpg,x,a.jpg\n", "is the image itself"},
+        {"filepath,caption,twin\na.jpg,x,b.jpg\nb.jpg,y,\n", "'b.jpg', does not name it as its twin"},
+        {"filepath,caption,twin\na.jpg,x,b.jpg\nb.jpg,y,c.jpg\nc.jpg,z,b.jpg\n", "does not name it as its twin"},
+        {"filepath,caption,twin\na.jpg,x,b.jpg\nb.jpg,y,a.jpg\na.jpg,z,\n",
+         "t.csv:4: twin '' of a.jpg differs from the 'b.jpg' of its row on line 2"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        rc = parse(bad[k].text, "t.csv", NULL, &ds, err);
+        CHECK(rc == -1 && strstr(err, bad[k].needle), "case %zu: rc %d, '%s' lacks '%s'", k, rc, err, bad[k].needle);
+        if (rc == 0) dataset_free(&ds);
+    }
 }
 
 static void test_negbench(void) {
@@ -299,6 +347,7 @@ int main(void) {
     RUN_TEST(test_coco);
     RUN_TEST(test_karpathy);
     RUN_TEST(test_generic_csv);
+    RUN_TEST(test_csv_twins);
     RUN_TEST(test_negbench);
     RUN_TEST(test_hash);
     return test_summary();

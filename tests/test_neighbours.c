@@ -3,7 +3,8 @@
  * force (random rows, a dimension that is not a multiple of the summation lanes, unreadable
  * rows), its independence from the thread count, the grouped epoch order (a permutation,
  * clusters kept whole) and the loader's batches with it: whole clusters per batch on one rank
- * and on two, every sample once per epoch, epochs that differ, a pure function of the options.
+ * and on two, every sample once per epoch, epochs that differ, a pure function of the options;
+ * and the same machinery with a table of counterfactual twins (pairs in one batch).
  *
  * The loader runs captions-only (skip_images), so no image file is needed.
  */
@@ -17,7 +18,7 @@
 #include "dataset/neighbours.h" // defines: neighbours_nearest, neighbours_group_order
 #include "harness.h"
 #include "util/common.h" // defines: mallocCheck
-#include "util/rng.h"    // defines: Rng, rng_seed, rng_normal
+#include "util/rng.h"    // defines: Rng, rng_seed, rng_normal, rng_below
 
 /* n unit rows of dimension D: random directions (spread 0), or clusters of `cluster` rows
  * around random centres (row i in cluster i % (n / cluster), so the dataset order never has
@@ -103,6 +104,18 @@ static void test_nearest_same_bits_any_threads(void) {
     free(rows);
 }
 
+/* A random permutation of 0..n-1 (Fisher-Yates from seed). */
+static void random_order(int *p, int n, uint64_t seed) {
+    Rng rng;
+    rng_seed(&rng, seed);
+    for (int i = 0; i < n; i++) p[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)rng_below(&rng, (uint64_t)i + 1), t = p[i];
+        p[i] = p[j];
+        p[j] = t;
+    }
+}
+
 static int is_permutation(const int *p, int n) {
     unsigned char *seen = calloc((size_t)n, 1);
     int ok = 1;
@@ -121,14 +134,7 @@ static void test_group_order(void) {
     float *rows = unit_rows(N, D, G, 0.05f, 3);
     int *nearest = neighbours_nearest(rows, N, D, K, NULL);
     int order[N], out[N];
-    Rng rng;
-    rng_seed(&rng, 9);
-    for (int i = 0; i < N; i++) order[i] = i;
-    for (int i = N - 1; i > 0; i--) {
-        int j = (int)rng_below(&rng, (uint64_t)i + 1), t = order[i];
-        order[i] = order[j];
-        order[j] = t;
-    }
+    random_order(order, N, 9);
     neighbours_group_order(order, N, nearest, K, G, out);
     int split = 0;
     for (int g = 0; g < N / G; g++)
@@ -159,58 +165,75 @@ static void make_items(Dataset *ds) {
     }
 }
 
-static LoaderOptions hard_options(const Dataset *ds, const int *nearest, int batch, int rank, int world) {
+/* A loader grouping: the neighbour table the loader gets, and which group each item belongs
+ * to, for the checks. */
+typedef struct {
+    const int *nearest;
+    int k, group;
+    const int *group_of; /* [ITEMS] */
+} Grouping;
+
+static LoaderOptions hard_options(const Dataset *ds, const Grouping *g, int batch, int rank, int world) {
     return (LoaderOptions){.dataset = ds, .batch_size = batch, .threads = 2, .seed = 4, .shuffle = 1,
                            .rank = rank, .world = world, .drop_last = 1, .quiet = 1, .skip_images = 1,
-                           .nearest = nearest, .nearest_k = CLUSTER - 1, .group = CLUSTER};
+                           .nearest = g->nearest, .nearest_k = g->k, .group = g->group};
 }
 
 /* Runs `epochs` epochs of every rank; seen[item] counts the deliveries, split counts batches
- * with rows of more than batch / CLUSTER clusters; order[] (may be NULL) the first epoch's items
+ * with rows of more than batch / group groups; order[] (may be NULL) the first epoch's items
  * of rank 0. */
-static void run_hard(const Dataset *ds, const int *nearest, int batch, int world, int epochs, int *seen,
-                     int *split, int *order) {
+static void run_hard(const Dataset *ds, const Grouping *g, int batch, int world, int epochs, int *seen, int *split,
+                     int *order) {
     *split = 0;
     for (int r = 0; r < world; r++) {
-        LoaderOptions opt = hard_options(ds, nearest, batch, r, world);
+        LoaderOptions opt = hard_options(ds, g, batch, r, world);
         char err[256];
         Loader *l = loader_open(&opt, err, sizeof err);
         if (!l) die("%s", err);
         long batches = loader_batches_per_epoch(l);
         for (long k = 0; k < batches * epochs; k++) {
             const LoaderBatch *b = loader_next(l);
-            int clusters[ITEMS / CLUSTER] = {0}, distinct = 0;
+            int groups[ITEMS] = {0}, distinct = 0;
             for (int i = 0; i < b->size; i++) {
                 int item = b->item_index[i];
                 seen[item]++;
-                distinct += clusters[item % (ITEMS / CLUSTER)]++ == 0;
+                distinct += groups[g->group_of[item]]++ == 0;
                 if (order && r == 0 && k < batches) order[k * batch + i] = item;
             }
-            *split += distinct > b->size / CLUSTER;
+            *split += distinct > b->size / g->group;
         }
         loader_close(l);
     }
+}
+
+/* Batches of 8 under g on 1..max_world ranks for `epochs` epochs: every sample once per epoch,
+ * no batch holding a part of a group (what names the group in messages), and the same options
+ * the same batches. */
+static void check_grouped_batches(const Dataset *ds, const Grouping *g, int max_world, int epochs, const char *what) {
+    int seen[ITEMS], split, first[ITEMS], again[ITEMS];
+    for (int world = 1; world <= max_world; world++) {
+        memset(seen, 0, sizeof seen);
+        run_hard(ds, g, 8, world, epochs, seen, &split, world == 1 ? first : NULL);
+        int wrong = 0;
+        for (int i = 0; i < ITEMS; i++) wrong += seen[i] != epochs;
+        CHECK(wrong == 0, "world %d: %d items not seen exactly once per epoch", world, wrong);
+        CHECK(split == 0, "world %d: %d batches hold a part of a %s", world, split, what);
+    }
+    memset(seen, 0, sizeof seen);
+    run_hard(ds, g, 8, 1, 1, seen, &split, again);
+    CHECK(memcmp(first, again, sizeof first) == 0, "the same options give the same batches");
 }
 
 static void test_loader_hard_batches(void) {
     Dataset ds;
     make_items(&ds);
     float *rows = unit_rows(ITEMS, DIM, CLUSTER, 0.05f, 5);
-    int *nearest = neighbours_nearest(rows, ITEMS, DIM, CLUSTER - 1, NULL);
-    int seen[ITEMS], split, first[ITEMS], again[ITEMS];
-    for (int world = 1; world <= 2; world++) {
-        memset(seen, 0, sizeof seen);
-        run_hard(&ds, nearest, 8, world, 2, seen, &split, world == 1 ? first : NULL);
-        int wrong = 0;
-        for (int i = 0; i < ITEMS; i++) wrong += seen[i] != 2;
-        CHECK(wrong == 0, "world %d: %d items not seen exactly once per epoch", world, wrong);
-        CHECK(split == 0, "world %d: %d batches hold a part of a cluster", world, split);
-    }
-    memset(seen, 0, sizeof seen);
-    run_hard(&ds, nearest, 8, 1, 1, seen, &split, again);
-    CHECK(memcmp(first, again, sizeof first) == 0, "the same options give the same batches");
+    int *nearest = neighbours_nearest(rows, ITEMS, DIM, CLUSTER - 1, NULL), cluster_of[ITEMS];
+    for (int i = 0; i < ITEMS; i++) cluster_of[i] = i % (ITEMS / CLUSTER);
+    const Grouping clusters = {nearest, CLUSTER - 1, CLUSTER, cluster_of};
+    check_grouped_batches(&ds, &clusters, 2, 2, "cluster");
     /* the second epoch is grouped from another shuffle */
-    LoaderOptions opt = hard_options(&ds, nearest, ITEMS, 0, 1);
+    LoaderOptions opt = hard_options(&ds, &clusters, ITEMS, 0, 1);
     char err[256];
     Loader *l = loader_open(&opt, err, sizeof err);
     int epoch0[ITEMS];
@@ -226,10 +249,34 @@ static void test_loader_hard_batches(void) {
     dataset_free(&ds);
 }
 
+/* Counterfactual twins (tng_train --twin-batches): a table of random pairs that name each
+ * other, one entry per item, in groups of 2. Every batch holds each of its images with its
+ * twin, on 1, 2 and 3 ranks, every epoch; each sample once per epoch; the same options give
+ * the same batches. Without the table the same shuffle splits pairs (the check can fail). */
+static void test_loader_twin_batches(void) {
+    Dataset ds;
+    make_items(&ds);
+    int perm[ITEMS], twin[ITEMS], pair_of[ITEMS];
+    random_order(perm, ITEMS, 17);
+    for (int p = 0; p < ITEMS / 2; p++) {
+        int a = perm[2 * p], b = perm[2 * p + 1];
+        twin[a] = b, twin[b] = a;
+        pair_of[a] = pair_of[b] = p;
+    }
+    const Grouping twins = {twin, 1, 2, pair_of};
+    check_grouped_batches(&ds, &twins, 3, 3, "pair of twins");
+    const Grouping plain = {NULL, 0, 2, pair_of};
+    int seen[ITEMS] = {0}, split;
+    run_hard(&ds, &plain, 8, 1, 1, seen, &split, NULL);
+    CHECK(split > 0, "the plain shuffle already keeps every pair together: the check cannot fail");
+    dataset_free(&ds);
+}
+
 int main(void) {
     RUN_TEST(test_nearest_matches_brute_force);
     RUN_TEST(test_nearest_same_bits_any_threads);
     RUN_TEST(test_group_order);
     RUN_TEST(test_loader_hard_batches);
+    RUN_TEST(test_loader_twin_batches);
     return test_summary();
 }

@@ -11,7 +11,9 @@
  * The other checks read the captions back with an oracle written here, from the clause
  * templates and the scenes' ground truth: every negation clause denies a kind the scene does
  * not hold, every named kind is present, and the caption statistics equal counts made from the
- * CSV text alone.
+ * CSV text alone. Counterfactual twins (--twins): a twin is its scene plus one object of an
+ * absent kind and an unused colour, drawn over the very same pixels, and a world with twins
+ * keeps every original file, image and caption row of the world without.
  */
 #include <ftw.h>
 #include <math.h>
@@ -19,6 +21,7 @@
 #include <string.h>
 
 #include "dataset/csv.h"  // defines: CsvReader, csv_init, csv_next_row, csv_free
+#include "dataset/dataset.h" // defines: Dataset, dataset_load, dataset_free
 #include "harness.h"
 #include "scratch.h"      // defines: scratch_make, tmp_path, scratch_remove
 #include "synth/synth.h"  // defines: SynthConfig, synth_write_world, synth_captions, synth_caption_stats_add, ...
@@ -368,6 +371,156 @@ static void test_caption_stats_exact(void) {
           (long long)got.partial, (long long)got.negated, (long long)got.unmentioned_present);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Counterfactual twins
+
+/* A twin is its scene plus one object: the same objects, background, texture and noise, and
+ * an object of a kind the scene lacks, in a colour it does not use, whose bounding circle lies
+ * in the image and misses the others'. Rendered, it changes only pixels within its own
+ * bounding box. The same call gives the same twin. */
+static void test_twin_scenes(void) {
+    enum { N_SCENES = 400, SIZE = 32 };
+    static uint8_t a[3 * SIZE * SIZE], b[3 * SIZE * SIZE];
+    int by_count[SYNTH_MAX_OBJECTS + 1] = {0};
+    for (int i = 0; i < N_SCENES; i++) {
+        SynthScene sc, twin, again;
+        synth_make_scene(21, SYNTH_TRAIN, i, &sc);
+        synth_make_twin(21, SYNTH_TRAIN, i, &sc, &twin);
+        synth_make_twin(21, SYNTH_TRAIN, i, &sc, &again);
+        CHECK(memcmp(&twin, &again, sizeof twin) == 0, "scene %d: two calls, two twins", i);
+        int n = sc.n_objects;
+        by_count[n]++;
+        CHECK(twin.n_objects == n + 1 && twin.twin && !sc.twin, "scene %d: %d objects, twin %d", i, twin.n_objects,
+              twin.twin);
+        CHECK(memcmp(twin.objects, sc.objects, sizeof(SynthObject) * n) == 0 && twin.texture == sc.texture &&
+                  memcmp(twin.background, sc.background, sizeof sc.background) == 0 &&
+                  twin.noise_sigma == sc.noise_sigma && twin.texture_seed == sc.texture_seed,
+              "scene %d: the twin changes what the scene holds", i);
+        const SynthObject *x = &twin.objects[n];
+        CHECK(!synth_scene_has_kind(&sc, x->kind), "scene %d: the added %s is already there", i,
+              synth_kind_names[x->kind]);
+        CHECK(x->cx - x->radius >= 0 && x->cx + x->radius <= 1 && x->cy - x->radius >= 0 && x->cy + x->radius <= 1,
+              "scene %d: the added object leaves the image", i);
+        for (int o = 0; o < n; o++) {
+            const SynthObject *p = &sc.objects[o];
+            float dx = x->cx - p->cx, dy = x->cy - p->cy, gap = x->radius + p->radius;
+            CHECK(p->colour != x->colour, "scene %d: the added object takes the colour of object %d", i, o);
+            CHECK(dx * dx + dy * dy >= gap * gap, "scene %d: the added object overlaps object %d", i, o);
+        }
+        synth_render(&sc, SIZE, a);
+        synth_render(&twin, SIZE, b);
+        // outside the added object's bounding box (a pixel of margin for the supersampling)
+        int x0 = (int)((x->cx - x->radius) * SIZE) - 1, x1 = (int)((x->cx + x->radius) * SIZE) + 1;
+        int y0 = (int)((x->cy - x->radius) * SIZE) - 1, y1 = (int)((x->cy + x->radius) * SIZE) + 1;
+        int outside = 0, inside = 0;
+        for (int y = 0; y < SIZE; y++)
+            for (int px = 0; px < SIZE; px++) {
+                int differs = memcmp(a + 3 * (y * SIZE + px), b + 3 * (y * SIZE + px), 3) != 0;
+                if (px >= x0 && px <= x1 && y >= y0 && y <= y1) inside += differs;
+                else outside += differs;
+            }
+        CHECK(outside == 0 && inside > 0, "scene %d: %d pixels differ outside the added object, %d inside", i, outside,
+              inside);
+    }
+    for (int c = 1; c <= SYNTH_MAX_OBJECTS; c++) CHECK(by_count[c] > 40, "%d-object scenes: %d", c, by_count[c]);
+}
+
+/* The rows of a CSV (header included), at most max, 4 fields each. */
+static int read_rows(const char *path, char (*rows)[4][SYNTH_TEXT_MAX], int max, int *fields) {
+    size_t size;
+    char *text = read_file(path, &size), err[256];
+    CHECK(text != NULL, "cannot read %s", path);
+    if (!text) return 0;
+    CsvReader r;
+    csv_init(&r, text, size, ',', path);
+    int n = 0, got;
+    while (n < max && (got = csv_next_row(&r, err, sizeof err)) > 0) {
+        fields[n] = got;
+        for (int f = 0; f < got && f < 4; f++) snprintf(rows[n][f], SYNTH_TEXT_MAX, "%s", r.fields[f]);
+        n++;
+    }
+    csv_free(&r);
+    free(text);
+    return n;
+}
+
+/* A world with twins (cfg, written to twins_dir) against the same world without (plain_dir):
+ * every file of the plain world is unchanged but train.csv and world.json; train.csv holds the
+ * plain rows, each with the twin column, then the twin's rows, which name the original back and
+ * are the captions the caption path writes for the twin scene (so, where captions name every
+ * object, they name the added kind); the dataset reader pairs them. */
+static void check_twin_world(const SynthConfig *cfg, const char *plain_dir, const char *twins_dir) {
+    enum { MAX_ROWS = 1 + 2 * 30 * 5 };
+    static char plain[MAX_ROWS][4][SYNTH_TEXT_MAX], twins[MAX_ROWS][4][SYNTH_TEXT_MAX];
+    static char want[5][SYNTH_TEXT_MAX];
+    int plain_fields[MAX_ROWS], twin_fields[MAX_ROWS];
+    synth_write_world(cfg, twins_dir);
+    walk(plain_dir);
+    int n_plain_files = walk_n, n_same = 0;
+    for (int i = 0; i < walk_n; i++) {
+        const char *rel = walk_files[i];
+        int changes = strstr(rel, "world.json") || strcmp(rel, "train.csv") == 0, same = same_file(plain_dir, twins_dir, rel);
+        CHECK(same == !changes, "%s: %s", rel, same ? "unchanged by --twins" : "changed by --twins");
+        n_same += same;
+    }
+    walk(twins_dir);
+    CHECK(walk_n == n_plain_files + 30 && n_same == n_plain_files - 2, "%d files with twins, %d without, %d unchanged",
+          walk_n, n_plain_files, n_same);
+    char path[512];
+    snprintf(path, sizeof path, "%s/train.csv", plain_dir);
+    int n_plain = read_rows(path, plain, MAX_ROWS, plain_fields);
+    snprintf(path, sizeof path, "%s/train.csv", twins_dir);
+    int n_twins = read_rows(path, twins, MAX_ROWS, twin_fields);
+    CHECK(n_plain == 1 + 30 * 5 && n_twins == 1 + 2 * 30 * 5 && twin_fields[0] == 4 && strcmp(twins[0][3], "twin") == 0,
+          "%d and %d rows, header '%s' (%d fields)", n_plain, n_twins, twins[0][3], twin_fields[0]);
+    if (n_plain != 1 + 30 * 5 || n_twins != 1 + 2 * 30 * 5) return;
+    for (int i = 0; i < 30; i++) {
+        SynthScene sc, twin;
+        synth_make_scene(cfg->seed, SYNTH_TRAIN, i, &sc);
+        synth_make_twin(cfg->seed, SYNTH_TRAIN, i, &sc, &twin);
+        synth_captions(&twin, &cfg->caption_style, cfg->seed, SYNTH_TRAIN, i, 5, want, NULL);
+        const char *added = synth_kind_names[twin.objects[sc.n_objects].kind];
+        for (int c = 0; c < 5; c++) {
+            char(*o)[SYNTH_TEXT_MAX] = twins[1 + 10 * i + c], (*t)[SYNTH_TEXT_MAX] = twins[1 + 10 * i + 5 + c];
+            char(*p)[SYNTH_TEXT_MAX] = plain[1 + 5 * i + c], objects[SYNTH_TEXT_MAX];
+            snprintf(objects, sizeof objects, "%s;%s", p[2], added);
+            CHECK(strcmp(o[0], p[0]) == 0 && strcmp(o[1], p[1]) == 0 && strcmp(o[2], p[2]) == 0 && strcmp(o[3], t[0]) == 0,
+                  "image %d caption %d: '%s' '%s' (twin '%s') against '%s' '%s'", i, c, o[0], o[1], o[3], p[0], p[1]);
+            CHECK(strstr(t[0], "_twin.jpg") && strcmp(t[3], o[0]) == 0 && strcmp(t[2], objects) == 0,
+                  "twin %d caption %d: %s of %s, objects %s", i, c, t[0], t[3], t[2]);
+            CHECK(strcmp(t[1], want[c]) == 0, "twin %d caption %d: '%s', the caption path writes '%s'", i, c, t[1], want[c]);
+            CHECK(cfg->caption_style.coverage < 1 || has_word(t[1], added), "twin %d: '%s' does not name the added %s", i,
+                  t[1], added);
+        }
+    }
+    Dataset ds;
+    char err[512];
+    int rc = dataset_load(path, NULL, &ds, err, sizeof err), paired = 0;
+    CHECK(rc == 0 && ds.count == 60 && ds.has_twins, "dataset_load: rc %d, %d items (%s)", rc, rc == 0 ? ds.count : 0,
+          rc == 0 ? "" : err);
+    if (rc != 0) return;
+    for (int i = 0; i < ds.count; i++) {
+        int t = ds.items[i].twin;
+        paired += t >= 0 && ds.items[t].twin == i && (strstr(ds.items[i].source_id, "_twin") != NULL) != (i % 2 == 0);
+    }
+    CHECK(paired == 60, "%d of 60 items paired with their twin", paired);
+    dataset_free(&ds);
+}
+
+static void test_twin_world(void) {
+    SynthConfig cfg = small_config();
+    cfg.twins = 1;
+    check_twin_world(&cfg, tmp_path("default"), tmp_path("twins"));
+    size_t size;
+    char *json = read_file(tmp_path("twins/world.json"), &size);
+    CHECK(json && strstr(json, "\"twins\": true"), "world.json does not say twins");
+    free(json);
+    // with partial captions and negation clauses the twin's captions still come from the caption path
+    SynthConfig styled = styled_config();
+    styled.twins = 1;
+    check_twin_world(&styled, tmp_path("styled"), tmp_path("styled_twins"));
+}
+
 int main(void) {
     scratch_make("synth_bed");
     RUN_TEST(test_default_world_unchanged);
@@ -376,6 +529,8 @@ int main(void) {
     RUN_TEST(test_negation_clauses_true);
     RUN_TEST(test_partial_captions);
     RUN_TEST(test_caption_stats_exact);
+    RUN_TEST(test_twin_scenes);
+    RUN_TEST(test_twin_world);
     scratch_remove();
     return test_summary();
 }

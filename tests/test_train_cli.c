@@ -57,7 +57,7 @@ static void make_fixture(void) {
 static const char *const TRAIN_OPTIONS[] = {
     "recipe", "config", "init", "data", "format", "image-root", "captions", "fast-decode", "tng", "neg-per-image",
     "tng-ratio", "contradictions", "standalone-negations", "mcq-loss", "contradiction-weight", "tng-compat", "tng-scope", "i2t-target", "temperature",
-    "freeze", "lr", "wd", "wd-on", "beta1", "beta2", "eps", "batch", "accum", "epochs", "steps", "warmup",
+    "freeze", "hard-batches", "twin-batches", "lr", "wd", "wd-on", "beta1", "beta2", "eps", "batch", "accum", "epochs", "steps", "warmup",
     "schedule", "grad-clip", "seed", "backend", "out", "checkpoint-every", "resume", "resume-changed", "overwrite",
     "val-mcq", "eval-every", "log-every", "log-texts", "threads",
     "max-nonfinite", "check-sync", "hang-timeout", "help", NULL};
@@ -67,7 +67,7 @@ static const char *const EMBED_OPTIONS[] = {"model", "image", "text", "npy", "ba
 static const char *const PREP_OPTIONS[] = {"data", "out", "format", "image-root", "instances", "splits", "image-size",
                                            "shard-items", "threads", "fast", "no-progress", "help", NULL};
 static const char *const SYNTH_OPTIONS[] = {"out", "seed", "size", "train", "val", "test", "captions", "quality",
-                                            "phrasing", "quiet", "help", NULL};
+                                            "phrasing", "twins", "quiet", "help", NULL};
 static const char *const TOKENIZE_OPTIONS[] = {"context", "vocab", "help", NULL};
 static const char *const NEGATE_OPTIONS[] = {"data", "format", "image-root", "model", "embed-cache", "captions",
                                              "shuffle", "last-batch", "neg-per-image", "contradictions",
@@ -363,6 +363,58 @@ static void test_hard_batches(void) {
                   "--captions", "all");
 }
 
+/* --twin-batches on a world with counterfactual twins (tng_synth --twins): the batches change
+ * what trains (the same world's random batches differ), are a pure function of the options (two
+ * runs, the same bytes), resume bit for bit (3 steps, then --resume to 6), and a resume that
+ * drops the option is refused. It needs no frozen tower; refused with --hard-batches, with
+ * --captions all, with an odd --batch and on a CSV without a twin column. */
+static void test_twin_batches(void) {
+    char twins[PATH_LEN], data[PATH_LEN], runs[4][PATH_LEN];
+    format_text(twins, sizeof twins, "%s/twin_world", work);
+    format_text(data, sizeof data, "%s/train.csv", twins);
+    Outcome o = run(NULL, "tng_synth", "--out", twins, "--train", "32", "--val", "16", "--test", "16", "--size", "32",
+                    "--captions", "2", "--seed", "5", "--quiet", "--twins", (char *)NULL);
+    CHECK(o.status == 0, "tng_synth --twins: exit %d: %.400s", o.status, o.err);
+    outcome_free(&o);
+    const char *names[4] = {"twin_once", "twin_twice", "twin_plain", "twin_resumed"};
+    for (int k = 0; k < 4; k++) format_text(runs[k], sizeof runs[k], "%s/%s", work, names[k]);
+    for (int k = 0; k < 3; k++) {
+        o = run(NULL, "tng_train", "--config", "tiny", "--data", data, "--batch", "4", "--steps", "6", "--seed", "3",
+                "--log-every", "1", "--out", runs[k], k < 2 ? "--twin-batches" : NULL, (char *)NULL);
+        CHECK(o.status == 0 && (k == 2) == !strstr(o.err, "batches of counterfactual twins"), "run %d: exit %d: %.400s", k,
+              o.status, o.err);
+        outcome_free(&o);
+    }
+    check_same_checkpoint(runs[1], runs[0], STEPS);
+    char a[PATH_LEN], b[PATH_LEN];
+    format_text(a, sizeof a, "%s/ckpt-%08d/model.safetensors", runs[0], STEPS);
+    format_text(b, sizeof b, "%s/ckpt-%08d/model.safetensors", runs[2], STEPS);
+    CHECK(file_exists(a) && file_exists(b) && !same_bytes(a, b), "twin batches trained what random batches did");
+    for (int part = 0; part < 3; part++) { // 3 steps; a resume without the option, refused; the resume to 6
+        o = run(NULL, "tng_train", "--config", "tiny", "--data", data, "--batch", "4", "--steps", part ? "6" : "3",
+                "--seed", "3", "--log-every", "1", "--out", runs[3], part ? "--resume" : "--twin-batches",
+                part == 2 ? "--twin-batches" : NULL, (char *)NULL);
+        CHECK(part == 1 ? o.status == 2 && strstr(o.err, "twin-batches") : o.status == 0, "part %d: exit %d: %.400s",
+              part, o.status, o.err);
+        outcome_free(&o);
+    }
+    check_same_checkpoint(runs[3], runs[0], STEPS);
+    format_text(a, sizeof a, "%s/twin_unfrozen", work);
+    o = run(NULL, "tng_train", "--config", "tiny", "--data", data, "--batch", "4", "--steps", "1", "--freeze", "none",
+            "--out", a, "--twin-batches", (char *)NULL);
+    CHECK(o.status == 0, "--twin-batches --freeze none: exit %d: %.400s", o.status, o.err);
+    outcome_free(&o);
+    CHECK_REFUSED(2, "--twin-batches and --hard-batches both regroup the batches", "--data", data, "--twin-batches",
+                  "--hard-batches", "2");
+    CHECK_REFUSED(2, "--twin-batches groups images: it needs --captions one", "--data", data, "--twin-batches",
+                  "--captions", "all");
+    CHECK_REFUSED(2, "--twin-batches puts an image and its twin in one batch: it needs an even --batch", "--data", data,
+                  "--twin-batches", "--batch", "3");
+    format_text(b, sizeof b, "%s/twin_refused", work);
+    CHECK_REFUSED(1, "--twin-batches needs a CSV with a twin column", "--config", "tiny", "--data", world, "--batch",
+                  "4", "--out", b, "--twin-batches");
+}
+
 /* SIGINT after the first progress line: exit 130 with a checkpoint; --resume finishes the run
  * with the straight run's bytes. */
 static void test_sigint_checkpoints_and_resumes(void) {
@@ -585,6 +637,7 @@ int main(int argc, char **argv) {
     RUN_TEST(test_resume_is_bit_exact);
     RUN_TEST(test_tng_ratio);
     RUN_TEST(test_hard_batches);
+    RUN_TEST(test_twin_batches);
     RUN_TEST(test_sigint_checkpoints_and_resumes);
     RUN_TEST(test_eval_table_and_json);
     RUN_TEST(test_eval_probe);

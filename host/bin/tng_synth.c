@@ -88,6 +88,8 @@ static void print_caption_stats(const SynthConfig *cfg) {
       "share of captions that get a true negation clause (pre-training-only templates)")                     \
     X(COVERAGE, 0, "caption-coverage", "P", CLI_INITIAL, CLI_DOUBLE(cfg.caption_style.coverage, 0, 1),       \
       "chance that a caption names each object (at least one is named), as COCO captions")                   \
+    X(TWINS, 0, "twins", NULL, NULL, CLI_FLAG(cfg.twins, 1),                                                \
+      "also a counterfactual twin of each training image: the scene plus one object of an absent kind")      \
     X(QUIET, 0, "quiet", NULL, NULL, CLI_FLAG(cfg.verbose, 0), "no progress lines")                          \
     X(HELP, 'h', "help", NULL, NULL, CLI_HELP, "show this help")
 
@@ -98,7 +100,8 @@ CLI_PROGRAM(SYNTH_OPTIONS, "tng_synth", "--out DIR [options]",
             "Writes the synthetic negation world: JPEG images, {train,val,test}.csv captions and,\n"
             "for val and test, NegBench-format mcq_*, retrieval_*, negated_retrieval_* and ccneg_*\n"
             "CSVs (the alt set's files end in _alt, the in-template set's in _intemplate). Prints how\n"
-            "often a kind a training caption does not mention is present. Same seed, same bytes.");
+            "often a kind a training caption does not mention is present. --twins adds counterfactual\n"
+            "twins to the training split and a twin column to train.csv. Same seed, same bytes.");
 
 int main(int argc, char **argv) {
     SynthArgs args = {0};
@@ -110,8 +113,9 @@ int main(int argc, char **argv) {
     double t0 = now_seconds();
     synth_write_world(&cfg, out_dir);
     if (cfg.verbose) {
-        fprintf(stderr, "tng_synth: wrote %lld images to %s in %.1f s\n",
-                (long long)(cfg.n_images[0] + cfg.n_images[1] + cfg.n_images[2]), out_dir, now_seconds() - t0);
+        fprintf(stderr, "tng_synth: wrote %lld images%s to %s in %.1f s\n",
+                (long long)(cfg.n_images[0] + cfg.n_images[1] + cfg.n_images[2]),
+                cfg.twins ? " and a twin of each training image" : "", out_dir, now_seconds() - t0);
         print_caption_stats(&cfg);
     }
     return 0;

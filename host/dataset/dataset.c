@@ -111,6 +111,7 @@ DatasetItem *dataset_push_item(Dataset *ds, const char *image_path, const char *
     item->image_path = strdupCheck(image_path);
     item->source_id = strdupCheck(source_id);
     item->answer = -1;
+    item->twin = -1;
     return item;
 }
 
@@ -137,6 +138,7 @@ static void item_free(DatasetItem *item) {
     csv_free_strings(item->objects, item->n_objects);
     free(item->split);
     free(item->mcq_template);
+    free(item->twin_source);
 }
 
 void dataset_free(Dataset *ds) {
@@ -146,12 +148,20 @@ void dataset_free(Dataset *ds) {
 }
 
 void dataset_keep(Dataset *ds, const int *keep) {
-    int kept = 0;
+    int *renumbered = mallocCheck(sizeof(int) * (size_t)(ds->count ? ds->count : 1)), kept = 0;
+    for (int i = 0; i < ds->count; i++) renumbered[i] = keep[i] ? kept++ : -1;
+    kept = 0;
     for (int i = 0; i < ds->count; i++) {
-        if (keep[i]) ds->items[kept++] = ds->items[i];
-        else item_free(&ds->items[i]);
+        if (!keep[i]) {
+            item_free(&ds->items[i]);
+            continue;
+        }
+        ds->items[kept] = ds->items[i];
+        if (ds->items[kept].twin >= 0) ds->items[kept].twin = renumbered[ds->items[kept].twin];
+        kept++;
     }
     ds->count = kept;
+    free(renumbered);
 }
 
 static const char *const format_names[] = {
@@ -469,6 +479,7 @@ static const char *const path_columns[] = {"filepath", "image_path", "image", "f
                                            "filename", "path", NULL};
 static const char *const caption_columns[] = {"caption", "text", "title", NULL};
 static const char *const objects_columns[] = {"objects", NULL};
+static const char *const twin_columns[] = {"twin", NULL};
 
 /* Format of a CSV from its header row (generic CSV if no known column set appears). */
 static DatasetFormat csv_detect(char **names, int n) {
@@ -495,6 +506,7 @@ static void add_objects(DatasetItem *item, const char *list) {
 
 typedef struct {
     int path, caption, objects;  /* generic; objects may be -1 */
+    int twin;                    /* generic, by header only; may be -1 */
     int answer, template_col;    /* MCQ */
     int captions[16], n_captions; /* MCQ caption_0..; retrieval: captions[0] */
     int negated;                 /* CC-Neg */
@@ -518,6 +530,7 @@ static int csv_columns(DatasetFormat format, char **names, int n, int has_header
         cols->path = column_index(names, n, path_columns);
         cols->caption = column_index(names, n, caption_columns);
         cols->objects = column_index(names, n, objects_columns);
+        cols->twin = column_index(names, n, twin_columns);
         if (cols->path < 0) missing = "filepath";
         else if (cols->caption < 0) missing = "caption";
     } else if (format == DATASET_NEGBENCH_MCQ) {
@@ -568,9 +581,16 @@ static int csv_row(DatasetFormat format, const CsvColumns *cols, char **f, const
     if (!*written) return set_error(err, err_len, "%s:%d: empty image path", source, line);
     if (format == DATASET_CSV) {
         DatasetItem *item = item_for(ds, by_path, rules, written, written);
-        if (!item->line) item->line = line;
+        int first_row = !item->line;
+        if (first_row) item->line = line;
         dataset_item_add_caption(item, f[cols->caption]);
         if (cols->objects >= 0) add_objects(item, f[cols->objects]);
+        if (cols->twin < 0) return 0;
+        const char *twin = f[cols->twin], *had = item->twin_source ? item->twin_source : "";
+        if (first_row) item->twin_source = *twin ? strdupCheck(twin) : NULL;
+        else if (strcmp(twin, had) != 0)
+            return set_error(err, err_len, "%s:%d: twin '%.200s' of %.200s differs from the '%.200s' of its row on "
+                             "line %d", source, line, twin, written, had, item->line);
         return 0;
     }
     char *path = resolve_path(rules, written);
@@ -599,6 +619,26 @@ static int csv_row(DatasetFormat format, const CsvColumns *cols, char **f, const
         dataset_item_add_caption(item, f[cols->caption]);
         dataset_item_add_caption(item, f[cols->negated]);
         item->answer = 0;
+    }
+    return 0;
+}
+
+/* The twin column read: each twin named must be another item of the file that names this one
+ * back. Returns 0, or -1 naming the first item that breaks the rule. */
+static int resolve_twins(Dataset *ds, const StrMap *by_path, const char *source, char *err, size_t err_len) {
+    ds->has_twins = 1;
+    for (int i = 0; i < ds->count; i++) {
+        DatasetItem *item = &ds->items[i];
+        if (!item->twin_source) continue;
+        int j = strmap_get(by_path, item->twin_source);
+        const char *back = j >= 0 ? ds->items[j].twin_source : NULL;
+        if (j < 0 || j == i || !back || strcmp(back, item->source_id) != 0)
+            return set_error(err, err_len, "%s:%d: the twin of %.200s, '%.200s', %s", source, item->line,
+                             item->source_id, item->twin_source,
+                             j < 0    ? "is no image of this file"
+                             : j == i ? "is the image itself"
+                                      : "does not name it as its twin");
+        item->twin = j;
     }
     return 0;
 }
@@ -638,6 +678,7 @@ static int parse_csv(const char *text, size_t len, const char *source, DatasetFo
             goto done;
     }
     rc = fields; /* 0 at the end, -1 on a malformed record */
+    if (rc == 0 && cols.twin >= 0) rc = resolve_twins(ds, &by_path, source, err, err_len);
 done:
     strmap_free(&by_path);
     csv_free(&reader);

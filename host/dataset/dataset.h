@@ -4,7 +4,9 @@
  *
  * Formats (docs/REFERENCE.md §5): COCO caption JSON (2014/2017, optionally joined with the
  * instances JSON for object labels), Karpathy's dataset_coco.json, a generic CSV/TSV
- * `filepath,caption[,objects]` (objects ';'-separated), NegBench's MCQ and retrieval CSVs,
+ * `filepath,caption[,objects][,twin]` (objects ';'-separated; twin, by header only, the
+ * filepath of the image's counterfactual twin as written, empty for none: tng_synth --twins),
+ * NegBench's MCQ and retrieval CSVs,
  * and CC-Neg as `image_path,caption,negated_caption`.
  *
  * Paths: without an image root a relative path is taken relative to the dataset file's
@@ -27,7 +29,7 @@ typedef enum {
     DATASET_AUTO = 0, /* told apart by content: JSON keys, CSV header names */
     DATASET_COCO,
     DATASET_KARPATHY,
-    DATASET_CSV, /* filepath,caption[,objects]; rows naming the same file merge into one item */
+    DATASET_CSV, /* filepath,caption[,objects][,twin]; rows naming the same file merge into one item */
     DATASET_NEGBENCH_MCQ,
     DATASET_NEGBENCH_RETRIEVAL,
     DATASET_CCNEG,
@@ -44,6 +46,8 @@ typedef struct {
     char *split;        /* Karpathy split ("train", "val", "test", "restval"), else NULL */
     char *mcq_template; /* NegBench MCQ correct_answer_template ("positive", ...), else NULL */
     int line;           /* CSV: the line where its (first) row starts, for messages; else 0 */
+    char *twin_source;  /* CSV twin column: its twin's source id (path as written), else NULL */
+    int twin;           /* the index of that twin item (the pair names each other), else -1 */
 } DatasetItem;
 
 typedef struct {
@@ -51,6 +55,7 @@ typedef struct {
     int count, capacity;
     DatasetFormat format;
     int empty_captions; /* captions with nothing but white space (kept; dataset_load warns) */
+    int has_twins;      /* 1: a CSV with a twin column (every item's twin is then resolved) */
 } Dataset;
 
 typedef struct {
@@ -71,7 +76,8 @@ int dataset_parse(const char *text, size_t len, const char *source, const char *
                   size_t instances_len, const DatasetOptions *opt, Dataset *ds, char *err,
                   size_t err_len);
 void dataset_free(Dataset *ds);
-/* Drops (and frees) the items i with keep[i] == 0; the others keep their order. */
+/* Drops (and frees) the items i with keep[i] == 0; the others keep their order (and their
+ * twins, renumbered; a twin dropped leaves -1). */
 void dataset_keep(Dataset *ds, const int *keep);
 
 /* "coco", "karpathy", "csv", "negbench-mcq", "negbench-retrieval", "ccneg", "auto". */

@@ -57,7 +57,9 @@ typedef struct {
      * outlive the loader), each epoch's shuffled order is regrouped so that an item is followed
      * by up to group - 1 of its nearest, and a group's positions go to one rank's batch (global
      * batch b is rank 0's batch b, then rank 1's, ...). NULL: the plain shuffle. Needs shuffle
-     * and one caption per image. */
+     * and one caption per image. A table of pairs that name each other (nearest_k 1, group 2:
+     * counterfactual twins) keeps every pair adjacent, so with every item paired and an even
+     * batch_size each pair shares a batch (but in the tail past the last whole global batch). */
     const int *nearest;
     int nearest_k, group;
 } LoaderOptions;

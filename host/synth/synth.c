@@ -90,8 +90,8 @@ int synth_phrasing_index(const char *name) {
     return -1;
 }
 
-static const char *const COUNT_WORDS[SYNTH_MAX_OBJECTS + 1] = {"", "one object", "two objects",
-                                                               "three objects"};
+static const char *const COUNT_WORDS[SYNTH_SCENE_CAPACITY + 1] = {"", "one object", "two objects",
+                                                                  "three objects", "four objects"};
 
 // ---------------------------------------------------------------------------------------------
 // Rendering text
@@ -160,7 +160,7 @@ static void render(char *dst, const char *tmpl, const char *const value[128]) {
 
 /* The scene's objects as pointers, in a random order. */
 static void shuffled_objects(const SynthScene *scene, Rng *rng, const SynthObject **out) {
-    int order[SYNTH_MAX_OBJECTS];
+    int order[SYNTH_SCENE_CAPACITY];
     for (int i = 0; i < scene->n_objects; i++) order[i] = i;
     for (int i = scene->n_objects - 1; i > 0; i--) {
         int j = (int)rng_below(rng, (uint64_t)(i + 1)), t = order[i];
@@ -216,9 +216,10 @@ void synth_captions(const SynthScene *scene, const SynthCaptionStyle *style, uin
                     SynthCaptionFacts *facts) {
     // three streams: the historical captions draw exactly what they always drew
     Rng rng, coverage_rng, negation_rng;
-    rng_seed(&rng, synth_stream_seed(seed, split, index, SYNTH_STREAM_CAPTIONS));
-    rng_seed(&coverage_rng, synth_stream_seed(seed, split, index, SYNTH_STREAM_COVERAGE));
-    rng_seed(&negation_rng, synth_stream_seed(seed, split, index, SYNTH_STREAM_NEGATION));
+    int twin = scene->twin ? SYNTH_STREAM_TWIN_TEXT : 0;
+    rng_seed(&rng, synth_stream_seed(seed, split, index, (SynthStream)(SYNTH_STREAM_CAPTIONS + twin)));
+    rng_seed(&coverage_rng, synth_stream_seed(seed, split, index, (SynthStream)(SYNTH_STREAM_COVERAGE + twin)));
+    rng_seed(&negation_rng, synth_stream_seed(seed, split, index, (SynthStream)(SYNTH_STREAM_NEGATION + twin)));
     int eligible[64], n_eligible = 0;
     for (int k = 0; k < synth_n_caption_templates; k++)
         if (synth_caption_templates[k].min_objects <= scene->n_objects) eligible[n_eligible++] = k;
@@ -232,7 +233,7 @@ void synth_captions(const SynthScene *scene, const SynthCaptionStyle *style, uin
                 eligible[j] = t;
             }
         unsigned named = named_objects(scene, style->coverage, &coverage_rng);
-        const SynthObject *shuffled[SYNTH_MAX_OBJECTS], *objs[SYNTH_MAX_OBJECTS];
+        const SynthObject *shuffled[SYNTH_SCENE_CAPACITY], *objs[SYNTH_SCENE_CAPACITY];
         shuffled_objects(scene, &rng, shuffled);
         int n_named = 0;
         for (int i = 0; i < scene->n_objects; i++)
@@ -294,7 +295,7 @@ static void render_sx(char *dst, const char *tmpl, const char *s, const Denied *
 static void make_mcq(const SynthScene *scene, const SynthPhrasing *ph, McqType type, Rng *rng,
                      char (*option)[SYNTH_TEXT_MAX]) {
     int slot = (int)rng_below(rng, SYNTH_N_EVAL_TEMPLATES);
-    const SynthObject *objs[SYNTH_MAX_OBJECTS];
+    const SynthObject *objs[SYNTH_SCENE_CAPACITY];
     shuffled_objects(scene, rng, objs);
     int n_stated = 1 + (int)rng_below(rng, scene->n_objects < 2 ? 1 : 2);
     SynthObject absent = {.kind = absent_kind(scene, rng)};
@@ -321,7 +322,7 @@ void synth_eval_rows(const SynthScene *scene, const SynthPhrasing *phrasing, uin
     rng_seed(&rng, synth_stream_seed(seed, split, index, SYNTH_STREAM_EVAL));
     for (int type = 0; type < MCQ_N_TYPES; type++) make_mcq(scene, phrasing, (McqType)type, &rng, out->mcq[type]);
 
-    const SynthObject *objs[SYNTH_MAX_OBJECTS];
+    const SynthObject *objs[SYNTH_SCENE_CAPACITY];
     char all[SYNTH_TEXT_MAX];
     for (int slot = 0; slot < SYNTH_N_EVAL_TEMPLATES; slot++) {
         shuffled_objects(scene, &rng, objs);
@@ -476,6 +477,7 @@ static void write_world_json(const SynthConfig *cfg, const char *out_dir) {
     for (int p = 0, n = 0; p < SYNTH_N_PHRASINGS; p++)
         if (cfg->phrasing_mask >> p & 1) fprintf(f, "%s\"%s\"", n++ ? ", " : "", synth_phrasings[p].name);
     fprintf(f, "]");
+    if (cfg->twins) fprintf(f, ",\n  \"twins\": true"); // only then, as the caption style below
     const SynthCaptionStyle *style = &cfg->caption_style;
     if (style->negations != synth_caption_style_default.negations || style->coverage != synth_caption_style_default.coverage) {
         // only a non-default world says more, so a default world.json keeps its historical bytes
@@ -493,6 +495,49 @@ static void write_world_json(const SynthConfig *cfg, const char *out_dir) {
     }
     fprintf(f, "\n}\n");
     fcloseCheck(f);
+}
+
+/* Where one image of the world goes: its JPEG, and its caption rows in the split's CSV. */
+typedef struct {
+    const SynthConfig *cfg;
+    const char *out_dir;
+    SynthSplit split;
+    int64_t index;
+    uint8_t *rgb;                     /* [3 size^2] scratch */
+    char (*captions)[SYNTH_TEXT_MAX]; /* [n_captions] scratch */
+    FILE *pairs;
+} ImageOut;
+
+/* Draws scene into out_dir/rel and writes its caption rows: filepath,caption,objects, and with
+ * twin_rel (NULL: the world has no twin column) the twin column naming its partner. */
+static void write_image(const ImageOut *im, const SynthScene *scene, const char *rel, const char *twin_rel) {
+    const SynthConfig *cfg = im->cfg;
+    synth_render(scene, cfg->size, im->rgb);
+    uint8_t *jpeg = NULL;
+    size_t jpeg_size = 0;
+    char err[IMAGE_ERROR_SIZE], path[4096];
+    if (image_encode_jpeg(im->rgb, cfg->size, cfg->size, cfg->quality, &jpeg, &jpeg_size, err, sizeof(err)) != IMAGE_OK)
+        die("synth: encoding image %s: %s", rel, err);
+    snprintf(path, sizeof(path), "%s/%s", im->out_dir, rel);
+    FILE *f = fopenCheck(path, "wb");
+    fwriteCheck(jpeg, 1, jpeg_size, f);
+    fcloseCheck(f);
+    free(jpeg);
+
+    char objects[SYNTH_TEXT_MAX];
+    Text t_obj = {objects, 0};
+    objects[0] = '\0';
+    for (int o = 0; o < scene->n_objects; o++) {
+        if (o) text_puts(&t_obj, ";");
+        text_puts(&t_obj, synth_kind_names[scene->objects[o].kind]);
+    }
+    synth_captions(scene, &cfg->caption_style, cfg->seed, im->split, im->index, cfg->n_captions, im->captions, NULL);
+    for (int c = 0; c < cfg->n_captions; c++) {
+        csv_field(im->pairs, rel, 0);
+        csv_field(im->pairs, im->captions[c], 0);
+        csv_field(im->pairs, objects, !twin_rel);
+        if (twin_rel) csv_field(im->pairs, twin_rel, 1);
+    }
 }
 
 void synth_write_world(const SynthConfig *cfg, const char *out_dir) {
@@ -516,7 +561,8 @@ void synth_write_world(const SynthConfig *cfg, const char *out_dir) {
         const char *split_name = synth_split_names[split];
         snprintf(dir, sizeof(dir), "%s/images/%s", out_dir, split_name);
         make_dir(dir);
-        FILE *pairs = open_out(out_dir, split_name, "", "filepath,caption,objects");
+        int twins = cfg->twins && split == SYNTH_TRAIN;
+        FILE *pairs = open_out(out_dir, split_name, "", twins ? "filepath,caption,objects,twin" : "filepath,caption,objects");
         EvalFiles eval[SYNTH_N_PHRASINGS] = {0};
         for (int p = 0; p < SYNTH_N_PHRASINGS; p++) {
             if (split == SYNTH_TRAIN || !(cfg->phrasing_mask >> p & 1)) continue;
@@ -536,31 +582,15 @@ void synth_write_world(const SynthConfig *cfg, const char *out_dir) {
         for (int64_t i = 0; i < cfg->n_images[split]; i++) {
             SynthScene scene;
             synth_make_scene(cfg->seed, (SynthSplit)split, i, &scene);
-            synth_render(&scene, cfg->size, rgb);
-            uint8_t *jpeg = NULL;
-            size_t jpeg_size = 0;
-            char err[IMAGE_ERROR_SIZE], rel[64], path[4096];
-            if (image_encode_jpeg(rgb, cfg->size, cfg->size, cfg->quality, &jpeg, &jpeg_size, err, sizeof(err)) != IMAGE_OK)
-                die("synth: encoding image %s/%lld: %s", split_name, (long long)i, err);
+            char rel[64], twin_rel[64];
             snprintf(rel, sizeof(rel), "images/%s/%06lld.jpg", split_name, (long long)i);
-            snprintf(path, sizeof(path), "%s/%s", out_dir, rel);
-            FILE *f = fopenCheck(path, "wb");
-            fwriteCheck(jpeg, 1, jpeg_size, f);
-            fcloseCheck(f);
-            free(jpeg);
-
-            char objects[SYNTH_TEXT_MAX];
-            Text t_obj = {objects, 0};
-            objects[0] = '\0';
-            for (int o = 0; o < scene.n_objects; o++) {
-                if (o) text_puts(&t_obj, ";");
-                text_puts(&t_obj, synth_kind_names[scene.objects[o].kind]);
-            }
-            synth_captions(&scene, &cfg->caption_style, cfg->seed, (SynthSplit)split, i, cfg->n_captions, captions, NULL);
-            for (int c = 0; c < cfg->n_captions; c++) {
-                csv_field(pairs, rel, 0);
-                csv_field(pairs, captions[c], 0);
-                csv_field(pairs, objects, 1);
+            snprintf(twin_rel, sizeof(twin_rel), "images/%s/%06lld_twin.jpg", split_name, (long long)i);
+            ImageOut image = {cfg, out_dir, (SynthSplit)split, i, rgb, captions, pairs};
+            write_image(&image, &scene, rel, twins ? twin_rel : NULL);
+            if (twins) {
+                SynthScene twin;
+                synth_make_twin(cfg->seed, (SynthSplit)split, i, &scene, &twin);
+                write_image(&image, &twin, twin_rel, rel);
             }
             for (int p = 0; p < SYNTH_N_PHRASINGS; p++) {
                 if (!eval[p].mcq) continue;

@@ -35,7 +35,9 @@
 
 #include "eval/metrics.h" // defines: McqType, MCQ_POSITIVE, MCQ_NEGATIVE, MCQ_HYBRID
 
+/* A drawn scene holds 1..SYNTH_MAX_OBJECTS objects; its counterfactual twin (--twins) one more. */
 #define SYNTH_MAX_OBJECTS 3
+#define SYNTH_SCENE_CAPACITY (SYNTH_MAX_OBJECTS + 1)
 #define SYNTH_N_KINDS 19
 #define SYNTH_N_COLOURS 8
 #define SYNTH_N_TEXTURES 4
@@ -63,7 +65,8 @@ typedef struct {
 
 typedef struct {
     int n_objects;
-    SynthObject objects[SYNTH_MAX_OBJECTS];
+    SynthObject objects[SYNTH_SCENE_CAPACITY];
+    int twin;                      /* 1: a counterfactual twin (synth_make_twin) */
     int texture;                   /* 0..SYNTH_N_TEXTURES-1 */
     uint8_t background[2][3];      /* the two low-saturation tones the texture mixes */
     float noise_sigma;             /* per-pixel Gaussian noise, in 8-bit levels */
@@ -77,12 +80,24 @@ typedef enum {
     SYNTH_STREAM_CAPTIONS = 1,
     SYNTH_STREAM_EVAL = 2,
     SYNTH_STREAM_COVERAGE = 3, /* which objects each caption names (--caption-coverage) */
-    SYNTH_STREAM_NEGATION = 4  /* which captions carry a negation clause (--caption-negations) */
+    SYNTH_STREAM_NEGATION = 4, /* which captions carry a negation clause (--caption-negations) */
+    SYNTH_STREAM_TWIN = 5,     /* the object a counterfactual twin adds (--twins) */
+    /* a twin's captions: its caption, coverage and negation streams are the original's purposes
+     * plus this, so they share no draw with the original's */
+    SYNTH_STREAM_TWIN_TEXT = 8
 } SynthStream;
 uint64_t synth_stream_seed(uint64_t seed, SynthSplit split, int64_t index, SynthStream purpose);
 
 /* The scene of image (split, index). Independent of the image size. */
 void synth_make_scene(uint64_t seed, SynthSplit split, int64_t index, SynthScene *scene);
+/*
+ * The counterfactual twin of image (split, index), whose scene is `scene`: the same scene
+ * (background, texture, noise, objects in place) plus one object of a kind the scene lacks, in
+ * a colour it does not use, placed as synth_make_scene places objects (bounding circles
+ * disjoint). Its draws come from the image's SYNTH_STREAM_TWIN stream, so the original changes
+ * in nothing; it is the last of twin->objects, and twin->twin is 1.
+ */
+void synth_make_twin(uint64_t seed, SynthSplit split, int64_t index, const SynthScene *scene, SynthScene *twin);
 /* 1 when the scene holds an object of this kind. */
 int synth_scene_has_kind(const SynthScene *scene, int kind);
 
@@ -159,9 +174,10 @@ int synth_phrasing_index(const char *name);
 /*
  * The n_captions training captions of a scene (distinct templates while they last), drawn
  * from the image's caption stream; style's choices come from the coverage and negation
- * streams. out[k] holds SYNTH_TEXT_MAX bytes; facts (NULL: not wanted) gets one entry per
- * caption. A caption that names only some objects avoids the count templates ("two
- * objects: ..."), which would then be false.
+ * streams (a twin's from streams of its own, SYNTH_STREAM_TWIN_TEXT). out[k] holds
+ * SYNTH_TEXT_MAX bytes; facts (NULL: not wanted) gets one entry per caption. A caption that
+ * names only some objects avoids the count templates ("two objects: ..."), which would then be
+ * false.
  */
 void synth_captions(const SynthScene *scene, const SynthCaptionStyle *style, uint64_t seed,
                     SynthSplit split, int64_t index, int n_captions, char (*out)[SYNTH_TEXT_MAX],
@@ -219,6 +235,7 @@ typedef struct {
     int quality;                     /* JPEG quality */
     int phrasing_mask;               /* bit p: write the evaluation files of synth_phrasings[p] */
     SynthCaptionStyle caption_style; /* how captions are written (all splits) */
+    int twins;                       /* 1: each training image also gets its counterfactual twin */
     int verbose;                     /* progress lines on stderr */
 } SynthConfig;
 
@@ -232,13 +249,17 @@ void synth_world_caption_stats(const SynthConfig *cfg, SynthSplit split, SynthCa
  * Writes the world under out_dir (created if missing):
  *   images/{train,val,test}/NNNNNN.jpg
  *   {train,val,test}.csv               filepath,caption,objects (one row per caption)
+ *   with twins: images/train/NNNNNN_twin.jpg, and train.csv gets a fourth column, twin: on
+ *   each row the filepath of the image's twin (the twin's rows name the original), the
+ *   twin's rows right after its original's
  *   mcq_{val,test}<suffix>.csv          NegBench MCQ
  *   retrieval_{val,test}<suffix>.csv    filepath,captions (a Python list literal)
  *   negated_retrieval_{val,test}<suffix>.csv
  *   ccneg_{val,test}<suffix>.csv        image_path,caption,negated_caption
  *   world.json                          the configuration, kinds and colours; with a
  *                                       non-default caption style also that style and the
- *                                       training split's caption statistics
+ *                                       training split's caption statistics; with twins,
+ *                                       "twins": true
  * Paths inside the CSVs are relative to out_dir (NegBench's readers re-root paths anyway), so
  * the world can move and two runs give identical bytes. Dies with a message naming the file
  * on any I/O error.

@@ -179,6 +179,28 @@ static float uniform(Rng *rng, float lo, float hi) { return lo + (hi - lo) * (fl
 
 static uint8_t clamp_u8(float x) { return (uint8_t)(x < 0 ? 0 : x > 255 ? 255 : lrintf(x)); }
 
+/* Sizes, turns, tints and places scene->objects[i] (kind and colour already set) where its
+ * bounding circle misses those of objects 0..i-1, shrinking it when 50 tries find no room. */
+static void place_object(Rng *rng, SynthScene *scene, int i, SynthSplit split, int64_t index) {
+    SynthObject *o = &scene->objects[i];
+    o->radius = uniform(rng, 0.13f, 0.21f);
+    o->angle = uniform(rng, -0.35f, 0.35f);
+    for (int c = 0; c < 3; c++) o->rgb[c] = clamp_u8(COLOUR_RGB[o->colour][c] + uniform(rng, -12, 12));
+    for (int tries = 0;; tries++) {
+        if (tries > 0 && tries % 50 == 0) o->radius *= 0.85f; // no room: shrink and go on
+        if (o->radius < 0.04f) die("synth: scene %s/%lld: no room for object %d", synth_split_names[split], (long long)index, i);
+        o->cx = uniform(rng, o->radius, 1.0f - o->radius);
+        o->cy = uniform(rng, o->radius, 1.0f - o->radius);
+        int clear = 1;
+        for (int j = 0; j < i && clear; j++) {
+            const SynthObject *p = &scene->objects[j];
+            float dx = o->cx - p->cx, dy = o->cy - p->cy, gap = o->radius + p->radius;
+            clear = dx * dx + dy * dy >= gap * gap;
+        }
+        if (clear) break;
+    }
+}
+
 void synth_make_scene(uint64_t seed, SynthSplit split, int64_t index, SynthScene *scene) {
     Rng rng;
     rng_seed(&rng, synth_stream_seed(seed, split, index, SYNTH_STREAM_SCENE));
@@ -190,25 +212,9 @@ void synth_make_scene(uint64_t seed, SynthSplit split, int64_t index, SynthScene
     sample_distinct(&rng, SYNTH_N_KINDS, scene->n_objects, kinds);
     sample_distinct(&rng, SYNTH_N_COLOURS, scene->n_objects, colours);
     for (int i = 0; i < scene->n_objects; i++) {
-        SynthObject *o = &scene->objects[i];
-        o->kind = kinds[i];
-        o->colour = colours[i];
-        o->radius = uniform(&rng, 0.13f, 0.21f);
-        o->angle = uniform(&rng, -0.35f, 0.35f);
-        for (int c = 0; c < 3; c++) o->rgb[c] = clamp_u8(COLOUR_RGB[o->colour][c] + uniform(&rng, -12, 12));
-        for (int tries = 0;; tries++) {
-            if (tries > 0 && tries % 50 == 0) o->radius *= 0.85f; // no room: shrink and go on
-            if (o->radius < 0.04f) die("synth: scene %s/%lld: no room for object %d", synth_split_names[split], (long long)index, i);
-            o->cx = uniform(&rng, o->radius, 1.0f - o->radius);
-            o->cy = uniform(&rng, o->radius, 1.0f - o->radius);
-            int clear = 1;
-            for (int j = 0; j < i && clear; j++) {
-                const SynthObject *p = &scene->objects[j];
-                float dx = o->cx - p->cx, dy = o->cy - p->cy, gap = o->radius + p->radius;
-                clear = dx * dx + dy * dy >= gap * gap;
-            }
-            if (clear) break;
-        }
+        scene->objects[i].kind = kinds[i];
+        scene->objects[i].colour = colours[i];
+        place_object(&rng, scene, i, split, index);
     }
     // background: two low-saturation mid tones, so every palette colour stands out from it
     scene->texture = (int)rng_below(&rng, SYNTH_N_TEXTURES);
@@ -220,6 +226,32 @@ void synth_make_scene(uint64_t seed, SynthSplit split, int64_t index, SynthScene
     }
     scene->noise_sigma = uniform(&rng, 3, 9);
     scene->texture_seed = rng_next(&rng);
+}
+
+/* One of the n values of 0..n_all-1 with used[v] == 0, uniformly. */
+static int unused_value(Rng *rng, const int *used, int n_all) {
+    int free_values[32], n = 0;
+    for (int v = 0; v < n_all; v++)
+        if (!used[v]) free_values[n++] = v;
+    return free_values[rng_below(rng, (uint64_t)n)];
+}
+
+void synth_make_twin(uint64_t seed, SynthSplit split, int64_t index, const SynthScene *scene, SynthScene *twin) {
+    if (scene->n_objects >= SYNTH_SCENE_CAPACITY) die("synth: scene %s/%lld already holds %d objects: no twin",
+                                                      synth_split_names[split], (long long)index, scene->n_objects);
+    Rng rng;
+    rng_seed(&rng, synth_stream_seed(seed, split, index, SYNTH_STREAM_TWIN));
+    *twin = *scene;
+    twin->twin = 1;
+    int kind_used[SYNTH_N_KINDS] = {0}, colour_used[SYNTH_N_COLOURS] = {0};
+    for (int i = 0; i < scene->n_objects; i++) {
+        kind_used[scene->objects[i].kind] = 1;
+        colour_used[scene->objects[i].colour] = 1;
+    }
+    int added = twin->n_objects++;
+    twin->objects[added].kind = unused_value(&rng, kind_used, SYNTH_N_KINDS);
+    twin->objects[added].colour = unused_value(&rng, colour_used, SYNTH_N_COLOURS);
+    place_object(&rng, twin, added, split, index);
 }
 
 int synth_scene_has_kind(const SynthScene *scene, int kind) {

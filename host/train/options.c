@@ -88,6 +88,8 @@ static void format_temperature(const CliOption *opt, const void *args, char *out
     X(FREEZE, 0, "freeze", "TOWER", "vision", CLI_CHOICE(freeze, FREEZE), "vision, text or none")            \
     X(HARD_BATCHES, 0, "hard-batches", "G", "0", CLI_INT(hard_batches, 0, 64),                               \
       "batches of G-image groups of nearest neighbours (frozen image embeddings); 0: random batches")      \
+    X(TWIN_BATCHES, 0, "twin-batches", NULL, NULL, CLI_FLAG(twin_batches, 1),                                \
+      "batches that hold each image with its counterfactual twin (the CSV's twin column: tng_synth --twins)")\
     X(LR, 0, "lr", "X", "5e-6", CLI_FLOAT(optim.lr, 0, 10), "peak learning rate")                            \
     X(WD, 0, "wd", "X", "0.01", CLI_FLOAT(optim.weight_decay, 0, 10), "AdamW weight decay")                  \
     X(WD_ON, 0, "wd-on", "SET", CLI_INITIAL, CLI_CHOICE(optim.decay_set, optim_decay_set_names),             \
@@ -277,6 +279,12 @@ void train_options_parse(TrainOptions *o, int argc, char **argv) {
                            "--freeze vision");
     if (o->hard_batches && o->captions_all)
         cli_fail(&PROGRAM, "--hard-batches groups images: it needs --captions one");
+    if (o->twin_batches && o->hard_batches)
+        cli_fail(&PROGRAM, "--twin-batches and --hard-batches both regroup the batches: give one");
+    if (o->twin_batches && o->captions_all)
+        cli_fail(&PROGRAM, "--twin-batches groups images: it needs --captions one");
+    if (o->twin_batches && o->batch % 2)
+        cli_fail(&PROGRAM, "--twin-batches puts an image and its twin in one batch: it needs an even --batch");
     if (o->resume_changed) check_resume_changed(o->resume_changed);
 }
 
@@ -295,7 +303,7 @@ void train_options_print(const TrainOptions *o, const Dist *d, FILE *out) {
     fprintf(out, "  model      %s %s\n", o->init ? "init" : "config", o->init ? o->init : o->config);
     fprintf(out, "  data       %s (format %s, captions %s%s), batches %s\n", o->data, o->format,
             CAPTIONS[o->captions_all], o->fast_decode ? ", fast decode" : "",
-            o->hard_batches ? "of nearest-neighbour groups" : "random");
+            o->hard_batches ? "of nearest-neighbour groups" : o->twin_batches ? "of counterfactual twins" : "random");
     if (o->hard_batches) fprintf(out, "             (groups of %d images)\n", o->hard_batches);
     fprintf(out, "  tng        %s, M=%d, compat %s, i2t target %s, scope %s, contradictions %d (weight %g), "
                  "standalone negations %d, ratio %g, MCQ loss %g\n",

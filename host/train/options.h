@@ -27,6 +27,7 @@ typedef struct {
     int captions_all;       /* 1: every (image, caption) pair per epoch */
     int text_groups;        /* K: the text tower's length groups (engine/model.h, SeqGroups) */
     int hard_batches;       /* G: batches of neighbour groups of G (dataset/neighbours.h); 0 off */
+    int twin_batches;       /* 1: each image in its counterfactual twin's batch (the CSV's twin column) */
     int fast_decode;
     /* TNG */
     int tng;

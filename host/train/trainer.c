@@ -44,7 +44,8 @@ struct Trainer {
     Dataset dataset;
     Loader *loader;
     float *cached_features; /* [items, D] when the vision tower is frozen */
-    int *nearest;           /* [items, NEAREST_PER_GROUP x --hard-batches] with hard batches */
+    int *nearest;           /* [items, NEAREST_PER_GROUP x --hard-batches] with hard batches;
+                               [items, 1] each image's twin with --twin-batches */
     Tokenizer *tokenizer;
     Lexicon *lexicon;
     TngConfig tng;
@@ -229,6 +230,18 @@ static void find_neighbours(Trainer *t, LoaderOptions *lopt, int items) {
     lopt->group = group;
 }
 
+/* --twin-batches: each image's twin (the CSV's twin column, -1 for none) as a one-neighbour
+ * table, so the loader's groups of 2 are the pairs (a pair names each other, so no image can
+ * take another's twin). */
+static void use_twins(Trainer *t, LoaderOptions *lopt) {
+    const Dataset *ds = &t->dataset;
+    t->nearest = mallocCheck(sizeof(int) * (size_t)ds->count);
+    for (int i = 0; i < ds->count; i++) t->nearest[i] = ds->items[i].twin;
+    lopt->nearest = t->nearest;
+    lopt->nearest_k = 1;
+    lopt->group = 2;
+}
+
 /* --batch against the data, before anything is sized by it (a batch of 65536 would allocate
  * tens of GB first): every rank needs one full batch per epoch. Shards are counted from their
  * metadata, mapped and closed again. */
@@ -294,6 +307,9 @@ Trainer *trainer_open(const TrainOptions *opt, Dist *dist) {
         if (o->train_vision) check_some_image_readable(&t->dataset, o->data);
     }
     check_batch_fits(t, is_shards);
+    if (o->twin_batches && (is_shards || !t->dataset.has_twins))
+        die("%s: --twin-batches needs a CSV with a twin column (tng_synth --twins writes one)%s", o->data,
+            is_shards ? "; this is a shard folder" : "");
     if (o->val_mcq && t->lead && access(o->val_mcq, R_OK) != 0) die("%s: cannot read the validation file", o->val_mcq);
     LoaderPosition start = {0};
     int64_t empty_batches = 0;
@@ -316,6 +332,7 @@ Trainer *trainer_open(const TrainOptions *opt, Dist *dist) {
         int items = cache_image_features(t, &lopt);
         if (o->hard_batches) find_neighbours(t, &lopt, items);
     }
+    if (o->twin_batches) use_twins(t, &lopt);
     t->loader = loader_open(&lopt, err, sizeof err);
     if (!t->loader) die("%s", err);
     /* text side */

@@ -2,7 +2,8 @@
  * fuzz_csv.c: libFuzzer target for the CSV reader, the Python list literal parser and the
  * CSV dataset readers. The first input byte picks the format and delimiter (so one corpus
  * explores all of them); the rest is the file. Nothing may crash, leak or read out of bounds,
- * and every record must satisfy the reader's own invariants.
+ * and every record must satisfy the reader's own invariants; a generic CSV's twin column
+ * (corpus twins.csv) must come out as pairs that name each other.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -45,6 +46,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (dataset_parse(text, len, selector & 1 ? "d/fuzz.tsv" : "d/fuzz.csv", NULL, 0, &opt, &ds, err,
                       sizeof err) == 0) {
         if (ds.count < 1) abort(); /* success means a non-empty dataset */
+        for (int i = 0; i < ds.count; i++) {
+            int twin = ds.items[i].twin;
+            if (twin != -1 && (!ds.has_twins || twin < 0 || twin >= ds.count || twin == i || ds.items[twin].twin != i))
+                abort();
+        }
         dataset_free(&ds);
     }
     return 0;
