@@ -15,7 +15,8 @@
 #
 # Environment knobs (defaults sized for < 60 minutes on a 2-core machine):
 #   STEPS=100 EVERY=25 BATCH=128 LR=1e-4 SEED=0 BASE_STEPS=1000 (about 55 minutes in all)
-#   VARIANTS="plain tng ..."   (names from variant_flags below)
+#   VARIANTS="plain tng ..."   (names from variant_flags below; issue 14's signals: ours_sn1
+#                              ours_mcq1 ours_hard4 m1_sn1, e.g. VARIANTS="plain each_m1_c4_lr2e-5 ours_sn1")
 #   SEED_VARIANTS="plain ..." EXTRA_SEEDS="1 2"
 #   ABLATE_OUT=runs/ablate  BENCH_OUT=bench/ablation  WORLD=data/cache/synth  BIN=. (programs)
 #   SYNTH_FLAGS="--caption-negations 0.02 --caption-coverage 0.7" (tng_synth options; give such
@@ -72,6 +73,11 @@ variant_flags() {
     contra6_m1) echo "--contradictions 6 --neg-per-image 1" ;;
     each_m1_c4) echo "--i2t-target each --neg-per-image 1 --contradictions 4" ;;
     each_m1_c4_lr2e-5) echo "--i2t-target each --neg-per-image 1 --contradictions 4 --lr 2e-5" ;;
+    # issue 14's signals, on top of the demo's recipe or alone (not in the default VARIANTS)
+    ours_sn1) echo "$(variant_flags each_m1_c4_lr2e-5) --standalone-negations 1" ;;
+    ours_mcq1) echo "$(variant_flags each_m1_c4_lr2e-5) --mcq-loss 1" ;;
+    ours_hard4) echo "$(variant_flags each_m1_c4_lr2e-5) --hard-batches 4" ;;
+    m1_sn1) echo "--neg-per-image 1 --standalone-negations 1" ;; # at LR: 1e-4 by default
     *) echo "ablate: unknown variant '$1'" >&2; exit 2 ;;
     esac
 }
