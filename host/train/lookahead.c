@@ -24,12 +24,10 @@ static int producer_source(void *ctx, TngInput *in) {
     if (p->pool.n) /* this rank's images' texts, made from every rank's images */
         *in = (TngInput){.n_pool = p->pool.n, .dim = dim, .captions = p->pool.captions,
                          .image_emb = p->pool.features, .batch_index = p->index,
-                         .make_for = p->pool.own_at, .n_make = p->n,
-                         .prefer = la->opt.twins ? p->prefer : NULL};
+                         .make_for = p->pool.own_at, .n_make = p->n, .prefer = p->prefer};
     else
         *in = (TngInput){.n_pool = p->n, .dim = dim, .captions = p->captions,
-                         .image_emb = p->features, .batch_index = p->stream,
-                         .prefer = la->opt.twins ? p->prefer : NULL};
+                         .image_emb = p->features, .batch_index = p->stream, .prefer = p->prefer};
     return 1;
 }
 
@@ -45,7 +43,7 @@ void lookahead_open(Lookahead *la, const LookaheadOptions *opt) {
         int R = opt->cached_features ? 0 : opt->model->cfg.image_size;
         p->images = opt->cached_features ? NULL : mallocCheck(sizeof(float) * (size_t)B * 3 * R * R);
         if (opt->tng && opt->tng_global && W > 1) global_pool_init(&p->pool, B, W, D);
-        p->prefer = opt->twins ? mallocCheck(sizeof(int) * (size_t)B * W) : NULL;
+        p->prefer = opt->tng && opt->twins ? mallocCheck(sizeof(int) * (size_t)B * W) : NULL;
     }
     if (opt->tng) {
         /* holds every buffer, so a push never waits */

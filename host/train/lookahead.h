@@ -45,7 +45,8 @@ typedef struct {
     float *features;       /* [n, D] image embeddings (cached, or computed for TNG) */
     float *images;         /* [n, 3, R, R] when the vision tower trains, else NULL */
     GlobalPool pool;       /* --tng-scope global: the pool this rank's texts come from */
-    int *prefer;           /* with twins: each pool image's twin in the pool, or -1 (TngInput) */
+    int *prefer;           /* TNG with twins: each pool image's twin in the pool, or -1
+                              (TngInput.prefer); else NULL */
 } Pending;
 
 typedef struct {
