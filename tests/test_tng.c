@@ -20,6 +20,7 @@
 #include "text/lexicon.h"   // defines: lexicon_load, lexicon_lookup
 #include "util/rng.h"       // defines: Rng, rng_seed, rng_below, rng_normal
 #include "tng/generator.h" // defines: tng_make_texts, tng_producer_*, TngTexts
+#include "tng/stats.h"     // defines: TngStats, tng_stats_add, tng_stats_print
 #include "text/tokenizer.h" // defines: tokenizer_load, tokenizer_encode, tokenizer_encode_raw
 
 // ---------------------------------------------------------------------------------------------
@@ -194,6 +195,78 @@ static void test_fallbacks(void) {
         batch_free(&b);
     }
     tng_texts_free(&t);
+}
+
+/* Whether image j's texts (every kind) are the same strings in a and b. */
+static int same_image_texts(const TngTexts *a, const TngTexts *b, int j) {
+    for (int k = j; k < a->n_texts; k += a->n_images)
+        if (strcmp(a->texts[k], b->texts[k]) != 0) return 0;
+    return a->object_lemma[j] == b->object_lemma[j] && a->object_from[j] == b->object_from[j];
+}
+
+/* A preferred neighbour (tng_train --twin-batches: the twin) is tried before the nearest. Image
+ * 0's twin 2 adds a bird and is NOT its nearest (1 is): its hybrid still denies the bird, over
+ * seeds. The twin's own preference (0) names nothing caption 2 lacks, so it falls back to the
+ * usual order, and it and every image without a preference gets exactly the texts of no
+ * preference at all, under which image 0's object comes from its nearest as before. Released
+ * mode ignores preferences. */
+static void test_preferred_neighbour(void) {
+    const char *caps[] = {"A dog on a sofa.", "A cat near the table.", "A dog and a bird on a sofa.",
+                          "A man holding a pizza"};
+    double angles[] = {0.0, 0.1, 1.5, 3.0};
+    const int prefer[] = {2, -1, 0, -1};
+    Batch b;
+    batch_fixed(&b, 4, caps, angles);
+    int bird = lexicon_lookup(lex, "bird", 4);
+    CHECK(bird >= 0, "bird is a lexicon noun");
+    TngTexts plain = {0}, preferring = {0};
+    for (int released = 0; released <= 1; released++)
+        for (uint64_t seed = 0; seed < 8; seed++) {
+            TngConfig cfg;
+            tng_config_default(&cfg);
+            cfg.seed = seed, cfg.released = released, cfg.contradictions = 4, cfg.negations_per_image = 3;
+            TngGenerator *gen = tng_generator_create(&cfg, lex, tok);
+            tng_make_texts(gen, (const char *const *)b.captions, b.emb, b.n, b.dim, NULL, b.n, 5, &plain);
+            tng_make_texts_preferring(gen, (const char *const *)b.captions, b.emb, prefer, b.n, b.dim, NULL,
+                                      b.n, 5, &preferring);
+            tng_generator_free(gen);
+            CHECK(plain.object_from[0] == 1 && !plain.object_preferred[0], "seed %llu: without a preference "
+                  "image 0's object comes from %d, want its nearest 1", (unsigned long long)seed, plain.object_from[0]);
+            for (int j = released ? 0 : 1; j < b.n; j++) {
+                CHECK(same_image_texts(&plain, &preferring, j), "released %d seed %llu: image %d's texts changed "
+                      "by a preference that gave way or was not given", released, (unsigned long long)seed, j);
+                CHECK(!preferring.object_preferred[j], "image %d marked preferred", j);
+            }
+            if (released) continue;
+            CHECK(preferring.object_lemma[0] == bird && preferring.object_from[0] == 2 &&
+                      preferring.object_preferred[0] && preferring.object_rank[0] == 1,
+                  "seed %llu: image 0 denies %s from %d (rank %d, preferred %d), want the twin's bird",
+                  (unsigned long long)seed, lex->lemma[preferring.object_lemma[0]], preferring.object_from[0],
+                  preferring.object_rank[0], preferring.object_preferred[0]);
+            const TngLayout layout = {.n_images = b.n, .negations = 3, .contradictions = 4};
+            for (int m = 0; m < 3; m += 2) {
+                const char *hybrid = preferring.texts[tng_negation_text(&layout, 0, m)];
+                CHECK(text_mentions(hybrid, bird), "hybrid \"%s\"", hybrid);
+            }
+            // tng_negate --stats counts it apart (and prints that line only when there is one)
+            for (int with = 0; with <= 1; with++) {
+                TngStats *stats = tng_stats_create(lex);
+                tng_stats_add(stats, with ? &preferring : &plain);
+                char *summary = NULL;
+                size_t size = 0;
+                FILE *mem = open_memstream(&summary, &size);
+                tng_stats_print(stats, mem, 3);
+                fclose(mem);
+                const char *line = strstr(summary, "from the preferred neighbour");
+                CHECK(with ? line && atoi(line + strlen("from the preferred neighbour")) == 1 : !line,
+                      "stats with%s a preference:\n%s", with ? "" : "out", summary);
+                free(summary);
+                tng_stats_free(stats);
+            }
+        }
+    tng_texts_free(&plain);
+    tng_texts_free(&preferring);
+    batch_free(&b);
 }
 
 static void test_empty_and_nounless_captions(void) {
@@ -624,6 +697,7 @@ int main(void) {
     RUN_TEST(test_object_absent_and_from_nearest);
     RUN_TEST(test_own_caption_never_negated);
     RUN_TEST(test_fallbacks);
+    RUN_TEST(test_preferred_neighbour);
     RUN_TEST(test_empty_and_nounless_captions);
     RUN_TEST(test_contradictions);
     RUN_TEST(test_negation_survives_truncation);

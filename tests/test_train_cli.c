@@ -13,7 +13,10 @@
 #include <signal.h>
 
 #include <cjson/cJSON.h>
+#include <sys/stat.h>
+#include <zlib.h>
 
+#include "dataset/dataset.h" // defines: Dataset, DatasetItem, dataset_load
 #include "engine/config.h"  // defines: clip_config_preset
 #include "engine/model.h"   // defines: Clip, clip_create, clip_init_random, clip_get_params
 #include "harness.h"
@@ -363,6 +366,102 @@ static void test_hard_batches(void) {
                   "--captions", "all");
 }
 
+/* The item of data with this source id, or NULL. */
+static const DatasetItem *item_named(const Dataset *data, const char *id) {
+    for (int i = 0; i < data->count; i++)
+        if (strcmp(data->items[i].source_id, id) == 0) return &data->items[i];
+    return NULL;
+}
+
+/* The object an original item's twin adds (its twin's one object the original lacks), or NULL
+ * for a twin (its own twin adds nothing). */
+static const char *twin_added_object(const Dataset *data, const DatasetItem *item) {
+    if (item->twin < 0) return NULL;
+    const DatasetItem *twin = &data->items[item->twin];
+    for (int k = 0; k < twin->n_objects; k++) {
+        int own = 0;
+        for (int m = 0; m < item->n_objects; m++) own |= strcmp(item->objects[m], twin->objects[k]) == 0;
+        if (!own) return twin->objects[k];
+    }
+    return NULL;
+}
+
+/* Read from run_dir/texts.jsonl against the CSV's objects (not the generator's bookkeeping):
+ * the hybrids of original images (*originals) and how many of them deny the twin's added object. */
+static int hybrids_denying_twin_object(const char *run_dir, const char *csv, int *originals) {
+    Dataset data = {0};
+    char err[512], path[PATH_LEN];
+    CHECK(dataset_load(csv, &(DatasetOptions){0}, &data, err, sizeof err) == 0, "%s", err);
+    format_text(path, sizeof path, "%s/texts.jsonl", run_dir);
+    char *text = read_file(path, NULL);
+    CHECK(text != NULL, "no %s", path);
+    int denying = 0;
+    *originals = 0;
+    for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+        cJSON *record = cJSON_Parse(line);
+        const char *kind = cJSON_GetStringValue(cJSON_GetObjectItem(record, "kind"));
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(record, "id"));
+        const char *object = cJSON_GetStringValue(cJSON_GetObjectItem(record, "object"));
+        const DatasetItem *item = id ? item_named(&data, id) : NULL;
+        const char *added = item ? twin_added_object(&data, item) : NULL;
+        if (kind && strcmp(kind, "hybrid") == 0 && added) {
+            ++*originals;
+            denying += object && strcmp(object, added) == 0;
+        }
+        cJSON_Delete(record);
+    }
+    free(text);
+    dataset_free(&data);
+    return denying;
+}
+
+/* Writes prep's image embedding cache (dataset/embed_cache.h: 32 header bytes, n ids, n rows
+ * of D floats, crc32) into run_dir with every twin's row the negation of its original's, so
+ * that the twin is the least similar image of all. (A random tower sees a twin, the same
+ * picture plus one object, as the nearest: it would not tell a preference from none.) */
+static void cache_with_twins_apart(const char *prep, const char *run_dir, const char *csv) {
+    Dataset data = {0};
+    char err[512], path[PATH_LEN];
+    CHECK(dataset_load(csv, &(DatasetOptions){0}, &data, err, sizeof err) == 0, "%s", err);
+    format_text(path, sizeof path, "%s/image_embeddings.cache", prep);
+    size_t size = 0;
+    unsigned char *bytes = (unsigned char *)read_file(path, &size);
+    uint32_t dim = 0;
+    uint64_t n = 0;
+    if (bytes && size > 32) memcpy(&dim, bytes + 8, 4), memcpy(&n, bytes + 24, 8);
+    CHECK(bytes && n == (uint64_t)data.count && size == 32 + n * 8 + n * dim * 4 + 4, "%s: %zu bytes", path, size);
+    if (bytes && n == (uint64_t)data.count) {
+        float *rows = (float *)(bytes + 32 + n * 8);
+        for (int i = 0; i < data.count; i++)
+            if (twin_added_object(&data, &data.items[i]))
+                for (uint32_t d = 0; d < dim; d++) rows[(size_t)data.items[i].twin * dim + d] = -rows[(size_t)i * dim + d];
+        uint32_t crc = (uint32_t)crc32(0L, bytes, (uInt)(size - 4));
+        memcpy(bytes + size - 4, &crc, 4);
+        format_text(path, sizeof path, "%s/image_embeddings.cache", run_dir);
+        FILE *f = mkdir(run_dir, 0755) == 0 ? fopen(path, "wb") : NULL;
+        CHECK(f && fwrite(bytes, 1, size, f) == size && fclose(f) == 0, "cannot write %s", path);
+    }
+    free(bytes);
+    dataset_free(&data);
+}
+
+/* --twin-batches with TNG: an original's hybrid denies the object its twin adds, though the twin
+ * is its least similar batch-mate (TNG tries the twin first), read from texts.jsonl against
+ * the CSV; without the preference next to none would. */
+static void check_twin_hybrids(const char *data, const char *prep) {
+    char run_dir[PATH_LEN];
+    format_text(run_dir, sizeof run_dir, "%s/twin_tng", work);
+    cache_with_twins_apart(prep, run_dir, data);
+    Outcome o = run(NULL, "tng_train", "--config", "tiny", "--data", data, "--batch", "4", "--steps", "8", "--seed",
+                    "3", "--tng", "on", "--log-texts", "8", "--out", run_dir, "--twin-batches", (char *)NULL);
+    CHECK(o.status == 0 && strstr(o.err, "reused from the cache"), "--twin-batches --tng on: exit %d: %.400s",
+          o.status, o.err);
+    outcome_free(&o);
+    int originals, denying = hybrids_denying_twin_object(run_dir, data, &originals);
+    CHECK(originals == 16 && denying == originals, "%d of %d originals' hybrids deny the twin's added object",
+          denying, originals);
+}
+
 /* --twin-batches on a world with counterfactual twins (tng_synth --twins): the batches change
  * what trains (the same world's random batches differ), are a pure function of the options (two
  * runs, the same bytes), resume bit for bit (3 steps, then --resume to 6), and a resume that
@@ -399,6 +498,7 @@ static void test_twin_batches(void) {
         outcome_free(&o);
     }
     check_same_checkpoint(runs[3], runs[0], STEPS);
+    check_twin_hybrids(data, runs[0]);
     format_text(a, sizeof a, "%s/twin_unfrozen", work);
     o = run(NULL, "tng_train", "--config", "tiny", "--data", data, "--batch", "4", "--steps", "1", "--freeze", "none",
             "--out", a, "--twin-batches", (char *)NULL);

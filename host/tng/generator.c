@@ -191,6 +191,7 @@ void tng_texts_free(TngTexts *t) {
     free(t->object_lemma);
     free(t->object_from);
     free(t->object_rank);
+    free(t->object_preferred);
     free(t->named_start);
     free(t->named);
     free(t->mcq_answer);
@@ -243,6 +244,7 @@ static void ensure_capacity(TngGenerator *gen, TngTexts *out, int n_pool, int n_
         GROW(out->object_lemma, n_made);
         GROW(out->object_from, n_made);
         GROW(out->object_rank, n_made);
+        GROW(out->object_preferred, n_made);
         GROW(out->named_start, n_made + 1);
         GROW(out->mcq_answer, n_made);
         GROW(out->mcq_type, n_made);
@@ -367,16 +369,33 @@ static int caption_has(const TngGenerator *gen, int image, int lemma) {
     return 0;
 }
 
+/* Fills gen->candidates with the objects of pool image j that caption_i lacks; their count. */
+static int absent_objects_of(TngGenerator *gen, int i, int j) {
+    int n_candidates = 0;
+    for (int k = gen->object_start[j]; k < gen->object_start[j + 1]; k++)
+        if (!caption_has(gen, i, gen->objects[k])) gen->candidates[n_candidates++] = gen->objects[k];
+    return n_candidates;
+}
+
 /* The one object of pool image i (neighbours: its order row): an object (grammar.h) of the
- * nearest neighbour with one that caption_i lacks, else a common lexicon noun, no scene noun,
- * that caption_i lacks. *rank = that neighbour's place in the row, or -1. */
-static int choose_object(TngGenerator *gen, int i, const int *neighbours, int n_pool, Rng *rng,
-                         int *rank) {
+ * preferred neighbour (a pool position, -1: none) if it has one that caption_i lacks, else of
+ * the nearest neighbour with one, else a common lexicon noun, no scene noun, that caption_i
+ * lacks. *rank = that neighbour's place in the row, or -1; *preferred = 1 when it is the
+ * preferred one. Either way one draw picks among the candidates, so a preference that gives
+ * way leaves the stream as it would be without one. */
+static int choose_object(TngGenerator *gen, int i, int prefer, const int *neighbours, int n_pool,
+                         Rng *rng, int *rank, unsigned char *preferred) {
+    *preferred = 0;
+    if (prefer >= 0) {
+        int n_candidates = absent_objects_of(gen, i, prefer);
+        if (n_candidates > 0) {
+            *preferred = 1;
+            for (*rank = 0; neighbours[*rank] != prefer; ++*rank) {}
+            return gen->candidates[rng_below(rng, (uint64_t)n_candidates)];
+        }
+    }
     for (int r = 0; r < n_pool - 1; r++) {
-        int j = neighbours[r];
-        int n_candidates = 0;
-        for (int k = gen->object_start[j]; k < gen->object_start[j + 1]; k++)
-            if (!caption_has(gen, i, gen->objects[k])) gen->candidates[n_candidates++] = gen->objects[k];
+        int n_candidates = absent_objects_of(gen, i, neighbours[r]);
         if (n_candidates > 0) {
             *rank = r;
             return gen->candidates[rng_below(rng, (uint64_t)n_candidates)];
@@ -563,8 +582,8 @@ static void seed_image_stream(Rng *rng, uint64_t seed, int64_t batch_index, int 
 /* Every text of pool image i, written as image j of the output (n_made images). Reads only
  * pool-wide data and i's own random stream, so it is the same whichever images are made. */
 static void make_image_texts(TngGenerator *gen, const char *const *captions, int n_pool, int i,
-                             int j, const TngLayout *layout, int64_t batch_index, TngTexts *out,
-                             size_t *arena_used) {
+                             int j, int prefer, const TngLayout *layout, int64_t batch_index,
+                             TngTexts *out, size_t *arena_used) {
     const TngConfig *cfg = &gen->cfg;
     int context = cfg->context, n_neg = cfg->negations_per_image;
     const int *neighbours = gen->order + (size_t)j * (n_pool - 1);
@@ -572,7 +591,7 @@ static void make_image_texts(TngGenerator *gen, const char *const *captions, int
     Rng rng;
     seed_image_stream(&rng, cfg->seed, batch_index, i);
     int rank;
-    int object = choose_object(gen, i, neighbours, n_pool, &rng, &rank);
+    int object = choose_object(gen, i, prefer, neighbours, n_pool, &rng, &rank, &out->object_preferred[j]);
     const char *object_word = gen->lex->lemma[object];
     out->object_lemma[j] = object;
     out->object_rank[j] = rank;
@@ -640,6 +659,14 @@ static void make_image_texts(TngGenerator *gen, const char *const *captions, int
 void tng_make_texts(TngGenerator *gen, const char *const *captions, const float *image_emb,
                     int n_pool, int dim, const int *make_for, int n_make, int64_t batch_index,
                     TngTexts *out) {
+    tng_make_texts_preferring(gen, captions, image_emb, NULL, n_pool, dim, make_for, n_make,
+                              batch_index, out);
+}
+
+void tng_make_texts_preferring(TngGenerator *gen, const char *const *captions,
+                               const float *image_emb, const int *prefer, int n_pool, int dim,
+                               const int *make_for, int n_make, int64_t batch_index,
+                               TngTexts *out) {
     if (n_pool < 1) die("tng_make_texts: expected at least one image, found %d", n_pool);
     if (!make_for && n_make != n_pool)
         die("tng_make_texts: without make_for, texts are made for all %d pool images, not %d",
@@ -687,7 +714,12 @@ void tng_make_texts(TngGenerator *gen, const char *const *captions, const float 
 
     size_t arena_used = 0;
     out->named_start[0] = 0;
-    for (int j = 0; j < n_make; j++)
-        make_image_texts(gen, captions, n_pool, made[j], j, &layout, batch_index, out, &arena_used);
+    for (int j = 0; j < n_make; j++) {
+        int i = made[j], preferred = prefer && !cfg->released ? prefer[i] : -1;
+        if (preferred >= n_pool || preferred == i || preferred < -1)
+            die("tng_make_texts: the preferred neighbour of pool image %d is %d; expected another "
+                "pool position (0..%d) or -1", i, preferred, n_pool - 1);
+        make_image_texts(gen, captions, n_pool, i, j, preferred, &layout, batch_index, out, &arena_used);
+    }
     for (int t = 0; t < n_texts; t++) out->texts[t] = out->text_arena + gen->text_offset[t];
 }

@@ -14,7 +14,10 @@
  * tng/grammar.h's reading: no scene noun ("street", "zoo"), no compound's first part
  * ("decker" of "double decker bus"), no "slice of", no verb; absent means caption_i names it in
  * no role at all. If j has none, the next-nearest image is tried, and so on; then a random
- * common lexicon noun, no scene noun, absent from caption_i. Exactly one object per image:
+ * common lexicon noun, no scene noun, absent from caption_i. A caller may name for image i a
+ * preferred neighbour (tng_make_texts_preferring: its counterfactual twin under tng_train
+ * --twin-batches), tried before the nearest: its objects that caption_i lacks come first, and
+ * only when it has none does the search above run. Exactly one object per image:
  * extra hybrids (M > 2) vary the template, not the object. The object is written in its
  * singular (lemma) form, so every template agrees in number ("no dog is visible").
  *
@@ -159,6 +162,8 @@ typedef struct {
     int *object_from;   /* [n_images] the pool image it came from, or -1: random lexicon noun */
     int *object_rank;   /* [n_images] object_from's place among image j's neighbours (0: the
                            nearest), or -1 with object_from */
+    unsigned char *object_preferred; /* [n_images] 1: object_from is image j's preferred
+                           neighbour (tng_make_texts_preferring), tried first */
     int *named_start;   /* [n_images + 1] image j's caption names (in any role) the lexicon */
     int *named;         /* nouns named[named_start[j] .. named_start[j + 1]), each once */
     int *mcq_answer;    /* [n_images] with TngConfig.mcq: which option of image j is true, or
@@ -187,6 +192,16 @@ void tng_generator_free(TngGenerator *gen);
 void tng_make_texts(TngGenerator *gen, const char *const *captions, const float *image_emb,
                     int n_pool, int dim, const int *make_for, int n_make, int64_t batch_index,
                     TngTexts *out);
+/* tng_make_texts with a preferred neighbour per pool image: prefer [n_pool] another pool
+ * position or -1 (none), or NULL (none at all: exactly tng_make_texts). Image i's object comes
+ * from prefer[i] when that caption names an object caption_i lacks; its draws are the ones
+ * without the preference, and an image whose preference gives way (or has none) gets exactly
+ * the texts of tng_make_texts. Released mode (TngConfig.released) ignores prefer: the
+ * authors' code has no such notion. Dies on a position out of range or the image itself. */
+void tng_make_texts_preferring(TngGenerator *gen, const char *const *captions,
+                               const float *image_emb, const int *prefer, int n_pool, int dim,
+                               const int *make_for, int n_make, int64_t batch_index,
+                               TngTexts *out);
 void tng_texts_free(TngTexts *texts);
 
 /* --------------------------------------------------------------------------------------------
@@ -206,6 +221,8 @@ typedef struct {
     int64_t batch_index;         /* seeds the batch's random choices; copied to the texts */
     const int *make_for;         /* [n_make] pool positions to make texts for; NULL: all */
     int n_make;
+    const int *prefer;           /* [n_pool] each image's preferred neighbour or -1; NULL: none
+                                    (tng_make_texts_preferring) */
 } TngInput;
 
 /* Fills *in with the next batch and returns 1, or returns 0 at the end of the data. Called on

@@ -12,7 +12,7 @@
 
 #include "util/common.h"    // defines: die, mallocCheck, callocCheck, now_seconds
 #include "util/queue.h"     // defines: Queue, queue_create, queue_push, queue_pop, queue_close
-#include "tng/generator.h"  // defines: TngProducer API, tng_make_texts, tng_generator_create
+#include "tng/generator.h"  // defines: TngProducer API, tng_make_texts_preferring, tng_generator_create
 
 struct TngProducer {
     TngGenerator *gen;
@@ -43,8 +43,9 @@ static void *producer_main(void *arg) {
         TngInput in = {0};
         if (!p->source(p->source_ctx, &in)) break; /* the end of the data */
         check_input(&in);
-        tng_make_texts(p->gen, in.captions, in.image_emb, in.n_pool, in.dim, in.make_for,
-                       in.make_for ? in.n_make : in.n_pool, in.batch_index, slot);
+        tng_make_texts_preferring(p->gen, in.captions, in.image_emb, in.prefer, in.n_pool, in.dim,
+                                  in.make_for, in.make_for ? in.n_make : in.n_pool, in.batch_index,
+                                  slot);
         if (queue_push(p->ready, slot) != 0) break; /* stopped while generating */
     }
     queue_close(p->ready); /* the consumer takes what is ready, then sees the end */

@@ -42,7 +42,9 @@ void tng_records_write(FILE *out, const TngTexts *t, int n_texts, const TngRecor
             fprintf(out, ", \"kind\": \"%s\", \"object\": ", tng_kind_names[kind]);
             if (object) json_write_string(out, object);
             else fputs("null", out);
-            fprintf(out, ", \"source\": %d, \"text\": ", source);
+            fprintf(out, ", \"source\": %d, ", source);
+            if (kind == TNG_HYBRID && t->object_preferred[j]) fputs("\"preferred\": true, ", out);
+            fputs("\"text\": ", out);
             json_write_string(out, t->texts[k]);
             fprintf(out, ", \"tokens\": %d, \"cut\": %s}\n", tng_text_tokens(t, k), t->cut[k] ? "true" : "false");
         } else {

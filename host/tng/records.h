@@ -17,6 +17,8 @@
  *   source  the image (numbered like image) the text's words come from: the caption a full
  *           negation negates; a hybrid's object, from its neighbour, or -1 when it is a
  *           fallback noun; for every other kind the image's own caption
+ *   preferred  (JSON hybrids only, and only when true) the source is the image's preferred
+ *           neighbour, tried before the nearest: its twin under tng_train --twin-batches
  *   text    the text, escaped (util/escape.h), so a record is always one line
  *   tokens  token ids of the text, SOT and EOT included (JSON only)
  *   cut     whether it was cut to fit the context (JSON only)

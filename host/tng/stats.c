@@ -21,6 +21,7 @@ struct TngStats {
     long batches, images;
     long texts[N_KINDS], cut[N_KINDS], tokens[N_KINDS], longest[N_KINDS];
     long nearest, farther, farther_rank_sum, fallback; /* where hybrid objects came from */
+    long preferred; /* ...from the image's preferred neighbour (its twin), not in the three above */
     long *object_count; /* [n_lemmas] images whose object it is */
     /* what reads badly (grammar.h): objects that are scenes, body parts, or in their source
      * caption only a compound's first part, a frame or portion, or a verb; clause captions */
@@ -95,7 +96,8 @@ void tng_stats_add(TngStats *s, const TngTexts *t) {
     }
     for (int j = 0; j < t->n_images; j++) {
         int rank = t->object_rank[j];
-        if (rank == 0) s->nearest++;
+        if (t->object_preferred[j]) s->preferred++;
+        else if (rank == 0) s->nearest++;
         else if (rank > 0) s->farther++, s->farther_rank_sum += rank;
         else s->fallback++;
         int object = t->object_lemma[j];
@@ -139,6 +141,9 @@ void tng_stats_print(const TngStats *s, FILE *out, int top) {
                 (double)s->tokens[k] / (double)s->texts[k], s->longest[k], s->cut[k], percent(s->cut[k], s->texts[k]));
     }
     fprintf(out, "\nhybrid objects, one per image\n");
+    if (s->preferred) /* only tng_train --twin-batches prefers a neighbour */
+        fprintf(out, "  from the preferred neighbour %8ld  %5.1f%%   (the twin, tried first)\n", s->preferred,
+                percent(s->preferred, s->images));
     fprintf(out, "  from the nearest neighbour   %8ld  %5.1f%%\n", s->nearest, percent(s->nearest, s->images));
     fprintf(out, "  from a farther neighbour     %8ld  %5.1f%%   (its place on average %.1f; 1 = the nearest)\n",
             s->farther, percent(s->farther, s->images),

@@ -3,8 +3,8 @@
  * the generator on a dataset without reading every text.
  *
  * Counted per batch added: texts by kind, their token lengths and how many were cut to fit
- * the context; per image, where its hybrid object came from (the nearest neighbour, a farther
- * one, or a fallback noun), the object's lexicon category, and how often each object occurs.
+ * the context; per image, where its hybrid object came from (its preferred neighbour, the
+ * nearest, a farther one, or a fallback noun), the object's lexicon category, and how often each object occurs.
  */
 #ifndef TNG_STATS_H
 #define TNG_STATS_H

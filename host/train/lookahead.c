@@ -24,10 +24,10 @@ static int producer_source(void *ctx, TngInput *in) {
     if (p->pool.n) /* this rank's images' texts, made from every rank's images */
         *in = (TngInput){.n_pool = p->pool.n, .dim = dim, .captions = p->pool.captions,
                          .image_emb = p->pool.features, .batch_index = p->index,
-                         .make_for = p->pool.own_at, .n_make = p->n};
+                         .make_for = p->pool.own_at, .n_make = p->n, .prefer = p->prefer};
     else
         *in = (TngInput){.n_pool = p->n, .dim = dim, .captions = p->captions,
-                         .image_emb = p->features, .batch_index = p->stream};
+                         .image_emb = p->features, .batch_index = p->stream, .prefer = p->prefer};
     return 1;
 }
 
@@ -43,6 +43,7 @@ void lookahead_open(Lookahead *la, const LookaheadOptions *opt) {
         int R = opt->cached_features ? 0 : opt->model->cfg.image_size;
         p->images = opt->cached_features ? NULL : mallocCheck(sizeof(float) * (size_t)B * 3 * R * R);
         if (opt->tng && opt->tng_global && W > 1) global_pool_init(&p->pool, B, W, D);
+        p->prefer = opt->tng && opt->twins ? mallocCheck(sizeof(int) * (size_t)B * W) : NULL;
     }
     if (opt->tng) {
         /* holds every buffer, so a push never waits */
@@ -56,6 +57,19 @@ static int empty_anywhere(const Dist *d, int n) {
     int empty = n == 0;
     if (d->world > 1) d->host->all_reduce(d, &empty, 1, DIST_I32, DIST_MAX);
     return empty;
+}
+
+/* p->prefer for --twin-batches: each image's twin as a position in the pool the generator
+ * searches (this rank's batch, or with the global scope every rank's), -1 where the twin is not
+ * in this rank's batch. The loader deals a pair to one rank, so a twin on another rank (a tail
+ * the loader does not pair) is not looked for. Only this rank's images' entries are read. */
+static void find_twins(Pending *p, const LoaderBatch *b) {
+    const int *at = p->pool.own_at; /* NULL: the pool is this rank's batch */
+    for (int k = 0; k < (at ? p->pool.n : p->n); k++) p->prefer[k] = -1;
+    for (int i = 0; i < b->size; i++)
+        for (int k = 0; k < b->size; k++)
+            if (b->items[i]->twin >= 0 && b->item_index[k] == b->items[i]->twin)
+                p->prefer[at ? at[i] : i] = at ? at[k] : k;
 }
 
 /* Fills the next buffer from the loader (skipping empty batches) and hands it to the producer. */
@@ -89,6 +103,7 @@ static Pending *fetch(Lookahead *la) {
         if (o->tng) clip_encode_images(o->model, p->images, b->size, p->features);
     }
     if (p->pool.own_at) global_pool_gather(&p->pool, o->dist, D, p->n, p->captions, p->features);
+    if (p->prefer) find_twins(p, b);
     if (la->to_producer) queue_push(la->to_producer, p);
     return p;
 }
@@ -123,7 +138,7 @@ void lookahead_close(Lookahead *la) {
     }
     for (int k = 0; k < LOOKAHEAD_BUFFERS; k++) {
         Pending *p = &la->buffers[k];
-        free(p->captions), free(p->ids), free(p->features), free(p->images);
+        free(p->captions), free(p->ids), free(p->features), free(p->images), free(p->prefer);
         global_pool_free(&p->pool);
     }
 }

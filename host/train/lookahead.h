@@ -45,6 +45,8 @@ typedef struct {
     float *features;       /* [n, D] image embeddings (cached, or computed for TNG) */
     float *images;         /* [n, 3, R, R] when the vision tower trains, else NULL */
     GlobalPool pool;       /* --tng-scope global: the pool this rank's texts come from */
+    int *prefer;           /* TNG with twins: each pool image's twin in the pool, or -1
+                              (TngInput.prefer); else NULL */
 } Pending;
 
 typedef struct {
@@ -59,6 +61,8 @@ typedef struct {
     int64_t empty_batches;          /* empty batches skipped before it (a resumed run's count) */
     const TngConfig *tng;           /* NULL: no TNG texts */
     int tng_global;                 /* make the texts from every rank's images */
+    int twins;                      /* --twin-batches: TNG prefers each image's twin as the
+                                       neighbour its hybrid object comes from */
     const Lexicon *lexicon;         /* TNG's, borrowed */
     const Tokenizer *tokenizer;
 } LookaheadOptions;

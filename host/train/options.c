@@ -89,7 +89,8 @@ static void format_temperature(const CliOption *opt, const void *args, char *out
     X(HARD_BATCHES, 0, "hard-batches", "G", "0", CLI_INT(hard_batches, 0, 64),                               \
       "batches of G-image groups of nearest neighbours (frozen image embeddings); 0: random batches")      \
     X(TWIN_BATCHES, 0, "twin-batches", NULL, NULL, CLI_FLAG(twin_batches, 1),                                \
-      "batches that hold each image with its counterfactual twin (the CSV's twin column: tng_synth --twins)")\
+      "batches that hold each image with its counterfactual twin (the CSV's twin column: tng_synth --twins), " \
+      "whose objects TNG's hybrids deny first (--tng-compat released: the batches only)")                   \
     X(LR, 0, "lr", "X", "5e-6", CLI_FLOAT(optim.lr, 0, 10), "peak learning rate")                            \
     X(WD, 0, "wd", "X", "0.01", CLI_FLOAT(optim.weight_decay, 0, 10), "AdamW weight decay")                  \
     X(WD_ON, 0, "wd-on", "SET", CLI_INITIAL, CLI_CHOICE(optim.decay_set, optim_decay_set_names),             \

@@ -358,6 +358,7 @@ Trainer *trainer_open(const TrainOptions *opt, Dist *dist) {
                            .dist = dist, .batch = o->batch,
                            .first_index = (int64_t)t->model->step * o->accum, .empty_batches = empty_batches,
                            .tng = o->tng ? &t->tng : NULL, .tng_global = o->tng_global,
+                           .twins = o->twin_batches,
                            .lexicon = t->lexicon, .tokenizer = t->tokenizer};
     lookahead_open(&t->ahead, &la);
     if (o->log_texts)
