@@ -52,8 +52,8 @@ mkdir -p "$OUT"
 rm -rf "$OUT/plain" "$OUT/tng_paper" "$OUT/tng"
 FINETUNE_DATA=$WORLD/train.csv
 if [ "$PRETRAIN_IMAGES" != 5000 ]; then
-    FINETUNE_DATA=$OUT/finetune.csv
-    first_images 5000 "$WORLD/train.csv" | sed "s|^images/|$(realpath "$WORLD")/images/|" >"$FINETUNE_DATA"
+    FINETUNE_DATA=$WORLD/train_first5000.csv # beside train.csv: its relative paths resolve as they are
+    first_images 5000 "$WORLD/train.csv" >"$FINETUNE_DATA"
 fi
 
 echo "== pre-training a tiny CLIP on affirmative captions"
